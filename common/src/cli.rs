@@ -1,0 +1,85 @@
+//! Command-line pieces shared by all five tools: the cache and S3 flags, the output format,
+//! verbosity, and the exit codes.
+
+use clap::{Args, ValueEnum};
+
+use crate::env_names;
+use crate::store::{S3Options, StoreUrl};
+
+/// Exit codes shared by every tool.
+pub mod exit {
+    /// Success: nothing to report.
+    pub const SUCCESS: u8 = 0;
+    /// A check found work to do or a problem in the data.
+    pub const FOUND: u8 = 1;
+    /// Usage or infrastructure error (bad arguments, unreachable service, unreadable input).
+    pub const ERROR: u8 = 2;
+}
+
+/// Appended to every tool's `--help`.
+pub const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 1 a check found work to do or a problem in the data; \
+2 usage or infrastructure error (nothing is changed).";
+
+/// How to reach S3-compatible storage. Credentials come from the standard AWS chain, or from
+/// the two variables named here (the flags take names, never values).
+#[derive(Debug, Clone, Default, Args)]
+pub struct S3Args {
+    /// S3-compatible endpoint URL (path-style addressing is used).
+    #[arg(long, env = env_names::S3_ENDPOINT_URL, value_name = "URL", global = true)]
+    pub s3_endpoint_url: Option<String>,
+    /// S3 region; most S3-compatible servers accept any.
+    #[arg(long, env = env_names::S3_REGION, value_name = "REGION", global = true)]
+    pub s3_region: Option<String>,
+    /// Name of the environment variable holding the access key id.
+    #[arg(long, env = env_names::ACCESS_KEY_ENV, value_name = "VAR", global = true)]
+    pub access_key_env: Option<String>,
+    /// Name of the environment variable holding the secret access key.
+    #[arg(long, env = env_names::SECRET_KEY_ENV, value_name = "VAR", global = true)]
+    pub secret_key_env: Option<String>,
+}
+
+impl S3Args {
+    pub fn options(&self) -> S3Options {
+        S3Options {
+            endpoint_url: self.s3_endpoint_url.clone(),
+            region: self.s3_region.clone(),
+            access_key_env: self.access_key_env.clone(),
+            secret_key_env: self.secret_key_env.clone(),
+        }
+    }
+}
+
+/// The build cache to work on.
+#[derive(Debug, Clone, Args)]
+pub struct CacheArgs {
+    /// Build cache: `s3://bucket[/prefix]`, `file:///dir` or a directory.
+    #[arg(long, env = env_names::CACHE, value_name = "URL", value_parser = parse_store_url)]
+    pub cache: StoreUrl,
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
+    s.parse().map_err(|e: crate::store::StoreError| e.to_string())
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
+pub enum OutputFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Output format and verbosity. Data goes to stdout; logs and progress to stderr.
+#[derive(Debug, Clone, Args)]
+pub struct OutputArgs {
+    /// Output format of the data written to stdout.
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text, env = env_names::OUTPUT, global = true)]
+    pub output: OutputFormat,
+    /// More log lines on stderr.
+    #[arg(short, long, global = true, conflicts_with = "quiet")]
+    pub verbose: bool,
+    /// No progress and no log lines on stderr, only errors.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+}

@@ -1,0 +1,270 @@
+//! The project configuration file (`spacktainerizah.yaml`): per architecture the CI runner,
+//! proxy use, build-cache and containers buckets, base requirement and extra CI variables;
+//! the registry, label namespace and tagging rules. It names environment variables for
+//! credentials and never holds a secret itself.
+
+use std::path::Path;
+
+use indexmap::IndexMap;
+use serde::{Deserialize, Deserializer};
+
+use crate::store::{S3Options, StoreUrl};
+use crate::yaml::{self, Value, YamlError};
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The branch whose builds are published as production (`main`).
+    pub default_branch: String,
+    pub registry: RegistryConfig,
+    pub labels: LabelConfig,
+    #[serde(default)]
+    pub tags: TagConfig,
+    /// Keyed by architecture (`amd64`, `arm64`), matching `container_definitions/<arch>/`.
+    pub architectures: IndexMap<String, ArchConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryConfig {
+    /// `host[:port][/namespace]`, e.g. `registry.example.org/spacktainers`.
+    pub url: String,
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    /// An optional public hub (Docker Hub, GHCR) the default branch also publishes to.
+    #[serde(default)]
+    pub public: Option<PublicRegistryConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct PublicRegistryConfig {
+    pub url: String,
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+}
+
+/// Names of the environment variables holding a key pair or user and password.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Credentials {
+    /// Variable holding the access key id or user name.
+    pub user_env: String,
+    /// Variable holding the secret key, password or token.
+    pub secret_env: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct LabelConfig {
+    /// Prefix of the project's image labels, e.g. `org.example.spacktainerizah`.
+    pub namespace: String,
+}
+
+/// How tags differ between the default branch and other branches.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TagConfig {
+    /// Base-image tag on the default branch.
+    #[serde(default = "default_branch_tag")]
+    pub default_branch: String,
+    /// Base-image tag elsewhere; `{date}` (YYYY.MM.DD) and `{branch}` (the ref slug) are
+    /// replaced.
+    #[serde(default = "other_branch_tag")]
+    pub other_branches: String,
+    /// Add `-<arch>` to per-architecture tags when several architectures are built.
+    #[serde(default = "yes")]
+    pub arch_suffix: bool,
+}
+
+fn default_branch_tag() -> String {
+    "latest".into()
+}
+fn other_branch_tag() -> String {
+    "{date}-{branch}".into()
+}
+fn yes() -> bool {
+    true
+}
+
+impl Default for TagConfig {
+    fn default() -> Self {
+        TagConfig {
+            default_branch: default_branch_tag(),
+            other_branches: other_branch_tag(),
+            arch_suffix: true,
+        }
+    }
+}
+
+impl TagConfig {
+    /// The base-image tag for `branch_slug` on `date` (`YYYY.MM.DD`).
+    pub fn base_tag(&self, on_default_branch: bool, branch_slug: &str, date: &str) -> String {
+        if on_default_branch {
+            self.default_branch.clone()
+        } else {
+            self.other_branches.replace("{date}", date).replace("{branch}", branch_slug)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ArchConfig {
+    /// GitLab runner tag of the jobs of this architecture.
+    pub runner_tag: String,
+    /// Whether jobs go through the site's HTTP proxy.
+    #[serde(default)]
+    pub use_proxy: bool,
+    /// Replaces `%BASE_ARCH%` in the template, e.g. `%gcc@12 os=ubuntu22.04 target=x86_64_v3`.
+    pub base_requirement: String,
+    pub build_cache: BucketConfig,
+    #[serde(default)]
+    pub containers_bucket: Option<BucketConfig>,
+    /// Extra CI variables of this architecture's jobs.
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub variables: IndexMap<String, String>,
+}
+
+/// A bucket (or directory) with its endpoint, credentials and cleaning age.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BucketConfig {
+    /// `s3://bucket[/prefix]` or `file:///dir`, used on the default branch.
+    pub url: String,
+    /// Used on other branches; defaults to `url`.
+    #[serde(default)]
+    pub branch_url: Option<String>,
+    #[serde(default)]
+    pub endpoint_url: Option<String>,
+    #[serde(default)]
+    pub credentials: Option<Credentials>,
+    #[serde(default)]
+    pub max_age_days: Option<MaxAge>,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MaxAge {
+    pub default_branch: u32,
+    pub other_branches: u32,
+}
+
+impl BucketConfig {
+    pub fn url_for(&self, on_default_branch: bool) -> &str {
+        match (&self.branch_url, on_default_branch) {
+            (Some(b), false) => b,
+            _ => &self.url,
+        }
+    }
+
+    pub fn max_age_for(&self, on_default_branch: bool) -> Option<u32> {
+        self.max_age_days.map(|m| if on_default_branch { m.default_branch } else { m.other_branches })
+    }
+
+    /// S3 client options for this bucket (credentials by variable name).
+    pub fn s3_options(&self) -> S3Options {
+        S3Options {
+            endpoint_url: self.endpoint_url.clone(),
+            region: None,
+            access_key_env: self.credentials.as_ref().map(|c| c.user_env.clone()),
+            secret_key_env: self.credentials.as_ref().map(|c| c.secret_env.clone()),
+        }
+    }
+}
+
+fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, String>, D::Error> {
+    let raw: IndexMap<String, Value> = IndexMap::deserialize(d)?;
+    raw.into_iter()
+        .map(|(k, v)| {
+            let s = match v {
+                Value::String(s) => s,
+                Value::Number(n) => n.to_string(),
+                Value::Bool(b) => b.to_string(),
+                _ => return Err(serde::de::Error::custom(format!("variable `{k}` must be a string, number or boolean"))),
+            };
+            Ok((k, s))
+        })
+        .collect()
+}
+
+impl Config {
+    pub fn read(path: &Path) -> Result<Config, YamlError> {
+        let cfg: Config = yaml::read(path)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    pub fn parse(path: &Path, text: &str) -> Result<Config, YamlError> {
+        let cfg: Config = yaml::parse(path, text)?;
+        cfg.validate(path)?;
+        Ok(cfg)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), YamlError> {
+        let err = |m: String| YamlError::invalid(path, m);
+        if self.architectures.is_empty() {
+            return Err(err("`architectures` lists no architecture".into()));
+        }
+        if self.registry.url.contains("://") {
+            return Err(err(format!("`registry.url` is `host[:port][/namespace]`, without a scheme: `{}`", self.registry.url)));
+        }
+        for (name, arch) in &self.architectures {
+            if arch.base_requirement.trim().is_empty() {
+                return Err(err(format!("`architectures.{name}.base_requirement` is empty")));
+            }
+            let buckets = std::iter::once(("build_cache", &arch.build_cache))
+                .chain(arch.containers_bucket.as_ref().map(|b| ("containers_bucket", b)));
+            for (what, b) in buckets {
+                for url in std::iter::once(&b.url).chain(b.branch_url.as_ref()) {
+                    url.parse::<StoreUrl>()
+                        .map_err(|e| err(format!("`architectures.{name}.{what}`: {e}")))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn arch(&self, name: &str) -> Option<&ArchConfig> {
+        self.architectures.get(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const EXAMPLE: &str = include_str!("../../spacktainerizah.yaml");
+
+    #[test]
+    fn example_config_parses() {
+        let cfg = Config::parse(Path::new("spacktainerizah.yaml"), EXAMPLE).unwrap();
+        let amd64 = cfg.arch("amd64").unwrap();
+        assert!(amd64.base_requirement.contains("x86_64"));
+        assert_ne!(amd64.build_cache.url_for(true), amd64.build_cache.url_for(false));
+        assert!(amd64.build_cache.max_age_for(true).unwrap() > amd64.build_cache.max_age_for(false).unwrap());
+        assert_eq!(cfg.tags.base_tag(false, "my-branch", "2026.11.29"), "2026.11.29-my-branch");
+        assert_eq!(cfg.tags.base_tag(true, "main", "2026.11.29"), "latest");
+    }
+
+    #[test]
+    fn unknown_key_is_located() {
+        let text = EXAMPLE.replace("runner_tag:", "runer_tag:");
+        let err = Config::parse(Path::new("c.yaml"), &text).unwrap_err();
+        match &err {
+            YamlError::Located { line, message, .. } => {
+                assert!(message.contains("runer_tag"), "{err}");
+                assert_eq!(text.lines().nth(line - 1).map(|l| l.contains("runer_tag")), Some(true), "{err}");
+            }
+            other => panic!("expected a located error: {other}"),
+        }
+    }
+
+    #[test]
+    fn bad_bucket_url_is_named() {
+        let text = EXAMPLE.replacen("url: s3://spack-build-cache\n", "url: http://nope\n", 1);
+        assert_ne!(text, EXAMPLE);
+        let err = Config::parse(Path::new("c.yaml"), &text).unwrap_err().to_string();
+        assert!(err.contains("build_cache") && err.contains("http://nope"), "{err}");
+    }
+}

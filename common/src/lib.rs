@@ -1,0 +1,12 @@
+//! The shared domain of the Spacktainerizah tools: Spack formats, container definitions,
+//! configuration, object stores and the GitLab CI pipeline model.
+
+pub mod ci;
+pub mod cli;
+pub mod config;
+pub mod definitions;
+pub mod env_names;
+pub mod secret;
+pub mod spack;
+pub mod store;
+pub mod yaml;

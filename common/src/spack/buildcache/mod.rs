@@ -1,0 +1,188 @@
+//! The binary build cache in both layouts: detection, spec files, and reading the index.
+
+pub mod index;
+pub mod v2;
+pub mod v3;
+
+use std::fmt;
+use std::io::Read;
+
+pub use index::{Database, IndexEntry};
+
+use crate::spack::spec::SpecNode;
+use crate::spack::{FormatError, clearsign};
+use crate::store::{Store, StoreError};
+
+/// A build-cache layout. A mirror can hold both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layout {
+    V2,
+    V3,
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::V2 => "v2",
+            Layout::V3 => "v3",
+        })
+    }
+}
+
+/// Errors reading a build cache.
+#[derive(Debug, thiserror::Error)]
+pub enum CacheError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Format(#[from] FormatError),
+    #[error("no build cache at {url}: neither {} nor {} exists", v2::INDEX_KEY, v3::LAYOUT_KEY)]
+    NoCache { url: String },
+    #[error("{location} is missing: the {layout} index was not found (run `spackitor reindex` to rebuild it from the spec files)")]
+    MissingIndex { layout: Layout, location: String },
+}
+
+/// The layouts present in a store, from the marker objects Spack writes: `build_cache/index.json`
+/// for v2 and `v3/layout.json` for v3.
+pub async fn detect_layouts(store: &Store) -> Result<Vec<Layout>, CacheError> {
+    let mut found = Vec::new();
+    for (layout, marker) in [(Layout::V2, v2::INDEX_KEY), (Layout::V3, v3::LAYOUT_KEY)] {
+        match store.head(marker).await {
+            Ok(_) => found.push(layout),
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    if found.is_empty() {
+        return Err(CacheError::NoCache { url: store.url() });
+    }
+    Ok(found)
+}
+
+/// An index as read from a store, with what a conditional rewrite needs.
+#[derive(Debug, Clone)]
+pub struct LoadedIndex {
+    pub layout: Layout,
+    pub db: Database,
+    /// The key whose etag guards a rewrite: `build_cache/index.json` (v2) or the index
+    /// manifest (v3).
+    pub guard_key: String,
+    pub guard_etag: Option<String>,
+    /// v3: the index manifest as read.
+    pub manifest: Option<v3::Manifest>,
+    /// v2: whether `index.json.hash` matches the index (`None` when it is absent).
+    pub hash_file_ok: Option<bool>,
+}
+
+/// Read the index of `layout` from `store`.
+pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, CacheError> {
+    let missing = |e: StoreError, key: &str| match e {
+        StoreError::NotFound { .. } => CacheError::MissingIndex {
+            layout,
+            location: store.location(key),
+        },
+        other => CacheError::Store(other),
+    };
+    match layout {
+        Layout::V2 => {
+            let obj = store.get(v2::INDEX_KEY).await.map_err(|e| missing(e, v2::INDEX_KEY))?;
+            let hash_file_ok = match store.get(v2::INDEX_HASH_KEY).await {
+                Ok(h) => Some(index::hash_file_matches(&h.bytes, &obj.bytes)),
+                Err(e) if e.is_not_found() => None,
+                Err(e) => return Err(e.into()),
+            };
+            let db = Database::parse(&store.location(v2::INDEX_KEY), obj.bytes)?;
+            Ok(LoadedIndex {
+                layout,
+                db,
+                guard_key: v2::INDEX_KEY.to_string(),
+                guard_etag: obj.info.etag,
+                manifest: None,
+                hash_file_ok,
+            })
+        }
+        Layout::V3 => {
+            let key = v3::INDEX_MANIFEST_KEY;
+            let obj = store.get(key).await.map_err(|e| missing(e, key))?;
+            let manifest = v3::Manifest::parse(&store.location(key), &obj.bytes)?;
+            let record = manifest.find(v3::INDEX_MEDIA_PREFIX).ok_or_else(|| {
+                FormatError::invalid(store.location(key), "the index manifest lists no index blob")
+            })?;
+            let blob_key = record.key();
+            let blob = store.get(&blob_key).await.map_err(|e| match e {
+                StoreError::NotFound { location } => CacheError::Format(FormatError::invalid(
+                    location,
+                    format!("index blob referenced by {} is missing", store.location(key)),
+                )),
+                other => CacheError::Store(other),
+            })?;
+            let db = Database::parse(&store.location(&blob_key), blob.bytes)?;
+            Ok(LoadedIndex {
+                layout,
+                db,
+                guard_key: key.to_string(),
+                guard_etag: obj.info.etag,
+                manifest: Some(manifest),
+                hash_file_ok: None,
+            })
+        }
+    }
+}
+
+/// A spec file: the nodes of one spec's DAG (root first), from a v2 `.spec.json[.sig]` or a v3
+/// spec blob (gzip-compressed or not).
+#[derive(Debug, Clone)]
+pub struct SpecFile {
+    pub nodes: Vec<SpecNode>,
+    /// v2 only: the sha256 of the `.spack` tarball.
+    pub tarball_sha256: Option<String>,
+}
+
+impl SpecFile {
+    pub fn parse(what: &str, bytes: &[u8]) -> Result<SpecFile, FormatError> {
+        let mut plain = Vec::new();
+        let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut plain)
+                .map_err(|e| FormatError::invalid(what, format!("corrupt gzip data: {e}")))?;
+            &plain[..]
+        } else {
+            bytes
+        };
+        let body = clearsign::strip(bytes)
+            .ok_or_else(|| FormatError::invalid(what, "clear-signed spec file without a complete body and signature"))?;
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            spec: RawSpec,
+            #[serde(default)]
+            binary_cache_checksum: Option<Checksum>,
+        }
+        #[derive(serde::Deserialize)]
+        struct RawSpec {
+            nodes: Vec<serde_json::Value>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Checksum {
+            hash: String,
+        }
+        let raw: Raw = serde_json::from_slice(&body)
+            .map_err(|e| FormatError::invalid(what, format!("not a Spack spec file: {e}")))?;
+        if raw.spec.nodes.is_empty() {
+            return Err(FormatError::invalid(what, "spec file without nodes"));
+        }
+        let nodes = raw
+            .spec
+            .nodes
+            .into_iter()
+            .map(|n| SpecNode::from_value(n, None, what))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SpecFile {
+            nodes,
+            tarball_sha256: raw.binary_cache_checksum.map(|c| c.hash),
+        })
+    }
+
+    pub fn root(&self) -> &SpecNode {
+        &self.nodes[0]
+    }
+}

@@ -1,0 +1,191 @@
+//! A dependency graph over concrete specs, answering dependency and dependent closures for
+//! chosen edge types.
+
+use std::collections::{HashMap, VecDeque};
+
+use super::spec::{DepTypes, SpecNode};
+
+/// Specs as dense indices with forward and reverse typed edges. Edges to hashes outside the
+/// graph (externals not in an index, for example) are kept aside in `missing`.
+#[derive(Debug, Default)]
+pub struct SpecGraph {
+    hashes: Vec<String>,
+    index: HashMap<String, usize>,
+    deps: Vec<Vec<(usize, DepTypes)>>,
+    rdeps: Vec<Vec<(usize, DepTypes)>>,
+    /// (from hash, to hash) of edges whose target is not in the graph.
+    pub missing: Vec<(String, String)>,
+}
+
+impl SpecGraph {
+    pub fn new<'a>(nodes: impl IntoIterator<Item = &'a SpecNode>) -> SpecGraph {
+        let nodes: Vec<&SpecNode> = nodes.into_iter().collect();
+        let mut g = SpecGraph {
+            hashes: Vec::with_capacity(nodes.len()),
+            index: HashMap::with_capacity(nodes.len()),
+            deps: vec![Vec::new(); nodes.len()],
+            rdeps: vec![Vec::new(); nodes.len()],
+            missing: Vec::new(),
+        };
+        for n in &nodes {
+            g.index.insert(n.hash.clone(), g.hashes.len());
+            g.hashes.push(n.hash.clone());
+        }
+        for (i, n) in nodes.iter().enumerate() {
+            for e in &n.dependencies {
+                match g.index.get(&e.hash) {
+                    Some(&j) => {
+                        g.deps[i].push((j, e.types));
+                        g.rdeps[j].push((i, e.types));
+                    }
+                    None => g.missing.push((n.hash.clone(), e.hash.clone())),
+                }
+            }
+        }
+        g
+    }
+
+    pub fn len(&self) -> usize {
+        self.hashes.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.hashes.is_empty()
+    }
+
+    pub fn contains(&self, hash: &str) -> bool {
+        self.index.contains_key(hash)
+    }
+
+    /// The roots and every spec they reach through edges of `types`.
+    pub fn dependencies_closure<'a>(
+        &self,
+        roots: impl IntoIterator<Item = &'a str>,
+        types: DepTypes,
+    ) -> Vec<String> {
+        self.closure(roots, types, &self.deps)
+    }
+
+    /// The roots and every spec that reaches them through edges of `types`.
+    pub fn dependents_closure<'a>(
+        &self,
+        roots: impl IntoIterator<Item = &'a str>,
+        types: DepTypes,
+    ) -> Vec<String> {
+        self.closure(roots, types, &self.rdeps)
+    }
+
+    /// Direct neighbours of `hash` through edges of `types` (dependencies, or dependents when
+    /// `reverse`), with the edge's types.
+    pub fn neighbours(&self, hash: &str, types: DepTypes, reverse: bool) -> Vec<(&str, DepTypes)> {
+        let Some(&i) = self.index.get(hash) else {
+            return Vec::new();
+        };
+        let adj = if reverse { &self.rdeps } else { &self.deps };
+        adj[i]
+            .iter()
+            .filter(|(_, t)| t.intersects(types))
+            .map(|&(j, t)| (self.hashes[j].as_str(), t))
+            .collect()
+    }
+
+    fn closure<'a>(
+        &self,
+        roots: impl IntoIterator<Item = &'a str>,
+        types: DepTypes,
+        adj: &[Vec<(usize, DepTypes)>],
+    ) -> Vec<String> {
+        let mut seen = vec![false; self.hashes.len()];
+        let mut queue: VecDeque<usize> = VecDeque::new();
+        let mut out = Vec::new();
+        for r in roots {
+            if let Some(&i) = self.index.get(r)
+                && !seen[i]
+            {
+                seen[i] = true;
+                queue.push_back(i);
+            }
+        }
+        while let Some(i) = queue.pop_front() {
+            out.push(self.hashes[i].clone());
+            for &(j, t) in &adj[i] {
+                if t.intersects(types) && !seen[j] {
+                    seen[j] = true;
+                    queue.push_back(j);
+                }
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::spack::spec::Edge;
+    use proptest::prelude::*;
+    use std::collections::BTreeSet;
+
+    fn h(i: usize) -> String {
+        format!("{:a>32}", i)
+            .chars()
+            .map(|c| if c.is_ascii_digit() { (b'a' + (c as u8 - b'0')) as char } else { c })
+            .collect()
+    }
+
+    fn node(i: usize, deps: &[(usize, DepTypes)]) -> SpecNode {
+        SpecNode {
+            name: format!("p{i}"),
+            version: "1".into(),
+            hash: h(i),
+            platform: "linux".into(),
+            platform_os: "debian12".into(),
+            target: "x86_64".into(),
+            own_compiler: None,
+            external: false,
+            dependencies: deps
+                .iter()
+                .map(|&(j, t)| Edge { name: format!("p{j}"), hash: h(j), types: t, virtuals: vec![] })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn build_edges_are_not_followed_for_link_run() {
+        // 0 -link-> 1 -build-> 2 ; 0 -run-> 3
+        let nodes = [
+            node(0, &[(1, DepTypes::LINK), (3, DepTypes::RUN)]),
+            node(1, &[(2, DepTypes::BUILD)]),
+            node(2, &[]),
+            node(3, &[]),
+        ];
+        let g = SpecGraph::new(&nodes);
+        let set: BTreeSet<_> = g.dependencies_closure([h(0).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+        assert_eq!(set, [h(0), h(1), h(3)].into_iter().collect());
+        let dependents: BTreeSet<_> = g.dependents_closure([h(2).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+        assert_eq!(dependents, [h(2)].into_iter().collect());
+        let all: BTreeSet<_> = g.dependents_closure([h(2).as_str()], DepTypes::ALL).into_iter().collect();
+        assert_eq!(all, [h(0), h(1), h(2)].into_iter().collect());
+    }
+
+    proptest! {
+        // In any DAG, x is in dependents(y) exactly when y is in dependencies(x).
+        #[test]
+        fn closures_are_mirror_images(edges in proptest::collection::vec((0usize..12, 0usize..12, 1u8..8), 0..40)) {
+            let mut deps: Vec<Vec<(usize, DepTypes)>> = vec![Vec::new(); 12];
+            for (a, b, t) in edges {
+                let (from, to) = (a.max(b), a.min(b));
+                if from != to { deps[from].push((to, DepTypes::from_bits(t & 7))); }
+            }
+            let nodes: Vec<SpecNode> = (0..12).map(|i| node(i, &deps[i])).collect();
+            let g = SpecGraph::new(&nodes);
+            for x in 0..12 {
+                let down: BTreeSet<String> = g.dependencies_closure([h(x).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+                for y in 0..12 {
+                    let up: BTreeSet<String> = g.dependents_closure([h(y).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+                    prop_assert_eq!(down.contains(&h(y)), up.contains(&h(x)));
+                }
+            }
+        }
+    }
+}

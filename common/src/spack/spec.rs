@@ -1,0 +1,393 @@
+//! Concrete spec nodes as Spack writes them in lockfiles, spec files and build-cache indexes.
+
+use serde::Deserialize;
+
+use super::{FormatError, is_dag_hash};
+
+/// One dependency type of an edge.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DepType {
+    Build,
+    Link,
+    Run,
+    Test,
+}
+
+/// A set of dependency types, as carried by one edge or asked for in a closure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct DepTypes(u8);
+
+impl DepTypes {
+    pub const NONE: DepTypes = DepTypes(0);
+    pub const BUILD: DepTypes = DepTypes(1);
+    pub const LINK: DepTypes = DepTypes(2);
+    pub const RUN: DepTypes = DepTypes(4);
+    pub const TEST: DepTypes = DepTypes(8);
+    /// Link and run: what an installed package needs at run time.
+    pub const LINK_RUN: DepTypes = DepTypes(2 | 4);
+    pub const ALL: DepTypes = DepTypes(15);
+
+    /// From the bit set build=1, link=2, run=4, test=8 (other bits are dropped).
+    pub const fn from_bits(bits: u8) -> DepTypes {
+        DepTypes(bits & 15)
+    }
+
+    pub fn union(self, other: DepTypes) -> DepTypes {
+        DepTypes(self.0 | other.0)
+    }
+
+    /// True when the two sets share at least one type.
+    pub fn intersects(self, other: DepTypes) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    pub fn from_name(name: &str) -> Option<DepTypes> {
+        Some(match name {
+            "build" => DepTypes::BUILD,
+            "link" => DepTypes::LINK,
+            "run" => DepTypes::RUN,
+            "test" => DepTypes::TEST,
+            _ => return None,
+        })
+    }
+
+    /// Names in Spack's order: build, link, run, test.
+    pub fn names(self) -> Vec<&'static str> {
+        [("build", Self::BUILD), ("link", Self::LINK), ("run", Self::RUN), ("test", Self::TEST)]
+            .into_iter()
+            .filter(|(_, t)| self.intersects(*t))
+            .map(|(n, _)| n)
+            .collect()
+    }
+}
+
+/// A dependency edge from one node to another, by DAG hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Edge {
+    pub name: String,
+    pub hash: String,
+    pub types: DepTypes,
+    /// Virtual packages this edge provides (`c`, `cxx`, `mpi`, …); empty in older formats.
+    pub virtuals: Vec<String>,
+}
+
+/// Compiler name and version as used in v2 build-cache key names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Compiler {
+    pub name: String,
+    pub version: String,
+}
+
+impl Compiler {
+    /// The literal `none-none` Spack uses for nodes built without a compiler.
+    pub fn none() -> Self {
+        Compiler {
+            name: "none".into(),
+            version: "none".into(),
+        }
+    }
+}
+
+impl std::fmt::Display for Compiler {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}-{}", self.name, self.version)
+    }
+}
+
+/// One concrete spec node. Only what the tools use is kept; the stored hash is authoritative
+/// and never recomputed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecNode {
+    pub name: String,
+    pub version: String,
+    pub hash: String,
+    pub platform: String,
+    pub platform_os: String,
+    /// The target name (`x86_64_v3`, `core2`), whether stored as a string or an object.
+    pub target: String,
+    /// The compiler the node itself records (spec file v4 and older, or the v8 index
+    /// annotation); `None` when it must be found through a compiler dependency.
+    pub own_compiler: Option<Compiler>,
+    pub external: bool,
+    pub dependencies: Vec<Edge>,
+}
+
+impl SpecNode {
+    /// `<platform>-<os>-<target>`, e.g. `linux-ubuntu24.04-x86_64_v3`.
+    pub fn architecture(&self) -> String {
+        format!("{}-{}-{}", self.platform, self.platform_os, self.target)
+    }
+
+    /// The first 7 characters of the hash, as Spack prints it.
+    pub fn short_hash(&self) -> &str {
+        &self.hash[..self.hash.len().min(7)]
+    }
+
+    /// The compiler as Spack names it in v2 keys: the node's own, else the node behind an edge
+    /// providing `c`, `cxx` or `fortran` (found with `lookup`), else `none-none`.
+    pub fn compiler(&self, lookup: impl Fn(&str) -> Option<(String, String)>) -> Compiler {
+        if let Some(c) = &self.own_compiler {
+            return c.clone();
+        }
+        const LANGUAGES: [&str; 3] = ["c", "cxx", "fortran"];
+        self.dependencies
+            .iter()
+            .find(|e| e.virtuals.iter().any(|v| LANGUAGES.contains(&v.as_str())))
+            .and_then(|e| lookup(&e.hash))
+            .map(|(name, version)| Compiler { name, version })
+            .unwrap_or_else(Compiler::none)
+    }
+
+    /// Parse a node from its JSON; `key_hash` is the hash it is stored under (lockfile and index
+    /// keys), which wins over the node's own `hash` field.
+    pub fn from_json(
+        value: &serde_json::value::RawValue,
+        key_hash: Option<&str>,
+        what: &str,
+    ) -> Result<SpecNode, FormatError> {
+        let raw: RawNode = serde_json::from_str(value.get())
+            .map_err(|e| FormatError::invalid(what, format!("not a spec node: {e}")))?;
+        raw.into_node(key_hash, what)
+    }
+
+    pub fn from_value(
+        value: serde_json::Value,
+        key_hash: Option<&str>,
+        what: &str,
+    ) -> Result<SpecNode, FormatError> {
+        let raw: RawNode = serde_json::from_value(value)
+            .map_err(|e| FormatError::invalid(what, format!("not a spec node: {e}")))?;
+        raw.into_node(key_hash, what)
+    }
+}
+
+#[derive(Deserialize)]
+struct RawNode {
+    name: String,
+    #[serde(default)]
+    version: Option<serde_json::Value>,
+    #[serde(default)]
+    arch: Option<RawArch>,
+    #[serde(default)]
+    compiler: Option<RawCompiler>,
+    #[serde(default)]
+    external: Option<serde::de::IgnoredAny>,
+    #[serde(default)]
+    dependencies: Option<serde_json::Value>,
+    #[serde(default)]
+    annotations: Option<RawAnnotations>,
+    #[serde(default)]
+    hash: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawArch {
+    #[serde(default)]
+    platform: Option<String>,
+    #[serde(default)]
+    platform_os: Option<String>,
+    #[serde(default)]
+    target: Option<RawTarget>,
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum RawTarget {
+    Name(String),
+    Object { name: String },
+}
+
+#[derive(Deserialize)]
+struct RawCompiler {
+    name: String,
+    version: serde_json::Value,
+}
+
+#[derive(Deserialize)]
+struct RawAnnotations {
+    #[serde(default)]
+    compiler: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct RawEdge {
+    name: String,
+    hash: String,
+    /// Spec file v3 and older (lockfile v4): `"type": [...]`.
+    #[serde(default, rename = "type")]
+    types: Option<Vec<String>>,
+    /// Spec file v4 and later: `"parameters": {"deptypes": [...], "virtuals": [...]}`.
+    #[serde(default)]
+    parameters: Option<RawEdgeParameters>,
+}
+
+#[derive(Deserialize)]
+struct RawEdgeParameters {
+    #[serde(default)]
+    deptypes: Vec<String>,
+    #[serde(default)]
+    virtuals: Vec<String>,
+}
+
+fn scalar_string(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl RawNode {
+    fn into_node(self, key_hash: Option<&str>, what: &str) -> Result<SpecNode, FormatError> {
+        let hash = match (key_hash, self.hash) {
+            (Some(k), _) => k.to_string(),
+            (None, Some(h)) => h,
+            (None, None) => {
+                return Err(FormatError::invalid(what, format!("node `{}` has no hash", self.name)));
+            }
+        };
+        if !is_dag_hash(&hash) {
+            return Err(FormatError::invalid(
+                what,
+                format!("node `{}` has an invalid DAG hash `{hash}`", self.name),
+            ));
+        }
+        let arch = self.arch.unwrap_or(RawArch {
+            platform: None,
+            platform_os: None,
+            target: None,
+        });
+        let own_compiler = match (self.compiler, self.annotations.and_then(|a| a.compiler)) {
+            (Some(c), _) => Some(Compiler {
+                name: c.name,
+                version: scalar_string(&c.version),
+            }),
+            // v8 index: "gcc@=10.2.1" (older writers used "gcc@10.2.1").
+            (None, Some(s)) => {
+                let (name, version) = s
+                    .split_once("@=")
+                    .or_else(|| s.split_once('@'))
+                    .unwrap_or((s.as_str(), ""));
+                Some(Compiler {
+                    name: name.to_string(),
+                    version: version.to_string(),
+                })
+            }
+            (None, None) => None,
+        };
+        let dependencies = parse_edges(self.dependencies, &self.name, what)?;
+        Ok(SpecNode {
+            version: self.version.as_ref().map(scalar_string).unwrap_or_default(),
+            name: self.name,
+            hash,
+            platform: arch.platform.unwrap_or_default(),
+            platform_os: arch.platform_os.unwrap_or_default(),
+            target: match arch.target {
+                Some(RawTarget::Name(n)) | Some(RawTarget::Object { name: n }) => n,
+                None => String::new(),
+            },
+            own_compiler,
+            external: self.external.is_some(),
+            dependencies,
+        })
+    }
+}
+
+fn parse_edges(
+    deps: Option<serde_json::Value>,
+    node: &str,
+    what: &str,
+) -> Result<Vec<Edge>, FormatError> {
+    let Some(deps) = deps else {
+        return Ok(Vec::new());
+    };
+    let raw: Vec<RawEdge> = serde_json::from_value(deps).map_err(|e| {
+        FormatError::invalid(
+            what,
+            format!("dependencies of `{node}` are not a list of {{name, hash, type|parameters}}: {e}"),
+        )
+    })?;
+    raw.into_iter()
+        .map(|e| {
+            let (names, virtuals) = match (e.parameters, e.types) {
+                (Some(p), _) => (p.deptypes, p.virtuals),
+                (None, Some(t)) => (t, Vec::new()),
+                (None, None) => {
+                    return Err(FormatError::invalid(
+                        what,
+                        format!("edge `{node}` -> `{}` has no dependency types", e.name),
+                    ));
+                }
+            };
+            let mut types = DepTypes::NONE;
+            for n in &names {
+                types = types.union(DepTypes::from_name(n).ok_or_else(|| {
+                    FormatError::invalid(
+                        what,
+                        format!("edge `{node}` -> `{}` has unknown dependency type `{n}`", e.name),
+                    )
+                })?);
+            }
+            Ok(Edge {
+                name: e.name,
+                hash: e.hash,
+                types,
+                virtuals,
+            })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(json: &str) -> SpecNode {
+        SpecNode::from_value(serde_json::from_str(json).unwrap(), None, "test").unwrap()
+    }
+
+    #[test]
+    fn both_edge_forms_and_target_forms() {
+        let old = node(r#"{"name":"a","version":"1.0","hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "arch":{"platform":"test","platform_os":"debian6","target":{"name":"core2"}},
+            "compiler":{"name":"gcc","version":"4.5.0"},
+            "dependencies":[{"name":"b","hash":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","type":["build","link"]}]}"#);
+        assert_eq!(old.architecture(), "test-debian6-core2");
+        assert_eq!(old.dependencies[0].types, DepTypes::BUILD.union(DepTypes::LINK));
+        assert_eq!(old.compiler(|_| None).to_string(), "gcc-4.5.0");
+
+        let new = node(r#"{"name":"a","version":"1.0","hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+            "arch":{"platform":"linux","platform_os":"ubuntu24.04","target":"x86_64_v3"},
+            "dependencies":[{"name":"gcc","hash":"gggggggggggggggggggggggggggggggg","parameters":{"deptypes":["build"],"virtuals":["c"]}}]}"#);
+        assert_eq!(new.architecture(), "linux-ubuntu24.04-x86_64_v3");
+        assert_eq!(
+            new.compiler(|h| (h == "gggggggggggggggggggggggggggggggg")
+                .then(|| ("gcc".to_string(), "13.2.0".to_string())))
+            .to_string(),
+            "gcc-13.2.0"
+        );
+    }
+
+    #[test]
+    fn no_compiler_edge_is_none_none() {
+        let n = node(r#"{"name":"compiler-wrapper","version":"1.0","hash":"qeehcxyvluwnihsc2qxstmpomtxo3lrc"}"#);
+        assert_eq!(n.compiler(|_| None).to_string(), "none-none");
+    }
+
+    #[test]
+    fn annotation_compiler_is_split_at_at_equals() {
+        let n = node(r#"{"name":"x","version":"1","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez","annotations":{"original_specfile_version":4,"compiler":"gcc@=10.2.1"}}"#);
+        assert_eq!(n.compiler(|_| None).to_string(), "gcc-10.2.1");
+    }
+
+    #[test]
+    fn bad_hash_and_bad_edges_are_errors() {
+        let v = serde_json::from_str(r#"{"name":"x","hash":"short"}"#).unwrap();
+        assert!(SpecNode::from_value(v, None, "f").unwrap_err().to_string().contains("invalid DAG hash"));
+        let v = serde_json::from_str(r#"{"name":"x","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez","dependencies":[{"name":"y","hash":"h","type":["weird"]}]}"#).unwrap();
+        assert!(SpecNode::from_value(v, None, "f").unwrap_err().to_string().contains("unknown dependency type"));
+    }
+}

@@ -1,0 +1,312 @@
+//! Directory stores. A key is the file `<root>/<key>`; its last-modified time is the file's
+//! mtime and its etag the sha256 of its content. User metadata lives beside the data, in
+//! `<root>/.spacktainerizah/meta/<key>.json` (a JSON object of strings), and puts are written
+//! to `<root>/.spacktainerizah/tmp/` then renamed into place, so readers never see half a file.
+//! The `.spacktainerizah` folder is never listed.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::stream::{self, BoxStream, StreamExt};
+use sha2::{Digest, Sha256};
+
+use super::{Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, StoreError, check_key};
+
+/// The folder under the root holding metadata, temporary files and the lock.
+pub const RESERVED_DIR: &str = ".spacktainerizah";
+
+#[derive(Debug, Clone)]
+pub struct FileStore {
+    root: PathBuf,
+}
+
+impl FileStore {
+    pub fn new(root: PathBuf) -> FileStore {
+        FileStore { root }
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    pub(crate) fn path_of_unchecked(&self, key: &str) -> PathBuf {
+        self.root.join(key)
+    }
+
+    fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
+        check_key(key)?;
+        if key == RESERVED_DIR || key.starts_with(&format!("{RESERVED_DIR}/")) {
+            return Err(StoreError::InvalidKey {
+                key: key.to_string(),
+                reason: format!("`{RESERVED_DIR}/` is reserved for the store's own files"),
+            });
+        }
+        Ok(self.root.join(key))
+    }
+
+    fn meta_path(&self, key: &str) -> PathBuf {
+        self.root.join(RESERVED_DIR).join("meta").join(format!("{key}.json"))
+    }
+
+    fn io(&self, path: &Path, source: std::io::Error) -> StoreError {
+        if source.kind() == std::io::ErrorKind::NotFound {
+            StoreError::NotFound { location: path.display().to_string() }
+        } else {
+            StoreError::Io { location: path.display().to_string(), source }
+        }
+    }
+
+    pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
+        let root = self.root.clone();
+        let prefix = prefix.to_string();
+        let (tx, rx) = tokio::sync::mpsc::channel(1024);
+        tokio::task::spawn_blocking(move || walk(&root, &prefix, &tx));
+        stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+    }
+
+    pub async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+        let obj = self.get(key).await?;
+        Ok((obj.info, obj.metadata))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        let path = self.path_of(key)?;
+        let meta_path = self.meta_path(key);
+        let this = self.clone();
+        let key = key.to_string();
+        blocking(move || {
+            let bytes = std::fs::read(&path).map_err(|e| this.io(&path, e))?;
+            let md = std::fs::metadata(&path).map_err(|e| this.io(&path, e))?;
+            let metadata = read_metadata(&meta_path)?;
+            Ok(Object {
+                info: ObjectInfo {
+                    key,
+                    size: md.len(),
+                    last_modified: md.modified().map_err(|e| this.io(&path, e))?,
+                    etag: Some(etag_of(&bytes)),
+                },
+                metadata,
+                bytes,
+            })
+        })
+        .await
+    }
+
+    pub async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: &BTreeMap<String, String>,
+        condition: &Condition,
+    ) -> Result<Option<String>, StoreError> {
+        let path = self.path_of(key)?;
+        let meta_path = self.meta_path(key);
+        let reserved = self.root.join(RESERVED_DIR);
+        let metadata = metadata.clone();
+        let condition = condition.clone();
+        let this = self.clone();
+        let location = path.display().to_string();
+        blocking(move || {
+            let tmp_dir = reserved.join("tmp");
+            std::fs::create_dir_all(&tmp_dir).map_err(|e| this.io(&tmp_dir, e))?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| this.io(parent, e))?;
+            }
+            let tmp = write_temp(&tmp_dir, &bytes).map_err(|e| this.io(&tmp_dir, e))?;
+            // The lock makes check-then-rename atomic against other conditional writers.
+            let _lock = match condition {
+                Condition::None => None,
+                _ => Some(lock(&reserved).map_err(|e| this.io(&reserved, e))?),
+            };
+            let current = match std::fs::read(&path) {
+                Ok(b) => Some(etag_of(&b)),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                Err(e) => return Err(this.io(&path, e)),
+            };
+            let ok = match (&condition, &current) {
+                (Condition::None, _) => true,
+                (Condition::IfNoneMatch, c) => c.is_none(),
+                (Condition::IfMatch(want), Some(have)) => want == have,
+                (Condition::IfMatch(_), None) => false,
+            };
+            if !ok {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(StoreError::PreconditionFailed { location });
+            }
+            write_metadata(&meta_path, &metadata).map_err(|e| this.io(&meta_path, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| this.io(&path, e))?;
+            Ok(Some(etag_of(&bytes)))
+        })
+        .await
+    }
+
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
+        let this = self.clone();
+        blocking(move || {
+            let mut report = DeleteReport::default();
+            for chunk in keys.chunks(super::DELETE_BATCH) {
+                report.requests += 1;
+                for key in chunk {
+                    match this.delete_one(key) {
+                        Ok(()) => report.deleted.push(key.clone()),
+                        Err(e) => report.failed.push(DeleteFailure {
+                            key: key.clone(),
+                            code: match &e {
+                                StoreError::InvalidKey { .. } => "InvalidKey".into(),
+                                _ => "IoError".into(),
+                            },
+                            message: e.to_string(),
+                        }),
+                    }
+                }
+            }
+            Ok(report)
+        })
+        .await
+    }
+
+    fn delete_one(&self, key: &str) -> Result<(), StoreError> {
+        let path = self.path_of(key)?;
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(self.io(&path, e)),
+        }
+        let meta = self.meta_path(key);
+        let _ = std::fs::remove_file(&meta);
+        // Empty folders left behind would make the tree look unlike a bucket; prune them.
+        prune_empty_parents(&path, &self.root);
+        prune_empty_parents(&meta, &self.root.join(RESERVED_DIR).join("meta"));
+        Ok(())
+    }
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, StoreError> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Io {
+        location: "directory store worker".into(),
+        source: std::io::Error::other(e.to_string()),
+    })?
+}
+
+fn etag_of(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ObjectInfo, StoreError>>) {
+    // Start at the deepest folder the prefix names, so a narrow listing reads little.
+    let start_rel = match prefix.rfind('/') {
+        Some(i) => &prefix[..i],
+        None => "",
+    };
+    let start = if start_rel.is_empty() { root.to_path_buf() } else { root.join(start_rel) };
+    if !start.exists() {
+        if !root.is_dir() {
+            let _ = tx.blocking_send(Err(StoreError::NotFound {
+                location: root.display().to_string(),
+            }));
+        }
+        return;
+    }
+    let reserved = root.join(RESERVED_DIR);
+    let walker = walkdir::WalkDir::new(&start)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_entry(|e| e.path() != reserved);
+    for entry in walker {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let location = e.path().map(|p| p.display().to_string()).unwrap_or_default();
+                let source = e.into_io_error().unwrap_or_else(|| std::io::Error::other("file system loop"));
+                if tx.blocking_send(Err(StoreError::Io { location, source })).is_err() {
+                    return;
+                }
+                continue;
+            }
+        };
+        if !entry.file_type().is_file() {
+            continue;
+        }
+        let Ok(rel) = entry.path().strip_prefix(root) else { continue };
+        let Some(key) = rel.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/")) else { continue };
+        if !key.starts_with(prefix) || key.starts_with(&format!("{RESERVED_DIR}/")) {
+            continue;
+        }
+        let info = entry.metadata().map_err(|e| StoreError::Io {
+            location: entry.path().display().to_string(),
+            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata")),
+        });
+        let item = info.and_then(|md| {
+            Ok(ObjectInfo {
+                key,
+                size: md.len(),
+                last_modified: md.modified().map_err(|source| StoreError::Io {
+                    location: entry.path().display().to_string(),
+                    source,
+                })?,
+                etag: None,
+            })
+        });
+        if tx.blocking_send(item).is_err() {
+            return;
+        }
+    }
+}
+
+fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, StoreError> {
+    match std::fs::read(path) {
+        Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Io {
+            location: path.display().to_string(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
+        Err(source) => Err(StoreError::Io { location: path.display().to_string(), source }),
+    }
+}
+
+fn write_metadata(path: &Path, metadata: &BTreeMap<String, String>) -> std::io::Result<()> {
+    if metadata.is_empty() {
+        return match std::fs::remove_file(path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+            _ => Ok(()),
+        };
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent)?;
+    }
+    std::fs::write(path, serde_json::to_vec(metadata).map_err(std::io::Error::other)?)
+}
+
+fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let name = format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let path = dir.join(name);
+    let mut f = std::fs::File::create(&path)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    Ok(path)
+}
+
+fn lock(reserved: &Path) -> std::io::Result<std::fs::File> {
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(reserved.join("lock"))?;
+    f.lock()?;
+    Ok(f)
+}
+
+fn prune_empty_parents(path: &Path, stop: &Path) {
+    let mut dir = path.parent();
+    while let Some(d) = dir {
+        if d == stop || !d.starts_with(stop) || std::fs::remove_dir(d).is_err() {
+            break;
+        }
+        dir = d.parent();
+    }
+}

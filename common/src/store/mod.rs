@@ -1,0 +1,211 @@
+//! Object stores: one interface over S3 buckets (`s3://bucket[/prefix]`) and directories
+//! (`file:///dir` or a plain path), with streaming listings, user metadata, conditional puts and
+//! batched deletes.
+
+mod file;
+mod s3;
+mod url;
+
+use std::collections::BTreeMap;
+use std::time::SystemTime;
+
+use futures::stream::BoxStream;
+
+pub use file::FileStore;
+pub use s3::{S3Options, S3Store};
+pub use url::StoreUrl;
+
+/// At most this many keys go into one delete request (the S3 limit).
+pub const DELETE_BATCH: usize = 1000;
+/// Delete requests kept in flight at once.
+pub const DELETE_CONCURRENCY: usize = 4;
+
+/// What a listing or a head request tells about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    /// The key relative to the store's root (its prefix removed).
+    pub key: String,
+    pub size: u64,
+    pub last_modified: SystemTime,
+    /// The store's version tag of the content, usable with [`Condition::IfMatch`]. Listings of a
+    /// directory leave it out (it would cost a stat per file more than the listing does).
+    pub etag: Option<String>,
+}
+
+/// An object read whole.
+#[derive(Debug, Clone)]
+pub struct Object {
+    pub info: ObjectInfo,
+    pub metadata: BTreeMap<String, String>,
+    pub bytes: Vec<u8>,
+}
+
+/// A precondition on a put.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Condition {
+    #[default]
+    None,
+    /// Only create: fail when the key exists (`If-None-Match: *`).
+    IfNoneMatch,
+    /// Only replace the version read before (`If-Match: <etag>`).
+    IfMatch(String),
+}
+
+/// One key a delete request did not remove.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteFailure {
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}
+
+/// The outcome of a batched delete: what went, and per key what did not.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteReport {
+    pub deleted: Vec<String>,
+    pub failed: Vec<DeleteFailure>,
+    /// Delete requests sent (one per batch).
+    pub requests: usize,
+}
+
+/// Errors of store operations. "Not found" is kept apart from "could not reach" and "denied",
+/// so callers can decide between building, retrying and stopping. No variant carries
+/// credentials.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("{location} does not exist")]
+    NotFound { location: String },
+    #[error("bucket `{bucket}` does not exist")]
+    NoSuchBucket { bucket: String },
+    #[error("access to {location} was denied: {message}")]
+    AccessDenied { location: String, message: String },
+    #[error("{location} was changed by someone else (precondition failed)")]
+    PreconditionFailed { location: String },
+    #[error("invalid store URL `{url}`: {reason}")]
+    InvalidUrl { url: String, reason: String },
+    #[error("invalid key `{key}`: {reason}")]
+    InvalidKey { key: String, reason: String },
+    #[error("{location}: {source}")]
+    Io {
+        location: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("could not reach {location}: {message}")]
+    Unreachable { location: String, message: String },
+    #[error("{location}: {code}: {message}")]
+    Service {
+        location: String,
+        code: String,
+        message: String,
+    },
+    #[error("S3 credentials: {0}")]
+    Credentials(String),
+}
+
+impl StoreError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. })
+    }
+}
+
+/// A store: a directory or an S3 bucket (with an optional key prefix).
+#[derive(Debug, Clone)]
+pub enum Store {
+    File(FileStore),
+    S3(S3Store),
+}
+
+impl Store {
+    /// Open the store behind `url`. S3 stores are configured from `s3`; nothing is sent yet.
+    pub async fn open(url: &StoreUrl, s3: &S3Options) -> Result<Store, StoreError> {
+        Ok(match url {
+            StoreUrl::Dir(path) => Store::File(FileStore::new(path.clone())),
+            StoreUrl::S3 { bucket, prefix } => {
+                Store::S3(S3Store::connect(bucket.clone(), prefix.clone(), s3).await?)
+            }
+        })
+    }
+
+    /// The URL of the store root, for messages.
+    pub fn url(&self) -> String {
+        match self {
+            Store::File(f) => f.root().display().to_string(),
+            Store::S3(s) => s.url(),
+        }
+    }
+
+    /// Where `key` lives, for messages (`s3://bucket/prefix/key` or a path).
+    pub fn location(&self, key: &str) -> String {
+        match self {
+            Store::File(f) => f.path_of_unchecked(key).display().to_string(),
+            Store::S3(s) => s.location(key),
+        }
+    }
+
+    /// Every object whose key starts with `prefix`, streamed page by page.
+    pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
+        match self {
+            Store::File(f) => f.list(prefix),
+            Store::S3(s) => s.list(prefix),
+        }
+    }
+
+    /// Size, last-modified, etag and user metadata of `key`.
+    pub async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+        match self {
+            Store::File(f) => f.head(key).await,
+            Store::S3(s) => s.head(key).await,
+        }
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        match self {
+            Store::File(f) => f.get(key).await,
+            Store::S3(s) => s.get(key).await,
+        }
+    }
+
+    /// Write `bytes` at `key` with user `metadata`, honouring `condition`; returns the new
+    /// etag when the store reports one.
+    pub async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: &BTreeMap<String, String>,
+        condition: &Condition,
+    ) -> Result<Option<String>, StoreError> {
+        match self {
+            Store::File(f) => f.put(key, bytes, metadata, condition).await,
+            Store::S3(s) => s.put(key, bytes, metadata, condition).await,
+        }
+    }
+
+    /// Delete `keys` in batches of at most [`DELETE_BATCH`], several batches in flight. A key
+    /// that does not exist counts as deleted, as in S3. Per-key failures are in the report;
+    /// an `Err` means a whole request failed, and nothing about its keys is known.
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
+        match self {
+            Store::File(f) => f.delete_many(keys).await,
+            Store::S3(s) => s.delete_many(keys).await,
+        }
+    }
+}
+
+/// Check a key: relative, `/`-separated, no empty, `.` or `..` component.
+pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
+    let bad = |reason: &str| StoreError::InvalidKey {
+        key: key.to_string(),
+        reason: reason.to_string(),
+    };
+    if key.is_empty() {
+        return Err(bad("empty"));
+    }
+    if key.starts_with('/') {
+        return Err(bad("keys are relative to the store root"));
+    }
+    if key.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+        return Err(bad("empty, `.` or `..` path component"));
+    }
+    Ok(())
+}

@@ -1,0 +1,392 @@
+//! S3 stores (aws-sdk-s3): path-style addressing against any S3-compatible endpoint,
+//! credentials from the standard chain or from named environment variables, retries with
+//! backoff on throttling and transient errors.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use aws_config::BehaviorVersion;
+use aws_config::meta::region::RegionProviderChain;
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use futures::stream::{self, BoxStream, StreamExt};
+
+use super::{Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, StoreError, check_key};
+use crate::secret::Secret;
+
+/// How to reach S3. The key pair, when given, is read from the environment variables *named*
+/// here, so CI can keep one pair per bucket and no secret is ever passed as an argument.
+#[derive(Debug, Clone, Default)]
+pub struct S3Options {
+    pub endpoint_url: Option<String>,
+    pub region: Option<String>,
+    pub access_key_env: Option<String>,
+    pub secret_key_env: Option<String>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    inner: Arc<Inner>,
+}
+
+impl S3Store {
+    pub async fn connect(bucket: String, prefix: String, opts: &S3Options) -> Result<S3Store, StoreError> {
+        let region = RegionProviderChain::first_try(opts.region.clone().map(Region::new))
+            .or_default_provider()
+            .or_else(Region::new("us-east-1"));
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).region(region);
+        if let Some(url) = &opts.endpoint_url {
+            loader = loader.endpoint_url(url);
+        }
+        match (&opts.access_key_env, &opts.secret_key_env) {
+            (Some(ak_var), Some(sk_var)) => {
+                let read = |var: &str| {
+                    Secret::from_env(var).ok_or_else(|| {
+                        StoreError::Credentials(format!("environment variable `{var}` is not set or empty"))
+                    })
+                };
+                let (ak, sk) = (read(ak_var)?, read(sk_var)?);
+                loader = loader.credentials_provider(Credentials::new(
+                    ak.expose(),
+                    sk.expose(),
+                    None,
+                    None,
+                    "named-environment-variables",
+                ));
+            }
+            (None, None) => {}
+            _ => {
+                return Err(StoreError::Credentials(
+                    "name both the access-key and the secret-key variable, or neither".into(),
+                ));
+            }
+        }
+        let sdk = loader.load().await;
+        let config = aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(true)
+            .retry_config(
+                RetryConfig::standard()
+                    .with_max_attempts(5)
+                    .with_initial_backoff(Duration::from_millis(200)),
+            )
+            // S3-compatible servers (Ceph, MinIO, older appliances) often reject the newer
+            // default checksum trailers; send checksums only where the API requires them.
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired)
+            .build();
+        Ok(S3Store {
+            inner: Arc::new(Inner {
+                client: Client::from_conf(config),
+                bucket,
+                prefix,
+            }),
+        })
+    }
+
+    pub fn url(&self) -> String {
+        if self.inner.prefix.is_empty() {
+            format!("s3://{}", self.inner.bucket)
+        } else {
+            format!("s3://{}/{}", self.inner.bucket, self.inner.prefix)
+        }
+    }
+
+    pub fn location(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.inner.bucket, self.full_key(key))
+    }
+
+    fn full_key(&self, key: &str) -> String {
+        if self.inner.prefix.is_empty() {
+            key.to_string()
+        } else {
+            format!("{}/{key}", self.inner.prefix)
+        }
+    }
+
+    fn relative<'a>(&self, full: &'a str) -> &'a str {
+        if self.inner.prefix.is_empty() {
+            full
+        } else {
+            full.strip_prefix(&self.inner.prefix)
+                .and_then(|k| k.strip_prefix('/'))
+                .unwrap_or(full)
+        }
+    }
+
+    fn map_err<E>(&self, location: String, err: SdkError<E, HttpResponse>) -> StoreError
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    {
+        match &err {
+            SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => StoreError::Unreachable {
+                location,
+                message: DisplayErrorContext(&err).to_string(),
+            },
+            SdkError::ServiceError(se) => {
+                let status = se.raw().status().as_u16();
+                let code = se.err().code().unwrap_or_default().to_string();
+                let message = se.err().message().unwrap_or_default().to_string();
+                match (code.as_str(), status) {
+                    ("NoSuchBucket", _) => StoreError::NoSuchBucket {
+                        bucket: self.inner.bucket.clone(),
+                    },
+                    ("NoSuchKey" | "NotFound", _) | (_, 404) => StoreError::NotFound { location },
+                    ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch", _) | (_, 403) => {
+                        StoreError::AccessDenied {
+                            location,
+                            message: if message.is_empty() { code } else { format!("{code}: {message}") },
+                        }
+                    }
+                    ("PreconditionFailed", _) | (_, 412) => StoreError::PreconditionFailed { location },
+                    _ => StoreError::Service {
+                        location,
+                        code: if code.is_empty() { format!("HTTP {status}") } else { code },
+                        message,
+                    },
+                }
+            }
+            _ => StoreError::Service {
+                location,
+                code: "RequestError".into(),
+                message: DisplayErrorContext(&err).to_string(),
+            },
+        }
+    }
+
+    pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
+        enum Page {
+            First,
+            Next(String),
+            Done,
+        }
+        let this = self.clone();
+        let full_prefix = self.full_key(prefix);
+        stream::unfold(Page::First, move |page| {
+            let this = this.clone();
+            let full_prefix = full_prefix.clone();
+            async move {
+                let token = match page {
+                    Page::Done => return None,
+                    Page::First => None,
+                    Page::Next(t) => Some(t),
+                };
+                let resp = this
+                    .inner
+                    .client
+                    .list_objects_v2()
+                    .bucket(&this.inner.bucket)
+                    .prefix(&full_prefix)
+                    .set_continuation_token(token)
+                    .send()
+                    .await;
+                let out = match resp {
+                    Ok(out) => out,
+                    Err(e) => {
+                        let err = this.map_err(this.location(""), e);
+                        return Some((stream::iter(vec![Err(err)]), Page::Done));
+                    }
+                };
+                let items: Vec<Result<ObjectInfo, StoreError>> = out
+                    .contents()
+                    .iter()
+                    .filter_map(|o| {
+                        let key = o.key()?;
+                        Some(Ok(ObjectInfo {
+                            key: this.relative(key).to_string(),
+                            size: o.size().unwrap_or(0).max(0) as u64,
+                            last_modified: o
+                                .last_modified()
+                                .and_then(|d| SystemTime::try_from(*d).ok())
+                                .unwrap_or(SystemTime::UNIX_EPOCH),
+                            etag: o.e_tag().map(str::to_string),
+                        }))
+                    })
+                    .collect();
+                let next = match (out.is_truncated(), out.next_continuation_token()) {
+                    (Some(true), Some(t)) => Page::Next(t.to_string()),
+                    _ => Page::Done,
+                };
+                Some((stream::iter(items), next))
+            }
+        })
+        .flatten()
+        .boxed()
+    }
+
+    pub async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+        check_key(key)?;
+        let out = self
+            .inner
+            .client
+            .head_object()
+            .bucket(&self.inner.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.map_err(self.location(key), e))?;
+        let info = ObjectInfo {
+            key: key.to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: out
+                .last_modified()
+                .and_then(|d| SystemTime::try_from(*d).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            etag: out.e_tag().map(str::to_string),
+        };
+        let metadata = out
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        Ok((info, metadata))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        check_key(key)?;
+        let out = self
+            .inner
+            .client
+            .get_object()
+            .bucket(&self.inner.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.map_err(self.location(key), e))?;
+        let info = ObjectInfo {
+            key: key.to_string(),
+            size: out.content_length().unwrap_or(0).max(0) as u64,
+            last_modified: out
+                .last_modified()
+                .and_then(|d| SystemTime::try_from(*d).ok())
+                .unwrap_or(SystemTime::UNIX_EPOCH),
+            etag: out.e_tag().map(str::to_string),
+        };
+        let metadata = out
+            .metadata()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        let bytes = out
+            .body
+            .collect()
+            .await
+            .map_err(|e| StoreError::Unreachable {
+                location: self.location(key),
+                message: format!("reading the body: {e}"),
+            })?
+            .into_bytes()
+            .to_vec();
+        Ok(Object { info, metadata, bytes })
+    }
+
+    pub async fn put(
+        &self,
+        key: &str,
+        bytes: Vec<u8>,
+        metadata: &BTreeMap<String, String>,
+        condition: &Condition,
+    ) -> Result<Option<String>, StoreError> {
+        check_key(key)?;
+        let mut req = self
+            .inner
+            .client
+            .put_object()
+            .bucket(&self.inner.bucket)
+            .key(self.full_key(key))
+            .body(ByteStream::from(bytes));
+        if !metadata.is_empty() {
+            req = req.set_metadata(Some(metadata.clone().into_iter().collect()));
+        }
+        req = match condition {
+            Condition::None => req,
+            Condition::IfNoneMatch => req.if_none_match("*"),
+            Condition::IfMatch(etag) => req.if_match(etag),
+        };
+        let out = req.send().await.map_err(|e| self.map_err(self.location(key), e))?;
+        Ok(out.e_tag().map(str::to_string))
+    }
+
+    pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
+        for k in &keys {
+            check_key(k)?;
+        }
+        let batches: Vec<Vec<String>> = keys.chunks(super::DELETE_BATCH).map(<[String]>::to_vec).collect();
+        let requests = batches.len();
+        let results: Vec<DeleteReport> = stream::iter(batches)
+            .map(|batch| {
+                let this = self.clone();
+                async move { this.delete_batch(batch).await }
+            })
+            .buffer_unordered(super::DELETE_CONCURRENCY)
+            .collect()
+            .await;
+        let mut report = DeleteReport { requests, ..Default::default() };
+        for r in results {
+            report.deleted.extend(r.deleted);
+            report.failed.extend(r.failed);
+        }
+        Ok(report)
+    }
+
+    /// One DeleteObjects request. A request that fails as a whole marks each of its keys as
+    /// failed: nothing is reported deleted that S3 did not confirm.
+    async fn delete_batch(&self, batch: Vec<String>) -> DeleteReport {
+        let fail_all = |code: &str, message: String| DeleteReport {
+            deleted: Vec::new(),
+            failed: batch
+                .iter()
+                .map(|k| DeleteFailure { key: k.clone(), code: code.to_string(), message: message.clone() })
+                .collect(),
+            requests: 1,
+        };
+        let objects: Result<Vec<ObjectIdentifier>, _> = batch
+            .iter()
+            .map(|k| ObjectIdentifier::builder().key(self.full_key(k)).build())
+            .collect();
+        let delete = match objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build()) {
+            Ok(d) => d,
+            Err(e) => return fail_all("InvalidRequest", e.to_string()),
+        };
+        let out = match self
+            .inner
+            .client
+            .delete_objects()
+            .bucket(&self.inner.bucket)
+            .delete(delete)
+            .send()
+            .await
+        {
+            Ok(out) => out,
+            Err(e) => {
+                let err = self.map_err(self.url(), e);
+                return fail_all("RequestFailed", err.to_string());
+            }
+        };
+        let failed: Vec<DeleteFailure> = out
+            .errors()
+            .iter()
+            .map(|e| DeleteFailure {
+                key: self.relative(e.key().unwrap_or_default()).to_string(),
+                code: e.code().unwrap_or("Unknown").to_string(),
+                message: e.message().unwrap_or_default().to_string(),
+            })
+            .collect();
+        let failed_keys: HashSet<&str> = failed.iter().map(|f| f.key.as_str()).collect();
+        DeleteReport {
+            deleted: batch.iter().filter(|k| !failed_keys.contains(k.as_str())).cloned().collect(),
+            failed,
+            requests: 1,
+        }
+    }
+}

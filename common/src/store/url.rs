@@ -1,0 +1,89 @@
+//! Store URLs: `s3://bucket[/prefix]`, `file:///dir` or a plain directory path.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use super::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreUrl {
+    S3 { bucket: String, prefix: String },
+    Dir(PathBuf),
+}
+
+impl FromStr for StoreUrl {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = |reason: &str| StoreError::InvalidUrl {
+            url: s.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if !valid_bucket(bucket) {
+                return Err(bad("bucket names have 3 to 63 lowercase letters, digits, dots or hyphens"));
+            }
+            let prefix = prefix.trim_matches('/');
+            if prefix.split('/').any(|c| c == "." || c == "..") || prefix.contains("//") {
+                return Err(bad("the prefix may not contain empty, `.` or `..` components"));
+            }
+            Ok(StoreUrl::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.to_string(),
+            })
+        } else if let Some(path) = s.strip_prefix("file://") {
+            if !path.starts_with('/') {
+                return Err(bad("file URLs need an absolute path (file:///dir)"));
+            }
+            Ok(StoreUrl::Dir(PathBuf::from(path)))
+        } else if s.contains("://") {
+            Err(bad("supported schemes are s3:// and file://"))
+        } else if s.is_empty() {
+            Err(bad("empty"))
+        } else {
+            Ok(StoreUrl::Dir(PathBuf::from(s)))
+        }
+    }
+}
+
+impl fmt::Display for StoreUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreUrl::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            StoreUrl::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+            StoreUrl::Dir(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+fn valid_bucket(b: &str) -> bool {
+    (3..=63).contains(&b.len())
+        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.as_bytes()[0].is_ascii_alphanumeric()
+        && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_three_forms() {
+        assert_eq!(
+            "s3://spack-build-cache/amd64/".parse::<StoreUrl>().unwrap(),
+            StoreUrl::S3 { bucket: "spack-build-cache".into(), prefix: "amd64".into() }
+        );
+        assert_eq!("file:///tmp/cache".parse::<StoreUrl>().unwrap(), StoreUrl::Dir("/tmp/cache".into()));
+        assert_eq!("examples/build-cache".parse::<StoreUrl>().unwrap(), StoreUrl::Dir("examples/build-cache".into()));
+        assert_eq!("s3://b-1.x".parse::<StoreUrl>().unwrap().to_string(), "s3://b-1.x");
+    }
+
+    #[test]
+    fn rejects_bad_urls() {
+        for u in ["s3://UPPER", "s3://ab", "s3://bucket/../x", "http://x", "file://relative", ""] {
+            assert!(u.parse::<StoreUrl>().is_err(), "{u}");
+        }
+    }
+}
