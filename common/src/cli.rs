@@ -60,7 +60,8 @@ pub struct CacheArgs {
 }
 
 fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
-    s.parse().map_err(|e: crate::store::StoreError| e.to_string())
+    s.parse()
+        .map_err(|e: crate::store::StoreError| e.to_string())
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

@@ -103,7 +103,9 @@ impl TagConfig {
         if on_default_branch {
             self.default_branch.clone()
         } else {
-            self.other_branches.replace("{date}", date).replace("{branch}", branch_slug)
+            self.other_branches
+                .replace("{date}", date)
+                .replace("{branch}", branch_slug)
         }
     }
 }
@@ -159,7 +161,13 @@ impl BucketConfig {
     }
 
     pub fn max_age_for(&self, on_default_branch: bool) -> Option<u32> {
-        self.max_age_days.map(|m| if on_default_branch { m.default_branch } else { m.other_branches })
+        self.max_age_days.map(|m| {
+            if on_default_branch {
+                m.default_branch
+            } else {
+                m.other_branches
+            }
+        })
     }
 
     /// S3 client options for this bucket (credentials by variable name).
@@ -181,7 +189,11 @@ fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, String
                 Value::String(s) => s,
                 Value::Number(n) => n.to_string(),
                 Value::Bool(b) => b.to_string(),
-                _ => return Err(serde::de::Error::custom(format!("variable `{k}` must be a string, number or boolean"))),
+                _ => {
+                    return Err(serde::de::Error::custom(format!(
+                        "variable `{k}` must be a string, number or boolean"
+                    )));
+                }
             };
             Ok((k, s))
         })
@@ -207,14 +219,22 @@ impl Config {
             return Err(err("`architectures` lists no architecture".into()));
         }
         if self.registry.url.contains("://") {
-            return Err(err(format!("`registry.url` is `host[:port][/namespace]`, without a scheme: `{}`", self.registry.url)));
+            return Err(err(format!(
+                "`registry.url` is `host[:port][/namespace]`, without a scheme: `{}`",
+                self.registry.url
+            )));
         }
         for (name, arch) in &self.architectures {
             if arch.base_requirement.trim().is_empty() {
-                return Err(err(format!("`architectures.{name}.base_requirement` is empty")));
+                return Err(err(format!(
+                    "`architectures.{name}.base_requirement` is empty"
+                )));
             }
-            let buckets = std::iter::once(("build_cache", &arch.build_cache))
-                .chain(arch.containers_bucket.as_ref().map(|b| ("containers_bucket", b)));
+            let buckets = std::iter::once(("build_cache", &arch.build_cache)).chain(
+                arch.containers_bucket
+                    .as_ref()
+                    .map(|b| ("containers_bucket", b)),
+            );
             for (what, b) in buckets {
                 for url in std::iter::once(&b.url).chain(b.branch_url.as_ref()) {
                     url.parse::<StoreUrl>()
@@ -241,9 +261,18 @@ mod tests {
         let cfg = Config::parse(Path::new("spacktainerizah.yaml"), EXAMPLE).unwrap();
         let amd64 = cfg.arch("amd64").unwrap();
         assert!(amd64.base_requirement.contains("x86_64"));
-        assert_ne!(amd64.build_cache.url_for(true), amd64.build_cache.url_for(false));
-        assert!(amd64.build_cache.max_age_for(true).unwrap() > amd64.build_cache.max_age_for(false).unwrap());
-        assert_eq!(cfg.tags.base_tag(false, "my-branch", "2026.11.29"), "2026.11.29-my-branch");
+        assert_ne!(
+            amd64.build_cache.url_for(true),
+            amd64.build_cache.url_for(false)
+        );
+        assert!(
+            amd64.build_cache.max_age_for(true).unwrap()
+                > amd64.build_cache.max_age_for(false).unwrap()
+        );
+        assert_eq!(
+            cfg.tags.base_tag(false, "my-branch", "2026.11.29"),
+            "2026.11.29-my-branch"
+        );
         assert_eq!(cfg.tags.base_tag(true, "main", "2026.11.29"), "latest");
     }
 
@@ -254,7 +283,11 @@ mod tests {
         match &err {
             YamlError::Located { line, message, .. } => {
                 assert!(message.contains("runer_tag"), "{err}");
-                assert_eq!(text.lines().nth(line - 1).map(|l| l.contains("runer_tag")), Some(true), "{err}");
+                assert_eq!(
+                    text.lines().nth(line - 1).map(|l| l.contains("runer_tag")),
+                    Some(true),
+                    "{err}"
+                );
             }
             other => panic!("expected a located error: {other}"),
         }
@@ -264,7 +297,12 @@ mod tests {
     fn bad_bucket_url_is_named() {
         let text = EXAMPLE.replacen("url: s3://spack-build-cache\n", "url: http://nope\n", 1);
         assert_ne!(text, EXAMPLE);
-        let err = Config::parse(Path::new("c.yaml"), &text).unwrap_err().to_string();
-        assert!(err.contains("build_cache") && err.contains("http://nope"), "{err}");
+        let err = Config::parse(Path::new("c.yaml"), &text)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("build_cache") && err.contains("http://nope"),
+            "{err}"
+        );
     }
 }

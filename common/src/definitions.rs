@@ -84,7 +84,10 @@ pub struct Definitions {
 }
 
 impl Definitions {
-    pub fn for_arch<'a>(&'a self, arch: &'a str) -> impl Iterator<Item = &'a ContainerDefinition> + 'a {
+    pub fn for_arch<'a>(
+        &'a self,
+        arch: &'a str,
+    ) -> impl Iterator<Item = &'a ContainerDefinition> + 'a {
         self.containers.iter().filter(move |c| c.arch == arch)
     }
 }
@@ -119,7 +122,11 @@ pub fn discover(repo: &Path) -> Result<Definitions, DefinitionError> {
             if let Some(first) = seen.insert(def.name.clone(), def.path.clone()) {
                 return Err(invalid(
                     &def.path,
-                    format!("container `{}` is also defined by {}", def.name, first.display()),
+                    format!(
+                        "container `{}` is also defined by {}",
+                        def.name,
+                        first.display()
+                    ),
                 ));
             }
             out.containers.push(def);
@@ -143,7 +150,9 @@ fn sorted_entries(dir: &Path) -> Result<Vec<PathBuf>, DefinitionError> {
 }
 
 fn file_name(p: &Path) -> String {
-    p.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
+    p.file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
 }
 
 /// A valid registry repository path component: `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`.
@@ -152,7 +161,10 @@ pub fn is_valid_repository_name(name: &str) -> bool {
     if b.is_empty() || !b[0].is_ascii_alphanumeric() || !b[b.len() - 1].is_ascii_alphanumeric() {
         return false;
     }
-    if !b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-')) {
+    if !b
+        .iter()
+        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, b'.' | b'_' | b'-'))
+    {
         return false;
     }
     // Separators: one `.`, one or two `_`, or any run of `-`; never mixed or longer.
@@ -185,30 +197,43 @@ fn read_spack_definition(
     if !is_valid_repository_name(name) {
         return Err(invalid(
             path,
-            format!("`{name}` is not a valid registry repository name (lowercase letters, digits, and . _ - between them)"),
+            format!(
+                "`{name}` is not a valid registry repository name (lowercase letters, digits, and . _ - between them)"
+            ),
         ));
     }
     let mut doc: Value = yaml::read(path)?;
     let Some(map) = doc.as_mapping_mut() else {
-        return Err(invalid(path, "expected a mapping with `spack:` (and optionally `spacktainer:`)"));
+        return Err(invalid(
+            path,
+            "expected a mapping with `spack:` (and optionally `spacktainer:`)",
+        ));
     };
     if let Some(unknown) = map
         .keys()
         .filter_map(Value::as_str)
         .find(|k| *k != "spack" && *k != "spacktainer")
     {
-        return Err(invalid(path, format!("unknown top-level key `{unknown}` (expected `spack` or `spacktainer`)")));
+        return Err(invalid(
+            path,
+            format!("unknown top-level key `{unknown}` (expected `spack` or `spacktainer`)"),
+        ));
     }
     let spacktainer = map.remove("spacktainer");
     let environment = Environment::from_value(path, doc)?;
     if environment.specs().is_empty() {
-        return Err(invalid(path, "`spack.specs` lists no spec: the first spec names the main package"));
+        return Err(invalid(
+            path,
+            "`spack.specs` lists no spec: the first spec names the main package",
+        ));
     }
     let files = match spacktainer {
         None | Some(Value::Null) => Vec::new(),
         Some(v) => parse_spacktainer(repo, path, v)?,
     };
-    let epilogue = folder.map(|f| f.join(EPILOGUE_FILE)).filter(|p| p.is_file());
+    let epilogue = folder
+        .map(|f| f.join(EPILOGUE_FILE))
+        .filter(|p| p.is_file());
     Ok(ContainerDefinition {
         name: name.to_string(),
         arch: arch.to_string(),
@@ -226,20 +251,29 @@ fn parse_spacktainer(repo: &Path, path: &Path, v: Value) -> Result<Vec<FileCopy>
         return Err(invalid(path, "`spacktainer:` must be a mapping"));
     };
     if let Some(unknown) = map.keys().filter_map(Value::as_str).find(|k| *k != "files") {
-        return Err(invalid(path, format!("unknown key `spacktainer.{unknown}` (expected `files`)")));
+        return Err(invalid(
+            path,
+            format!("unknown key `spacktainer.{unknown}` (expected `files`)"),
+        ));
     }
     let Some(files) = map.get("files") else {
         return Ok(Vec::new());
     };
     let Some(items) = files.as_sequence() else {
-        return Err(invalid(path, "`spacktainer.files` must be a list of `source:target` strings"));
+        return Err(invalid(
+            path,
+            "`spacktainer.files` must be a list of `source:target` strings",
+        ));
     };
     items
         .iter()
         .map(|item| {
-            let s = item
-                .as_str()
-                .ok_or_else(|| invalid(path, "`spacktainer.files` entries must be `source:target` strings"))?;
+            let s = item.as_str().ok_or_else(|| {
+                invalid(
+                    path,
+                    "`spacktainer.files` entries must be `source:target` strings",
+                )
+            })?;
             parse_file_copy(repo, s).map_err(|m| invalid(path, format!("files entry `{s}`: {m}")))
         })
         .collect()
@@ -249,13 +283,19 @@ fn parse_spacktainer(repo: &Path, path: &Path, v: Value) -> Result<Vec<FileCopy>
 pub fn parse_file_copy(repo: &Path, entry: &str) -> Result<FileCopy, String> {
     let parts: Vec<&str> = entry.split(':').collect();
     let [source, target] = parts.as_slice() else {
-        return Err(format!("needs exactly one `:` between source and target, found {}", parts.len() - 1));
+        return Err(format!(
+            "needs exactly one `:` between source and target, found {}",
+            parts.len() - 1
+        ));
     };
     let src = Path::new(source);
     if source.is_empty() || src.is_absolute() {
         return Err("the source must be a path relative to the repository".into());
     }
-    if src.components().any(|c| !matches!(c, Component::Normal(_) | Component::CurDir)) {
+    if src
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_) | Component::CurDir))
+    {
         return Err("the source may not leave the repository (`..`)".into());
     }
     if !target.starts_with('/') {
@@ -275,9 +315,16 @@ pub fn parse_file_copy(repo: &Path, entry: &str) -> Result<FileCopy, String> {
     })
 }
 
-fn read_singularity_definition(arch: &str, name: &str, path: &Path) -> Result<ContainerDefinition, DefinitionError> {
+fn read_singularity_definition(
+    arch: &str,
+    name: &str,
+    path: &Path,
+) -> Result<ContainerDefinition, DefinitionError> {
     if !is_valid_repository_name(name) {
-        return Err(invalid(path, format!("`{name}` is not a valid registry repository name")));
+        return Err(invalid(
+            path,
+            format!("`{name}` is not a valid registry repository name"),
+        ));
     }
     let text = std::fs::read_to_string(path).map_err(|source| DefinitionError::Io {
         path: path.to_path_buf(),
@@ -294,7 +341,10 @@ fn read_singularity_definition(arch: &str, name: &str, path: &Path) -> Result<Co
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
-            return Err(invalid(path, format!("line {}: expected `Key: value` in the header", i + 1)));
+            return Err(invalid(
+                path,
+                format!("line {}: expected `Key: value` in the header", i + 1),
+            ));
         };
         match key.trim().to_ascii_lowercase().as_str() {
             "bootstrap" => bootstrap = Some(value.trim().to_string()),
@@ -304,7 +354,12 @@ fn read_singularity_definition(arch: &str, name: &str, path: &Path) -> Result<Co
     }
     match bootstrap.as_deref() {
         Some(b) if b.eq_ignore_ascii_case("docker") => {}
-        Some(other) => return Err(invalid(path, format!("`Bootstrap: {other}` is not supported (expected `docker`)"))),
+        Some(other) => {
+            return Err(invalid(
+                path,
+                format!("`Bootstrap: {other}` is not supported (expected `docker`)"),
+            ));
+        }
         None => return Err(invalid(path, "missing `Bootstrap: docker`")),
     }
     let from = from
@@ -324,10 +379,20 @@ mod tests {
 
     #[test]
     fn repository_names() {
-        for ok in ["brainbuilder", "neurodamus-neocortex", "py_foo", "a__b", "a.b", "x--y", "n3"] {
+        for ok in [
+            "brainbuilder",
+            "neurodamus-neocortex",
+            "py_foo",
+            "a__b",
+            "a.b",
+            "x--y",
+            "n3",
+        ] {
             assert!(is_valid_repository_name(ok), "{ok}");
         }
-        for bad in ["", "Upper", "-a", "a-", "a..b", "a___b", "a_-b", "a b", "a/b"] {
+        for bad in [
+            "", "Upper", "-a", "a-", "a..b", "a___b", "a_-b", "a b", "a/b",
+        ] {
             assert!(!is_valid_repository_name(bad), "{bad}");
         }
     }

@@ -6,6 +6,7 @@ pub mod cli;
 pub mod config;
 pub mod definitions;
 pub mod env_names;
+pub mod printer;
 pub mod secret;
 pub mod spack;
 pub mod store;

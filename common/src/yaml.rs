@@ -126,7 +126,9 @@ fn merge_at(base: &mut Value, overlay: Value, path: &mut Vec<String>) -> Result<
             }
             Ok(())
         }
-        (Value::Tagged(b), Value::Tagged(o)) if b.tag == o.tag => merge_at(&mut b.value, o.value, path),
+        (Value::Tagged(b), Value::Tagged(o)) if b.tag == o.tag => {
+            merge_at(&mut b.value, o.value, path)
+        }
         (b, o) if *b == o => Ok(()),
         (b, o) => Err(MergeConflict {
             path: path.join("."),
@@ -178,20 +180,28 @@ mod tests {
 
     #[test]
     fn maps_merge_recursively_and_lists_concatenate() {
-        let mut base = y("spack:\n  specs:\n  packages:\n    all:\n      providers:\n        mpi: [mpich]\n");
-        let over = y("spack:\n  specs: [a, b]\n  packages:\n    all:\n      providers:\n        mpi: [mpich, openmpi]\n    a:\n      require: '@1'\n");
+        let mut base =
+            y("spack:\n  specs:\n  packages:\n    all:\n      providers:\n        mpi: [mpich]\n");
+        let over = y(
+            "spack:\n  specs: [a, b]\n  packages:\n    all:\n      providers:\n        mpi: [mpich, openmpi]\n    a:\n      require: '@1'\n",
+        );
         merge(&mut base, over).unwrap();
         assert_eq!(
             base,
-            y("spack:\n  specs: [a, b]\n  packages:\n    all:\n      providers:\n        mpi: [mpich, openmpi]\n    a:\n      require: '@1'\n")
+            y(
+                "spack:\n  specs: [a, b]\n  packages:\n    all:\n      providers:\n        mpi: [mpich, openmpi]\n    a:\n      require: '@1'\n"
+            )
         );
     }
 
     #[test]
     fn different_scalars_name_the_dotted_path() {
         let mut base = y("spack:\n  packages:\n    all:\n      require: '%gcc'\n");
-        let err = merge(&mut base, y("spack:\n  packages:\n    all:\n      require: '%clang'\n"))
-            .unwrap_err();
+        let err = merge(
+            &mut base,
+            y("spack:\n  packages:\n    all:\n      require: '%clang'\n"),
+        )
+        .unwrap_err();
         assert_eq!(err.path, "spack.packages.all.require");
         assert!(err.to_string().contains("%gcc") && err.to_string().contains("%clang"));
     }
@@ -222,6 +232,11 @@ mod tests {
     fn substitute_replaces_inside_strings() {
         let mut v = y("all:\n  require: '%BASE_ARCH%'\n  other: ['x %BASE_ARCH%']\n");
         substitute(&mut v, "%BASE_ARCH%", "%gcc@12 target=x86_64_v3");
-        assert_eq!(v, y("all:\n  require: '%gcc@12 target=x86_64_v3'\n  other: ['x %gcc@12 target=x86_64_v3']\n"));
+        assert_eq!(
+            v,
+            y(
+                "all:\n  require: '%gcc@12 target=x86_64_v3'\n  other: ['x %gcc@12 target=x86_64_v3']\n"
+            )
+        );
     }
 }

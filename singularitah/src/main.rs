@@ -1,1 +1,13 @@
-fn main() {}
+//! `singularitah`: Builds the Singularity/Apptainer image and works with SIF files (stage 1 and SIF publishing).
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+
+fn main() -> ExitCode {
+    // Its commands arrive with their stage; until then it answers --help and --version only.
+    let _ = cli::Cli::parse();
+    ExitCode::from(common::cli::exit::SUCCESS)
+}

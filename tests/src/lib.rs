@@ -1,1 +1,186 @@
+//! Test support shared by the integration tests of every crate: fixture paths, the real
+//! services `scripts/test.sh` starts (S3, registry, Docker daemon), unique bucket names and
+//! validation against GitLab's CI schema.
 
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use common::store::{S3Options, Store, StoreUrl};
+
+/// `tests/fixtures` of this repository.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+fn service_env(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("{name} is not set: run the tests with ./scripts/test.sh, which starts the S3 server, the registry and the Docker daemon")
+    })
+}
+
+/// The S3 server started by the test script.
+pub fn s3_endpoint() -> String {
+    service_env("SPACKTAINERIZAH_TEST_S3_ENDPOINT")
+}
+
+/// Variables holding the test key pair (names, as the tools take them).
+pub const ACCESS_KEY_VAR: &str = "SPACKTAINERIZAH_TEST_ACCESS_KEY";
+pub const SECRET_KEY_VAR: &str = "SPACKTAINERIZAH_TEST_SECRET_KEY";
+
+/// S3 options for the test server, with the key pair read from the named variables.
+pub fn s3_options() -> S3Options {
+    S3Options {
+        endpoint_url: Some(s3_endpoint()),
+        region: Some("us-east-1".into()),
+        access_key_env: Some(ACCESS_KEY_VAR.into()),
+        secret_key_env: Some(SECRET_KEY_VAR.into()),
+    }
+}
+
+/// `host:port` of the test registry.
+pub fn registry() -> String {
+    service_env("SPACKTAINERIZAH_TEST_REGISTRY")
+}
+
+/// `unix://…` socket of the test Docker daemon.
+pub fn docker_host() -> String {
+    service_env("SPACKTAINERIZAH_TEST_DOCKER_HOST")
+}
+
+/// A bucket name no other test uses (tests run in parallel, in several processes).
+pub fn unique_name(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// A raw S3 client on the test server, for setting up and inspecting buckets directly.
+pub async fn raw_s3() -> aws_sdk_s3::Client {
+    let creds = aws_sdk_s3::config::Credentials::new(
+        service_env(ACCESS_KEY_VAR),
+        service_env(SECRET_KEY_VAR),
+        None,
+        None,
+        "tests",
+    );
+    let conf = aws_sdk_s3::config::Builder::new()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .endpoint_url(s3_endpoint())
+        .region(aws_sdk_s3::config::Region::new("us-east-1"))
+        .credentials_provider(creds)
+        .force_path_style(true)
+        .build();
+    aws_sdk_s3::Client::from_conf(conf)
+}
+
+/// Create a fresh bucket and return its name.
+pub async fn new_bucket(prefix: &str) -> String {
+    let name = unique_name(prefix);
+    raw_s3()
+        .await
+        .create_bucket()
+        .bucket(&name)
+        .send()
+        .await
+        .unwrap_or_else(|e| {
+            panic!(
+                "creating bucket {name}: {}",
+                aws_sdk_s3::error::DisplayErrorContext(e)
+            )
+        });
+    name
+}
+
+/// Open the store at `url` (S3 URLs on the test server).
+pub async fn open_store(url: &str) -> Store {
+    let url: StoreUrl = url.parse().expect("valid store URL");
+    Store::open(&url, &s3_options()).await.expect("open store")
+}
+
+/// Upload every file under `dir` to `store`, keys relative to `dir`.
+pub async fn upload_dir(store: &Store, dir: &Path) {
+    for entry in walk(dir) {
+        let key = entry
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .replace('\\', "/");
+        let bytes = std::fs::read(&entry).unwrap();
+        store
+            .put(&key, bytes, &Default::default(), &Default::default())
+            .await
+            .unwrap_or_else(|e| panic!("uploading {key}: {e}"));
+    }
+}
+
+/// Every file below `dir`, sorted.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap_or_else(|e| panic!("{}: {e}", d.display())) {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Copy a directory tree (fixtures are read-only in the workplace; copies are writable).
+pub fn copy_dir(src: &Path, dst: &Path) {
+    for file in walk(src) {
+        let target = dst.join(file.strip_prefix(src).unwrap());
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::copy(&file, &target).unwrap();
+        let mut perms = std::fs::metadata(&target).unwrap().permissions();
+        #[allow(clippy::permissions_set_readonly_false)]
+        perms.set_readonly(false);
+        std::fs::set_permissions(&target, perms).unwrap();
+    }
+}
+
+fn gitlab_validator() -> &'static jsonschema::Validator {
+    static V: OnceLock<jsonschema::Validator> = OnceLock::new();
+    V.get_or_init(|| {
+        let text = std::fs::read_to_string(fixtures().join("schemas/gitlab-ci.json")).unwrap();
+        let schema: serde_json::Value = serde_json::from_str(&text).unwrap();
+        jsonschema::draft7::new(&schema).expect("GitLab's schema compiles")
+    })
+}
+
+/// Validate a pipeline (YAML text) against GitLab's own CI schema; the errors name the place.
+pub fn validate_gitlab_ci(yaml_text: &str) -> Result<(), Vec<String>> {
+    let value: serde_yaml_ng::Value =
+        serde_yaml_ng::from_str(yaml_text).map_err(|e| vec![e.to_string()])?;
+    let json = serde_json::to_value(value).map_err(|e| vec![e.to_string()])?;
+    let errors: Vec<String> = gitlab_validator()
+        .iter_errors(&json)
+        .map(|e| format!("{} at {}", e, e.instance_path()))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}

@@ -11,8 +11,17 @@ use crate::yaml::{self, Value, YamlError};
 
 /// Top-level keys GitLab reserves; no job may carry one of these names.
 pub const RESERVED_KEYS: &[&str] = &[
-    "default", "include", "stages", "variables", "workflow", "image", "services", "cache",
-    "before_script", "after_script", "spec",
+    "default",
+    "include",
+    "stages",
+    "variables",
+    "workflow",
+    "image",
+    "services",
+    "cache",
+    "before_script",
+    "after_script",
+    "spec",
 ];
 
 /// A pipeline file.
@@ -24,7 +33,11 @@ pub struct Pipeline {
     pub workflow: Option<Workflow>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub stages: Vec<String>,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty", deserialize_with = "scalar_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "scalar_map"
+    )]
     pub variables: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub default: Option<Value>,
@@ -80,7 +93,11 @@ impl Pipeline {
     /// `needs` on a job that is not in this pipeline (needs on other pipelines excepted), and a
     /// pipeline without visible jobs.
     pub fn check(&self) -> Result<(), CiError> {
-        let visible: Vec<(&String, &Job)> = self.jobs.iter().filter(|(n, _)| !n.starts_with('.')).collect();
+        let visible: Vec<(&String, &Job)> = self
+            .jobs
+            .iter()
+            .filter(|(n, _)| !n.starts_with('.'))
+            .collect();
         if visible.is_empty() {
             return Err(CiError::Empty);
         }
@@ -90,13 +107,24 @@ impl Pipeline {
                 && !self.stages.contains(stage)
                 && !matches!(stage.as_str(), ".pre" | ".post")
             {
-                return Err(CiError::UnknownStage { job: name.clone(), stage: stage.clone() });
+                return Err(CiError::UnknownStage {
+                    job: name.clone(),
+                    stage: stage.clone(),
+                });
             }
             for need in job.needs.iter().flatten() {
-                if let Need::Job(n) | Need::Detailed { job: n, pipeline: None, .. } = need
+                if let Need::Job(n)
+                | Need::Detailed {
+                    job: n,
+                    pipeline: None,
+                    ..
+                } = need
                     && !self.jobs.contains_key(n)
                 {
-                    return Err(CiError::UnknownNeed { job: name.clone(), need: n.clone() });
+                    return Err(CiError::UnknownNeed {
+                        job: name.clone(),
+                        need: n.clone(),
+                    });
                 }
             }
         }
@@ -130,7 +158,11 @@ pub struct Job {
     pub image: Option<Image>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty", deserialize_with = "scalar_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "scalar_map"
+    )]
     pub variables: IndexMap<String, String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub rules: Vec<Rule>,
@@ -138,11 +170,23 @@ pub struct Job {
     pub needs: Option<Vec<Need>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dependencies: Option<Vec<String>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "script")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "script"
+    )]
     pub before_script: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "script")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "script"
+    )]
     pub script: Vec<String>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty", deserialize_with = "script")]
+    #[serde(
+        default,
+        skip_serializing_if = "Vec::is_empty",
+        deserialize_with = "script"
+    )]
     pub after_script: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trigger: Option<Trigger>,
@@ -201,12 +245,22 @@ impl Need {
 
     /// A need on a job of this pipeline whose artifacts are (or are not) downloaded.
     pub fn with_artifacts(name: impl Into<String>, artifacts: bool) -> Need {
-        Need::Detailed { job: name.into(), pipeline: None, artifacts: Some(artifacts), optional: None }
+        Need::Detailed {
+            job: name.into(),
+            pipeline: None,
+            artifacts: Some(artifacts),
+            optional: None,
+        }
     }
 
     /// A need on a job of another pipeline (typically `$PARENT_PIPELINE_ID`), for its artifacts.
     pub fn other_pipeline(pipeline: impl Into<String>, job: impl Into<String>) -> Need {
-        Need::Detailed { job: job.into(), pipeline: Some(pipeline.into()), artifacts: Some(true), optional: None }
+        Need::Detailed {
+            job: job.into(),
+            pipeline: Some(pipeline.into()),
+            artifacts: Some(true),
+            optional: None,
+        }
     }
 
     pub fn job_name(&self) -> &str {
@@ -224,13 +278,21 @@ pub struct Rule {
     pub changes: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub when: Option<String>,
-    #[serde(default, skip_serializing_if = "IndexMap::is_empty", deserialize_with = "scalar_map")]
+    #[serde(
+        default,
+        skip_serializing_if = "IndexMap::is_empty",
+        deserialize_with = "scalar_map"
+    )]
     pub variables: IndexMap<String, String>,
 }
 
 impl Rule {
     pub fn when_if(condition: impl Into<String>, when: impl Into<String>) -> Rule {
-        Rule { if_: Some(condition.into()), when: Some(when.into()), ..Rule::default() }
+        Rule {
+            if_: Some(condition.into()),
+            when: Some(when.into()),
+            ..Rule::default()
+        }
     }
 }
 
@@ -269,9 +331,16 @@ impl Trigger {
     /// its status (`strategy: depend`).
     pub fn from_artifact(artifact: impl Into<String>, job: impl Into<String>) -> Trigger {
         Trigger {
-            include: vec![Include { artifact: Some(artifact.into()), job: Some(job.into()), ..Include::default() }],
+            include: vec![Include {
+                artifact: Some(artifact.into()),
+                job: Some(job.into()),
+                ..Include::default()
+            }],
             strategy: Some("depend".into()),
-            forward: Some(Forward { pipeline_variables: Some(true), yaml_variables: None }),
+            forward: Some(Forward {
+                pipeline_variables: Some(true),
+                yaml_variables: None,
+            }),
         }
     }
 }
@@ -320,9 +389,13 @@ fn scalar_map<'de, D: Deserializer<'de>>(d: D) -> Result<IndexMap<String, String
             // `{value: …, description: …}` form of a variable.
             Value::Mapping(m) => match m.get("value") {
                 Some(Value::String(s)) => Ok((k, s.clone())),
-                _ => Err(serde::de::Error::custom(format!("variable `{k}` has no string `value`"))),
+                _ => Err(serde::de::Error::custom(format!(
+                    "variable `{k}` has no string `value`"
+                ))),
             },
-            _ => Err(serde::de::Error::custom(format!("variable `{k}` must be a scalar"))),
+            _ => Err(serde::de::Error::custom(format!(
+                "variable `{k}` must be a scalar"
+            ))),
         })
         .collect()
 }
@@ -338,7 +411,12 @@ fn script<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
                 }
             }
             Value::Null => {}
-            other => return Err(format!("script lines must be strings, found {}", yaml::to_string(&other).trim())),
+            other => {
+                return Err(format!(
+                    "script lines must be strings, found {}",
+                    yaml::to_string(&other).trim()
+                ));
+            }
         }
         Ok(())
     }
@@ -355,18 +433,43 @@ mod tests {
     #[test]
     fn reserved_and_duplicate_names_are_refused() {
         let mut p = Pipeline::default();
-        assert_eq!(p.add_job("stages", Job::default()), Err(CiError::ReservedName("stages".into())));
+        assert_eq!(
+            p.add_job("stages", Job::default()),
+            Err(CiError::ReservedName("stages".into()))
+        );
         p.add_job("a", Job::default()).unwrap();
-        assert_eq!(p.add_job("a", Job::default()), Err(CiError::Duplicate("a".into())));
+        assert_eq!(
+            p.add_job("a", Job::default()),
+            Err(CiError::Duplicate("a".into()))
+        );
     }
 
     #[test]
     fn check_finds_unknown_needs_and_stages() {
-        let mut p = Pipeline { stages: vec!["build".into()], ..Pipeline::default() };
-        p.add_job("a", Job { stage: Some("build".into()), needs: Some(vec![Need::job("b")]), ..Job::default() })
-            .unwrap();
-        assert_eq!(p.check(), Err(CiError::UnknownNeed { job: "a".into(), need: "b".into() }));
-        p.jobs["a"].needs = Some(vec![Need::other_pipeline("$PARENT_PIPELINE_ID", "generate")]);
+        let mut p = Pipeline {
+            stages: vec!["build".into()],
+            ..Pipeline::default()
+        };
+        p.add_job(
+            "a",
+            Job {
+                stage: Some("build".into()),
+                needs: Some(vec![Need::job("b")]),
+                ..Job::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            p.check(),
+            Err(CiError::UnknownNeed {
+                job: "a".into(),
+                need: "b".into()
+            })
+        );
+        p.jobs["a"].needs = Some(vec![Need::other_pipeline(
+            "$PARENT_PIPELINE_ID",
+            "generate",
+        )]);
         assert_eq!(p.check(), Ok(()));
         p.jobs["a"].stage = Some("test".into());
         assert!(matches!(p.check(), Err(CiError::UnknownStage { .. })));

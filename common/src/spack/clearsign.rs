@@ -18,7 +18,10 @@ pub fn strip(data: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
     let text = std::str::from_utf8(data).ok()?;
     let after = &text[text.find(BEGIN)? + BEGIN.len()..];
     // Armour headers ("Hash: SHA512") end at the first empty line.
-    let body_start = after.find("\n\n").or_else(|| after.find("\r\n\r\n").map(|i| i + 2))? + 2;
+    let body_start = after
+        .find("\n\n")
+        .or_else(|| after.find("\r\n\r\n").map(|i| i + 2))?
+        + 2;
     let body = &after[body_start..];
     let body = &body[..body.find(SIGNATURE)?];
     let mut out = String::with_capacity(body.len());

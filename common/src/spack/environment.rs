@@ -30,7 +30,10 @@ impl Environment {
     /// strings (or empty), so later steps can rely on it.
     pub fn from_value(path: &Path, doc: Value) -> Result<Environment, YamlError> {
         let Some(spack) = doc.get("spack") else {
-            return Err(YamlError::invalid(path, "expected a top-level `spack:` mapping"));
+            return Err(YamlError::invalid(
+                path,
+                "expected a top-level `spack:` mapping",
+            ));
         };
         if !(spack.is_mapping() || spack.is_null()) {
             return Err(YamlError::invalid(path, "`spack:` must be a mapping"));
@@ -41,7 +44,10 @@ impl Environment {
                 if let Some(bad) = items.iter().find(|v| !v.is_string()) {
                     return Err(YamlError::invalid(
                         path,
-                        format!("`spack.specs` must list spec strings, found {}", yaml::to_string(bad).trim()),
+                        format!(
+                            "`spack.specs` must list spec strings, found {}",
+                            yaml::to_string(bad).trim()
+                        ),
                     ));
                 }
             }
@@ -56,7 +62,11 @@ impl Environment {
             .get("spack")
             .and_then(|s| s.get("specs"))
             .and_then(Value::as_sequence)
-            .map(|seq| seq.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
+            .map(|seq| {
+                seq.iter()
+                    .filter_map(|v| v.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default()
     }
 
@@ -76,7 +86,10 @@ impl Environment {
     }
 
     /// The template with `definition` laid over it (see [`yaml::merge`]).
-    pub fn merged(template: &Environment, definition: &Environment) -> Result<Environment, MergeConflict> {
+    pub fn merged(
+        template: &Environment,
+        definition: &Environment,
+    ) -> Result<Environment, MergeConflict> {
         let mut doc = template.doc.clone();
         yaml::merge(&mut doc, definition.doc.clone())?;
         Ok(Environment { doc })
@@ -111,7 +124,10 @@ mod tests {
         env.substitute_base_arch("%gcc@12 os=ubuntu22.04 target=x86_64_v3");
         assert_eq!(env.specs(), vec!["neurodamus-models model=neocortex"]);
         let text = env.to_yaml();
-        assert!(text.contains("require: '%gcc@12 os=ubuntu22.04 target=x86_64_v3'"), "{text}");
+        assert!(
+            text.contains("require: '%gcc@12 os=ubuntu22.04 target=x86_64_v3'"),
+            "{text}"
+        );
         assert!(text.contains("kept: true"));
         // Round trip: what we write parses to the same document.
         assert_eq!(Environment::parse(p, &text).unwrap(), env);
@@ -120,13 +136,21 @@ mod tests {
     #[test]
     fn conflicting_requirement_names_path() {
         let template = Environment::parse(Path::new("t"), TEMPLATE).unwrap();
-        let def = Environment::parse(Path::new("d"), "spack:\n  packages:\n    all:\n      require: '%clang'\n").unwrap();
-        assert_eq!(Environment::merged(&template, &def).unwrap_err().path, "spack.packages.all.require");
+        let def = Environment::parse(
+            Path::new("d"),
+            "spack:\n  packages:\n    all:\n      require: '%clang'\n",
+        )
+        .unwrap();
+        assert_eq!(
+            Environment::merged(&template, &def).unwrap_err().path,
+            "spack.packages.all.require"
+        );
     }
 
     #[test]
     fn specs_must_be_strings() {
-        let err = Environment::parse(Path::new("bad.yaml"), "spack:\n  specs:\n    - {a: 1}\n").unwrap_err();
+        let err = Environment::parse(Path::new("bad.yaml"), "spack:\n  specs:\n    - {a: 1}\n")
+            .unwrap_err();
         assert!(err.to_string().starts_with("bad.yaml"), "{err}");
         assert!(Environment::parse(Path::new("x"), "foo: 1\n").is_err());
     }

@@ -129,7 +129,13 @@ mod tests {
     fn h(i: usize) -> String {
         format!("{:a>32}", i)
             .chars()
-            .map(|c| if c.is_ascii_digit() { (b'a' + (c as u8 - b'0')) as char } else { c })
+            .map(|c| {
+                if c.is_ascii_digit() {
+                    (b'a' + (c as u8 - b'0')) as char
+                } else {
+                    c
+                }
+            })
             .collect()
     }
 
@@ -145,7 +151,12 @@ mod tests {
             external: false,
             dependencies: deps
                 .iter()
-                .map(|&(j, t)| Edge { name: format!("p{j}"), hash: h(j), types: t, virtuals: vec![] })
+                .map(|&(j, t)| Edge {
+                    name: format!("p{j}"),
+                    hash: h(j),
+                    types: t,
+                    virtuals: vec![],
+                })
                 .collect(),
         }
     }
@@ -160,11 +171,20 @@ mod tests {
             node(3, &[]),
         ];
         let g = SpecGraph::new(&nodes);
-        let set: BTreeSet<_> = g.dependencies_closure([h(0).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+        let set: BTreeSet<_> = g
+            .dependencies_closure([h(0).as_str()], DepTypes::LINK_RUN)
+            .into_iter()
+            .collect();
         assert_eq!(set, [h(0), h(1), h(3)].into_iter().collect());
-        let dependents: BTreeSet<_> = g.dependents_closure([h(2).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+        let dependents: BTreeSet<_> = g
+            .dependents_closure([h(2).as_str()], DepTypes::LINK_RUN)
+            .into_iter()
+            .collect();
         assert_eq!(dependents, [h(2)].into_iter().collect());
-        let all: BTreeSet<_> = g.dependents_closure([h(2).as_str()], DepTypes::ALL).into_iter().collect();
+        let all: BTreeSet<_> = g
+            .dependents_closure([h(2).as_str()], DepTypes::ALL)
+            .into_iter()
+            .collect();
         assert_eq!(all, [h(0), h(1), h(2)].into_iter().collect());
     }
 

@@ -88,8 +88,16 @@ impl Lockfile {
                 format!("not a Spack lockfile (expected _meta, roots, concrete_specs): {e}"),
             )
         })?;
-        if raw.meta.file_type.as_deref().is_some_and(|t| t != "spack-lockfile") {
-            return Err(FormatError::invalid(&what, "`_meta.file-type` is not `spack-lockfile`"));
+        if raw
+            .meta
+            .file_type
+            .as_deref()
+            .is_some_and(|t| t != "spack-lockfile")
+        {
+            return Err(FormatError::invalid(
+                &what,
+                "`_meta.file-type` is not `spack-lockfile`",
+            ));
         }
         if !SUPPORTED_VERSIONS.contains(&raw.meta.lockfile_version) {
             return Err(FormatError::invalid(
@@ -105,7 +113,10 @@ impl Lockfile {
         let mut specs = IndexMap::with_capacity(raw.concrete_specs.len());
         for (hash, node) in &raw.concrete_specs {
             if !is_dag_hash(hash) {
-                return Err(FormatError::invalid(&what, format!("`{hash}` is not a DAG hash")));
+                return Err(FormatError::invalid(
+                    &what,
+                    format!("`{hash}` is not a DAG hash"),
+                ));
             }
             specs.insert(hash.clone(), SpecNode::from_json(node, Some(hash), &what)?);
         }
@@ -113,15 +124,25 @@ impl Lockfile {
             if !specs.contains_key(&root.hash) {
                 return Err(FormatError::invalid(
                     &what,
-                    format!("root `{}` names hash {} that is not among concrete_specs", root.spec, root.hash),
+                    format!(
+                        "root `{}` names hash {} that is not among concrete_specs",
+                        root.spec, root.hash
+                    ),
                 ));
             }
         }
         for node in specs.values() {
-            if let Some(e) = node.dependencies.iter().find(|e| !specs.contains_key(&e.hash)) {
+            if let Some(e) = node
+                .dependencies
+                .iter()
+                .find(|e| !specs.contains_key(&e.hash))
+            {
                 return Err(FormatError::invalid(
                     &what,
-                    format!("`{}` depends on {} ({}) which is not among concrete_specs", node.name, e.name, e.hash),
+                    format!(
+                        "`{}` depends on {} ({}) which is not among concrete_specs",
+                        node.name, e.name, e.hash
+                    ),
                 ));
             }
         }
@@ -131,7 +152,10 @@ impl Lockfile {
             roots: raw
                 .roots
                 .into_iter()
-                .map(|r| Root { hash: r.hash, spec: r.spec })
+                .map(|r| Root {
+                    hash: r.hash,
+                    spec: r.spec,
+                })
                 .collect(),
             specs,
             sha256: hex::encode(Sha256::digest(bytes)),
@@ -143,14 +167,22 @@ impl Lockfile {
     pub fn main_package(&self, user_spec: &str) -> Result<&SpecNode, FormatError> {
         let what = format!("lockfile {}", self.source);
         let name = package_name(user_spec).ok_or_else(|| {
-            FormatError::invalid(&what, format!("spec `{user_spec}` does not start with a package name"))
+            FormatError::invalid(
+                &what,
+                format!("spec `{user_spec}` does not start with a package name"),
+            )
         })?;
         self.roots
             .iter()
             .filter_map(|r| self.specs.get(&r.hash))
             .find(|n| n.name == name)
             .or_else(|| self.specs.values().find(|n| n.name == name))
-            .ok_or_else(|| FormatError::invalid(&what, format!("the main package `{name}` is not in the lockfile")))
+            .ok_or_else(|| {
+                FormatError::invalid(
+                    &what,
+                    format!("the main package `{name}` is not in the lockfile"),
+                )
+            })
     }
 }
 
@@ -161,16 +193,26 @@ mod tests {
     #[test]
     fn rejects_unknown_version_and_dangling_edges() {
         let v9 = br#"{"_meta":{"file-type":"spack-lockfile","lockfile-version":9},"roots":[],"concrete_specs":{}}"#;
-        assert!(Lockfile::parse("x.lock", v9).unwrap_err().to_string().contains("version 9"));
+        assert!(
+            Lockfile::parse("x.lock", v9)
+                .unwrap_err()
+                .to_string()
+                .contains("version 9")
+        );
         let dangling = br#"{"_meta":{"lockfile-version":5},"roots":[],"concrete_specs":{
             "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa":{"name":"a","version":"1","dependencies":[{"name":"b","hash":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","parameters":{"deptypes":["link"]}}]}}}"#;
         let err = Lockfile::parse("y.lock", dangling).unwrap_err().to_string();
-        assert!(err.contains("y.lock") && err.contains("not among concrete_specs"), "{err}");
+        assert!(
+            err.contains("y.lock") && err.contains("not among concrete_specs"),
+            "{err}"
+        );
     }
 
     #[test]
     fn malformed_json_names_the_file() {
-        let err = Lockfile::parse("broken.lock", b"{\"_meta\":").unwrap_err().to_string();
+        let err = Lockfile::parse("broken.lock", b"{\"_meta\":")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("broken.lock"), "{err}");
     }
 }

@@ -41,5 +41,7 @@ impl FormatError {
 /// True for a Spack DAG hash: 32 characters of lowercase base32 (`[a-z2-7]`); digits 0, 1, 8
 /// and 9 are accepted as Spack's own manifest-name check (`[a-z0-9]{32}`) does.
 pub fn is_dag_hash(s: &str) -> bool {
-    s.len() == 32 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
+    s.len() == 32
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit())
 }

@@ -57,11 +57,16 @@ impl DepTypes {
 
     /// Names in Spack's order: build, link, run, test.
     pub fn names(self) -> Vec<&'static str> {
-        [("build", Self::BUILD), ("link", Self::LINK), ("run", Self::RUN), ("test", Self::TEST)]
-            .into_iter()
-            .filter(|(_, t)| self.intersects(*t))
-            .map(|(n, _)| n)
-            .collect()
+        [
+            ("build", Self::BUILD),
+            ("link", Self::LINK),
+            ("run", Self::RUN),
+            ("test", Self::TEST),
+        ]
+        .into_iter()
+        .filter(|(_, t)| self.intersects(*t))
+        .map(|(n, _)| n)
+        .collect()
     }
 }
 
@@ -246,7 +251,10 @@ impl RawNode {
             (Some(k), _) => k.to_string(),
             (None, Some(h)) => h,
             (None, None) => {
-                return Err(FormatError::invalid(what, format!("node `{}` has no hash", self.name)));
+                return Err(FormatError::invalid(
+                    what,
+                    format!("node `{}` has no hash", self.name),
+                ));
             }
         };
         if !is_dag_hash(&hash) {
@@ -307,7 +315,9 @@ fn parse_edges(
     let raw: Vec<RawEdge> = serde_json::from_value(deps).map_err(|e| {
         FormatError::invalid(
             what,
-            format!("dependencies of `{node}` are not a list of {{name, hash, type|parameters}}: {e}"),
+            format!(
+                "dependencies of `{node}` are not a list of {{name, hash, type|parameters}}: {e}"
+            ),
         )
     })?;
     raw.into_iter()
@@ -327,7 +337,10 @@ fn parse_edges(
                 types = types.union(DepTypes::from_name(n).ok_or_else(|| {
                     FormatError::invalid(
                         what,
-                        format!("edge `{node}` -> `{}` has unknown dependency type `{n}`", e.name),
+                        format!(
+                            "edge `{node}` -> `{}` has unknown dependency type `{n}`",
+                            e.name
+                        ),
                     )
                 })?);
             }
@@ -351,43 +364,64 @@ mod tests {
 
     #[test]
     fn both_edge_forms_and_target_forms() {
-        let old = node(r#"{"name":"a","version":"1.0","hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        let old = node(
+            r#"{"name":"a","version":"1.0","hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "arch":{"platform":"test","platform_os":"debian6","target":{"name":"core2"}},
             "compiler":{"name":"gcc","version":"4.5.0"},
-            "dependencies":[{"name":"b","hash":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","type":["build","link"]}]}"#);
+            "dependencies":[{"name":"b","hash":"bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb","type":["build","link"]}]}"#,
+        );
         assert_eq!(old.architecture(), "test-debian6-core2");
-        assert_eq!(old.dependencies[0].types, DepTypes::BUILD.union(DepTypes::LINK));
+        assert_eq!(
+            old.dependencies[0].types,
+            DepTypes::BUILD.union(DepTypes::LINK)
+        );
         assert_eq!(old.compiler(|_| None).to_string(), "gcc-4.5.0");
 
-        let new = node(r#"{"name":"a","version":"1.0","hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+        let new = node(
+            r#"{"name":"a","version":"1.0","hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
             "arch":{"platform":"linux","platform_os":"ubuntu24.04","target":"x86_64_v3"},
-            "dependencies":[{"name":"gcc","hash":"gggggggggggggggggggggggggggggggg","parameters":{"deptypes":["build"],"virtuals":["c"]}}]}"#);
+            "dependencies":[{"name":"gcc","hash":"gggggggggggggggggggggggggggggggg","parameters":{"deptypes":["build"],"virtuals":["c"]}}]}"#,
+        );
         assert_eq!(new.architecture(), "linux-ubuntu24.04-x86_64_v3");
         assert_eq!(
             new.compiler(|h| (h == "gggggggggggggggggggggggggggggggg")
                 .then(|| ("gcc".to_string(), "13.2.0".to_string())))
-            .to_string(),
+                .to_string(),
             "gcc-13.2.0"
         );
     }
 
     #[test]
     fn no_compiler_edge_is_none_none() {
-        let n = node(r#"{"name":"compiler-wrapper","version":"1.0","hash":"qeehcxyvluwnihsc2qxstmpomtxo3lrc"}"#);
+        let n = node(
+            r#"{"name":"compiler-wrapper","version":"1.0","hash":"qeehcxyvluwnihsc2qxstmpomtxo3lrc"}"#,
+        );
         assert_eq!(n.compiler(|_| None).to_string(), "none-none");
     }
 
     #[test]
     fn annotation_compiler_is_split_at_at_equals() {
-        let n = node(r#"{"name":"x","version":"1","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez","annotations":{"original_specfile_version":4,"compiler":"gcc@=10.2.1"}}"#);
+        let n = node(
+            r#"{"name":"x","version":"1","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez","annotations":{"original_specfile_version":4,"compiler":"gcc@=10.2.1"}}"#,
+        );
         assert_eq!(n.compiler(|_| None).to_string(), "gcc-10.2.1");
     }
 
     #[test]
     fn bad_hash_and_bad_edges_are_errors() {
         let v = serde_json::from_str(r#"{"name":"x","hash":"short"}"#).unwrap();
-        assert!(SpecNode::from_value(v, None, "f").unwrap_err().to_string().contains("invalid DAG hash"));
+        assert!(
+            SpecNode::from_value(v, None, "f")
+                .unwrap_err()
+                .to_string()
+                .contains("invalid DAG hash")
+        );
         let v = serde_json::from_str(r#"{"name":"x","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez","dependencies":[{"name":"y","hash":"h","type":["weird"]}]}"#).unwrap();
-        assert!(SpecNode::from_value(v, None, "f").unwrap_err().to_string().contains("unknown dependency type"));
+        assert!(
+            SpecNode::from_value(v, None, "f")
+                .unwrap_err()
+                .to_string()
+                .contains("unknown dependency type")
+        );
     }
 }

@@ -25,9 +25,18 @@ mod tests {
     #[test]
     fn names_from_realistic_specs() {
         for (spec, name) in [
-            ("neurodamus-neocortex+coreneuron@1.2 %gcc ^mpich", "neurodamus-neocortex"),
-            ("neurodamus-models~coreneuron+ngv+metabolism model=neocortex", "neurodamus-models"),
-            ("neurodamus-models model=neocortex ~plasticity+coreneuron+caliper", "neurodamus-models"),
+            (
+                "neurodamus-neocortex+coreneuron@1.2 %gcc ^mpich",
+                "neurodamus-neocortex",
+            ),
+            (
+                "neurodamus-models~coreneuron+ngv+metabolism model=neocortex",
+                "neurodamus-models",
+            ),
+            (
+                "neurodamus-models model=neocortex ~plasticity+coreneuron+caliper",
+                "neurodamus-models",
+            ),
             ("py-astrovascpy@0.1.5:", "py-astrovascpy"),
             ("  brainbuilder", "brainbuilder"),
             ("builtin.zlib@1.3", "zlib"),

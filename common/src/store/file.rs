@@ -47,14 +47,22 @@ impl FileStore {
     }
 
     fn meta_path(&self, key: &str) -> PathBuf {
-        self.root.join(RESERVED_DIR).join("meta").join(format!("{key}.json"))
+        self.root
+            .join(RESERVED_DIR)
+            .join("meta")
+            .join(format!("{key}.json"))
     }
 
     fn io(&self, path: &Path, source: std::io::Error) -> StoreError {
         if source.kind() == std::io::ErrorKind::NotFound {
-            StoreError::NotFound { location: path.display().to_string() }
+            StoreError::NotFound {
+                location: path.display().to_string(),
+            }
         } else {
-            StoreError::Io { location: path.display().to_string(), source }
+            StoreError::Io {
+                location: path.display().to_string(),
+                source,
+            }
         }
     }
 
@@ -63,10 +71,16 @@ impl FileStore {
         let prefix = prefix.to_string();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
         tokio::task::spawn_blocking(move || walk(&root, &prefix, &tx));
-        stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) }).boxed()
+        stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        })
+        .boxed()
     }
 
-    pub async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+    pub async fn head(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         let obj = self.get(key).await?;
         Ok((obj.info, obj.metadata))
     }
@@ -186,10 +200,12 @@ impl FileStore {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, StoreError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| StoreError::Io {
-        location: "directory store worker".into(),
-        source: std::io::Error::other(e.to_string()),
-    })?
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Io {
+            location: "directory store worker".into(),
+            source: std::io::Error::other(e.to_string()),
+        })?
 }
 
 fn etag_of(bytes: &[u8]) -> String {
@@ -202,7 +218,11 @@ fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ObjectI
         Some(i) => &prefix[..i],
         None => "",
     };
-    let start = if start_rel.is_empty() { root.to_path_buf() } else { root.join(start_rel) };
+    let start = if start_rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(start_rel)
+    };
     if !start.exists() {
         if !root.is_dir() {
             let _ = tx.blocking_send(Err(StoreError::NotFound {
@@ -212,17 +232,34 @@ fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ObjectI
         return;
     }
     let reserved = root.join(RESERVED_DIR);
+    // Sort a folder as if its name ended in `/`, so files come out in the byte order of their
+    // keys, as S3 lists them.
+    let sort_key = |e: &walkdir::DirEntry| {
+        let mut k = e.file_name().as_encoded_bytes().to_vec();
+        if e.file_type().is_dir() {
+            k.push(b'/');
+        }
+        k
+    };
     let walker = walkdir::WalkDir::new(&start)
-        .sort_by_file_name()
+        .sort_by(move |a, b| sort_key(a).cmp(&sort_key(b)))
         .into_iter()
         .filter_entry(|e| e.path() != reserved);
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let location = e.path().map(|p| p.display().to_string()).unwrap_or_default();
-                let source = e.into_io_error().unwrap_or_else(|| std::io::Error::other("file system loop"));
-                if tx.blocking_send(Err(StoreError::Io { location, source })).is_err() {
+                let location = e
+                    .path()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_default();
+                let source = e
+                    .into_io_error()
+                    .unwrap_or_else(|| std::io::Error::other("file system loop"));
+                if tx
+                    .blocking_send(Err(StoreError::Io { location, source }))
+                    .is_err()
+                {
                     return;
                 }
                 continue;
@@ -231,14 +268,23 @@ fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ObjectI
         if !entry.file_type().is_file() {
             continue;
         }
-        let Ok(rel) = entry.path().strip_prefix(root) else { continue };
-        let Some(key) = rel.to_str().map(|s| s.replace(std::path::MAIN_SEPARATOR, "/")) else { continue };
+        let Ok(rel) = entry.path().strip_prefix(root) else {
+            continue;
+        };
+        let Some(key) = rel
+            .to_str()
+            .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+        else {
+            continue;
+        };
         if !key.starts_with(prefix) || key.starts_with(&format!("{RESERVED_DIR}/")) {
             continue;
         }
         let info = entry.metadata().map_err(|e| StoreError::Io {
             location: entry.path().display().to_string(),
-            source: e.into_io_error().unwrap_or_else(|| std::io::Error::other("metadata")),
+            source: e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("metadata")),
         });
         let item = info.and_then(|md| {
             Ok(ObjectInfo {
@@ -264,7 +310,10 @@ fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, StoreError> {
             source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
         }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(source) => Err(StoreError::Io { location: path.display().to_string(), source }),
+        Err(source) => Err(StoreError::Io {
+            location: path.display().to_string(),
+            source,
+        }),
     }
 }
 
@@ -278,12 +327,19 @@ fn write_metadata(path: &Path, metadata: &BTreeMap<String, String>) -> std::io::
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent)?;
     }
-    std::fs::write(path, serde_json::to_vec(metadata).map_err(std::io::Error::other)?)
+    std::fs::write(
+        path,
+        serde_json::to_vec(metadata).map_err(std::io::Error::other)?,
+    )
 }
 
 fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = format!("{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed));
+    let name = format!(
+        "{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
     let path = dir.join(name);
     let mut f = std::fs::File::create(&path)?;
     f.write_all(bytes)?;

@@ -143,7 +143,8 @@ impl Store {
         }
     }
 
-    /// Every object whose key starts with `prefix`, streamed page by page.
+    /// Every object whose key starts with `prefix`, streamed page by page in the byte order
+    /// of the keys (on both backends).
     pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
         match self {
             Store::File(f) => f.list(prefix),
@@ -152,7 +153,10 @@ impl Store {
     }
 
     /// Size, last-modified, etag and user metadata of `key`.
-    pub async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+    pub async fn head(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         match self {
             Store::File(f) => f.head(key).await,
             Store::S3(s) => s.head(key).await,
@@ -204,7 +208,10 @@ pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     if key.starts_with('/') {
         return Err(bad("keys are relative to the store root"));
     }
-    if key.split('/').any(|c| c.is_empty() || c == "." || c == "..") {
+    if key
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
         return Err(bad("empty, `.` or `..` path component"));
     }
     Ok(())

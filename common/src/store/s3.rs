@@ -11,7 +11,9 @@ use aws_config::meta::region::RegionProviderChain;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
-use aws_sdk_s3::config::{Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
@@ -43,7 +45,11 @@ pub struct S3Store {
 }
 
 impl S3Store {
-    pub async fn connect(bucket: String, prefix: String, opts: &S3Options) -> Result<S3Store, StoreError> {
+    pub async fn connect(
+        bucket: String,
+        prefix: String,
+        opts: &S3Options,
+    ) -> Result<S3Store, StoreError> {
         let region = RegionProviderChain::first_try(opts.region.clone().map(Region::new))
             .or_default_provider()
             .or_else(Region::new("us-east-1"));
@@ -55,7 +61,9 @@ impl S3Store {
             (Some(ak_var), Some(sk_var)) => {
                 let read = |var: &str| {
                     Secret::from_env(var).ok_or_else(|| {
-                        StoreError::Credentials(format!("environment variable `{var}` is not set or empty"))
+                        StoreError::Credentials(format!(
+                            "environment variable `{var}` is not set or empty"
+                        ))
                     })
                 };
                 let (ak, sk) = (read(ak_var)?, read(sk_var)?);
@@ -144,16 +152,25 @@ impl S3Store {
                         bucket: self.inner.bucket.clone(),
                     },
                     ("NoSuchKey" | "NotFound", _) | (_, 404) => StoreError::NotFound { location },
-                    ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch", _) | (_, 403) => {
-                        StoreError::AccessDenied {
-                            location,
-                            message: if message.is_empty() { code } else { format!("{code}: {message}") },
-                        }
+                    ("AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch", _)
+                    | (_, 403) => StoreError::AccessDenied {
+                        location,
+                        message: if message.is_empty() {
+                            code
+                        } else {
+                            format!("{code}: {message}")
+                        },
+                    },
+                    ("PreconditionFailed", _) | (_, 412) => {
+                        StoreError::PreconditionFailed { location }
                     }
-                    ("PreconditionFailed", _) | (_, 412) => StoreError::PreconditionFailed { location },
                     _ => StoreError::Service {
                         location,
-                        code: if code.is_empty() { format!("HTTP {status}") } else { code },
+                        code: if code.is_empty() {
+                            format!("HTTP {status}")
+                        } else {
+                            code
+                        },
                         message,
                     },
                 }
@@ -226,7 +243,10 @@ impl S3Store {
         .boxed()
     }
 
-    pub async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+    pub async fn head(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         check_key(key)?;
         let out = self
             .inner
@@ -287,7 +307,11 @@ impl S3Store {
             })?
             .into_bytes()
             .to_vec();
-        Ok(Object { info, metadata, bytes })
+        Ok(Object {
+            info,
+            metadata,
+            bytes,
+        })
     }
 
     pub async fn put(
@@ -313,7 +337,10 @@ impl S3Store {
             Condition::IfNoneMatch => req.if_none_match("*"),
             Condition::IfMatch(etag) => req.if_match(etag),
         };
-        let out = req.send().await.map_err(|e| self.map_err(self.location(key), e))?;
+        let out = req
+            .send()
+            .await
+            .map_err(|e| self.map_err(self.location(key), e))?;
         Ok(out.e_tag().map(str::to_string))
     }
 
@@ -321,7 +348,10 @@ impl S3Store {
         for k in &keys {
             check_key(k)?;
         }
-        let batches: Vec<Vec<String>> = keys.chunks(super::DELETE_BATCH).map(<[String]>::to_vec).collect();
+        let batches: Vec<Vec<String>> = keys
+            .chunks(super::DELETE_BATCH)
+            .map(<[String]>::to_vec)
+            .collect();
         let requests = batches.len();
         let results: Vec<DeleteReport> = stream::iter(batches)
             .map(|batch| {
@@ -331,7 +361,10 @@ impl S3Store {
             .buffer_unordered(super::DELETE_CONCURRENCY)
             .collect()
             .await;
-        let mut report = DeleteReport { requests, ..Default::default() };
+        let mut report = DeleteReport {
+            requests,
+            ..Default::default()
+        };
         for r in results {
             report.deleted.extend(r.deleted);
             report.failed.extend(r.failed);
@@ -346,7 +379,11 @@ impl S3Store {
             deleted: Vec::new(),
             failed: batch
                 .iter()
-                .map(|k| DeleteFailure { key: k.clone(), code: code.to_string(), message: message.clone() })
+                .map(|k| DeleteFailure {
+                    key: k.clone(),
+                    code: code.to_string(),
+                    message: message.clone(),
+                })
                 .collect(),
             requests: 1,
         };
@@ -354,7 +391,9 @@ impl S3Store {
             .iter()
             .map(|k| ObjectIdentifier::builder().key(self.full_key(k)).build())
             .collect();
-        let delete = match objects.and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build()) {
+        let delete = match objects
+            .and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build())
+        {
             Ok(d) => d,
             Err(e) => return fail_all("InvalidRequest", e.to_string()),
         };
@@ -384,7 +423,11 @@ impl S3Store {
             .collect();
         let failed_keys: HashSet<&str> = failed.iter().map(|f| f.key.as_str()).collect();
         DeleteReport {
-            deleted: batch.iter().filter(|k| !failed_keys.contains(k.as_str())).cloned().collect(),
+            deleted: batch
+                .iter()
+                .filter(|k| !failed_keys.contains(k.as_str()))
+                .cloned()
+                .collect(),
             failed,
             requests: 1,
         }

@@ -23,11 +23,15 @@ impl FromStr for StoreUrl {
         if let Some(rest) = s.strip_prefix("s3://") {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if !valid_bucket(bucket) {
-                return Err(bad("bucket names have 3 to 63 lowercase letters, digits, dots or hyphens"));
+                return Err(bad(
+                    "bucket names have 3 to 63 lowercase letters, digits, dots or hyphens",
+                ));
             }
             let prefix = prefix.trim_matches('/');
             if prefix.split('/').any(|c| c == "." || c == "..") || prefix.contains("//") {
-                return Err(bad("the prefix may not contain empty, `.` or `..` components"));
+                return Err(bad(
+                    "the prefix may not contain empty, `.` or `..` components",
+                ));
             }
             Ok(StoreUrl::S3 {
                 bucket: bucket.to_string(),
@@ -60,7 +64,8 @@ impl fmt::Display for StoreUrl {
 
 fn valid_bucket(b: &str) -> bool {
     (3..=63).contains(&b.len())
-        && b.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
+        && b.bytes()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
         && b.as_bytes()[0].is_ascii_alphanumeric()
         && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric()
 }
@@ -73,16 +78,35 @@ mod tests {
     fn parses_the_three_forms() {
         assert_eq!(
             "s3://spack-build-cache/amd64/".parse::<StoreUrl>().unwrap(),
-            StoreUrl::S3 { bucket: "spack-build-cache".into(), prefix: "amd64".into() }
+            StoreUrl::S3 {
+                bucket: "spack-build-cache".into(),
+                prefix: "amd64".into()
+            }
         );
-        assert_eq!("file:///tmp/cache".parse::<StoreUrl>().unwrap(), StoreUrl::Dir("/tmp/cache".into()));
-        assert_eq!("examples/build-cache".parse::<StoreUrl>().unwrap(), StoreUrl::Dir("examples/build-cache".into()));
-        assert_eq!("s3://b-1.x".parse::<StoreUrl>().unwrap().to_string(), "s3://b-1.x");
+        assert_eq!(
+            "file:///tmp/cache".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Dir("/tmp/cache".into())
+        );
+        assert_eq!(
+            "examples/build-cache".parse::<StoreUrl>().unwrap(),
+            StoreUrl::Dir("examples/build-cache".into())
+        );
+        assert_eq!(
+            "s3://b-1.x".parse::<StoreUrl>().unwrap().to_string(),
+            "s3://b-1.x"
+        );
     }
 
     #[test]
     fn rejects_bad_urls() {
-        for u in ["s3://UPPER", "s3://ab", "s3://bucket/../x", "http://x", "file://relative", ""] {
+        for u in [
+            "s3://UPPER",
+            "s3://ab",
+            "s3://bucket/../x",
+            "http://x",
+            "file://relative",
+            "",
+        ] {
             assert!(u.parse::<StoreUrl>().is_err(), "{u}");
         }
     }

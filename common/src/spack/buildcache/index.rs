@@ -72,7 +72,10 @@ impl Database {
                 serde_json::Value::String(s) => s.clone(),
                 serde_json::Value::Number(n) => n.to_string(),
                 other => {
-                    return Err(FormatError::invalid(what, format!("database.version is {other}, expected a number")));
+                    return Err(FormatError::invalid(
+                        what,
+                        format!("database.version is {other}, expected a number"),
+                    ));
                 }
             };
             match version.parse::<u32>() {
@@ -91,11 +94,13 @@ impl Database {
             let mut entries = IndexMap::with_capacity(raw.database.installs.len());
             for (hash, record) in raw.database.installs {
                 if !is_dag_hash(hash) {
-                    return Err(FormatError::invalid(what, format!("install key `{hash}` is not a DAG hash")));
+                    return Err(FormatError::invalid(
+                        what,
+                        format!("install key `{hash}` is not a DAG hash"),
+                    ));
                 }
-                let rec: RawRecord<'_> = serde_json::from_str(record.get()).map_err(|e| {
-                    FormatError::invalid(what, format!("record {hash}: {e}"))
-                })?;
+                let rec: RawRecord<'_> = serde_json::from_str(record.get())
+                    .map_err(|e| FormatError::invalid(what, format!("record {hash}: {e}")))?;
                 let node = SpecNode::from_json(rec.spec, Some(hash), what)?;
                 let start = record.get().as_ptr() as usize - base;
                 entries.insert(
@@ -120,7 +125,8 @@ impl Database {
 
     /// An empty index of the given version, for a cache that has none yet.
     pub fn empty(version: &str) -> Database {
-        let bytes = format!("{{\"database\":{{\"version\":\"{version}\",\"installs\":{{}}}}}}").into_bytes();
+        let bytes = format!("{{\"database\":{{\"version\":\"{version}\",\"installs\":{{}}}}}}")
+            .into_bytes();
         Database {
             version: version.to_string(),
             entries: IndexMap::new(),
@@ -158,7 +164,11 @@ impl Database {
     pub fn to_bytes_without(&self, removed: &HashSet<String>) -> Vec<u8> {
         let mut out = Vec::with_capacity(self.bytes.len());
         out.extend_from_slice(b"{\"database\":{\"version\":");
-        out.extend_from_slice(serde_json::to_string(&self.version).unwrap_or_default().as_bytes());
+        out.extend_from_slice(
+            serde_json::to_string(&self.version)
+                .unwrap_or_default()
+                .as_bytes(),
+        );
         out.extend_from_slice(b",\"installs\":{");
         let mut first = true;
         for (hash, entry) in &self.entries {
@@ -191,7 +201,8 @@ pub fn hash_file_matches(hash_file: &[u8], index: &[u8]) -> bool {
     let Some(head) = hash_file.get(..64) else {
         return false;
     };
-    head.iter().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
+    head.iter()
+        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(b))
         && head == hex::encode(Sha256::digest(index)).as_bytes()
 }
 
@@ -222,8 +233,14 @@ mod tests {
     #[test]
     fn versions_and_garbage() {
         let v5 = DB.replace("\"version\":\"8\"", "\"version\":\"5\"");
-        assert!(Database::parse("idx", v5.into_bytes()).unwrap_err().to_string().contains("version 5"));
-        let err = Database::parse("s3://b/build_cache/index.json", b"{not json".to_vec()).unwrap_err();
+        assert!(
+            Database::parse("idx", v5.into_bytes())
+                .unwrap_err()
+                .to_string()
+                .contains("version 5")
+        );
+        let err =
+            Database::parse("s3://b/build_cache/index.json", b"{not json".to_vec()).unwrap_err();
         assert!(err.to_string().contains("s3://b/build_cache/index.json"));
     }
 
@@ -233,7 +250,10 @@ mod tests {
         assert_eq!(content.len(), 65);
         assert!(hash_file_matches(&content, DB.as_bytes()));
         assert!(!hash_file_matches(&content[..63], DB.as_bytes()));
-        assert!(!hash_file_matches(&content.to_ascii_uppercase(), DB.as_bytes()));
+        assert!(!hash_file_matches(
+            &content.to_ascii_uppercase(),
+            DB.as_bytes()
+        ));
         assert!(!hash_file_matches(&content, b"other"));
     }
 }

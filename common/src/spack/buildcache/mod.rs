@@ -1,5 +1,6 @@
 //! The binary build cache in both layouts: detection, spec files, and reading the index.
 
+pub mod catalog;
 pub mod index;
 pub mod v2;
 pub mod v3;
@@ -36,9 +37,15 @@ pub enum CacheError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Format(#[from] FormatError),
-    #[error("no build cache at {url}: neither {} nor {} exists", v2::INDEX_KEY, v3::LAYOUT_KEY)]
+    #[error(
+        "no build cache at {url}: neither {} nor {} exists",
+        v2::INDEX_KEY,
+        v3::LAYOUT_KEY
+    )]
     NoCache { url: String },
-    #[error("{location} is missing: the {layout} index was not found (run `spackitor reindex` to rebuild it from the spec files)")]
+    #[error(
+        "{location} is missing: the {layout} index was not found (run `spackitor reindex` to rebuild it from the spec files)"
+    )]
     MissingIndex { layout: Layout, location: String },
 }
 
@@ -85,7 +92,10 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
     };
     match layout {
         Layout::V2 => {
-            let obj = store.get(v2::INDEX_KEY).await.map_err(|e| missing(e, v2::INDEX_KEY))?;
+            let obj = store
+                .get(v2::INDEX_KEY)
+                .await
+                .map_err(|e| missing(e, v2::INDEX_KEY))?;
             let hash_file_ok = match store.get(v2::INDEX_HASH_KEY).await {
                 Ok(h) => Some(index::hash_file_matches(&h.bytes, &obj.bytes)),
                 Err(e) if e.is_not_found() => None,
@@ -106,13 +116,19 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
             let obj = store.get(key).await.map_err(|e| missing(e, key))?;
             let manifest = v3::Manifest::parse(&store.location(key), &obj.bytes)?;
             let record = manifest.find(v3::INDEX_MEDIA_PREFIX).ok_or_else(|| {
-                FormatError::invalid(store.location(key), "the index manifest lists no index blob")
+                FormatError::invalid(
+                    store.location(key),
+                    "the index manifest lists no index blob",
+                )
             })?;
             let blob_key = record.key();
             let blob = store.get(&blob_key).await.map_err(|e| match e {
                 StoreError::NotFound { location } => CacheError::Format(FormatError::invalid(
                     location,
-                    format!("index blob referenced by {} is missing", store.location(key)),
+                    format!(
+                        "index blob referenced by {} is missing",
+                        store.location(key)
+                    ),
                 )),
                 other => CacheError::Store(other),
             })?;
@@ -149,8 +165,12 @@ impl SpecFile {
         } else {
             bytes
         };
-        let body = clearsign::strip(bytes)
-            .ok_or_else(|| FormatError::invalid(what, "clear-signed spec file without a complete body and signature"))?;
+        let body = clearsign::strip(bytes).ok_or_else(|| {
+            FormatError::invalid(
+                what,
+                "clear-signed spec file without a complete body and signature",
+            )
+        })?;
         #[derive(serde::Deserialize)]
         struct Raw {
             spec: RawSpec,

@@ -25,7 +25,11 @@ pub fn stem(node: &SpecNode, compiler: &Compiler) -> String {
 
 /// The spec file key, signed (`.spec.json.sig`) or not (`.spec.json`).
 pub fn spec_key(node: &SpecNode, compiler: &Compiler, signed: bool) -> String {
-    let ext = if signed { ".spec.json.sig" } else { ".spec.json" };
+    let ext = if signed {
+        ".spec.json.sig"
+    } else {
+        ".spec.json"
+    };
     format!("{PREFIX}{}{ext}", stem(node, compiler))
 }
 
@@ -46,11 +50,18 @@ pub fn tarball_key(node: &SpecNode, compiler: &Compiler) -> String {
 /// What a key under a v2 mirror is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
-    SpecFile { hash: String, signed: bool },
-    Tarball { hash: String },
+    SpecFile {
+        hash: String,
+        signed: bool,
+    },
+    Tarball {
+        hash: String,
+    },
     Index,
     IndexHash,
-    PublicKey { fingerprint: String },
+    PublicKey {
+        fingerprint: String,
+    },
     KeyIndex,
     /// Anything else under `build_cache/`.
     Other,
@@ -65,12 +76,23 @@ pub fn classify(key: &str) -> Option<Object> {
         "_pgp/index.json" => Object::KeyIndex,
         _ => {
             let file = rest.rsplit('/').next().unwrap_or(rest);
-            if let Some(fpr) = rest.strip_prefix("_pgp/").and_then(|r| r.strip_suffix(".pub")) {
-                Object::PublicKey { fingerprint: fpr.to_string() }
+            if let Some(fpr) = rest
+                .strip_prefix("_pgp/")
+                .and_then(|r| r.strip_suffix(".pub"))
+            {
+                Object::PublicKey {
+                    fingerprint: fpr.to_string(),
+                }
             } else if let Some(s) = file.strip_suffix(".spec.json.sig") {
-                hash_of(s).map_or(Object::Other, |hash| Object::SpecFile { hash, signed: true })
+                hash_of(s).map_or(Object::Other, |hash| Object::SpecFile {
+                    hash,
+                    signed: true,
+                })
             } else if let Some(s) = file.strip_suffix(".spec.json") {
-                hash_of(s).map_or(Object::Other, |hash| Object::SpecFile { hash, signed: false })
+                hash_of(s).map_or(Object::Other, |hash| Object::SpecFile {
+                    hash,
+                    signed: false,
+                })
             } else if let Some(s) = file.strip_suffix(".spack") {
                 hash_of(s).map_or(Object::Other, |hash| Object::Tarball { hash })
             } else {
@@ -93,18 +115,32 @@ mod tests {
     #[test]
     fn classify_fixture_names() {
         assert_eq!(
-            classify("build_cache/test-debian6-m1-none-none-compiler-wrapper-1.0-qeehcxyvluwnihsc2qxstmpomtxo3lrc.spec.json.sig"),
-            Some(Object::SpecFile { hash: "qeehcxyvluwnihsc2qxstmpomtxo3lrc".into(), signed: true })
+            classify(
+                "build_cache/test-debian6-m1-none-none-compiler-wrapper-1.0-qeehcxyvluwnihsc2qxstmpomtxo3lrc.spec.json.sig"
+            ),
+            Some(Object::SpecFile {
+                hash: "qeehcxyvluwnihsc2qxstmpomtxo3lrc".into(),
+                signed: true
+            })
         );
         assert_eq!(
-            classify("build_cache/test-debian6-core2/gcc-10.2.1/libelf-0.8.13/test-debian6-core2-gcc-10.2.1-libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spack"),
-            Some(Object::Tarball { hash: "rqh2vuf6fqwkmipzgi2wjx352mq7y7ez".into() })
+            classify(
+                "build_cache/test-debian6-core2/gcc-10.2.1/libelf-0.8.13/test-debian6-core2-gcc-10.2.1-libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spack"
+            ),
+            Some(Object::Tarball {
+                hash: "rqh2vuf6fqwkmipzgi2wjx352mq7y7ez".into()
+            })
         );
         assert_eq!(
             classify("build_cache/_pgp/A98A04B882E19D85FD36EE069565D80B055C92FF.pub"),
-            Some(Object::PublicKey { fingerprint: "A98A04B882E19D85FD36EE069565D80B055C92FF".into() })
+            Some(Object::PublicKey {
+                fingerprint: "A98A04B882E19D85FD36EE069565D80B055C92FF".into()
+            })
         );
-        assert_eq!(classify("build_cache/index.json.hash"), Some(Object::IndexHash));
+        assert_eq!(
+            classify("build_cache/index.json.hash"),
+            Some(Object::IndexHash)
+        );
         assert_eq!(classify("build_cache/junk.txt"), Some(Object::Other));
         assert_eq!(classify("v3/layout.json"), None);
     }

@@ -40,7 +40,10 @@ impl BlobRecord {
 }
 
 pub fn blob_key(algorithm: &str, checksum: &str) -> String {
-    format!("{BLOBS_PREFIX}{algorithm}/{}/{checksum}", &checksum[..checksum.len().min(2)])
+    format!(
+        "{BLOBS_PREFIX}{algorithm}/{}/{checksum}",
+        &checksum[..checksum.len().min(2)]
+    )
 }
 
 /// A manifest (`*.manifest.json`): version 3 and a list of blob records. Unknown keys are
@@ -54,19 +57,29 @@ pub struct Manifest {
 impl Manifest {
     /// Parse manifest bytes, clear-signed or not; `what` names the object in errors.
     pub fn parse(what: &str, bytes: &[u8]) -> Result<Manifest, FormatError> {
-        let body = clearsign::strip(bytes)
-            .ok_or_else(|| FormatError::invalid(what, "clear-signed manifest without a complete body and signature"))?;
+        let body = clearsign::strip(bytes).ok_or_else(|| {
+            FormatError::invalid(
+                what,
+                "clear-signed manifest without a complete body and signature",
+            )
+        })?;
         let m: Manifest = serde_json::from_slice(&body)
             .map_err(|e| FormatError::invalid(what, format!("not a build-cache manifest: {e}")))?;
         if m.version != 3 {
-            return Err(FormatError::invalid(what, format!("manifest version {} (expected 3)", m.version)));
+            return Err(FormatError::invalid(
+                what,
+                format!("manifest version {} (expected 3)", m.version),
+            ));
         }
         for r in &m.data {
             let hex_ok = r.checksum.len() >= 2 && r.checksum.bytes().all(|b| b.is_ascii_hexdigit());
             if !hex_ok || r.checksum_algorithm.is_empty() || r.checksum_algorithm.contains('/') {
                 return Err(FormatError::invalid(
                     what,
-                    format!("blob record with invalid checksum `{}:{}`", r.checksum_algorithm, r.checksum),
+                    format!(
+                        "blob record with invalid checksum `{}:{}`",
+                        r.checksum_algorithm, r.checksum
+                    ),
                 ));
             }
         }
@@ -107,12 +120,21 @@ pub fn spec_manifest_key(name: &str, version: &str, hash: &str) -> String {
 /// What a key under a v3 mirror is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Object {
-    SpecManifest { hash: String },
+    SpecManifest {
+        hash: String,
+    },
     /// The index manifest; `view` is set for an index view.
-    IndexManifest { view: Option<String> },
-    KeyManifest { fingerprint: String },
+    IndexManifest {
+        view: Option<String>,
+    },
+    KeyManifest {
+        fingerprint: String,
+    },
     KeyIndexManifest,
-    Blob { algorithm: String, checksum: String },
+    Blob {
+        algorithm: String,
+        checksum: String,
+    },
     Layout,
     Other,
 }
@@ -138,22 +160,39 @@ pub fn classify(key: &str) -> Option<Object> {
         return Some(Object::Other);
     };
     let file = m.rsplit('/').next().unwrap_or(m);
-    Some(if let Some(stem) = m.strip_prefix("spec/").and(file.strip_suffix(".spec.manifest.json")) {
-        match stem.rsplit('-').next() {
-            Some(h) if is_dag_hash(h) => Object::SpecManifest { hash: h.to_string() },
-            _ => Object::Other,
-        }
-    } else if m == "index/index.manifest.json" {
-        Object::IndexManifest { view: None }
-    } else if let Some(view) = m.strip_prefix("index/").and_then(|v| v.strip_suffix("/index.manifest.json")) {
-        Object::IndexManifest { view: Some(view.to_string()) }
-    } else if m == "key/keys.manifest.json" {
-        Object::KeyIndexManifest
-    } else if let Some(fpr) = m.strip_prefix("key/").and_then(|k| k.strip_suffix(".key.manifest.json")) {
-        Object::KeyManifest { fingerprint: fpr.to_string() }
-    } else {
-        Object::Other
-    })
+    Some(
+        if let Some(stem) = m
+            .strip_prefix("spec/")
+            .and(file.strip_suffix(".spec.manifest.json"))
+        {
+            match stem.rsplit('-').next() {
+                Some(h) if is_dag_hash(h) => Object::SpecManifest {
+                    hash: h.to_string(),
+                },
+                _ => Object::Other,
+            }
+        } else if m == "index/index.manifest.json" {
+            Object::IndexManifest { view: None }
+        } else if let Some(view) = m
+            .strip_prefix("index/")
+            .and_then(|v| v.strip_suffix("/index.manifest.json"))
+        {
+            Object::IndexManifest {
+                view: Some(view.to_string()),
+            }
+        } else if m == "key/keys.manifest.json" {
+            Object::KeyIndexManifest
+        } else if let Some(fpr) = m
+            .strip_prefix("key/")
+            .and_then(|k| k.strip_suffix(".key.manifest.json"))
+        {
+            Object::KeyManifest {
+                fingerprint: fpr.to_string(),
+            }
+        } else {
+            Object::Other
+        },
+    )
 }
 
 #[cfg(test)]
@@ -163,16 +202,36 @@ mod tests {
     #[test]
     fn classify_v3_keys() {
         assert_eq!(
-            classify("v3/manifests/spec/libelf/libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spec.manifest.json"),
-            Some(Object::SpecManifest { hash: "rqh2vuf6fqwkmipzgi2wjx352mq7y7ez".into() })
+            classify(
+                "v3/manifests/spec/libelf/libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spec.manifest.json"
+            ),
+            Some(Object::SpecManifest {
+                hash: "rqh2vuf6fqwkmipzgi2wjx352mq7y7ez".into()
+            })
         );
         assert_eq!(
-            classify("blobs/sha256/fc/fc129b8fab649ab4c5623c874c73bd998a76fd30d2218b9d99340d045c1ec759"),
-            Some(Object::Blob { algorithm: "sha256".into(), checksum: "fc129b8fab649ab4c5623c874c73bd998a76fd30d2218b9d99340d045c1ec759".into() })
+            classify(
+                "blobs/sha256/fc/fc129b8fab649ab4c5623c874c73bd998a76fd30d2218b9d99340d045c1ec759"
+            ),
+            Some(Object::Blob {
+                algorithm: "sha256".into(),
+                checksum: "fc129b8fab649ab4c5623c874c73bd998a76fd30d2218b9d99340d045c1ec759".into()
+            })
         );
-        assert_eq!(classify("v3/manifests/index/index.manifest.json"), Some(Object::IndexManifest { view: None }));
-        assert_eq!(classify("v3/manifests/index/prod/index.manifest.json"), Some(Object::IndexManifest { view: Some("prod".into()) }));
-        assert_eq!(classify("v3/manifests/key/keys.manifest.json"), Some(Object::KeyIndexManifest));
+        assert_eq!(
+            classify("v3/manifests/index/index.manifest.json"),
+            Some(Object::IndexManifest { view: None })
+        );
+        assert_eq!(
+            classify("v3/manifests/index/prod/index.manifest.json"),
+            Some(Object::IndexManifest {
+                view: Some("prod".into())
+            })
+        );
+        assert_eq!(
+            classify("v3/manifests/key/keys.manifest.json"),
+            Some(Object::KeyIndexManifest)
+        );
         assert_eq!(classify("v3/layout.json"), Some(Object::Layout));
         assert_eq!(classify("build_cache/index.json"), None);
     }
@@ -188,7 +247,12 @@ mod tests {
 
     #[test]
     fn bad_manifests() {
-        assert!(Manifest::parse("m", br#"{"version":2,"data":[]}"#).unwrap_err().to_string().contains("version 2"));
+        assert!(
+            Manifest::parse("m", br#"{"version":2,"data":[]}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("version 2")
+        );
         let bad_sum = br#"{"version":3,"data":[{"contentLength":1,"mediaType":"x","compression":"none","checksumAlgorithm":"sha256","checksum":"../../etc"}]}"#;
         assert!(Manifest::parse("m", bad_sum).is_err());
         assert!(Manifest::parse("m", br#"{"version":3}"#).is_err());

@@ -1,0 +1,125 @@
+#!/usr/bin/env bash
+# Run every check and test of the workspace against real services.
+#
+# Installs what is missing (Debian packages, a moto S3 server in a virtualenv), starts on 127.0.0.1
+# an S3 server, an OCI registry and a Docker daemon on a private socket, runs fmt, clippy and the
+# whole test suite, and stops what it started. Extra arguments go to `cargo test`.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
+VENV=$CACHE_DIR/venv
+RUN_DIR=$(mktemp -d /tmp/stz.XXXXXX)
+PIDS=()
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+cleanup() {
+    local status=$?
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -9 "$pid" 2>/dev/null || true
+    done
+    # dockerd leaves overlay mounts behind when killed hard; unmount before removing.
+    grep -o "$RUN_DIR[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    rm -rf "$RUN_DIR"
+    exit "$status"
+}
+trap cleanup EXIT INT TERM
+
+install_packages() {
+    local missing=()
+    command -v docker-registry >/dev/null || missing+=(docker-registry)
+    [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
+    command -v skopeo >/dev/null || missing+=(skopeo)
+    command -v umoci >/dev/null || missing+=(umoci)
+    [ -x /bin/busybox ] || missing+=(busybox-static)
+    command -v mksquashfs >/dev/null || missing+=(squashfs-tools)
+    command -v jq >/dev/null || missing+=(jq)
+    if [ ${#missing[@]} -gt 0 ]; then
+        log "installing ${missing[*]}"
+        export DEBIAN_FRONTEND=noninteractive
+        apt-get update -qq
+        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if [ ! -x "$VENV/bin/moto_server" ]; then
+        log "installing the moto S3 server into $VENV"
+        python3 -m venv "$VENV"
+        "$VENV/bin/pip" install -q 'moto[s3]>=5,<6' flask flask-cors
+    fi
+}
+
+free_port() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+wait_for() { # what, command...
+    local what=$1; shift
+    for _ in $(seq 100); do
+        if "$@" >/dev/null 2>&1; then return 0; fi
+        sleep 0.2
+    done
+    log "$what did not start; its log:"
+    cat "$RUN_DIR/$what.log" >&2 || true
+    return 1
+}
+
+start_services() {
+    local s3_port registry_port
+    s3_port=$(free_port)
+    registry_port=$(free_port)
+
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$RUN_DIR/s3.log" 2>&1 &
+    PIDS+=($!)
+
+    mkdir -p "$RUN_DIR/registry"
+    cat >"$RUN_DIR/registry.yml" <<YAML
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $RUN_DIR/registry}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$registry_port
+YAML
+    docker-registry serve "$RUN_DIR/registry.yml" >"$RUN_DIR/registry.log" 2>&1 &
+    PIDS+=($!)
+
+    /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --data-root "$RUN_DIR/docker" \
+        --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid" >"$RUN_DIR/docker.log" 2>&1 &
+    PIDS+=($!)
+
+    wait_for s3 curl -sf "http://127.0.0.1:$s3_port/"
+    wait_for registry curl -sf "http://127.0.0.1:$registry_port/v2/"
+    wait_for docker curl -sf --unix-socket "$RUN_DIR/docker.sock" http://localhost/_ping
+
+    export SPACKTAINERIZAH_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
+    export SPACKTAINERIZAH_TEST_REGISTRY="127.0.0.1:$registry_port"
+    export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
+    export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
+    # moto accepts any key pair; these are test values, not secrets.
+    export SPACKTAINERIZAH_TEST_ACCESS_KEY=test-access-key
+    export SPACKTAINERIZAH_TEST_SECRET_KEY=test-secret-key
+    export AWS_ACCESS_KEY_ID=$SPACKTAINERIZAH_TEST_ACCESS_KEY
+    export AWS_SECRET_ACCESS_KEY=$SPACKTAINERIZAH_TEST_SECRET_KEY
+    export AWS_REGION=us-east-1
+    # Never ask a cloud metadata endpoint for credentials.
+    export AWS_EC2_METADATA_DISABLED=true
+    log "services: S3 $SPACKTAINERIZAH_TEST_S3_ENDPOINT, registry $SPACKTAINERIZAH_TEST_REGISTRY, docker $DOCKER_HOST"
+}
+
+cd "$ROOT"
+install_packages
+start_services
+
+log "cargo fmt --check"
+cargo fmt --all -- --check
+log "cargo clippy"
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+log "cargo test"
+cargo test --workspace "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log"
+# One closing line for the whole run (cargo prints one per test binary).
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
+    "$RUN_DIR/cargo-test.log"

@@ -1,0 +1,318 @@
+//! The object-store contract, run against the real S3 server and real directories alike.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::store::{Condition, Store, StoreError};
+use futures::TryStreamExt;
+use spacktainerizah_tests::{new_bucket, open_store, s3_options};
+
+async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
+    let dir = tempfile::tempdir().unwrap();
+    let file = open_store(&format!("file://{}", dir.path().display())).await;
+    let bucket = new_bucket("stores").await;
+    // A prefix checks that keys are relative to it both ways.
+    let s3 = open_store(&format!("s3://{bucket}/some/prefix")).await;
+    vec![(file, Some(dir)), (s3, None)]
+}
+
+async fn keys(store: &Store, prefix: &str) -> BTreeSet<String> {
+    store
+        .list(prefix)
+        .map_ok(|o| o.key)
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn put_head_get_list_with_metadata() {
+    for (store, _dir) in backends().await {
+        let m = meta(&[("lockfile-sha256", "abc123"), ("container", "neuron")]);
+        store
+            .put("a/b/one.txt", b"hello".to_vec(), &m, &Condition::None)
+            .await
+            .unwrap();
+        store
+            .put(
+                "a/two.txt",
+                b"hi".to_vec(),
+                &BTreeMap::new(),
+                &Condition::None,
+            )
+            .await
+            .unwrap();
+        store
+            .put("c.txt", b"c".to_vec(), &BTreeMap::new(), &Condition::None)
+            .await
+            .unwrap();
+
+        let (info, got_meta) = store.head("a/b/one.txt").await.unwrap();
+        assert_eq!(info.size, 5, "{}", store.url());
+        assert_eq!(got_meta, m, "{}", store.url());
+        let age = std::time::SystemTime::now()
+            .duration_since(info.last_modified)
+            .unwrap_or_default();
+        assert!(
+            age.as_secs() < 120,
+            "last-modified is the write time on {}",
+            store.url()
+        );
+
+        let obj = store.get("a/b/one.txt").await.unwrap();
+        assert_eq!(obj.bytes, b"hello");
+        assert_eq!(obj.metadata, m);
+
+        store
+            .put("a-z.txt", b"-".to_vec(), &BTreeMap::new(), &Condition::None)
+            .await
+            .unwrap();
+        // Listings come in the byte order of the keys on both backends.
+        let ordered: Vec<String> = store
+            .list("")
+            .map_ok(|o| o.key)
+            .try_collect()
+            .await
+            .unwrap();
+        assert_eq!(
+            ordered,
+            ["a-z.txt", "a/b/one.txt", "a/two.txt", "c.txt"],
+            "{}",
+            store.url()
+        );
+        assert_eq!(
+            keys(&store, "a/").await,
+            ["a/b/one.txt", "a/two.txt"].map(String::from).into()
+        );
+        assert_eq!(
+            keys(&store, "a/b").await,
+            ["a/b/one.txt"].map(String::from).into()
+        );
+        let listed: Vec<_> = store.list("c").try_collect().await.unwrap();
+        assert_eq!(listed[0].size, 1);
+    }
+}
+
+#[tokio::test]
+async fn missing_objects_are_not_found_not_transport_errors() {
+    for (store, _dir) in backends().await {
+        let err = store.get("nope/missing.json").await.unwrap_err();
+        assert!(err.is_not_found(), "{}: {err}", store.url());
+        assert!(err.to_string().contains("nope/missing.json"), "{err}");
+        assert!(
+            store
+                .head("nope/missing.json")
+                .await
+                .unwrap_err()
+                .is_not_found()
+        );
+    }
+}
+
+#[tokio::test]
+async fn conditional_puts() {
+    for (store, _dir) in backends().await {
+        let none = BTreeMap::new();
+        store
+            .put("index.json", b"v1".to_vec(), &none, &Condition::IfNoneMatch)
+            .await
+            .unwrap();
+        let err = store
+            .put("index.json", b"v2".to_vec(), &none, &Condition::IfNoneMatch)
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::PreconditionFailed { .. }),
+            "{}: {err}",
+            store.url()
+        );
+
+        let etag = store
+            .get("index.json")
+            .await
+            .unwrap()
+            .info
+            .etag
+            .expect("get returns an etag");
+        store
+            .put(
+                "index.json",
+                b"v2".to_vec(),
+                &none,
+                &Condition::IfMatch(etag.clone()),
+            )
+            .await
+            .unwrap();
+        // The etag read before the rewrite is stale now: a second writer must fail.
+        let err = store
+            .put(
+                "index.json",
+                b"v3".to_vec(),
+                &none,
+                &Condition::IfMatch(etag),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::PreconditionFailed { .. }),
+            "{}: {err}",
+            store.url()
+        );
+        assert_eq!(store.get("index.json").await.unwrap().bytes, b"v2");
+    }
+}
+
+#[tokio::test]
+async fn batched_delete_over_a_thousand_keys() {
+    for (store, _dir) in backends().await {
+        let none = BTreeMap::new();
+        let all: Vec<String> = (0..1205)
+            .map(|i| format!("blobs/sha256/{:02x}/{i:064x}", i % 256))
+            .collect();
+        futures::stream::iter(all.iter().cloned())
+            .map(|k| {
+                let store = store.clone();
+                let none = none.clone();
+                async move { store.put(&k, vec![1], &none, &Condition::None).await }
+            })
+            .buffer_unordered(16)
+            .try_collect::<Vec<_>>()
+            .await
+            .unwrap();
+        assert_eq!(
+            keys(&store, "blobs/").await.len(),
+            1205,
+            "listing pages past 1000 on {}",
+            store.url()
+        );
+
+        let mut doomed = all[..1100].to_vec();
+        doomed.push("blobs/never/existed".into());
+        let report = store.delete_many(doomed).await.unwrap();
+        assert_eq!(report.requests, 2, "1101 keys go in two requests");
+        assert!(report.failed.is_empty(), "{:?}", report.failed);
+        assert_eq!(report.deleted.len(), 1101);
+        let left = keys(&store, "").await;
+        assert_eq!(left, all[1100..].iter().cloned().collect());
+    }
+}
+
+use futures::StreamExt;
+
+#[tokio::test]
+async fn per_key_delete_failures_are_reported_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&format!("file://{}", dir.path().display())).await;
+    let none = BTreeMap::new();
+    store
+        .put("ok.txt", b"x".to_vec(), &none, &Condition::None)
+        .await
+        .unwrap();
+    store
+        .put("dir/inner.txt", b"x".to_vec(), &none, &Condition::None)
+        .await
+        .unwrap();
+    // `dir` is a folder, not an object: deleting it must fail for that key alone.
+    let report = store
+        .delete_many(vec!["ok.txt".into(), "dir".into()])
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, vec!["ok.txt"]);
+    assert_eq!(report.failed.len(), 1);
+    assert_eq!(report.failed[0].key, "dir");
+    assert!(dir.path().join("dir/inner.txt").exists());
+}
+
+#[tokio::test]
+async fn a_missing_bucket_is_named_and_deletes_report_failure() {
+    let store = open_store("s3://no-such-bucket-spacktainerizah").await;
+    let err = store.list("").try_collect::<Vec<_>>().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NoSuchBucket { ref bucket } if bucket == "no-such-bucket-spacktainerizah"),
+        "{err}"
+    );
+    let report = store
+        .delete_many(vec!["a".into(), "b".into()])
+        .await
+        .unwrap();
+    assert!(report.deleted.is_empty(), "nothing may be reported deleted");
+    assert_eq!(report.failed.len(), 2);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_not_not_found() {
+    let mut opts = s3_options();
+    // Port 9 (discard) on loopback: nothing listens there.
+    opts.endpoint_url = Some("http://127.0.0.1:9".into());
+    let store = Store::open(&"s3://some-bucket".parse().unwrap(), &opts)
+        .await
+        .unwrap();
+    let err = store.get("x").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn credentials_come_from_named_variables_and_never_show() {
+    let mut opts = s3_options();
+    opts.access_key_env = Some("SPACKTAINERIZAH_TEST_UNSET_VARIABLE".into());
+    let err = Store::open(&"s3://bucket-x".parse().unwrap(), &opts)
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("SPACKTAINERIZAH_TEST_UNSET_VARIABLE"),
+        "{err}"
+    );
+
+    let secret = std::env::var(spacktainerizah_tests::SECRET_KEY_VAR).unwrap();
+    let store = Store::open(&"s3://bucket-x".parse().unwrap(), &s3_options())
+        .await
+        .unwrap();
+    assert!(
+        !format!("{store:?}").contains(&secret),
+        "the store's Debug output shows the secret key"
+    );
+    let err = store.get("missing").await.unwrap_err();
+    assert!(!format!("{err} {err:?}").contains(&secret));
+}
+
+#[tokio::test]
+async fn directory_store_keeps_its_own_files_out_of_listings() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&format!("file://{}", dir.path().display())).await;
+    store
+        .put(
+            "k",
+            b"v".to_vec(),
+            &meta(&[("a", "b")]),
+            &Condition::IfNoneMatch,
+        )
+        .await
+        .unwrap();
+    assert!(
+        dir.path().join(".spacktainerizah/meta/k.json").exists(),
+        "metadata is stored beside the data"
+    );
+    assert_eq!(keys(&store, "").await, ["k".to_string()].into());
+    let err = store
+        .put(
+            "../escape",
+            b"x".to_vec(),
+            &BTreeMap::new(),
+            &Condition::None,
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidKey { .. }));
+    store.delete_many(vec!["k".into()]).await.unwrap();
+    assert!(
+        !dir.path().join(".spacktainerizah/meta/k.json").exists(),
+        "metadata goes with the object"
+    );
+}
