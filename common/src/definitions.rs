@@ -187,6 +187,41 @@ pub fn is_valid_repository_name(name: &str) -> bool {
     true
 }
 
+/// The shape of a Spack definition file; unknown keys are errors that point at their line.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DefinitionDoc {
+    spack: Value,
+    #[serde(default)]
+    spacktainer: Option<SpacktainerSection>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpacktainerSection {
+    /// `source:target` pairs.
+    #[serde(default)]
+    files: Vec<String>,
+}
+
+/// An error at the first place `needle` appears in `text` (or the file as a whole).
+fn located(path: &Path, text: &str, needle: &str, message: String) -> DefinitionError {
+    match text.find(needle) {
+        Some(at) => {
+            let line = text[..at].matches('\n').count() + 1;
+            let column = at - text[..at].rfind('\n').map_or(0, |i| i + 1) + 1;
+            YamlError::Located {
+                path: path.to_path_buf(),
+                line,
+                column,
+                message,
+            }
+            .into()
+        }
+        None => invalid(path, message),
+    }
+}
+
 fn read_spack_definition(
     repo: &Path,
     arch: &str,
@@ -202,35 +237,32 @@ fn read_spack_definition(
             ),
         ));
     }
-    let mut doc: Value = yaml::read(path)?;
-    let Some(map) = doc.as_mapping_mut() else {
-        return Err(invalid(
-            path,
-            "expected a mapping with `spack:` (and optionally `spacktainer:`)",
-        ));
-    };
-    if let Some(unknown) = map
-        .keys()
-        .filter_map(Value::as_str)
-        .find(|k| *k != "spack" && *k != "spacktainer")
-    {
-        return Err(invalid(
-            path,
-            format!("unknown top-level key `{unknown}` (expected `spack` or `spacktainer`)"),
-        ));
-    }
-    let spacktainer = map.remove("spacktainer");
-    let environment = Environment::from_value(path, doc)?;
+    let text = std::fs::read_to_string(path).map_err(|source| DefinitionError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let doc: DefinitionDoc = yaml::parse(path, &text)?;
+    let mut root = yaml::Mapping::new();
+    root.insert(Value::String("spack".into()), doc.spack);
+    let environment = Environment::from_value(path, Value::Mapping(root))?;
     if environment.specs().is_empty() {
-        return Err(invalid(
+        return Err(located(
             path,
-            "`spack.specs` lists no spec: the first spec names the main package",
+            &text,
+            "specs",
+            "`spack.specs` lists no spec: the first spec names the main package".into(),
         ));
     }
-    let files = match spacktainer {
-        None | Some(Value::Null) => Vec::new(),
-        Some(v) => parse_spacktainer(repo, path, v)?,
-    };
+    let files = doc
+        .spacktainer
+        .map(|s| s.files)
+        .unwrap_or_default()
+        .iter()
+        .map(|entry| {
+            parse_file_copy(repo, entry)
+                .map_err(|m| located(path, &text, entry, format!("files entry `{entry}`: {m}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     let epilogue = folder
         .map(|f| f.join(EPILOGUE_FILE))
         .filter(|p| p.is_file());
@@ -244,39 +276,6 @@ fn read_spack_definition(
             files,
         },
     })
-}
-
-fn parse_spacktainer(repo: &Path, path: &Path, v: Value) -> Result<Vec<FileCopy>, DefinitionError> {
-    let Value::Mapping(map) = v else {
-        return Err(invalid(path, "`spacktainer:` must be a mapping"));
-    };
-    if let Some(unknown) = map.keys().filter_map(Value::as_str).find(|k| *k != "files") {
-        return Err(invalid(
-            path,
-            format!("unknown key `spacktainer.{unknown}` (expected `files`)"),
-        ));
-    }
-    let Some(files) = map.get("files") else {
-        return Ok(Vec::new());
-    };
-    let Some(items) = files.as_sequence() else {
-        return Err(invalid(
-            path,
-            "`spacktainer.files` must be a list of `source:target` strings",
-        ));
-    };
-    items
-        .iter()
-        .map(|item| {
-            let s = item.as_str().ok_or_else(|| {
-                invalid(
-                    path,
-                    "`spacktainer.files` entries must be `source:target` strings",
-                )
-            })?;
-            parse_file_copy(repo, s).map_err(|m| invalid(path, format!("files entry `{s}`: {m}")))
-        })
-        .collect()
 }
 
 /// Parse and check one `source:target` entry.

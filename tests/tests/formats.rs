@@ -395,7 +395,7 @@ mod container_definitions {
                     "container_definitions/amd64/empty.yaml",
                     "spack:\n  specs: []\n",
                 )],
-                "empty.yaml",
+                "empty.yaml:2:3",
                 "no spec",
             ),
             (
@@ -403,7 +403,7 @@ mod container_definitions {
                     "container_definitions/amd64/extra.yaml",
                     "spack:\n  specs: [a]\nsurprise: 1\n",
                 )],
-                "extra.yaml",
+                "extra.yaml:3:1",
                 "surprise",
             ),
             (
@@ -411,7 +411,7 @@ mod container_definitions {
                     "container_definitions/amd64/esc/spack.yaml",
                     "spack:\n  specs: [a]\nspacktainer:\n  files:\n    - ../../etc/passwd:/etc/passwd\n",
                 )],
-                "esc/spack.yaml",
+                "esc/spack.yaml:5:7",
                 "leave the repository",
             ),
             (
@@ -435,7 +435,7 @@ mod container_definitions {
                     "container_definitions/amd64/broken.yaml",
                     "spack:\n  specs: [a\n",
                 )],
-                "broken.yaml",
+                "broken.yaml:3:1",
                 "",
             ),
             (
