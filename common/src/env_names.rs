@@ -14,3 +14,15 @@ pub const OUTPUT: &str = "SPACKTAINERIZAH_OUTPUT";
 pub const CONFIG: &str = "SPACKTAINERIZAH_CONFIG";
 /// S3 region; most S3-compatible servers ignore it but the SDK needs one.
 pub const S3_REGION: &str = "S3_REGION";
+/// `spackitor clean`: maximum age in days.
+pub const SPACKITOR_MAX_AGE: &str = "SPACKITOR_MAX_AGE";
+/// `spackitor clean`: keep lockfiles or folders, `:`-separated.
+pub const SPACKITOR_KEEP: &str = "SPACKITOR_KEEP";
+/// `spackitor clean`: Spack repositories or checkouts, `:`-separated.
+pub const SPACKITOR_SPACK_REPO: &str = "SPACKITOR_SPACK_REPO";
+/// `spackitor clean`: also delete orphans (`true`/`false`).
+pub const SPACKITOR_ORPHANS: &str = "SPACKITOR_ORPHANS";
+/// Plan only, change nothing (`true`/`false`).
+pub const DRY_RUN: &str = "SPACKTAINERIZAH_DRY_RUN";
+/// `spackitor clean`: leave the index as it is (`true`/`false`).
+pub const SPACKITOR_NO_REINDEX: &str = "SPACKITOR_NO_REINDEX";

@@ -5,8 +5,8 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let cli = spackitor::cli::Cli::parse();
-    match spackitor::run(cli.into_command()) {
+    let (printer, run) = spackitor::cli::Cli::parse().into_run();
+    match spackitor::run(&printer, run) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
             eprintln!("error: {err:#}");

@@ -7,7 +7,7 @@ use common::config::Config;
 use common::definitions::{self, Kind};
 use common::spack::buildcache::catalog::Catalog;
 use common::spack::buildcache::v3::{self, Manifest};
-use common::spack::buildcache::{Layout, SpecFile, index, load_index, v2};
+use common::spack::buildcache::{Layout, SpecFile, hash_file_matches, index, load_index, v2};
 use common::spack::environment::Environment;
 use common::spack::graph::SpecGraph;
 use common::spack::lockfile::Lockfile;
@@ -123,7 +123,7 @@ mod layout_v2 {
         let store = dir_store(&root).await;
         let idx = load_index(&store, Layout::V2).await.unwrap();
         assert_eq!(
-            idx.hash_file_ok,
+            hash_file_matches(&store, &idx).await.unwrap(),
             Some(true),
             "Spack's own index.json.hash matches"
         );

@@ -12,7 +12,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use futures::stream::{self, BoxStream, StreamExt};
 use sha2::{Digest, Sha256};
 
+use super::stats::{Request, RequestStats};
 use super::{Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, StoreError, check_key};
+use std::sync::Arc;
 
 /// The folder under the root holding metadata, temporary files and the lock.
 pub const RESERVED_DIR: &str = ".spacktainerizah";
@@ -20,11 +22,19 @@ pub const RESERVED_DIR: &str = ".spacktainerizah";
 #[derive(Debug, Clone)]
 pub struct FileStore {
     root: PathBuf,
+    stats: Arc<RequestStats>,
 }
 
 impl FileStore {
     pub fn new(root: PathBuf) -> FileStore {
-        FileStore { root }
+        FileStore {
+            root,
+            stats: Arc::default(),
+        }
+    }
+
+    pub(crate) fn stats(&self) -> &RequestStats {
+        &self.stats
     }
 
     pub fn root(&self) -> &Path {
@@ -70,7 +80,8 @@ impl FileStore {
         let root = self.root.clone();
         let prefix = prefix.to_string();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
-        tokio::task::spawn_blocking(move || walk(&root, &prefix, &tx));
+        let stats = self.stats.clone();
+        tokio::task::spawn_blocking(move || walk(&root, &prefix, &tx, &stats));
         stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         })
@@ -86,6 +97,11 @@ impl FileStore {
     }
 
     pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        self.stats.count(Request::Get);
+        self.read(key).await
+    }
+
+    async fn read(&self, key: &str) -> Result<Object, StoreError> {
         let path = self.path_of(key)?;
         let meta_path = self.meta_path(key);
         let this = self.clone();
@@ -115,6 +131,7 @@ impl FileStore {
         metadata: &BTreeMap<String, String>,
         condition: &Condition,
     ) -> Result<Option<String>, StoreError> {
+        self.stats.count(Request::Put);
         let path = self.path_of(key)?;
         let meta_path = self.meta_path(key);
         let reserved = self.root.join(RESERVED_DIR);
@@ -161,6 +178,7 @@ impl FileStore {
         blocking(move || {
             let mut report = DeleteReport::default();
             for chunk in keys.chunks(super::DELETE_BATCH) {
+                this.stats.count(Request::Delete);
                 report.requests += 1;
                 for key in chunk {
                     match this.delete_one(key) {
@@ -212,7 +230,14 @@ fn etag_of(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ObjectInfo, StoreError>>) {
+fn walk(
+    root: &Path,
+    prefix: &str,
+    tx: &tokio::sync::mpsc::Sender<Result<ObjectInfo, StoreError>>,
+    stats: &RequestStats,
+) {
+    stats.count(Request::List);
+    let mut listed = 0u64;
     // Start at the deepest folder the prefix names, so a narrow listing reads little.
     let start_rel = match prefix.rfind('/') {
         Some(i) => &prefix[..i],
@@ -297,6 +322,10 @@ fn walk(root: &Path, prefix: &str, tx: &tokio::sync::mpsc::Sender<Result<ObjectI
                 etag: None,
             })
         });
+        listed += 1;
+        if listed.is_multiple_of(1000) {
+            stats.count(Request::List);
+        }
         if tx.blocking_send(item).is_err() {
             return;
         }

@@ -4,6 +4,7 @@
 
 mod file;
 mod s3;
+mod stats;
 mod url;
 
 use std::collections::BTreeMap;
@@ -13,6 +14,7 @@ use futures::stream::BoxStream;
 
 pub use file::FileStore;
 pub use s3::{S3Options, S3Store};
+pub use stats::{Request, RequestCounts};
 pub use url::StoreUrl;
 
 /// At most this many keys go into one delete request (the S3 limit).
@@ -132,6 +134,14 @@ impl Store {
         match self {
             Store::File(f) => f.root().display().to_string(),
             Store::S3(s) => s.url(),
+        }
+    }
+
+    /// The requests this store (and its clones) sent so far.
+    pub fn requests(&self) -> RequestCounts {
+        match self {
+            Store::File(f) => f.stats().snapshot(),
+            Store::S3(s) => s.stats().snapshot(),
         }
     }
 

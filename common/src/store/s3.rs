@@ -19,6 +19,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
 use futures::stream::{self, BoxStream, StreamExt};
 
+use super::stats::{Request, RequestStats};
 use super::{Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, StoreError, check_key};
 use crate::secret::Secret;
 
@@ -37,6 +38,7 @@ struct Inner {
     client: Client,
     bucket: String,
     prefix: String,
+    stats: RequestStats,
 }
 
 #[derive(Debug, Clone)]
@@ -100,8 +102,13 @@ impl S3Store {
                 client: Client::from_conf(config),
                 bucket,
                 prefix,
+                stats: RequestStats::default(),
             }),
         })
+    }
+
+    pub(crate) fn stats(&self) -> &RequestStats {
+        &self.inner.stats
     }
 
     pub fn url(&self) -> String {
@@ -200,6 +207,7 @@ impl S3Store {
                     Page::First => None,
                     Page::Next(t) => Some(t),
                 };
+                this.inner.stats.count(Request::List);
                 let resp = this
                     .inner
                     .client
@@ -248,6 +256,7 @@ impl S3Store {
         key: &str,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         check_key(key)?;
+        self.inner.stats.count(Request::Head);
         let out = self
             .inner
             .client
@@ -275,6 +284,7 @@ impl S3Store {
 
     pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
         check_key(key)?;
+        self.inner.stats.count(Request::Get);
         let out = self
             .inner
             .client
@@ -322,6 +332,7 @@ impl S3Store {
         condition: &Condition,
     ) -> Result<Option<String>, StoreError> {
         check_key(key)?;
+        self.inner.stats.count(Request::Put);
         let mut req = self
             .inner
             .client
@@ -397,6 +408,7 @@ impl S3Store {
             Ok(d) => d,
             Err(e) => return fail_all("InvalidRequest", e.to_string()),
         };
+        self.inner.stats.count(Request::Delete);
         let out = match self
             .inner
             .client

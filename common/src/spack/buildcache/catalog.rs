@@ -34,7 +34,7 @@ impl Catalog {
         let mut listing = store.list("");
         while let Some(item) = listing.next().await {
             objects.push(item?);
-            if objects.len() % 1000 == 0 {
+            if objects.len().is_multiple_of(1000) {
                 on_listed(objects.len() as u64);
             }
         }

@@ -77,8 +77,19 @@ pub struct LoadedIndex {
     pub guard_etag: Option<String>,
     /// v3: the index manifest as read.
     pub manifest: Option<v3::Manifest>,
-    /// v2: whether `index.json.hash` matches the index (`None` when it is absent).
-    pub hash_file_ok: Option<bool>,
+}
+
+/// v2: whether `build_cache/index.json.hash` holds the sha256 of the index read (Spack's rule:
+/// its first 64 bytes, lowercase hex); `None` when there is no hash file.
+pub async fn hash_file_matches(
+    store: &Store,
+    index: &LoadedIndex,
+) -> Result<Option<bool>, CacheError> {
+    match store.get(v2::INDEX_HASH_KEY).await {
+        Ok(h) => Ok(Some(index::hash_file_matches(&h.bytes, index.db.bytes()))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// Read the index of `layout` from `store`.
@@ -96,11 +107,6 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
                 .get(v2::INDEX_KEY)
                 .await
                 .map_err(|e| missing(e, v2::INDEX_KEY))?;
-            let hash_file_ok = match store.get(v2::INDEX_HASH_KEY).await {
-                Ok(h) => Some(index::hash_file_matches(&h.bytes, &obj.bytes)),
-                Err(e) if e.is_not_found() => None,
-                Err(e) => return Err(e.into()),
-            };
             let db = Database::parse(&store.location(v2::INDEX_KEY), obj.bytes)?;
             Ok(LoadedIndex {
                 layout,
@@ -108,7 +114,6 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
                 guard_key: v2::INDEX_KEY.to_string(),
                 guard_etag: obj.info.etag,
                 manifest: None,
-                hash_file_ok,
             })
         }
         Layout::V3 => {
@@ -139,7 +144,6 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
                 guard_key: key.to_string(),
                 guard_etag: obj.info.etag,
                 manifest: Some(manifest),
-                hash_file_ok: None,
             })
         }
     }

@@ -1,0 +1,383 @@
+//! `spackitor clean`: validate every input, plan, rewrite the index (conditionally, re-planning
+//! when someone else rewrote it), then delete in order: dependents before their dependencies,
+//! manifests before their blobs, in batches of 1000 with several requests in flight.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, bail};
+use common::cli::exit;
+use common::printer::{Printer, human_bytes, table};
+use common::spack::buildcache::{Layout, index, v2, v3};
+use common::store::{Condition, DELETE_BATCH, DeleteFailure, RequestCounts, Store, StoreError};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::keep;
+use crate::model::{CacheModel, LayoutModel, Unowned};
+use crate::plan::{self, LayoutPlan, Reason, Rules};
+use crate::repos::PackageSet;
+
+/// Index rewrites tried before giving up when other writers keep changing the index.
+const REWRITE_ATTEMPTS: usize = 3;
+
+#[derive(Debug, Clone)]
+pub struct CleanOptions {
+    pub max_age_days: f64,
+    pub keep: Vec<PathBuf>,
+    pub spack_repos: Vec<PathBuf>,
+    pub orphans: bool,
+    pub dry_run: bool,
+    pub no_reindex: bool,
+}
+
+/// What a run did (or, dry, would do).
+#[derive(Debug, Serialize)]
+pub struct Report {
+    pub cache: String,
+    pub dry_run: bool,
+    pub layouts: Vec<LayoutPlan>,
+    pub totals: Totals,
+    /// Index objects written (v2: index and hash file; v3: index blob and manifest).
+    pub index_writes: usize,
+    pub failures: Vec<Failure>,
+    pub requests: RequestCounts,
+    pub duration_seconds: f64,
+}
+
+#[derive(Debug, Default, Serialize)]
+pub struct Totals {
+    pub specs: usize,
+    pub objects: usize,
+    pub bytes: u64,
+    pub orphans: usize,
+    pub orphan_bytes: u64,
+    pub kept: usize,
+    /// Specs and bytes by reason label.
+    pub by_reason: BTreeMap<String, (usize, u64)>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Failure {
+    pub key: String,
+    pub code: String,
+    pub message: String,
+}
+
+impl From<DeleteFailure> for Failure {
+    fn from(f: DeleteFailure) -> Self {
+        Failure {
+            key: f.key,
+            code: f.code,
+            message: f.message,
+        }
+    }
+}
+
+pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    // Every input is checked before anything is deleted.
+    let lockfiles = keep::load(&opts.keep)?;
+    let packages = if opts.spack_repos.is_empty() {
+        None
+    } else {
+        let set = PackageSet::load(&opts.spack_repos)?;
+        printer.debug(format!(
+            "{} packages in {} repositories",
+            set.len(),
+            set.sources.len()
+        ));
+        Some(set)
+    };
+    if !(opts.max_age_days.is_finite() && opts.max_age_days >= 0.0) {
+        bail!("--max-age must be a number of days, 0 or more");
+    }
+    let rules = Rules {
+        max_age: Duration::from_secs_f64(opts.max_age_days * 86400.0),
+        keep: keep::hashes(&lockfiles),
+        packages,
+        orphans: opts.orphans,
+        now: SystemTime::now(),
+    };
+
+    let mut attempt = 0;
+    let (model, plans, index_writes) = loop {
+        attempt += 1;
+        let pb = printer.progress(None, "listing");
+        let model = CacheModel::load(store, |n| pb.set_position(n)).await?;
+        pb.finish_and_clear();
+        let plans = plan::plan(&model, &rules);
+        if opts.dry_run || opts.no_reindex {
+            break (model, plans, 0);
+        }
+        match rewrite_indexes(store, &model, &plans).await {
+            Ok(writes) => break (model, plans, writes),
+            Err(e) if is_conflict(&e) && attempt < REWRITE_ATTEMPTS => {
+                printer.log(format!(
+                    "the index changed while planning ({e:#}); reading the cache again"
+                ));
+            }
+            Err(e) => return Err(e.context("rewriting the index; nothing was deleted")),
+        }
+    };
+    if opts.no_reindex && !opts.dry_run && plans.iter().any(|p| !p.specs.is_empty()) {
+        printer.log("--no-reindex: the index still lists the deleted specs until `spackitor reindex` or `spack buildcache update-index` runs");
+    }
+
+    let mut failures = Vec::new();
+    if !opts.dry_run {
+        let waves = deletion_waves(&model, &plans);
+        let total: usize = waves.iter().map(Vec::len).sum();
+        let pb = printer.progress(Some(total as u64), "deleting");
+        for wave in waves {
+            let n = wave.len() as u64;
+            let report = store.delete_many(wave).await.context("deleting objects")?;
+            failures.extend(report.failed.into_iter().map(Failure::from));
+            pb.inc(n);
+        }
+        pb.finish_and_clear();
+    }
+
+    let report = Report {
+        cache: store.url(),
+        dry_run: opts.dry_run,
+        totals: totals(&plans),
+        layouts: plans,
+        index_writes,
+        failures,
+        requests: store.requests(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+    };
+    if printer.is_json() {
+        printer.json(&report)?;
+    } else {
+        printer.data(&text(&report, printer.verbose))?;
+    }
+    for f in &report.failures {
+        eprintln!(
+            "error: could not delete {}: {} {}",
+            store.location(&f.key),
+            f.code,
+            f.message
+        );
+    }
+    Ok(if report.failures.is_empty() {
+        exit::SUCCESS
+    } else {
+        exit::ERROR
+    })
+}
+
+fn is_conflict(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<StoreError>(),
+            Some(StoreError::PreconditionFailed { .. })
+        )
+    })
+}
+
+/// Write each index without the deleted specs, guarded by the etag read. Returns the number of
+/// objects written.
+pub async fn rewrite_indexes(
+    store: &Store,
+    model: &CacheModel,
+    plans: &[LayoutPlan],
+) -> anyhow::Result<usize> {
+    let mut writes = 0;
+    for (lm, plan) in model.layouts.iter().zip(plans) {
+        let removed = plan.deleted_hashes();
+        if removed.is_empty() {
+            continue;
+        }
+        writes += write_index(store, lm, lm.index.db.to_bytes_without(&removed)).await?;
+    }
+    Ok(writes)
+}
+
+/// Write `bytes` as the index of `lm`'s layout, conditional on the index not having changed
+/// since it was read.
+pub async fn write_index(store: &Store, lm: &LayoutModel, bytes: Vec<u8>) -> anyhow::Result<usize> {
+    let none = BTreeMap::new();
+    let guard = lm
+        .index
+        .guard_etag
+        .clone()
+        .map(Condition::IfMatch)
+        .unwrap_or_default();
+    match lm.layout {
+        Layout::V2 => {
+            let hash_file = index::hash_file_content(&bytes);
+            store
+                .put(v2::INDEX_KEY, bytes, &none, &guard)
+                .await
+                .with_context(|| format!("writing {}", store.location(v2::INDEX_KEY)))?;
+            store
+                .put(v2::INDEX_HASH_KEY, hash_file, &none, &Condition::None)
+                .await
+                .with_context(|| format!("writing {}", store.location(v2::INDEX_HASH_KEY)))?;
+        }
+        Layout::V3 => {
+            let checksum = hex::encode(Sha256::digest(&bytes));
+            let blob_key = v3::blob_key("sha256", &checksum);
+            let length = bytes.len() as u64;
+            let mut manifest = lm
+                .index
+                .manifest
+                .clone()
+                .context("v3 index manifest not loaded")?;
+            let record = manifest
+                .data
+                .iter_mut()
+                .find(|r| r.media_type.starts_with(v3::INDEX_MEDIA_PREFIX))
+                .context("the index manifest lists no index blob")?;
+            record.content_length = length;
+            record.checksum = checksum;
+            record.checksum_algorithm = "sha256".into();
+            record.compression = "none".into();
+            // Content-addressed: the blob goes first, so the manifest never points at nothing.
+            store
+                .put(&blob_key, bytes, &none, &Condition::None)
+                .await
+                .with_context(|| format!("writing {}", store.location(&blob_key)))?;
+            store
+                .put(v3::INDEX_MANIFEST_KEY, manifest.to_bytes(), &none, &guard)
+                .await
+                .with_context(|| format!("writing {}", store.location(v3::INDEX_MANIFEST_KEY)))?;
+        }
+    }
+    Ok(2)
+}
+
+/// The keys to delete, grouped in waves run one after the other. Keys are ordered by phase
+/// (dependents' objects before their dependencies', v3 manifests before blobs) and cut into
+/// batches of [`DELETE_BATCH`]; consecutive batches of one phase share a wave and run in
+/// parallel, a batch spanning two phases runs alone. So a dependency is never deleted before
+/// its dependent, and there are exactly ceil(keys / 1000) delete requests.
+pub fn deletion_waves(model: &CacheModel, plans: &[LayoutPlan]) -> Vec<Vec<String>> {
+    let max_layer = plans
+        .iter()
+        .flat_map(|p| p.specs.iter().map(|s| s.layer))
+        .max()
+        .unwrap_or(0);
+    let blobs_phase = max_layer + 1;
+    let mut keyed: Vec<(usize, String)> = Vec::new();
+    for (lm, plan) in model.layouts.iter().zip(plans) {
+        for s in &plan.specs {
+            for k in &s.objects {
+                let phase = if lm.layout == Layout::V3 && k.starts_with(v3::BLOBS_PREFIX) {
+                    blobs_phase
+                } else {
+                    s.layer
+                };
+                keyed.push((phase, k.clone()));
+            }
+        }
+        for o in &plan.orphans {
+            let phase = if o.kind == Unowned::Blob {
+                blobs_phase + 1
+            } else {
+                blobs_phase
+            };
+            keyed.push((phase, o.key.clone()));
+        }
+    }
+    // A key is deleted once, even when two rules name it.
+    let mut seen = HashMap::new();
+    keyed.retain(|(_, k)| seen.insert(k.clone(), ()).is_none());
+    keyed.sort_by_key(|(phase, _)| *phase);
+
+    let mut waves: Vec<Vec<String>> = Vec::new();
+    let mut wave_phase: Option<usize> = None;
+    for chunk in keyed.chunks(DELETE_BATCH) {
+        let (lo, hi) = (chunk[0].0, chunk[chunk.len() - 1].0);
+        let single = (lo == hi).then_some(lo);
+        let keys = chunk.iter().map(|(_, k)| k.clone());
+        match (single, wave_phase, waves.last_mut()) {
+            (Some(p), Some(w), Some(last)) if p == w => last.extend(keys),
+            _ => waves.push(keys.collect()),
+        }
+        wave_phase = single;
+    }
+    waves
+}
+
+fn totals(plans: &[LayoutPlan]) -> Totals {
+    let mut t = Totals::default();
+    for p in plans {
+        t.kept += p.kept;
+        for s in &p.specs {
+            t.specs += 1;
+            t.objects += s.objects.len();
+            t.bytes += s.bytes;
+            let e = t.by_reason.entry(s.reason.label().to_string()).or_default();
+            e.0 += 1;
+            e.1 += s.bytes;
+        }
+        for o in &p.orphans {
+            t.orphans += 1;
+            t.orphan_bytes += o.bytes;
+        }
+    }
+    t
+}
+
+fn text(r: &Report, each_spec: bool) -> String {
+    let verb = if r.dry_run { "would delete" } else { "deleted" };
+    let mut out = format!(
+        "{}{}: {verb} {} spec(s), {} object(s), {}\n",
+        r.cache,
+        if r.dry_run { " (dry run)" } else { "" },
+        r.totals.specs,
+        r.totals.objects,
+        human_bytes(r.totals.bytes)
+    );
+    let mut rows: Vec<Vec<String>> = r
+        .totals
+        .by_reason
+        .iter()
+        .map(|(reason, (n, b))| vec![format!("  {reason}"), n.to_string(), human_bytes(*b)])
+        .collect();
+    rows.push(vec![
+        "  orphans".into(),
+        r.totals.orphans.to_string(),
+        human_bytes(r.totals.orphan_bytes),
+    ]);
+    out.push_str(&table(
+        &["REASON", "COUNT", "BYTES"],
+        &rows,
+        &[false, true, true],
+    ));
+    for p in &r.layouts {
+        out.push_str(&format!(
+            "{}: kept {} spec(s) ({} needed by keep lockfiles, {} newer than the index)\n",
+            p.layout, p.kept, p.kept_by_lockfile, p.kept_as_in_flight
+        ));
+        for s in p.specs.iter().filter(|_| each_spec) {
+            let why = match &s.reason {
+                Reason::DependentOf { of_hash, of_name } => {
+                    format!("dependent of {of_name}/{}", &of_hash[..7])
+                }
+                other => other.label().to_string(),
+            };
+            out.push_str(&format!(
+                "  {} {}@{} /{}: {why}\n",
+                verb,
+                s.name,
+                s.version,
+                &s.hash[..7]
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "index writes: {}; requests: {} list, {} get, {} put, {} delete; took {:.1}s\n",
+        r.index_writes,
+        r.requests.list,
+        r.requests.get,
+        r.requests.put,
+        r.requests.delete,
+        r.duration_seconds
+    ));
+    out
+}

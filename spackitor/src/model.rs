@@ -1,0 +1,251 @@
+//! The cache as the janitor sees it: per layout, every index entry with its objects, ages and
+//! sizes, the dependency graph, and (v3) which blobs each manifest references. Built from one
+//! listing, one read of each index and, for v3, one read of each manifest.
+
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+use anyhow::Context;
+use common::spack::buildcache::catalog::Catalog;
+use common::spack::buildcache::v3::{self, Manifest};
+use common::spack::buildcache::{Layout, LoadedIndex, v2};
+use common::spack::graph::SpecGraph;
+use common::store::{ObjectInfo, Store};
+use futures::{StreamExt, TryStreamExt};
+
+/// Manifests read at once (v3).
+const MANIFEST_READS_IN_FLIGHT: usize = 32;
+
+/// One index entry that has objects in the cache (`in_buildcache`).
+#[derive(Debug, Clone)]
+pub struct SpecRecord {
+    pub hash: String,
+    pub name: String,
+    pub version: String,
+    pub arch: String,
+    pub compiler: String,
+    /// Keys of its objects that exist (v2: spec file(s) and tarball; v3: manifest and blobs).
+    pub objects: Vec<String>,
+    /// Objects it should have and that are not in the listing.
+    pub missing: Vec<String>,
+    pub bytes: u64,
+    /// Newest last-modified of its objects.
+    pub newest: Option<SystemTime>,
+}
+
+/// One layout of the cache.
+#[derive(Debug)]
+pub struct LayoutModel {
+    pub layout: Layout,
+    pub index: LoadedIndex,
+    /// Last-modified of the index object (v2 `index.json`, v3 index manifest).
+    pub index_time: SystemTime,
+    /// Cached entries by hash, in index order.
+    pub specs: indexmap::IndexMap<String, SpecRecord>,
+    /// Over every index entry (externals included).
+    pub graph: SpecGraph,
+    /// v3: every manifest read, by key.
+    pub manifests: HashMap<String, Manifest>,
+}
+
+impl LayoutModel {
+    /// Objects of this layout that no cached index entry owns: spec files, tarballs and spec
+    /// manifests of unknown hashes, blobs no manifest references, and stray keys. The index, its
+    /// hash file, keys and `layout.json` belong to the cache and are never listed here.
+    pub fn unowned<'a>(&self, catalog: &'a Catalog) -> Vec<(&'a ObjectInfo, Unowned)> {
+        let owned: HashSet<&str> = self
+            .specs
+            .values()
+            .flat_map(|s| s.objects.iter().map(String::as_str))
+            .collect();
+        let referenced: HashSet<String> = self
+            .manifests
+            .values()
+            .flat_map(|m| m.data.iter().map(|r| r.key()))
+            .collect();
+        catalog
+            .objects
+            .iter()
+            .filter(|o| !owned.contains(o.key.as_str()))
+            .filter_map(|o| {
+                let kind = match self.layout {
+                    Layout::V2 => match v2::classify(&o.key)? {
+                        v2::Object::SpecFile { hash, .. } => Unowned::SpecFile { hash },
+                        v2::Object::Tarball { hash } => Unowned::Tarball { hash },
+                        v2::Object::Other => Unowned::Stray,
+                        _ => return None,
+                    },
+                    Layout::V3 => match v3::classify(&o.key)? {
+                        v3::Object::SpecManifest { hash } => Unowned::SpecManifest { hash },
+                        v3::Object::Blob { .. } if !referenced.contains(&o.key) => Unowned::Blob,
+                        v3::Object::Other => Unowned::Stray,
+                        _ => return None,
+                    },
+                };
+                Some((o, kind))
+            })
+            .collect()
+    }
+}
+
+/// Why an object belongs to no index entry.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unowned {
+    /// A v2 spec file whose hash the index does not list (its tarball may be missing too).
+    SpecFile { hash: String },
+    /// A v2 tarball whose hash the index does not list.
+    Tarball { hash: String },
+    /// A v3 spec manifest whose hash the index does not list.
+    SpecManifest { hash: String },
+    /// A v3 blob no manifest references.
+    Blob,
+    /// Anything else under `build_cache/` or `v3/`: never deleted by `clean`.
+    Stray,
+}
+
+/// The whole cache.
+#[derive(Debug)]
+pub struct CacheModel {
+    pub catalog: Catalog,
+    pub layouts: Vec<LayoutModel>,
+}
+
+impl CacheModel {
+    pub async fn load(store: &Store, on_listed: impl FnMut(u64)) -> anyhow::Result<CacheModel> {
+        let catalog = Catalog::load(store, on_listed)
+            .await
+            .with_context(|| format!("reading build cache {}", store.url()))?;
+        let by_key: HashMap<&str, &ObjectInfo> = catalog
+            .objects
+            .iter()
+            .map(|o| (o.key.as_str(), o))
+            .collect();
+        let mut layouts = Vec::new();
+        for index in &catalog.indexes {
+            let index_time = by_key
+                .get(index.guard_key.as_str())
+                .map(|o| o.last_modified)
+                .unwrap_or(SystemTime::UNIX_EPOCH);
+            let manifests = match index.layout {
+                Layout::V3 => read_manifests(store, &catalog, index).await?,
+                Layout::V2 => HashMap::new(),
+            };
+            let graph = SpecGraph::new(index.db.entries.values().map(|e| &e.node));
+            let mut specs = indexmap::IndexMap::new();
+            for entry in index.db.cached() {
+                let node = &entry.node;
+                let compiler = index.db.compiler_of(node);
+                let (objects, missing) =
+                    match index.layout {
+                        Layout::V2 => {
+                            let present: Vec<String> = catalog
+                                .objects_of(Layout::V2, &node.hash)
+                                .iter()
+                                .map(|o| o.key.clone())
+                                .collect();
+                            let mut missing = Vec::new();
+                            if !present.iter().any(|k| {
+                                matches!(v2::classify(k), Some(v2::Object::SpecFile { .. }))
+                            }) {
+                                missing.push(v2::spec_key(node, &compiler, true));
+                            }
+                            if !present.iter().any(|k| {
+                                matches!(v2::classify(k), Some(v2::Object::Tarball { .. }))
+                            }) {
+                                missing.push(v2::tarball_key(node, &compiler));
+                            }
+                            (present, missing)
+                        }
+                        Layout::V3 => {
+                            let manifest_key =
+                                v3::spec_manifest_key(&node.name, &node.version, &node.hash);
+                            let listed = catalog.objects_of(Layout::V3, &node.hash);
+                            match listed.first() {
+                                // The listing finds a manifest by hash even if name or version differ.
+                                Some(m) => {
+                                    let mut present = vec![m.key.clone()];
+                                    let mut missing = Vec::new();
+                                    for rec in manifests
+                                        .get(&m.key)
+                                        .map(|m| m.data.as_slice())
+                                        .unwrap_or_default()
+                                    {
+                                        let k = rec.key();
+                                        if by_key.contains_key(k.as_str()) {
+                                            present.push(k);
+                                        } else {
+                                            missing.push(k);
+                                        }
+                                    }
+                                    (present, missing)
+                                }
+                                None => (Vec::new(), vec![manifest_key]),
+                            }
+                        }
+                    };
+                let infos: Vec<&ObjectInfo> = objects
+                    .iter()
+                    .filter_map(|k| by_key.get(k.as_str()).copied())
+                    .collect();
+                specs.insert(
+                    node.hash.clone(),
+                    SpecRecord {
+                        hash: node.hash.clone(),
+                        name: node.name.clone(),
+                        version: node.version.clone(),
+                        arch: node.architecture(),
+                        compiler: compiler.to_string(),
+                        bytes: infos.iter().map(|o| o.size).sum(),
+                        newest: Catalog::newest(&infos),
+                        objects,
+                        missing,
+                    },
+                );
+            }
+            layouts.push(LayoutModel {
+                layout: index.layout,
+                index: index.clone(),
+                index_time,
+                specs,
+                graph,
+                manifests,
+            });
+        }
+        Ok(CacheModel { catalog, layouts })
+    }
+}
+
+/// Read every v3 manifest (spec, index, key) of the listing. Spec manifests may be
+/// clear-signed; a manifest that cannot be parsed is an error naming it, so nothing is deleted
+/// on a guess.
+async fn read_manifests(
+    store: &Store,
+    catalog: &Catalog,
+    index: &LoadedIndex,
+) -> anyhow::Result<HashMap<String, Manifest>> {
+    let keys: Vec<String> = catalog
+        .objects
+        .iter()
+        .filter(|o| o.key.starts_with(v3::MANIFESTS_PREFIX) && o.key.ends_with(".manifest.json"))
+        // The index manifest was read with the index: not again.
+        .filter(|o| o.key != index.guard_key)
+        .map(|o| o.key.clone())
+        .collect();
+    let mut read: HashMap<String, Manifest> = futures::stream::iter(keys)
+        .map(|key| async move {
+            let obj = store
+                .get(&key)
+                .await
+                .with_context(|| format!("reading manifest {}", store.location(&key)))?;
+            let m = Manifest::parse(&store.location(&key), &obj.bytes)?;
+            Ok::<_, anyhow::Error>((key, m))
+        })
+        .buffer_unordered(MANIFEST_READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    if let Some(m) = &index.manifest {
+        read.insert(index.guard_key.clone(), m.clone());
+    }
+    Ok(read)
+}

@@ -1,0 +1,335 @@
+//! What `clean` deletes, decided from the cache model alone (no I/O): the keep closure,
+//! age and package rules, the cascade to dependents, orphans, and the deletion order.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, SystemTime};
+
+use common::spack::buildcache::Layout;
+use common::spack::spec::DepTypes;
+use serde::Serialize;
+
+use crate::model::{CacheModel, LayoutModel, Unowned};
+use crate::repos::PackageSet;
+
+/// What the rules are applied with.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub max_age: Duration,
+    /// Hashes of every spec in the keep lockfiles.
+    pub keep: HashSet<String>,
+    /// Packages that still exist; `None` when no repository was given.
+    pub packages: Option<PackageSet>,
+    pub orphans: bool,
+    pub now: SystemTime,
+}
+
+/// Why a spec goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// Older than the maximum age.
+    Expired,
+    /// Its package is in none of the given repositories.
+    PackageRemoved,
+    /// It links to or runs a spec that goes (named here).
+    DependentOf { of_hash: String, of_name: String },
+    /// Some of its objects are missing: it cannot be installed anyway.
+    Incomplete,
+}
+
+impl Reason {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reason::Expired => "expired",
+            Reason::PackageRemoved => "package removed",
+            Reason::DependentOf { .. } => "dependent of a deleted spec",
+            Reason::Incomplete => "incomplete",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedSpec {
+    pub layout: String,
+    pub hash: String,
+    pub name: String,
+    pub version: String,
+    #[serde(flatten)]
+    pub reason: Reason,
+    /// Objects deleted with it (v3 blobs another manifest still uses are not among them).
+    pub objects: Vec<String>,
+    pub bytes: u64,
+    /// 0 for specs no deleted spec depends on; deleted in increasing order.
+    #[serde(skip)]
+    pub layer: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedOrphan {
+    pub layout: String,
+    pub key: String,
+    pub bytes: u64,
+    #[serde(flatten)]
+    pub kind: Unowned,
+}
+
+/// The plan for one layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutPlan {
+    #[serde(skip)]
+    pub layout: Layout,
+    /// Ordered: dependents before their dependencies.
+    pub specs: Vec<PlannedSpec>,
+    pub orphans: Vec<PlannedOrphan>,
+    /// Cached specs that stay.
+    pub kept: usize,
+    /// Specs kept because a keep lockfile needs them.
+    pub kept_by_lockfile: usize,
+    /// Specs kept because one of their objects is newer than the index (an upload in flight).
+    pub kept_as_in_flight: usize,
+}
+
+impl LayoutPlan {
+    pub fn deleted_hashes(&self) -> HashSet<String> {
+        self.specs.iter().map(|s| s.hash.clone()).collect()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty() && self.orphans.is_empty()
+    }
+}
+
+pub fn plan(model: &CacheModel, rules: &Rules) -> Vec<LayoutPlan> {
+    model
+        .layouts
+        .iter()
+        .map(|lm| plan_layout(model, lm, rules))
+        .collect()
+}
+
+fn age(now: SystemTime, t: Option<SystemTime>) -> Duration {
+    t.map(|t| now.duration_since(t).unwrap_or_default())
+        .unwrap_or(Duration::MAX)
+}
+
+fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPlan {
+    let g = &lm.graph;
+    let in_graph = |h: &&String| g.contains(h);
+    let keep_roots: Vec<&str> = rules
+        .keep
+        .iter()
+        .filter(in_graph)
+        .map(String::as_str)
+        .collect();
+    let keep: HashSet<String> = g
+        .dependencies_closure(keep_roots, DepTypes::LINK_RUN)
+        .into_iter()
+        .collect();
+    // Anything newer than the index may belong to a pipeline still uploading: keep it, and
+    // everything it needs.
+    let fresh: Vec<&str> = lm
+        .specs
+        .values()
+        .filter(|s| s.newest.is_some_and(|t| t > lm.index_time))
+        .map(|s| s.hash.as_str())
+        .collect();
+    let kept_as_in_flight = fresh.iter().filter(|h| !keep.contains(**h)).count();
+    let protected: HashSet<String> = g
+        .dependencies_closure(
+            keep.iter().map(String::as_str).chain(fresh.iter().copied()),
+            DepTypes::LINK_RUN,
+        )
+        .into_iter()
+        .collect();
+
+    let mut reasons: HashMap<String, Reason> = HashMap::new();
+    let mut queue: VecDeque<String> = VecDeque::new();
+    for s in lm.specs.values().filter(|s| !protected.contains(&s.hash)) {
+        let reason = if !s.missing.is_empty() {
+            Reason::Incomplete
+        } else if rules
+            .packages
+            .as_ref()
+            .is_some_and(|p| !p.contains(&s.name))
+        {
+            Reason::PackageRemoved
+        } else if age(rules.now, s.newest) > rules.max_age {
+            Reason::Expired
+        } else {
+            continue;
+        };
+        reasons.insert(s.hash.clone(), reason);
+        queue.push_back(s.hash.clone());
+    }
+    // Cascade through link and run edges: a package cannot be installed without them.
+    while let Some(h) = queue.pop_front() {
+        let name = lm.specs.get(&h).map(|s| s.name.clone()).unwrap_or_default();
+        for (dependent, _) in g.neighbours(&h, DepTypes::LINK_RUN, true) {
+            if reasons.contains_key(dependent) || !lm.specs.contains_key(dependent) {
+                continue;
+            }
+            // By construction a protected spec never depends on a deleted one.
+            debug_assert!(!protected.contains(dependent));
+            reasons.insert(
+                dependent.to_string(),
+                Reason::DependentOf {
+                    of_hash: h.clone(),
+                    of_name: name.clone(),
+                },
+            );
+            queue.push_back(dependent.to_string());
+        }
+    }
+
+    let layers = layers(lm, &reasons);
+    let deleted_manifests: HashSet<&str> = reasons
+        .keys()
+        .filter_map(|h| lm.specs.get(h))
+        .flat_map(|s| {
+            s.objects
+                .iter()
+                .filter(|k| k.starts_with("v3/"))
+                .map(String::as_str)
+        })
+        .collect();
+
+    // Orphans, when asked for: never newer than the index, never younger than the max age.
+    let old_enough = |t: SystemTime| t < lm.index_time && age(rules.now, Some(t)) > rules.max_age;
+    let mut orphans: Vec<PlannedOrphan> = if rules.orphans {
+        lm.unowned(&model.catalog)
+            .into_iter()
+            .filter(|(o, kind)| *kind != Unowned::Stray && old_enough(o.last_modified))
+            .map(|(o, kind)| PlannedOrphan {
+                layout: lm.layout.to_string(),
+                key: o.key.clone(),
+                bytes: o.size,
+                kind,
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let orphan_manifests: HashSet<&str> = orphans
+        .iter()
+        .filter(|o| matches!(o.kind, Unowned::SpecManifest { .. }))
+        .map(|o| o.key.as_str())
+        .collect();
+
+    // v3: a blob goes only when no manifest that stays references it.
+    let still_referenced: HashSet<String> = lm
+        .manifests
+        .iter()
+        .filter(|(k, _)| {
+            !deleted_manifests.contains(k.as_str()) && !orphan_manifests.contains(k.as_str())
+        })
+        .flat_map(|(_, m)| m.data.iter().map(|r| r.key()))
+        .collect();
+    if rules.orphans {
+        let sizes: HashMap<&str, (u64, SystemTime)> = model
+            .catalog
+            .objects
+            .iter()
+            .map(|o| (o.key.as_str(), (o.size, o.last_modified)))
+            .collect();
+        let mut extra = Vec::new();
+        for key in orphan_manifests
+            .iter()
+            .filter_map(|k| lm.manifests.get(*k))
+            .flat_map(|m| m.data.iter().map(|r| r.key()))
+        {
+            if let Some(&(size, t)) = sizes.get(key.as_str())
+                && !still_referenced.contains(&key)
+                && old_enough(t)
+                && !orphans.iter().any(|o| o.key == key)
+                && !extra.iter().any(|o: &PlannedOrphan| o.key == key)
+            {
+                extra.push(PlannedOrphan {
+                    layout: lm.layout.to_string(),
+                    key,
+                    bytes: size,
+                    kind: Unowned::Blob,
+                });
+            }
+        }
+        orphans.extend(extra);
+    }
+    let sizes: HashMap<&str, u64> = model
+        .catalog
+        .objects
+        .iter()
+        .map(|o| (o.key.as_str(), o.size))
+        .collect();
+    let mut specs: Vec<PlannedSpec> = reasons
+        .into_iter()
+        .filter_map(|(hash, reason)| {
+            let s = lm.specs.get(&hash)?;
+            let objects: Vec<String> = s
+                .objects
+                .iter()
+                .filter(|k| !still_referenced.contains(*k))
+                .cloned()
+                .collect();
+            Some(PlannedSpec {
+                layout: lm.layout.to_string(),
+                bytes: objects.iter().filter_map(|k| sizes.get(k.as_str())).sum(),
+                objects,
+                layer: layers.get(&hash).copied().unwrap_or(0),
+                hash,
+                name: s.name.clone(),
+                version: s.version.clone(),
+                reason,
+            })
+        })
+        .collect();
+    specs.sort_by(|a, b| (a.layer, &a.name, &a.hash).cmp(&(b.layer, &b.name, &b.hash)));
+    orphans.sort_by(|a, b| a.key.cmp(&b.key));
+    LayoutPlan {
+        layout: lm.layout,
+        kept: lm.specs.len() - specs.len(),
+        kept_by_lockfile: lm.specs.keys().filter(|h| keep.contains(*h)).count(),
+        kept_as_in_flight,
+        specs,
+        orphans,
+    }
+}
+
+/// Layer 0: deleted specs no other deleted spec depends on; each dependency one layer after
+/// its deepest deleted dependent (Kahn's algorithm over the deleted part of the graph, so deep
+/// DAGs need no deep recursion).
+fn layers(lm: &LayoutModel, deleted: &HashMap<String, Reason>) -> HashMap<String, usize> {
+    let g = &lm.graph;
+    let mut pending: HashMap<&str, usize> = deleted
+        .keys()
+        .map(|h| {
+            let dependents = g
+                .neighbours(h, DepTypes::ALL, true)
+                .into_iter()
+                .filter(|(d, _)| deleted.contains_key(*d))
+                .count();
+            (h.as_str(), dependents)
+        })
+        .collect();
+    let mut layer: HashMap<String, usize> = HashMap::new();
+    let mut queue: VecDeque<&str> = pending
+        .iter()
+        .filter(|(_, c)| **c == 0)
+        .map(|(h, _)| *h)
+        .collect();
+    for h in &queue {
+        layer.insert(h.to_string(), 0);
+    }
+    while let Some(h) = queue.pop_front() {
+        let next = layer[h] + 1;
+        for (dep, _) in g.neighbours(h, DepTypes::ALL, false) {
+            if let Some(count) = pending.get_mut(dep) {
+                let l = layer.entry(dep.to_string()).or_insert(0);
+                *l = (*l).max(next);
+                *count -= 1;
+                if *count == 0 {
+                    queue.push_back(dep);
+                }
+            }
+        }
+    }
+    layer
+}

@@ -1,0 +1,683 @@
+//! `spackitor clean` against real directories and the real S3 server, on Spack's own
+//! fixtures in both layouts.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use serde_json::Value;
+use spacktainerizah_tests::{
+    ACCESS_KEY_VAR, SECRET_KEY_VAR, copy_dir, fixtures, new_bucket, open_store, s3_endpoint, walk,
+};
+
+const CORE2_LIBELF: &str = "rqh2vuf6fqwkmipzgi2wjx352mq7y7ez";
+const CORE2_LIBDWARF: &str = "sk2gqqz4n5njmvktycnd25wq25jxiqkr";
+const M1_LIBELF: &str = "jr3yipyxyjulcdvckwwwjrrumis7glpa";
+const M1_LIBDWARF: &str = "u5uz3dcch5if4eve4sef67o2rf2lbfgh";
+const COMPILER_WRAPPER: &str = "qeehcxyvluwnihsc2qxstmpomtxo3lrc";
+const GCC_RUNTIME: &str = "izgzpzeljwairalfjm3k6fntbb64nt6n";
+
+/// A mirror holding both layouts (`signed` or `unsigned` fixtures). Every object is 40 days
+/// old but the indexes, written an hour ago, as after a real pipeline.
+fn mirror(variant: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(
+        &fixtures().join("spack/v2_layout").join(variant),
+        dir.path(),
+    );
+    copy_dir(
+        &fixtures().join("spack/v3_layout").join(variant),
+        dir.path(),
+    );
+    for f in walk(dir.path()) {
+        set_age(&f, 40.0);
+    }
+    for index in [
+        "build_cache/index.json",
+        "build_cache/index.json.hash",
+        "v3/manifests/index/index.manifest.json",
+    ] {
+        set_age(&dir.path().join(index), 1.0 / 24.0);
+    }
+    dir
+}
+
+fn set_age(path: &Path, days: f64) {
+    let t = SystemTime::now() - Duration::from_secs_f64(days * 86400.0);
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+}
+
+/// Make the objects of spec `hash` (both layouts, v3 blobs included) `days` old.
+fn age_spec(root: &Path, hash: &str, days: f64) {
+    for f in walk(root) {
+        let name = f.file_name().unwrap().to_string_lossy().into_owned();
+        if name.contains(hash) {
+            set_age(&f, days);
+            if name.ends_with(".spec.manifest.json") {
+                let m = common::spack::buildcache::v3::Manifest::parse(
+                    "m",
+                    &std::fs::read(&f).unwrap(),
+                )
+                .unwrap();
+                for r in m.data {
+                    set_age(&root.join(r.key()), days);
+                }
+            }
+        }
+    }
+}
+
+fn clean(root: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        .args([
+            "clean",
+            "--output",
+            "json",
+            "--cache",
+            &root.display().to_string(),
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn report(out: &Output) -> Value {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// (layout, hash) → reason of every deleted spec.
+fn deleted(report: &Value) -> BTreeMap<(String, String), String> {
+    report["layouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["specs"].as_array().unwrap().iter())
+        .map(|s| {
+            (
+                (
+                    s["layout"].as_str().unwrap().into(),
+                    s["hash"].as_str().unwrap().into(),
+                ),
+                s["reason"].as_str().unwrap().into(),
+            )
+        })
+        .collect()
+}
+
+fn both(hash: &str, reason: &str) -> [((String, String), String); 2] {
+    [("v2", hash), ("v3", hash)].map(|(l, h)| ((l.to_string(), h.to_string()), reason.to_string()))
+}
+
+/// Every file (but the store's own folder) with its content and mtime.
+fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
+    walk(root)
+        .into_iter()
+        .filter(|p| {
+            !p.strip_prefix(root)
+                .unwrap()
+                .starts_with(".spacktainerizah")
+        })
+        .map(|p| {
+            let md = std::fs::metadata(&p).unwrap();
+            let bytes = std::fs::read(&p).unwrap();
+            (p, (bytes, md.modified().unwrap()))
+        })
+        .collect()
+}
+
+/// The hashes `spackitor ls` shows per layout: what the rewritten indexes list.
+fn listed(root: &Path) -> BTreeMap<String, Vec<String>> {
+    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        .args([
+            "ls",
+            "--output",
+            "json",
+            "--cache",
+            &root.display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in rows {
+        m.entry(r["layout"].as_str().unwrap().into())
+            .or_default()
+            .push(r["hash"].as_str().unwrap().into());
+    }
+    for v in m.values_mut() {
+        v.sort();
+    }
+    m
+}
+
+fn any_file_with(root: &Path, hash: &str) -> bool {
+    walk(root)
+        .iter()
+        .any(|p| p.to_string_lossy().contains(hash))
+}
+
+/// A keep lockfile holding the whole DAG of `root_hash`, built from the fixture's own index.
+fn keep_lockfile(dir: &Path, root_hash: &str) -> PathBuf {
+    let index: Value = serde_json::from_slice(
+        &std::fs::read(fixtures().join("spack/v2_layout/unsigned/build_cache/index.json")).unwrap(),
+    )
+    .unwrap();
+    let installs = index["database"]["installs"].as_object().unwrap();
+    let mut specs = serde_json::Map::new();
+    let mut todo = vec![root_hash.to_string()];
+    while let Some(h) = todo.pop() {
+        let node = installs[&h]["spec"].clone();
+        for d in node["dependencies"].as_array().into_iter().flatten() {
+            todo.push(d["hash"].as_str().unwrap().to_string());
+        }
+        specs.insert(h, node);
+    }
+    let lock = serde_json::json!({
+        "_meta": {"file-type": "spack-lockfile", "lockfile-version": 6, "specfile-version": 5},
+        "roots": [{"hash": root_hash, "spec": "libdwarf"}],
+        "concrete_specs": specs,
+    });
+    let path = dir.join("env/spack.lock");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(&path, serde_json::to_vec(&lock).unwrap()).unwrap();
+    path
+}
+
+fn fresh_except(root: &Path, old: &[&str]) {
+    for h in [
+        CORE2_LIBELF,
+        CORE2_LIBDWARF,
+        M1_LIBELF,
+        M1_LIBDWARF,
+        COMPILER_WRAPPER,
+        GCC_RUNTIME,
+    ] {
+        age_spec(root, h, if old.contains(&h) { 40.0 } else { 1.0 });
+    }
+}
+
+#[test]
+fn expired_specs_take_their_link_dependents_along() {
+    for variant in ["unsigned", "signed"] {
+        let m = mirror(variant);
+        fresh_except(m.path(), &[CORE2_LIBELF]);
+        let r = report(&clean(m.path(), &["--max-age", "30"]));
+        let mut expected: BTreeMap<_, _> = both(CORE2_LIBELF, "expired").into_iter().collect();
+        expected.extend(both(CORE2_LIBDWARF, "dependent_of"));
+        assert_eq!(deleted(&r), expected, "{variant}");
+        assert!(!any_file_with(m.path(), CORE2_LIBELF) && !any_file_with(m.path(), CORE2_LIBDWARF));
+        let left = listed(m.path());
+        assert_eq!(left["v2"].len(), 4);
+        assert_eq!(left["v2"], left["v3"]);
+        assert!(!left["v2"].contains(&CORE2_LIBDWARF.to_string()));
+        // Spack's hash-file rule holds for the rewritten v2 index.
+        let idx = std::fs::read(m.path().join("build_cache/index.json")).unwrap();
+        let hash = std::fs::read(m.path().join("build_cache/index.json.hash")).unwrap();
+        assert!(common::spack::buildcache::index::hash_file_matches(
+            &hash, &idx
+        ));
+        // Dependents go first: libdwarf is listed (and deleted) before the libelf it links.
+        let order: Vec<&str> = r["layouts"][0]["specs"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s["name"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, ["libdwarf", "libelf"]);
+    }
+}
+
+#[test]
+fn build_only_edges_never_cascade() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[COMPILER_WRAPPER]);
+    let r = report(&clean(m.path(), &["--max-age", "30"]));
+    assert_eq!(
+        deleted(&r),
+        both(COMPILER_WRAPPER, "expired").into_iter().collect()
+    );
+    assert!(any_file_with(m.path(), M1_LIBELF) && any_file_with(m.path(), M1_LIBDWARF));
+}
+
+#[test]
+fn keep_lockfiles_protect_their_specs_whatever_their_age_or_package() {
+    let m = mirror("unsigned");
+    let work = tempfile::tempdir().unwrap();
+    keep_lockfile(work.path(), M1_LIBDWARF);
+    // A repository without libelf: the kept libelf stays, the other one goes.
+    let repo = work.path().join("spack/var/spack/repos/builtin");
+    for p in ["libdwarf", "compiler-wrapper", "gcc_runtime"] {
+        std::fs::create_dir_all(repo.join("packages").join(p)).unwrap();
+        std::fs::write(repo.join("packages").join(p).join("package.py"), "").unwrap();
+    }
+    std::fs::write(repo.join("repo.yaml"), "repo:\n  namespace: builtin\n").unwrap();
+    let keep_dir = work.path().join("env").display().to_string();
+    let spack = work.path().join("spack").display().to_string();
+    let r = report(&clean(
+        m.path(),
+        &[
+            "--max-age",
+            "30",
+            "--keep",
+            &keep_dir,
+            "--spack-repo",
+            &spack,
+        ],
+    ));
+    let mut expected: BTreeMap<_, _> = both(CORE2_LIBELF, "package_removed").into_iter().collect();
+    // libdwarf is old itself: its own rule names it before the cascade could.
+    expected.extend(both(CORE2_LIBDWARF, "expired"));
+    assert_eq!(deleted(&r), expected);
+    for h in [M1_LIBDWARF, M1_LIBELF, COMPILER_WRAPPER, GCC_RUNTIME] {
+        assert!(any_file_with(m.path(), h), "{h} is in the keep lockfile");
+    }
+    assert_eq!(r["layouts"][0]["kept_by_lockfile"], 4);
+}
+
+#[test]
+fn removed_packages_go_with_their_dependents() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[]);
+    let work = tempfile::tempdir().unwrap();
+    let repo = work.path().join("repos/spack_repo/builtin");
+    for p in ["libdwarf", "compiler_wrapper", "gcc_runtime"] {
+        std::fs::create_dir_all(repo.join("packages").join(p)).unwrap();
+        std::fs::write(repo.join("packages").join(p).join("package.py"), "").unwrap();
+    }
+    std::fs::write(repo.join("repo.yaml"), "repo:\n  namespace: builtin\n").unwrap();
+    let r = report(&clean(
+        m.path(),
+        &["--spack-repo", &work.path().display().to_string()],
+    ));
+    let mut expected: BTreeMap<_, _> = BTreeMap::new();
+    for (h, why) in [
+        (CORE2_LIBELF, "package_removed"),
+        (M1_LIBELF, "package_removed"),
+        (CORE2_LIBDWARF, "dependent_of"),
+        (M1_LIBDWARF, "dependent_of"),
+    ] {
+        expected.extend(both(h, why));
+    }
+    assert_eq!(deleted(&r), expected);
+}
+
+#[test]
+fn orphans_go_only_when_old_and_older_than_the_index() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[]);
+    let bc = m.path().join("build_cache");
+    let old_stem = "test-debian6-core2-gcc-10.2.1-zlib-1.3-aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa";
+    let new_stem = "test-debian6-core2-gcc-10.2.1-zlib-1.3-bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb";
+    std::fs::write(bc.join(format!("{old_stem}.spec.json")), "{}").unwrap();
+    std::fs::create_dir_all(bc.join("test-debian6-core2/gcc-10.2.1/zlib-1.3")).unwrap();
+    std::fs::write(
+        bc.join(format!(
+            "test-debian6-core2/gcc-10.2.1/zlib-1.3/{old_stem}.spack"
+        )),
+        "x",
+    )
+    .unwrap();
+    std::fs::write(bc.join(format!("{new_stem}.spec.json")), "{}").unwrap();
+    let old_blob = m.path().join("blobs/sha256/00/00aa");
+    let new_blob = m.path().join("blobs/sha256/00/00bb");
+    std::fs::create_dir_all(old_blob.parent().unwrap()).unwrap();
+    std::fs::write(&old_blob, "old").unwrap();
+    std::fs::write(&new_blob, "in flight").unwrap();
+    for f in [
+        bc.join(format!("{old_stem}.spec.json")),
+        bc.join(format!(
+            "test-debian6-core2/gcc-10.2.1/zlib-1.3/{old_stem}.spack"
+        )),
+        old_blob.clone(),
+    ] {
+        set_age(&f, 40.0);
+    }
+    // Without --orphans nothing but index entries' objects is ever touched.
+    let r = report(&clean(m.path(), &["--max-age", "30"]));
+    assert_eq!(r["totals"]["orphans"], 0);
+    assert!(old_blob.exists());
+
+    let r = report(&clean(m.path(), &["--max-age", "30", "--orphans"]));
+    let keys: Vec<&str> = r["layouts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|l| l["orphans"].as_array().unwrap())
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    assert_eq!(keys.len(), 3, "{keys:?}");
+    assert!(!old_blob.exists() && !bc.join(format!("{old_stem}.spec.json")).exists());
+    assert!(
+        new_blob.exists(),
+        "newer than the index: may be an upload in flight"
+    );
+    assert!(bc.join(format!("{new_stem}.spec.json")).exists());
+    assert!(deleted(&r).is_empty());
+}
+
+#[test]
+fn dry_run_leaves_the_cache_byte_for_byte_unchanged() {
+    let m = mirror("signed");
+    let before = snapshot(m.path());
+    let r = report(&clean(
+        m.path(),
+        &["--max-age", "30", "--orphans", "--dry-run"],
+    ));
+    assert_eq!(r["dry_run"], true);
+    assert_eq!(deleted(&r).len(), 12, "everything is 40 days old");
+    assert_eq!(snapshot(m.path()), before);
+}
+
+/// Extra arguments, damage done to the cache, and what the error must name.
+type BadInput = (Vec<String>, Box<dyn Fn(&Path)>, String);
+
+#[test]
+fn bad_inputs_delete_nothing() {
+    let work = tempfile::tempdir().unwrap();
+    let broken_lock = work.path().join("broken/spack.lock");
+    std::fs::create_dir_all(broken_lock.parent().unwrap()).unwrap();
+    std::fs::write(
+        &broken_lock,
+        "{\"_meta\": {\"lockfile-version\": 6}, \"concrete_specs\": ",
+    )
+    .unwrap();
+    let empty_repo = work.path().join("empty");
+    std::fs::create_dir_all(&empty_repo).unwrap();
+    let cases: Vec<BadInput> = vec![
+        (
+            vec!["--keep".into(), broken_lock.display().to_string()],
+            Box::new(|_| {}),
+            "broken/spack.lock".into(),
+        ),
+        (
+            vec!["--keep".into(), "/nonexistent/spack.lock".into()],
+            Box::new(|_| {}),
+            "/nonexistent/spack.lock".into(),
+        ),
+        (
+            vec!["--spack-repo".into(), empty_repo.display().to_string()],
+            Box::new(|_| {}),
+            "no Spack package repository".into(),
+        ),
+        (
+            vec![],
+            Box::new(|root: &Path| {
+                std::fs::write(
+                    root.join("build_cache/index.json"),
+                    "{\"database\":{\"version\":\"8\",\"installs\":{\"x\":",
+                )
+                .unwrap()
+            }),
+            "build_cache/index.json".into(),
+        ),
+        (
+            vec![],
+            Box::new(|root: &Path| {
+                let m = walk(&root.join("v3/manifests/spec")).remove(0);
+                std::fs::write(
+                    m,
+                    "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\n{\"version\":3",
+                )
+                .unwrap();
+            }),
+            ".spec.manifest.json".into(),
+        ),
+    ];
+    for (args, damage, named) in cases {
+        let m = mirror("unsigned");
+        damage(m.path());
+        let before = snapshot(m.path());
+        let mut all = vec!["--max-age".to_string(), "0".into(), "--orphans".into()];
+        all.extend(args);
+        let out = clean(
+            m.path(),
+            &all.iter().map(String::as_str).collect::<Vec<_>>(),
+        );
+        assert_eq!(out.status.code(), Some(2), "{all:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(&named), "expected `{named}` in: {err}");
+        assert_eq!(snapshot(m.path()), before, "{all:?} changed the cache");
+    }
+}
+
+#[tokio::test]
+async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[CORE2_LIBELF]);
+    let store = open_store(&m.path().display().to_string()).await;
+    let model = spackitor::model::CacheModel::load(&store, |_| {})
+        .await
+        .unwrap();
+    let rules = spackitor::plan::Rules {
+        max_age: Duration::from_secs(30 * 86400),
+        keep: Default::default(),
+        packages: None,
+        orphans: false,
+        now: SystemTime::now(),
+    };
+    let plans = spackitor::plan::plan(&model, &rules);
+    // The run stops right after rewriting the indexes, before any delete.
+    spackitor::clean::rewrite_indexes(&store, &model, &plans)
+        .await
+        .unwrap();
+    assert!(any_file_with(m.path(), CORE2_LIBELF));
+    // The indexes are consistent: nothing they list has lost objects.
+    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        .args([
+            "ls",
+            "--output",
+            "json",
+            "--cache",
+            &m.path().display().to_string(),
+        ])
+        .output()
+        .unwrap();
+    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows.len(), 8);
+    assert!(
+        rows.iter().all(|r| r["age_seconds"].is_u64()),
+        "every listed spec has its objects"
+    );
+
+    let r = report(&clean(m.path(), &["--max-age", "30", "--orphans"]));
+    assert!(deleted(&r).is_empty());
+    assert!(
+        !any_file_with(m.path(), CORE2_LIBELF),
+        "the old leftovers were orphans"
+    );
+    // libdwarf's leftovers are a day old: orphans too, but younger than --max-age.
+    assert!(any_file_with(m.path(), CORE2_LIBDWARF));
+    age_spec(m.path(), CORE2_LIBDWARF, 40.0);
+    report(&clean(m.path(), &["--max-age", "30", "--orphans"]));
+    assert!(!any_file_with(m.path(), CORE2_LIBDWARF));
+    assert_eq!(
+        listed(m.path())["v2"].len(),
+        4,
+        "indexed specs are not orphans"
+    );
+}
+
+#[tokio::test]
+async fn a_stale_index_is_never_written_over_a_newer_one() {
+    let m = mirror("unsigned");
+    let store = open_store(&m.path().display().to_string()).await;
+    let model = spackitor::model::CacheModel::load(&store, |_| {})
+        .await
+        .unwrap();
+    let rules = spackitor::plan::Rules {
+        max_age: Duration::from_secs(30 * 86400),
+        keep: Default::default(),
+        packages: None,
+        orphans: false,
+        now: SystemTime::now(),
+    };
+    let plans = spackitor::plan::plan(&model, &rules);
+    // Someone else rewrites the index meanwhile (a pipeline's `update-index`).
+    let idx = m.path().join("build_cache/index.json");
+    let mut bytes = std::fs::read(&idx).unwrap();
+    bytes.push(b' ');
+    std::fs::write(&idx, &bytes).unwrap();
+    let err = spackitor::clean::rewrite_indexes(&store, &model, &plans)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{err:#}").contains("precondition failed"),
+        "{err:#}"
+    );
+    assert_eq!(
+        std::fs::read(&idx).unwrap(),
+        bytes,
+        "the other writer's index stays"
+    );
+}
+
+#[test]
+fn per_key_delete_failures_are_named_and_fail_the_run() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[CORE2_LIBELF]);
+    let stuck = walk(m.path())
+        .into_iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "spack")
+                && p.to_string_lossy().contains(CORE2_LIBELF)
+        })
+        .unwrap();
+    // An immutable file cannot be removed, even by root.
+    assert!(
+        Command::new("chattr")
+            .arg("+i")
+            .arg(&stuck)
+            .status()
+            .unwrap()
+            .success(),
+        "chattr +i"
+    );
+    let out = clean(m.path(), &["--max-age", "30"]);
+    Command::new("chattr")
+        .arg("-i")
+        .arg(&stuck)
+        .status()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&stuck.file_name().unwrap().to_string_lossy().to_string()),
+        "{err}"
+    );
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["failures"].as_array().unwrap().len(), 1);
+    assert!(
+        !any_file_with(&m.path().join("v3"), CORE2_LIBDWARF),
+        "the rest was deleted"
+    );
+}
+
+async fn upload_mirror(bucket: &str) -> common::store::Store {
+    let store = open_store(&format!("s3://{bucket}/cache")).await;
+    let src = mirror("unsigned");
+    spacktainerizah_tests::upload_dir(&store, src.path()).await;
+    // S3 dates are whole seconds: write the indexes again a moment later, as a pipeline does.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    for index in [
+        "build_cache/index.json",
+        "build_cache/index.json.hash",
+        "v3/manifests/index/index.manifest.json",
+    ] {
+        let bytes = std::fs::read(src.path().join(index)).unwrap();
+        store
+            .put(index, bytes, &Default::default(), &Default::default())
+            .await
+            .unwrap();
+    }
+    store
+}
+
+fn clean_s3(bucket: &str, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        .args([
+            "clean",
+            "--output",
+            "json",
+            "--cache",
+            &format!("s3://{bucket}/cache"),
+        ])
+        .args([
+            "--s3-endpoint-url",
+            &s3_endpoint(),
+            "--access-key-env",
+            ACCESS_KEY_VAR,
+            "--secret-key-env",
+            SECRET_KEY_VAR,
+        ])
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+async fn s3_state(store: &common::store::Store) -> Vec<(String, Option<String>)> {
+    use futures::TryStreamExt;
+    store
+        .list("")
+        .map_ok(|o| (o.key, o.etag))
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn over_s3_with_a_keep_list_and_few_requests() {
+    let bucket = new_bucket("clean").await;
+    let store = upload_mirror(&bucket).await;
+    let work = tempfile::tempdir().unwrap();
+    let lock = keep_lockfile(work.path(), M1_LIBDWARF);
+    let lock = lock.display().to_string();
+
+    let before = s3_state(&store).await;
+    let r = report(&clean_s3(
+        &bucket,
+        &["--max-age", "0", "--keep", &lock, "--dry-run"],
+    ));
+    assert_eq!(deleted(&r).len(), 4);
+    assert_eq!(s3_state(&store).await, before, "a dry run changes nothing");
+
+    let r = report(&clean_s3(&bucket, &["--max-age", "0", "--keep", &lock]));
+    let mut expected: BTreeMap<_, _> = both(CORE2_LIBELF, "expired").into_iter().collect();
+    expected.extend(both(CORE2_LIBDWARF, "expired"));
+    assert_eq!(deleted(&r), expected);
+    let keys: Vec<String> = s3_state(&store).await.into_iter().map(|(k, _)| k).collect();
+    assert!(
+        !keys
+            .iter()
+            .any(|k| k.contains(CORE2_LIBELF) || k.contains(CORE2_LIBDWARF))
+    );
+    assert!(keys.iter().any(|k| k.contains(M1_LIBELF)));
+    // One listing page, one batched delete, and the index writes: no request per object.
+    let req = &r["requests"];
+    assert_eq!(req["list"], 1);
+    assert_eq!(req["delete"], 1);
+    assert_eq!(req["put"], r["index_writes"]);
+    assert_eq!(req["head"], 0);
+    // v3 reads each manifest once; v2 needs only its index.
+    let manifests = before
+        .iter()
+        .filter(|(k, _)| k.ends_with(".manifest.json"))
+        .count() as u64;
+    assert_eq!(req["get"].as_u64().unwrap(), 1 + 1 + manifests);
+}
