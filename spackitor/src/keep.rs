@@ -34,7 +34,7 @@ pub fn load(paths: &[PathBuf]) -> anyhow::Result<Vec<Lockfile>> {
 pub fn hashes(lockfiles: &[Lockfile]) -> HashSet<String> {
     lockfiles
         .iter()
-        .flat_map(|l| l.specs.keys().cloned())
+        .flat_map(|l| l.specs.keys().map(|h| h.to_string()))
         .collect()
 }
 

@@ -56,12 +56,12 @@ pub fn rows(catalog: &Catalog, opts: &LsOptions, now: SystemTime) -> anyhow::Res
     for index in &catalog.indexes {
         for entry in index.db.cached() {
             let node = &entry.node;
-            if glob.as_ref().is_some_and(|g| !g.is_match(&node.name))
-                || opts.version.as_ref().is_some_and(|v| *v != node.version)
+            if glob.as_ref().is_some_and(|g| !g.is_match(&*node.name))
+                || opts.version.as_ref().is_some_and(|v| **v != *node.version)
                 || opts
                     .arch
                     .as_ref()
-                    .is_some_and(|a| *a != node.architecture() && *a != node.target)
+                    .is_some_and(|a| *a != node.architecture() && **a != *node.target)
             {
                 continue;
             }
@@ -79,9 +79,9 @@ pub fn rows(catalog: &Catalog, opts: &LsOptions, now: SystemTime) -> anyhow::Res
                 continue;
             }
             out.push(Row {
-                name: node.name.clone(),
-                version: node.version.clone(),
-                hash: node.hash.clone(),
+                name: node.name.to_string(),
+                version: node.version.to_string(),
+                hash: node.hash.to_string(),
                 arch: node.architecture(),
                 compiler: index.db.compiler_of(node).to_string(),
                 layout: index.layout.to_string(),

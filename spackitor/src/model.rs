@@ -10,22 +10,20 @@ use common::spack::buildcache::catalog::Catalog;
 use common::spack::buildcache::v3::{self, Manifest};
 use common::spack::buildcache::{Layout, LoadedIndex, v2};
 use common::spack::graph::SpecGraph;
+use common::spack::spec::{Shared, SpecNode};
 use common::store::{ObjectInfo, Store};
 use futures::{StreamExt, TryStreamExt};
 
 /// Manifests read at once (v3).
 const MANIFEST_READS_IN_FLIGHT: usize = 32;
 
-/// One index entry that has objects in the cache (`in_buildcache`).
+/// One index entry that has objects in the cache (`in_buildcache`). Its node (name, version,
+/// architecture) is the index entry's: [`LayoutModel::node`].
 #[derive(Debug, Clone)]
 pub struct SpecRecord {
-    pub hash: String,
-    pub name: String,
-    pub version: String,
-    pub arch: String,
-    pub compiler: String,
-    /// Keys of its objects that exist (v2: spec file(s) and tarball; v3: manifest and blobs).
-    pub objects: Vec<String>,
+    /// Positions in the catalog's listing of its objects that exist (v2: spec file(s) and
+    /// tarball; v3: manifest and blobs).
+    pub objects: Vec<u32>,
     /// Objects it should have and that are not in the listing.
     pub missing: Vec<String>,
     pub bytes: u64,
@@ -41,7 +39,7 @@ pub struct LayoutModel {
     /// Last-modified of the index object (v2 `index.json`, v3 index manifest).
     pub index_time: SystemTime,
     /// Cached entries by hash, in index order.
-    pub specs: indexmap::IndexMap<String, SpecRecord>,
+    pub specs: indexmap::IndexMap<Shared, SpecRecord>,
     /// Over every index entry (externals included).
     pub graph: SpecGraph,
     /// v3: every manifest read, by key.
@@ -49,15 +47,19 @@ pub struct LayoutModel {
 }
 
 impl LayoutModel {
+    /// The index node of a cached spec.
+    pub fn node(&self, hash: &str) -> &SpecNode {
+        &self.index.db.entries[hash].node
+    }
+
     /// Objects of this layout that no cached index entry owns: spec files, tarballs and spec
     /// manifests of unknown hashes, blobs no manifest references, and stray keys. The index, its
     /// hash file, keys and `layout.json` belong to the cache and are never listed here.
     pub fn unowned<'a>(&self, catalog: &'a Catalog) -> Vec<(&'a ObjectInfo, Unowned)> {
-        let owned: HashSet<&str> = self
-            .specs
-            .values()
-            .flat_map(|s| s.objects.iter().map(String::as_str))
-            .collect();
+        let mut owned = vec![false; catalog.objects.len()];
+        for &i in self.specs.values().flat_map(|s| &s.objects) {
+            owned[i as usize] = true;
+        }
         let referenced: HashSet<String> = self
             .manifests
             .values()
@@ -66,8 +68,9 @@ impl LayoutModel {
         catalog
             .objects
             .iter()
-            .filter(|o| !owned.contains(o.key.as_str()))
-            .filter_map(|o| {
+            .zip(owned)
+            .filter(|(_, owned)| !owned)
+            .filter_map(|(o, _)| {
                 let kind = match self.layout {
                     Layout::V2 => match v2::classify(&o.key)? {
                         v2::Object::SpecFile { hash, .. } => Unowned::SpecFile { hash },
@@ -113,89 +116,85 @@ pub struct CacheModel {
 
 impl CacheModel {
     pub async fn load(store: &Store, on_listed: impl FnMut(u64)) -> anyhow::Result<CacheModel> {
-        let catalog = Catalog::load(store, on_listed)
+        let mut catalog = Catalog::load(store, on_listed)
             .await
             .with_context(|| format!("reading build cache {}", store.url()))?;
-        let by_key: HashMap<&str, &ObjectInfo> = catalog
+        let position: HashMap<&str, u32> = catalog
             .objects
             .iter()
-            .map(|o| (o.key.as_str(), o))
+            .enumerate()
+            .map(|(i, o)| (o.key.as_str(), i as u32))
             .collect();
         let mut layouts = Vec::new();
-        for index in &catalog.indexes {
-            let index_time = by_key
+        // The indexes move into the layouts: an index can be as large as the rest together.
+        for index in std::mem::take(&mut catalog.indexes) {
+            let index_time = position
                 .get(index.guard_key.as_str())
-                .map(|o| o.last_modified)
+                .map(|&i| catalog.objects[i as usize].last_modified)
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             let manifests = match index.layout {
-                Layout::V3 => read_manifests(store, &catalog, index).await?,
+                Layout::V3 => read_manifests(store, &catalog, &index).await?,
                 Layout::V2 => HashMap::new(),
             };
             let graph = SpecGraph::new(index.db.entries.values().map(|e| &e.node));
             let mut specs = indexmap::IndexMap::new();
             for entry in index.db.cached() {
                 let node = &entry.node;
-                let compiler = index.db.compiler_of(node);
-                let (objects, missing) =
-                    match index.layout {
-                        Layout::V2 => {
-                            let present: Vec<String> = catalog
-                                .objects_of(Layout::V2, &node.hash)
-                                .iter()
-                                .map(|o| o.key.clone())
-                                .collect();
-                            let mut missing = Vec::new();
-                            if !present.iter().any(|k| {
-                                matches!(v2::classify(k), Some(v2::Object::SpecFile { .. }))
-                            }) {
-                                missing.push(v2::spec_key(node, &compiler, true));
-                            }
-                            if !present.iter().any(|k| {
-                                matches!(v2::classify(k), Some(v2::Object::Tarball { .. }))
-                            }) {
-                                missing.push(v2::tarball_key(node, &compiler));
-                            }
-                            (present, missing)
+                let mut objects: Vec<u32> = Vec::new();
+                let mut missing = Vec::new();
+                match index.layout {
+                    Layout::V2 => {
+                        let listed = catalog
+                            .v2_objects
+                            .get(&*node.hash)
+                            .map(Vec::as_slice)
+                            .unwrap_or_default();
+                        objects.extend_from_slice(listed);
+                        let has = |want: fn(&v2::Object) -> bool| {
+                            listed.iter().any(|&i| {
+                                v2::classify(&catalog.objects[i as usize].key)
+                                    .is_some_and(|o| want(&o))
+                            })
+                        };
+                        let compiler = index.db.compiler_of(node);
+                        if !has(|o| matches!(o, v2::Object::SpecFile { .. })) {
+                            missing.push(v2::spec_key(node, &compiler, true));
                         }
-                        Layout::V3 => {
-                            let manifest_key =
-                                v3::spec_manifest_key(&node.name, &node.version, &node.hash);
-                            let listed = catalog.objects_of(Layout::V3, &node.hash);
-                            match listed.first() {
-                                // The listing finds a manifest by hash even if name or version differ.
-                                Some(m) => {
-                                    let mut present = vec![m.key.clone()];
-                                    let mut missing = Vec::new();
-                                    for rec in manifests
-                                        .get(&m.key)
-                                        .map(|m| m.data.as_slice())
-                                        .unwrap_or_default()
-                                    {
-                                        let k = rec.key();
-                                        if by_key.contains_key(k.as_str()) {
-                                            present.push(k);
-                                        } else {
-                                            missing.push(k);
-                                        }
-                                    }
-                                    (present, missing)
+                        if !has(|o| matches!(o, v2::Object::Tarball { .. })) {
+                            missing.push(v2::tarball_key(node, &compiler));
+                        }
+                    }
+                    // The listing finds a manifest by hash even if name or version differ.
+                    Layout::V3 => match catalog.v3_manifests.get(&*node.hash) {
+                        Some(&m) => {
+                            objects.push(m);
+                            let key = &catalog.objects[m as usize].key;
+                            for rec in manifests
+                                .get(key)
+                                .map(|m| m.data.as_slice())
+                                .unwrap_or_default()
+                            {
+                                let k = rec.key();
+                                match position.get(k.as_str()) {
+                                    Some(&i) => objects.push(i),
+                                    None => missing.push(k),
                                 }
-                                None => (Vec::new(), vec![manifest_key]),
                             }
                         }
-                    };
+                        None => missing.push(v3::spec_manifest_key(
+                            &node.name,
+                            &node.version,
+                            &node.hash,
+                        )),
+                    },
+                }
                 let infos: Vec<&ObjectInfo> = objects
                     .iter()
-                    .filter_map(|k| by_key.get(k.as_str()).copied())
+                    .map(|&i| &catalog.objects[i as usize])
                     .collect();
                 specs.insert(
                     node.hash.clone(),
                     SpecRecord {
-                        hash: node.hash.clone(),
-                        name: node.name.clone(),
-                        version: node.version.clone(),
-                        arch: node.architecture(),
-                        compiler: compiler.to_string(),
                         bytes: infos.iter().map(|o| o.size).sum(),
                         newest: Catalog::newest(&infos),
                         objects,
@@ -205,14 +204,20 @@ impl CacheModel {
             }
             layouts.push(LayoutModel {
                 layout: index.layout,
-                index: index.clone(),
+                index,
                 index_time,
                 specs,
                 graph,
                 manifests,
             });
         }
+        drop(position);
         Ok(CacheModel { catalog, layouts })
+    }
+
+    /// The key of a listed object.
+    pub fn key(&self, position: u32) -> &str {
+        &self.catalog.objects[position as usize].key
     }
 }
 

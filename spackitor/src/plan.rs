@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
 use common::spack::buildcache::Layout;
-use common::spack::spec::DepTypes;
+use common::spack::spec::{DepTypes, Shared};
 use serde::Serialize;
 
 use crate::model::{CacheModel, LayoutModel, Unowned};
@@ -32,7 +32,7 @@ pub enum Reason {
     /// Its package is in none of the given repositories.
     PackageRemoved,
     /// It links to or runs a spec that goes (named here).
-    DependentOf { of_hash: String, of_name: String },
+    DependentOf { of_hash: Shared, of_name: Shared },
     /// Some of its objects are missing: it cannot be installed anyway.
     Incomplete,
 }
@@ -51,9 +51,9 @@ impl Reason {
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedSpec {
     pub layout: String,
-    pub hash: String,
-    pub name: String,
-    pub version: String,
+    pub hash: Shared,
+    pub name: Shared,
+    pub version: Shared,
     #[serde(flatten)]
     pub reason: Reason,
     /// Objects deleted with it (v3 blobs another manifest still uses are not among them).
@@ -90,7 +90,7 @@ pub struct LayoutPlan {
 }
 
 impl LayoutPlan {
-    pub fn deleted_hashes(&self) -> HashSet<String> {
+    pub fn deleted_hashes(&self) -> HashSet<Shared> {
         self.specs.iter().map(|s| s.hash.clone()).collect()
     }
 
@@ -114,14 +114,12 @@ fn age(now: SystemTime, t: Option<SystemTime>) -> Duration {
 
 fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPlan {
     let g = &lm.graph;
-    let in_graph = |h: &&String| g.contains(h);
-    let keep_roots: Vec<&str> = rules
+    let keep_roots = rules
         .keep
         .iter()
-        .filter(in_graph)
-        .map(String::as_str)
-        .collect();
-    let keep: HashSet<String> = g
+        .filter(|h| g.contains(h))
+        .map(String::as_str);
+    let keep: HashSet<Shared> = g
         .dependencies_closure(keep_roots, DepTypes::LINK_RUN)
         .into_iter()
         .collect();
@@ -129,28 +127,28 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
     // everything it needs.
     let fresh: Vec<&str> = lm
         .specs
-        .values()
-        .filter(|s| s.newest.is_some_and(|t| t > lm.index_time))
-        .map(|s| s.hash.as_str())
+        .iter()
+        .filter(|(_, s)| s.newest.is_some_and(|t| t > lm.index_time))
+        .map(|(h, _)| &**h)
         .collect();
     let kept_as_in_flight = fresh.iter().filter(|h| !keep.contains(**h)).count();
-    let protected: HashSet<String> = g
+    let protected: HashSet<Shared> = g
         .dependencies_closure(
-            keep.iter().map(String::as_str).chain(fresh.iter().copied()),
+            keep.iter().map(|h| &**h).chain(fresh.iter().copied()),
             DepTypes::LINK_RUN,
         )
         .into_iter()
         .collect();
 
-    let mut reasons: HashMap<String, Reason> = HashMap::new();
-    let mut queue: VecDeque<String> = VecDeque::new();
-    for s in lm.specs.values().filter(|s| !protected.contains(&s.hash)) {
+    let mut reasons: HashMap<Shared, Reason> = HashMap::new();
+    let mut queue: VecDeque<Shared> = VecDeque::new();
+    for (hash, s) in lm.specs.iter().filter(|(h, _)| !protected.contains(*h)) {
         let reason = if !s.missing.is_empty() {
             Reason::Incomplete
         } else if rules
             .packages
             .as_ref()
-            .is_some_and(|p| !p.contains(&s.name))
+            .is_some_and(|p| !p.contains(&lm.node(hash).name))
         {
             Reason::PackageRemoved
         } else if age(rules.now, s.newest) > rules.max_age {
@@ -158,26 +156,27 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
         } else {
             continue;
         };
-        reasons.insert(s.hash.clone(), reason);
-        queue.push_back(s.hash.clone());
+        reasons.insert(hash.clone(), reason);
+        queue.push_back(hash.clone());
     }
     // Cascade through link and run edges: a package cannot be installed without them.
     while let Some(h) = queue.pop_front() {
-        let name = lm.specs.get(&h).map(|s| s.name.clone()).unwrap_or_default();
+        let name = lm.node(&h).name.clone();
         for (dependent, _) in g.neighbours(&h, DepTypes::LINK_RUN, true) {
             if reasons.contains_key(dependent) || !lm.specs.contains_key(dependent) {
                 continue;
             }
             // By construction a protected spec never depends on a deleted one.
             debug_assert!(!protected.contains(dependent));
+            let dependent = lm.node(dependent).hash.clone();
             reasons.insert(
-                dependent.to_string(),
+                dependent.clone(),
                 Reason::DependentOf {
                     of_hash: h.clone(),
                     of_name: name.clone(),
                 },
             );
-            queue.push_back(dependent.to_string());
+            queue.push_back(dependent);
         }
     }
 
@@ -188,8 +187,8 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
         .flat_map(|s| {
             s.objects
                 .iter()
+                .map(|&i| model.key(i))
                 .filter(|k| k.starts_with("v3/"))
-                .map(String::as_str)
         })
         .collect();
 
@@ -225,25 +224,25 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
         .flat_map(|(_, m)| m.data.iter().map(|r| r.key()))
         .collect();
     if rules.orphans {
-        let sizes: HashMap<&str, (u64, SystemTime)> = model
+        let listed: HashMap<&str, (u64, SystemTime)> = model
             .catalog
             .objects
             .iter()
             .map(|o| (o.key.as_str(), (o.size, o.last_modified)))
             .collect();
-        let mut extra = Vec::new();
-        for key in orphan_manifests
+        let mut planned: HashSet<String> = orphans.iter().map(|o| o.key.clone()).collect();
+        let blobs_of_orphans: Vec<String> = orphan_manifests
             .iter()
             .filter_map(|k| lm.manifests.get(*k))
             .flat_map(|m| m.data.iter().map(|r| r.key()))
-        {
-            if let Some(&(size, t)) = sizes.get(key.as_str())
+            .collect();
+        for key in blobs_of_orphans {
+            if let Some(&(size, t)) = listed.get(key.as_str())
                 && !still_referenced.contains(&key)
                 && old_enough(t)
-                && !orphans.iter().any(|o| o.key == key)
-                && !extra.iter().any(|o: &PlannedOrphan| o.key == key)
+                && planned.insert(key.clone())
             {
-                extra.push(PlannedOrphan {
+                orphans.push(PlannedOrphan {
                     layout: lm.layout.to_string(),
                     key,
                     bytes: size,
@@ -251,32 +250,28 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
                 });
             }
         }
-        orphans.extend(extra);
     }
-    let sizes: HashMap<&str, u64> = model
-        .catalog
-        .objects
-        .iter()
-        .map(|o| (o.key.as_str(), o.size))
-        .collect();
     let mut specs: Vec<PlannedSpec> = reasons
         .into_iter()
         .filter_map(|(hash, reason)| {
             let s = lm.specs.get(&hash)?;
-            let objects: Vec<String> = s
+            let node = lm.node(&hash);
+            let objects: Vec<&u32> = s
                 .objects
                 .iter()
-                .filter(|k| !still_referenced.contains(*k))
-                .cloned()
+                .filter(|&&i| !still_referenced.contains(model.key(i)))
                 .collect();
             Some(PlannedSpec {
                 layout: lm.layout.to_string(),
-                bytes: objects.iter().filter_map(|k| sizes.get(k.as_str())).sum(),
-                objects,
+                bytes: objects
+                    .iter()
+                    .map(|&&i| model.catalog.objects[i as usize].size)
+                    .sum(),
+                objects: objects.iter().map(|&&i| model.key(i).to_string()).collect(),
                 layer: layers.get(&hash).copied().unwrap_or(0),
+                name: node.name.clone(),
+                version: node.version.clone(),
                 hash,
-                name: s.name.clone(),
-                version: s.version.clone(),
                 reason,
             })
         })
@@ -296,7 +291,7 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
 /// Layer 0: deleted specs no other deleted spec depends on; each dependency one layer after
 /// its deepest deleted dependent (Kahn's algorithm over the deleted part of the graph, so deep
 /// DAGs need no deep recursion).
-fn layers(lm: &LayoutModel, deleted: &HashMap<String, Reason>) -> HashMap<String, usize> {
+fn layers(lm: &LayoutModel, deleted: &HashMap<Shared, Reason>) -> HashMap<Shared, usize> {
     let g = &lm.graph;
     let mut pending: HashMap<&str, usize> = deleted
         .keys()
@@ -306,23 +301,23 @@ fn layers(lm: &LayoutModel, deleted: &HashMap<String, Reason>) -> HashMap<String
                 .into_iter()
                 .filter(|(d, _)| deleted.contains_key(*d))
                 .count();
-            (h.as_str(), dependents)
+            (&**h, dependents)
         })
         .collect();
-    let mut layer: HashMap<String, usize> = HashMap::new();
+    let mut layer: HashMap<Shared, usize> = HashMap::new();
     let mut queue: VecDeque<&str> = pending
         .iter()
         .filter(|(_, c)| **c == 0)
         .map(|(h, _)| *h)
         .collect();
     for h in &queue {
-        layer.insert(h.to_string(), 0);
+        layer.insert(lm.node(h).hash.clone(), 0);
     }
     while let Some(h) = queue.pop_front() {
         let next = layer[h] + 1;
         for (dep, _) in g.neighbours(h, DepTypes::ALL, false) {
             if let Some(count) = pending.get_mut(dep) {
-                let l = layer.entry(dep.to_string()).or_insert(0);
+                let l = layer.entry(lm.node(dep).hash.clone()).or_insert(0);
                 *l = (*l).max(next);
                 *count -= 1;
                 if *count == 0 {

@@ -37,10 +37,7 @@ mod lockfiles {
         let main = lock
             .main_package("python@3.13 +optimizations %gcc")
             .unwrap();
-        assert_eq!(
-            (main.name.as_str(), main.version.as_str()),
-            ("python", "3.13.5")
-        );
+        assert_eq!((&*main.name, &*main.version), ("python", "3.13.5"));
         let err = lock
             .main_package("neurodamus-neocortex")
             .unwrap_err()
@@ -53,7 +50,7 @@ mod lockfiles {
         let gcc_edges = main
             .dependencies
             .iter()
-            .filter(|e| e.virtuals.iter().any(|v| v == "c"))
+            .filter(|e| e.virtuals.iter().any(|v| &**v == "c"))
             .count();
         assert_eq!(gcc_edges, 1);
     }
@@ -70,7 +67,7 @@ mod lockfiles {
         let names: BTreeSet<String> = graph
             .dependencies_closure([root.as_str()], DepTypes::LINK_RUN)
             .iter()
-            .map(|h| lock.specs[h].name.clone())
+            .map(|h| lock.specs[h].name.to_string())
             .collect();
         let expected: BTreeSet<String> = [
             "dttop", "dtlink1", "dtlink3", "dtlink4", "dtrun1", "dtlink5", "dtrun3",
@@ -84,11 +81,11 @@ mod lockfiles {
         let all = graph.dependencies_closure([root.as_str()], DepTypes::ALL);
         assert_eq!(all.len(), 12);
         // Dependents through link/run of dtlink4 reach dttop via dtlink3 and dtlink1.
-        let dtlink4 = lock.specs.values().find(|n| n.name == "dtlink4").unwrap();
+        let dtlink4 = lock.specs.values().find(|n| &*n.name == "dtlink4").unwrap();
         let up: BTreeSet<String> = graph
-            .dependents_closure([dtlink4.hash.as_str()], DepTypes::LINK_RUN)
+            .dependents_closure([&*dtlink4.hash], DepTypes::LINK_RUN)
             .iter()
-            .map(|h| lock.specs[h].name.clone())
+            .map(|h| lock.specs[h].name.to_string())
             .collect();
         assert_eq!(
             up,
@@ -141,7 +138,7 @@ mod layout_v2 {
             assert_eq!(
                 v2::classify(&spec_key),
                 Some(v2::Object::SpecFile {
-                    hash: node.hash.clone(),
+                    hash: node.hash.to_string(),
                     signed
                 })
             );
@@ -169,14 +166,16 @@ mod layout_v2 {
         let idx = load_index(&dir_store(&root).await, Layout::V2)
             .await
             .unwrap();
-        let removed = ["rqh2vuf6fqwkmipzgi2wjx352mq7y7ez".to_string()].into();
+        let removed: std::collections::HashSet<String> =
+            ["rqh2vuf6fqwkmipzgi2wjx352mq7y7ez".to_string()].into();
         let rewritten = idx.db.to_bytes_without(&removed);
         let hash_file = index::hash_file_content(&rewritten);
         assert!(index::hash_file_matches(&hash_file, &rewritten));
         let again = common::spack::buildcache::Database::parse("rewritten", rewritten).unwrap();
         assert_eq!(again.entries.len(), idx.db.entries.len() - 1);
         assert_eq!(
-            idx.db.to_bytes_without(&Default::default()),
+            idx.db
+                .to_bytes_without(&std::collections::HashSet::<String>::new()),
             std::fs::read(root.join(v2::INDEX_KEY)).unwrap()
         );
     }

@@ -3,18 +3,18 @@
 
 use std::collections::{HashMap, VecDeque};
 
-use super::spec::{DepTypes, SpecNode};
+use super::spec::{DepTypes, Shared, SpecNode};
 
 /// Specs as dense indices with forward and reverse typed edges. Edges to hashes outside the
 /// graph (externals not in an index, for example) are kept aside in `missing`.
 #[derive(Debug, Default)]
 pub struct SpecGraph {
-    hashes: Vec<String>,
-    index: HashMap<String, usize>,
-    deps: Vec<Vec<(usize, DepTypes)>>,
-    rdeps: Vec<Vec<(usize, DepTypes)>>,
+    hashes: Vec<Shared>,
+    index: HashMap<Shared, u32>,
+    deps: Vec<Vec<(u32, DepTypes)>>,
+    rdeps: Vec<Vec<(u32, DepTypes)>>,
     /// (from hash, to hash) of edges whose target is not in the graph.
-    pub missing: Vec<(String, String)>,
+    pub missing: Vec<(Shared, Shared)>,
 }
 
 impl SpecGraph {
@@ -28,15 +28,15 @@ impl SpecGraph {
             missing: Vec::new(),
         };
         for n in &nodes {
-            g.index.insert(n.hash.clone(), g.hashes.len());
+            g.index.insert(n.hash.clone(), g.hashes.len() as u32);
             g.hashes.push(n.hash.clone());
         }
         for (i, n) in nodes.iter().enumerate() {
             for e in &n.dependencies {
-                match g.index.get(&e.hash) {
+                match g.index.get(&*e.hash) {
                     Some(&j) => {
                         g.deps[i].push((j, e.types));
-                        g.rdeps[j].push((i, e.types));
+                        g.rdeps[j as usize].push((i as u32, e.types));
                     }
                     None => g.missing.push((n.hash.clone(), e.hash.clone())),
                 }
@@ -62,7 +62,7 @@ impl SpecGraph {
         &self,
         roots: impl IntoIterator<Item = &'a str>,
         types: DepTypes,
-    ) -> Vec<String> {
+    ) -> Vec<Shared> {
         self.closure(roots, types, &self.deps)
     }
 
@@ -71,7 +71,7 @@ impl SpecGraph {
         &self,
         roots: impl IntoIterator<Item = &'a str>,
         types: DepTypes,
-    ) -> Vec<String> {
+    ) -> Vec<Shared> {
         self.closure(roots, types, &self.rdeps)
     }
 
@@ -82,10 +82,10 @@ impl SpecGraph {
             return Vec::new();
         };
         let adj = if reverse { &self.rdeps } else { &self.deps };
-        adj[i]
+        adj[i as usize]
             .iter()
             .filter(|(_, t)| t.intersects(types))
-            .map(|&(j, t)| (self.hashes[j].as_str(), t))
+            .map(|&(j, t)| (&*self.hashes[j as usize], t))
             .collect()
     }
 
@@ -93,24 +93,24 @@ impl SpecGraph {
         &self,
         roots: impl IntoIterator<Item = &'a str>,
         types: DepTypes,
-        adj: &[Vec<(usize, DepTypes)>],
-    ) -> Vec<String> {
+        adj: &[Vec<(u32, DepTypes)>],
+    ) -> Vec<Shared> {
         let mut seen = vec![false; self.hashes.len()];
-        let mut queue: VecDeque<usize> = VecDeque::new();
+        let mut queue: VecDeque<u32> = VecDeque::new();
         let mut out = Vec::new();
         for r in roots {
             if let Some(&i) = self.index.get(r)
-                && !seen[i]
+                && !seen[i as usize]
             {
-                seen[i] = true;
+                seen[i as usize] = true;
                 queue.push_back(i);
             }
         }
         while let Some(i) = queue.pop_front() {
-            out.push(self.hashes[i].clone());
-            for &(j, t) in &adj[i] {
-                if t.intersects(types) && !seen[j] {
-                    seen[j] = true;
+            out.push(self.hashes[i as usize].clone());
+            for &(j, t) in &adj[i as usize] {
+                if t.intersects(types) && !seen[j as usize] {
+                    seen[j as usize] = true;
                     queue.push_back(j);
                 }
             }
@@ -141,9 +141,9 @@ mod tests {
 
     fn node(i: usize, deps: &[(usize, DepTypes)]) -> SpecNode {
         SpecNode {
-            name: format!("p{i}"),
+            name: format!("p{i}").into(),
             version: "1".into(),
-            hash: h(i),
+            hash: h(i).into(),
             platform: "linux".into(),
             platform_os: "debian12".into(),
             target: "x86_64".into(),
@@ -152,8 +152,8 @@ mod tests {
             dependencies: deps
                 .iter()
                 .map(|&(j, t)| Edge {
-                    name: format!("p{j}"),
-                    hash: h(j),
+                    name: format!("p{j}").into(),
+                    hash: h(j).into(),
                     types: t,
                     virtuals: vec![],
                 })
@@ -171,19 +171,22 @@ mod tests {
             node(3, &[]),
         ];
         let g = SpecGraph::new(&nodes);
-        let set: BTreeSet<_> = g
+        let set: BTreeSet<String> = g
             .dependencies_closure([h(0).as_str()], DepTypes::LINK_RUN)
-            .into_iter()
+            .iter()
+            .map(|s| s.to_string())
             .collect();
         assert_eq!(set, [h(0), h(1), h(3)].into_iter().collect());
-        let dependents: BTreeSet<_> = g
+        let dependents: BTreeSet<String> = g
             .dependents_closure([h(2).as_str()], DepTypes::LINK_RUN)
-            .into_iter()
+            .iter()
+            .map(|s| s.to_string())
             .collect();
         assert_eq!(dependents, [h(2)].into_iter().collect());
-        let all: BTreeSet<_> = g
+        let all: BTreeSet<String> = g
             .dependents_closure([h(2).as_str()], DepTypes::ALL)
-            .into_iter()
+            .iter()
+            .map(|s| s.to_string())
             .collect();
         assert_eq!(all, [h(0), h(1), h(2)].into_iter().collect());
     }
@@ -200,9 +203,9 @@ mod tests {
             let nodes: Vec<SpecNode> = (0..12).map(|i| node(i, &deps[i])).collect();
             let g = SpecGraph::new(&nodes);
             for x in 0..12 {
-                let down: BTreeSet<String> = g.dependencies_closure([h(x).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+                let down: BTreeSet<String> = g.dependencies_closure([h(x).as_str()], DepTypes::LINK_RUN).iter().map(|s| s.to_string()).collect();
                 for y in 0..12 {
-                    let up: BTreeSet<String> = g.dependents_closure([h(y).as_str()], DepTypes::LINK_RUN).into_iter().collect();
+                    let up: BTreeSet<String> = g.dependents_closure([h(y).as_str()], DepTypes::LINK_RUN).iter().map(|s| s.to_string()).collect();
                     prop_assert_eq!(down.contains(&h(y)), up.contains(&h(x)));
                 }
             }

@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::spec::SpecNode;
+use super::spec::{Shared, SpecNode};
 use super::spec_string::package_name;
 use super::{FormatError, is_dag_hash};
 
@@ -29,7 +29,7 @@ pub struct Lockfile {
     pub version: u64,
     pub roots: Vec<Root>,
     /// Concrete specs keyed by DAG hash, in file order.
-    pub specs: IndexMap<String, SpecNode>,
+    pub specs: IndexMap<Shared, SpecNode>,
     /// sha256 of the file's bytes, the checksum images are labelled with.
     pub sha256: String,
 }
@@ -118,10 +118,11 @@ impl Lockfile {
                     format!("`{hash}` is not a DAG hash"),
                 ));
             }
-            specs.insert(hash.clone(), SpecNode::from_json(node, Some(hash), &what)?);
+            let node = SpecNode::from_json(node, Some(hash), &what)?;
+            specs.insert(node.hash.clone(), node);
         }
         for root in &raw.roots {
-            if !specs.contains_key(&root.hash) {
+            if !specs.contains_key(root.hash.as_str()) {
                 return Err(FormatError::invalid(
                     &what,
                     format!(
@@ -135,7 +136,7 @@ impl Lockfile {
             if let Some(e) = node
                 .dependencies
                 .iter()
-                .find(|e| !specs.contains_key(&e.hash))
+                .find(|e| !specs.contains_key(&*e.hash))
             {
                 return Err(FormatError::invalid(
                     &what,
@@ -174,9 +175,9 @@ impl Lockfile {
         })?;
         self.roots
             .iter()
-            .filter_map(|r| self.specs.get(&r.hash))
-            .find(|n| n.name == name)
-            .or_else(|| self.specs.values().find(|n| n.name == name))
+            .filter_map(|r| self.specs.get(r.hash.as_str()))
+            .find(|n| &*n.name == name)
+            .or_else(|| self.specs.values().find(|n| &*n.name == name))
             .ok_or_else(|| {
                 FormatError::invalid(
                     &what,

@@ -1,8 +1,31 @@
 //! Concrete spec nodes as Spack writes them in lockfiles, spec files and build-cache indexes.
 
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, OnceLock};
+
 use serde::Deserialize;
 
 use super::{FormatError, is_dag_hash};
+
+/// A string shared by every node that holds it: package names, versions, architectures and
+/// hashes repeat across a cache's index (a base library's hash appears in thousands of edges),
+/// so each is stored once.
+pub type Shared = Arc<str>;
+
+/// The one copy of `s`.
+pub fn intern(s: &str) -> Shared {
+    static POOL: OnceLock<Mutex<HashSet<Shared>>> = OnceLock::new();
+    let mut pool = POOL
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if let Some(existing) = pool.get(s) {
+        return existing.clone();
+    }
+    let new: Shared = Arc::from(s);
+    pool.insert(new.clone());
+    new
+}
 
 /// One dependency type of an edge.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -73,26 +96,26 @@ impl DepTypes {
 /// A dependency edge from one node to another, by DAG hash.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Edge {
-    pub name: String,
-    pub hash: String,
+    pub name: Shared,
+    pub hash: Shared,
     pub types: DepTypes,
     /// Virtual packages this edge provides (`c`, `cxx`, `mpi`, …); empty in older formats.
-    pub virtuals: Vec<String>,
+    pub virtuals: Vec<Shared>,
 }
 
 /// Compiler name and version as used in v2 build-cache key names.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Compiler {
-    pub name: String,
-    pub version: String,
+    pub name: Shared,
+    pub version: Shared,
 }
 
 impl Compiler {
     /// The literal `none-none` Spack uses for nodes built without a compiler.
     pub fn none() -> Self {
         Compiler {
-            name: "none".into(),
-            version: "none".into(),
+            name: intern("none"),
+            version: intern("none"),
         }
     }
 }
@@ -107,13 +130,13 @@ impl std::fmt::Display for Compiler {
 /// and never recomputed.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecNode {
-    pub name: String,
-    pub version: String,
-    pub hash: String,
-    pub platform: String,
-    pub platform_os: String,
+    pub name: Shared,
+    pub version: Shared,
+    pub hash: Shared,
+    pub platform: Shared,
+    pub platform_os: Shared,
     /// The target name (`x86_64_v3`, `core2`), whether stored as a string or an object.
-    pub target: String,
+    pub target: Shared,
     /// The compiler the node itself records (spec file v4 and older, or the v8 index
     /// annotation); `None` when it must be found through a compiler dependency.
     pub own_compiler: Option<Compiler>,
@@ -134,14 +157,14 @@ impl SpecNode {
 
     /// The compiler as Spack names it in v2 keys: the node's own, else the node behind an edge
     /// providing `c`, `cxx` or `fortran` (found with `lookup`), else `none-none`.
-    pub fn compiler(&self, lookup: impl Fn(&str) -> Option<(String, String)>) -> Compiler {
+    pub fn compiler(&self, lookup: impl Fn(&str) -> Option<(Shared, Shared)>) -> Compiler {
         if let Some(c) = &self.own_compiler {
             return c.clone();
         }
         const LANGUAGES: [&str; 3] = ["c", "cxx", "fortran"];
         self.dependencies
             .iter()
-            .find(|e| e.virtuals.iter().any(|v| LANGUAGES.contains(&v.as_str())))
+            .find(|e| e.virtuals.iter().any(|v| LANGUAGES.contains(&&**v)))
             .and_then(|e| lookup(&e.hash))
             .map(|(name, version)| Compiler { name, version })
             .unwrap_or_else(Compiler::none)
@@ -270,8 +293,8 @@ impl RawNode {
         });
         let own_compiler = match (self.compiler, self.annotations.and_then(|a| a.compiler)) {
             (Some(c), _) => Some(Compiler {
-                name: c.name,
-                version: scalar_string(&c.version),
+                name: intern(&c.name),
+                version: intern(&scalar_string(&c.version)),
             }),
             // v8 index: "gcc@=10.2.1" (older writers used "gcc@10.2.1").
             (None, Some(s)) => {
@@ -280,23 +303,23 @@ impl RawNode {
                     .or_else(|| s.split_once('@'))
                     .unwrap_or((s.as_str(), ""));
                 Some(Compiler {
-                    name: name.to_string(),
-                    version: version.to_string(),
+                    name: intern(name),
+                    version: intern(version),
                 })
             }
             (None, None) => None,
         };
         let dependencies = parse_edges(self.dependencies, &self.name, what)?;
         Ok(SpecNode {
-            version: self.version.as_ref().map(scalar_string).unwrap_or_default(),
-            name: self.name,
-            hash,
-            platform: arch.platform.unwrap_or_default(),
-            platform_os: arch.platform_os.unwrap_or_default(),
-            target: match arch.target {
+            version: intern(&self.version.as_ref().map(scalar_string).unwrap_or_default()),
+            name: intern(&self.name),
+            hash: intern(&hash),
+            platform: intern(arch.platform.as_deref().unwrap_or_default()),
+            platform_os: intern(arch.platform_os.as_deref().unwrap_or_default()),
+            target: intern(match &arch.target {
                 Some(RawTarget::Name(n)) | Some(RawTarget::Object { name: n }) => n,
-                None => String::new(),
-            },
+                None => "",
+            }),
             own_compiler,
             external: self.external.is_some(),
             dependencies,
@@ -345,10 +368,10 @@ fn parse_edges(
                 })?);
             }
             Ok(Edge {
-                name: e.name,
-                hash: e.hash,
+                name: intern(&e.name),
+                hash: intern(&e.hash),
                 types,
-                virtuals,
+                virtuals: virtuals.iter().map(|v| intern(v)).collect(),
             })
         })
         .collect()
@@ -385,7 +408,7 @@ mod tests {
         assert_eq!(new.architecture(), "linux-ubuntu24.04-x86_64_v3");
         assert_eq!(
             new.compiler(|h| (h == "gggggggggggggggggggggggggggggggg")
-                .then(|| ("gcc".to_string(), "13.2.0".to_string())))
+                .then(|| (intern("gcc"), intern("13.2.0"))))
                 .to_string(),
             "gcc-13.2.0"
         );

@@ -7,6 +7,7 @@ use std::time::SystemTime;
 use futures::StreamExt;
 
 use super::{CacheError, Layout, LoadedIndex, load_index, v2, v3};
+use crate::spack::spec::{Shared, intern};
 use crate::store::{ObjectInfo, Store};
 
 /// The listing and indexes of one cache.
@@ -18,9 +19,9 @@ pub struct Catalog {
     /// One loaded index per layout present, v2 first.
     pub indexes: Vec<LoadedIndex>,
     /// v2: hash → positions in `objects` of its spec file(s) and tarball.
-    pub v2_objects: HashMap<String, Vec<usize>>,
+    pub v2_objects: HashMap<Shared, Vec<u32>>,
     /// v3: hash → position in `objects` of its spec manifest.
-    pub v3_manifests: HashMap<String, usize>,
+    pub v3_manifests: HashMap<Shared, u32>,
 }
 
 impl Catalog {
@@ -65,19 +66,20 @@ impl Catalog {
         for layout in layouts {
             indexes.push(load_index(store, layout).await?);
         }
-        let mut v2_objects: HashMap<String, Vec<usize>> = HashMap::new();
+        let mut v2_objects: HashMap<Shared, Vec<u32>> = HashMap::new();
         let mut v3_manifests = HashMap::new();
         for (i, o) in objects.iter().enumerate() {
+            let i = i as u32;
             match v2::classify(&o.key) {
                 Some(v2::Object::SpecFile { hash, .. } | v2::Object::Tarball { hash }) => {
-                    v2_objects.entry(hash).or_default().push(i);
+                    v2_objects.entry(intern(&hash)).or_default().push(i);
                     continue;
                 }
                 Some(_) => continue,
                 None => {}
             }
             if let Some(v3::Object::SpecManifest { hash }) = v3::classify(&o.key) {
-                v3_manifests.insert(hash, i);
+                v3_manifests.insert(intern(&hash), i);
             }
         }
         Ok(Catalog {
@@ -96,12 +98,12 @@ impl Catalog {
             Layout::V2 => self
                 .v2_objects
                 .get(hash)
-                .map(|v| v.iter().map(|&i| &self.objects[i]).collect())
+                .map(|v| v.iter().map(|&i| &self.objects[i as usize]).collect())
                 .unwrap_or_default(),
             Layout::V3 => self
                 .v3_manifests
                 .get(hash)
-                .map(|&i| vec![&self.objects[i]])
+                .map(|&i| vec![&self.objects[i as usize]])
                 .unwrap_or_default(),
         }
     }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::spack::spec::{Compiler, SpecNode};
+use crate::spack::spec::{Compiler, Shared, SpecNode};
 use crate::spack::{FormatError, is_dag_hash};
 
 /// Database versions this code reads (`"7"` Spack 0.21–0.23, `"8"` 1.0–1.2, `"9"` 1.3).
@@ -31,7 +31,7 @@ pub struct IndexEntry {
 pub struct Database {
     /// `database.version` as written (a string in Spack ≥ 0.21).
     pub version: String,
-    pub entries: IndexMap<String, IndexEntry>,
+    pub entries: IndexMap<Shared, IndexEntry>,
     /// sha256 of the bytes read: what `index.json.hash` must hold.
     pub sha256: String,
     bytes: Vec<u8>,
@@ -104,7 +104,7 @@ impl Database {
                 let node = SpecNode::from_json(rec.spec, Some(hash), what)?;
                 let start = record.get().as_ptr() as usize - base;
                 entries.insert(
-                    hash.to_string(),
+                    node.hash.clone(),
                     IndexEntry {
                         node,
                         in_buildcache: rec.in_buildcache.unwrap_or(true),
@@ -161,7 +161,10 @@ impl Database {
 
     /// The index without the records in `removed`, serialised compactly (no white space, no
     /// trailing newline) as Spack writes it. Kept records are copied byte for byte.
-    pub fn to_bytes_without(&self, removed: &HashSet<String>) -> Vec<u8> {
+    pub fn to_bytes_without<S>(&self, removed: &HashSet<S>) -> Vec<u8>
+    where
+        S: std::borrow::Borrow<str> + std::hash::Hash + Eq,
+    {
         let mut out = Vec::with_capacity(self.bytes.len());
         out.extend_from_slice(b"{\"database\":{\"version\":");
         out.extend_from_slice(
@@ -172,7 +175,7 @@ impl Database {
         out.extend_from_slice(b",\"installs\":{");
         let mut first = true;
         for (hash, entry) in &self.entries {
-            if removed.contains(hash) {
+            if removed.contains(&**hash) {
                 continue;
             }
             if !first {
@@ -215,7 +218,10 @@ mod tests {
     #[test]
     fn rewrite_without_nothing_is_byte_identical() {
         let db = Database::parse("t", DB.as_bytes().to_vec()).unwrap();
-        assert_eq!(db.to_bytes_without(&HashSet::new()), DB.as_bytes());
+        assert_eq!(
+            db.to_bytes_without(&HashSet::<String>::new()),
+            DB.as_bytes()
+        );
         assert!(!db.entries["vd7v4ssgnoqdplgxyig3orum67n4vmhq"].in_buildcache);
         assert!(db.entries["vd7v4ssgnoqdplgxyig3orum67n4vmhq"].node.external);
     }
