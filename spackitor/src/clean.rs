@@ -2,7 +2,7 @@
 //! when someone else rewrote it), then delete in order: dependents before their dependencies,
 //! manifests before their blobs, in batches of 1000 with several requests in flight.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -107,7 +107,15 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         let pb = printer.progress(None, "listing");
         let model = CacheModel::load(store, |n| pb.set_position(n)).await?;
         pb.finish_and_clear();
+        printer.debug(format!(
+            "read the cache in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ));
         let plans = plan::plan(&model, &rules);
+        printer.debug(format!(
+            "planned in {:.1}s",
+            started.elapsed().as_secs_f64()
+        ));
         if opts.dry_run || opts.no_reindex {
             break (model, plans, 0);
         }
@@ -262,7 +270,7 @@ pub fn deletion_waves(model: &CacheModel, plans: &[LayoutPlan]) -> Vec<Vec<Strin
         .max()
         .unwrap_or(0);
     let blobs_phase = max_layer + 1;
-    let mut keyed: Vec<(usize, String)> = Vec::new();
+    let mut keyed: Vec<(usize, &str)> = Vec::new();
     for (lm, plan) in model.layouts.iter().zip(plans) {
         for s in &plan.specs {
             for k in &s.objects {
@@ -271,7 +279,7 @@ pub fn deletion_waves(model: &CacheModel, plans: &[LayoutPlan]) -> Vec<Vec<Strin
                 } else {
                     s.layer
                 };
-                keyed.push((phase, k.clone()));
+                keyed.push((phase, k));
             }
         }
         for o in &plan.orphans {
@@ -280,12 +288,12 @@ pub fn deletion_waves(model: &CacheModel, plans: &[LayoutPlan]) -> Vec<Vec<Strin
             } else {
                 blobs_phase
             };
-            keyed.push((phase, o.key.clone()));
+            keyed.push((phase, &o.key));
         }
     }
     // A key is deleted once, even when two rules name it.
-    let mut seen = HashMap::new();
-    keyed.retain(|(_, k)| seen.insert(k.clone(), ()).is_none());
+    let mut seen = HashSet::new();
+    keyed.retain(|(_, k)| seen.insert(*k));
     keyed.sort_by_key(|(phase, _)| *phase);
 
     let mut waves: Vec<Vec<String>> = Vec::new();
@@ -293,7 +301,7 @@ pub fn deletion_waves(model: &CacheModel, plans: &[LayoutPlan]) -> Vec<Vec<Strin
     for chunk in keyed.chunks(DELETE_BATCH) {
         let (lo, hi) = (chunk[0].0, chunk[chunk.len() - 1].0);
         let single = (lo == hi).then_some(lo);
-        let keys = chunk.iter().map(|(_, k)| k.clone());
+        let keys = chunk.iter().map(|(_, k)| k.to_string());
         match (single, wave_phase, waves.last_mut()) {
             (Some(p), Some(w), Some(last)) if p == w => last.extend(keys),
             _ => waves.push(keys.collect()),

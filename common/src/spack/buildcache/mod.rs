@@ -86,7 +86,7 @@ pub async fn hash_file_matches(
     index: &LoadedIndex,
 ) -> Result<Option<bool>, CacheError> {
     match store.get(v2::INDEX_HASH_KEY).await {
-        Ok(h) => Ok(Some(index::hash_file_matches(&h.bytes, index.db.bytes()))),
+        Ok(h) => Ok(Some(index::hash_file_matches(&h.bytes, &index.db.bytes()))),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),
     }
