@@ -53,6 +53,10 @@ for layout in $LAYOUTS; do
 
     run "$layout dir dry-run" --cache "$WORK/dir-cache" --keep "$keep" --max-age 30 --orphans --dry-run
     run "$layout dir clean  " --cache "$WORK/dir-cache" --keep "$keep" --max-age 30 --orphans
+    # Steady state: a second run on the cleaned cache (v3 reads its manifests from the memo).
+    OBJECTS=$(find "$WORK/dir-cache" -type f | wc -l)
+    run "$layout dir again  " --cache "$WORK/dir-cache" --keep "$keep" --max-age 30 --orphans
+    OBJECTS=$(jq .objects "$WORK/gen.json")
 
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "$TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key AK --secret-key SK "$WORK/s3data" >"$WORK/s3s.log" 2>&1 &

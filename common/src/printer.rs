@@ -71,11 +71,18 @@ impl Printer {
         }
     }
 
-    /// Write a JSON value (pretty, with a final newline) to stdout.
+    /// Write a JSON value (pretty, with a final newline) to stdout, streamed: a report of
+    /// 100,000 specs is never held as one string.
     pub fn json(&self, value: &impl serde::Serialize) -> std::io::Result<()> {
-        let mut text = serde_json::to_string_pretty(value).map_err(std::io::Error::other)?;
-        text.push('\n');
-        self.data(&text)
+        let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+        let written = serde_json::to_writer_pretty(&mut out, value)
+            .map_err(std::io::Error::from)
+            .and_then(|_| out.write_all(b"\n"))
+            .and_then(|_| out.flush());
+        match written {
+            Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+            other => other,
+        }
     }
 }
 

@@ -15,6 +15,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::keep;
+use crate::manifests;
 use crate::model::{CacheModel, LayoutModel, Unowned};
 use crate::plan::{self, LayoutPlan, Reason, Rules};
 use crate::repos::PackageSet;
@@ -41,6 +42,9 @@ pub struct Report {
     pub totals: Totals,
     /// Index objects written (v2: index and hash file; v3: index blob and manifest).
     pub index_writes: usize,
+    /// v3 manifests read this run, and known from the previous run's memo.
+    pub manifests_read: usize,
+    pub manifests_remembered: usize,
     pub failures: Vec<Failure>,
     pub requests: RequestCounts,
     pub duration_seconds: f64,
@@ -140,11 +144,13 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         let pb = printer.progress(Some(total as u64), "deleting");
         for wave in waves {
             let n = wave.len() as u64;
-            let report = store.delete_many(wave).await.context("deleting objects")?;
+            let keys = wave.into_iter().map(str::to_string).collect();
+            let report = store.delete_many(keys).await.context("deleting objects")?;
             failures.extend(report.failed.into_iter().map(Failure::from));
             pb.inc(n);
         }
         pb.finish_and_clear();
+        remember_manifests(store, &model, &plans).await?;
     }
 
     let report = Report {
@@ -153,6 +159,8 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         totals: totals(&plans),
         layouts: plans,
         index_writes,
+        manifests_read: model.layouts.iter().map(|l| l.manifests.read).sum(),
+        manifests_remembered: model.layouts.iter().map(|l| l.manifests.remembered).sum(),
         failures,
         requests: store.requests(),
         duration_seconds: started.elapsed().as_secs_f64(),
@@ -175,6 +183,36 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
     } else {
         exit::ERROR
     })
+}
+
+/// Write the v3 manifest memo for the next run, without the manifests this run deleted.
+async fn remember_manifests(
+    store: &Store,
+    model: &CacheModel,
+    plans: &[LayoutPlan],
+) -> anyhow::Result<()> {
+    for (lm, plan) in model.layouts.iter().zip(plans) {
+        if lm.layout != Layout::V3 {
+            continue;
+        }
+        let deleted: HashSet<&str> = plan
+            .specs
+            .iter()
+            .flat_map(|s| s.objects.iter().map(String::as_str))
+            .chain(plan.orphans.iter().map(|o| o.key.as_str()))
+            .collect();
+        let gone: HashSet<u32> = lm
+            .manifests
+            .by_manifest
+            .keys()
+            .copied()
+            .filter(|&i| deleted.contains(model.key(i)))
+            .collect();
+        if lm.manifests.memo_stale || !gone.is_empty() {
+            manifests::write_memo(store, &model.catalog, &lm.manifests, &gone).await?;
+        }
+    }
+    Ok(())
 }
 
 fn is_conflict(e: &anyhow::Error) -> bool {
@@ -263,14 +301,14 @@ pub async fn write_index(store: &Store, lm: &LayoutModel, bytes: Vec<u8>) -> any
 /// batches of [`DELETE_BATCH`]; consecutive batches of one phase share a wave and run in
 /// parallel, a batch spanning two phases runs alone. So a dependency is never deleted before
 /// its dependent, and there are exactly ceil(keys / 1000) delete requests.
-pub fn deletion_waves(model: &CacheModel, plans: &[LayoutPlan]) -> Vec<Vec<String>> {
+pub fn deletion_waves<'a>(model: &CacheModel, plans: &'a [LayoutPlan]) -> Vec<Vec<&'a str>> {
     let max_layer = plans
         .iter()
         .flat_map(|p| p.specs.iter().map(|s| s.layer))
         .max()
         .unwrap_or(0);
     let blobs_phase = max_layer + 1;
-    let mut keyed: Vec<(usize, &str)> = Vec::new();
+    let mut keyed: Vec<(usize, &'a str)> = Vec::new();
     for (lm, plan) in model.layouts.iter().zip(plans) {
         for s in &plan.specs {
             for k in &s.objects {
@@ -296,12 +334,12 @@ pub fn deletion_waves(model: &CacheModel, plans: &[LayoutPlan]) -> Vec<Vec<Strin
     keyed.retain(|(_, k)| seen.insert(*k));
     keyed.sort_by_key(|(phase, _)| *phase);
 
-    let mut waves: Vec<Vec<String>> = Vec::new();
+    let mut waves: Vec<Vec<&'a str>> = Vec::new();
     let mut wave_phase: Option<usize> = None;
     for chunk in keyed.chunks(DELETE_BATCH) {
         let (lo, hi) = (chunk[0].0, chunk[chunk.len() - 1].0);
         let single = (lo == hi).then_some(lo);
-        let keys = chunk.iter().map(|(_, k)| k.to_string());
+        let keys = chunk.iter().map(|(_, k)| *k);
         match (single, wave_phase, waves.last_mut()) {
             (Some(p), Some(w), Some(last)) if p == w => last.extend(keys),
             _ => waves.push(keys.collect()),
@@ -379,8 +417,11 @@ fn text(r: &Report, each_spec: bool) -> String {
         }
     }
     out.push_str(&format!(
-        "index writes: {}; requests: {} list, {} get, {} put, {} delete; took {:.1}s\n",
+        "index writes: {}; v3 manifests read: {} (remembered from the last run: {}); \
+         requests: {} list, {} get, {} put, {} delete; took {:.1}s\n",
         r.index_writes,
+        r.manifests_read,
+        r.manifests_remembered,
         r.requests.list,
         r.requests.get,
         r.requests.put,

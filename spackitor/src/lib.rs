@@ -4,6 +4,7 @@ pub mod clean;
 pub mod cli;
 pub mod keep;
 pub mod ls;
+pub mod manifests;
 pub mod model;
 pub mod plan;
 pub mod repos;

@@ -1,21 +1,19 @@
 //! The cache as the janitor sees it: per layout, every index entry with its objects, ages and
 //! sizes, the dependency graph, and (v3) which blobs each manifest references. Built from one
-//! listing, one read of each index and, for v3, one read of each manifest.
+//! listing, one read of each index and, for v3, one read of each new or changed manifest.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::time::SystemTime;
 
 use anyhow::Context;
 use common::spack::buildcache::catalog::Catalog;
-use common::spack::buildcache::v3::{self, Manifest};
+use common::spack::buildcache::v3;
 use common::spack::buildcache::{Layout, LoadedIndex, v2};
 use common::spack::graph::SpecGraph;
 use common::spack::spec::{Shared, SpecNode};
 use common::store::{ObjectInfo, Store};
-use futures::{StreamExt, TryStreamExt};
 
-/// Manifests read at once (v3).
-const MANIFEST_READS_IN_FLIGHT: usize = 32;
+use crate::manifests::{self, BlobRef, ManifestRefs};
 
 /// One index entry that has objects in the cache (`in_buildcache`). Its node (name, version,
 /// architecture) is the index entry's: [`LayoutModel::node`].
@@ -42,8 +40,8 @@ pub struct LayoutModel {
     pub specs: indexmap::IndexMap<Shared, SpecRecord>,
     /// Over every index entry (externals included).
     pub graph: SpecGraph,
-    /// v3: every manifest read, by key.
-    pub manifests: HashMap<String, Manifest>,
+    /// v3: the blobs every listed manifest references.
+    pub manifests: ManifestRefs,
 }
 
 impl LayoutModel {
@@ -55,22 +53,24 @@ impl LayoutModel {
     /// Objects of this layout that no cached index entry owns: spec files, tarballs and spec
     /// manifests of unknown hashes, blobs no manifest references, and stray keys. The index, its
     /// hash file, keys and `layout.json` belong to the cache and are never listed here.
-    pub fn unowned<'a>(&self, catalog: &'a Catalog) -> Vec<(&'a ObjectInfo, Unowned)> {
+    pub fn unowned<'a>(&self, catalog: &'a Catalog) -> Vec<(u32, &'a ObjectInfo, Unowned)> {
         let mut owned = vec![false; catalog.objects.len()];
         for &i in self.specs.values().flat_map(|s| &s.objects) {
             owned[i as usize] = true;
         }
-        let referenced: HashSet<String> = self
-            .manifests
-            .values()
-            .flat_map(|m| m.data.iter().map(|r| r.key()))
-            .collect();
+        let mut referenced = vec![false; catalog.objects.len()];
+        for b in self.manifests.by_manifest.values().flatten() {
+            if let BlobRef::Listed(i) = b {
+                referenced[*i as usize] = true;
+            }
+        }
         catalog
             .objects
             .iter()
             .zip(owned)
-            .filter(|(_, owned)| !owned)
-            .filter_map(|(o, _)| {
+            .enumerate()
+            .filter(|(_, (_, owned))| !owned)
+            .filter_map(|(i, (o, _))| {
                 let kind = match self.layout {
                     Layout::V2 => match v2::classify(&o.key)? {
                         v2::Object::SpecFile { hash, .. } => Unowned::SpecFile { hash },
@@ -80,12 +80,12 @@ impl LayoutModel {
                     },
                     Layout::V3 => match v3::classify(&o.key)? {
                         v3::Object::SpecManifest { hash } => Unowned::SpecManifest { hash },
-                        v3::Object::Blob { .. } if !referenced.contains(&o.key) => Unowned::Blob,
+                        v3::Object::Blob { .. } if !referenced[i] => Unowned::Blob,
                         v3::Object::Other => Unowned::Stray,
                         _ => return None,
                     },
                 };
-                Some((o, kind))
+                Some((i as u32, o, kind))
             })
             .collect()
     }
@@ -132,9 +132,11 @@ impl CacheModel {
                 .get(index.guard_key.as_str())
                 .map(|&i| catalog.objects[i as usize].last_modified)
                 .unwrap_or(SystemTime::UNIX_EPOCH);
-            let manifests = match index.layout {
-                Layout::V3 => read_manifests(store, &catalog, &index).await?,
-                Layout::V2 => HashMap::new(),
+            let manifests = match (&index.manifest, index.layout) {
+                (Some(m), Layout::V3) => {
+                    manifests::read(store, &catalog, &position, (&index.guard_key, m)).await?
+                }
+                _ => ManifestRefs::default(),
             };
             let graph = SpecGraph::new(index.db.entries.values().map(|e| &e.node));
             let mut specs = indexmap::IndexMap::new();
@@ -168,16 +170,10 @@ impl CacheModel {
                     Layout::V3 => match catalog.v3_manifests.get(&*node.hash) {
                         Some(&m) => {
                             objects.push(m);
-                            let key = &catalog.objects[m as usize].key;
-                            for rec in manifests
-                                .get(key)
-                                .map(|m| m.data.as_slice())
-                                .unwrap_or_default()
-                            {
-                                let k = rec.key();
-                                match position.get(k.as_str()) {
-                                    Some(&i) => objects.push(i),
-                                    None => missing.push(k),
+                            for blob in manifests.by_manifest.get(&m).into_iter().flatten() {
+                                match blob {
+                                    BlobRef::Listed(i) => objects.push(*i),
+                                    BlobRef::Missing(k) => missing.push(k.to_string()),
                                 }
                             }
                         }
@@ -219,38 +215,4 @@ impl CacheModel {
     pub fn key(&self, position: u32) -> &str {
         &self.catalog.objects[position as usize].key
     }
-}
-
-/// Read every v3 manifest (spec, index, key) of the listing. Spec manifests may be
-/// clear-signed; a manifest that cannot be parsed is an error naming it, so nothing is deleted
-/// on a guess.
-async fn read_manifests(
-    store: &Store,
-    catalog: &Catalog,
-    index: &LoadedIndex,
-) -> anyhow::Result<HashMap<String, Manifest>> {
-    let keys: Vec<String> = catalog
-        .objects
-        .iter()
-        .filter(|o| o.key.starts_with(v3::MANIFESTS_PREFIX) && o.key.ends_with(".manifest.json"))
-        // The index manifest was read with the index: not again.
-        .filter(|o| o.key != index.guard_key)
-        .map(|o| o.key.clone())
-        .collect();
-    let mut read: HashMap<String, Manifest> = futures::stream::iter(keys)
-        .map(|key| async move {
-            let obj = store
-                .get(&key)
-                .await
-                .with_context(|| format!("reading manifest {}", store.location(&key)))?;
-            let m = Manifest::parse(&store.location(&key), &obj.bytes)?;
-            Ok::<_, anyhow::Error>((key, m))
-        })
-        .buffer_unordered(MANIFEST_READS_IN_FLIGHT)
-        .try_collect()
-        .await?;
-    if let Some(m) = &index.manifest {
-        read.insert(index.guard_key.clone(), m.clone());
-    }
-    Ok(read)
 }

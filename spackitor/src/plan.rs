@@ -8,6 +8,7 @@ use common::spack::buildcache::Layout;
 use common::spack::spec::{DepTypes, Shared};
 use serde::Serialize;
 
+use crate::manifests::BlobRef;
 use crate::model::{CacheModel, LayoutModel, Unowned};
 use crate::repos::PackageSet;
 
@@ -181,71 +182,68 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
     }
 
     let layers = layers(lm, &reasons);
-    let deleted_manifests: HashSet<&str> = reasons
+    let deleted_manifests: HashSet<u32> = reasons
         .keys()
         .filter_map(|h| lm.specs.get(h))
         .flat_map(|s| {
             s.objects
                 .iter()
-                .map(|&i| model.key(i))
-                .filter(|k| k.starts_with("v3/"))
+                .copied()
+                .filter(|&i| model.key(i).starts_with("v3/"))
         })
         .collect();
 
     // Orphans, when asked for: never newer than the index, never younger than the max age.
     let old_enough = |t: SystemTime| t < lm.index_time && age(rules.now, Some(t)) > rules.max_age;
-    let mut orphans: Vec<PlannedOrphan> = if rules.orphans {
+    let candidates: Vec<(u32, PlannedOrphan)> = if rules.orphans {
         lm.unowned(&model.catalog)
             .into_iter()
-            .filter(|(o, kind)| *kind != Unowned::Stray && old_enough(o.last_modified))
-            .map(|(o, kind)| PlannedOrphan {
-                layout: lm.layout.to_string(),
-                key: o.key.clone(),
-                bytes: o.size,
-                kind,
+            .filter(|(_, o, kind)| *kind != Unowned::Stray && old_enough(o.last_modified))
+            .map(|(i, o, kind)| {
+                (
+                    i,
+                    PlannedOrphan {
+                        layout: lm.layout.to_string(),
+                        key: o.key.clone(),
+                        bytes: o.size,
+                        kind,
+                    },
+                )
             })
             .collect()
     } else {
         Vec::new()
     };
-    let orphan_manifests: HashSet<&str> = orphans
+    let orphan_manifests: HashSet<u32> = candidates
         .iter()
-        .filter(|o| matches!(o.kind, Unowned::SpecManifest { .. }))
-        .map(|o| o.key.as_str())
+        .filter(|(_, o)| matches!(o.kind, Unowned::SpecManifest { .. }))
+        .map(|(i, _)| *i)
         .collect();
+    let mut planned: HashSet<u32> = candidates.iter().map(|(i, _)| *i).collect();
+    let mut orphans: Vec<PlannedOrphan> = candidates.into_iter().map(|(_, o)| o).collect();
 
     // v3: a blob goes only when no manifest that stays references it.
-    let still_referenced: HashSet<String> = lm
-        .manifests
-        .iter()
-        .filter(|(k, _)| {
-            !deleted_manifests.contains(k.as_str()) && !orphan_manifests.contains(k.as_str())
-        })
-        .flat_map(|(_, m)| m.data.iter().map(|r| r.key()))
-        .collect();
-    if rules.orphans {
-        let listed: HashMap<&str, (u64, SystemTime)> = model
-            .catalog
-            .objects
-            .iter()
-            .map(|o| (o.key.as_str(), (o.size, o.last_modified)))
-            .collect();
-        let mut planned: HashSet<String> = orphans.iter().map(|o| o.key.clone()).collect();
-        let blobs_of_orphans: Vec<String> = orphan_manifests
-            .iter()
-            .filter_map(|k| lm.manifests.get(*k))
-            .flat_map(|m| m.data.iter().map(|r| r.key()))
-            .collect();
-        for key in blobs_of_orphans {
-            if let Some(&(size, t)) = listed.get(key.as_str())
-                && !still_referenced.contains(&key)
-                && old_enough(t)
-                && planned.insert(key.clone())
-            {
+    let mut still_referenced = vec![false; model.catalog.objects.len()];
+    for (m, blobs) in &lm.manifests.by_manifest {
+        if deleted_manifests.contains(m) || orphan_manifests.contains(m) {
+            continue;
+        }
+        for b in blobs {
+            if let BlobRef::Listed(i) = b {
+                still_referenced[*i as usize] = true;
+            }
+        }
+    }
+    // The blobs of orphan manifests go with them, under the same conditions.
+    for m in &orphan_manifests {
+        for b in lm.manifests.by_manifest.get(m).into_iter().flatten() {
+            let BlobRef::Listed(i) = *b else { continue };
+            let o = &model.catalog.objects[i as usize];
+            if !still_referenced[i as usize] && old_enough(o.last_modified) && planned.insert(i) {
                 orphans.push(PlannedOrphan {
                     layout: lm.layout.to_string(),
-                    key,
-                    bytes: size,
+                    key: o.key.clone(),
+                    bytes: o.size,
                     kind: Unowned::Blob,
                 });
             }
@@ -259,7 +257,7 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
             let objects: Vec<&u32> = s
                 .objects
                 .iter()
-                .filter(|&&i| !still_referenced.contains(model.key(i)))
+                .filter(|&&i| !still_referenced[i as usize])
                 .collect();
             Some(PlannedSpec {
                 layout: lm.layout.to_string(),

@@ -672,7 +672,11 @@ async fn over_s3_with_a_keep_list_and_few_requests() {
     let req = &r["requests"];
     assert_eq!(req["list"], 1);
     assert_eq!(req["delete"], 1);
-    assert_eq!(req["put"], r["index_writes"]);
+    // The index writes, and the v3 manifest memo for the next run.
+    assert_eq!(
+        req["put"].as_u64().unwrap(),
+        r["index_writes"].as_u64().unwrap() + 1
+    );
     assert_eq!(req["head"], 0);
     // v3 reads each manifest once; v2 needs only its index.
     let manifests = before
@@ -680,4 +684,49 @@ async fn over_s3_with_a_keep_list_and_few_requests() {
         .filter(|(k, _)| k.ends_with(".manifest.json"))
         .count() as u64;
     assert_eq!(req["get"].as_u64().unwrap(), 1 + 1 + manifests);
+}
+
+#[test]
+fn v3_manifests_are_read_once_and_remembered() {
+    let m = mirror("signed");
+    fresh_except(m.path(), &[]);
+    let first = report(&clean(m.path(), &["--max-age", "30"]));
+    let manifests = walk(&m.path().join("v3/manifests")).len() as u64;
+    assert_eq!(
+        first["manifests_read"].as_u64(),
+        Some(manifests - 1),
+        "all but the index manifest"
+    );
+    assert!(m.path().join(".spackitor/manifests.json.gz").is_file());
+
+    let second = report(&clean(m.path(), &["--max-age", "30"]));
+    assert_eq!(second["manifests_read"], 0);
+    assert_eq!(second["manifests_remembered"].as_u64(), Some(manifests - 1));
+
+    // A manifest pushed again is read again; the memo never stands in for a changed manifest.
+    age_spec(m.path(), CORE2_LIBELF, 40.0);
+    let third = report(&clean(m.path(), &["--max-age", "30"]));
+    assert_eq!(third["manifests_read"], 1);
+    // Now old, libelf goes, with the libdwarf that links it; their blobs go too.
+    assert_eq!(deleted(&third).len(), 4);
+    assert!(!any_file_with(m.path(), CORE2_LIBELF));
+    let fourth = report(&clean(m.path(), &["--max-age", "30", "--orphans"]));
+    assert_eq!(fourth["manifests_read"], 0);
+    // No blob of the deleted specs was left behind: the one orphan is the index blob the
+    // third run replaced.
+    let orphans: Vec<&str> = fourth["layouts"][1]["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap())
+        .collect();
+    let old_index = common::spack::buildcache::v3::Manifest::parse(
+        "m",
+        &std::fs::read(
+            fixtures().join("spack/v3_layout/signed/v3/manifests/index/index.manifest.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(orphans, [old_index.data[0].key()]);
 }

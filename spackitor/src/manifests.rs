@@ -1,0 +1,203 @@
+//! What each v3 manifest references. A manifest is read once and remembered between runs in
+//! the cache itself (`.spackitor/manifests.json.gz`, keyed by the manifest's ETag, or size and
+//! mtime in a directory), so a run reads only the manifests that are new or changed.
+
+use std::collections::HashMap;
+use std::io::Read;
+use std::time::UNIX_EPOCH;
+
+use anyhow::Context;
+use common::spack::buildcache::catalog::Catalog;
+use common::spack::buildcache::v3::{self, Manifest};
+use common::store::{Condition, ObjectInfo, Store};
+use futures::{StreamExt, TryStreamExt};
+use serde::{Deserialize, Serialize};
+
+/// Where the janitor remembers manifest contents, relative to the cache root. Spack ignores it.
+pub const MEMO_KEY: &str = ".spackitor/manifests.json.gz";
+
+/// Manifests read at once.
+const READS_IN_FLIGHT: usize = 32;
+
+/// A blob a manifest references: its position in the listing, or its key when it is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobRef {
+    Listed(u32),
+    Missing(Box<str>),
+}
+
+/// The blobs each listed manifest references, by the manifest's position in the listing.
+#[derive(Debug, Default)]
+pub struct ManifestRefs {
+    pub by_manifest: HashMap<u32, Vec<BlobRef>>,
+    /// Manifests read from the store this run.
+    pub read: usize,
+    /// Manifests known from the memo.
+    pub remembered: usize,
+    /// Whether the memo differs from what it should now say.
+    pub memo_stale: bool,
+}
+
+#[derive(Serialize, Deserialize, Default)]
+struct Memo {
+    version: u32,
+    manifests: HashMap<String, MemoEntry>,
+}
+
+#[derive(Serialize, Deserialize)]
+struct MemoEntry {
+    /// The manifest's ETag, or `size-mtime` where the store gives none.
+    tag: String,
+    blobs: Vec<String>,
+}
+
+fn tag(o: &ObjectInfo) -> String {
+    match &o.etag {
+        Some(e) => e.clone(),
+        None => {
+            let mtime = o
+                .last_modified
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_nanos())
+                .unwrap_or(0);
+            format!("{}-{mtime}", o.size)
+        }
+    }
+}
+
+fn is_manifest(key: &str) -> bool {
+    key.starts_with(v3::MANIFESTS_PREFIX) && key.ends_with(".manifest.json")
+}
+
+/// The references of every manifest in the listing. `index_manifest` (already read with the
+/// index) is taken as given. A manifest that cannot be parsed is an error naming it: nothing is
+/// deleted on a guess.
+pub async fn read(
+    store: &Store,
+    catalog: &Catalog,
+    position: &HashMap<&str, u32>,
+    index_manifest: (&str, &Manifest),
+) -> anyhow::Result<ManifestRefs> {
+    let refs_of = |m: &Manifest| -> Vec<BlobRef> {
+        m.data
+            .iter()
+            .map(|r| {
+                let k = r.key();
+                position
+                    .get(k.as_str())
+                    .map_or(BlobRef::Missing(k.into()), |&i| BlobRef::Listed(i))
+            })
+            .collect()
+    };
+    let memo = read_memo(store, catalog).await;
+    let mut out = ManifestRefs::default();
+    let mut to_read = Vec::new();
+    let mut listed = 0;
+    for (i, o) in catalog.objects.iter().enumerate() {
+        if !is_manifest(&o.key) {
+            continue;
+        }
+        let i = i as u32;
+        if o.key == index_manifest.0 {
+            out.by_manifest.insert(i, refs_of(index_manifest.1));
+            continue;
+        }
+        listed += 1;
+        match memo.manifests.get(&o.key).filter(|e| e.tag == tag(o)) {
+            Some(e) => {
+                let refs = e
+                    .blobs
+                    .iter()
+                    .map(|k| {
+                        position
+                            .get(k.as_str())
+                            .map_or(BlobRef::Missing(k.as_str().into()), |&p| BlobRef::Listed(p))
+                    })
+                    .collect();
+                out.by_manifest.insert(i, refs);
+                out.remembered += 1;
+            }
+            None => to_read.push(i),
+        }
+    }
+    let read: Vec<(u32, Manifest)> = futures::stream::iter(to_read)
+        .map(|i| async move {
+            let key = &catalog.objects[i as usize].key;
+            let obj = store
+                .get(key)
+                .await
+                .with_context(|| format!("reading manifest {}", store.location(key)))?;
+            Ok::<_, anyhow::Error>((i, Manifest::parse(&store.location(key), &obj.bytes)?))
+        })
+        .buffer_unordered(READS_IN_FLIGHT)
+        .try_collect()
+        .await?;
+    out.read = read.len();
+    for (i, m) in read {
+        out.by_manifest.insert(i, refs_of(&m));
+    }
+    out.memo_stale = out.read > 0 || memo.manifests.len() != listed;
+    Ok(out)
+}
+
+async fn read_memo(store: &Store, catalog: &Catalog) -> Memo {
+    if !catalog.objects.iter().any(|o| o.key == MEMO_KEY) {
+        return Memo::default();
+    }
+    // A memo that cannot be read is only a lost optimisation: read the manifests instead.
+    let Ok(obj) = store.get(MEMO_KEY).await else {
+        return Memo::default();
+    };
+    let mut json = Vec::new();
+    if flate2::read::GzDecoder::new(&obj.bytes[..])
+        .read_to_end(&mut json)
+        .is_err()
+    {
+        return Memo::default();
+    }
+    serde_json::from_slice::<Memo>(&json)
+        .ok()
+        .filter(|m| m.version == 1)
+        .unwrap_or_default()
+}
+
+/// Remember the references of the manifests that remain (all listed but `gone`).
+pub async fn write_memo(
+    store: &Store,
+    catalog: &Catalog,
+    refs: &ManifestRefs,
+    gone: &std::collections::HashSet<u32>,
+) -> anyhow::Result<()> {
+    let mut memo = Memo {
+        version: 1,
+        manifests: HashMap::new(),
+    };
+    for (&i, blobs) in &refs.by_manifest {
+        let o = &catalog.objects[i as usize];
+        // The index manifest changes with every index write: it is read with the index anyway.
+        if gone.contains(&i) || o.key == v3::INDEX_MANIFEST_KEY {
+            continue;
+        }
+        let blobs = blobs
+            .iter()
+            .map(|b| match b {
+                BlobRef::Listed(p) => catalog.objects[*p as usize].key.clone(),
+                BlobRef::Missing(k) => k.to_string(),
+            })
+            .collect();
+        memo.manifests
+            .insert(o.key.clone(), MemoEntry { tag: tag(o), blobs });
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    serde_json::to_writer(&mut gz, &memo)?;
+    store
+        .put(
+            MEMO_KEY,
+            gz.finish()?,
+            &Default::default(),
+            &Condition::None,
+        )
+        .await
+        .with_context(|| format!("writing {}", store.location(MEMO_KEY)))?;
+    Ok(())
+}
