@@ -10,7 +10,9 @@ use anyhow::{Context, bail};
 use common::cli::exit;
 use common::printer::{Printer, human_bytes, table};
 use common::spack::buildcache::{Layout, index, v2, v3};
-use common::store::{Condition, DELETE_BATCH, DeleteFailure, RequestCounts, Store, StoreError};
+use common::store::{
+    Condition, DELETE_BATCH, DELETE_CONCURRENCY, DeleteFailure, RequestCounts, Store, StoreError,
+};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -105,22 +107,45 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         now: SystemTime::now(),
     };
 
+    let report = execute(
+        store,
+        printer,
+        started,
+        opts.dry_run,
+        opts.no_reindex,
+        |m| Ok(plan::plan(m, &rules)),
+    )
+    .await?;
+    print(store, &report, printer)
+}
+
+/// Load the cache, plan with `plan_fn`, rewrite the indexes (re-reading the cache and planning
+/// again when another writer changed an index meanwhile), then delete in order. Shared by
+/// `clean` and `purge`. Nothing is written or deleted with `dry_run`.
+pub async fn execute(
+    store: &Store,
+    printer: &Printer,
+    started: Instant,
+    dry_run: bool,
+    no_reindex: bool,
+    plan_fn: impl Fn(&CacheModel) -> anyhow::Result<Vec<LayoutPlan>>,
+) -> anyhow::Result<Report> {
     let mut attempt = 0;
     let (model, plans, index_writes) = loop {
         attempt += 1;
         let pb = printer.progress(None, "listing");
-        let model = CacheModel::load(store, |n| pb.set_position(n)).await?;
+        let model = CacheModel::load(store, manifests::Reads::All, |n| pb.set_position(n)).await?;
         pb.finish_and_clear();
         printer.debug(format!(
             "read the cache in {:.1}s",
             started.elapsed().as_secs_f64()
         ));
-        let plans = plan::plan(&model, &rules);
+        let plans = plan_fn(&model)?;
         printer.debug(format!(
             "planned in {:.1}s",
             started.elapsed().as_secs_f64()
         ));
-        if opts.dry_run || opts.no_reindex {
+        if dry_run || no_reindex {
             break (model, plans, 0);
         }
         match rewrite_indexes(store, &model, &plans).await {
@@ -133,29 +158,32 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
             Err(e) => return Err(e.context("rewriting the index; nothing was deleted")),
         }
     };
-    if opts.no_reindex && !opts.dry_run && plans.iter().any(|p| !p.specs.is_empty()) {
+    if no_reindex && !dry_run && plans.iter().any(|p| !p.specs.is_empty()) {
         printer.log("--no-reindex: the index still lists the deleted specs until `spackitor reindex` or `spack buildcache update-index` runs");
     }
 
     let mut failures = Vec::new();
-    if !opts.dry_run {
+    if !dry_run {
         let waves = deletion_waves(&model, &plans);
         let total: usize = waves.iter().map(Vec::len).sum();
         let pb = printer.progress(Some(total as u64), "deleting");
+        // A wave goes in slices of as many keys as the store has requests in flight, so only a
+        // slice's keys are ever copied; the batches of 1000 stay whole.
         for wave in waves {
-            let n = wave.len() as u64;
-            let keys = wave.into_iter().map(str::to_string).collect();
-            let report = store.delete_many(keys).await.context("deleting objects")?;
-            failures.extend(report.failed.into_iter().map(Failure::from));
-            pb.inc(n);
+            for slice in wave.chunks(DELETE_BATCH * DELETE_CONCURRENCY) {
+                let keys = slice.iter().map(|k| k.to_string()).collect();
+                let report = store.delete_many(keys).await.context("deleting objects")?;
+                failures.extend(report.failed.into_iter().map(Failure::from));
+                pb.inc(slice.len() as u64);
+            }
         }
         pb.finish_and_clear();
         remember_manifests(store, &model, &plans).await?;
     }
 
-    let report = Report {
+    Ok(Report {
         cache: store.url(),
-        dry_run: opts.dry_run,
+        dry_run,
         totals: totals(&plans),
         layouts: plans,
         index_writes,
@@ -164,11 +192,16 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         failures,
         requests: store.requests(),
         duration_seconds: started.elapsed().as_secs_f64(),
-    };
+    })
+}
+
+/// Print a report (text or JSON) and per-key failures; the exit code says whether every
+/// delete succeeded.
+pub fn print(store: &Store, report: &Report, printer: &Printer) -> anyhow::Result<u8> {
     if printer.is_json() {
-        printer.json(&report)?;
+        printer.json(report)?;
     } else {
-        printer.data(&text(&report, printer.verbose))?;
+        printer.data(&text(report, printer.verbose))?;
     }
     for f in &report.failures {
         eprintln!(

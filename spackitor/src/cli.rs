@@ -4,12 +4,14 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use common::cli::{CacheArgs, EXIT_CODES_HELP, OutputArgs};
+use common::cli::{CacheArgs, EXIT_CODES_HELP, OutputArgs, S3Args};
 use common::env_names;
 use common::printer::Printer;
+use common::store::StoreUrl;
 
 use crate::clean::CleanOptions;
 use crate::ls::{LsOptions, SortKey};
+use crate::purge::PurgeOptions;
 
 #[derive(Debug, Parser)]
 #[command(name = "spackitor", version, about = "The Spack janitor: inspect and clean Spack binary build caches (layouts v2 and v3, S3 or directories).", after_help = EXIT_CODES_HELP)]
@@ -23,8 +25,89 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// List the specs in the cache's index(es): name, version, hash, architecture, compiler,
-    /// layout and age.
+    /// layout, size and age.
     Ls(LsArgs),
+    /// One spec: full hash, every object with size and last-modified, dependencies and
+    /// dependents (`--tree`: the whole closure, with edge types).
+    Show {
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// A hash (7+ characters are enough when unambiguous), a name, or name@version.
+        target: String,
+        #[arg(long)]
+        tree: bool,
+    },
+    /// Every spec that would break if this one went away (link and run edges).
+    Dependents {
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// A hash (7+ characters), a name, or name@version.
+        target: String,
+        /// Follow build edges too.
+        #[arg(long)]
+        all_edges: bool,
+    },
+    /// Objects no index entry owns: spec files without tarball and the reverse, spec manifests
+    /// of unknown hashes, unreferenced blobs, stray keys; with age and whether they are newer
+    /// than the index (an upload in flight).
+    Orphans {
+        #[command(flatten)]
+        cache: CacheArgs,
+    },
+    /// Check consistency: the v2 hash file matches the index, every index entry has all its
+    /// objects, v3 blob sizes match their manifests. Exit 1 when something is wrong.
+    Verify {
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// Also read every tarball and blob and check its checksum.
+        #[arg(long)]
+        deep: bool,
+    },
+    /// Delete chosen specs (by hash, or name with optional @version); the index is rewritten
+    /// first, as `clean` does. Refuses specs a keep lockfile needs, and specs others depend on
+    /// unless --with-dependents.
+    Purge {
+        #[command(flatten)]
+        cache: CacheArgs,
+        target: String,
+        /// Delete everything that depends on them (link and run edges) too.
+        #[arg(long)]
+        with_dependents: bool,
+        /// A spack.lock, or a folder searched for them, whose specs may not be deleted.
+        #[arg(long, value_name = "PATH", env = env_names::SPACKITOR_KEEP, value_delimiter = ':')]
+        keep: Vec<PathBuf>,
+        #[arg(long, env = env_names::DRY_RUN)]
+        dry_run: bool,
+    },
+    /// Rebuild the index from the spec files (v2) or spec manifests (v3) present, like
+    /// `spack buildcache update-index`, without a Spack installation.
+    Reindex {
+        #[command(flatten)]
+        cache: CacheArgs,
+        #[arg(long, env = env_names::DRY_RUN)]
+        dry_run: bool,
+    },
+    /// Objects and bytes in total, the largest packages, specs by age band, orphans.
+    Stats {
+        #[command(flatten)]
+        cache: CacheArgs,
+        /// How many packages to list.
+        #[arg(long, default_value_t = 20)]
+        top: usize,
+        /// Also write a self-contained HTML report with charts to this file.
+        #[arg(long, value_name = "FILE")]
+        html: Option<PathBuf>,
+    },
+    /// Specs present in one cache and not the other. Exit 1 when they differ.
+    Diff {
+        /// `s3://bucket[/prefix]`, `file:///dir` or a directory.
+        #[arg(value_parser = parse_url)]
+        a: StoreUrl,
+        #[arg(value_parser = parse_url)]
+        b: StoreUrl,
+        #[command(flatten)]
+        s3: S3Args,
+    },
     /// Delete what is too old or no longer used, keeping every spec the keep lockfiles need.
     ///
     /// A spec goes when it is older than --max-age (age: its newest object), or its package is
@@ -33,6 +116,11 @@ pub enum Command {
     /// the index, stay. The index is rewritten first (conditionally), then objects are deleted,
     /// dependents before their dependencies.
     Clean(CleanArgs),
+}
+
+fn parse_url(s: &str) -> Result<StoreUrl, String> {
+    s.parse()
+        .map_err(|e: common::store::StoreError| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
@@ -56,12 +144,16 @@ pub struct LsArgs {
     /// Sort order.
     #[arg(long, value_enum, default_value_t = SortArg::Name)]
     pub sort: SortArg,
+    /// Read v3 manifests not known yet to show every size (one request each).
+    #[arg(long)]
+    pub sizes: bool,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
 pub enum SortArg {
     Name,
     Age,
+    Size,
 }
 
 #[derive(Debug, clap::Args)]
@@ -92,6 +184,36 @@ pub struct CleanArgs {
 /// A parsed command with the plain options the library works from.
 pub enum Run {
     Ls(CacheArgs, LsOptions),
+    Show {
+        cache: CacheArgs,
+        target: String,
+        tree: bool,
+    },
+    Dependents {
+        cache: CacheArgs,
+        target: String,
+        all_edges: bool,
+    },
+    Orphans(CacheArgs),
+    Verify {
+        cache: CacheArgs,
+        deep: bool,
+    },
+    Purge(CacheArgs, PurgeOptions),
+    Reindex {
+        cache: CacheArgs,
+        dry_run: bool,
+    },
+    Stats {
+        cache: CacheArgs,
+        top: usize,
+        html: Option<PathBuf>,
+    },
+    Diff {
+        a: StoreUrl,
+        b: StoreUrl,
+        s3: S3Args,
+    },
     Clean(CacheArgs, CleanOptions),
 }
 
@@ -110,9 +232,49 @@ impl Cli {
                     sort: match a.sort {
                         SortArg::Name => SortKey::Name,
                         SortArg::Age => SortKey::Age,
+                        SortArg::Size => SortKey::Size,
                     },
+                    sizes: a.sizes,
                 },
             ),
+            Command::Show {
+                cache,
+                target,
+                tree,
+            } => Run::Show {
+                cache,
+                target,
+                tree,
+            },
+            Command::Dependents {
+                cache,
+                target,
+                all_edges,
+            } => Run::Dependents {
+                cache,
+                target,
+                all_edges,
+            },
+            Command::Orphans { cache } => Run::Orphans(cache),
+            Command::Verify { cache, deep } => Run::Verify { cache, deep },
+            Command::Purge {
+                cache,
+                target,
+                with_dependents,
+                keep,
+                dry_run,
+            } => Run::Purge(
+                cache,
+                PurgeOptions {
+                    target,
+                    with_dependents,
+                    keep,
+                    dry_run,
+                },
+            ),
+            Command::Reindex { cache, dry_run } => Run::Reindex { cache, dry_run },
+            Command::Stats { cache, top, html } => Run::Stats { cache, top, html },
+            Command::Diff { a, b, s3 } => Run::Diff { a, b, s3 },
             Command::Clean(a) => Run::Clean(
                 a.cache,
                 CleanOptions {

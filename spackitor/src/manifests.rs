@@ -16,14 +16,37 @@ use serde::{Deserialize, Serialize};
 /// Where the janitor remembers manifest contents, relative to the cache root. Spack ignores it.
 pub const MEMO_KEY: &str = ".spackitor/manifests.json.gz";
 
+/// Bumped when the memo's format changes; an older memo is ignored.
+const MEMO_VERSION: u32 = 2;
+
 /// Manifests read at once.
 const READS_IN_FLIGHT: usize = 32;
 
-/// A blob a manifest references: its position in the listing, or its key when it is missing.
+/// A blob a manifest references, with the length the manifest gives it: its position in the
+/// listing, or its key when it is missing.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum BlobRef {
-    Listed(u32),
-    Missing(Box<str>),
+    Listed { at: u32, length: u64 },
+    Missing { key: Box<str>, length: u64 },
+}
+
+impl BlobRef {
+    fn new(key: &str, length: u64, position: &HashMap<&str, u32>) -> BlobRef {
+        match position.get(key) {
+            Some(&at) => BlobRef::Listed { at, length },
+            None => BlobRef::Missing {
+                key: key.into(),
+                length,
+            },
+        }
+    }
+
+    pub fn listed(&self) -> Option<u32> {
+        match self {
+            BlobRef::Listed { at, .. } => Some(*at),
+            BlobRef::Missing { .. } => None,
+        }
+    }
 }
 
 /// The blobs each listed manifest references, by the manifest's position in the listing.
@@ -36,6 +59,16 @@ pub struct ManifestRefs {
     pub remembered: usize,
     /// Whether the memo differs from what it should now say.
     pub memo_stale: bool,
+    /// Manifests neither remembered nor read (with [`Reads::MemoOnly`]): what they reference
+    /// is unknown.
+    pub unread: std::collections::HashSet<u32>,
+}
+
+/// Whether manifests missing from the memo may be read (one request each).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reads {
+    All,
+    MemoOnly,
 }
 
 #[derive(Serialize, Deserialize, Default)]
@@ -48,7 +81,8 @@ struct Memo {
 struct MemoEntry {
     /// The manifest's ETag, or `size-mtime` where the store gives none.
     tag: String,
-    blobs: Vec<String>,
+    /// Blob keys and the lengths the manifest gives them.
+    blobs: Vec<(String, u64)>,
 }
 
 fn tag(o: &ObjectInfo) -> String {
@@ -77,16 +111,12 @@ pub async fn read(
     catalog: &Catalog,
     position: &HashMap<&str, u32>,
     index_manifest: (&str, &Manifest),
+    reads: Reads,
 ) -> anyhow::Result<ManifestRefs> {
     let refs_of = |m: &Manifest| -> Vec<BlobRef> {
         m.data
             .iter()
-            .map(|r| {
-                let k = r.key();
-                position
-                    .get(k.as_str())
-                    .map_or(BlobRef::Missing(k.into()), |&i| BlobRef::Listed(i))
-            })
+            .map(|r| BlobRef::new(&r.key(), r.content_length, position))
             .collect()
     };
     let memo = read_memo(store, catalog).await;
@@ -108,17 +138,16 @@ pub async fn read(
                 let refs = e
                     .blobs
                     .iter()
-                    .map(|k| {
-                        position
-                            .get(k.as_str())
-                            .map_or(BlobRef::Missing(k.as_str().into()), |&p| BlobRef::Listed(p))
-                    })
+                    .map(|(k, len)| BlobRef::new(k, *len, position))
                     .collect();
                 out.by_manifest.insert(i, refs);
                 out.remembered += 1;
             }
             None => to_read.push(i),
         }
+    }
+    if reads == Reads::MemoOnly {
+        out.unread = to_read.drain(..).collect();
     }
     let read: Vec<(u32, Manifest)> = futures::stream::iter(to_read)
         .map(|i| async move {
@@ -157,7 +186,7 @@ async fn read_memo(store: &Store, catalog: &Catalog) -> Memo {
     }
     serde_json::from_slice::<Memo>(&json)
         .ok()
-        .filter(|m| m.version == 1)
+        .filter(|m| m.version == MEMO_VERSION)
         .unwrap_or_default()
 }
 
@@ -169,7 +198,7 @@ pub async fn write_memo(
     gone: &std::collections::HashSet<u32>,
 ) -> anyhow::Result<()> {
     let mut memo = Memo {
-        version: 1,
+        version: MEMO_VERSION,
         manifests: HashMap::new(),
     };
     for (&i, blobs) in &refs.by_manifest {
@@ -181,8 +210,10 @@ pub async fn write_memo(
         let blobs = blobs
             .iter()
             .map(|b| match b {
-                BlobRef::Listed(p) => catalog.objects[*p as usize].key.clone(),
-                BlobRef::Missing(k) => k.to_string(),
+                BlobRef::Listed { at, length } => {
+                    (catalog.objects[*at as usize].key.clone(), *length)
+                }
+                BlobRef::Missing { key, length } => (key.to_string(), *length),
             })
             .collect();
         memo.manifests

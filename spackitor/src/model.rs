@@ -13,7 +13,7 @@ use common::spack::graph::SpecGraph;
 use common::spack::spec::{Shared, SpecNode};
 use common::store::{ObjectInfo, Store};
 
-use crate::manifests::{self, BlobRef, ManifestRefs};
+use crate::manifests::{self, BlobRef, ManifestRefs, Reads};
 
 /// One index entry that has objects in the cache (`in_buildcache`). Its node (name, version,
 /// architecture) is the index entry's: [`LayoutModel::node`].
@@ -27,6 +27,8 @@ pub struct SpecRecord {
     pub bytes: u64,
     /// Newest last-modified of its objects.
     pub newest: Option<SystemTime>,
+    /// False for a v3 spec whose manifest was not read: its blobs (and so its size) are unknown.
+    pub blobs_known: bool,
 }
 
 /// One layout of the cache.
@@ -59,10 +61,14 @@ impl LayoutModel {
             owned[i as usize] = true;
         }
         let mut referenced = vec![false; catalog.objects.len()];
-        for b in self.manifests.by_manifest.values().flatten() {
-            if let BlobRef::Listed(i) = b {
-                referenced[*i as usize] = true;
-            }
+        for i in self
+            .manifests
+            .by_manifest
+            .values()
+            .flatten()
+            .filter_map(BlobRef::listed)
+        {
+            referenced[i as usize] = true;
         }
         catalog
             .objects
@@ -115,7 +121,13 @@ pub struct CacheModel {
 }
 
 impl CacheModel {
-    pub async fn load(store: &Store, on_listed: impl FnMut(u64)) -> anyhow::Result<CacheModel> {
+    /// `reads`: whether v3 manifests the memo does not know are read (`clean`, `verify`) or left
+    /// unknown (`ls`, `stats`: no request per object).
+    pub async fn load(
+        store: &Store,
+        reads: Reads,
+        on_listed: impl FnMut(u64),
+    ) -> anyhow::Result<CacheModel> {
         let mut catalog = Catalog::load(store, on_listed)
             .await
             .with_context(|| format!("reading build cache {}", store.url()))?;
@@ -134,7 +146,8 @@ impl CacheModel {
                 .unwrap_or(SystemTime::UNIX_EPOCH);
             let manifests = match (&index.manifest, index.layout) {
                 (Some(m), Layout::V3) => {
-                    manifests::read(store, &catalog, &position, (&index.guard_key, m)).await?
+                    manifests::read(store, &catalog, &position, (&index.guard_key, m), reads)
+                        .await?
                 }
                 _ => ManifestRefs::default(),
             };
@@ -144,6 +157,7 @@ impl CacheModel {
                 let node = &entry.node;
                 let mut objects: Vec<u32> = Vec::new();
                 let mut missing = Vec::new();
+                let mut blobs_known = true;
                 match index.layout {
                     Layout::V2 => {
                         let listed = catalog
@@ -170,10 +184,11 @@ impl CacheModel {
                     Layout::V3 => match catalog.v3_manifests.get(&*node.hash) {
                         Some(&m) => {
                             objects.push(m);
+                            blobs_known = !manifests.unread.contains(&m);
                             for blob in manifests.by_manifest.get(&m).into_iter().flatten() {
                                 match blob {
-                                    BlobRef::Listed(i) => objects.push(*i),
-                                    BlobRef::Missing(k) => missing.push(k.to_string()),
+                                    BlobRef::Listed { at, .. } => objects.push(*at),
+                                    BlobRef::Missing { key, .. } => missing.push(key.to_string()),
                                 }
                             }
                         }
@@ -195,6 +210,7 @@ impl CacheModel {
                         newest: Catalog::newest(&infos),
                         objects,
                         missing,
+                        blobs_known,
                     },
                 );
             }

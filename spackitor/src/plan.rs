@@ -36,6 +36,8 @@ pub enum Reason {
     DependentOf { of_hash: Shared, of_name: Shared },
     /// Some of its objects are missing: it cannot be installed anyway.
     Incomplete,
+    /// Named in `spackitor purge`.
+    Purged,
 }
 
 impl Reason {
@@ -45,6 +47,7 @@ impl Reason {
             Reason::PackageRemoved => "package removed",
             Reason::DependentOf { .. } => "dependent of a deleted spec",
             Reason::Incomplete => "incomplete",
+            Reason::Purged => "purged",
         }
     }
 }
@@ -115,15 +118,7 @@ fn age(now: SystemTime, t: Option<SystemTime>) -> Duration {
 
 fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPlan {
     let g = &lm.graph;
-    let keep_roots = rules
-        .keep
-        .iter()
-        .filter(|h| g.contains(h))
-        .map(String::as_str);
-    let keep: HashSet<Shared> = g
-        .dependencies_closure(keep_roots, DepTypes::LINK_RUN)
-        .into_iter()
-        .collect();
+    let keep = keep_closure(lm, &rules.keep);
     // Anything newer than the index may belong to a pipeline still uploading: keep it, and
     // everything it needs.
     let fresh: Vec<&str> = lm
@@ -160,27 +155,30 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
         reasons.insert(hash.clone(), reason);
         queue.push_back(hash.clone());
     }
-    // Cascade through link and run edges: a package cannot be installed without them.
-    while let Some(h) = queue.pop_front() {
-        let name = lm.node(&h).name.clone();
-        for (dependent, _) in g.neighbours(&h, DepTypes::LINK_RUN, true) {
-            if reasons.contains_key(dependent) || !lm.specs.contains_key(dependent) {
-                continue;
-            }
-            // By construction a protected spec never depends on a deleted one.
-            debug_assert!(!protected.contains(dependent));
-            let dependent = lm.node(dependent).hash.clone();
-            reasons.insert(
-                dependent.clone(),
-                Reason::DependentOf {
-                    of_hash: h.clone(),
-                    of_name: name.clone(),
-                },
-            );
-            queue.push_back(dependent);
-        }
-    }
+    cascade(lm, &mut reasons, queue);
+    debug_assert!(reasons.keys().all(|h| !protected.contains(h)));
+    let orphans_rule = rules.orphans.then_some((rules.now, rules.max_age));
+    materialize(
+        model,
+        lm,
+        reasons,
+        orphans_rule,
+        keep.len(),
+        kept_as_in_flight,
+    )
+}
 
+/// Turn decided deletions into a plan: the objects of each spec (v3 blobs another manifest
+/// still references stay), the deletion layers, and, with `orphans_rule` (now, max age), the
+/// orphans older than both the index and the max age.
+pub fn materialize(
+    model: &CacheModel,
+    lm: &LayoutModel,
+    reasons: HashMap<Shared, Reason>,
+    orphans_rule: Option<(SystemTime, Duration)>,
+    kept_by_lockfile: usize,
+    kept_as_in_flight: usize,
+) -> LayoutPlan {
     let layers = layers(lm, &reasons);
     let deleted_manifests: HashSet<u32> = reasons
         .keys()
@@ -194,8 +192,10 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
         .collect();
 
     // Orphans, when asked for: never newer than the index, never younger than the max age.
-    let old_enough = |t: SystemTime| t < lm.index_time && age(rules.now, Some(t)) > rules.max_age;
-    let candidates: Vec<(u32, PlannedOrphan)> = if rules.orphans {
+    let old_enough = |t: SystemTime| {
+        orphans_rule.is_some_and(|(now, max_age)| t < lm.index_time && age(now, Some(t)) > max_age)
+    };
+    let candidates: Vec<(u32, PlannedOrphan)> = if orphans_rule.is_some() {
         lm.unowned(&model.catalog)
             .into_iter()
             .filter(|(_, o, kind)| *kind != Unowned::Stray && old_enough(o.last_modified))
@@ -228,16 +228,20 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
         if deleted_manifests.contains(m) || orphan_manifests.contains(m) {
             continue;
         }
-        for b in blobs {
-            if let BlobRef::Listed(i) = b {
-                still_referenced[*i as usize] = true;
-            }
+        for i in blobs.iter().filter_map(BlobRef::listed) {
+            still_referenced[i as usize] = true;
         }
     }
     // The blobs of orphan manifests go with them, under the same conditions.
     for m in &orphan_manifests {
-        for b in lm.manifests.by_manifest.get(m).into_iter().flatten() {
-            let BlobRef::Listed(i) = *b else { continue };
+        for i in lm
+            .manifests
+            .by_manifest
+            .get(m)
+            .into_iter()
+            .flatten()
+            .filter_map(BlobRef::listed)
+        {
             let o = &model.catalog.objects[i as usize];
             if !still_referenced[i as usize] && old_enough(o.last_modified) && planned.insert(i) {
                 orphans.push(PlannedOrphan {
@@ -279,10 +283,51 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
     LayoutPlan {
         layout: lm.layout,
         kept: lm.specs.len() - specs.len(),
-        kept_by_lockfile: lm.specs.keys().filter(|h| keep.contains(*h)).count(),
+        kept_by_lockfile,
         kept_as_in_flight,
         specs,
         orphans,
+    }
+}
+
+/// The cached specs of `lm` the keep lockfiles need: their hashes, closed under link and run
+/// dependencies.
+pub fn keep_closure(lm: &LayoutModel, keep: &HashSet<String>) -> HashSet<Shared> {
+    let roots = keep
+        .iter()
+        .filter(|h| lm.graph.contains(h))
+        .map(String::as_str);
+    lm.graph
+        .dependencies_closure(roots, DepTypes::LINK_RUN)
+        .into_iter()
+        .filter(|h| lm.specs.contains_key(h))
+        .collect()
+}
+
+/// Add to `reasons` every cached dependent (through link and run edges: a package cannot be
+/// installed without them) of the specs in `queue`.
+pub fn cascade(
+    lm: &LayoutModel,
+    reasons: &mut HashMap<Shared, Reason>,
+    mut queue: VecDeque<Shared>,
+) {
+    let g = &lm.graph;
+    while let Some(h) = queue.pop_front() {
+        let name = lm.node(&h).name.clone();
+        for (dependent, _) in g.neighbours(&h, DepTypes::LINK_RUN, true) {
+            if reasons.contains_key(dependent) || !lm.specs.contains_key(dependent) {
+                continue;
+            }
+            let dependent = lm.node(dependent).hash.clone();
+            reasons.insert(
+                dependent.clone(),
+                Reason::DependentOf {
+                    of_hash: h.clone(),
+                    of_name: name.clone(),
+                },
+            );
+            queue.push_back(dependent);
+        }
     }
 }
 

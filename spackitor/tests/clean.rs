@@ -462,9 +462,10 @@ async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
     let m = mirror("unsigned");
     fresh_except(m.path(), &[CORE2_LIBELF]);
     let store = open_store(&m.path().display().to_string()).await;
-    let model = spackitor::model::CacheModel::load(&store, |_| {})
-        .await
-        .unwrap();
+    let model =
+        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
+            .await
+            .unwrap();
     let rules = spackitor::plan::Rules {
         max_age: Duration::from_secs(30 * 86400),
         keep: Default::default(),
@@ -518,9 +519,10 @@ async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
 async fn a_stale_index_is_never_written_over_a_newer_one() {
     let m = mirror("unsigned");
     let store = open_store(&m.path().display().to_string()).await;
-    let model = spackitor::model::CacheModel::load(&store, |_| {})
-        .await
-        .unwrap();
+    let model =
+        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
+            .await
+            .unwrap();
     let rules = spackitor::plan::Rules {
         max_age: Duration::from_secs(30 * 86400),
         keep: Default::default(),

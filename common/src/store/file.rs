@@ -182,7 +182,7 @@ impl FileStore {
                 report.requests += 1;
                 for key in chunk {
                     match this.delete_one(key) {
-                        Ok(()) => report.deleted.push(key.clone()),
+                        Ok(()) => report.deleted += 1,
                         Err(e) => report.failed.push(DeleteFailure {
                             key: key.clone(),
                             code: match &e {

@@ -61,10 +61,11 @@ pub struct DeleteFailure {
     pub message: String,
 }
 
-/// The outcome of a batched delete: what went, and per key what did not.
+/// The outcome of a batched delete: how many keys went, and per key what did not.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DeleteReport {
-    pub deleted: Vec<String>,
+    /// Keys deleted (or already absent); a count, as a clean of 100,000 specs deletes many.
+    pub deleted: usize,
     pub failed: Vec<DeleteFailure>,
     /// Delete requests sent (one per batch).
     pub requests: usize,

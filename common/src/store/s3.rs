@@ -377,7 +377,7 @@ impl S3Store {
             ..Default::default()
         };
         for r in results {
-            report.deleted.extend(r.deleted);
+            report.deleted += r.deleted;
             report.failed.extend(r.failed);
         }
         Ok(report)
@@ -387,7 +387,7 @@ impl S3Store {
     /// failed: nothing is reported deleted that S3 did not confirm.
     async fn delete_batch(&self, batch: Vec<String>) -> DeleteReport {
         let fail_all = |code: &str, message: String| DeleteReport {
-            deleted: Vec::new(),
+            deleted: 0,
             failed: batch
                 .iter()
                 .map(|k| DeleteFailure {
@@ -438,8 +438,7 @@ impl S3Store {
             deleted: batch
                 .iter()
                 .filter(|k| !failed_keys.contains(k.as_str()))
-                .cloned()
-                .collect(),
+                .count(),
             failed,
             requests: 1,
         }

@@ -154,6 +154,8 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
 #[derive(Debug, Clone)]
 pub struct SpecFile {
     pub nodes: Vec<SpecNode>,
+    /// The nodes as written, for building an index from spec files.
+    pub raw_nodes: Vec<serde_json::Value>,
     /// v2 only: the sha256 of the `.spack` tarball.
     pub tarball_sha256: Option<String>,
 }
@@ -194,14 +196,15 @@ impl SpecFile {
         if raw.spec.nodes.is_empty() {
             return Err(FormatError::invalid(what, "spec file without nodes"));
         }
-        let nodes = raw
-            .spec
-            .nodes
-            .into_iter()
+        let raw_nodes = raw.spec.nodes;
+        let nodes = raw_nodes
+            .iter()
+            .cloned()
             .map(|n| SpecNode::from_value(n, None, what))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SpecFile {
             nodes,
+            raw_nodes,
             tarball_sha256: raw.binary_cache_checksum.map(|c| c.hash),
         })
     }
