@@ -3,12 +3,15 @@
 # directory and over S3 (s3s-fs, which serves a directory and so keeps the objects' backdated
 # mtimes as LastModified).
 #
-# Usage: scripts/bench-clean.sh [SPECS] [LAYOUTS]   (defaults: 100000 "v2 v3")
+# Usage: scripts/bench-clean.sh [SPECS] [LAYOUTS] [S3_SPECS]   (defaults: 100000 "v2 v3" 20000)
+# The S3 runs use a smaller cache: s3s-fs walks its whole folder for every listing page, so its
+# own listing time grows with the square of the object count.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SPECS=${1:-100000}
 LAYOUTS=${2:-v2 v3}
+S3_SPECS=${3:-20000}
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
 TOOLS=$CACHE_DIR/tools
@@ -47,24 +50,25 @@ for layout in $LAYOUTS; do
     log "generating $SPECS specs, layout $layout"
     "$BIN/gen_cache" "$WORK/gen" "$SPECS" "$layout" >"$WORK/gen.json"
     OBJECTS=$(jq .objects "$WORK/gen.json")
-    cp -a "$WORK/gen/cache" "$WORK/dir-cache"
-    mkdir -p "$WORK/s3data" && mv "$WORK/gen/cache" "$WORK/s3data/cache"
     keep=$WORK/gen/keep/spack.lock
-
-    run "$layout dir dry-run" --cache "$WORK/dir-cache" --keep "$keep" --max-age 30 --orphans --dry-run
-    run "$layout dir clean  " --cache "$WORK/dir-cache" --keep "$keep" --max-age 30 --orphans
+    cache=$WORK/gen/cache
+    run "$layout dir   $SPECS dry-run" --cache "$cache" --keep "$keep" --max-age 30 --orphans --dry-run
+    run "$layout dir   $SPECS clean  " --cache "$cache" --keep "$keep" --max-age 30 --orphans
     # Steady state: a second run on the cleaned cache (v3 reads its manifests from the memo).
-    OBJECTS=$(find "$WORK/dir-cache" -type f | wc -l)
-    run "$layout dir again  " --cache "$WORK/dir-cache" --keep "$keep" --max-age 30 --orphans
-    OBJECTS=$(jq .objects "$WORK/gen.json")
+    OBJECTS=$(find "$cache" -type f -not -path '*/.spacktainerizah/*' | wc -l)
+    run "$layout dir   $SPECS again  " --cache "$cache" --keep "$keep" --max-age 30 --orphans
+    rm -rf "$WORK/gen"
 
+    log "generating $S3_SPECS specs, layout $layout, served by s3s-fs"
+    "$BIN/gen_cache" "$WORK/gen" "$S3_SPECS" "$layout" >"$WORK/gen.json"
+    OBJECTS=$(jq .objects "$WORK/gen.json")
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key AK --secret-key SK "$WORK/s3data" >"$WORK/s3s.log" 2>&1 &
+    "$TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key AK --secret-key SK "$WORK/gen" >"$WORK/s3s.log" 2>&1 &
     S3_PID=$!
     for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.2; done
     export BENCH_AK=AK BENCH_SK=SK AWS_EC2_METADATA_DISABLED=true
     s3=(--cache s3://cache --s3-endpoint-url "http://127.0.0.1:$port" --access-key-env BENCH_AK --secret-key-env BENCH_SK)
-    run "$layout s3  clean  " "${s3[@]}" --keep "$keep" --max-age 30 --orphans
+    run "$layout s3  $S3_SPECS clean  " "${s3[@]}" --keep "$WORK/gen/keep/spack.lock" --max-age 30 --orphans
     kill "$S3_PID"; wait "$S3_PID" 2>/dev/null || true; S3_PID=
-    rm -rf "$WORK/gen" "$WORK/dir-cache" "$WORK/s3data"
+    rm -rf "$WORK/gen"
 done

@@ -97,6 +97,9 @@ pub enum Command {
         /// Also write a self-contained HTML report with charts to this file.
         #[arg(long, value_name = "FILE")]
         html: Option<PathBuf>,
+        /// Read v3 manifests not known yet, so every blob counts (one request each).
+        #[arg(long)]
+        sizes: bool,
     },
     /// Specs present in one cache and not the other. Exit 1 when they differ.
     Diff {
@@ -207,6 +210,7 @@ pub enum Run {
     Stats {
         cache: CacheArgs,
         top: usize,
+        sizes: bool,
         html: Option<PathBuf>,
     },
     Diff {
@@ -273,7 +277,17 @@ impl Cli {
                 },
             ),
             Command::Reindex { cache, dry_run } => Run::Reindex { cache, dry_run },
-            Command::Stats { cache, top, html } => Run::Stats { cache, top, html },
+            Command::Stats {
+                cache,
+                top,
+                html,
+                sizes,
+            } => Run::Stats {
+                cache,
+                top,
+                sizes,
+                html,
+            },
             Command::Diff { a, b, s3 } => Run::Diff { a, b, s3 },
             Command::Clean(a) => Run::Clean(
                 a.cache,

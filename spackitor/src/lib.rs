@@ -43,9 +43,12 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
             Run::Reindex { cache, dry_run } => {
                 reindex::run(&open(&cache).await?, dry_run, printer).await
             }
-            Run::Stats { cache, top, html } => {
-                stats::run(&open(&cache).await?, top, html.as_deref(), printer).await
-            }
+            Run::Stats {
+                cache,
+                top,
+                sizes,
+                html,
+            } => stats::run(&open(&cache).await?, top, sizes, html.as_deref(), printer).await,
             Run::Diff { a, b, s3 } => {
                 let opts = s3.options();
                 let open_url = |u: StoreUrl| {

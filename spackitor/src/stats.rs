@@ -125,10 +125,12 @@ pub fn compute(model: &CacheModel, top: usize, now: SystemTime) -> Stats {
 pub async fn run(
     store: &Store,
     top: usize,
+    sizes: bool,
     html: Option<&std::path::Path>,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    let model = CacheModel::load(store, Reads::MemoOnly, |_| {}).await?;
+    let reads = if sizes { Reads::All } else { Reads::MemoOnly };
+    let model = CacheModel::load(store, reads, |_| {}).await?;
     let stats = compute(&model, top, SystemTime::now());
     if let Some(path) = html {
         std::fs::write(path, render_html(&stats))
@@ -172,7 +174,7 @@ pub async fn run(
     ));
     printer.data(&out)?;
     if !stats.complete {
-        printer.log("some v3 manifests were never read: their blobs are missing from sizes and orphans (`spackitor ls --sizes` reads them)");
+        printer.log("some v3 manifests were never read: their blobs are missing from sizes and orphans (`--sizes` reads them, one request each)");
     }
     Ok(exit::SUCCESS)
 }
@@ -193,7 +195,7 @@ fn bars(groups: &[Group], title: &str) -> String {
         "<figure><figcaption>{}</figcaption><svg role=\"img\" aria-label=\"{}\" width=\"{}\" height=\"{height}\" xmlns=\"http://www.w3.org/2000/svg\">",
         escape(title),
         escape(title),
-        label_w + bar_w + 110
+        label_w + bar_w + 190
     );
     for (i, g) in groups.iter().enumerate() {
         let y = i * row + 5;
