@@ -71,13 +71,13 @@ pub enum Reads {
     MemoOnly,
 }
 
-#[derive(Serialize, Deserialize, Default)]
+#[derive(Deserialize, Default)]
 struct Memo {
     version: u32,
     manifests: HashMap<String, MemoEntry>,
 }
 
-#[derive(Serialize, Deserialize)]
+#[derive(Deserialize)]
 struct MemoEntry {
     /// The manifest's ETag, or `size-mtime` where the store gives none.
     tag: String,
@@ -190,6 +190,70 @@ async fn read_memo(store: &Store, catalog: &Catalog) -> Memo {
         .unwrap_or_default()
 }
 
+/// The memo as written: entries are serialised straight from the references, so a memo of
+/// 100,000 manifests is never built in memory.
+struct MemoOut<'a> {
+    catalog: &'a Catalog,
+    refs: &'a ManifestRefs,
+    gone: &'a std::collections::HashSet<u32>,
+}
+
+struct EntryOut<'a>(&'a Catalog, &'a ObjectInfo, &'a [BlobRef]);
+
+impl Serialize for EntryOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct Blobs<'a>(&'a Catalog, &'a [BlobRef]);
+        impl Serialize for Blobs<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut seq = s.serialize_seq(Some(self.1.len()))?;
+                for b in self.1 {
+                    match b {
+                        BlobRef::Listed { at, length } => {
+                            seq.serialize_element(&(&self.0.objects[*at as usize].key, length))?
+                        }
+                        BlobRef::Missing { key, length } => {
+                            seq.serialize_element(&(key, length))?
+                        }
+                    }
+                }
+                seq.end()
+            }
+        }
+        let mut st = s.serialize_struct("MemoEntry", 2)?;
+        st.serialize_field("tag", &tag(self.1))?;
+        st.serialize_field("blobs", &Blobs(self.0, self.2))?;
+        st.end()
+    }
+}
+
+impl Serialize for MemoOut<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeStruct};
+        struct Entries<'a>(&'a MemoOut<'a>);
+        impl Serialize for Entries<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let m = self.0;
+                let mut map = s.serialize_map(None)?;
+                for (&i, blobs) in &m.refs.by_manifest {
+                    let o = &m.catalog.objects[i as usize];
+                    // The index manifest changes with every index write: it is read with the
+                    // index anyway.
+                    if m.gone.contains(&i) || o.key == v3::INDEX_MANIFEST_KEY {
+                        continue;
+                    }
+                    map.serialize_entry(&o.key, &EntryOut(m.catalog, o, blobs))?;
+                }
+                map.end()
+            }
+        }
+        let mut st = s.serialize_struct("Memo", 2)?;
+        st.serialize_field("version", &MEMO_VERSION)?;
+        st.serialize_field("manifests", &Entries(self))?;
+        st.end()
+    }
+}
+
 /// Remember the references of the manifests that remain (all listed but `gone`).
 pub async fn write_memo(
     store: &Store,
@@ -197,28 +261,11 @@ pub async fn write_memo(
     refs: &ManifestRefs,
     gone: &std::collections::HashSet<u32>,
 ) -> anyhow::Result<()> {
-    let mut memo = Memo {
-        version: MEMO_VERSION,
-        manifests: HashMap::new(),
+    let memo = MemoOut {
+        catalog,
+        refs,
+        gone,
     };
-    for (&i, blobs) in &refs.by_manifest {
-        let o = &catalog.objects[i as usize];
-        // The index manifest changes with every index write: it is read with the index anyway.
-        if gone.contains(&i) || o.key == v3::INDEX_MANIFEST_KEY {
-            continue;
-        }
-        let blobs = blobs
-            .iter()
-            .map(|b| match b {
-                BlobRef::Listed { at, length } => {
-                    (catalog.objects[*at as usize].key.clone(), *length)
-                }
-                BlobRef::Missing { key, length } => (key.to_string(), *length),
-            })
-            .collect();
-        memo.manifests
-            .insert(o.key.clone(), MemoEntry { tag: tag(o), blobs });
-    }
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     serde_json::to_writer(&mut gz, &memo)?;
     store

@@ -151,8 +151,8 @@ impl FileStore {
                 Condition::None => None,
                 _ => Some(lock(&reserved).map_err(|e| this.io(&reserved, e))?),
             };
-            let current = match std::fs::read(&path) {
-                Ok(b) => Some(etag_of(&b)),
+            let current = match std::fs::File::open(&path) {
+                Ok(f) => Some(etag_of_reader(f).map_err(|e| this.io(&path, e))?),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
                 Err(e) => return Err(this.io(&path, e)),
             };
@@ -228,6 +228,13 @@ async fn blocking<T: Send + 'static>(
 
 fn etag_of(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
+}
+
+/// The etag of a file read in pieces: an index of 100 MB is not loaded again just to compare.
+fn etag_of_reader(mut r: impl std::io::Read) -> std::io::Result<String> {
+    let mut hasher = Sha256::new();
+    std::io::copy(&mut r, &mut hasher)?;
+    Ok(hex::encode(hasher.finalize()))
 }
 
 fn walk(
