@@ -9,12 +9,11 @@ use std::time::{Duration, Instant, SystemTime};
 use anyhow::{Context, bail};
 use common::cli::exit;
 use common::printer::{Printer, human_bytes, table};
-use common::spack::buildcache::{Layout, index, v2, v3};
+use common::spack::buildcache::{self, Layout, v3};
 use common::store::{
     Condition, DELETE_BATCH, DELETE_CONCURRENCY, DeleteFailure, RequestCounts, Store, StoreError,
 };
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 use crate::keep;
 use crate::manifests;
@@ -278,55 +277,15 @@ pub async fn rewrite_indexes(
 /// Write `bytes` as the index of `lm`'s layout, conditional on the index not having changed
 /// since it was read.
 pub async fn write_index(store: &Store, lm: &LayoutModel, bytes: Vec<u8>) -> anyhow::Result<usize> {
-    let none = BTreeMap::new();
     let guard = lm
         .index
         .guard_etag
         .clone()
         .map(Condition::IfMatch)
         .unwrap_or_default();
-    match lm.layout {
-        Layout::V2 => {
-            let hash_file = index::hash_file_content(&bytes);
-            store
-                .put(v2::INDEX_KEY, bytes, &none, &guard)
-                .await
-                .with_context(|| format!("writing {}", store.location(v2::INDEX_KEY)))?;
-            store
-                .put(v2::INDEX_HASH_KEY, hash_file, &none, &Condition::None)
-                .await
-                .with_context(|| format!("writing {}", store.location(v2::INDEX_HASH_KEY)))?;
-        }
-        Layout::V3 => {
-            let checksum = hex::encode(Sha256::digest(&bytes));
-            let blob_key = v3::blob_key("sha256", &checksum);
-            let length = bytes.len() as u64;
-            let mut manifest = lm
-                .index
-                .manifest
-                .clone()
-                .context("v3 index manifest not loaded")?;
-            let record = manifest
-                .data
-                .iter_mut()
-                .find(|r| r.media_type.starts_with(v3::INDEX_MEDIA_PREFIX))
-                .context("the index manifest lists no index blob")?;
-            record.content_length = length;
-            record.checksum = checksum;
-            record.checksum_algorithm = "sha256".into();
-            record.compression = "none".into();
-            // Content-addressed: the blob goes first, so the manifest never points at nothing.
-            store
-                .put(&blob_key, bytes, &none, &Condition::None)
-                .await
-                .with_context(|| format!("writing {}", store.location(&blob_key)))?;
-            store
-                .put(v3::INDEX_MANIFEST_KEY, manifest.to_bytes(), &none, &guard)
-                .await
-                .with_context(|| format!("writing {}", store.location(v3::INDEX_MANIFEST_KEY)))?;
-        }
-    }
-    Ok(2)
+    buildcache::write_index(store, lm.layout, bytes, &lm.index.db.version, &guard)
+        .await
+        .with_context(|| format!("writing the {} index of {}", lm.layout, store.url()))
 }
 
 /// The keys to delete, grouped in waves run one after the other. Keys are ordered by phase

@@ -6,12 +6,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use anyhow::{Context, bail};
 use common::cli::exit;
 use common::printer::Printer;
-use common::spack::buildcache::{Layout, SpecFile, index, v2, v3};
+use common::spack::buildcache::{self, Layout, SpecFile, v2, v3};
 use common::store::{Condition, ObjectInfo, Store};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 /// Spec files or manifests read at once.
 const READS_IN_FLIGHT: usize = 32;
@@ -64,7 +63,7 @@ pub async fn run(store: &Store, dry_run: bool, printer: &Printer) -> anyhow::Res
         let bytes = database(&specs, &db_version);
         let indexed = specs.iter().filter(|(_, complete)| *complete).count();
         if !dry_run {
-            write(store, layout, bytes, guard, &listed).await?;
+            write(store, layout, bytes, &db_version, guard, &listed).await?;
         }
         out.push(Rebuilt {
             layout: layout.to_string(),
@@ -263,54 +262,22 @@ async fn write(
     store: &Store,
     layout: Layout,
     bytes: Vec<u8>,
+    db_version: &str,
     guard: Condition,
     listed: &HashMap<&str, &ObjectInfo>,
 ) -> anyhow::Result<()> {
-    let none = Default::default();
-    match layout {
-        Layout::V2 => {
-            let hash = index::hash_file_content(&bytes);
-            store
-                .put(v2::INDEX_KEY, bytes, &none, &guard)
-                .await
-                .with_context(|| format!("writing {}", store.location(v2::INDEX_KEY)))?;
-            store
-                .put(v2::INDEX_HASH_KEY, hash, &none, &Condition::None)
-                .await
-                .with_context(|| format!("writing {}", store.location(v2::INDEX_HASH_KEY)))?;
-        }
-        Layout::V3 => {
-            let checksum = hex::encode(Sha256::digest(&bytes));
-            let manifest = v3::Manifest {
-                version: 3,
-                data: vec![v3::BlobRecord {
-                    content_length: bytes.len() as u64,
-                    media_type: format!("{}{DEFAULT_DB_VERSION}+json", v3::INDEX_MEDIA_PREFIX),
-                    compression: "none".into(),
-                    checksum_algorithm: "sha256".into(),
-                    checksum: checksum.clone(),
-                }],
-            };
-            let blob = v3::blob_key("sha256", &checksum);
-            store
-                .put(&blob, bytes, &none, &Condition::None)
-                .await
-                .with_context(|| format!("writing {}", store.location(&blob)))?;
-            store
-                .put(v3::INDEX_MANIFEST_KEY, manifest.to_bytes(), &none, &guard)
-                .await
-                .with_context(|| format!("writing {}", store.location(v3::INDEX_MANIFEST_KEY)))?;
-            if !listed.contains_key(v3::LAYOUT_KEY) {
-                store
-                    .put(
-                        v3::LAYOUT_KEY,
-                        v3::LAYOUT_JSON.as_bytes().to_vec(),
-                        &none,
-                        &Condition::IfNoneMatch,
-                    )
-                    .await?;
-            }
-        }
+    buildcache::write_index(store, layout, bytes, db_version, &guard)
+        .await
+        .with_context(|| format!("writing the {layout} index of {}", store.url()))?;
+    if layout == Layout::V3 && !listed.contains_key(v3::LAYOUT_KEY) {
+        store
+            .put(
+                v3::LAYOUT_KEY,
+                v3::LAYOUT_JSON.as_bytes().to_vec(),
+                &Default::default(),
+                &Condition::IfNoneMatch,
+            )
+            .await?;
     }
     Ok(())
 }

@@ -7,9 +7,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
-use spacktainerizah_tests::{
-    ACCESS_KEY_VAR, SECRET_KEY_VAR, copy_dir, fixtures, new_bucket, open_store, s3_endpoint, walk,
-};
+use spacktainerizah_tests::{copy_dir, fixtures, new_bucket, open_store, s3_cli_args, walk};
 
 const CORE2_LIBELF: &str = "rqh2vuf6fqwkmipzgi2wjx352mq7y7ez";
 const CORE2_LIBDWARF: &str = "sk2gqqz4n5njmvktycnd25wq25jxiqkr";
@@ -457,6 +455,17 @@ fn bad_inputs_delete_nothing() {
     }
 }
 
+/// Clean's rules with a 30-day age and nothing else.
+fn rules_30_days() -> spackitor::plan::Rules {
+    spackitor::plan::Rules {
+        max_age: Duration::from_secs(30 * 86400),
+        keep: Default::default(),
+        packages: None,
+        orphans: false,
+        now: SystemTime::now(),
+    }
+}
+
 #[tokio::test]
 async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
     let m = mirror("unsigned");
@@ -466,13 +475,7 @@ async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
         spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
             .await
             .unwrap();
-    let rules = spackitor::plan::Rules {
-        max_age: Duration::from_secs(30 * 86400),
-        keep: Default::default(),
-        packages: None,
-        orphans: false,
-        now: SystemTime::now(),
-    };
+    let rules = rules_30_days();
     let plans = spackitor::plan::plan(&model, &rules);
     // The run stops right after rewriting the indexes, before any delete.
     spackitor::clean::rewrite_indexes(&store, &model, &plans)
@@ -523,13 +526,7 @@ async fn a_stale_index_is_never_written_over_a_newer_one() {
         spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
             .await
             .unwrap();
-    let rules = spackitor::plan::Rules {
-        max_age: Duration::from_secs(30 * 86400),
-        keep: Default::default(),
-        packages: None,
-        orphans: false,
-        now: SystemTime::now(),
-    };
+    let rules = rules_30_days();
     let plans = spackitor::plan::plan(&model, &rules);
     // Someone else rewrites the index meanwhile (a pipeline's `update-index`).
     let idx = m.path().join("build_cache/index.json");
@@ -620,14 +617,7 @@ fn clean_s3(bucket: &str, args: &[&str]) -> Output {
             "--cache",
             &format!("s3://{bucket}/cache"),
         ])
-        .args([
-            "--s3-endpoint-url",
-            &s3_endpoint(),
-            "--access-key-env",
-            ACCESS_KEY_VAR,
-            "--secret-key-env",
-            SECRET_KEY_VAR,
-        ])
+        .args(s3_cli_args())
         .args(args)
         .output()
         .unwrap()

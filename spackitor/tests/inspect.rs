@@ -7,8 +7,7 @@ use std::process::{Command, Output};
 
 use serde_json::Value;
 use spacktainerizah_tests::{
-    ACCESS_KEY_VAR, SECRET_KEY_VAR, copy_dir, fixtures, new_bucket, open_store, s3_endpoint,
-    upload_dir, walk,
+    copy_dir, fixtures, new_bucket, open_store, s3_cli_args, upload_dir, walk,
 };
 
 const CORE2_LIBELF: &str = "rqh2vuf6fqwkmipzgi2wjx352mq7y7ez";
@@ -384,14 +383,7 @@ async fn over_s3_show_verify_and_stats_read_no_more_than_they_show() {
                 "--cache",
                 &format!("s3://{bucket}/c"),
             ])
-            .args([
-                "--s3-endpoint-url",
-                &s3_endpoint(),
-                "--access-key-env",
-                ACCESS_KEY_VAR,
-                "--secret-key-env",
-                SECRET_KEY_VAR,
-            ])
+            .args(s3_cli_args())
             .args(extra)
             .output()
             .unwrap()

@@ -5,8 +5,7 @@ use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
 use spacktainerizah_tests::{
-    ACCESS_KEY_VAR, SECRET_KEY_VAR, copy_dir, fixtures, new_bucket, open_store, repo_root,
-    s3_endpoint, upload_dir,
+    SECRET_KEY_VAR, copy_dir, fixtures, new_bucket, open_store, repo_root, s3_cli_args, upload_dir,
 };
 
 fn spackitor(args: &[&str]) -> Output {
@@ -146,14 +145,7 @@ async fn the_same_listing_over_s3() {
             "--cache",
             &format!("s3://{bucket}/mirror"),
         ])
-        .args([
-            "--s3-endpoint-url",
-            &s3_endpoint(),
-            "--access-key-env",
-            ACCESS_KEY_VAR,
-            "--secret-key-env",
-            SECRET_KEY_VAR,
-        ])
+        .args(s3_cli_args())
         .output()
         .unwrap();
     let over_s3 = json_rows(&out);
@@ -205,14 +197,7 @@ fn a_missing_bucket_is_reported_without_credentials() {
     let secret = std::env::var(SECRET_KEY_VAR).expect("test key pair");
     let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
         .args(["ls", "--cache", "s3://bucket-that-does-not-exist"])
-        .args([
-            "--s3-endpoint-url",
-            &s3_endpoint(),
-            "--access-key-env",
-            ACCESS_KEY_VAR,
-            "--secret-key-env",
-            SECRET_KEY_VAR,
-        ])
+        .args(s3_cli_args())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));

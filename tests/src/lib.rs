@@ -189,3 +189,17 @@ pub fn validate_gitlab_ci(yaml_text: &str) -> Result<(), Vec<String>> {
         Err(errors)
     }
 }
+
+/// The flags that point a tool at the test S3 server, with the key pair by variable name.
+pub fn s3_cli_args() -> Vec<String> {
+    [
+        "--s3-endpoint-url",
+        &s3_endpoint(),
+        "--access-key-env",
+        ACCESS_KEY_VAR,
+        "--secret-key-env",
+        SECRET_KEY_VAR,
+    ]
+    .map(String::from)
+    .to_vec()
+}

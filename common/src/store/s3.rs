@@ -23,6 +23,29 @@ use super::stats::{Request, RequestStats};
 use super::{Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, StoreError, check_key};
 use crate::secret::Secret;
 
+fn object_info(
+    key: &str,
+    length: Option<i64>,
+    modified: Option<&aws_sdk_s3::primitives::DateTime>,
+    etag: Option<&str>,
+) -> ObjectInfo {
+    ObjectInfo {
+        key: key.to_string(),
+        size: length.unwrap_or(0).max(0) as u64,
+        last_modified: modified
+            .and_then(|d| SystemTime::try_from(*d).ok())
+            .unwrap_or(SystemTime::UNIX_EPOCH),
+        etag: etag.map(str::to_string),
+    }
+}
+
+fn user_metadata(
+    m: Option<&std::collections::HashMap<String, String>>,
+) -> BTreeMap<String, String> {
+    m.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
 /// How to reach S3. The key pair, when given, is read from the environment variables *named*
 /// here, so CI can keep one pair per bucket and no secret is ever passed as an argument.
 #[derive(Debug, Clone, Default)]
@@ -229,15 +252,12 @@ impl S3Store {
                     .iter()
                     .filter_map(|o| {
                         let key = o.key()?;
-                        Some(Ok(ObjectInfo {
-                            key: this.relative(key).to_string(),
-                            size: o.size().unwrap_or(0).max(0) as u64,
-                            last_modified: o
-                                .last_modified()
-                                .and_then(|d| SystemTime::try_from(*d).ok())
-                                .unwrap_or(SystemTime::UNIX_EPOCH),
-                            etag: o.e_tag().map(str::to_string),
-                        }))
+                        Some(Ok(object_info(
+                            this.relative(key),
+                            o.size(),
+                            o.last_modified(),
+                            o.e_tag(),
+                        )))
                     })
                     .collect();
                 let next = match (out.is_truncated(), out.next_continuation_token()) {
@@ -266,19 +286,8 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.map_err(self.location(key), e))?;
-        let info = ObjectInfo {
-            key: key.to_string(),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            last_modified: out
-                .last_modified()
-                .and_then(|d| SystemTime::try_from(*d).ok())
-                .unwrap_or(SystemTime::UNIX_EPOCH),
-            etag: out.e_tag().map(str::to_string),
-        };
-        let metadata = out
-            .metadata()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+        let info = object_info(key, out.content_length(), out.last_modified(), out.e_tag());
+        let metadata = user_metadata(out.metadata());
         Ok((info, metadata))
     }
 
@@ -294,19 +303,8 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.map_err(self.location(key), e))?;
-        let info = ObjectInfo {
-            key: key.to_string(),
-            size: out.content_length().unwrap_or(0).max(0) as u64,
-            last_modified: out
-                .last_modified()
-                .and_then(|d| SystemTime::try_from(*d).ok())
-                .unwrap_or(SystemTime::UNIX_EPOCH),
-            etag: out.e_tag().map(str::to_string),
-        };
-        let metadata = out
-            .metadata()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-            .unwrap_or_default();
+        let info = object_info(key, out.content_length(), out.last_modified(), out.e_tag());
+        let metadata = user_metadata(out.metadata());
         let bytes = out
             .body
             .collect()

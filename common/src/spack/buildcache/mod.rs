@@ -149,6 +149,55 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
     }
 }
 
+/// Write `bytes` (a database) as the index of `layout`, the index object guarded by `guard`:
+/// v2 `index.json` then `index.json.hash`; v3 the content-addressed index blob first (so the
+/// manifest never points at nothing), then the index manifest. Returns the objects written.
+pub async fn write_index(
+    store: &Store,
+    layout: Layout,
+    bytes: Vec<u8>,
+    db_version: &str,
+    guard: &crate::store::Condition,
+) -> Result<usize, StoreError> {
+    use crate::store::Condition;
+    let none = Default::default();
+    match layout {
+        Layout::V2 => {
+            let hash = index::hash_file_content(&bytes);
+            store.put(v2::INDEX_KEY, bytes, &none, guard).await?;
+            store
+                .put(v2::INDEX_HASH_KEY, hash, &none, &Condition::None)
+                .await?;
+        }
+        Layout::V3 => {
+            use sha2::{Digest, Sha256};
+            let checksum = hex::encode(Sha256::digest(&bytes));
+            let manifest = v3::Manifest {
+                version: 3,
+                data: vec![v3::BlobRecord {
+                    content_length: bytes.len() as u64,
+                    media_type: format!("{}{db_version}+json", v3::INDEX_MEDIA_PREFIX),
+                    compression: "none".into(),
+                    checksum_algorithm: "sha256".into(),
+                    checksum: checksum.clone(),
+                }],
+            };
+            store
+                .put(
+                    &v3::blob_key("sha256", &checksum),
+                    bytes,
+                    &none,
+                    &Condition::None,
+                )
+                .await?;
+            store
+                .put(v3::INDEX_MANIFEST_KEY, manifest.to_bytes(), &none, guard)
+                .await?;
+        }
+    }
+    Ok(2)
+}
+
 /// A spec file: the nodes of one spec's DAG (root first), from a v2 `.spec.json[.sig]` or a v3
 /// spec blob (gzip-compressed or not).
 #[derive(Debug, Clone)]
