@@ -149,22 +149,25 @@ pub async fn read(
     if reads == Reads::MemoOnly {
         out.unread = to_read.drain(..).collect();
     }
-    let read: Vec<(u32, Manifest)> = futures::stream::iter(to_read)
+    // Each manifest is reduced to its references as soon as it is read.
+    let refs_of = &refs_of;
+    let read: Vec<(u32, Vec<BlobRef>)> = futures::stream::iter(to_read)
         .map(|i| async move {
             let key = &catalog.objects[i as usize].key;
             let obj = store
                 .get(key)
                 .await
                 .with_context(|| format!("reading manifest {}", store.location(key)))?;
-            Ok::<_, anyhow::Error>((i, Manifest::parse(&store.location(key), &obj.bytes)?))
+            Ok::<_, anyhow::Error>((
+                i,
+                refs_of(&Manifest::parse(&store.location(key), &obj.bytes)?),
+            ))
         })
         .buffer_unordered(READS_IN_FLIGHT)
         .try_collect()
         .await?;
     out.read = read.len();
-    for (i, m) in read {
-        out.by_manifest.insert(i, refs_of(&m));
-    }
+    out.by_manifest.extend(read);
     out.memo_stale = out.read > 0 || memo.manifests.len() != listed;
     Ok(out)
 }
