@@ -722,3 +722,63 @@ fn v3_manifests_are_read_once_and_remembered() {
     .unwrap();
     assert_eq!(orphans, [old_index.data[0].key()]);
 }
+
+#[test]
+fn a_blob_two_manifests_share_goes_with_the_last_of_them() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[CORE2_LIBELF]);
+    // libdwarf (m1) is pushed again pointing at core2 libelf's tarball blob: one blob, two users.
+    let manifest_of = |hash: &str| {
+        walk(&m.path().join("v3/manifests/spec"))
+            .into_iter()
+            .find(|p| p.to_string_lossy().contains(hash))
+            .unwrap()
+    };
+    let elf = common::spack::buildcache::v3::Manifest::parse(
+        "m",
+        &std::fs::read(manifest_of(CORE2_LIBELF)).unwrap(),
+    )
+    .unwrap();
+    let shared = elf
+        .data
+        .iter()
+        .find(|r| r.media_type.starts_with("application/vnd.spack.install"))
+        .unwrap()
+        .clone();
+    let dwarf_path = manifest_of(M1_LIBDWARF);
+    let mut dwarf =
+        common::spack::buildcache::v3::Manifest::parse("m", &std::fs::read(&dwarf_path).unwrap())
+            .unwrap();
+    let own_tarball = dwarf.data[0].key();
+    dwarf.data[0] = shared.clone();
+    std::fs::write(&dwarf_path, dwarf.to_bytes()).unwrap();
+    set_age(&dwarf_path, 1.0);
+    std::fs::remove_file(m.path().join(&own_tarball)).unwrap();
+
+    let r = report(&clean(m.path(), &["--max-age", "30"]));
+    let v3: Vec<&Value> = r["layouts"][1]["specs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .collect();
+    assert!(v3.iter().any(|s| s["hash"] == CORE2_LIBELF));
+    assert!(
+        m.path().join(shared.key()).exists(),
+        "m1 libdwarf still uses the blob"
+    );
+    let elf_objects: Vec<&str> = v3.iter().find(|s| s["hash"] == CORE2_LIBELF).unwrap()["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap())
+        .collect();
+    assert!(!elf_objects.contains(&shared.key().as_str()));
+
+    age_spec(m.path(), M1_LIBDWARF, 40.0);
+    set_age(&m.path().join(shared.key()), 40.0);
+    report(&clean(m.path(), &["--max-age", "30"]));
+    assert!(
+        !m.path().join(shared.key()).exists(),
+        "its last user is gone"
+    );
+}

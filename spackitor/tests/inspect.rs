@@ -406,4 +406,37 @@ async fn over_s3_show_verify_and_stats_read_no_more_than_they_show() {
     );
     let out = s3("ls", &["-v"]);
     assert!(out.status.success());
+    let deps = json(&s3("dependents", &["gcc-runtime"]));
+    assert_eq!(deps.as_array().unwrap().len(), 4);
+    assert_eq!(json(&s3("orphans", &[])).as_array().unwrap().len(), 0);
+
+    // purge, then compare with the untouched local copy, then rebuild the index from scratch.
+    let purged = json(&s3("purge", &[CORE2_LIBDWARF]));
+    assert_eq!(purged["totals"]["specs"], 2);
+    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        .args([
+            "diff",
+            "--output",
+            "json",
+            &src.path().display().to_string(),
+            &format!("s3://{bucket}/c"),
+        ])
+        .args(s3_cli_args())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let d: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(d["only_in_a"][0]["hash"], CORE2_LIBDWARF);
+    let store = open_store(&format!("s3://{bucket}/c")).await;
+    store
+        .delete_many(vec![
+            "build_cache/index.json".into(),
+            "v3/manifests/index/index.manifest.json".into(),
+        ])
+        .await
+        .unwrap();
+    let rebuilt = json(&s3("reindex", &[]));
+    assert_eq!(rebuilt[0]["specs"], 5);
+    assert_eq!(rebuilt[1]["specs"], 5);
+    assert_eq!(json(&s3("ls", &[])).as_array().unwrap().len(), 10);
 }
