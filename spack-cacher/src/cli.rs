@@ -1,8 +1,94 @@
 //! Command-line interface of `spack-cacher`.
 
-use clap::Parser;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
 use common::cli::EXIT_CODES_HELP;
+use common::config::Config;
+use common::env_names;
+
+use crate::process::ProcessOptions;
 
 #[derive(Debug, Parser)]
-#[command(name = "spack-cacher", version, about = "Fills the Spack binary build cache from the container definitions (stage 2).", after_help = EXIT_CODES_HELP, arg_required_else_help = true)]
-pub struct Cli {}
+#[command(name = "spack-cacher", version, about = "Fills the Spack binary build cache from the container definitions (stage 2).", after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Turn the pipelines `spack ci generate` wrote for one architecture into GitLab child
+    /// pipelines: jobs merged (a job shared by several environments once, in its earliest
+    /// stage), one child pipeline per stage, and the trigger pipeline `<ARCH>.yml` that runs
+    /// them in order. The parent's trigger job must pass `PARENT_PIPELINE_ID: $CI_PIPELINE_ID`.
+    Process {
+        /// Generated pipeline files, or folders of `<environment>/*.yml`.
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        #[arg(long)]
+        arch: String,
+        /// Configuration file (the architecture's CI variables and build-cache key pair).
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        /// Folder the pipelines are written to, relative to the project (CI artifacts).
+        #[arg(long)]
+        output: PathBuf,
+        /// The parent pipeline's job running this command (its artifacts hold the output).
+        #[arg(long, env = "CI_JOB_NAME")]
+        artifacts_job: String,
+        /// Timeout of every build job (`2h`, `90m`).
+        #[arg(long)]
+        timeout: Option<String>,
+        /// Image pull policy of every build job (`always`, `if-not-present`).
+        #[arg(long)]
+        pull_policy: Option<String>,
+        /// A stage with more jobs is split into several child pipelines.
+        #[arg(long, default_value_t = 500)]
+        max_jobs: usize,
+    },
+}
+
+/// A parsed command with the plain options the library works from.
+pub enum Run {
+    Process(ProcessOptions),
+}
+
+impl Cli {
+    pub fn into_run(self) -> anyhow::Result<Run> {
+        Ok(match self.command {
+            Command::Process {
+                inputs,
+                arch,
+                config,
+                output,
+                artifacts_job,
+                timeout,
+                pull_policy,
+                max_jobs,
+            } => {
+                let cfg = Config::read(&config)?;
+                let a = cfg.arch(&arch).with_context(|| {
+                    format!("architecture `{arch}` is not in {}", config.display())
+                })?;
+                Run::Process(ProcessOptions {
+                    arch,
+                    inputs,
+                    artifacts_path: output.display().to_string(),
+                    output_dir: output,
+                    artifacts_job,
+                    variables: a.variables.clone(),
+                    key_pair: a
+                        .build_cache
+                        .credentials
+                        .as_ref()
+                        .map(|c| (c.user_env.clone(), c.secret_env.clone())),
+                    timeout,
+                    pull_policy,
+                    max_jobs_per_pipeline: max_jobs,
+                })
+            }
+        })
+    }
+}

@@ -1,13 +1,16 @@
-//! `spack-cacher`: Fills the Spack binary build cache from the container definitions (stage 2).
+//! `spack-cacher`: fills the Spack binary build cache from the container definitions (stage 2).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-mod cli;
-
 fn main() -> ExitCode {
-    // Its commands arrive with their stage; until then it answers --help and --version only.
-    let _ = cli::Cli::parse();
-    ExitCode::from(common::cli::exit::SUCCESS)
+    let cli = spack_cacher::cli::Cli::parse();
+    match cli.into_run().and_then(spack_cacher::run) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(common::cli::exit::ERROR)
+        }
+    }
 }
