@@ -8,6 +8,8 @@ use common::cli::EXIT_CODES_HELP;
 use common::config::Config;
 use common::env_names;
 
+use crate::generate::GenerateOptions;
+use crate::prepare::PrepareOptions;
 use crate::process::ProcessOptions;
 
 #[derive(Debug, Parser)]
@@ -19,6 +21,44 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Write the Spack environment of every container definition and architecture:
+    /// `<OUTPUT>/<arch>/<container>/spack.yaml` (the template merged with the definition, the
+    /// base requirement, the upload mirror, the CI section).
+    Prepare {
+        /// The repository with `spack.yaml` (the template) and `container_definitions/`.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        #[arg(long)]
+        output: PathBuf,
+        /// The branch slug; the default branch uses production buckets and tags.
+        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        branch: String,
+        /// Date of branch image tags, `YYYY.MM.DD` (today when not given).
+        #[arg(long)]
+        date: Option<String>,
+    },
+    /// Run `spack concretize -f` and `spack ci generate` on every prepared environment of an
+    /// architecture, several at once; each environment's log is kept in `generate.log`.
+    Generate {
+        /// Where `prepare` wrote the environments.
+        #[arg(long)]
+        envs: PathBuf,
+        #[arg(long)]
+        arch: String,
+        /// Where the pipelines go: `<PIPELINES>/<container>/pipeline.yml`.
+        #[arg(long)]
+        pipelines: PathBuf,
+        /// The `spack` executable (found on PATH when not given).
+        #[arg(long, env = "SPACK")]
+        spack: Option<PathBuf>,
+        /// Environments processed at once.
+        #[arg(long, default_value_t = 4)]
+        jobs: usize,
+        #[command(flatten)]
+        out: common::cli::OutputArgs,
+    },
     /// Turn the pipelines `spack ci generate` wrote for one architecture into GitLab child
     /// pipelines: jobs merged (a job shared by several environments once, in its earliest
     /// stage), one child pipeline per stage, and the trigger pipeline `<ARCH>.yml` that runs
@@ -52,12 +92,44 @@ pub enum Command {
 
 /// A parsed command with the plain options the library works from.
 pub enum Run {
+    Prepare(PrepareOptions),
+    Generate(GenerateOptions, common::printer::Printer),
     Process(ProcessOptions),
 }
 
 impl Cli {
     pub fn into_run(self) -> anyhow::Result<Run> {
         Ok(match self.command {
+            Command::Prepare {
+                repo,
+                config,
+                output,
+                branch,
+                date,
+            } => Run::Prepare(PrepareOptions {
+                config: Config::read(&config)?,
+                repo,
+                output,
+                branch,
+                date: date.unwrap_or_else(crate::prepare::today),
+            }),
+            Command::Generate {
+                envs,
+                arch,
+                pipelines,
+                spack,
+                jobs,
+                out,
+            } => Run::Generate(
+                GenerateOptions {
+                    envs,
+                    arch,
+                    spack,
+                    jobs,
+                    output: pipelines,
+                },
+                common::printer::Printer::new(&out),
+            ),
             Command::Process {
                 inputs,
                 arch,

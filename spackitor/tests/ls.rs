@@ -225,3 +225,30 @@ fn help_documents_variables_and_exit_codes() {
     assert!(top.contains("Exit codes: 0"), "{top}");
     assert!(spackitor(&["--version"]).status.success());
 }
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        "ls",
+        "show",
+        "dependents",
+        "orphans",
+        "verify",
+        "purge",
+        "reindex",
+        "stats",
+        "diff",
+        "clean",
+    ] {
+        let out = spackitor(&[cmd, "--help"]);
+        assert!(
+            out.status.success(),
+            "{cmd}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            String::from_utf8_lossy(&out.stdout).contains("Usage: spackitor"),
+            "{cmd}"
+        );
+    }
+}

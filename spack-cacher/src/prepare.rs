@@ -1,0 +1,195 @@
+//! `spack-cacher prepare`: for every architecture and container definition, the Spack
+//! environment that will be built — the repository's template merged with the definition, the
+//! architecture's base requirement, the upload mirror and the CI section — in
+//! `<output>/<arch>/<container>/spack.yaml`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use common::config::{ArchConfig, Config};
+use common::definitions::{self, Kind};
+use common::spack::environment::Environment;
+use common::yaml::{Mapping, Value};
+
+/// The mirror name current Spack requires for `spack ci` uploads.
+pub const UPLOAD_MIRROR: &str = "buildcache-destination";
+
+#[derive(Debug, Clone)]
+pub struct PrepareOptions {
+    /// The repository holding `spack.yaml` (the template) and `container_definitions/`.
+    pub repo: PathBuf,
+    pub config: Config,
+    pub output: PathBuf,
+    /// The branch slug (`CI_COMMIT_REF_SLUG`); the default branch uses production buckets and tags.
+    pub branch: String,
+    /// `YYYY.MM.DD`, for the builder image tag off the default branch.
+    pub date: String,
+}
+
+/// One prepared environment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prepared {
+    pub arch: String,
+    pub container: String,
+    pub path: PathBuf,
+}
+
+pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
+    let template_path = opts.repo.join("spack.yaml");
+    let template = Environment::read(&template_path)?;
+    let defs = definitions::discover(&opts.repo)?;
+    let on_default = opts.branch == opts.config.default_branch;
+    let mut out = Vec::new();
+    for arch in &defs.architectures {
+        let Some(ac) = opts.config.arch(arch) else {
+            bail!(
+                "container_definitions/{arch} has no entry under `architectures` in the configuration"
+            );
+        };
+        for def in defs.for_arch(arch) {
+            let Kind::Spack { environment, .. } = &def.kind else {
+                continue;
+            };
+            let mut env = Environment::merged(&template, environment).with_context(|| {
+                format!(
+                    "merging {} into {}",
+                    def.path.display(),
+                    template_path.display()
+                )
+            })?;
+            env.substitute_base_arch(&ac.base_requirement);
+            add_mirror(&mut env, ac, on_default);
+            add_ci(
+                &mut env,
+                &opts.config,
+                ac,
+                on_default,
+                &opts.branch,
+                &opts.date,
+            );
+            let dir = opts.output.join(arch).join(&def.name);
+            std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+            let path = dir.join("spack.yaml");
+            std::fs::write(&path, env.to_yaml())
+                .with_context(|| format!("writing {}", path.display()))?;
+            out.push(Prepared {
+                arch: arch.clone(),
+                container: def.name.clone(),
+                path,
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn s(v: &str) -> Value {
+    Value::String(v.to_string())
+}
+
+fn map(pairs: Vec<(&str, Value)>) -> Value {
+    Value::Mapping(
+        pairs
+            .into_iter()
+            .map(|(k, v)| (s(k), v))
+            .collect::<Mapping>(),
+    )
+}
+
+/// The upload mirror replaces the template's mirrors: where packages go is configuration. The
+/// key pair is given to Spack by variable *name* (`access_pair`), never by value.
+fn add_mirror(env: &mut Environment, ac: &ArchConfig, on_default: bool) {
+    let bucket = &ac.build_cache;
+    let mut mirror = vec![
+        ("url", s(bucket.url_for(on_default))),
+        ("signed", Value::Bool(false)),
+    ];
+    if let Some(endpoint) = &bucket.endpoint_url {
+        mirror.push(("endpoint_url", s(endpoint)));
+    }
+    if let Some(c) = &bucket.credentials {
+        mirror.push((
+            "access_pair",
+            map(vec![
+                ("id_variable", s(&c.user_env)),
+                ("secret_variable", s(&c.secret_env)),
+            ]),
+        ));
+    }
+    env.spack_mut()
+        .insert(s("mirrors"), map(vec![(UPLOAD_MIRROR, map(mirror))]));
+}
+
+/// The builder image of this branch, the runner tag, and the key trust every job needs.
+fn add_ci(
+    env: &mut Environment,
+    config: &Config,
+    ac: &ArchConfig,
+    on_default: bool,
+    branch: &str,
+    date: &str,
+) {
+    let tag = config.tags.base_tag(on_default, branch, date);
+    let image = map(vec![
+        ("name", s(&format!("{}/builder:{tag}", config.registry.url))),
+        ("entrypoint", Value::Sequence(vec![s("")])),
+    ]);
+    let before = Value::Sequence(vec![
+        s(". $SPACK_ROOT/share/spack/setup-env.sh"),
+        s("spack gpg trust \"$SPACK_DEPLOYMENT_KEY_PUBLIC\""),
+    ]);
+    let job = |with_before: bool| {
+        let mut pairs = vec![
+            ("tags", Value::Sequence(vec![s(&ac.runner_tag)])),
+            ("image", image.clone()),
+        ];
+        if with_before {
+            pairs.push(("before_script", before.clone()));
+        }
+        map(pairs)
+    };
+    let entries = vec![
+        map(vec![("build-job", job(true))]),
+        map(vec![("reindex-job", job(true))]),
+        map(vec![("noop-job", job(false))]),
+    ];
+    let spack = env.spack_mut();
+    let ci = spack
+        .entry(s("ci"))
+        .or_insert_with(|| Value::Mapping(Mapping::new()));
+    if !ci.is_mapping() {
+        *ci = Value::Mapping(Mapping::new());
+    }
+    let ci = ci.as_mapping_mut().expect("made a mapping above");
+    ci.entry(s("target")).or_insert_with(|| s("gitlab"));
+    let pipeline_gen = ci
+        .entry(s("pipeline-gen"))
+        .or_insert_with(|| Value::Sequence(Vec::new()));
+    match pipeline_gen {
+        Value::Sequence(items) => items.extend(entries),
+        other => *other = Value::Sequence(entries),
+    }
+}
+
+/// Today's date as `YYYY.MM.DD` (UTC), the format of branch image tags.
+pub fn today() -> String {
+    common::printer::rfc3339(std::time::SystemTime::now())[..10].replace('-', ".")
+}
+
+/// The prepared environments under `dir` for `arch`: `<dir>/<arch>/<container>/spack.yaml`.
+pub fn environments(dir: &Path, arch: &str) -> anyhow::Result<Vec<PathBuf>> {
+    let base = dir.join(arch);
+    let mut envs = Vec::new();
+    for e in std::fs::read_dir(&base).with_context(|| {
+        format!(
+            "reading {} (run `spack-cacher prepare` first)",
+            base.display()
+        )
+    })? {
+        let p = e?.path();
+        if p.join("spack.yaml").is_file() {
+            envs.push(p);
+        }
+    }
+    envs.sort();
+    Ok(envs)
+}

@@ -1,0 +1,197 @@
+//! `spack-cacher prepare` and `generate` on the example definitions: the environments written
+//! (snapshot-tested), and what happens without a working `spack`.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use common::config::Config;
+use spack_cacher::prepare::{self, PrepareOptions};
+use spacktainerizah_tests::{repo_root, walk};
+
+fn options(out: &Path, branch: &str) -> PrepareOptions {
+    PrepareOptions {
+        repo: repo_root().join("examples"),
+        config: Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap(),
+        output: out.to_path_buf(),
+        branch: branch.into(),
+        date: "2026.11.29".into(),
+    }
+}
+
+fn snapshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/prepare")
+}
+
+/// The written environments must equal the committed snapshots; `UPDATE_SNAPSHOTS=1` rewrites
+/// them after a deliberate change (review the diff).
+#[test]
+fn environments_match_their_snapshots() {
+    let out = tempfile::tempdir().unwrap();
+    let prepared = prepare::run(&options(out.path(), "my-feature")).unwrap();
+    let names: Vec<String> = prepared
+        .iter()
+        .map(|p| format!("{}/{}", p.arch, p.container))
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "amd64/brainbuilder",
+            "amd64/neurodamus-neocortex",
+            "amd64/system-benchmarks",
+            "arm64/system-benchmarks"
+        ],
+        "the .def container has no Spack environment"
+    );
+    for p in &prepared {
+        let rel = p.path.strip_prefix(out.path()).unwrap();
+        let snap = snapshots().join(rel);
+        let got = std::fs::read_to_string(&p.path).unwrap();
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
+            std::fs::write(&snap, &got).unwrap();
+        }
+        let want = std::fs::read_to_string(&snap).unwrap_or_else(|_| {
+            panic!(
+                "no snapshot {} (UPDATE_SNAPSHOTS=1 writes it)",
+                snap.display()
+            )
+        });
+        assert_eq!(got, want, "{}", rel.display());
+    }
+    // Deterministic: a second run writes the same bytes.
+    let again = tempfile::tempdir().unwrap();
+    prepare::run(&options(again.path(), "my-feature")).unwrap();
+    for f in walk(out.path()) {
+        assert_eq!(
+            std::fs::read(&f).unwrap(),
+            std::fs::read(again.path().join(f.strip_prefix(out.path()).unwrap())).unwrap()
+        );
+    }
+}
+
+#[test]
+fn the_default_branch_uses_production_buckets_and_tags() {
+    let out = tempfile::tempdir().unwrap();
+    prepare::run(&options(out.path(), "main")).unwrap();
+    let amd = std::fs::read_to_string(out.path().join("amd64/brainbuilder/spack.yaml")).unwrap();
+    assert!(
+        amd.contains("url: s3://spack-build-cache\n") && amd.contains("builder:latest"),
+        "{amd}"
+    );
+    let arm =
+        std::fs::read_to_string(out.path().join("arm64/system-benchmarks/spack.yaml")).unwrap();
+    assert!(
+        arm.contains("target=armv8.4a")
+            && arm.contains("aws_graviton")
+            && arm.contains("s3://spack-cache-arm64"),
+        "{arm}"
+    );
+    for f in walk(out.path()) {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(!text.contains("%BASE_ARCH%"), "{}", f.display());
+        // The key pair appears by variable name only.
+        assert!(
+            !text.contains("access_pair: [") && text.contains("secret_variable:"),
+            "{}",
+            f.display()
+        );
+    }
+}
+
+#[test]
+fn a_conflicting_definition_names_the_file_and_the_path() {
+    let repo = tempfile::tempdir().unwrap();
+    std::fs::write(
+        repo.path().join("spack.yaml"),
+        "spack:\n  specs: []\n  packages:\n    all:\n      require: '%BASE_ARCH%'\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(repo.path().join("container_definitions/amd64")).unwrap();
+    std::fs::write(
+        repo.path().join("container_definitions/amd64/x.yaml"),
+        "spack:\n  specs: [zlib]\n  packages:\n    all:\n      require: '%clang'\n",
+    )
+    .unwrap();
+    let mut opts = options(&repo.path().join("out"), "b");
+    opts.repo = repo.path().to_path_buf();
+    let err = format!("{:#}", prepare::run(&opts).unwrap_err());
+    assert!(
+        err.contains("x.yaml") && err.contains("spack.packages.all.require"),
+        "{err}"
+    );
+}
+
+fn cacher(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+        .args(args)
+        .env("PATH", "/usr/bin:/bin")
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn generate_says_how_to_get_spack_and_shows_spack_failures() {
+    let out = tempfile::tempdir().unwrap();
+    prepare::run(&options(out.path(), "b")).unwrap();
+    let envs = out.path().display().to_string();
+    let pipelines = out.path().join("pipelines").display().to_string();
+    let missing = cacher(&[
+        "generate",
+        "--envs",
+        &envs,
+        "--arch",
+        "arm64",
+        "--pipelines",
+        &pipelines,
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&missing.stderr);
+    assert!(
+        err.contains("`spack` was not found on PATH") && err.contains("--spack"),
+        "{err}"
+    );
+
+    // A spack that fails: the environment, the command and the log are named.
+    let failing = cacher(&[
+        "generate",
+        "--envs",
+        &envs,
+        "--arch",
+        "arm64",
+        "--pipelines",
+        &pipelines,
+        "--spack",
+        "/bin/false",
+    ]);
+    assert_eq!(failing.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&failing.stderr);
+    assert!(
+        err.contains("arm64/system-benchmarks")
+            && err.contains("concretize -f")
+            && err.contains("generate.log"),
+        "{err}"
+    );
+    assert!(
+        out.path()
+            .join("arm64/system-benchmarks/generate.log")
+            .is_file()
+    );
+}
+
+#[test]
+fn every_command_has_help() {
+    for cmd in [
+        vec!["--help"],
+        vec!["prepare", "--help"],
+        vec!["generate", "--help"],
+        vec!["process", "--help"],
+        vec!["--version"],
+    ] {
+        let out = cacher(&cmd);
+        assert!(
+            out.status.success(),
+            "{cmd:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
