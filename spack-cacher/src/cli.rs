@@ -8,6 +8,7 @@ use common::cli::EXIT_CODES_HELP;
 use common::config::Config;
 use common::env_names;
 
+use crate::chain::ChainOptions;
 use crate::generate::GenerateOptions;
 use crate::prepare::PrepareOptions;
 use crate::process::ProcessOptions;
@@ -59,6 +60,19 @@ pub enum Command {
         #[command(flatten)]
         out: common::cli::OutputArgs,
     },
+    /// Write the project's `.gitlab-ci.yml`: base images, build cache per architecture,
+    /// containers and cleanup, each stage a child pipeline from its generating job's artifacts;
+    /// a scheduled pipeline runs only the janitor.
+    Chain {
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        /// The image with the Spacktainerizah tools (defaults to `<registry>/spacktainerizah:latest`).
+        #[arg(long)]
+        tools_image: Option<String>,
+        /// Where to write it (`-` for stdout).
+        #[arg(long, default_value = ".gitlab-ci.yml")]
+        output: PathBuf,
+    },
     /// Turn the pipelines `spack ci generate` wrote for one architecture into GitLab child
     /// pipelines: jobs merged (a job shared by several environments once, in its earliest
     /// stage), one child pipeline per stage, and the trigger pipeline `<ARCH>.yml` that runs
@@ -92,6 +106,7 @@ pub enum Command {
 
 /// A parsed command with the plain options the library works from.
 pub enum Run {
+    Chain(ChainOptions, PathBuf),
     Prepare(PrepareOptions),
     Generate(GenerateOptions, common::printer::Printer),
     Process(ProcessOptions),
@@ -100,6 +115,23 @@ pub enum Run {
 impl Cli {
     pub fn into_run(self) -> anyhow::Result<Run> {
         Ok(match self.command {
+            Command::Chain {
+                config,
+                tools_image,
+                output,
+            } => {
+                let cfg = Config::read(&config)?;
+                let tools_image = tools_image
+                    .unwrap_or_else(|| format!("{}/spacktainerizah:latest", cfg.registry.url));
+                Run::Chain(
+                    ChainOptions {
+                        config: cfg,
+                        config_path: config.display().to_string(),
+                        tools_image,
+                    },
+                    output,
+                )
+            }
             Command::Prepare {
                 repo,
                 config,

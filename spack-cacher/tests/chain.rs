@@ -1,0 +1,133 @@
+//! The `.gitlab-ci.yml` chain: GitLab's schema, the documented stage order as a DAG, what runs
+//! on a schedule, secrets only by reference, and the committed file kept in sync.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::ci::{Job, Need, Pipeline};
+use common::config::Config;
+use spack_cacher::chain::{self, ChainOptions, STAGES};
+use spacktainerizah_tests::{repo_root, validate_gitlab_ci};
+
+fn chain() -> Pipeline {
+    chain::pipeline(&ChainOptions {
+        config: Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap(),
+        config_path: "spacktainerizah.yaml".into(),
+        tools_image: "registry.example.org/hpc/spacktainers/spacktainerizah:latest".into(),
+    })
+    .unwrap()
+}
+
+fn needs(job: &Job) -> Vec<&str> {
+    job.needs.iter().flatten().map(Need::job_name).collect()
+}
+
+/// Every job that `name` waits for, directly or not.
+fn upstream<'a>(p: &'a Pipeline, name: &str) -> BTreeSet<&'a str> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<&str> = needs(&p.jobs[name]);
+    while let Some(n) = todo.pop() {
+        if seen.insert(n) {
+            todo.extend(needs(&p.jobs[n]));
+        }
+    }
+    seen
+}
+
+#[test]
+fn the_chain_is_valid_and_runs_the_stages_in_order() {
+    let p = chain();
+    validate_gitlab_ci(&p.to_yaml()).unwrap();
+    let stage_index: BTreeMap<&str, usize> =
+        STAGES.iter().enumerate().map(|(i, s)| (*s, i)).collect();
+    for (name, job) in &p.jobs {
+        let mine = stage_index[job.stage.as_deref().unwrap()];
+        for n in needs(job) {
+            let theirs = stage_index[p.jobs[n].stage.as_deref().unwrap()];
+            assert!(theirs <= mine, "{name} needs {n} of a later stage");
+        }
+        assert!(
+            !upstream(&p, name).contains(name.as_str()),
+            "{name} waits for itself"
+        );
+    }
+    for arch in ["amd64", "arm64"] {
+        assert!(
+            upstream(&p, &format!("build cache {arch}")).contains("base images"),
+            "{arch}: builder image first"
+        );
+        assert!(upstream(&p, "containers").contains(format!("build cache {arch}").as_str()));
+        let clean = upstream(&p, &format!("clean build cache {arch}"));
+        assert!(clean.contains(format!("build cache {arch}").as_str()));
+        assert!(
+            !clean.contains("containers"),
+            "cleanup starts as soon as the cache is filled"
+        );
+        // The keep lists are the lockfiles the generating job concretized.
+        assert!(
+            p.jobs[&format!("clean build cache {arch}")].script[0]
+                .contains(&format!("--keep envs/{arch}"))
+        );
+    }
+}
+
+#[test]
+fn a_schedule_runs_only_the_janitor() {
+    let p = chain();
+    for (name, job) in &p.jobs {
+        let on_schedule = job
+            .rules
+            .iter()
+            .find(|r| r.if_.as_deref().is_some_and(|c| c.contains("schedule")))
+            .and_then(|r| r.when.as_deref());
+        if name.starts_with("scheduled clean") {
+            assert_eq!(on_schedule, Some("always"), "{name}");
+            assert_eq!(job.rules.len(), 1, "{name} runs on schedules only");
+        } else {
+            assert_eq!(on_schedule, Some("never"), "{name}");
+        }
+    }
+}
+
+#[test]
+fn secrets_appear_only_as_variable_references() {
+    let text = chain().to_yaml();
+    for line in text
+        .lines()
+        .filter(|l| l.contains("SECRET") || l.contains("ACCESS_KEY"))
+    {
+        assert!(
+            line.contains('$')
+                || line.contains("--access-key-env")
+                || line.contains("--secret-key-env"),
+            "{line}"
+        );
+    }
+    assert!(
+        !text.contains("cat ") && !text.contains("s3cmd"),
+        "no job prints configuration"
+    );
+}
+
+#[test]
+fn the_committed_gitlab_ci_is_what_chain_writes() {
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+        .args(["chain", "--output", "-"])
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = repo_root().join(".gitlab-ci.yml");
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, &out.stdout).unwrap();
+    }
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        std::fs::read_to_string(&path).unwrap(),
+        "run `spack-cacher chain` (or UPDATE_SNAPSHOTS=1)"
+    );
+    validate_gitlab_ci(&std::fs::read_to_string(&path).unwrap()).unwrap();
+}
