@@ -14,7 +14,8 @@ SPECS=${1:-100000}
 LAYOUTS=${2:-v2 v3}
 S3_SPECS=${3:-20000}
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
+# One build folder per checkout: cargo would otherwise reuse what another clone compiled.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
 TOOLS=$CACHE_DIR/tools
 WORK=$(mktemp -d /tmp/stz-bench.XXXXXX)
 S3_PID=

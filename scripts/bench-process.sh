@@ -7,7 +7,8 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 ENVS=${1:-20}
 JOBS=${2:-500}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah/target}
+# One build folder per checkout: cargo would otherwise reuse what another clone compiled.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
 WORK=$(mktemp -d /tmp/stz-bench-process.XXXXXX)
 trap 'rm -rf "$WORK"' EXIT
 (cd "$ROOT" && cargo build -q --release -p spack-cacher)

@@ -8,7 +8,8 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target}
+# One build folder per checkout: cargo would otherwise reuse what another clone compiled.
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
 VENV=$CACHE_DIR/venv
 RUN_DIR=$(mktemp -d /tmp/stz.XXXXXX)
 PIDS=()
