@@ -39,6 +39,7 @@ install_packages() {
     [ -x /bin/busybox ] || missing+=(busybox-static)
     command -v mksquashfs >/dev/null || missing+=(squashfs-tools)
     command -v jq >/dev/null || missing+=(jq)
+    command -v htpasswd >/dev/null || missing+=(apache2-utils)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -68,9 +69,10 @@ wait_for() { # what, command...
 }
 
 start_services() {
-    local s3_port registry_port
+    local s3_port registry_port auth_port
     s3_port=$(free_port)
     registry_port=$(free_port)
+    auth_port=$(free_port)
 
     "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$RUN_DIR/s3.log" 2>&1 &
     PIDS+=($!)
@@ -88,16 +90,36 @@ YAML
     docker-registry serve "$RUN_DIR/registry.yml" >"$RUN_DIR/registry.log" 2>&1 &
     PIDS+=($!)
 
+    # A second registry that wants a login (htpasswd); the password is a test value.
+    export SPACKTAINERIZAH_TEST_REGISTRY_USER=tester SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD=test-password
+    htpasswd -Bbn "$SPACKTAINERIZAH_TEST_REGISTRY_USER" "$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" >"$RUN_DIR/htpasswd"
+    mkdir -p "$RUN_DIR/auth-registry"
+    cat >"$RUN_DIR/auth-registry.yml" <<YAML
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $RUN_DIR/auth-registry}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$auth_port
+auth:
+  htpasswd: {realm: spacktainerizah-tests, path: $RUN_DIR/htpasswd}
+YAML
+    docker-registry serve "$RUN_DIR/auth-registry.yml" >"$RUN_DIR/auth-registry.log" 2>&1 &
+    PIDS+=($!)
+
     /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --data-root "$RUN_DIR/docker" \
         --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid" >"$RUN_DIR/docker.log" 2>&1 &
     PIDS+=($!)
 
     wait_for s3 curl -sf "http://127.0.0.1:$s3_port/"
     wait_for registry curl -sf "http://127.0.0.1:$registry_port/v2/"
+    wait_for auth-registry curl -sf -u "$SPACKTAINERIZAH_TEST_REGISTRY_USER:$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" "http://127.0.0.1:$auth_port/v2/"
     wait_for docker curl -sf --unix-socket "$RUN_DIR/docker.sock" http://localhost/_ping
 
     export SPACKTAINERIZAH_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
     export SPACKTAINERIZAH_TEST_REGISTRY="127.0.0.1:$registry_port"
+    export SPACKTAINERIZAH_TEST_AUTH_REGISTRY="127.0.0.1:$auth_port"
     export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     # moto accepts any key pair; these are test values, not secrets.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod definitions;
 pub mod env_names;
 pub mod printer;
+pub mod registry;
 pub mod secret;
 pub mod spack;
 pub mod store;

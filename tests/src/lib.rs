@@ -203,3 +203,62 @@ pub fn s3_cli_args() -> Vec<String> {
     .map(String::from)
     .to_vec()
 }
+
+/// `host:port` of the test registry that wants a login, and that login's variable names.
+pub fn auth_registry() -> String {
+    service_env("SPACKTAINERIZAH_TEST_AUTH_REGISTRY")
+}
+pub const REGISTRY_USER_VAR: &str = "SPACKTAINERIZAH_TEST_REGISTRY_USER";
+pub const REGISTRY_PASSWORD_VAR: &str = "SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD";
+
+fn run(cmd: &mut std::process::Command) {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Make a small image for `arch` with `labels` locally (umoci, no pull) and push it to
+/// `registry/repository:tag` with skopeo; `creds` is `user:password` for a registry that wants
+/// a login.
+pub fn push_test_image(
+    registry: &str,
+    repository: &str,
+    tag: &str,
+    arch: &str,
+    labels: &[(&str, &str)],
+    creds: Option<&str>,
+) {
+    use std::process::Command;
+    let dir = tempfile::tempdir().unwrap();
+    let layout = dir.path().join("oci");
+    let image = format!("{}:img", layout.display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(&layout));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    let mut config = Command::new("umoci");
+    config.args([
+        "config",
+        "--image",
+        &image,
+        "--os",
+        "linux",
+        "--architecture",
+        arch,
+    ]);
+    for (k, v) in labels {
+        config.args(["--config.label", &format!("{k}={v}")]);
+    }
+    run(&mut config);
+    let mut copy = Command::new("skopeo");
+    copy.args(["copy", "--quiet", "--dest-tls-verify=false"]);
+    if let Some(c) = creds {
+        copy.args(["--dest-creds", c]);
+    }
+    run(copy
+        .arg(format!("oci:{image}"))
+        .arg(format!("docker://{registry}/{repository}:{tag}")));
+}

@@ -1,0 +1,474 @@
+//! OCI distribution client: resolve a tag to a manifest or an index, pick one architecture's
+//! manifest, read the config labels, push manifests and multi-arch indexes. Anonymous, Basic and
+//! Bearer-token auth; "does not exist" is kept apart from "could not reach" and "denied".
+
+pub mod auth;
+pub mod reference;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Mutex;
+
+use reqwest::{Method, StatusCode};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+pub use auth::Login;
+use auth::{Challenge, parse_challenge};
+pub use reference::ImageRef;
+
+pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
+pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
+pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// Every manifest kind, so no registry falls back to the deprecated schema 1.
+pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// The tag or the repository does not exist: build it.
+    #[error("{image} does not exist")]
+    NotFound { image: String },
+    /// The tag is an index without this architecture: build that architecture.
+    #[error("{image} has no image for architecture {arch}")]
+    ArchitectureMissing { image: String, arch: String },
+    #[error("access to {image} was denied (HTTP {status})")]
+    Denied { image: String, status: u16 },
+    #[error("could not reach registry {registry}: {message}")]
+    Unreachable { registry: String, message: String },
+    #[error("{image}: {message}")]
+    Protocol { image: String, message: String },
+    #[error("registry credentials: {0}")]
+    Credentials(String),
+}
+
+impl RegistryError {
+    /// True when the answer means "build it", false when it means "stop": a registry that is
+    /// down or refuses must never look like an empty one.
+    pub fn means_build(&self) -> bool {
+        matches!(
+            self,
+            RegistryError::NotFound { .. } | RegistryError::ArchitectureMissing { .. }
+        )
+    }
+}
+
+/// A manifest or index as the registry returned it.
+#[derive(Debug, Clone)]
+pub struct Fetched {
+    pub media_type: String,
+    pub digest: String,
+    pub bytes: Vec<u8>,
+}
+
+/// OS and architecture of an image, as in an index entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Platform {
+    pub architecture: String,
+    pub os: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variant: Option<String>,
+}
+
+/// One manifest of a multi-arch index.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Descriptor {
+    pub media_type: String,
+    pub digest: String,
+    pub size: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<Platform>,
+}
+
+/// What a tag resolves to for one architecture.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    /// The architecture's image manifest.
+    pub manifest: Descriptor,
+    /// The index it was picked from, when the tag is multi-arch.
+    pub index_digest: Option<String>,
+    pub architecture: String,
+    pub labels: BTreeMap<String, String>,
+}
+
+#[derive(Deserialize)]
+struct IndexDoc {
+    #[serde(default)]
+    manifests: Vec<Descriptor>,
+}
+
+#[derive(Deserialize)]
+struct ManifestDoc {
+    config: Descriptor,
+}
+
+#[derive(Deserialize)]
+struct ConfigDoc {
+    #[serde(default)]
+    architecture: String,
+    #[serde(default)]
+    config: ConfigSection,
+}
+
+#[derive(Deserialize, Default)]
+struct ConfigSection {
+    #[serde(rename = "Labels", default)]
+    labels: Option<BTreeMap<String, String>>,
+}
+
+fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// A client for one registry.
+#[derive(Debug)]
+pub struct RegistryClient {
+    http: reqwest::Client,
+    registry: String,
+    base: String,
+    login: Option<Login>,
+    /// Authorization header per scope, once a challenge was answered.
+    auth: Mutex<HashMap<String, String>>,
+}
+
+impl RegistryClient {
+    /// `registry` is `host[:port]`; loopback registries are spoken to over plain HTTP, as Docker
+    /// does, every other over HTTPS.
+    pub fn new(registry: &str, login: Option<Login>) -> Result<RegistryClient, RegistryError> {
+        let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+        let plain = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("spacktainerizah/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| RegistryError::Unreachable {
+                registry: registry.into(),
+                message: e.to_string(),
+            })?;
+        Ok(RegistryClient {
+            http,
+            registry: registry.to_string(),
+            base: format!("{}://{registry}", if plain { "http" } else { "https" }),
+            login,
+            auth: Mutex::new(HashMap::new()),
+        })
+    }
+
+    fn unreachable(&self, e: impl std::fmt::Display) -> RegistryError {
+        RegistryError::Unreachable {
+            registry: self.registry.clone(),
+            message: e.to_string(),
+        }
+    }
+
+    /// Send a request, answering one auth challenge (Basic, or a Bearer token for `scope`).
+    async fn send(
+        &self,
+        method: Method,
+        path: &str,
+        scope: &str,
+        headers: &[(&str, &str)],
+        body: Option<Vec<u8>>,
+        image: &str,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let url = format!("{}{path}", self.base);
+        let build = |auth: Option<&str>| {
+            let mut req = self.http.request(method.clone(), &url);
+            for (k, v) in headers {
+                req = req.header(*k, *v);
+            }
+            if let Some(a) = auth {
+                req = req.header("Authorization", a);
+            }
+            if let Some(b) = &body {
+                req = req.body(b.clone());
+            }
+            req
+        };
+        let cached = self
+            .auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(scope)
+            .cloned();
+        let resp = build(cached.as_deref())
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))?;
+        if resp.status() != StatusCode::UNAUTHORIZED {
+            return Ok(resp);
+        }
+        let challenge = resp
+            .headers()
+            .get("www-authenticate")
+            .and_then(|v| v.to_str().ok())
+            .and_then(parse_challenge)
+            .ok_or_else(|| RegistryError::Denied {
+                image: image.into(),
+                status: 401,
+            })?;
+        let header = match challenge {
+            Challenge::Basic => self
+                .login
+                .as_ref()
+                .map(Login::basic_header)
+                .ok_or_else(|| RegistryError::Denied {
+                    image: image.into(),
+                    status: 401,
+                })?,
+            Challenge::Bearer { realm, service, .. } => format!(
+                "Bearer {}",
+                self.token(&realm, service.as_deref(), scope, image).await?
+            ),
+        };
+        self.auth
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(scope.to_string(), header.clone());
+        build(Some(&header))
+            .send()
+            .await
+            .map_err(|e| self.unreachable(e))
+    }
+
+    /// A Bearer token from the registry's token server (anonymous without a login).
+    async fn token(
+        &self,
+        realm: &str,
+        service: Option<&str>,
+        scope: &str,
+        image: &str,
+    ) -> Result<String, RegistryError> {
+        let mut query: Vec<(&str, &str)> = vec![("scope", scope)];
+        if let Some(s) = service {
+            query.push(("service", s));
+        }
+        let mut req = self.http.get(realm).query(&query);
+        if let Some(l) = &self.login {
+            req = req.header("Authorization", l.basic_header());
+        }
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.unreachable(format!("token server {realm}: {e}")))?;
+        if !resp.status().is_success() {
+            return Err(RegistryError::Denied {
+                image: image.into(),
+                status: resp.status().as_u16(),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Token {
+            token: Option<String>,
+            access_token: Option<String>,
+        }
+        let t: Token = resp.json().await.map_err(|e| RegistryError::Protocol {
+            image: image.into(),
+            message: format!("token response: {e}"),
+        })?;
+        t.token
+            .or(t.access_token)
+            .ok_or_else(|| RegistryError::Protocol {
+                image: image.into(),
+                message: "token response without a token".into(),
+            })
+    }
+
+    fn check_status(&self, resp: &reqwest::Response, image: &str) -> Result<(), RegistryError> {
+        match resp.status() {
+            s if s.is_success() => Ok(()),
+            StatusCode::NOT_FOUND => Err(RegistryError::NotFound {
+                image: image.into(),
+            }),
+            s @ (StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN) => Err(RegistryError::Denied {
+                image: image.into(),
+                status: s.as_u16(),
+            }),
+            s => Err(RegistryError::Protocol {
+                image: image.into(),
+                message: format!("HTTP {s}"),
+            }),
+        }
+    }
+
+    /// The manifest or index behind a tag or digest.
+    pub async fn manifest(&self, image: &ImageRef) -> Result<Fetched, RegistryError> {
+        let name = image.to_string();
+        let scope = format!("repository:{}:pull", image.repository);
+        let path = format!("/v2/{}/manifests/{}", image.repository, image.reference);
+        let resp = self
+            .send(
+                Method::GET,
+                &path,
+                &scope,
+                &[("Accept", MANIFEST_ACCEPT)],
+                None,
+                &name,
+            )
+            .await?;
+        self.check_status(&resp, &name)?;
+        let media_type = resp
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.split(';').next().unwrap_or(v).trim().to_string())
+            .unwrap_or_default();
+        let header_digest = resp
+            .headers()
+            .get("docker-content-digest")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .to_vec();
+        let digest = sha256_digest(&bytes);
+        if image.is_digest() && image.reference != digest {
+            return Err(RegistryError::Protocol {
+                image: name,
+                message: format!("content has digest {digest}"),
+            });
+        }
+        Ok(Fetched {
+            media_type,
+            digest: header_digest.unwrap_or(digest),
+            bytes,
+        })
+    }
+
+    /// A blob, checked against its digest.
+    pub async fn blob(&self, image: &ImageRef, digest: &str) -> Result<Vec<u8>, RegistryError> {
+        let name = image.with_reference(digest).to_string();
+        let scope = format!("repository:{}:pull", image.repository);
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/v2/{}/blobs/{digest}", image.repository),
+                &scope,
+                &[],
+                None,
+                &name,
+            )
+            .await?;
+        self.check_status(&resp, &name)?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| self.unreachable(e))?
+            .to_vec();
+        if digest.starts_with("sha256:") && sha256_digest(&bytes) != digest {
+            return Err(RegistryError::Protocol {
+                image: name,
+                message: "blob content does not match its digest".into(),
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// What `image` is for `arch` (`amd64`, `arm64`): from an index, the entry for linux/arch —
+    /// never another architecture's — and its config labels.
+    pub async fn resolve(&self, image: &ImageRef, arch: &str) -> Result<Resolved, RegistryError> {
+        let name = image.to_string();
+        let top = self.manifest(image).await?;
+        let protocol = |m: String| RegistryError::Protocol {
+            image: name.clone(),
+            message: m,
+        };
+        let (manifest, index_digest, bytes) =
+            if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
+                let index: IndexDoc = serde_json::from_slice(&top.bytes)
+                    .map_err(|e| protocol(format!("index: {e}")))?;
+                let entry = index
+                    .manifests
+                    .into_iter()
+                    .find(|d| {
+                        d.platform
+                            .as_ref()
+                            .is_some_and(|p| p.os == "linux" && p.architecture == arch)
+                    })
+                    .ok_or_else(|| RegistryError::ArchitectureMissing {
+                        image: name.clone(),
+                        arch: arch.into(),
+                    })?;
+                let m = self.manifest(&image.with_reference(&entry.digest)).await?;
+                (entry, Some(top.digest), m.bytes)
+            } else {
+                let d = Descriptor {
+                    media_type: top.media_type.clone(),
+                    digest: top.digest.clone(),
+                    size: top.bytes.len() as u64,
+                    platform: None,
+                };
+                (d, None, top.bytes)
+            };
+        let doc: ManifestDoc =
+            serde_json::from_slice(&bytes).map_err(|e| protocol(format!("manifest: {e}")))?;
+        let config: ConfigDoc =
+            serde_json::from_slice(&self.blob(image, &doc.config.digest).await?)
+                .map_err(|e| protocol(format!("config: {e}")))?;
+        // A single-arch tag of another architecture is no image for this one.
+        if index_digest.is_none() && !config.architecture.is_empty() && config.architecture != arch
+        {
+            return Err(RegistryError::ArchitectureMissing {
+                image: name,
+                arch: arch.into(),
+            });
+        }
+        Ok(Resolved {
+            manifest,
+            index_digest,
+            architecture: config.architecture,
+            labels: config.config.labels.unwrap_or_default(),
+        })
+    }
+
+    /// Put a manifest (or index) at a tag; returns its digest.
+    pub async fn put_manifest(
+        &self,
+        image: &ImageRef,
+        media_type: &str,
+        bytes: Vec<u8>,
+    ) -> Result<String, RegistryError> {
+        let name = image.to_string();
+        let scope = format!("repository:{}:pull,push", image.repository);
+        let digest = sha256_digest(&bytes);
+        let path = format!("/v2/{}/manifests/{}", image.repository, image.reference);
+        let resp = self
+            .send(
+                Method::PUT,
+                &path,
+                &scope,
+                &[("Content-Type", media_type)],
+                Some(bytes),
+                &name,
+            )
+            .await?;
+        self.check_status(&resp, &name)?;
+        Ok(digest)
+    }
+
+    /// Write the multi-arch OCI index `image` listing `manifests` (already in the repository).
+    pub async fn push_index(
+        &self,
+        image: &ImageRef,
+        manifests: &[Descriptor],
+    ) -> Result<String, RegistryError> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Index<'a> {
+            schema_version: u32,
+            media_type: &'a str,
+            manifests: &'a [Descriptor],
+        }
+        let bytes = serde_json::to_vec(&Index {
+            schema_version: 2,
+            media_type: OCI_INDEX,
+            manifests,
+        })
+        .map_err(|e| RegistryError::Protocol {
+            image: image.to_string(),
+            message: e.to_string(),
+        })?;
+        self.put_manifest(image, OCI_INDEX, bytes).await
+    }
+}

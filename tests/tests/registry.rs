@@ -1,0 +1,193 @@
+//! The registry client against a real registry (Debian's docker-registry): tags, multi-arch
+//! indexes, labels, "missing" versus "unreachable", and Basic auth with named variables.
+
+use std::collections::BTreeMap;
+
+use common::registry::{Descriptor, ImageRef, Login, Platform, RegistryClient, RegistryError};
+use spacktainerizah_tests::{
+    REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, push_test_image, registry, unique_name,
+};
+
+fn image(reg: &str, repo: &str, tag: &str) -> ImageRef {
+    format!("{reg}/{repo}:{tag}").parse().unwrap()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn labels_of_one_architecture_and_no_fallback_to_another() {
+    let reg = registry();
+    let repo = unique_name("single");
+    push_test_image(
+        &reg,
+        &repo,
+        "v1",
+        "amd64",
+        &[("org.example.checksum", "abc")],
+        None,
+    );
+    let client = RegistryClient::new(&reg, None).unwrap();
+    let r = client
+        .resolve(&image(&reg, &repo, "v1"), "amd64")
+        .await
+        .unwrap();
+    assert_eq!(r.labels, labels(&[("org.example.checksum", "abc")]));
+    assert_eq!(r.index_digest, None);
+    let err = client
+        .resolve(&image(&reg, &repo, "v1"), "arm64")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::ArchitectureMissing { .. }),
+        "{err}"
+    );
+    assert!(err.means_build());
+}
+
+#[tokio::test]
+async fn a_multi_arch_index_is_pushed_and_each_architecture_resolved() {
+    let reg = registry();
+    let repo = unique_name("multi");
+    push_test_image(
+        &reg,
+        &repo,
+        "latest-amd64",
+        "amd64",
+        &[("arch", "x86")],
+        None,
+    );
+    push_test_image(
+        &reg,
+        &repo,
+        "latest-arm64",
+        "arm64",
+        &[("arch", "arm")],
+        None,
+    );
+    let client = RegistryClient::new(&reg, None).unwrap();
+    let mut entries = Vec::new();
+    for arch in ["amd64", "arm64"] {
+        let m = client
+            .manifest(&image(&reg, &repo, &format!("latest-{arch}")))
+            .await
+            .unwrap();
+        entries.push(Descriptor {
+            media_type: m.media_type,
+            digest: m.digest,
+            size: m.bytes.len() as u64,
+            platform: Some(Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: None,
+            }),
+        });
+    }
+    let digest = client
+        .push_index(&image(&reg, &repo, "latest"), &entries)
+        .await
+        .unwrap();
+    for (arch, label) in [("amd64", "x86"), ("arm64", "arm")] {
+        let r = client
+            .resolve(&image(&reg, &repo, "latest"), arch)
+            .await
+            .unwrap();
+        assert_eq!(r.labels["arch"], label);
+        assert_eq!(r.index_digest.as_deref(), Some(digest.as_str()));
+        assert_eq!(r.architecture, arch);
+    }
+    // An index without the architecture means: build that architecture (skopeo would fall back).
+    client
+        .push_index(&image(&reg, &repo, "amd-only"), &entries[..1])
+        .await
+        .unwrap();
+    let err = client
+        .resolve(&image(&reg, &repo, "amd-only"), "arm64")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::ArchitectureMissing { .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn missing_tags_and_repositories_mean_build_an_unreachable_registry_does_not() {
+    let reg = registry();
+    let repo = unique_name("missing");
+    let client = RegistryClient::new(&reg, None).unwrap();
+    let err = client
+        .resolve(&image(&reg, &repo, "nope"), "amd64")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::NotFound { .. }) && err.means_build(),
+        "{err}"
+    );
+    push_test_image(&reg, &repo, "v1", "amd64", &[], None);
+    let err = client
+        .resolve(&image(&reg, &repo, "v2"), "amd64")
+        .await
+        .unwrap_err();
+    assert!(err.means_build(), "{err}");
+
+    // Nothing listens on port 9: the registry is down, which must stop a plan, not rebuild all.
+    let down = RegistryClient::new("127.0.0.1:9", None).unwrap();
+    let err = down
+        .resolve(&image("127.0.0.1:9", "x", "v1"), "amd64")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Unreachable { .. }) && !err.means_build(),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn basic_auth_with_credentials_from_named_variables() {
+    let reg = auth_registry();
+    let repo = unique_name("private");
+    let user = std::env::var(REGISTRY_USER_VAR).unwrap();
+    let password = std::env::var(REGISTRY_PASSWORD_VAR).unwrap();
+    push_test_image(
+        &reg,
+        &repo,
+        "v1",
+        "amd64",
+        &[("k", "v")],
+        Some(&format!("{user}:{password}")),
+    );
+
+    let anonymous = RegistryClient::new(&reg, None).unwrap();
+    let err = anonymous
+        .resolve(&image(&reg, &repo, "v1"), "amd64")
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, RegistryError::Denied { .. }) && !err.means_build(),
+        "{err}"
+    );
+
+    let login = Login::from_env(REGISTRY_USER_VAR, REGISTRY_PASSWORD_VAR).unwrap();
+    let client = RegistryClient::new(&reg, Some(login)).unwrap();
+    assert_eq!(
+        client
+            .resolve(&image(&reg, &repo, "v1"), "amd64")
+            .await
+            .unwrap()
+            .labels["k"],
+        "v"
+    );
+    assert!(
+        !format!("{client:?}").contains(&password),
+        "the password never shows"
+    );
+
+    let err =
+        Login::from_env(REGISTRY_USER_VAR, "SPACKTAINERIZAH_TEST_NO_SUCH_VARIABLE").unwrap_err();
+    assert!(err.contains("SPACKTAINERIZAH_TEST_NO_SUCH_VARIABLE"));
+}
