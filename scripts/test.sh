@@ -69,10 +69,12 @@ wait_for() { # what, command...
 }
 
 start_services() {
-    local s3_port registry_port auth_port
+    local s3_port registry_port auth_port token_registry_port token_port
     s3_port=$(free_port)
     registry_port=$(free_port)
     auth_port=$(free_port)
+    token_registry_port=$(free_port)
+    token_port=$(free_port)
 
     "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$RUN_DIR/s3.log" 2>&1 &
     PIDS+=($!)
@@ -108,18 +110,47 @@ YAML
     docker-registry serve "$RUN_DIR/auth-registry.yml" >"$RUN_DIR/auth-registry.log" 2>&1 &
     PIDS+=($!)
 
+    # A third registry with token auth, and its token server (RS256 JWTs with an x5c header).
+    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=spacktainerizah-test-tokens \
+        -keyout "$RUN_DIR/token-key.pem" -out "$RUN_DIR/token-cert.pem" 2>/dev/null
+    "$VENV/bin/python" "$ROOT/scripts/token-server.py" "$token_port" "$RUN_DIR/token-key.pem" \
+        "$RUN_DIR/token-cert.pem" test-issuer "$SPACKTAINERIZAH_TEST_REGISTRY_USER" \
+        "$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" >"$RUN_DIR/token-server.log" 2>&1 &
+    PIDS+=($!)
+    mkdir -p "$RUN_DIR/token-registry"
+    cat >"$RUN_DIR/token-registry.yml" <<YAML
+version: 0.1
+log: {level: warn}
+storage:
+  filesystem: {rootdirectory: $RUN_DIR/token-registry}
+  delete: {enabled: true}
+http:
+  addr: 127.0.0.1:$token_registry_port
+auth:
+  token:
+    realm: http://127.0.0.1:$token_port/token
+    service: spacktainerizah-test-registry
+    issuer: test-issuer
+    rootcertbundle: $RUN_DIR/token-cert.pem
+YAML
+    docker-registry serve "$RUN_DIR/token-registry.yml" >"$RUN_DIR/token-registry.log" 2>&1 &
+    PIDS+=($!)
+
     /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --data-root "$RUN_DIR/docker" \
         --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid" >"$RUN_DIR/docker.log" 2>&1 &
     PIDS+=($!)
 
     wait_for s3 curl -sf "http://127.0.0.1:$s3_port/"
     wait_for registry curl -sf "http://127.0.0.1:$registry_port/v2/"
+    wait_for token-server curl -sf "http://127.0.0.1:$token_port/token?service=x"
+    wait_for token-registry curl -s -o /dev/null "http://127.0.0.1:$token_registry_port/v2/"
     wait_for auth-registry curl -sf -u "$SPACKTAINERIZAH_TEST_REGISTRY_USER:$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" "http://127.0.0.1:$auth_port/v2/"
     wait_for docker curl -sf --unix-socket "$RUN_DIR/docker.sock" http://localhost/_ping
 
     export SPACKTAINERIZAH_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
     export SPACKTAINERIZAH_TEST_REGISTRY="127.0.0.1:$registry_port"
     export SPACKTAINERIZAH_TEST_AUTH_REGISTRY="127.0.0.1:$auth_port"
+    export SPACKTAINERIZAH_TEST_TOKEN_REGISTRY="127.0.0.1:$token_registry_port"
     export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     # moto accepts any key pair; these are test values, not secrets.

@@ -262,3 +262,8 @@ pub fn push_test_image(
         .arg(format!("oci:{image}"))
         .arg(format!("docker://{registry}/{repository}:{tag}")));
 }
+
+/// `host:port` of the test registry with token auth (same login as [`auth_registry`]).
+pub fn token_registry() -> String {
+    service_env("SPACKTAINERIZAH_TEST_TOKEN_REGISTRY")
+}

@@ -191,3 +191,62 @@ async fn basic_auth_with_credentials_from_named_variables() {
         Login::from_env(REGISTRY_USER_VAR, "SPACKTAINERIZAH_TEST_NO_SUCH_VARIABLE").unwrap_err();
     assert!(err.contains("SPACKTAINERIZAH_TEST_NO_SUCH_VARIABLE"));
 }
+
+#[tokio::test]
+async fn bearer_tokens_from_the_registrys_token_server() {
+    let reg = spacktainerizah_tests::token_registry();
+    let repo = unique_name("tokens");
+    let user = std::env::var(REGISTRY_USER_VAR).unwrap();
+    let password = std::env::var(REGISTRY_PASSWORD_VAR).unwrap();
+    push_test_image(
+        &reg,
+        &repo,
+        "v1",
+        "arm64",
+        &[("k", "token")],
+        Some(&format!("{user}:{password}")),
+    );
+
+    // Anonymous tokens grant nothing here: denied, not "missing".
+    let anonymous = RegistryClient::new(&reg, None).unwrap();
+    let err = anonymous
+        .resolve(&image(&reg, &repo, "v1"), "arm64")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, RegistryError::Denied { .. }), "{err}");
+
+    let login = Login::from_env(REGISTRY_USER_VAR, REGISTRY_PASSWORD_VAR).unwrap();
+    let client = RegistryClient::new(&reg, Some(login)).unwrap();
+    assert_eq!(
+        client
+            .resolve(&image(&reg, &repo, "v1"), "arm64")
+            .await
+            .unwrap()
+            .labels["k"],
+        "token"
+    );
+    // A push scope needs a token of its own: the index write goes through the same flow.
+    let m = client.manifest(&image(&reg, &repo, "v1")).await.unwrap();
+    let entry = Descriptor {
+        media_type: m.media_type,
+        digest: m.digest,
+        size: m.bytes.len() as u64,
+        platform: Some(Platform {
+            architecture: "arm64".into(),
+            os: "linux".into(),
+            variant: None,
+        }),
+    };
+    client
+        .push_index(&image(&reg, &repo, "multi"), &[entry])
+        .await
+        .unwrap();
+    assert!(
+        client
+            .resolve(&image(&reg, &repo, "multi"), "arm64")
+            .await
+            .unwrap()
+            .index_digest
+            .is_some()
+    );
+}
