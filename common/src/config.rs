@@ -22,6 +22,62 @@ pub struct Config {
     pub tags: TagConfig,
     /// Keyed by architecture (`amd64`, `arm64`), matching `container_definitions/<arch>/`.
     pub architectures: IndexMap<String, ArchConfig>,
+    /// Inputs of the stage-1 images.
+    #[serde(default)]
+    pub base_images: BaseImagesConfig,
+}
+
+/// What the base images are built from; a change of any of these rebuilds them.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct BaseImagesConfig {
+    /// The OS image `builder` and `runtime` start from.
+    #[serde(default = "default_os_image")]
+    pub os_image: String,
+    /// The Spack fork and branch the builder checks out.
+    #[serde(default)]
+    pub spack: SpackSource,
+    #[serde(default = "default_singularity")]
+    pub singularity_version: String,
+    #[serde(default = "default_s3cmd")]
+    pub s3cmd_version: String,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SpackSource {
+    pub repository: String,
+    pub branch: String,
+}
+
+impl Default for SpackSource {
+    fn default() -> Self {
+        SpackSource {
+            repository: "https://github.com/spack/spack.git".into(),
+            branch: "develop".into(),
+        }
+    }
+}
+
+fn default_os_image() -> String {
+    "ubuntu:22.04".into()
+}
+fn default_singularity() -> String {
+    "4.1.5".into()
+}
+fn default_s3cmd() -> String {
+    "2.4.0".into()
+}
+
+impl Default for BaseImagesConfig {
+    fn default() -> Self {
+        BaseImagesConfig {
+            os_image: default_os_image(),
+            spack: SpackSource::default(),
+            singularity_version: default_singularity(),
+            s3cmd_version: default_s3cmd(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -95,6 +151,11 @@ impl Default for TagConfig {
             arch_suffix: true,
         }
     }
+}
+
+/// Today's date as `YYYY.MM.DD` (UTC), the `{date}` of branch tags.
+pub fn tag_date_today() -> String {
+    crate::printer::rfc3339(std::time::SystemTime::now())[..10].replace('-', ".")
 }
 
 impl TagConfig {

@@ -143,7 +143,7 @@ impl Cli {
                 repo,
                 output,
                 branch,
-                date: date.unwrap_or_else(crate::prepare::today),
+                date: date.unwrap_or_else(common::config::tag_date_today),
             }),
             Command::Generate {
                 envs,

@@ -170,11 +170,6 @@ fn add_ci(
     }
 }
 
-/// Today's date as `YYYY.MM.DD` (UTC), the format of branch image tags.
-pub fn today() -> String {
-    common::printer::rfc3339(std::time::SystemTime::now())[..10].replace('-', ".")
-}
-
 /// The prepared environments under `dir` for `arch`: `<dir>/<arch>/<container>/spack.yaml`.
 pub fn environments(dir: &Path, arch: &str) -> anyhow::Result<Vec<PathBuf>> {
     let base = dir.join(arch);

@@ -1,13 +1,18 @@
-//! `spacktainerizer`: Builds the builder and runtime base images (stage 1).
+//! `spacktainerizer`: builds the builder and runtime base images (stage 1).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-mod cli;
-
 fn main() -> ExitCode {
-    // Its commands arrive with their stage; until then it answers --help and --version only.
-    let _ = cli::Cli::parse();
-    ExitCode::from(common::cli::exit::SUCCESS)
+    let result = spacktainerizer::cli::Cli::parse()
+        .into_run()
+        .and_then(|(printer, run)| spacktainerizer::run(&printer, run));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(common::cli::exit::ERROR)
+        }
+    }
 }

@@ -1,0 +1,44 @@
+//! Stage 1: the library behind `spacktainerizer`, callable from tests.
+
+pub mod cli;
+pub mod images;
+pub mod plan;
+
+use common::cli::exit;
+use common::printer::{Printer, table};
+
+/// Run a parsed command; returns the process exit code.
+pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Runtime::new()?;
+    match cmd {
+        cli::Run::Plan(opts) => {
+            let decisions = rt.block_on(plan::plan(&opts))?;
+            if printer.is_json() {
+                printer.json(&decisions)?;
+            } else {
+                let rows: Vec<Vec<String>> = decisions
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.image.clone(),
+                            d.arch.clone(),
+                            if d.build {
+                                "build".into()
+                            } else {
+                                "skip".into()
+                            },
+                            d.reason.clone(),
+                        ]
+                    })
+                    .collect();
+                printer.data(&table(&["IMAGE", "ARCH", "ACTION", "WHY"], &rows, &[]))?;
+            }
+            // The plan is a check: work to do is exit 1.
+            Ok(if decisions.iter().any(|d| d.build) {
+                exit::FOUND
+            } else {
+                exit::SUCCESS
+            })
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! `spacktainerizer plan` against the real registry: missing images, up to date after a push
+//! with the planned labels, a changed build file, a new Spack commit, an architecture missing
+//! from the index, and a registry that is down.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::registry::{Descriptor, ImageRef, Platform, RegistryClient};
+use serde_json::Value;
+use spacktainerizah_tests::{copy_dir, push_test_image, registry, repo_root, unique_name};
+
+struct Setup {
+    dir: tempfile::TempDir,
+    namespace: String,
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", "t")
+        .env("GIT_AUTHOR_EMAIL", "t@t")
+        .env("GIT_COMMITTER_NAME", "t")
+        .env("GIT_COMMITTER_EMAIL", "t@t")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A repository with the real image folders, a local "Spack" git repository, and a configuration
+/// pointing at the test registry under a fresh namespace.
+fn setup(registry_url: &str) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    for folder in ["spacktainerizer/images", "singularitah/image"] {
+        copy_dir(&repo_root().join(folder), &dir.path().join(folder));
+    }
+    let spack = dir.path().join("spack.git");
+    std::fs::create_dir_all(&spack).unwrap();
+    git(&spack, &["init", "-q", "-b", "develop"]);
+    git(&spack, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    let namespace = unique_name("ns");
+    let config = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
+        .unwrap()
+        .replace(
+            "url: registry.example.org/hpc/spacktainers",
+            &format!("url: {registry_url}/{namespace}"),
+        )
+        .replace(
+            "repository: https://github.com/spack/spack.git",
+            &format!("repository: {}", spack.display()),
+        );
+    std::fs::write(dir.path().join("spacktainerizah.yaml"), config).unwrap();
+    Setup { dir, namespace }
+}
+
+fn plan(s: &Setup) -> (Option<i32>, Vec<Value>, String) {
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
+        .args(["plan", "--output", "json", "--branch", "main", "--repo"])
+        .arg(s.dir.path())
+        .arg("--config")
+        .arg(s.dir.path().join("spacktainerizah.yaml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let decisions = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    (out.status.code(), decisions, stderr)
+}
+
+fn build_set(decisions: &[Value]) -> Vec<String> {
+    decisions
+        .iter()
+        .filter(|d| d["build"] == true)
+        .map(|d| {
+            format!(
+                "{}/{}: {}",
+                d["image"].as_str().unwrap(),
+                d["arch"].as_str().unwrap(),
+                d["reason"].as_str().unwrap()
+            )
+        })
+        .collect()
+}
+
+/// Push what the plan says should be built, with its labels, as per-arch images joined by the
+/// multi-arch `latest` index (only `archs`).
+async fn publish(s: &Setup, decisions: &[Value], archs: &[&str]) {
+    let reg = registry();
+    let client = RegistryClient::new(&reg, None).unwrap();
+    let mut by_image: std::collections::BTreeMap<String, Vec<Descriptor>> = Default::default();
+    for d in decisions
+        .iter()
+        .filter(|d| archs.contains(&d["arch"].as_str().unwrap()))
+    {
+        let (image, arch) = (d["image"].as_str().unwrap(), d["arch"].as_str().unwrap());
+        let labels: Vec<(String, String)> = d["labels"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
+            .collect();
+        let pairs: Vec<(&str, &str)> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        let repo = format!("{}/{image}", s.namespace);
+        push_test_image(&reg, &repo, &format!("latest-{arch}"), arch, &pairs, None);
+        let m = client
+            .manifest(
+                &format!("{reg}/{repo}:latest-{arch}")
+                    .parse::<ImageRef>()
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        by_image.entry(repo).or_default().push(Descriptor {
+            media_type: m.media_type,
+            digest: m.digest,
+            size: m.bytes.len() as u64,
+            platform: Some(Platform {
+                architecture: arch.into(),
+                os: "linux".into(),
+                variant: None,
+            }),
+        });
+    }
+    for (repo, entries) in by_image {
+        client
+            .push_index(&format!("{reg}/{repo}:latest").parse().unwrap(), &entries)
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test]
+async fn plan_builds_what_changed_and_nothing_else() {
+    let s = setup(&registry());
+    let (code, decisions, err) = plan(&s);
+    assert_eq!(code, Some(1), "{err}");
+    assert_eq!(decisions.len(), 6, "three images, two architectures");
+    assert!(
+        decisions
+            .iter()
+            .all(|d| d["build"] == true
+                && d["reason"].as_str().unwrap().starts_with("image missing"))
+    );
+
+    publish(&s, &decisions, &["amd64", "arm64"]).await;
+    let (code, again, _) = plan(&s);
+    assert_eq!(code, Some(0), "{:?}", build_set(&again));
+
+    // A build file changes: that image rebuilds, on every architecture.
+    std::fs::write(
+        s.dir
+            .path()
+            .join("spacktainerizer/images/runtime/extra.txt"),
+        "x",
+    )
+    .unwrap();
+    let (_, d, _) = plan(&s);
+    assert_eq!(
+        build_set(&d)
+            .iter()
+            .filter(|b| b.contains("build files changed"))
+            .count(),
+        2,
+        "{:?}",
+        build_set(&d)
+    );
+    assert!(build_set(&d).iter().all(|b| b.starts_with("runtime/")));
+    std::fs::remove_file(
+        s.dir
+            .path()
+            .join("spacktainerizer/images/runtime/extra.txt"),
+    )
+    .unwrap();
+
+    // A new Spack commit: builder and runtime, not singularitah.
+    git(
+        &s.dir.path().join("spack.git"),
+        &["commit", "-q", "--allow-empty", "-m", "two"],
+    );
+    let (_, d, _) = plan(&s);
+    let builds = build_set(&d);
+    assert_eq!(builds.len(), 4, "{builds:?}");
+    assert!(
+        builds
+            .iter()
+            .all(|b| b.contains("Spack commit changed") && !b.starts_with("singularitah"))
+    );
+}
+
+#[tokio::test]
+async fn an_architecture_missing_from_the_index_builds_that_architecture_only() {
+    let s = setup(&registry());
+    let (_, decisions, _) = plan(&s);
+    publish(&s, &decisions, &["amd64"]).await;
+    let (code, d, _) = plan(&s);
+    assert_eq!(code, Some(1));
+    let builds = build_set(&d);
+    assert_eq!(builds.len(), 3, "{builds:?}");
+    assert!(
+        builds
+            .iter()
+            .all(|b| b.contains("/arm64: architecture arm64 missing")),
+        "{builds:?}"
+    );
+}
+
+#[test]
+fn a_registry_that_is_down_stops_the_plan() {
+    let s = setup("127.0.0.1:9");
+    let (code, decisions, err) = plan(&s);
+    assert_eq!(code, Some(2), "{decisions:?}");
+    assert!(
+        err.contains("could not reach registry 127.0.0.1:9"),
+        "{err}"
+    );
+    assert!(
+        decisions.is_empty(),
+        "nothing is planned for a registry that did not answer"
+    );
+}
