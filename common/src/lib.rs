@@ -5,6 +5,7 @@ pub mod ci;
 pub mod cli;
 pub mod config;
 pub mod definitions;
+pub mod engine;
 pub mod env_names;
 pub mod printer;
 pub mod registry;

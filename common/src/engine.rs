@@ -1,0 +1,205 @@
+//! Docker Engine builds (bollard, BuildKit through the daemon's gRPC session): a context folder
+//! plus generated files, build arguments, labels, and secrets as BuildKit secret mounts that
+//! leave nothing in the image; then tag and push with credentials from named variables.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use bollard::Docker;
+use bollard::auth::DockerCredentials;
+use bollard::grpc::build::{ImageBuildFrontendOptions, ImageBuildLoadInput, SecretSource};
+use bollard::grpc::driver::Build;
+use bollard::grpc::driver::moby::Moby;
+use futures::StreamExt;
+
+use crate::registry::Login;
+
+/// Push attempts before a transient failure is final.
+const PUSH_ATTEMPTS: u32 = 3;
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("could not reach the Docker daemon at {host}: {message}")]
+    Unreachable { host: String, message: String },
+    #[error("building {tag} failed: {message}")]
+    Build { tag: String, message: String },
+    #[error("reading the build context {}: {source}", path.display())]
+    Context {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("pushing {image} failed: {message}")]
+    Push { image: String, message: String },
+    #[error("{image}: {message}")]
+    Inspect { image: String, message: String },
+}
+
+/// What to build.
+#[derive(Debug, Clone, Default)]
+pub struct BuildRequest {
+    /// The folder holding the Dockerfile and what it copies.
+    pub context: PathBuf,
+    /// Files added to the context (generated Dockerfiles, scripts): relative path → content.
+    pub extra_files: BTreeMap<String, Vec<u8>>,
+    pub build_args: BTreeMap<String, String>,
+    pub labels: BTreeMap<String, String>,
+    /// BuildKit secrets: id → file holding the value (`RUN --mount=type=secret,id=…`).
+    pub secrets: BTreeMap<String, PathBuf>,
+    /// Build without the cache: secrets are not part of the cache key, so a changed secret
+    /// needs it.
+    pub no_cache: bool,
+}
+
+/// A Docker daemon.
+#[derive(Debug, Clone)]
+pub struct Engine {
+    docker: Docker,
+    host: String,
+}
+
+impl Engine {
+    /// Connect to `DOCKER_HOST` (a `unix://` socket) or the default socket, and agree on an API
+    /// version the daemon speaks.
+    pub async fn connect() -> Result<Engine, EngineError> {
+        let host =
+            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
+            host: host.clone(),
+            message: e.to_string(),
+        };
+        let docker = match host.strip_prefix("unix://") {
+            Some(path) => Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION),
+            None => Docker::connect_with_local_defaults(),
+        }
+        .map_err(unreachable)?;
+        let docker = docker.negotiate_version().await.map_err(unreachable)?;
+        docker.ping().await.map_err(unreachable)?;
+        Ok(Engine { docker, host })
+    }
+
+    pub fn docker(&self) -> &Docker {
+        &self.docker
+    }
+
+    /// Where the daemon is, for messages.
+    pub fn host(&self) -> &str {
+        &self.host
+    }
+
+    /// Build `tag` from `req` with BuildKit.
+    pub async fn build(&self, tag: &str, req: &BuildRequest) -> Result<(), EngineError> {
+        let context = context_tarball(&req.context, &req.extra_files)?;
+        let mut opts = ImageBuildFrontendOptions::builder().nocache(req.no_cache);
+        for (k, v) in &req.build_args {
+            opts = opts.buildarg(k, v);
+        }
+        for (k, v) in &req.labels {
+            opts = opts.label(k, v);
+        }
+        for (id, path) in &req.secrets {
+            opts = opts.set_secret(id, &SecretSource::File(path.clone()));
+        }
+        Moby::new(&self.docker)
+            .docker_build(
+                tag,
+                opts.build(),
+                ImageBuildLoadInput::Upload(context.into()),
+                None,
+                None,
+            )
+            .await
+            // The gRPC status carries the failing step and its output.
+            .map_err(|e| EngineError::Build {
+                tag: tag.to_string(),
+                message: e.to_string(),
+            })
+    }
+
+    /// The labels of a local image.
+    pub async fn labels(&self, image: &str) -> Result<BTreeMap<String, String>, EngineError> {
+        let inspect = self
+            .docker
+            .inspect_image(image)
+            .await
+            .map_err(|e| EngineError::Inspect {
+                image: image.into(),
+                message: e.to_string(),
+            })?;
+        Ok(inspect
+            .config
+            .and_then(|c| c.labels)
+            .unwrap_or_default()
+            .into_iter()
+            .collect())
+    }
+
+    /// Push `image` (`registry/repository:tag`), retrying transient failures.
+    pub async fn push(&self, image: &str, login: Option<&Login>) -> Result<(), EngineError> {
+        let (name, tag) = image
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((image, "latest"));
+        let credentials = login.map(|l| DockerCredentials {
+            username: Some(l.user.clone()),
+            password: Some(l.secret.expose().to_string()),
+            ..DockerCredentials::default()
+        });
+        let mut last = String::new();
+        for attempt in 1..=PUSH_ATTEMPTS {
+            let options = bollard::query_parameters::PushImageOptionsBuilder::new()
+                .tag(tag)
+                .build();
+            let mut stream = self
+                .docker
+                .push_image(name, Some(options), credentials.clone());
+            let mut failed = None;
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(info) => {
+                        if let Some(e) = info.error_detail.and_then(|d| d.message) {
+                            failed = Some(e);
+                        }
+                    }
+                    Err(e) => failed = Some(e.to_string()),
+                }
+            }
+            match failed {
+                None => return Ok(()),
+                Some(e) => last = e,
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500 * u64::from(attempt))).await;
+        }
+        Err(EngineError::Push {
+            image: image.into(),
+            message: last,
+        })
+    }
+}
+
+/// The build context as a gzipped tar: the folder's files, then the extra files.
+pub fn context_tarball(
+    dir: &Path,
+    extra: &BTreeMap<String, Vec<u8>>,
+) -> Result<Vec<u8>, EngineError> {
+    let io = |source| EngineError::Context {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let mut tar = tar::Builder::new(gz);
+    tar.follow_symlinks(false);
+    tar.append_dir_all(".", dir).map_err(io)?;
+    for (path, content) in extra {
+        let mut header = tar::Header::new_gnu();
+        header.set_size(content.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, path, &content[..])
+            .map_err(io)?;
+    }
+    let mut gz = tar.into_inner().map_err(io)?;
+    gz.flush().map_err(io)?;
+    gz.finish().map_err(io)
+}

@@ -1,0 +1,112 @@
+//! Builds on the real Docker daemon (started by the test command): labels and build arguments,
+//! a BuildKit secret that ends up nowhere in the image, the failing step of a broken build, and
+//! a push the registry client then reads back.
+
+use std::collections::BTreeMap;
+
+use common::engine::{BuildRequest, Engine};
+use common::registry::RegistryClient;
+use futures::StreamExt;
+use spacktainerizah_tests::{registry, unique_name};
+
+/// A context with a static busybox as `/bin/sh`, so `RUN` works without pulling anything.
+fn context(dockerfile: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", dir.path().join("busybox")).expect("busybox-static is installed");
+    std::fs::write(dir.path().join("Dockerfile"), dockerfile).unwrap();
+    dir
+}
+
+const DOCKERFILE: &str = "FROM scratch
+COPY busybox /bin/busybox
+COPY busybox /bin/sh
+ARG VERSION
+LABEL org.example.version=$VERSION
+RUN --mount=type=secret,id=token test -s /run/secrets/token && /bin/busybox grep -q canary /run/secrets/token && echo built > /built
+";
+
+#[tokio::test]
+async fn a_build_secret_is_used_and_left_nowhere() {
+    let engine = Engine::connect().await.unwrap();
+    let ctx = context(DOCKERFILE);
+    let canary = format!("canary-{}", unique_name("secret"));
+    let secret_dir = tempfile::tempdir().unwrap();
+    let secret = secret_dir.path().join("token");
+    std::fs::write(&secret, &canary).unwrap();
+    let tag = format!("{}:v1", unique_name("stz-secret"));
+    let req = BuildRequest {
+        context: ctx.path().to_path_buf(),
+        build_args: BTreeMap::from([("VERSION".into(), "1.2.3".into())]),
+        labels: BTreeMap::from([("org.example.checksum".into(), "abc".into())]),
+        secrets: BTreeMap::from([("token".into(), secret)]),
+        no_cache: true,
+        ..BuildRequest::default()
+    };
+    // The RUN step fails unless the secret is mounted with the canary in it.
+    engine.build(&tag, &req).await.unwrap();
+    let labels = engine.labels(&tag).await.unwrap();
+    assert_eq!(labels["org.example.checksum"], "abc");
+    assert_eq!(
+        labels["org.example.version"], "1.2.3",
+        "build arguments reach the Dockerfile"
+    );
+
+    let docker = engine.docker();
+    let history = serde_json::to_string(&docker.image_history(&tag).await.unwrap()).unwrap();
+    assert!(!history.contains(&canary), "history");
+    let inspect = serde_json::to_string(&docker.inspect_image(&tag).await.unwrap()).unwrap();
+    assert!(!inspect.contains(&canary), "image config");
+    // `docker save`: every layer and the config, uncompressed.
+    let mut saved = Vec::new();
+    let mut stream = docker.export_image(&tag);
+    while let Some(chunk) = stream.next().await {
+        saved.extend_from_slice(&chunk.unwrap());
+    }
+    assert!(
+        saved.windows(b"/built".len()).any(|w| w == b"/built"),
+        "the RUN step ran"
+    );
+    assert!(
+        !saved.windows(canary.len()).any(|w| w == canary.as_bytes()),
+        "no layer holds the secret"
+    );
+}
+
+#[tokio::test]
+async fn a_failing_step_is_named() {
+    let engine = Engine::connect().await.unwrap();
+    let ctx = context("FROM scratch\nCOPY busybox /bin/sh\nRUN exit 3\n");
+    let err = engine
+        .build(
+            &format!("{}:v1", unique_name("stz-fail")),
+            &BuildRequest {
+                context: ctx.path().to_path_buf(),
+                ..BuildRequest::default()
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("exit 3"), "{err}");
+}
+
+#[tokio::test]
+async fn a_pushed_image_is_read_back_from_the_registry() {
+    let engine = Engine::connect().await.unwrap();
+    let ctx = context("FROM scratch\nCOPY busybox /bin/busybox\n");
+    let reg = registry();
+    let repo = unique_name("pushed");
+    let image = format!("{reg}/{repo}:v1");
+    let req = BuildRequest {
+        context: ctx.path().to_path_buf(),
+        labels: BTreeMap::from([("k".into(), "pushed".into())]),
+        ..BuildRequest::default()
+    };
+    engine.build(&image, &req).await.unwrap();
+    engine.push(&image, None).await.unwrap();
+    let client = RegistryClient::new(&reg, None).unwrap();
+    let found = client
+        .resolve(&image.parse().unwrap(), "amd64")
+        .await
+        .unwrap();
+    assert_eq!(found.labels["k"], "pushed");
+}
