@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
-use bollard::grpc::build::{ImageBuildFrontendOptions, ImageBuildLoadInput, SecretSource};
+use bollard::grpc::build::{
+    ImageBuildFrontendOptions, ImageBuildLoadInput, ImageBuildPlatform, SecretSource,
+};
 use bollard::grpc::driver::Build;
 use bollard::grpc::driver::moby::Moby;
 use futures::StreamExt;
@@ -50,6 +52,8 @@ pub struct BuildRequest {
     /// Build without the cache: secrets are not part of the cache key, so a changed secret
     /// needs it.
     pub no_cache: bool,
+    /// Target architecture (`amd64`, `arm64`); the daemon's own when not given.
+    pub architecture: Option<String>,
 }
 
 /// A Docker daemon.
@@ -100,6 +104,13 @@ impl Engine {
         }
         for (id, path) in &req.secrets {
             opts = opts.set_secret(id, &SecretSource::File(path.clone()));
+        }
+        if let Some(arch) = &req.architecture {
+            opts = opts.platforms(&ImageBuildPlatform {
+                architecture: arch.clone(),
+                os: "linux".into(),
+                variant: None,
+            });
         }
         Moby::new(&self.docker)
             .docker_build(

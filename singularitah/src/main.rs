@@ -1,4 +1,4 @@
-//! `singularitah`: Builds the Singularity/Apptainer image and works with SIF files (stage 1 and SIF publishing).
+//! `singularitah`: builds the Singularity/Apptainer image used for SIF work.
 
 use std::process::ExitCode;
 
@@ -7,7 +7,14 @@ use clap::Parser;
 mod cli;
 
 fn main() -> ExitCode {
-    // Its commands arrive with their stage; until then it answers --help and --version only.
-    let _ = cli::Cli::parse();
-    ExitCode::from(common::cli::exit::SUCCESS)
+    let result = cli::Cli::parse()
+        .into_run()
+        .and_then(|(printer, run)| spacktainerizer::run(&printer, run));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(common::cli::exit::ERROR)
+        }
+    }
 }

@@ -93,7 +93,7 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             stage: Some("generate".into()),
             image: tools(&opts.tools_image),
             script: vec![
-                "spacktainerizer pipeline --output base-images.yml --dotenv base-images.env".into(),
+                "spacktainerizer pipeline --file base-images.yml --dotenv base-images.env".into(),
             ],
             artifacts: Some(Artifacts {
                 paths: vec!["base-images.yml".into()],

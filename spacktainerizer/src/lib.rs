@@ -1,9 +1,12 @@
 //! Stage 1: the library behind `spacktainerizer`, callable from tests.
 
+pub mod build;
 pub mod cli;
 pub mod images;
+pub mod pipeline;
 pub mod plan;
 
+use anyhow::Context;
 use common::cli::exit;
 use common::printer::{Printer, table};
 
@@ -39,6 +42,32 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
             } else {
                 exit::SUCCESS
             })
+        }
+        cli::Run::Build(opts) => {
+            let target = rt.block_on(build::build(&opts))?;
+            printer.data(&format!("{target}\n"))?;
+            Ok(exit::SUCCESS)
+        }
+        cli::Run::Index(opts, image) => {
+            let tag = rt.block_on(build::index(&opts, &image))?;
+            printer.data(&format!("{tag}\n"))?;
+            Ok(exit::SUCCESS)
+        }
+        cli::Run::Pipeline {
+            plan: opts,
+            file,
+            dotenv,
+            tools_image,
+        } => {
+            let decisions = rt.block_on(plan::plan(&opts))?;
+            let (p, env) = pipeline::pipeline(&opts, &decisions, &tools_image);
+            p.check()?;
+            std::fs::write(&file, p.to_yaml())
+                .with_context(|| format!("writing {}", file.display()))?;
+            if let Some(d) = dotenv {
+                std::fs::write(&d, env).with_context(|| format!("writing {}", d.display()))?;
+            }
+            Ok(exit::SUCCESS)
         }
     }
 }

@@ -224,3 +224,128 @@ fn a_registry_that_is_down_stops_the_plan() {
         "nothing is planned for a registry that did not answer"
     );
 }
+
+/// Stand-in Dockerfiles (the real ones need the network): a static busybox, nothing pulled.
+fn stand_in_images(s: &Setup) {
+    for folder in [
+        "spacktainerizer/images/builder",
+        "spacktainerizer/images/runtime",
+        "singularitah/image",
+    ] {
+        let dir = s.dir.path().join(folder);
+        std::fs::remove_dir_all(&dir).unwrap();
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
+        std::fs::write(
+            dir.join("Dockerfile"),
+            "FROM scratch\nARG SPACK_COMMIT\nCOPY busybox /bin/busybox\nLABEL stand-in=yes\n",
+        )
+        .unwrap();
+    }
+}
+
+fn tool(s: &Setup, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
+        .args(args)
+        .args(["--branch", "my-feature", "--date", "2026.11.29", "--repo"])
+        .arg(s.dir.path())
+        .arg("--config")
+        .arg(s.dir.path().join("spacktainerizah.yaml"))
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn pipeline_build_index_then_up_to_date() {
+    let s = setup(&registry());
+    stand_in_images(&s);
+    let file = s.dir.path().join("base-images.yml");
+    let dotenv = s.dir.path().join("base-images.env");
+    let out = tool(
+        &s,
+        &[
+            "pipeline",
+            "--file",
+            &file.display().to_string(),
+            "--dotenv",
+            &dotenv.display().to_string(),
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
+    let p = common::ci::Pipeline::read(&file).unwrap();
+    assert_eq!(p.jobs.keys().filter(|k| k.starts_with("build ")).count(), 6);
+    assert_eq!(p.jobs["build builder arm64"].tags, vec!["aws_graviton"]);
+    let needs: Vec<&str> = p.jobs["index builder"]
+        .needs
+        .as_ref()
+        .unwrap()
+        .iter()
+        .map(common::ci::Need::job_name)
+        .collect();
+    assert_eq!(needs, ["build builder amd64", "build builder arm64"]);
+    assert_eq!(
+        std::fs::read_to_string(&dotenv).unwrap(),
+        "BUILDER_TAG=2026.11.29-my-feature\n"
+    );
+
+    // Run what the pipeline says, as its jobs would.
+    for job in p
+        .jobs
+        .values()
+        .filter(|j| j.stage.as_deref() == Some("build"))
+    {
+        let args: Vec<&str> = job.script[0]
+            .split_whitespace()
+            .skip(1)
+            .take_while(|a| *a != "--branch")
+            .collect();
+        let out = tool(&s, &args);
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for image in ["builder", "runtime", "singularitah"] {
+        let out = tool(&s, &["index", "--image", image]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let out = tool(&s, &["plan", "--output", "json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The labels read back: the plan's inputs, the OCI ones, and the right architecture.
+    let client = RegistryClient::new(&registry(), None).unwrap();
+    let tag: ImageRef = format!(
+        "{}/{}/builder:2026.11.29-my-feature",
+        registry(),
+        s.namespace
+    )
+    .parse()
+    .unwrap();
+    let arm = client.resolve(&tag, "arm64").await.unwrap();
+    assert_eq!(arm.architecture, "arm64");
+    assert_eq!(arm.labels["org.opencontainers.image.title"], "builder");
+    assert!(arm.labels.keys().any(|k| k.ends_with(".spack-commit")));
+
+    // Nothing left to build: a pipeline with one no-op job, still valid.
+    let out = tool(&s, &["pipeline", "--file", &file.display().to_string()]);
+    assert!(out.status.success());
+    let p = common::ci::Pipeline::read(&file).unwrap();
+    assert_eq!(p.jobs.len(), 1);
+    spacktainerizah_tests::validate_gitlab_ci(&std::fs::read_to_string(&file).unwrap()).unwrap();
+}

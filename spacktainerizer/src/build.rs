@@ -1,0 +1,182 @@
+//! `spacktainerizer build` and `index`: build one image for one architecture with the labels the
+//! plan compares (and the standard OCI ones), push it, then join the architectures under the
+//! multi-arch tag.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use common::config::Config;
+use common::engine::{BuildRequest, Engine};
+use common::registry::{Descriptor, ImageRef, Login, Platform, RegistryClient};
+
+use crate::images;
+use crate::plan::{self, PlanOptions};
+
+/// Variable holding the public half of the deployment key, given to the builder build as a
+/// BuildKit secret.
+pub const DEPLOYMENT_KEY_VAR: &str = "SPACK_DEPLOYMENT_KEY_PUBLIC";
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub plan: PlanOptions,
+    pub image: String,
+    pub arch: String,
+    pub push: bool,
+    /// `git rev-parse HEAD` of this repository, for `org.opencontainers.image.revision`.
+    pub revision: Option<String>,
+}
+
+/// `<registry>/<image>:<tag>`, with `-<arch>` when several architectures are built.
+pub fn arch_tag(cfg: &Config, image: &str, tag: &str, arch: &str) -> String {
+    let suffix = if cfg.tags.arch_suffix && cfg.architectures.len() > 1 {
+        format!("-{arch}")
+    } else {
+        String::new()
+    };
+    format!("{}/{image}:{tag}{suffix}", cfg.registry.url)
+}
+
+fn login(cfg: &Config) -> anyhow::Result<Option<Login>> {
+    match &cfg.registry.credentials {
+        Some(c) if std::env::var_os(&c.user_env).is_some() => Ok(Some(
+            Login::from_env(&c.user_env, &c.secret_env)
+                .map_err(anyhow::Error::msg)
+                .context("registry login")?,
+        )),
+        _ => Ok(None),
+    }
+}
+
+pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
+    let p = &opts.plan;
+    let cfg = &p.config;
+    let Some(arch_cfg) = cfg.arch(&opts.arch) else {
+        bail!("architecture `{}` is not in the configuration", opts.arch)
+    };
+    let base = &cfg.base_images;
+    let spec = images::images(&p.repo, cfg, std::slice::from_ref(&opts.image), || {
+        images::spack_commit(&base.spack.repository, &base.spack.branch)
+    })?
+    .pop()
+    .context("no such image")?;
+    let tag = plan::tag(cfg, &p.branch, &p.date);
+    let target = arch_tag(cfg, spec.name, &tag, &opts.arch);
+    let ns = &cfg.labels.namespace;
+    let mut labels: BTreeMap<String, String> = spec
+        .inputs
+        .iter()
+        .map(|(k, v)| (format!("{ns}.{k}"), v.clone()))
+        .collect();
+    labels.insert("org.opencontainers.image.title".into(), spec.name.into());
+    labels.insert("org.opencontainers.image.version".into(), tag.clone());
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        common::printer::rfc3339(std::time::SystemTime::now()),
+    );
+    labels.insert(
+        "org.opencontainers.image.source".into(),
+        std::env::var("CI_PROJECT_URL").unwrap_or_else(|_| "spacktainerizah".into()),
+    );
+    if let Some(r) = &opts.revision {
+        labels.insert("org.opencontainers.image.revision".into(), r.clone());
+    }
+    let mut args = BTreeMap::from([
+        ("OS_IMAGE".to_string(), base.os_image.clone()),
+        (
+            "SINGULARITY_VERSION".to_string(),
+            base.singularity_version.clone(),
+        ),
+        ("S3CMD_VERSION".to_string(), base.s3cmd_version.clone()),
+        (
+            "SPACK_REPOSITORY".to_string(),
+            base.spack.repository.clone(),
+        ),
+        ("SPACK_BRANCH".to_string(), base.spack.branch.clone()),
+        (
+            "MIRROR_URL".to_string(),
+            arch_cfg
+                .build_cache
+                .url_for(p.branch == cfg.default_branch)
+                .to_string(),
+        ),
+        (
+            "MIRROR_ENDPOINT_URL".to_string(),
+            arch_cfg
+                .build_cache
+                .endpoint_url
+                .clone()
+                .unwrap_or_default(),
+        ),
+    ]);
+    if let Some(c) = spec.inputs.get(images::LABEL_SPACK_COMMIT) {
+        args.insert("SPACK_COMMIT".into(), c.clone());
+    }
+    // The key reaches the build as a secret file that lives only for this build.
+    let secret_dir = tempfile::tempdir().context("temporary folder for build secrets")?;
+    let mut secrets = BTreeMap::new();
+    if let Some(key) = common::secret::Secret::from_env(DEPLOYMENT_KEY_VAR) {
+        let path = secret_dir.path().join("deployment_key_public");
+        std::fs::write(&path, key.expose()).context("writing the build secret")?;
+        secrets.insert("deployment_key_public".to_string(), path);
+    }
+    let engine = Engine::connect().await?;
+    engine
+        .build(
+            &target,
+            &BuildRequest {
+                context: p.repo.join(&spec.folder),
+                build_args: args,
+                labels,
+                secrets,
+                no_cache: true,
+                architecture: Some(opts.arch.clone()),
+                ..BuildRequest::default()
+            },
+        )
+        .await?;
+    if opts.push {
+        engine.push(&target, login(cfg)?.as_ref()).await?;
+    }
+    Ok(target)
+}
+
+/// Write the multi-arch tag of `image` from its per-architecture tags in the registry.
+pub async fn index(p: &PlanOptions, image: &str) -> anyhow::Result<String> {
+    let cfg = &p.config;
+    let tag = plan::tag(cfg, &p.branch, &p.date);
+    let multi: ImageRef = format!("{}/{image}:{tag}", cfg.registry.url).parse()?;
+    let client = RegistryClient::new(&multi.registry, login(cfg)?)?;
+    let mut entries = Vec::new();
+    for arch in cfg.architectures.keys() {
+        let per_arch: ImageRef = arch_tag(cfg, image, &tag, arch).parse()?;
+        let m = client
+            .manifest(&per_arch)
+            .await
+            .with_context(|| format!("reading {per_arch}"))?;
+        entries.push(Descriptor {
+            media_type: m.media_type,
+            digest: m.digest,
+            size: m.bytes.len() as u64,
+            platform: Some(Platform {
+                architecture: arch.clone(),
+                os: "linux".into(),
+                variant: None,
+            }),
+        });
+    }
+    client.push_index(&multi, &entries).await?;
+    Ok(multi.to_string())
+}
+
+/// The revision of the repository, when it is a git checkout.
+pub fn revision(repo: &PathBuf) -> Option<String> {
+    let out = std::process::Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+}

@@ -1,0 +1,76 @@
+//! `spacktainerizer pipeline`: the stage-1 child pipeline with jobs for exactly the images and
+//! architectures that need building, each architecture's on its runner, the index job after
+//! them; a pipeline with one no-op job when nothing needs building.
+
+use std::collections::BTreeMap;
+
+use common::ci::{Image, Job, Need, Pipeline, shell_quote};
+
+use crate::plan::{self, Decision, PlanOptions};
+
+/// The pipeline, and the dotenv (`BUILDER_TAG=…`) later stages read the builder tag from.
+pub fn pipeline(
+    opts: &PlanOptions,
+    decisions: &[Decision],
+    tools_image: &str,
+) -> (Pipeline, String) {
+    let cfg = &opts.config;
+    let tag = plan::tag(cfg, &opts.branch, &opts.date);
+    let dotenv = format!("BUILDER_TAG={tag}\n");
+    let builds: Vec<&Decision> = decisions.iter().filter(|d| d.build).collect();
+    if builds.is_empty() {
+        return (Pipeline::noop("All base images are up to date."), dotenv);
+    }
+    let common_args = format!(
+        "--branch {} --date {}",
+        shell_quote(&opts.branch),
+        shell_quote(&opts.date)
+    );
+    let image = Some(Image::Detailed {
+        name: tools_image.into(),
+        entrypoint: Some(vec![String::new()]),
+        pull_policy: None,
+    });
+    let mut p = Pipeline {
+        stages: vec!["build".into(), "index".into()],
+        ..Pipeline::default()
+    };
+    let mut per_image: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for d in &builds {
+        let name = format!("build {} {}", d.image, d.arch);
+        let runner = cfg
+            .arch(&d.arch)
+            .map(|a| a.runner_tag.clone())
+            .into_iter()
+            .collect();
+        p.jobs.insert(
+            name.clone(),
+            Job {
+                stage: Some("build".into()),
+                image: image.clone(),
+                tags: runner,
+                script: vec![format!(
+                    "spacktainerizer build --image {} --arch {} --push {common_args}",
+                    d.image, d.arch
+                )],
+                ..Job::default()
+            },
+        );
+        per_image.entry(&d.image).or_default().push(name);
+    }
+    for (name, needs) in per_image {
+        p.jobs.insert(
+            format!("index {name}"),
+            Job {
+                stage: Some("index".into()),
+                image: image.clone(),
+                needs: Some(needs.into_iter().map(Need::job).collect()),
+                script: vec![format!(
+                    "spacktainerizer index --image {name} {common_args}"
+                )],
+                ..Job::default()
+            },
+        );
+    }
+    (p, dotenv)
+}
