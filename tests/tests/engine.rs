@@ -92,12 +92,15 @@ async fn a_failing_step_is_named() {
 #[tokio::test]
 async fn a_pushed_image_is_read_back_from_the_registry() {
     let engine = Engine::connect().await.unwrap();
-    let ctx = context("FROM scratch\nCOPY busybox /bin/busybox\n");
+    // A generated file joins the context folder's files.
+    let ctx =
+        context("FROM scratch\nCOPY busybox /bin/busybox\nCOPY generated.txt /generated.txt\n");
     let reg = registry();
     let repo = unique_name("pushed");
     let image = format!("{reg}/{repo}:v1");
     let req = BuildRequest {
         context: ctx.path().to_path_buf(),
+        extra_files: BTreeMap::from([("generated.txt".into(), b"made by the tool".to_vec())]),
         labels: BTreeMap::from([("k".into(), "pushed".into())]),
         ..BuildRequest::default()
     };
