@@ -1,6 +1,7 @@
-//! Docker Engine builds (bollard, BuildKit through the daemon's gRPC session): a context folder
-//! plus generated files, build arguments, labels, and secrets as BuildKit secret mounts that
-//! leave nothing in the image; then tag and push with credentials from named variables.
+//! Docker Engine builds (bollard): a context folder plus generated files, build arguments and
+//! labels, the build log streamed line by line; builds that need secrets go through BuildKit's
+//! gRPC session with secret mounts that leave nothing in the image. Then tag and push with
+//! credentials from named variables.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -92,9 +93,26 @@ impl Engine {
         &self.host
     }
 
-    /// Build `tag` from `req` with BuildKit.
-    pub async fn build(&self, tag: &str, req: &BuildRequest) -> Result<(), EngineError> {
+    /// Build `tag` from `req`, handing each log line to `on_log`. A build with secrets (or for
+    /// another architecture) goes through BuildKit, which gives no log stream: its failures
+    /// still carry the failing step and its output.
+    pub async fn build(
+        &self,
+        tag: &str,
+        req: &BuildRequest,
+        mut on_log: impl FnMut(&str),
+    ) -> Result<(), EngineError> {
         let context = context_tarball(&req.context, &req.extra_files)?;
+        let native = req
+            .architecture
+            .as_deref()
+            .is_none_or(|a| a == host_architecture());
+        if req.secrets.is_empty() && native {
+            return self.build_streamed(tag, req, context, &mut on_log).await;
+        }
+        on_log(&format!(
+            "building {tag} with BuildKit (secrets or another architecture: no log stream)"
+        ));
         let mut opts = ImageBuildFrontendOptions::builder().nocache(req.no_cache);
         for (k, v) in &req.build_args {
             opts = opts.buildarg(k, v);
@@ -126,6 +144,57 @@ impl Engine {
                 tag: tag.to_string(),
                 message: e.to_string(),
             })
+    }
+
+    /// The daemon's builder, whose progress comes as a stream of log lines.
+    async fn build_streamed(
+        &self,
+        tag: &str,
+        req: &BuildRequest,
+        context: Vec<u8>,
+        on_log: &mut impl FnMut(&str),
+    ) -> Result<(), EngineError> {
+        let options = bollard::query_parameters::BuildImageOptions {
+            dockerfile: "Dockerfile".into(),
+            t: Some(tag.to_string()),
+            nocache: req.no_cache,
+            rm: true,
+            forcerm: true,
+            buildargs: Some(req.build_args.clone().into_iter().collect()),
+            labels: Some(req.labels.clone().into_iter().collect()),
+            ..Default::default()
+        };
+        let mut stream =
+            self.docker
+                .build_image(options, None, Some(bollard::body_full(context.into())));
+        let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
+        let fail =
+            |message: String, tail: &std::collections::VecDeque<String>| EngineError::Build {
+                tag: tag.to_string(),
+                message: format!(
+                    "{message}\nlast lines of the build log:\n{}",
+                    tail.iter().cloned().collect::<Vec<_>>().join("\n")
+                ),
+            };
+        while let Some(item) = stream.next().await {
+            let info = item.map_err(|e| fail(e.to_string(), &tail))?;
+            for line in info
+                .stream
+                .iter()
+                .flat_map(|s| s.lines())
+                .filter(|l| !l.trim().is_empty())
+            {
+                on_log(line);
+                if tail.len() == 20 {
+                    tail.pop_front();
+                }
+                tail.push_back(line.to_string());
+            }
+            if let Some(message) = info.error_detail.and_then(|d| d.message) {
+                return Err(fail(message, &tail));
+            }
+        }
+        Ok(())
     }
 
     /// The labels of a local image.
@@ -186,6 +255,15 @@ impl Engine {
             image: image.into(),
             message: last,
         })
+    }
+}
+
+/// The daemon's architecture in Docker's words (`amd64`, `arm64`).
+pub fn host_architecture() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
     }
 }
 

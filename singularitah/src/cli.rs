@@ -45,6 +45,7 @@ pub enum Command {
 impl Cli {
     pub fn into_run(self) -> anyhow::Result<(Printer, Run)> {
         let printer = Printer::new(&self.output);
+        let quiet = self.output.quiet;
         let run = match self.command {
             Command::Plan { common } => Run::Plan(common.plan_options(vec![IMAGE.into()])?),
             Command::Build { common, arch, push } => {
@@ -56,6 +57,7 @@ impl Cli {
                     arch,
                     push,
                     revision,
+                    quiet,
                 })
             }
             Command::Index { common } => {

@@ -13,8 +13,7 @@ use common::registry::{Descriptor, ImageRef, Login, Platform, RegistryClient};
 use crate::images;
 use crate::plan::{self, PlanOptions};
 
-/// Variable holding the public half of the deployment key, given to the builder build as a
-/// BuildKit secret.
+/// Variable holding the public half of the deployment key the builder image trusts.
 pub const DEPLOYMENT_KEY_VAR: &str = "SPACK_DEPLOYMENT_KEY_PUBLIC";
 
 #[derive(Debug, Clone)]
@@ -25,6 +24,8 @@ pub struct BuildOptions {
     pub push: bool,
     /// `git rev-parse HEAD` of this repository, for `org.opencontainers.image.revision`.
     pub revision: Option<String>,
+    /// No build log on stderr.
+    pub quiet: bool,
 }
 
 /// `<registry>/<image>:<tag>`, with `-<arch>` when several architectures are built.
@@ -112,15 +113,12 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
     if let Some(c) = spec.inputs.get(images::LABEL_SPACK_COMMIT) {
         args.insert("SPACK_COMMIT".into(), c.clone());
     }
-    // The key reaches the build as a secret file that lives only for this build.
-    let secret_dir = tempfile::tempdir().context("temporary folder for build secrets")?;
-    let mut secrets = BTreeMap::new();
-    if let Some(key) = common::secret::Secret::from_env(DEPLOYMENT_KEY_VAR) {
-        let path = secret_dir.path().join("deployment_key_public");
-        std::fs::write(&path, key.expose()).context("writing the build secret")?;
-        secrets.insert("deployment_key_public".to_string(), path);
-    }
+    // The public half of the deployment key is meant to be in the image: it goes in the
+    // context (empty when not given, and the builder then trusts no key).
+    let key = std::env::var(DEPLOYMENT_KEY_VAR).unwrap_or_default();
+    let extra_files = BTreeMap::from([("deployment_key.pub".to_string(), key.into_bytes())]);
     let engine = Engine::connect().await?;
+    let quiet = opts.quiet;
     engine
         .build(
             &target,
@@ -128,10 +126,15 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
                 context: p.repo.join(&spec.folder),
                 build_args: args,
                 labels,
-                secrets,
+                extra_files,
                 no_cache: true,
                 architecture: Some(opts.arch.clone()),
                 ..BuildRequest::default()
+            },
+            |line| {
+                if !quiet {
+                    eprintln!("{line}");
+                }
             },
         )
         .await?;

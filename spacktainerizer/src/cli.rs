@@ -110,6 +110,7 @@ pub enum Run {
 impl Cli {
     pub fn into_run(self) -> anyhow::Result<(Printer, Run)> {
         let printer = Printer::new(&self.output);
+        let quiet = self.output.quiet;
         Ok((
             printer,
             match self.command {
@@ -128,6 +129,7 @@ impl Cli {
                         arch,
                         push,
                         revision,
+                        quiet,
                     })
                 }
                 Command::Index { common, image } => {

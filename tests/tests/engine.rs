@@ -43,7 +43,7 @@ async fn a_build_secret_is_used_and_left_nowhere() {
         ..BuildRequest::default()
     };
     // The RUN step fails unless the secret is mounted with the canary in it.
-    engine.build(&tag, &req).await.unwrap();
+    engine.build(&tag, &req, |_| {}).await.unwrap();
     let labels = engine.labels(&tag).await.unwrap();
     assert_eq!(labels["org.example.checksum"], "abc");
     assert_eq!(
@@ -73,9 +73,11 @@ async fn a_build_secret_is_used_and_left_nowhere() {
 }
 
 #[tokio::test]
-async fn a_failing_step_is_named() {
+async fn the_build_log_streams_and_a_failing_step_is_named() {
     let engine = Engine::connect().await.unwrap();
-    let ctx = context("FROM scratch\nCOPY busybox /bin/sh\nRUN exit 3\n");
+    let ctx =
+        context("FROM scratch\nCOPY busybox /bin/sh\nRUN echo hello-from-the-build\nRUN exit 3\n");
+    let mut lines = Vec::new();
     let err = engine
         .build(
             &format!("{}:v1", unique_name("stz-fail")),
@@ -83,7 +85,33 @@ async fn a_failing_step_is_named() {
                 context: ctx.path().to_path_buf(),
                 ..BuildRequest::default()
             },
+            |l| lines.push(l.to_string()),
         )
+        .await
+        .unwrap_err();
+    assert!(
+        lines.iter().any(|l| l.contains("hello-from-the-build")),
+        "{lines:?}"
+    );
+    let message = err.to_string();
+    assert!(
+        message.contains("exit 3") || message.contains("non-zero code: 3"),
+        "{message}"
+    );
+    assert!(
+        message.contains("last lines of the build log") && message.contains("hello-from-the-build"),
+        "{message}"
+    );
+
+    // With a secret the build goes through BuildKit: no stream, but the step still named.
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    let req = BuildRequest {
+        context: ctx.path().to_path_buf(),
+        secrets: BTreeMap::from([("s".into(), secret.path().to_path_buf())]),
+        ..BuildRequest::default()
+    };
+    let err = engine
+        .build(&format!("{}:v1", unique_name("stz-fail")), &req, |_| {})
         .await
         .unwrap_err();
     assert!(err.to_string().contains("exit 3"), "{err}");
@@ -104,7 +132,7 @@ async fn a_pushed_image_is_read_back_from_the_registry() {
         labels: BTreeMap::from([("k".into(), "pushed".into())]),
         ..BuildRequest::default()
     };
-    engine.build(&image, &req).await.unwrap();
+    engine.build(&image, &req, |_| {}).await.unwrap();
     engine.push(&image, None).await.unwrap();
     let client = RegistryClient::new(&reg, None).unwrap();
     let found = client
