@@ -71,3 +71,24 @@ fn build_index_up_to_date_then_new_tool_versions() {
         "{plan:?}"
     );
 }
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["plan", "--help"],
+        vec!["build", "--help"],
+        vec!["index", "--help"],
+        vec!["--version"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_singularitah"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

@@ -107,3 +107,25 @@ fn dockerfiles_declare_what_they_use_and_take_no_secret_as_argument() {
         }
     }
 }
+
+#[test]
+fn every_command_has_help() {
+    for args in [
+        vec!["--help"],
+        vec!["plan", "--help"],
+        vec!["build", "--help"],
+        vec!["index", "--help"],
+        vec!["pipeline", "--help"],
+        vec!["--version"],
+    ] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
+            .args(&args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
