@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use common::config::Config;
 use common::engine::{BuildRequest, Engine};
-use common::registry::{Descriptor, ImageRef, Login, Platform, RegistryClient};
+use common::registry::{ImageRef, Login, RegistryClient};
 
 use crate::images;
 use crate::plan::{self, PlanOptions};
@@ -157,16 +157,7 @@ pub async fn index(p: &PlanOptions, image: &str) -> anyhow::Result<String> {
             .manifest(&per_arch)
             .await
             .with_context(|| format!("reading {per_arch}"))?;
-        entries.push(Descriptor {
-            media_type: m.media_type,
-            digest: m.digest,
-            size: m.bytes.len() as u64,
-            platform: Some(Platform {
-                architecture: arch.clone(),
-                os: "linux".into(),
-                variant: None,
-            }),
-        });
+        entries.push(m.index_entry(&arch));
     }
     client.push_index(&multi, &entries).await?;
     Ok(multi.to_string())

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::registry::{Descriptor, ImageRef, Platform, RegistryClient};
+use common::registry::{Descriptor, ImageRef, RegistryClient};
 use serde_json::Value;
 use spacktainerizah_tests::{copy_dir, push_test_image, registry, repo_root, unique_name};
 
@@ -116,16 +116,7 @@ async fn publish(s: &Setup, decisions: &[Value], archs: &[&str]) {
             )
             .await
             .unwrap();
-        by_image.entry(repo).or_default().push(Descriptor {
-            media_type: m.media_type,
-            digest: m.digest,
-            size: m.bytes.len() as u64,
-            platform: Some(Platform {
-                architecture: arch.into(),
-                os: "linux".into(),
-                variant: None,
-            }),
-        });
+        by_image.entry(repo).or_default().push(m.index_entry(&arch));
     }
     for (repo, entries) in by_image {
         client

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use common::registry::{Descriptor, ImageRef, Login, Platform, RegistryClient, RegistryError};
+use common::registry::{ImageRef, Login, RegistryClient, RegistryError};
 use spacktainerizah_tests::{
     REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, push_test_image, registry, unique_name,
 };
@@ -76,16 +76,7 @@ async fn a_multi_arch_index_is_pushed_and_each_architecture_resolved() {
             .manifest(&image(&reg, &repo, &format!("latest-{arch}")))
             .await
             .unwrap();
-        entries.push(Descriptor {
-            media_type: m.media_type,
-            digest: m.digest,
-            size: m.bytes.len() as u64,
-            platform: Some(Platform {
-                architecture: arch.into(),
-                os: "linux".into(),
-                variant: None,
-            }),
-        });
+        entries.push(m.index_entry(&arch));
     }
     let digest = client
         .push_index(&image(&reg, &repo, "latest"), &entries)
@@ -147,20 +138,26 @@ async fn missing_tags_and_repositories_mean_build_an_unreachable_registry_does_n
     );
 }
 
-#[tokio::test]
-async fn basic_auth_with_credentials_from_named_variables() {
-    let reg = auth_registry();
-    let repo = unique_name("private");
+/// An image only the test login may read: returns its repository and the login's password.
+fn private_image(reg: &str, prefix: &str, arch: &str, label: &str) -> (String, String) {
+    let repo = unique_name(prefix);
     let user = std::env::var(REGISTRY_USER_VAR).unwrap();
     let password = std::env::var(REGISTRY_PASSWORD_VAR).unwrap();
     push_test_image(
-        &reg,
+        reg,
         &repo,
         "v1",
-        "amd64",
-        &[("k", "v")],
+        arch,
+        &[("k", label)],
         Some(&format!("{user}:{password}")),
     );
+    (repo, password)
+}
+
+#[tokio::test]
+async fn basic_auth_with_credentials_from_named_variables() {
+    let reg = auth_registry();
+    let (repo, password) = private_image(&reg, "private", "amd64", "v");
 
     let anonymous = RegistryClient::new(&reg, None).unwrap();
     let err = anonymous
@@ -195,17 +192,7 @@ async fn basic_auth_with_credentials_from_named_variables() {
 #[tokio::test]
 async fn bearer_tokens_from_the_registrys_token_server() {
     let reg = spacktainerizah_tests::token_registry();
-    let repo = unique_name("tokens");
-    let user = std::env::var(REGISTRY_USER_VAR).unwrap();
-    let password = std::env::var(REGISTRY_PASSWORD_VAR).unwrap();
-    push_test_image(
-        &reg,
-        &repo,
-        "v1",
-        "arm64",
-        &[("k", "token")],
-        Some(&format!("{user}:{password}")),
-    );
+    let (repo, _) = private_image(&reg, "tokens", "arm64", "token");
 
     // Anonymous tokens grant nothing here: denied, not "missing".
     let anonymous = RegistryClient::new(&reg, None).unwrap();
@@ -227,16 +214,7 @@ async fn bearer_tokens_from_the_registrys_token_server() {
     );
     // A push scope needs a token of its own: the index write goes through the same flow.
     let m = client.manifest(&image(&reg, &repo, "v1")).await.unwrap();
-    let entry = Descriptor {
-        media_type: m.media_type,
-        digest: m.digest,
-        size: m.bytes.len() as u64,
-        platform: Some(Platform {
-            architecture: "arm64".into(),
-            os: "linux".into(),
-            variant: None,
-        }),
-    };
+    let entry = m.index_entry("arm64");
     client
         .push_index(&image(&reg, &repo, "multi"), &[entry])
         .await

@@ -60,6 +60,22 @@ pub struct Fetched {
     pub bytes: Vec<u8>,
 }
 
+impl Fetched {
+    /// This manifest as the entry for linux/`arch` of a multi-arch index.
+    pub fn index_entry(&self, arch: &str) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as u64,
+            platform: Some(Platform {
+                architecture: arch.to_string(),
+                os: "linux".into(),
+                variant: None,
+            }),
+        }
+    }
+}
+
 /// OS and architecture of an image, as in an index entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Platform {
