@@ -157,7 +157,7 @@ pub async fn index(p: &PlanOptions, image: &str) -> anyhow::Result<String> {
             .manifest(&per_arch)
             .await
             .with_context(|| format!("reading {per_arch}"))?;
-        entries.push(m.index_entry(&arch));
+        entries.push(m.index_entry(arch));
     }
     client.push_index(&multi, &entries).await?;
     Ok(multi.to_string())

@@ -116,7 +116,7 @@ async fn publish(s: &Setup, decisions: &[Value], archs: &[&str]) {
             )
             .await
             .unwrap();
-        by_image.entry(repo).or_default().push(m.index_entry(&arch));
+        by_image.entry(repo).or_default().push(m.index_entry(arch));
     }
     for (repo, entries) in by_image {
         client

@@ -76,7 +76,7 @@ async fn a_multi_arch_index_is_pushed_and_each_architecture_resolved() {
             .manifest(&image(&reg, &repo, &format!("latest-{arch}")))
             .await
             .unwrap();
-        entries.push(m.index_entry(&arch));
+        entries.push(m.index_entry(arch));
     }
     let digest = client
         .push_index(&image(&reg, &repo, "latest"), &entries)
