@@ -64,7 +64,8 @@ pub struct ManifestRefs {
     pub unread: std::collections::HashSet<u32>,
 }
 
-/// Whether manifests missing from the memo may be read (one request each).
+/// Whether manifests missing from the memo may be read (one request each over S3; a
+/// directory's are always read).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reads {
     All,
@@ -146,7 +147,8 @@ pub async fn read(
             None => to_read.push(i),
         }
     }
-    if reads == Reads::MemoOnly {
+    // Over a network a manifest read is a request per object; a directory reads files.
+    if reads == Reads::MemoOnly && !store.is_local() {
         out.unread = to_read.drain(..).collect();
     }
     // Each manifest is reduced to its references as soon as it is read.

@@ -404,8 +404,27 @@ async fn over_s3_show_verify_and_stats_read_no_more_than_they_show() {
         json(&s3("stats", &[]))["layouts"].as_array().unwrap().len(),
         2
     );
-    let out = s3("ls", &["-v"]);
-    assert!(out.status.success());
+    // Over S3, `ls` reads no manifest unless asked (no request per object); a directory does.
+    let rows = json(&s3("ls", &[]));
+    let v3_sizes = |rows: &Value| -> Vec<Value> {
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["layout"] == "v3")
+            .map(|r| r["size"].clone())
+            .collect()
+    };
+    assert!(v3_sizes(&rows).iter().all(Value::is_null), "{rows}");
+    assert!(
+        v3_sizes(&json(&s3("ls", &["--sizes"])))
+            .iter()
+            .all(Value::is_u64)
+    );
+    assert!(
+        v3_sizes(&json(&on(src.path(), "ls", &[])))
+            .iter()
+            .all(Value::is_u64)
+    );
     let deps = json(&s3("dependents", &["gcc-runtime"]));
     assert_eq!(deps.as_array().unwrap().len(), 4);
     assert_eq!(json(&s3("orphans", &[])).as_array().unwrap().len(), 0);

@@ -140,6 +140,7 @@ async fn the_same_listing_over_s3() {
     let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
         .args([
             "ls",
+            "--sizes",
             "--output",
             "json",
             "--cache",

@@ -130,6 +130,11 @@ impl Store {
         })
     }
 
+    /// True for a directory: reading an object is a file read, not a network request.
+    pub fn is_local(&self) -> bool {
+        matches!(self, Store::File(_))
+    }
+
     /// The URL of the store root, for messages.
     pub fn url(&self) -> String {
         match self {
