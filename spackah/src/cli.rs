@@ -1,8 +1,69 @@
 //! Command-line interface of `spackah`.
 
-use clap::Parser;
-use common::cli::EXIT_CODES_HELP;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+use common::cli::{EXIT_CODES_HELP, OutputArgs};
+use common::config::Config;
+use common::env_names;
+use common::printer::Printer;
+
+use crate::plan::PlanOptions;
 
 #[derive(Debug, Parser)]
-#[command(name = "spackah", version, about = "Builds and publishes one container image per container definition (stage 3).", after_help = EXIT_CODES_HELP, arg_required_else_help = true)]
-pub struct Cli {}
+#[command(name = "spackah", version, about = "Builds and publishes one container image per container definition (stage 3).", after_help = EXIT_CODES_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+    #[command(flatten)]
+    pub output: OutputArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// For each container and architecture: build or skip, and why. Spack containers are tagged
+    /// with the main package's version from their lockfile and rebuilt when the registry lacks
+    /// the tag or holds another lockfile or definition checksum; `.def` containers when their
+    /// source image changed since their SIF was published. Exit 1 when something needs work.
+    Plan {
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        /// The repository with `container_definitions/`.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Where stage 2 left `<arch>/<container>/spack.lock`.
+        #[arg(long)]
+        lockfiles: PathBuf,
+        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        branch: String,
+        /// Only this container (repeatable).
+        #[arg(long = "container")]
+        containers: Vec<String>,
+    },
+}
+
+pub enum Run {
+    Plan(PlanOptions),
+}
+
+impl Cli {
+    pub fn into_run(self) -> anyhow::Result<(Printer, Run)> {
+        let printer = Printer::new(&self.output);
+        let run = match self.command {
+            Command::Plan {
+                config,
+                repo,
+                lockfiles,
+                branch,
+                containers,
+            } => Run::Plan(PlanOptions {
+                config: Config::read(&config)?,
+                repo,
+                branch,
+                lockfiles,
+                containers,
+            }),
+        };
+        Ok((printer, run))
+    }
+}

@@ -1,13 +1,18 @@
-//! `spackah`: Builds and publishes one container image per container definition (stage 3).
+//! `spackah`: builds and publishes one container image per container definition (stage 3).
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
-mod cli;
-
 fn main() -> ExitCode {
-    // Its commands arrive with their stage; until then it answers --help and --version only.
-    let _ = cli::Cli::parse();
-    ExitCode::from(common::cli::exit::SUCCESS)
+    let result = spackah::cli::Cli::parse()
+        .into_run()
+        .and_then(|(printer, run)| spackah::run(&printer, run));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            ExitCode::from(common::cli::exit::ERROR)
+        }
+    }
 }

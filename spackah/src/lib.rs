@@ -1,0 +1,45 @@
+//! Stage 3: the library behind `spackah`, callable from tests.
+
+pub mod checksum;
+pub mod cli;
+pub mod plan;
+
+use common::cli::exit;
+use common::printer::{Printer, table};
+
+/// Run a parsed command; returns the process exit code.
+pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Runtime::new()?;
+    match cmd {
+        cli::Run::Plan(opts) => {
+            let decisions = rt.block_on(plan::plan(&opts))?;
+            if printer.is_json() {
+                printer.json(&decisions)?;
+            } else {
+                let rows: Vec<Vec<String>> = decisions
+                    .iter()
+                    .map(|d| {
+                        vec![
+                            d.container.clone(),
+                            d.arch.clone(),
+                            (if d.build { "build" } else { "skip" }).into(),
+                            d.target.clone(),
+                            d.reason.clone(),
+                        ]
+                    })
+                    .collect();
+                printer.data(&table(
+                    &["CONTAINER", "ARCH", "ACTION", "TARGET", "WHY"],
+                    &rows,
+                    &[],
+                ))?;
+            }
+            // The plan is a check: work to do is exit 1.
+            Ok(if decisions.iter().any(|d| d.build) {
+                exit::FOUND
+            } else {
+                exit::SUCCESS
+            })
+        }
+    }
+}
