@@ -2,6 +2,7 @@
 
 pub mod checksum;
 pub mod cli;
+pub mod dockerfile;
 pub mod plan;
 
 use common::cli::exit;

@@ -1,0 +1,79 @@
+//! The generated Dockerfiles of the example definitions, snapshot-tested; no secret in them.
+
+use std::path::{Path, PathBuf};
+
+use common::config::Config;
+use common::definitions::{self, Kind};
+use common::spack::environment::Environment;
+use spackah::dockerfile;
+use spacktainerizah_tests::repo_root;
+
+fn snapshots() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/dockerfiles")
+}
+
+#[test]
+fn dockerfiles_match_their_snapshots() {
+    let repo = repo_root().join("examples");
+    let config = Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap();
+    let template = Environment::read(&repo.join("spack.yaml")).unwrap();
+    let defs = definitions::discover(&repo).unwrap();
+    let mut seen = 0;
+    for def in defs.containers.iter().filter(|d| d.arch == "amd64") {
+        let Kind::Spack { environment, .. } = &def.kind else {
+            continue;
+        };
+        let env = Environment::merged(&template, environment).unwrap();
+        let text = dockerfile::render(
+            def,
+            &env,
+            &format!("{}/builder:latest", config.registry.url),
+            &format!("{}/runtime:latest", config.registry.url),
+        )
+        .unwrap();
+        let snap = snapshots().join(format!("{}.Dockerfile", def.name));
+        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+            std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
+            std::fs::write(&snap, &text).unwrap();
+        }
+        assert_eq!(
+            text,
+            std::fs::read_to_string(&snap).unwrap_or_default(),
+            "{} (UPDATE_SNAPSHOTS=1 rewrites)",
+            snap.display()
+        );
+        assert!(
+            !text.contains("AWS_SECRET_ACCESS_KEY=$") || text.contains("/run/secrets/"),
+            "the key pair comes only from secret mounts"
+        );
+        seen += 1;
+    }
+    assert_eq!(seen, 3);
+    let neo = std::fs::read_to_string(snapshots().join("neurodamus-neocortex.Dockerfile")).unwrap();
+    assert!(neo.contains("COPY files/0/run-simulation.sh /opt/run-simulation.sh"));
+    assert!(
+        neo.trim_end().ends_with("rm -rf /var/lib/apt/lists/*"),
+        "the epilogue comes last"
+    );
+    assert!(neo.contains("COPY --from=builder /opt/spack-software/with-a-long-padded-path/so-relocation-always-fits"), "the environment's install tree");
+    // A failed install fails the build: nothing after it may swallow its exit status.
+    let install = neo
+        .lines()
+        .skip_while(|l| !l.starts_with("RUN --mount"))
+        .take_while(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        !install.contains("; true") && !install.contains("|| true"),
+        "{install}"
+    );
+}
+
+#[test]
+fn the_entrypoint_keeps_singularity_host_libraries() {
+    assert!(dockerfile::ENTRYPOINT.contains("/.singularity.d/libs"));
+    assert!(
+        dockerfile::ENTRYPOINT.contains("${LD_LIBRARY_PATH:+$LD_LIBRARY_PATH:}"),
+        "appends, never replaces"
+    );
+}
