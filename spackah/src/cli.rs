@@ -8,6 +8,7 @@ use common::config::Config;
 use common::env_names;
 use common::printer::Printer;
 
+use crate::build::BuildOptions;
 use crate::plan::PlanOptions;
 
 #[derive(Debug, Parser)]
@@ -40,15 +41,41 @@ pub enum Command {
         #[arg(long = "container")]
         containers: Vec<String>,
     },
+    /// Build one Spack container for one architecture on the branch's builder and runtime
+    /// images, with the labels `plan` compares; `--push` pushes it.
+    Build {
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long)]
+        lockfiles: PathBuf,
+        /// Where `spack-cacher prepare` wrote the environments.
+        #[arg(long)]
+        environments: PathBuf,
+        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        branch: String,
+        /// The base images' tag (stage 1's `BUILDER_TAG`).
+        #[arg(long, env = "BUILDER_TAG")]
+        base_tag: String,
+        #[arg(long)]
+        container: String,
+        #[arg(long)]
+        arch: String,
+        #[arg(long)]
+        push: bool,
+    },
 }
 
 pub enum Run {
     Plan(PlanOptions),
+    Build(BuildOptions),
 }
 
 impl Cli {
     pub fn into_run(self) -> anyhow::Result<(Printer, Run)> {
         let printer = Printer::new(&self.output);
+        let quiet = self.output.quiet;
         let run = match self.command {
             Command::Plan {
                 config,
@@ -62,6 +89,31 @@ impl Cli {
                 branch,
                 lockfiles,
                 containers,
+            }),
+            Command::Build {
+                config,
+                repo,
+                lockfiles,
+                environments,
+                branch,
+                base_tag,
+                container,
+                arch,
+                push,
+            } => Run::Build(BuildOptions {
+                plan: PlanOptions {
+                    config: Config::read(&config)?,
+                    repo,
+                    branch,
+                    lockfiles,
+                    containers: Vec::new(),
+                },
+                container,
+                arch,
+                environments,
+                base_tag,
+                push,
+                quiet,
             }),
         };
         Ok((printer, run))

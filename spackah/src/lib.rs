@@ -1,5 +1,6 @@
 //! Stage 3: the library behind `spackah`, callable from tests.
 
+pub mod build;
 pub mod checksum;
 pub mod cli;
 pub mod dockerfile;
@@ -41,6 +42,11 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
             } else {
                 exit::SUCCESS
             })
+        }
+        cli::Run::Build(opts) => {
+            let image = rt.block_on(build::build(&opts))?;
+            printer.data(&format!("{image}\n"))?;
+            Ok(exit::SUCCESS)
         }
     }
 }

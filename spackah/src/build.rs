@@ -1,0 +1,161 @@
+//! `spackah build`: build one Spack container from its prepared environment and lockfile on
+//! the builder and runtime images, labelled with what `plan` compares, and push it.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use common::definitions::{self, Kind};
+use common::engine::{BuildRequest, Engine};
+use common::registry::Login;
+use common::secret::Secret;
+use common::spack::environment::Environment;
+
+use crate::dockerfile::{self, SECRET_KEY, SECRET_KEY_ID};
+use crate::plan::{self, PlanOptions};
+
+#[derive(Debug, Clone)]
+pub struct BuildOptions {
+    pub plan: PlanOptions,
+    pub container: String,
+    pub arch: String,
+    /// Where `spack-cacher prepare` wrote `<arch>/<container>/spack.yaml`.
+    pub environments: PathBuf,
+    /// The base images' tag (stage 1's `BUILDER_TAG`).
+    pub base_tag: String,
+    pub push: bool,
+    pub quiet: bool,
+}
+
+/// Build (and push) the container; returns the image reference.
+pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
+    let p = &opts.plan;
+    let cfg = &p.config;
+    let defs = definitions::discover(&p.repo)?;
+    let def = defs
+        .containers
+        .iter()
+        .find(|d| d.name == opts.container && d.arch == opts.arch)
+        .with_context(|| format!("no container `{}` for {}", opts.container, opts.arch))?;
+    let Kind::Spack { files, .. } = &def.kind else {
+        bail!(
+            "{}: `.def` containers become SIF files, not images",
+            def.path.display()
+        )
+    };
+    let decision = plan::plan(&PlanOptions {
+        containers: vec![def.name.clone()],
+        ..p.clone()
+    })
+    .await?
+    .into_iter()
+    .find(|d| d.arch == def.arch)
+    .context("the plan has no decision for this container")?;
+    let env_path = opts
+        .environments
+        .join(&def.arch)
+        .join(&def.name)
+        .join("spack.yaml");
+    let env = Environment::read(&env_path)?;
+    let lock = plan::lockfile_path(&p.lockfiles, def);
+
+    let mut extra = BTreeMap::new();
+    extra.insert(
+        "spack.yaml".to_string(),
+        std::fs::read(&env_path).with_context(|| format!("reading {}", env_path.display()))?,
+    );
+    extra.insert(
+        "spack.lock".to_string(),
+        std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?,
+    );
+    extra.insert(
+        "entrypoint.sh".to_string(),
+        dockerfile::ENTRYPOINT.as_bytes().to_vec(),
+    );
+    for (i, copy) in files.iter().enumerate() {
+        let src = p.repo.join(&copy.source);
+        let base = copy
+            .source
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        for entry in walkdir::WalkDir::new(&src) {
+            let entry = entry.with_context(|| format!("reading {}", src.display()))?;
+            if entry.file_type().is_file() {
+                let rel = entry.path().strip_prefix(&src).unwrap_or(entry.path());
+                let name = if rel.as_os_str().is_empty() {
+                    format!("files/{i}/{base}")
+                } else {
+                    format!("files/{i}/{base}/{}", rel.display())
+                };
+                extra.insert(
+                    name,
+                    std::fs::read(entry.path())
+                        .with_context(|| format!("reading {}", entry.path().display()))?,
+                );
+            }
+        }
+    }
+    let builder = format!("{}/builder:{}", cfg.registry.url, opts.base_tag);
+    let runtime = format!("{}/runtime:{}", cfg.registry.url, opts.base_tag);
+    extra.insert(
+        "Dockerfile".to_string(),
+        dockerfile::render(def, &env, &builder, &runtime)?.into_bytes(),
+    );
+
+    // The build cache key pair, by the variable names the configuration gives, as secret files
+    // that live only for this build.
+    let secret_dir = tempfile::tempdir().context("a folder for the build secrets")?;
+    let mut secrets = BTreeMap::new();
+    if let Some(c) = cfg
+        .arch(&def.arch)
+        .and_then(|a| a.build_cache.credentials.as_ref())
+    {
+        for (id, var) in [(SECRET_KEY_ID, &c.user_env), (SECRET_KEY, &c.secret_env)] {
+            let value = Secret::from_env(var).with_context(|| {
+                format!("environment variable `{var}` (build cache key pair) is not set")
+            })?;
+            let path = secret_dir.path().join(id);
+            std::fs::write(&path, value.expose()).context("writing a build secret")?;
+            secrets.insert(id.to_string(), path);
+        }
+    }
+    let mut labels = decision.record.clone();
+    labels.insert("org.opencontainers.image.title".into(), def.name.clone());
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        common::printer::rfc3339(std::time::SystemTime::now()),
+    );
+    let context = tempfile::tempdir().context("a folder for the build context")?;
+    let engine = Engine::connect().await?;
+    let quiet = opts.quiet;
+    engine
+        .build(
+            &decision.target,
+            &BuildRequest {
+                context: context.path().to_path_buf(),
+                extra_files: extra,
+                labels,
+                secrets,
+                no_cache: true,
+                architecture: Some(def.arch.clone()),
+                ..BuildRequest::default()
+            },
+            |line| {
+                if !quiet {
+                    eprintln!("{line}");
+                }
+            },
+        )
+        .await?;
+    if opts.push {
+        let login = match &cfg.registry.credentials {
+            Some(c) if std::env::var_os(&c.user_env).is_some() => {
+                Some(Login::from_env(&c.user_env, &c.secret_env).map_err(anyhow::Error::msg)?)
+            }
+            _ => None,
+        };
+        engine.push(&decision.target, login.as_ref()).await?;
+    }
+    Ok(decision.target)
+}

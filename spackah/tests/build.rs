@@ -1,0 +1,182 @@
+//! A full stage-3 cycle on the real Docker daemon and registry, with stand-in builder and
+//! runtime images (the real ones need the network; the stand-in `spack` only checks that the
+//! build cache key pair reached it and "installs" a file): plan, build and push, plan is up to
+//! date, the key pair is nowhere in the image, a changed lockfile needs a rebuild.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Output};
+
+use common::engine::{BuildRequest, Engine};
+use futures::StreamExt;
+use spacktainerizah_tests::{fixtures, registry, repo_root, unique_name};
+
+const SPACK_STUB: &str = r#"#!/bin/sh
+# Stand-in spack for the tests.
+case "$*" in
+  *" install "*)
+    test -n "$AWS_ACCESS_KEY_ID" && test -n "$AWS_SECRET_ACCESS_KEY" || { echo "no build cache key pair" >&2; exit 1; }
+    mkdir -p /opt/software/bin && echo "installed from the cache" > /opt/software/bin/hello ;;
+  *" gc "*) ;;
+  "env activate --sh -d "*) echo 'export HELLO=world' ;;
+  *) echo "unexpected spack $*" >&2; exit 1 ;;
+esac
+"#;
+
+/// Build and push a stand-in base image (busybox with all its applets, plus `extra` files).
+async fn base_image(engine: &Engine, image: &str, extra: &[(&str, &str)]) {
+    let ctx = tempfile::tempdir().unwrap();
+    std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
+    let mut dockerfile = String::from(
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nRUN /bin/busybox --install -s /bin\nENV SPACK_ROOT=/opt/spack PATH=/usr/bin:/bin\n",
+    );
+    let mut files = BTreeMap::new();
+    for (i, (target, content)) in extra.iter().enumerate() {
+        files.insert(format!("f{i}"), content.as_bytes().to_vec());
+        dockerfile.push_str(&format!("COPY f{i} {target}\nRUN chmod 755 {target}\n"));
+    }
+    files.insert("Dockerfile".to_string(), dockerfile.into_bytes());
+    engine
+        .build(
+            image,
+            &BuildRequest {
+                context: ctx.path().to_path_buf(),
+                extra_files: files,
+                ..BuildRequest::default()
+            },
+            |_| {},
+        )
+        .await
+        .unwrap();
+    engine.push(image, None).await.unwrap();
+}
+
+fn spackah(dir: &Path, args: &[&str], canary: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_spackah"))
+        .args(args)
+        .args(["--branch", "main", "--repo"])
+        .arg(dir)
+        .arg("--lockfiles")
+        .arg(dir.join("locks"))
+        .arg("--config")
+        .arg(dir.join("spacktainerizah.yaml"))
+        .env("BUILD_CACHE_ACCESS_KEY_ID", "AKIA-test")
+        .env("BUILD_CACHE_SECRET_ACCESS_KEY", canary)
+        .output()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn plan_build_push_up_to_date_then_a_new_lockfile() {
+    let engine = Engine::connect().await.unwrap();
+    let ns = unique_name("stage3");
+    let reg = registry();
+    base_image(
+        &engine,
+        &format!("{reg}/{ns}/builder:base"),
+        &[
+            ("/usr/bin/spack", SPACK_STUB),
+            ("/opt/spack/share/spack/setup-env.sh", "# stand-in\n"),
+        ],
+    )
+    .await;
+    base_image(&engine, &format!("{reg}/{ns}/runtime:base"), &[]).await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("container_definitions/amd64/pythons")).unwrap();
+    std::fs::write(d.join("container_definitions/amd64/pythons/spack.yaml"), "spack:\n  specs:\n    - python@3.13\nspacktainer:\n  files:\n    - spacktainer/files/hello.txt:/opt/hello.txt\n").unwrap();
+    std::fs::write(
+        d.join("container_definitions/amd64/pythons/Dockerfile.epilogue"),
+        "RUN echo epilogue > /epilogue\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("spacktainer/files")).unwrap();
+    std::fs::write(d.join("spacktainer/files/hello.txt"), "hello\n").unwrap();
+    std::fs::create_dir_all(d.join("locks/amd64/pythons")).unwrap();
+    std::fs::copy(
+        fixtures().join("spack/lockfiles/spack__all-pythons__spack.lock"),
+        d.join("locks/amd64/pythons/spack.lock"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("envs/amd64/pythons")).unwrap();
+    std::fs::write(
+        d.join("envs/amd64/pythons/spack.yaml"),
+        "spack:\n  specs: [python@3.13]\n  config:\n    install_tree:\n      root: /opt/software\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
+        .unwrap()
+        .replace(
+            "url: registry.example.org/hpc/spacktainers",
+            &format!("url: {reg}/{ns}"),
+        );
+    std::fs::write(d.join("spacktainerizah.yaml"), config).unwrap();
+    let canary = unique_name("canary-secret");
+
+    assert_eq!(spackah(d, &["plan"], &canary).status.code(), Some(1));
+    let envs = d.join("envs").display().to_string();
+    let out = spackah(
+        d,
+        &[
+            "build",
+            "--container",
+            "pythons",
+            "--arch",
+            "amd64",
+            "--base-tag",
+            "base",
+            "--push",
+            "--environments",
+            &envs,
+        ],
+        &canary,
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let image = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(image.ends_with("/pythons:3.13.5-amd64"), "{image}");
+    let out = spackah(d, &["plan"], &canary);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // The key pair reached the install step and is nowhere in the image.
+    let docker = engine.docker();
+    let mut saved = Vec::new();
+    let mut stream = docker.export_image(&image);
+    while let Some(chunk) = stream.next().await {
+        saved.extend_from_slice(&chunk.unwrap());
+    }
+    for needle in [
+        b"installed from the cache".as_slice(),
+        b"epilogue",
+        b"hello\n",
+    ] {
+        assert!(
+            saved.windows(needle.len()).any(|w| w == needle),
+            "{}",
+            String::from_utf8_lossy(needle)
+        );
+    }
+    assert!(
+        !saved.windows(canary.len()).any(|w| w == canary.as_bytes()),
+        "the secret key is in a layer"
+    );
+    let history = serde_json::to_string(&docker.image_history(&image).await.unwrap()).unwrap();
+    assert!(!history.contains(&canary));
+
+    let lock = d.join("locks/amd64/pythons/spack.lock");
+    let mut bytes = std::fs::read(&lock).unwrap();
+    bytes.push(b'\n');
+    std::fs::write(&lock, bytes).unwrap();
+    let out = spackah(d, &["plan", "--output", "json"], &canary);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("lockfile changed"));
+}
