@@ -215,6 +215,25 @@ impl Engine {
             .collect())
     }
 
+    /// Give the local image `source` the name `target` (`registry/repository:tag`).
+    pub async fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
+        let (repo, tag) = target
+            .rsplit_once(':')
+            .filter(|(_, t)| !t.contains('/'))
+            .unwrap_or((target, "latest"));
+        let options = bollard::query_parameters::TagImageOptionsBuilder::new()
+            .repo(repo)
+            .tag(tag)
+            .build();
+        self.docker
+            .tag_image(source, Some(options))
+            .await
+            .map_err(|e| EngineError::Inspect {
+                image: source.into(),
+                message: format!("tagging as {target}: {e}"),
+            })
+    }
+
     /// Push `image` (`registry/repository:tag`), retrying transient failures.
     pub async fn push(&self, image: &str, login: Option<&Login>) -> Result<(), EngineError> {
         let (name, tag) = image

@@ -10,6 +10,7 @@ use common::printer::Printer;
 
 use crate::build::BuildOptions;
 use crate::plan::PlanOptions;
+use crate::publish::PublishOptions;
 
 #[derive(Debug, Parser)]
 #[command(name = "spackah", version, about = "Builds and publishes one container image per container definition (stage 3).", after_help = EXIT_CODES_HELP)]
@@ -41,6 +42,22 @@ pub enum Command {
         #[arg(long = "container")]
         containers: Vec<String>,
     },
+    /// Copy a built container to the public hub: on the default branch only, when the public
+    /// repository exists and lacks the tag or holds other checksums.
+    Publish {
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        #[arg(long)]
+        lockfiles: PathBuf,
+        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        branch: String,
+        #[arg(long)]
+        container: String,
+        #[arg(long)]
+        arch: String,
+    },
     /// Build one Spack container for one architecture on the branch's builder and runtime
     /// images, with the labels `plan` compares; `--push` pushes it.
     Build {
@@ -70,6 +87,7 @@ pub enum Command {
 pub enum Run {
     Plan(PlanOptions),
     Build(BuildOptions),
+    Publish(PublishOptions),
 }
 
 impl Cli {
@@ -89,6 +107,24 @@ impl Cli {
                 branch,
                 lockfiles,
                 containers,
+            }),
+            Command::Publish {
+                config,
+                repo,
+                lockfiles,
+                branch,
+                container,
+                arch,
+            } => Run::Publish(PublishOptions {
+                plan: PlanOptions {
+                    config: Config::read(&config)?,
+                    repo,
+                    branch,
+                    lockfiles,
+                    containers: Vec::new(),
+                },
+                container,
+                arch,
             }),
             Command::Build {
                 config,

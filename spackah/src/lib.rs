@@ -5,6 +5,7 @@ pub mod checksum;
 pub mod cli;
 pub mod dockerfile;
 pub mod plan;
+pub mod publish;
 
 use common::cli::exit;
 use common::printer::{Printer, table};
@@ -42,6 +43,11 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
             } else {
                 exit::SUCCESS
             })
+        }
+        cli::Run::Publish(opts) => {
+            let what = rt.block_on(publish::publish(&opts))?;
+            printer.data(&format!("{what}\n"))?;
+            Ok(exit::SUCCESS)
         }
         cli::Run::Build(opts) => {
             let image = rt.block_on(build::build(&opts))?;

@@ -105,11 +105,29 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
         "spack:\n  specs: [python@3.13]\n  config:\n    install_tree:\n      root: /opt/software\n",
     )
     .unwrap();
+    // The "public hub" is the test registry that wants a login.
+    let hub = format!(
+        "{}/{}",
+        spacktainerizah_tests::auth_registry(),
+        unique_name("hub")
+    );
     let config = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
         .unwrap()
         .replace(
             "url: registry.example.org/hpc/spacktainers",
             &format!("url: {reg}/{ns}"),
+        )
+        .replace("url: docker.io/bluebrain", &format!("url: {hub}"))
+        .replace(
+            "user_env: DOCKERHUB_USER",
+            &format!("user_env: {}", spacktainerizah_tests::REGISTRY_USER_VAR),
+        )
+        .replace(
+            "secret_env: DOCKERHUB_TOKEN",
+            &format!(
+                "secret_env: {}",
+                spacktainerizah_tests::REGISTRY_PASSWORD_VAR
+            ),
         );
     std::fs::write(d.join("spacktainerizah.yaml"), config).unwrap();
     let canary = unique_name("canary-secret");
@@ -171,6 +189,52 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     );
     let history = serde_json::to_string(&docker.image_history(&image).await.unwrap()).unwrap();
     assert!(!history.contains(&canary));
+
+    // The public hub: only into a repository that exists, only when it lacks the image.
+    let publish = |branch: &str| {
+        let out = Command::new(env!("CARGO_BIN_EXE_spackah"))
+            .args([
+                "publish",
+                "--container",
+                "pythons",
+                "--arch",
+                "amd64",
+                "--branch",
+                branch,
+                "--repo",
+            ])
+            .arg(d)
+            .arg("--lockfiles")
+            .arg(d.join("locks"))
+            .arg("--config")
+            .arg(d.join("spacktainerizah.yaml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(publish("my-branch").contains("not on the default branch"));
+    assert!(publish("main").contains("does not exist"));
+    let user = std::env::var(spacktainerizah_tests::REGISTRY_USER_VAR).unwrap();
+    let password = std::env::var(spacktainerizah_tests::REGISTRY_PASSWORD_VAR).unwrap();
+    let (hub_registry, hub_ns) = hub.split_once('/').unwrap();
+    spacktainerizah_tests::push_test_image(
+        hub_registry,
+        &format!("{hub_ns}/pythons"),
+        "seed",
+        "amd64",
+        &[],
+        Some(&format!("{user}:{password}")),
+    );
+    assert!(
+        publish("main").starts_with("pushed "),
+        "the repository exists now"
+    );
+    assert!(publish("main").contains("up to date"));
 
     let lock = d.join("locks/amd64/pythons/spack.lock");
     let mut bytes = std::fs::read(&lock).unwrap();

@@ -352,6 +352,27 @@ impl RegistryClient {
         })
     }
 
+    /// Whether the repository of `image` exists (its tag list answers).
+    pub async fn repository_exists(&self, image: &ImageRef) -> Result<bool, RegistryError> {
+        let name = format!("{}/{}", self.registry, image.repository);
+        let scope = format!("repository:{}:pull", image.repository);
+        let resp = self
+            .send(
+                Method::GET,
+                &format!("/v2/{}/tags/list", image.repository),
+                &scope,
+                &[],
+                None,
+                &name,
+            )
+            .await?;
+        match self.check_status(&resp, &name) {
+            Ok(()) => Ok(true),
+            Err(RegistryError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// A blob, checked against its digest.
     pub async fn blob(&self, image: &ImageRef, digest: &str) -> Result<Vec<u8>, RegistryError> {
         let name = image.with_reference(digest).to_string();
