@@ -120,7 +120,7 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     // Stage 2: the build cache, per architecture, once the builder image exists.
     let mut cache_triggers = Vec::new();
     for (arch, ac) in &cfg.architectures {
-        let generate = format!("generate build cache {arch}");
+        let generate = common::ci::build_cache_generate_job(arch);
         let scratch = format!("jobs_scratch_dir.{arch}");
         let credentials = ac.build_cache.credentials.as_ref();
         let mut variables: indexmap::IndexMap<String, String> = ac.variables.clone();
@@ -202,7 +202,7 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             stage: Some("containers".into()),
             image: tools(&opts.tools_image),
             needs: Some(needs),
-            script: vec!["spackah pipeline --environments envs --output containers.yml".into()],
+            script: vec!["spackah pipeline --environments envs --file containers.yml".into()],
             artifacts: Some(Artifacts {
                 paths: vec!["containers.yml".into()],
                 ..Artifacts::default()

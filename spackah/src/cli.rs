@@ -9,6 +9,7 @@ use common::env_names;
 use common::printer::Printer;
 
 use crate::build::BuildOptions;
+use crate::pipeline::PipelineOptions;
 use crate::plan::PlanOptions;
 use crate::publish::PublishOptions;
 
@@ -41,6 +42,32 @@ pub enum Command {
         /// Only this container (repeatable).
         #[arg(long = "container")]
         containers: Vec<String>,
+    },
+    /// Write the stage-3 child pipeline: a build job (build, push, public hub on the default
+    /// branch) for each container and architecture `plan` says needs work.
+    Pipeline {
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
+        /// Where `spack-cacher prepare` wrote the environments (the jobs read them there too).
+        #[arg(long)]
+        environments: PathBuf,
+        /// Where stage 2 left `<arch>/<container>/spack.lock` (default: the environments).
+        #[arg(long)]
+        lockfiles: Option<PathBuf>,
+        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        branch: String,
+        /// The base images' tag (stage 1's `BUILDER_TAG`).
+        #[arg(long, env = "BUILDER_TAG")]
+        base_tag: String,
+        /// Where to write the pipeline.
+        #[arg(long)]
+        file: PathBuf,
+        /// The image with the Spacktainerizah tools the jobs run in
+        /// (default: `<registry>/spacktainerizah:latest`).
+        #[arg(long)]
+        tools_image: Option<String>,
     },
     /// Copy a built container to the public hub: on the default branch only, when the public
     /// repository exists and lacks the tag or holds other checksums.
@@ -88,6 +115,7 @@ pub enum Run {
     Plan(PlanOptions),
     Build(BuildOptions),
     Publish(PublishOptions),
+    Pipeline(PipelineOptions, PathBuf),
 }
 
 impl Cli {
@@ -108,6 +136,35 @@ impl Cli {
                 lockfiles,
                 containers,
             }),
+            Command::Pipeline {
+                config,
+                repo,
+                environments,
+                lockfiles,
+                branch,
+                base_tag,
+                file,
+                tools_image,
+            } => {
+                let config = Config::read(&config)?;
+                let tools_image = tools_image
+                    .unwrap_or_else(|| format!("{}/spacktainerizah:latest", config.registry.url));
+                Run::Pipeline(
+                    PipelineOptions {
+                        plan: PlanOptions {
+                            config,
+                            repo,
+                            branch,
+                            lockfiles: lockfiles.unwrap_or_else(|| environments.clone()),
+                            containers: Vec::new(),
+                        },
+                        environments,
+                        base_tag,
+                        tools_image,
+                    },
+                    file,
+                )
+            }
             Command::Publish {
                 config,
                 repo,

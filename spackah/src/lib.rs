@@ -4,9 +4,11 @@ pub mod build;
 pub mod checksum;
 pub mod cli;
 pub mod dockerfile;
+pub mod pipeline;
 pub mod plan;
 pub mod publish;
 
+use anyhow::Context;
 use common::cli::exit;
 use common::printer::{Printer, table};
 
@@ -47,6 +49,19 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
         cli::Run::Publish(opts) => {
             let what = rt.block_on(publish::publish(&opts))?;
             printer.data(&format!("{what}\n"))?;
+            Ok(exit::SUCCESS)
+        }
+        cli::Run::Pipeline(opts, file) => {
+            let decisions = rt.block_on(plan::plan(&opts.plan))?;
+            let (p, def_pending) = pipeline::pipeline(&opts, &decisions);
+            p.check()?;
+            std::fs::write(&file, p.to_yaml())
+                .with_context(|| format!("writing {}", file.display()))?;
+            for c in def_pending {
+                printer.log(format!(
+                    "warning: {c}: a `.def` container needs its SIF built, which this pipeline does not do yet"
+                ));
+            }
             Ok(exit::SUCCESS)
         }
         cli::Run::Build(opts) => {

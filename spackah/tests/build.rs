@@ -133,29 +133,67 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     let canary = unique_name("canary-secret");
 
     assert_eq!(spackah(d, &["plan"], &canary).status.code(), Some(1));
+    // The stage-3 pipeline has one job for the container; run its script as the runner would.
     let envs = d.join("envs").display().to_string();
-    let out = spackah(
-        d,
-        &[
-            "build",
-            "--container",
-            "pythons",
-            "--arch",
-            "amd64",
-            "--base-tag",
-            "base",
-            "--push",
-            "--environments",
-            &envs,
-        ],
-        &canary,
+    let pipeline_file = d.join("containers.yml");
+    let pipeline = |canary: &str| {
+        let out = spackah(
+            d,
+            &[
+                "pipeline",
+                "--environments",
+                &envs,
+                "--base-tag",
+                "base",
+                "--file",
+                &pipeline_file.display().to_string(),
+            ],
+            canary,
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = std::fs::read_to_string(&pipeline_file).unwrap();
+        spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
+        assert!(!text.contains(canary), "a secret in the pipeline");
+        common::ci::Pipeline::parse(&pipeline_file, &text).unwrap()
+    };
+    let p = pipeline(&canary);
+    let job_names: Vec<&String> = p.jobs.keys().collect();
+    assert_eq!(job_names, ["build pythons amd64"]);
+    let job = &p.jobs["build pythons amd64"];
+    assert_eq!(
+        job.needs.as_ref().unwrap()[0].job_name(),
+        "generate build cache amd64"
     );
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_spackah")).parent().unwrap();
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(job.script.join("\n"))
+        .current_dir(d)
+        .env("PATH", path)
+        .env("CI_COMMIT_REF_SLUG", "main")
+        .env("SPACKTAINERIZAH_CONFIG", d.join("spacktainerizah.yaml"))
+        .env("BUILD_CACHE_ACCESS_KEY_ID", "AKIA-test")
+        .env("BUILD_CACHE_SECRET_ACCESS_KEY", &canary)
+        .output()
+        .unwrap();
     assert!(
         out.status.success(),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let image = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let image = stdout.lines().next().unwrap_or_default().to_string();
+    // On the default branch the job also tried the hub, whose repository does not exist yet.
+    assert!(stdout.contains("does not exist"), "{stdout}");
     assert!(image.ends_with("/pythons:3.13.5-amd64"), "{image}");
     let out = spackah(d, &["plan"], &canary);
     assert_eq!(
@@ -163,6 +201,13 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
         Some(0),
         "{}",
         String::from_utf8_lossy(&out.stdout)
+    );
+
+    let p = pipeline(&canary);
+    assert!(
+        !p.jobs.keys().any(|k| k.starts_with("build ")),
+        "nothing to build: {:?}",
+        p.jobs.keys()
     );
 
     // The key pair reached the install step and is nowhere in the image.

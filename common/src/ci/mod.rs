@@ -426,6 +426,12 @@ fn script<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     Ok(out)
 }
 
+/// The parent-pipeline job that generates an architecture's build cache pipeline; its artifacts
+/// hold the concretized environments (`envs/<arch>`) stage 3 builds from.
+pub fn build_cache_generate_job(arch: &str) -> String {
+    format!("generate build cache {arch}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
