@@ -11,6 +11,7 @@ CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
 # One build folder per checkout: cargo would otherwise reuse what another clone compiled.
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
 VENV=$CACHE_DIR/venv
+SIFTOOL=$CACHE_DIR/bin/siftool
 RUN_DIR=$(mktemp -d /tmp/stz.XXXXXX)
 PIDS=()
 
@@ -40,11 +41,19 @@ install_packages() {
     command -v mksquashfs >/dev/null || missing+=(squashfs-tools)
     command -v jq >/dev/null || missing+=(jq)
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
+    command -v go >/dev/null || missing+=(golang-go)
+    [ -d /usr/share/gocode/src/github.com/sylabs/sif ] || missing+=(golang-github-sylabs-sif-dev)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+    fi
+    if [ ! -x "$SIFTOOL" ] || [ "$ROOT/scripts/siftool/main.go" -nt "$SIFTOOL" ]; then
+        log "building the reference siftool"
+        mkdir -p "$(dirname "$SIFTOOL")"
+        (cd "$ROOT/scripts/siftool" && GO111MODULE=off GOPATH="$CACHE_DIR/gopath:/usr/share/gocode" \
+            GOCACHE="$CACHE_DIR/gocache" go build -o "$SIFTOOL" main.go)
     fi
     if [ ! -x "$VENV/bin/moto_server" ]; then
         log "installing the moto S3 server into $VENV"
@@ -151,6 +160,7 @@ YAML
     export SPACKTAINERIZAH_TEST_REGISTRY="127.0.0.1:$registry_port"
     export SPACKTAINERIZAH_TEST_AUTH_REGISTRY="127.0.0.1:$auth_port"
     export SPACKTAINERIZAH_TEST_TOKEN_REGISTRY="127.0.0.1:$token_registry_port"
+    export SPACKTAINERIZAH_TEST_SIFTOOL="$SIFTOOL"
     export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     # moto accepts any key pair; these are test values, not secrets.

@@ -10,6 +10,7 @@ pub mod env_names;
 pub mod printer;
 pub mod registry;
 pub mod secret;
+pub mod sif;
 pub mod spack;
 pub mod store;
 pub mod yaml;

@@ -267,3 +267,8 @@ pub fn push_test_image(
 pub fn token_registry() -> String {
     service_env("SPACKTAINERIZAH_TEST_TOKEN_REGISTRY")
 }
+
+/// The reference `siftool` the test script builds from Debian's sif sources.
+pub fn siftool() -> PathBuf {
+    PathBuf::from(service_env("SPACKTAINERIZAH_TEST_SIFTOOL"))
+}
