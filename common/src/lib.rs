@@ -9,6 +9,7 @@ pub mod engine;
 pub mod env_names;
 pub mod printer;
 pub mod registry;
+pub mod rootfs;
 pub mod secret;
 pub mod sif;
 pub mod spack;

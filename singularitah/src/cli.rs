@@ -1,10 +1,16 @@
 //! Command-line interface of `singularitah`.
 
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::bail;
 use clap::{Parser, Subcommand};
 use common::cli::{EXIT_CODES_HELP, OutputArgs};
 use common::printer::Printer;
 use spacktainerizer::build::BuildOptions;
-use spacktainerizer::cli::{Common, Run};
+use spacktainerizer::cli::Common;
+
+use crate::sif_build::SifBuildOptions;
 
 /// The image this tool builds.
 const IMAGE: &str = "singularitah";
@@ -40,6 +46,50 @@ pub enum Command {
         #[command(flatten)]
         common: Common,
     },
+    /// SIF files: made from registry images without Singularity.
+    Sif {
+        #[command(subcommand)]
+        command: SifCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SifCommand {
+    /// Make a SIF of IMAGE for one architecture: its layers applied in order (whiteouts, hard
+    /// links, symlinks, permissions, ownership), a gzip squashfs, the image labels plus
+    /// `--label`s as the metadata `singularity inspect` shows.
+    Build {
+        image: String,
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+        #[arg(long, default_value = default_arch())]
+        arch: String,
+        /// `KEY=VALUE` added to the labels (the project's checksums); repeatable.
+        #[arg(long = "label")]
+        labels: Vec<String>,
+        /// Variable holding the registry user (with `--password-env`).
+        #[arg(long, requires = "password_env")]
+        user_env: Option<String>,
+        /// Variable holding the registry password or token.
+        #[arg(long, requires = "user_env")]
+        password_env: Option<String>,
+        /// Use `apptainer`/`singularity build` (when installed) instead of the native path.
+        #[arg(long)]
+        with_singularity: bool,
+    },
+}
+
+/// This machine's architecture, by its OCI name.
+fn default_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    }
+}
+
+pub enum Run {
+    Image(Box<spacktainerizer::cli::Run>),
+    SifBuild(SifBuildOptions),
 }
 
 impl Cli {
@@ -47,22 +97,53 @@ impl Cli {
         let printer = Printer::new(&self.output);
         let quiet = self.output.quiet;
         let run = match self.command {
-            Command::Plan { common } => Run::Plan(common.plan_options(vec![IMAGE.into()])?),
+            Command::Sif {
+                command:
+                    SifCommand::Build {
+                        image,
+                        out,
+                        arch,
+                        labels,
+                        user_env,
+                        password_env,
+                        with_singularity,
+                    },
+            } => {
+                let mut parsed = BTreeMap::new();
+                for l in labels {
+                    let Some((k, v)) = l.split_once('=') else {
+                        bail!("--label {l}: expected KEY=VALUE");
+                    };
+                    parsed.insert(k.to_string(), v.to_string());
+                }
+                Run::SifBuild(SifBuildOptions {
+                    image,
+                    arch,
+                    output: out,
+                    labels: parsed,
+                    login_env: user_env.zip(password_env),
+                    with_singularity,
+                })
+            }
+            Command::Plan { common } => Run::Image(Box::new(spacktainerizer::cli::Run::Plan(
+                common.plan_options(vec![IMAGE.into()])?,
+            ))),
             Command::Build { common, arch, push } => {
                 let plan = common.plan_options(vec![IMAGE.into()])?;
                 let revision = spacktainerizer::build::revision(&plan.repo);
-                Run::Build(BuildOptions {
+                Run::Image(Box::new(spacktainerizer::cli::Run::Build(BuildOptions {
                     plan,
                     image: IMAGE.into(),
                     arch,
                     push,
                     revision,
                     quiet,
-                })
+                })))
             }
-            Command::Index { common } => {
-                Run::Index(common.plan_options(vec![IMAGE.into()])?, IMAGE.into())
-            }
+            Command::Index { common } => Run::Image(Box::new(spacktainerizer::cli::Run::Index(
+                common.plan_options(vec![IMAGE.into()])?,
+                IMAGE.into(),
+            ))),
         };
         Ok((printer, run))
     }

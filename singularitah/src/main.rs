@@ -4,12 +4,10 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-mod cli;
-
 fn main() -> ExitCode {
-    let result = cli::Cli::parse()
+    let result = singularitah::cli::Cli::parse()
         .into_run()
-        .and_then(|(printer, run)| spacktainerizer::run(&printer, run));
+        .and_then(|(printer, run)| singularitah::run(&printer, run));
     match result {
         Ok(code) => ExitCode::from(code),
         Err(err) => {

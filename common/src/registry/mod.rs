@@ -105,6 +105,12 @@ pub struct Resolved {
     pub index_digest: Option<String>,
     pub architecture: String,
     pub labels: BTreeMap<String, String>,
+    /// The image's layers, bottom first.
+    pub layers: Vec<Descriptor>,
+    /// The config's `Env`, `Entrypoint` and `Cmd`.
+    pub env: Vec<String>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -116,6 +122,8 @@ struct IndexDoc {
 #[derive(Deserialize)]
 struct ManifestDoc {
     config: Descriptor,
+    #[serde(default)]
+    layers: Vec<Descriptor>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +138,12 @@ struct ConfigDoc {
 struct ConfigSection {
     #[serde(rename = "Labels", default)]
     labels: Option<BTreeMap<String, String>>,
+    #[serde(rename = "Env", default)]
+    env: Option<Vec<String>>,
+    #[serde(rename = "Entrypoint", default)]
+    entrypoint: Option<Vec<String>>,
+    #[serde(rename = "Cmd", default)]
+    cmd: Option<Vec<String>>,
 }
 
 fn sha256_digest(bytes: &[u8]) -> String {
@@ -402,6 +416,49 @@ impl RegistryClient {
         Ok(bytes)
     }
 
+    /// A blob streamed into `dest` (never held in memory), checked against its digest.
+    pub async fn blob_to_file(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+        dest: &std::path::Path,
+    ) -> Result<u64, RegistryError> {
+        use std::io::Write;
+        let name = image.with_reference(digest).to_string();
+        let scope = format!("repository:{}:pull", image.repository);
+        let mut resp = self
+            .send(
+                Method::GET,
+                &format!("/v2/{}/blobs/{digest}", image.repository),
+                &scope,
+                &[],
+                None,
+                &name,
+            )
+            .await?;
+        self.check_status(&resp, &name)?;
+        let protocol = |message: String| RegistryError::Protocol {
+            image: name.clone(),
+            message,
+        };
+        let mut file = std::fs::File::create(dest)
+            .map_err(|e| protocol(format!("writing {}: {e}", dest.display())))?;
+        let mut hasher = Sha256::new();
+        let mut len = 0u64;
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(e))? {
+            hasher.update(&chunk);
+            len += chunk.len() as u64;
+            file.write_all(&chunk)
+                .map_err(|e| protocol(format!("writing {}: {e}", dest.display())))?;
+        }
+        if digest.starts_with("sha256:")
+            && format!("sha256:{}", hex::encode(hasher.finalize())) != digest
+        {
+            return Err(protocol("blob content does not match its digest".into()));
+        }
+        Ok(len)
+    }
+
     /// What `image` is for `arch` (`amd64`, `arm64`): from an index, the entry for linux/arch —
     /// never another architecture's — and its config labels.
     pub async fn resolve(&self, image: &ImageRef, arch: &str) -> Result<Resolved, RegistryError> {
@@ -456,6 +513,10 @@ impl RegistryClient {
             index_digest,
             architecture: config.architecture,
             labels: config.config.labels.unwrap_or_default(),
+            layers: doc.layers,
+            env: config.config.env.unwrap_or_default(),
+            entrypoint: config.config.entrypoint.unwrap_or_default(),
+            cmd: config.config.cmd.unwrap_or_default(),
         })
     }
 

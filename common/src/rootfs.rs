@@ -1,0 +1,225 @@
+//! Applying OCI image layers to a root filesystem directory: whiteouts, opaque directories,
+//! hard links, symlinks, permissions and ownership, as a container runtime does.
+
+use std::collections::HashSet;
+use std::fs;
+use std::io::{self, BufReader, Read};
+use std::path::{Component, Path, PathBuf};
+
+const WHITEOUT_PREFIX: &str = ".wh.";
+const OPAQUE: &str = ".wh..wh..opq";
+
+#[derive(Debug, thiserror::Error)]
+pub enum RootfsError {
+    #[error("layer {layer}: {message}")]
+    Layer { layer: String, message: String },
+    #[error("layer {layer}: media type `{media_type}` is not supported (gzip or uncompressed tar)")]
+    MediaType { layer: String, media_type: String },
+}
+
+/// How a layer blob is compressed, from its media type.
+fn decompressor<'a>(
+    layer: &str,
+    media_type: &str,
+    file: fs::File,
+) -> Result<Box<dyn Read + 'a>, RootfsError> {
+    let reader = BufReader::new(file);
+    if media_type.ends_with("tar+gzip") || media_type.ends_with(".tar.gzip") {
+        Ok(Box::new(flate2::read::MultiGzDecoder::new(reader)))
+    } else if media_type.ends_with(".tar") || media_type.ends_with("layer.v1.tar") {
+        Ok(Box::new(reader))
+    } else {
+        Err(RootfsError::MediaType {
+            layer: layer.into(),
+            media_type: media_type.into(),
+        })
+    }
+}
+
+/// A layer path made relative and checked not to climb out of the root.
+fn clean(path: &Path) -> Option<PathBuf> {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::Normal(p) => out.push(p),
+            Component::CurDir | Component::RootDir => {}
+            Component::ParentDir | Component::Prefix(_) => return None,
+        }
+    }
+    Some(out)
+}
+
+/// An error and its causes, as tar wraps the one that matters.
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        s.push_str(&format!(": {c}"));
+        cur = c.source();
+    }
+    s
+}
+
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Apply the layer in `file` (named `layer` in errors) on top of `root`.
+pub fn apply_layer(
+    root: &Path,
+    layer: &str,
+    media_type: &str,
+    file: fs::File,
+) -> Result<(), RootfsError> {
+    let err = |message: String| RootfsError::Layer {
+        layer: layer.into(),
+        message,
+    };
+    let mut archive = tar::Archive::new(decompressor(layer, media_type, file)?);
+    archive.set_preserve_permissions(true);
+    archive.set_preserve_ownerships(true);
+    archive.set_preserve_mtime(true);
+    archive.set_unpack_xattrs(false);
+    archive.set_overwrite(true);
+    // Paths this layer wrote: an opaque marker hides only what lower layers left.
+    let mut written: HashSet<PathBuf> = HashSet::new();
+    for entry in archive.entries().map_err(|e| err(e.to_string()))? {
+        let mut entry = entry.map_err(|e| err(e.to_string()))?;
+        let raw = entry.path().map_err(|e| err(e.to_string()))?.into_owned();
+        let rel = clean(&raw).ok_or_else(|| err(format!("{}: leaves the root", raw.display())))?;
+        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        if name == OPAQUE {
+            let dir = root.join(parent);
+            if let Ok(children) = fs::read_dir(&dir) {
+                for child in children.flatten() {
+                    let child_rel = parent.join(child.file_name());
+                    if !written.contains(&child_rel) {
+                        remove_any(&child.path())
+                            .map_err(|e| err(format!("{}: {e}", child_rel.display())))?;
+                    }
+                }
+            }
+            continue;
+        }
+        if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            let target = parent.join(hidden);
+            remove_any(&root.join(&target))
+                .map_err(|e| err(format!("{}: {e}", target.display())))?;
+            continue;
+        }
+        // A directory replaces a non-directory and the other way round; a directory over a
+        // directory only updates its metadata.
+        let dest = root.join(&rel);
+        let is_dir = entry.header().entry_type().is_dir();
+        if let Ok(m) = fs::symlink_metadata(&dest)
+            && m.is_dir() != is_dir
+        {
+            remove_any(&dest).map_err(|e| err(format!("{}: {e}", rel.display())))?;
+        }
+        entry
+            .unpack_in(root)
+            .map_err(|e| err(format!("{}: {}", rel.display(), chain(&e))))?;
+        written.insert(rel);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer(dir: &Path, name: &str, entries: &[(&str, Option<&str>)]) -> fs::File {
+        let path = dir.join(name);
+        let mut b = tar::Builder::new(fs::File::create(&path).unwrap());
+        for (p, content) in entries {
+            let mut h = tar::Header::new_gnu();
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(1_700_000_000);
+            match content {
+                Some(c) => {
+                    h.set_entry_type(tar::EntryType::Regular);
+                    h.set_size(c.len() as u64);
+                    h.set_mode(0o644);
+                    b.append_data(&mut h, p, c.as_bytes()).unwrap();
+                }
+                None => {
+                    h.set_entry_type(tar::EntryType::Directory);
+                    h.set_size(0);
+                    h.set_mode(0o755);
+                    b.append_data(&mut h, p, io::empty()).unwrap();
+                }
+            }
+        }
+        b.finish().unwrap();
+        fs::File::open(path).unwrap()
+    }
+
+    const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+
+    #[test]
+    fn whiteouts_and_opaque_directories_hide_lower_layers_only() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let l1 = layer(
+            tmp.path(),
+            "l1",
+            &[
+                ("etc", None),
+                ("etc/keep", Some("1")),
+                ("etc/gone", Some("1")),
+                ("opt", None),
+                ("opt/old", Some("1")),
+            ],
+        );
+        apply_layer(&root, "l1", TAR, l1).unwrap();
+        let l2 = layer(
+            tmp.path(),
+            "l2",
+            &[
+                ("etc/.wh.gone", Some("")),
+                ("opt/new", Some("2")),
+                ("opt/.wh..wh..opq", Some("")),
+                ("etc/keep", Some("2")),
+            ],
+        );
+        apply_layer(&root, "l2", TAR, l2).unwrap();
+        assert!(!root.join("etc/gone").exists());
+        assert_eq!(fs::read_to_string(root.join("etc/keep")).unwrap(), "2");
+        assert!(
+            !root.join("opt/old").exists(),
+            "opaque hides the lower layer"
+        );
+        assert_eq!(fs::read_to_string(root.join("opt/new")).unwrap(), "2");
+    }
+
+    #[test]
+    fn bad_layers_are_named() {
+        let tmp = tempfile::tempdir().unwrap();
+        let f = layer(tmp.path(), "l", &[("a", Some("x"))]);
+        let e = apply_layer(
+            tmp.path(),
+            "sha256:abc",
+            "application/vnd.oci.image.layer.v1.tar+zstd",
+            f,
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sha256:abc") && e.to_string().contains("zstd"));
+        fs::write(tmp.path().join("junk"), b"not a gzip").unwrap();
+        let e = apply_layer(
+            tmp.path(),
+            "sha256:def",
+            "application/vnd.oci.image.layer.v1.tar+gzip",
+            fs::File::open(tmp.path().join("junk")).unwrap(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("sha256:def"), "{e}");
+    }
+}
