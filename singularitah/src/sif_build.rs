@@ -85,6 +85,8 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         .arg(&squashfs)
         // gzip: Singularity refuses zstd squashfs.
         .args(["-comp", "gzip", "-noappend", "-quiet", "-no-progress"])
+        // Its default is a quarter of the machine's memory, on runners shared with other jobs.
+        .args(["-mem", "128M"])
         .stdout(std::process::Stdio::null())
         .status()
         .map_err(|e| anyhow::anyhow!("running mksquashfs ({e}): install squashfs-tools"))?;
