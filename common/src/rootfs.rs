@@ -80,6 +80,21 @@ pub fn apply_layer(
         layer: layer.into(),
         message,
     };
+    let canonical_root =
+        fs::canonicalize(root).map_err(|e| err(format!("{}: {e}", root.display())))?;
+    // A whiteout's directory, resolved: a symlink planted by a lower layer must not lead a
+    // delete out of the root. `None` when it does not exist (nothing to hide).
+    let inside = |root: &Path, parent: &Path| -> Result<Option<PathBuf>, RootfsError> {
+        match fs::canonicalize(root.join(parent)) {
+            Ok(p) if p.starts_with(&canonical_root) => Ok(Some(p)),
+            Ok(p) => Err(err(format!(
+                "{}: resolves to {}, outside the root",
+                parent.display(),
+                p.display()
+            ))),
+            Err(_) => Ok(None),
+        }
+    };
     let mut archive = tar::Archive::new(decompressor(layer, media_type, file)?);
     archive.set_preserve_permissions(true);
     archive.set_preserve_ownerships(true);
@@ -95,7 +110,9 @@ pub fn apply_layer(
         let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let parent = rel.parent().unwrap_or(Path::new(""));
         if name == OPAQUE {
-            let dir = root.join(parent);
+            let Some(dir) = inside(root, parent)? else {
+                continue;
+            };
             if let Ok(children) = fs::read_dir(&dir) {
                 for child in children.flatten() {
                     let child_rel = parent.join(child.file_name());
@@ -109,8 +126,10 @@ pub fn apply_layer(
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
             let target = parent.join(hidden);
-            remove_any(&root.join(&target))
-                .map_err(|e| err(format!("{}: {e}", target.display())))?;
+            if let Some(dir) = inside(root, parent)? {
+                remove_any(&dir.join(hidden))
+                    .map_err(|e| err(format!("{}: {e}", target.display())))?;
+            }
             continue;
         }
         // A directory replaces a non-directory and the other way round; a directory over a
@@ -119,6 +138,7 @@ pub fn apply_layer(
         let is_dir = entry.header().entry_type().is_dir();
         if let Ok(m) = fs::symlink_metadata(&dest)
             && m.is_dir() != is_dir
+            && inside(root, parent)?.is_some()
         {
             remove_any(&dest).map_err(|e| err(format!("{}: {e}", rel.display())))?;
         }
@@ -198,6 +218,28 @@ mod tests {
             "opaque hides the lower layer"
         );
         assert_eq!(fs::read_to_string(root.join("opt/new")).unwrap(), "2");
+    }
+
+    #[test]
+    fn a_whiteout_through_a_symlink_never_leaves_the_root() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        let outside = tmp.path().join("outside");
+        fs::create_dir_all(&root).unwrap();
+        fs::create_dir_all(&outside).unwrap();
+        fs::write(outside.join("precious"), "x").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
+        let l = layer(tmp.path(), "l", &[("escape/.wh.precious", Some(""))]);
+        let e = apply_layer(&root, "sha256:evil", TAR, l).unwrap_err();
+        assert!(e.to_string().contains("outside the root"), "{e}");
+        assert!(outside.join("precious").exists());
+        let l = layer(tmp.path(), "l2", &[("escape/.wh..wh..opq", Some(""))]);
+        assert!(apply_layer(&root, "sha256:evil", TAR, l).is_err());
+        assert!(outside.join("precious").exists());
+        // A directory entry over a file, through the symlink.
+        let l = layer(tmp.path(), "l3", &[("escape/precious", None)]);
+        assert!(apply_layer(&root, "sha256:evil", TAR, l).is_err());
+        assert_eq!(fs::read_to_string(outside.join("precious")).unwrap(), "x");
     }
 
     #[test]
