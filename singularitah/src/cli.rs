@@ -59,7 +59,9 @@ pub enum SifCommand {
     /// links, symlinks, permissions, ownership), a gzip squashfs, the image labels plus
     /// `--label`s as the metadata `singularity inspect` shows.
     Build {
+        /// The image in a registry (`registry/repository:tag` or `@sha256:…`).
         image: String,
+        /// The SIF file to write (replaced atomically).
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
         #[arg(long, default_value = default_arch())]
