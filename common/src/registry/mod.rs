@@ -387,8 +387,12 @@ impl RegistryClient {
         }
     }
 
-    /// A blob, checked against its digest.
-    pub async fn blob(&self, image: &ImageRef, digest: &str) -> Result<Vec<u8>, RegistryError> {
+    /// The GET of a blob, its status checked; with the name errors use.
+    async fn get_blob(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<(reqwest::Response, String), RegistryError> {
         let name = image.with_reference(digest).to_string();
         let scope = format!("repository:{}:pull", image.repository);
         let resp = self
@@ -402,6 +406,12 @@ impl RegistryClient {
             )
             .await?;
         self.check_status(&resp, &name)?;
+        Ok((resp, name))
+    }
+
+    /// A blob, checked against its digest.
+    pub async fn blob(&self, image: &ImageRef, digest: &str) -> Result<Vec<u8>, RegistryError> {
+        let (resp, name) = self.get_blob(image, digest).await?;
         let bytes = resp
             .bytes()
             .await
@@ -424,19 +434,7 @@ impl RegistryClient {
         dest: &std::path::Path,
     ) -> Result<u64, RegistryError> {
         use std::io::Write;
-        let name = image.with_reference(digest).to_string();
-        let scope = format!("repository:{}:pull", image.repository);
-        let mut resp = self
-            .send(
-                Method::GET,
-                &format!("/v2/{}/blobs/{digest}", image.repository),
-                &scope,
-                &[],
-                None,
-                &name,
-            )
-            .await?;
-        self.check_status(&resp, &name)?;
+        let (mut resp, name) = self.get_blob(image, digest).await?;
         let protocol = |message: String| RegistryError::Protocol {
             image: name.clone(),
             message,
