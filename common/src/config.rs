@@ -110,6 +110,21 @@ pub struct Credentials {
     pub secret_env: String,
 }
 
+impl Credentials {
+    /// The registry login these variables hold; `None` (anonymous) when there are no
+    /// credentials or the user variable is unset, as on a developer's machine.
+    pub fn registry_login(
+        credentials: Option<&Credentials>,
+    ) -> Result<Option<crate::registry::Login>, String> {
+        match credentials {
+            Some(c) if std::env::var_os(&c.user_env).is_some() => {
+                crate::registry::Login::from_env(&c.user_env, &c.secret_env).map(Some)
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct LabelConfig {

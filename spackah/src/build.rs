@@ -7,7 +7,6 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use common::definitions::{self, Kind};
 use common::engine::{BuildRequest, Engine};
-use common::registry::Login;
 use common::secret::Secret;
 use common::spack::environment::Environment;
 
@@ -149,12 +148,7 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
         )
         .await?;
     if opts.push {
-        let login = match &cfg.registry.credentials {
-            Some(c) if std::env::var_os(&c.user_env).is_some() => {
-                Some(Login::from_env(&c.user_env, &c.secret_env).map_err(anyhow::Error::msg)?)
-            }
-            _ => None,
-        };
+        let login = crate::plan::login(cfg)?;
         engine.push(&decision.target, login.as_ref()).await?;
     }
     Ok(decision.target)

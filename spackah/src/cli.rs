@@ -29,16 +29,8 @@ pub enum Command {
     /// the tag or holds another lockfile or definition checksum; `.def` containers when their
     /// source image changed since their SIF was published. Exit 1 when something needs work.
     Plan {
-        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
-        config: PathBuf,
-        /// The repository with `container_definitions/`.
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-        /// Where stage 2 left `<arch>/<container>/spack.lock`.
-        #[arg(long)]
-        lockfiles: PathBuf,
-        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
-        branch: String,
+        #[command(flatten)]
+        common: Common,
         /// Only this container (repeatable).
         #[arg(long = "container")]
         containers: Vec<String>,
@@ -72,14 +64,8 @@ pub enum Command {
     /// Copy a built container to the public hub: on the default branch only, when the public
     /// repository exists and lacks the tag or holds other checksums.
     Publish {
-        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
-        config: PathBuf,
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-        #[arg(long)]
-        lockfiles: PathBuf,
-        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
-        branch: String,
+        #[command(flatten)]
+        common: Common,
         #[arg(long)]
         container: String,
         #[arg(long)]
@@ -88,17 +74,11 @@ pub enum Command {
     /// Build one Spack container for one architecture on the branch's builder and runtime
     /// images, with the labels `plan` compares; `--push` pushes it.
     Build {
-        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
-        config: PathBuf,
-        #[arg(long, default_value = ".")]
-        repo: PathBuf,
-        #[arg(long)]
-        lockfiles: PathBuf,
+        #[command(flatten)]
+        common: Common,
         /// Where `spack-cacher prepare` wrote the environments.
         #[arg(long)]
         environments: PathBuf,
-        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
-        branch: String,
         /// The base images' tag (stage 1's `BUILDER_TAG`).
         #[arg(long, env = "BUILDER_TAG")]
         base_tag: String,
@@ -109,6 +89,33 @@ pub enum Command {
         #[arg(long)]
         push: bool,
     },
+}
+
+/// What `plan`, `publish` and `build` all read.
+#[derive(Debug, clap::Args)]
+pub struct Common {
+    #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+    config: PathBuf,
+    /// The repository with `container_definitions/`.
+    #[arg(long, default_value = ".")]
+    repo: PathBuf,
+    /// Where stage 2 left `<arch>/<container>/spack.lock`.
+    #[arg(long)]
+    lockfiles: PathBuf,
+    #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+    branch: String,
+}
+
+impl Common {
+    fn plan_options(self, containers: Vec<String>) -> anyhow::Result<PlanOptions> {
+        Ok(PlanOptions {
+            config: Config::read(&self.config)?,
+            repo: self.repo,
+            branch: self.branch,
+            lockfiles: self.lockfiles,
+            containers,
+        })
+    }
 }
 
 pub enum Run {
@@ -123,19 +130,7 @@ impl Cli {
         let printer = Printer::new(&self.output);
         let quiet = self.output.quiet;
         let run = match self.command {
-            Command::Plan {
-                config,
-                repo,
-                lockfiles,
-                branch,
-                containers,
-            } => Run::Plan(PlanOptions {
-                config: Config::read(&config)?,
-                repo,
-                branch,
-                lockfiles,
-                containers,
-            }),
+            Command::Plan { common, containers } => Run::Plan(common.plan_options(containers)?),
             Command::Pipeline {
                 config,
                 repo,
@@ -166,41 +161,23 @@ impl Cli {
                 )
             }
             Command::Publish {
-                config,
-                repo,
-                lockfiles,
-                branch,
+                common,
                 container,
                 arch,
             } => Run::Publish(PublishOptions {
-                plan: PlanOptions {
-                    config: Config::read(&config)?,
-                    repo,
-                    branch,
-                    lockfiles,
-                    containers: Vec::new(),
-                },
+                plan: common.plan_options(Vec::new())?,
                 container,
                 arch,
             }),
             Command::Build {
-                config,
-                repo,
-                lockfiles,
+                common,
                 environments,
-                branch,
                 base_tag,
                 container,
                 arch,
                 push,
             } => Run::Build(BuildOptions {
-                plan: PlanOptions {
-                    config: Config::read(&config)?,
-                    repo,
-                    branch,
-                    lockfiles,
-                    containers: Vec::new(),
-                },
+                plan: common.plan_options(Vec::new())?,
                 container,
                 arch,
                 environments,

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::config::Config;
+use common::config::{Config, Credentials};
 use common::definitions::{self, ContainerDefinition, Kind};
 use common::registry::{ImageRef, Login, RegistryClient};
 use common::spack::lockfile::Lockfile;
@@ -73,15 +73,11 @@ pub fn tag(cfg: &Config, version: &str, branch: &str, arch: &str) -> String {
     t
 }
 
-fn login(cfg: &Config) -> anyhow::Result<Option<Login>> {
-    match &cfg.registry.credentials {
-        Some(c) if std::env::var_os(&c.user_env).is_some() => Ok(Some(
-            Login::from_env(&c.user_env, &c.secret_env)
-                .map_err(anyhow::Error::msg)
-                .context("registry login")?,
-        )),
-        _ => Ok(None),
-    }
+/// The project registry's login, from the variables the configuration names.
+pub(crate) fn login(cfg: &Config) -> anyhow::Result<Option<Login>> {
+    Credentials::registry_login(cfg.registry.credentials.as_ref())
+        .map_err(anyhow::Error::msg)
+        .context("registry login")
 }
 
 pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {

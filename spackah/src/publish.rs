@@ -3,8 +3,9 @@
 //! other checksums.
 
 use anyhow::Context;
+use common::config::Credentials;
 use common::engine::Engine;
-use common::registry::{ImageRef, Login, RegistryClient};
+use common::registry::{ImageRef, RegistryClient};
 
 use crate::plan::{self, PlanOptions};
 
@@ -42,12 +43,9 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<String> {
         .map(|(_, t)| t.to_string())
         .unwrap_or_default();
     let target: ImageRef = format!("{}/{}:{tag}", public.url, opts.container).parse()?;
-    let login = match &public.credentials {
-        Some(c) if std::env::var_os(&c.user_env).is_some() => {
-            Some(Login::from_env(&c.user_env, &c.secret_env).map_err(anyhow::Error::msg)?)
-        }
-        _ => None,
-    };
+    let login = Credentials::registry_login(public.credentials.as_ref())
+        .map_err(anyhow::Error::msg)
+        .context("public hub login")?;
     let client = RegistryClient::new(&target.registry, login.clone())?;
     if !client.repository_exists(&target).await? {
         return Ok(format!(

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use common::config::Config;
+use common::config::{Config, Credentials};
 use common::engine::{BuildRequest, Engine};
 use common::registry::{ImageRef, Login, RegistryClient};
 
@@ -38,15 +38,10 @@ pub fn arch_tag(cfg: &Config, image: &str, tag: &str, arch: &str) -> String {
     format!("{}/{image}:{tag}{suffix}", cfg.registry.url)
 }
 
-fn login(cfg: &Config) -> anyhow::Result<Option<Login>> {
-    match &cfg.registry.credentials {
-        Some(c) if std::env::var_os(&c.user_env).is_some() => Ok(Some(
-            Login::from_env(&c.user_env, &c.secret_env)
-                .map_err(anyhow::Error::msg)
-                .context("registry login")?,
-        )),
-        _ => Ok(None),
-    }
+pub(crate) fn login(cfg: &Config) -> anyhow::Result<Option<Login>> {
+    Credentials::registry_login(cfg.registry.credentials.as_ref())
+        .map_err(anyhow::Error::msg)
+        .context("registry login")
 }
 
 pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {

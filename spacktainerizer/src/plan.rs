@@ -4,9 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::Context;
 use common::config::Config;
-use common::registry::{ImageRef, Login, RegistryClient, RegistryError};
+use common::registry::{ImageRef, RegistryClient, RegistryError};
 use serde::Serialize;
 
 use crate::images::{self, ImageSpec, LABEL_CHECKSUM, LABEL_SPACK_COMMIT, LABEL_TOOL_VERSIONS};
@@ -48,14 +47,7 @@ pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {
     let specs = images::images(&opts.repo, cfg, &opts.images, || {
         images::spack_commit(&base.spack.repository, &base.spack.branch)
     })?;
-    let login = match &cfg.registry.credentials {
-        Some(c) if std::env::var_os(&c.user_env).is_some() => Some(
-            Login::from_env(&c.user_env, &c.secret_env)
-                .map_err(anyhow::Error::msg)
-                .context("registry login")?,
-        ),
-        _ => None,
-    };
+    let login = crate::build::login(cfg)?;
     let tag = tag(cfg, &opts.branch, &opts.date);
     let mut clients: BTreeMap<String, RegistryClient> = BTreeMap::new();
     let mut out = Vec::new();
