@@ -59,7 +59,7 @@ pub struct CacheArgs {
     pub s3: S3Args,
 }
 
-fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
+pub fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
     s.parse()
         .map_err(|e: crate::store::StoreError| e.to_string())
 }

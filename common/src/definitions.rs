@@ -329,41 +329,9 @@ fn read_singularity_definition(
         path: path.to_path_buf(),
         source,
     })?;
-    let mut bootstrap = None;
-    let mut from = None;
-    for (i, line) in text.lines().enumerate() {
-        let line = line.trim();
-        if line.starts_with('%') {
-            break; // sections start; the header is over
-        }
-        if line.is_empty() || line.starts_with('#') {
-            continue;
-        }
-        let Some((key, value)) = line.split_once(':') else {
-            return Err(invalid(
-                path,
-                format!("line {}: expected `Key: value` in the header", i + 1),
-            ));
-        };
-        match key.trim().to_ascii_lowercase().as_str() {
-            "bootstrap" => bootstrap = Some(value.trim().to_string()),
-            "from" => from = Some(value.trim().to_string()),
-            _ => {}
-        }
-    }
-    match bootstrap.as_deref() {
-        Some(b) if b.eq_ignore_ascii_case("docker") => {}
-        Some(other) => {
-            return Err(invalid(
-                path,
-                format!("`Bootstrap: {other}` is not supported (expected `docker`)"),
-            ));
-        }
-        None => return Err(invalid(path, "missing `Bootstrap: docker`")),
-    }
-    let from = from
-        .filter(|f| !f.is_empty())
-        .ok_or_else(|| invalid(path, "missing `From: image:tag`"))?;
+    let from = crate::singularity_def::SingularityDef::parse(path, &text)
+        .map_err(|e| invalid(path, e.reason))?
+        .from;
     Ok(ContainerDefinition {
         name: name.to_string(),
         arch: arch.to_string(),

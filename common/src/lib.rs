@@ -12,6 +12,8 @@ pub mod registry;
 pub mod rootfs;
 pub mod secret;
 pub mod sif;
+pub mod sif_object;
+pub mod singularity_def;
 pub mod spack;
 pub mod store;
 pub mod yaml;

@@ -84,6 +84,15 @@ impl Printer {
             other => other,
         }
     }
+
+    /// A report: `value` as JSON with `--output json`, else `text`.
+    pub fn emit(&self, value: &impl serde::Serialize, text: &str) -> std::io::Result<()> {
+        if self.is_json() {
+            self.json(value)
+        } else {
+            self.data(text)
+        }
+    }
 }
 
 /// Left-aligned columns separated by two spaces; numeric-looking columns are right-aligned

@@ -1,5 +1,6 @@
-//! SIF (Singularity Image Format) writing: a definition file, the metadata `singularity
-//! inspect` reads, labels, and a squashfs root filesystem as the primary partition.
+//! SIF (Singularity Image Format) writing — a definition file, the metadata `singularity
+//! inspect` reads, labels, and a squashfs root filesystem as the primary partition — and reading
+//! the labels back.
 //!
 //! Layout as in `sylabs/sif` v2 (see `shared/schemas/SIF_FORMAT.md`): a 128-byte header, a table of
 //! 48 descriptors of 585 bytes at 4096, then the objects in descriptor order, partitions aligned
@@ -48,6 +49,8 @@ pub enum SifError {
         "{0}: zstd-compressed squashfs, which Singularity refuses; make it with gzip (mksquashfs -comp gzip)"
     )]
     Zstd(PathBuf),
+    #[error("{path}: not a SIF file: {reason}")]
+    NotSif { path: PathBuf, reason: String },
     #[error("architecture `{0}` has no SIF code")]
     UnknownArch(String),
 }
@@ -278,6 +281,84 @@ pub fn write(spec: &SifSpec, out: &mut impl Write, out_path: &Path) -> Result<u6
     Ok(end)
 }
 
+/// The labels a SIF records: its `JSON.Labels` object, else the labels of the inspect metadata
+/// `singularity build` writes. Only the header and the descriptor table are read, then the one
+/// object, so a SIF of gigabytes costs a few kilobytes of reading.
+pub fn read_labels(path: &Path) -> Result<BTreeMap<String, String>, SifError> {
+    use std::io::{Seek, SeekFrom};
+    let io_err = |source| SifError::Io {
+        path: path.to_path_buf(),
+        source,
+    };
+    let bad = |reason: &str| SifError::NotSif {
+        path: path.to_path_buf(),
+        reason: reason.to_string(),
+    };
+    let mut f = File::open(path).map_err(io_err)?;
+    let mut header = [0u8; 128];
+    f.read_exact(&mut header)
+        .map_err(|_| bad("shorter than a SIF header"))?;
+    if &header[32..42] != MAGIC {
+        return Err(bad("no SIF_MAGIC"));
+    }
+    let le =
+        |b: &[u8], off: usize| i64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"));
+    let (total, table) = (le(&header, 88), le(&header, 96));
+    if !(0..=4096).contains(&total) || table < 128 {
+        return Err(bad("descriptor table out of range"));
+    }
+    let mut descriptors = vec![0u8; total as usize * DESCRIPTOR_SIZE as usize];
+    f.seek(SeekFrom::Start(table as u64)).map_err(io_err)?;
+    f.read_exact(&mut descriptors)
+        .map_err(|_| bad("descriptor table cut short"))?;
+    let objects: Vec<(i32, i64, i64, String)> = descriptors
+        .chunks(DESCRIPTOR_SIZE as usize)
+        .filter(|d| d[4] == 1)
+        .map(|d| {
+            let name = &d[73..201];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+            (
+                i32::from_le_bytes(d[..4].try_into().expect("4 bytes")),
+                le(d, 17),
+                le(d, 25),
+                String::from_utf8_lossy(name).into_owned(),
+            )
+        })
+        .collect();
+    let mut read_object = |offset: i64, size: i64| -> Result<Vec<u8>, SifError> {
+        if !(0..=64 << 20).contains(&size) || offset < 0 {
+            return Err(bad("metadata object out of range"));
+        }
+        let mut buf = vec![0u8; size as usize];
+        f.seek(SeekFrom::Start(offset as u64)).map_err(io_err)?;
+        f.read_exact(&mut buf)
+            .map_err(|_| bad("metadata object cut short"))?;
+        Ok(buf)
+    };
+    let json_err = |what: &str, e: serde_json::Error| bad(&format!("{what}: {e}"));
+    if let Some((_, off, size, _)) = objects.iter().find(|o| o.0 == DATA_LABELS) {
+        let bytes = read_object(*off, *size)?;
+        return serde_json::from_slice(&bytes).map_err(|e| json_err("labels object", e));
+    }
+    if let Some((_, off, size, _)) = objects
+        .iter()
+        .find(|o| o.0 == DATA_GENERIC_JSON && o.3 == INSPECT_METADATA)
+    {
+        let bytes = read_object(*off, *size)?;
+        let value: serde_json::Value =
+            serde_json::from_slice(&bytes).map_err(|e| json_err(INSPECT_METADATA, e))?;
+        let labels = value
+            .pointer("/data/attributes/labels")
+            .cloned()
+            .unwrap_or_default();
+        if labels.is_null() {
+            return Ok(BTreeMap::new());
+        }
+        return serde_json::from_value(labels).map_err(|e| json_err(INSPECT_METADATA, e));
+    }
+    Ok(BTreeMap::new())
+}
+
 /// A random RFC 4122 version-4 id, as the sif library gives new images.
 fn random_id() -> [u8; 16] {
     let mut id = [0u8; 16];
@@ -404,6 +485,20 @@ mod tests {
         write(&timed, &mut c, Path::new("c")).unwrap();
         assert_ne!(&c[48..64], &[0u8; 16]);
         assert_eq!(le_i64(&c, 64), 1_764_000_000);
+    }
+
+    #[test]
+    fn labels_are_read_back_and_a_non_sif_is_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let s = spec(squashfs(dir.path(), 1, 5000));
+        let path = dir.path().join("a.sif");
+        let mut f = File::create(&path).unwrap();
+        write(&s, &mut f, &path).unwrap();
+        assert_eq!(read_labels(&path).unwrap(), s.labels);
+        let not = dir.path().join("b.sif");
+        std::fs::write(&not, vec![7u8; 300]).unwrap();
+        let err = read_labels(&not).unwrap_err().to_string();
+        assert!(err.contains("b.sif: not a SIF file"), "{err}");
     }
 
     #[test]

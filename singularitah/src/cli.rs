@@ -5,12 +5,16 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::{Parser, Subcommand};
-use common::cli::{EXIT_CODES_HELP, OutputArgs};
+use common::cli::{EXIT_CODES_HELP, OutputArgs, S3Args};
 use common::printer::Printer;
+use common::store::{DEFAULT_PART_SIZE, StoreUrl};
 use spacktainerizer::build::BuildOptions;
 use spacktainerizer::cli::Common;
 
-use crate::sif_build::SifBuildOptions;
+use crate::sif_build::{SifBuildOptions, SifSource};
+use crate::sif_prune::PruneOptions;
+use crate::sif_publish::PublishOptions;
+use crate::sif_sync::SyncOptions;
 
 /// The image this tool builds.
 const IMAGE: &str = "singularitah";
@@ -55,12 +59,19 @@ pub enum Command {
 
 #[derive(Debug, Subcommand)]
 pub enum SifCommand {
-    /// Make a SIF of IMAGE for one architecture: its layers applied in order (whiteouts, hard
-    /// links, symlinks, permissions, ownership), a gzip squashfs, the image labels plus
-    /// `--label`s as the metadata `singularity inspect` shows.
+    /// Make a SIF of IMAGE (or of a `.def` bootstrapped from a registry image) for one
+    /// architecture: its layers applied in order (whiteouts, hard links, symlinks, permissions,
+    /// ownership), a gzip squashfs, the image labels plus `--label`s as the metadata
+    /// `singularity inspect` shows.
     Build {
         /// The image in a registry (`registry/repository:tag` or `@sha256:…`).
-        image: String,
+        #[arg(required_unless_present = "def", conflicts_with = "def")]
+        image: Option<String>,
+        /// A Singularity definition (`Bootstrap: docker`); natively its `%labels`,
+        /// `%environment`, `%runscript`, `%startscript` and `%help` are applied, while `%post`,
+        /// `%files`, `%setup` and `%test` need `--with-singularity`.
+        #[arg(long, value_name = "FILE")]
+        def: Option<PathBuf>,
         /// The SIF file to write (replaced atomically).
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
@@ -79,6 +90,64 @@ pub enum SifCommand {
         #[arg(long)]
         with_singularity: bool,
     },
+    /// Upload a SIF with its checksums (container, lockfile, source image) as object metadata,
+    /// skip it when the object already carries them, then remove the container's older SIFs
+    /// (same branch and architecture) older than `--keep-days`; the newest always stays.
+    Publish {
+        file: PathBuf,
+        /// `s3://bucket/prefix/NAME__TAG.sif`, `DIR/NAME__TAG.sif`, or ending in `/` to keep
+        /// the file's name.
+        #[arg(long)]
+        to: String,
+        /// Files larger than this go up in parts of this size (MiB, at least 5).
+        #[arg(long, default_value_t = DEFAULT_PART_SIZE >> 20, value_name = "MIB")]
+        part_size_mib: u64,
+        #[arg(long, default_value_t = 7)]
+        keep_days: u64,
+        /// Say what would be uploaded and removed; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Bring a directory (a shared filesystem) up to date with the SIFs of a bucket: copy only
+    /// those whose checksums differ from what the local SIF records, through a temporary file
+    /// renamed into place.
+    Sync {
+        #[arg(long, value_parser = common::cli::parse_store_url)]
+        from: StoreUrl,
+        #[arg(long)]
+        to: PathBuf,
+        /// Also remove local SIFs the bucket no longer has.
+        #[arg(long)]
+        delete_removed: bool,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        s3: S3Args,
+    },
+    /// Remove SIFs (`NAME__VERSION__BRANCH.sif`) of branches the remote no longer has
+    /// (`git ls-remote --heads --tags`), never those of the default branch or of tags.
+    PruneBranches {
+        /// The project's git remote, without credentials in it.
+        #[arg(long, env = "CI_PROJECT_URL")]
+        repo: String,
+        #[arg(long, default_value = "main", env = "CI_DEFAULT_BRANCH")]
+        default_branch: String,
+        /// Buckets (`s3://bucket/prefix`) and directories holding SIFs; repeatable.
+        #[arg(long = "in", value_name = "URL", required = true, value_parser = common::cli::parse_store_url)]
+        stores: Vec<StoreUrl>,
+        /// HTTP user for a private remote (with `--git-token-env`).
+        #[arg(long, default_value = "gitlab-ci-token")]
+        git_user: String,
+        /// Variable holding the token for a private remote (e.g. `CI_JOB_TOKEN`).
+        #[arg(long, value_name = "VAR")]
+        git_token_env: Option<String>,
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        s3: S3Args,
+    },
 }
 
 /// This machine's architecture, by its OCI name.
@@ -92,6 +161,9 @@ fn default_arch() -> &'static str {
 pub enum Run {
     Image(Box<spacktainerizer::cli::Run>),
     SifBuild(SifBuildOptions),
+    SifPublish(PublishOptions),
+    SifSync(SyncOptions),
+    SifPrune(PruneOptions),
 }
 
 impl Cli {
@@ -103,6 +175,7 @@ impl Cli {
                 command:
                     SifCommand::Build {
                         image,
+                        def,
                         out,
                         arch,
                         labels,
@@ -118,8 +191,13 @@ impl Cli {
                     };
                     parsed.insert(k.to_string(), v.to_string());
                 }
+                let source = match (image, def) {
+                    (_, Some(def)) => SifSource::Def(def),
+                    (Some(image), None) => SifSource::Image(image),
+                    (None, None) => bail!("give an IMAGE or --def FILE"),
+                };
                 Run::SifBuild(SifBuildOptions {
-                    image,
+                    source,
                     arch,
                     output: out,
                     labels: parsed,
@@ -127,6 +205,59 @@ impl Cli {
                     with_singularity,
                 })
             }
+            Command::Sif {
+                command:
+                    SifCommand::Publish {
+                        file,
+                        to,
+                        part_size_mib,
+                        keep_days,
+                        dry_run,
+                        s3,
+                    },
+            } => Run::SifPublish(PublishOptions {
+                file,
+                to,
+                s3: s3.options(),
+                part_size: part_size_mib << 20,
+                keep_days,
+                dry_run,
+            }),
+            Command::Sif {
+                command:
+                    SifCommand::Sync {
+                        from,
+                        to,
+                        delete_removed,
+                        dry_run,
+                        s3,
+                    },
+            } => Run::SifSync(SyncOptions {
+                from,
+                to,
+                s3: s3.options(),
+                delete_removed,
+                dry_run,
+            }),
+            Command::Sif {
+                command:
+                    SifCommand::PruneBranches {
+                        repo,
+                        default_branch,
+                        stores,
+                        git_user,
+                        git_token_env,
+                        dry_run,
+                        s3,
+                    },
+            } => Run::SifPrune(PruneOptions {
+                repo,
+                default_branch,
+                git_login: git_token_env.map(|v| (git_user, v)),
+                stores,
+                s3: s3.options(),
+                dry_run,
+            }),
             Command::Plan { common } => Run::Image(Box::new(spacktainerizer::cli::Run::Plan(
                 common.plan_options(vec![IMAGE.into()])?,
             ))),

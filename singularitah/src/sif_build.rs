@@ -1,6 +1,7 @@
-//! `singularitah sif build`: an image from the registry made into a SIF without Singularity —
-//! layers streamed to disk and applied in order, a gzip squashfs, the SIF around it — or with
-//! `singularity`/`apptainer` when asked.
+//! `singularitah sif build`: an image from the registry, or a `.def` bootstrapped from one, made
+//! into a SIF without Singularity — layers streamed to disk and applied in order, the
+//! definition's sections, a gzip squashfs, the SIF around it — or with `singularity`/`apptainer`
+//! when asked.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -8,14 +9,24 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use common::registry::{ImageRef, Login, RegistryClient};
+use common::singularity_def::{SECTIONS_NEEDING_SINGULARITY, SingularityDef};
 use common::{rootfs, sif};
 
 /// SIF label with the digest of the image the SIF was made from.
 pub const LABEL_SOURCE_DIGEST: &str = "org.spacktainerizah.source-digest";
 
+/// What the SIF is made of.
+#[derive(Debug, Clone)]
+pub enum SifSource {
+    /// A registry image, as it is.
+    Image(String),
+    /// A Singularity definition file bootstrapped from a registry image.
+    Def(PathBuf),
+}
+
 #[derive(Debug, Clone)]
 pub struct SifBuildOptions {
-    pub image: String,
+    pub source: SifSource,
     /// `amd64`, `arm64`.
     pub arch: String,
     pub output: PathBuf,
@@ -29,19 +40,51 @@ pub struct SifBuildOptions {
 
 /// Build the SIF; returns the source image digest.
 pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
-    let image: ImageRef = opts.image.parse()?;
+    let (image, def, def_text) = match &opts.source {
+        SifSource::Image(i) => (i.clone(), None, None),
+        SifSource::Def(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let def = SingularityDef::parse(path, &text)?;
+            if !opts.with_singularity
+                && let Some((name, _)) = def
+                    .sections
+                    .iter()
+                    .find(|(n, _)| SECTIONS_NEEDING_SINGULARITY.contains(&n.as_str()))
+            {
+                bail!(
+                    "{}: `%{name}` runs commands, which only Singularity can do: build it with --with-singularity",
+                    path.display()
+                );
+            }
+            (def.from.clone(), Some(def), Some(text))
+        }
+    };
+    let image: ImageRef = image.parse()?;
     let login = match &opts.login_env {
         Some((user, secret)) => Some(Login::from_env(user, secret).map_err(anyhow::Error::msg)?),
         None => None,
     };
-    if opts.with_singularity {
-        return with_singularity(opts, login.as_ref());
-    }
-    let client = RegistryClient::new(&image.registry, login)?;
+    let client = RegistryClient::new(&image.registry, login.clone())?;
     let resolved = client
         .resolve(&image, &opts.arch)
         .await
         .with_context(|| format!("resolving {image} for {}", opts.arch))?;
+    let mut labels = resolved.labels.clone();
+    if let Some(def) = &def {
+        labels.extend(def.labels());
+    }
+    labels.extend(opts.labels.clone());
+    labels.insert(LABEL_SOURCE_DIGEST.into(), resolved.manifest.digest.clone());
+    let pinned = image.with_reference(&resolved.manifest.digest);
+    if opts.with_singularity {
+        let text = match &def_text {
+            Some(text) => with_labels(text, &labels),
+            None => with_labels(&format!("Bootstrap: docker\nFrom: {pinned}\n"), &labels),
+        };
+        with_singularity(opts, &text, login.as_ref())?;
+        return Ok(resolved.manifest.digest);
+    }
     let digest = resolved.manifest.digest.clone();
 
     // Work beside the output: a root filesystem can be larger than /tmp.
@@ -63,21 +106,8 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         std::fs::remove_file(&blob)?;
     }
 
-    let mut labels = resolved.labels.clone();
-    labels.extend(opts.labels.clone());
-    labels.insert(LABEL_SOURCE_DIGEST.into(), digest.clone());
-    let deffile = format!(
-        "Bootstrap: docker\nFrom: {}\n",
-        image.with_reference(&digest)
-    );
-    skeleton(
-        &root,
-        &labels,
-        &deffile,
-        &resolved.env,
-        &resolved.entrypoint,
-        &resolved.cmd,
-    )?;
+    let deffile = def_text.unwrap_or_else(|| format!("Bootstrap: docker\nFrom: {pinned}\n"));
+    skeleton(&root, &labels, &deffile, &resolved, def.as_ref())?;
 
     let squashfs = work.path().join("rootfs.squashfs");
     let status = Command::new("mksquashfs")
@@ -123,10 +153,10 @@ fn skeleton(
     root: &Path,
     labels: &BTreeMap<String, String>,
     deffile: &str,
-    env: &[String],
-    entrypoint: &[String],
-    cmd: &[String],
+    image: &common::registry::Resolved,
+    def: Option<&SingularityDef>,
 ) -> anyhow::Result<()> {
+    let (env, entrypoint, cmd) = (&image.env, &image.entrypoint, &image.cmd);
     use std::os::unix::fs::PermissionsExt;
     let d = root.join(".singularity.d");
     for sub in ["env", "libs", "actions"] {
@@ -145,13 +175,29 @@ fn skeleton(
             environment.push_str(&format!("export {k}={}\n", common::ci::shell_quote(v)));
         }
     }
+    std::fs::write(d.join("env/10-docker2singularity.sh"), environment)?;
+    let section = |name: &str| def.and_then(|d| d.section(name));
+    // `%environment` is sourced after the image's variables, so it can override them.
+    let environment = format!("#!/bin/sh\n{}", section("environment").unwrap_or_default());
     std::fs::write(d.join("env/90-environment.sh"), environment)?;
+    if let Some(help) = section("help") {
+        std::fs::write(d.join("runscript.help"), help)?;
+    }
+    if let Some(start) = section("startscript") {
+        std::fs::write(d.join("startscript"), format!("#!/bin/sh\n{start}"))?;
+        std::fs::set_permissions(
+            d.join("startscript"),
+            std::fs::Permissions::from_mode(0o755),
+        )?;
+    }
     let args: Vec<String> = entrypoint
         .iter()
         .chain(cmd)
         .map(|a| common::ci::shell_quote(a))
         .collect();
-    let runscript = if args.is_empty() {
+    let runscript = if let Some(body) = section("runscript") {
+        format!("#!/bin/sh\n{body}")
+    } else if args.is_empty() {
         "#!/bin/sh\nexec \"$@\"\n".to_string()
     } else if entrypoint.is_empty() {
         format!(
@@ -174,9 +220,37 @@ fn skeleton(
     Ok(())
 }
 
-/// `singularity build` (or `apptainer build`) from the registry; the login goes through the
-/// environment, never the arguments.
-fn with_singularity(opts: &SifBuildOptions, login: Option<&Login>) -> anyhow::Result<String> {
+/// `text` (a definition) with `labels` added to its `%labels` section (made when missing):
+/// Singularity records them as the image's labels, checksums included.
+fn with_labels(text: &str, labels: &BTreeMap<String, String>) -> String {
+    let lines: String = labels
+        .iter()
+        .map(|(k, v)| format!("    {k} {v}\n"))
+        .collect();
+    let mut out = String::with_capacity(text.len() + lines.len());
+    let mut added = false;
+    for line in text.lines() {
+        out.push_str(line);
+        out.push('\n');
+        if !added && line.trim_start().starts_with("%labels") {
+            out.push_str(&lines);
+            added = true;
+        }
+    }
+    if !added {
+        out.push_str("\n%labels\n");
+        out.push_str(&lines);
+    }
+    out
+}
+
+/// `singularity build` (or `apptainer build`) of the definition `text`; the registry login
+/// goes through the environment, never the arguments.
+fn with_singularity(
+    opts: &SifBuildOptions,
+    text: &str,
+    login: Option<&Login>,
+) -> anyhow::Result<()> {
     let tool = ["apptainer", "singularity"]
         .into_iter()
         .find(|t| {
@@ -186,10 +260,24 @@ fn with_singularity(opts: &SifBuildOptions, login: Option<&Login>) -> anyhow::Re
                 .is_ok_and(|o| o.status.success())
         })
         .context("--with-singularity: neither `apptainer` nor `singularity` is installed")?;
+    // Beside the definition when there is one: its `%files` paths are relative to it.
+    let dir = match &opts.source {
+        SifSource::Def(p) => p.parent().map(Path::to_path_buf).unwrap_or_default(),
+        SifSource::Image(_) => std::env::temp_dir(),
+    };
+    let def = tempfile::Builder::new()
+        .prefix(".sif-build-")
+        .suffix(".def")
+        .tempfile_in(if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            &dir
+        })?;
+    std::fs::write(def.path(), text)?;
     let mut cmd = Command::new(tool);
     cmd.args(["build", "--force"])
         .arg(&opts.output)
-        .arg(format!("docker://{}", opts.image));
+        .arg(def.path());
     if let Some(l) = login {
         let prefix = tool.to_uppercase();
         cmd.env(format!("{prefix}_DOCKER_USERNAME"), &l.user);
@@ -197,7 +285,27 @@ fn with_singularity(opts: &SifBuildOptions, login: Option<&Login>) -> anyhow::Re
     }
     let status = cmd.status().with_context(|| format!("running {tool}"))?;
     if !status.success() {
-        bail!("{tool} build of {} failed", opts.image);
+        bail!("{tool} build of {} failed", opts.output.display());
     }
-    Ok(String::new())
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_go_into_the_definition_for_singularity() {
+        let labels = BTreeMap::from([("a.b".to_string(), "1".to_string())]);
+        let t = with_labels(
+            "Bootstrap: docker\nFrom: x\n%labels\n  K v\n%post\n  true\n",
+            &labels,
+        );
+        assert_eq!(
+            t,
+            "Bootstrap: docker\nFrom: x\n%labels\n    a.b 1\n  K v\n%post\n  true\n"
+        );
+        let t = with_labels("Bootstrap: docker\nFrom: x\n", &labels);
+        assert!(t.ends_with("\n%labels\n    a.b 1\n"), "{t}");
+    }
 }

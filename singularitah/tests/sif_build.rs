@@ -110,7 +110,9 @@ fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
     same(&rootfs, &back);
     let runscript = std::fs::read_to_string(back.join(".singularity.d/runscript")).unwrap();
     assert!(runscript.contains("/opt/bin/tool"), "{runscript}");
-    let env = std::fs::read_to_string(back.join(".singularity.d/env/90-environment.sh")).unwrap();
+    // Where `singularity build` puts an image's variables, before `%environment`'s.
+    let env =
+        std::fs::read_to_string(back.join(".singularity.d/env/10-docker2singularity.sh")).unwrap();
     assert!(env.contains("export TOOL_HOME='/opt'"), "{env}");
 }
 

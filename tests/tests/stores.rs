@@ -317,3 +317,50 @@ async fn directory_store_keeps_its_own_files_out_of_listings() {
         "metadata goes with the object"
     );
 }
+
+#[tokio::test]
+async fn files_stream_up_in_parts_and_down_whole() {
+    let src = tempfile::tempdir().unwrap();
+    // 12 MiB and a bit, in 5 MiB parts: three parts, the last one short.
+    let data: Vec<u8> = (0..12 * 1024 * 1024 + 333u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    let path = src.path().join("big.sif");
+    std::fs::write(&path, &data).unwrap();
+    let m = meta(&[("lockfile-sha256", "abc123")]);
+    for (store, _dir) in backends().await {
+        let before = store.requests().put;
+        store
+            .put_file("c/big.sif", &path, &m, common::store::MIN_PART_SIZE)
+            .await
+            .unwrap();
+        let (info, got_meta) = store.head("c/big.sif").await.unwrap();
+        assert_eq!(info.size, data.len() as u64);
+        assert_eq!(got_meta, m, "{}", store.url());
+        if !store.is_local() {
+            // create + 3 parts + complete, and S3's multipart etag names the part count.
+            assert_eq!(store.requests().put - before, 5);
+            assert!(info.etag.unwrap().ends_with("-3\""), "multipart etag");
+        }
+        let back = src.path().join("back");
+        let (info, got_meta) = store.get_to_file("c/big.sif", &back).await.unwrap();
+        assert_eq!(info.size, data.len() as u64);
+        assert_eq!(got_meta, m);
+        assert!(std::fs::read(&back).unwrap() == data, "{}", store.url());
+        // A small file goes up in one request.
+        let small = src.path().join("small");
+        std::fs::write(&small, b"tiny").unwrap();
+        store
+            .put_file(
+                "c/small",
+                &small,
+                &BTreeMap::new(),
+                common::store::MIN_PART_SIZE,
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.get("c/small").await.unwrap().bytes, b"tiny");
+        let missing = store.get_to_file("c/none", &back).await.unwrap_err();
+        assert!(missing.is_not_found(), "{missing}");
+    }
+}

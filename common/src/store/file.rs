@@ -173,6 +173,64 @@ impl FileStore {
         .await
     }
 
+    pub async fn put_file(
+        &self,
+        key: &str,
+        source: &Path,
+        metadata: &BTreeMap<String, String>,
+    ) -> Result<(), StoreError> {
+        self.stats.count(Request::Put);
+        let path = self.path_of(key)?;
+        let meta_path = self.meta_path(key);
+        let tmp_dir = self.root.join(RESERVED_DIR).join("tmp");
+        let metadata = metadata.clone();
+        let source = source.to_path_buf();
+        let this = self.clone();
+        blocking(move || {
+            std::fs::create_dir_all(&tmp_dir).map_err(|e| this.io(&tmp_dir, e))?;
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent).map_err(|e| this.io(parent, e))?;
+            }
+            let tmp = temp_name(&tmp_dir);
+            let copied =
+                std::fs::copy(&source, &tmp).and_then(|_| std::fs::File::open(&tmp)?.sync_all());
+            if let Err(e) = copied {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(this.io(&source, e));
+            }
+            write_metadata(&meta_path, &metadata).map_err(|e| this.io(&meta_path, e))?;
+            std::fs::rename(&tmp, &path).map_err(|e| this.io(&path, e))
+        })
+        .await
+    }
+
+    pub async fn get_to_file(
+        &self,
+        key: &str,
+        dest: &Path,
+    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+        self.stats.count(Request::Get);
+        let path = self.path_of(key)?;
+        let meta_path = self.meta_path(key);
+        let dest = dest.to_path_buf();
+        let key = key.to_string();
+        let this = self.clone();
+        blocking(move || {
+            let md = std::fs::metadata(&path).map_err(|e| this.io(&path, e))?;
+            std::fs::copy(&path, &dest).map_err(|e| this.io(&dest, e))?;
+            let etag = etag_of_reader(std::fs::File::open(&dest).map_err(|e| this.io(&dest, e))?)
+                .map_err(|e| this.io(&dest, e))?;
+            let info = ObjectInfo {
+                key,
+                size: md.len(),
+                last_modified: md.modified().map_err(|e| this.io(&path, e))?,
+                etag: Some(etag),
+            };
+            Ok((info, read_metadata(&meta_path)?))
+        })
+        .await
+    }
+
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
         let this = self.clone();
         blocking(move || {
@@ -369,14 +427,18 @@ fn write_metadata(path: &Path, metadata: &BTreeMap<String, String>) -> std::io::
     )
 }
 
-fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+/// A name in `dir` no other writer of this or another process uses.
+fn temp_name(dir: &Path) -> PathBuf {
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let name = format!(
+    dir.join(format!(
         "{}-{}",
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
-    );
-    let path = dir.join(name);
+    ))
+}
+
+fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let path = temp_name(dir);
     let mut f = std::fs::File::create(&path)?;
     f.write_all(bytes)?;
     f.sync_all()?;

@@ -21,6 +21,10 @@ pub use url::StoreUrl;
 pub const DELETE_BATCH: usize = 1000;
 /// Delete requests kept in flight at once.
 pub const DELETE_CONCURRENCY: usize = 4;
+/// Files larger than this go to S3 in parts of this size (S3's minimum part is 5 MiB).
+pub const DEFAULT_PART_SIZE: u64 = 64 * 1024 * 1024;
+/// The smallest part S3 accepts (but for the last one).
+pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
 
 /// What a listing or a head request tells about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -198,6 +202,35 @@ impl Store {
         match self {
             Store::File(f) => f.put(key, bytes, metadata, condition).await,
             Store::S3(s) => s.put(key, bytes, metadata, condition).await,
+        }
+    }
+
+    /// Upload the file at `path` to `key` with user `metadata`, streamed from disk: a file
+    /// larger than `part_size` goes to S3 as a multipart upload (aborted when a part fails, so no
+    /// half object appears), and into a directory through a temporary file and a rename.
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        metadata: &BTreeMap<String, String>,
+        part_size: u64,
+    ) -> Result<(), StoreError> {
+        match self {
+            Store::File(f) => f.put_file(key, path, metadata).await,
+            Store::S3(s) => s.put_file(key, path, metadata, part_size).await,
+        }
+    }
+
+    /// Stream `key` into the file `path` (created or truncated); returns what a head returns.
+    /// The caller writes to a temporary name and renames when the copy must be atomic.
+    pub async fn get_to_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+        match self {
+            Store::File(f) => f.get_to_file(key, path).await,
+            Store::S3(s) => s.get_to_file(key, path).await,
         }
     }
 

@@ -39,6 +39,24 @@ fn object_info(
     }
 }
 
+/// `len` bytes of the file at `path` from `offset`, streamed.
+async fn file_part(
+    path: &std::path::Path,
+    offset: u64,
+    len: u64,
+) -> Result<ByteStream, StoreError> {
+    ByteStream::read_from()
+        .path(path)
+        .offset(offset)
+        .length(aws_sdk_s3::primitives::Length::Exact(len))
+        .build()
+        .await
+        .map_err(|e| StoreError::Io {
+            location: path.display().to_string(),
+            source: std::io::Error::other(e.to_string()),
+        })
+}
+
 fn user_metadata(
     m: Option<&std::collections::HashMap<String, String>>,
 ) -> BTreeMap<String, String> {
@@ -351,6 +369,175 @@ impl S3Store {
             .await
             .map_err(|e| self.map_err(self.location(key), e))?;
         Ok(out.e_tag().map(str::to_string))
+    }
+
+    pub async fn put_file(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        metadata: &BTreeMap<String, String>,
+        part_size: u64,
+    ) -> Result<(), StoreError> {
+        check_key(key)?;
+        let part_size = part_size.max(super::MIN_PART_SIZE);
+        let size = tokio::fs::metadata(path)
+            .await
+            .map_err(|source| StoreError::Io {
+                location: path.display().to_string(),
+                source,
+            })?
+            .len();
+        let location = self.location(key);
+        let meta = (!metadata.is_empty()).then(|| metadata.clone().into_iter().collect());
+        if size <= part_size {
+            self.inner.stats.count(Request::Put);
+            let body = file_part(path, 0, size).await?;
+            self.inner
+                .client
+                .put_object()
+                .bucket(&self.inner.bucket)
+                .key(self.full_key(key))
+                .set_metadata(meta)
+                .body(body)
+                .send()
+                .await
+                .map_err(|e| self.map_err(location, e))?;
+            return Ok(());
+        }
+        self.inner.stats.count(Request::Put);
+        let created = self
+            .inner
+            .client
+            .create_multipart_upload()
+            .bucket(&self.inner.bucket)
+            .key(self.full_key(key))
+            .set_metadata(meta)
+            .send()
+            .await
+            .map_err(|e| self.map_err(location.clone(), e))?;
+        let upload_id = created.upload_id().unwrap_or_default().to_string();
+        match self
+            .upload_parts(key, path, size, part_size, &upload_id)
+            .await
+        {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // Parts of an unfinished upload are stored (and billed) until aborted.
+                let _ = self
+                    .inner
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.inner.bucket)
+                    .key(self.full_key(key))
+                    .upload_id(&upload_id)
+                    .send()
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
+    async fn upload_parts(
+        &self,
+        key: &str,
+        path: &std::path::Path,
+        size: u64,
+        part_size: u64,
+        upload_id: &str,
+    ) -> Result<(), StoreError> {
+        use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
+        let location = self.location(key);
+        let count = size.div_ceil(part_size);
+        // A few parts in flight; each streams from its slice of the file, so memory stays
+        // bounded by the SDK's buffers, not by the part size.
+        let parts: Vec<Result<CompletedPart, StoreError>> = stream::iter(0..count)
+            .map(|i| {
+                let location = location.clone();
+                async move {
+                    let offset = i * part_size;
+                    let len = part_size.min(size - offset);
+                    let number = i as i32 + 1;
+                    self.inner.stats.count(Request::Put);
+                    let out = self
+                        .inner
+                        .client
+                        .upload_part()
+                        .bucket(&self.inner.bucket)
+                        .key(self.full_key(key))
+                        .upload_id(upload_id)
+                        .part_number(number)
+                        .content_length(len as i64)
+                        .body(file_part(path, offset, len).await?)
+                        .send()
+                        .await
+                        .map_err(|e| self.map_err(format!("{location} (part {number})"), e))?;
+                    Ok(CompletedPart::builder()
+                        .set_e_tag(out.e_tag().map(str::to_string))
+                        .part_number(number)
+                        .build())
+                }
+            })
+            .buffered(4)
+            .collect()
+            .await;
+        let parts = parts.into_iter().collect::<Result<Vec<_>, _>>()?;
+        self.inner.stats.count(Request::Put);
+        self.inner
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.inner.bucket)
+            .key(self.full_key(key))
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| self.map_err(location, e))?;
+        Ok(())
+    }
+
+    pub async fn get_to_file(
+        &self,
+        key: &str,
+        dest: &std::path::Path,
+    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+        check_key(key)?;
+        self.inner.stats.count(Request::Get);
+        let out = self
+            .inner
+            .client
+            .get_object()
+            .bucket(&self.inner.bucket)
+            .key(self.full_key(key))
+            .send()
+            .await
+            .map_err(|e| self.map_err(self.location(key), e))?;
+        let info = object_info(key, out.content_length(), out.last_modified(), out.e_tag());
+        let metadata = user_metadata(out.metadata());
+        let io = |source| StoreError::Io {
+            location: dest.display().to_string(),
+            source,
+        };
+        let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
+        let mut body = out.body.into_async_read();
+        let copied =
+            tokio::io::copy(&mut body, &mut file)
+                .await
+                .map_err(|e| StoreError::Unreachable {
+                    location: self.location(key),
+                    message: format!("reading the body into {}: {e}", dest.display()),
+                })?;
+        if copied != info.size {
+            return Err(StoreError::Unreachable {
+                location: self.location(key),
+                message: format!("body ended after {copied} of {} bytes", info.size),
+            });
+        }
+        file.sync_all().await.map_err(io)?;
+        Ok((info, metadata))
     }
 
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {

@@ -1,0 +1,154 @@
+//! Singularity definition files (`.def`): the `Bootstrap`/`From` header and the `%sections`.
+
+use std::path::{Path, PathBuf};
+
+/// A parsed definition file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SingularityDef {
+    /// The image bootstrapped from (`From:`); only `Bootstrap: docker` is supported.
+    pub from: String,
+    /// Sections in file order, by lowercase name without `%`, with their body text.
+    pub sections: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {reason}")]
+pub struct DefError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Sections only Singularity can carry out (they run commands or copy from the host).
+pub const SECTIONS_NEEDING_SINGULARITY: &[&str] = &["setup", "post", "files", "test", "pre"];
+
+impl SingularityDef {
+    /// Parse `text`, read from `path` (named in errors).
+    pub fn parse(path: &Path, text: &str) -> Result<SingularityDef, DefError> {
+        let err = |reason: String| DefError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let mut bootstrap = None;
+        let mut from = None;
+        let mut sections: Vec<(String, String)> = Vec::new();
+        for (i, raw) in text.lines().enumerate() {
+            let line = raw.trim();
+            if let Some(name) = line.strip_prefix('%') {
+                // `%files from stage` and `%post -c /bin/bash` carry arguments after the name.
+                let name = name.split_whitespace().next().unwrap_or_default();
+                sections.push((name.to_ascii_lowercase(), String::new()));
+                continue;
+            }
+            if let Some((_, body)) = sections.last_mut() {
+                body.push_str(raw);
+                body.push('\n');
+                continue;
+            }
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let Some((key, value)) = line.split_once(':') else {
+                return Err(err(format!(
+                    "line {}: expected `Key: value` in the header",
+                    i + 1
+                )));
+            };
+            match key.trim().to_ascii_lowercase().as_str() {
+                "bootstrap" => bootstrap = Some(value.trim().to_string()),
+                "from" => from = Some(value.trim().to_string()),
+                _ => {}
+            }
+        }
+        match bootstrap.as_deref() {
+            Some(b) if b.eq_ignore_ascii_case("docker") => {}
+            Some(other) => {
+                return Err(err(format!(
+                    "`Bootstrap: {other}` is not supported (expected `docker`)"
+                )));
+            }
+            None => return Err(err("missing `Bootstrap: docker`".into())),
+        }
+        let from = from
+            .filter(|f| !f.is_empty())
+            .ok_or_else(|| err("missing `From: image:tag`".into()))?;
+        Ok(SingularityDef { from, sections })
+    }
+
+    /// Read and parse the file at `path`.
+    pub fn read(path: &Path) -> Result<SingularityDef, DefError> {
+        let text = std::fs::read_to_string(path).map_err(|e| DefError {
+            path: path.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+        SingularityDef::parse(path, &text)
+    }
+
+    /// The body of section `name` (all of them joined, as Singularity appends repeats).
+    pub fn section(&self, name: &str) -> Option<String> {
+        let bodies: Vec<&str> = self
+            .sections
+            .iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, b)| b.as_str())
+            .collect();
+        (!bodies.is_empty()).then(|| bodies.concat())
+    }
+
+    /// `%labels` as key/value pairs (`KEY value with spaces`).
+    pub fn labels(&self) -> Vec<(String, String)> {
+        self.section("labels")
+            .unwrap_or_default()
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(|l| match l.split_once(char::is_whitespace) {
+                Some((k, v)) => (k.to_string(), v.trim().to_string()),
+                None => (l.to_string(), String::new()),
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_original_nexus_storage_definition() {
+        let text = "Bootstrap: docker\nFrom: bluebrain/nexus-storage:latest\n\n%startscript\n   /opt/docker/bin/storage $@\n";
+        let def = SingularityDef::parse(Path::new("nexus-storage.def"), text).unwrap();
+        assert_eq!(def.from, "bluebrain/nexus-storage:latest");
+        assert_eq!(
+            def.section("startscript").unwrap(),
+            "   /opt/docker/bin/storage $@\n"
+        );
+        assert!(def.section("post").is_none());
+    }
+
+    #[test]
+    fn sections_labels_and_errors() {
+        let text = "Bootstrap: docker\nFrom: a/b:1\n%labels\n  Author me\n  Version 1.0 beta\n%post -c /bin/bash\n  echo hi\n%labels\nExtra x\n";
+        let def = SingularityDef::parse(Path::new("x.def"), text).unwrap();
+        assert_eq!(
+            def.labels(),
+            [
+                ("Author".to_string(), "me".to_string()),
+                ("Version".to_string(), "1.0 beta".to_string()),
+                ("Extra".to_string(), "x".to_string()),
+            ]
+        );
+        assert_eq!(def.section("post").unwrap(), "  echo hi\n");
+        let e = SingularityDef::parse(Path::new("y.def"), "Bootstrap: library\nFrom: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.starts_with("y.def: `Bootstrap: library`"), "{e}");
+        let e = SingularityDef::parse(Path::new("z.def"), "From: x\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("missing `Bootstrap: docker`"), "{e}");
+        let e = SingularityDef::parse(Path::new("w.def"), "Bootstrap docker\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("line 1"), "{e}");
+    }
+}

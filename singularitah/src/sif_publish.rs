@@ -1,0 +1,164 @@
+//! `singularitah sif publish`: upload a SIF with its checksums as object metadata (multipart
+//! when large), skip when the object already carries them, then retire the container's older
+//! SIFs that are more than a week old (the newest always stays).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{Context, bail};
+use common::sif;
+use common::sif_object::{self, SifName};
+use common::store::{S3Options, Store, StoreUrl};
+use futures::TryStreamExt;
+use serde::Serialize;
+
+#[derive(Debug, Clone)]
+pub struct PublishOptions {
+    pub file: PathBuf,
+    /// `s3://bucket/prefix/NAME__TAG.sif`, a path to a `.sif` in a directory, or either ending
+    /// in `/` to keep the file's name.
+    pub to: String,
+    pub s3: S3Options,
+    pub part_size: u64,
+    /// Older SIFs of the same container, branch and architecture go after this many days.
+    pub keep_days: u64,
+    pub dry_run: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishReport {
+    pub location: String,
+    pub uploaded: bool,
+    pub checksums: BTreeMap<String, String>,
+    /// Older SIFs removed (or that would be, in a dry run).
+    pub removed: Vec<String>,
+}
+
+/// Split `--to` into the store holding the object and its key.
+pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, String)> {
+    let (dir, name) = to.rsplit_once('/').with_context(|| {
+        format!("--to {to}: expected s3://bucket/…/NAME__TAG.sif or DIR/NAME__TAG.sif")
+    })?;
+    let name = if name.is_empty() {
+        file.file_name()
+            .and_then(|n| n.to_str())
+            .with_context(|| format!("{}: no file name", file.display()))?
+    } else {
+        name
+    };
+    if SifName::parse(name).is_none() {
+        bail!("--to {to}: the object name must look like NAME__TAG.sif, not `{name}`");
+    }
+    let dir = if dir.is_empty() { "/" } else { dir };
+    let url: StoreUrl = if dir.ends_with(':') {
+        // `s3://bucket/x.sif` split at the bucket's last slash gives `s3:`; put it back.
+        to[..to.len() - name.len()].trim_end_matches('/').parse()?
+    } else {
+        dir.parse()?
+    };
+    Ok((url, name.to_string()))
+}
+
+pub async fn publish(opts: &PublishOptions) -> anyhow::Result<PublishReport> {
+    // Everything checked before anything is written: the file is a SIF and says what it holds.
+    let labels = sif::read_labels(&opts.file)?;
+    let checksums = sif_object::checksums(&labels);
+    let (url, key) = target(&opts.to, &opts.file)?;
+    let store = Store::open(&url, &opts.s3).await?;
+    let location = store.location(&key);
+    let uploaded = match store.head(&key).await {
+        Ok((_, meta)) if sif_object::same_checksums(&checksums, &meta) => false,
+        Ok(_) => true,
+        Err(e) if e.is_not_found() => true,
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {location}"))),
+    };
+    if uploaded && !opts.dry_run {
+        store
+            .put_file(&key, &opts.file, &checksums, opts.part_size)
+            .await
+            .with_context(|| format!("uploading {} to {location}", opts.file.display()))?;
+    }
+    let removed = retire_older(&store, &key, opts).await?;
+    Ok(PublishReport {
+        location,
+        uploaded,
+        checksums,
+        removed,
+    })
+}
+
+/// Remove SIFs of the same lineage as `key` older than `keep_days`, never `key` itself nor the
+/// newest of the lineage.
+async fn retire_older(
+    store: &Store,
+    key: &str,
+    opts: &PublishOptions,
+) -> anyhow::Result<Vec<String>> {
+    let name = SifName::parse(key).expect("checked by target()");
+    let folder = key
+        .rsplit_once('/')
+        .map(|(d, _)| format!("{d}/"))
+        .unwrap_or_default();
+    let siblings: Vec<_> = store
+        .list(&format!("{folder}{}__", name.container))
+        .try_filter(|o| {
+            let same = !o.key[folder.len()..].contains('/')
+                && SifName::parse(&o.key).is_some_and(|n| n.lineage() == name.lineage());
+            async move { same }
+        })
+        .try_collect()
+        .await
+        .with_context(|| format!("listing the SIFs of {} in {}", name.container, store.url()))?;
+    let newest = siblings
+        .iter()
+        .max_by_key(|o| o.last_modified)
+        .map(|o| o.key.clone());
+    let cutoff = SystemTime::now() - Duration::from_secs(opts.keep_days * 86_400);
+    let old: Vec<String> = siblings
+        .into_iter()
+        .filter(|o| o.key != key && Some(&o.key) != newest.as_ref() && o.last_modified < cutoff)
+        .map(|o| o.key)
+        .collect();
+    if !old.is_empty() && !opts.dry_run {
+        let report = store.delete_many(old.clone()).await?;
+        if let Some(f) = report.failed.first() {
+            bail!(
+                "removing {}: {} {}",
+                store.location(&f.key),
+                f.code,
+                f.message
+            );
+        }
+    }
+    Ok(old)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_in_buckets_and_directories() {
+        let f = std::path::Path::new("/tmp/out/a__1.sif");
+        let (u, k) = target("s3://bucket/containers/a__1.sif", f).unwrap();
+        assert_eq!(
+            (u.to_string().as_str(), k.as_str()),
+            ("s3://bucket/containers", "a__1.sif")
+        );
+        let (u, k) = target("s3://bucket/a__2.sif", f).unwrap();
+        assert_eq!(
+            (u.to_string().as_str(), k.as_str()),
+            ("s3://bucket", "a__2.sif")
+        );
+        let (u, k) = target("/srv/sifs/", f).unwrap();
+        assert_eq!(
+            (u.to_string().as_str(), k.as_str()),
+            ("/srv/sifs", "a__1.sif")
+        );
+        let e = target("s3://bucket/containers/a.sif", f)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("NAME__TAG.sif"), "{e}");
+    }
+}

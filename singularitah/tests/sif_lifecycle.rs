@@ -1,0 +1,531 @@
+//! `singularitah sif publish|sync|prune-branches` against the real S3 server and directories:
+//! checksum metadata, skip when the same, week-old retirement, checksum-driven sync with atomic
+//! renames, and pruning of branches the git remote no longer has.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::time::{Duration, SystemTime};
+
+use common::sif_object;
+use futures::TryStreamExt;
+use spacktainerizah_tests::{new_bucket, open_store, registry, s3_cli_args, unique_name};
+
+/// Run `singularitah`; commands that reach S3 get the test server's flags.
+fn singularitah(args: &[&str]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_singularitah"));
+    cmd.args(args);
+    if args.get(1) != Some(&"build") {
+        cmd.args(s3_cli_args());
+    }
+    cmd.output().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// A real SIF (a squashfs made by mksquashfs inside) recording `lockfile` as its checksum.
+fn make_sif(path: &Path, lockfile: &str) {
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("root");
+    std::fs::create_dir_all(root.join("opt")).unwrap();
+    std::fs::write(root.join("opt/lock"), lockfile).unwrap();
+    let squashfs = work.path().join("fs");
+    let st = Command::new("mksquashfs")
+        .arg(&root)
+        .arg(&squashfs)
+        .args(["-comp", "gzip", "-quiet", "-no-progress"])
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let spec = common::sif::SifSpec {
+        arch: "amd64".into(),
+        deffile: "Bootstrap: docker\nFrom: example/tool:1\n".into(),
+        labels: BTreeMap::from([
+            (
+                "org.example.lockfile-sha256".to_string(),
+                lockfile.to_string(),
+            ),
+            (
+                "org.example.definition-checksum".to_string(),
+                "def1".to_string(),
+            ),
+        ]),
+        squashfs,
+        created: Some(1),
+    };
+    let mut f = std::fs::File::create(path).unwrap();
+    common::sif::write(&spec, &mut f, path).unwrap();
+}
+
+async fn keys(url: &str) -> BTreeSet<String> {
+    open_store(url)
+        .await
+        .list("")
+        .map_ok(|o| o.key)
+        .try_collect()
+        .await
+        .unwrap()
+}
+
+fn backdate(path: &Path, days: u64) {
+    let f = std::fs::File::options().write(true).open(path).unwrap();
+    f.set_modified(SystemTime::now() - Duration::from_secs(days * 86_400))
+        .unwrap();
+}
+
+#[tokio::test]
+async fn publish_records_checksums_skips_the_same_and_retires_old_sifs_over_s3() {
+    let bucket = new_bucket("sifs").await;
+    let url = format!("s3://{bucket}/containers");
+    let work = tempfile::tempdir().unwrap();
+    let store = open_store(&url).await;
+    // Older SIFs of the same container, of another branch and of another container.
+    for k in [
+        "tool__0.8.sif",
+        "tool__0.9.sif",
+        "tool__0.9__feature.sif",
+        "toolbox__1.0.sif",
+    ] {
+        let p = work.path().join(k);
+        make_sif(&p, k);
+        store
+            .put_file(k, &p, &BTreeMap::new(), common::store::DEFAULT_PART_SIZE)
+            .await
+            .unwrap();
+    }
+    let sif = work.path().join("tool.sif");
+    make_sif(&sif, "lock-a");
+    let to = format!("{url}/tool__1.0.sif");
+    let sif_arg = sif.to_str().unwrap();
+
+    // A week's grace: nothing is old enough yet.
+    let out = ok(singularitah(&["sif", "publish", sif_arg, "--to", &to]));
+    assert!(out.starts_with("uploaded s3://"), "{out}");
+    let (info, meta) = store.head("tool__1.0.sif").await.unwrap();
+    assert_eq!(meta[sif_object::META_LOCKFILE_SHA256], "lock-a");
+    assert_eq!(meta[sif_object::META_CONTAINER_CHECKSUM], "def1");
+    assert_eq!(keys(&url).await.len(), 5);
+
+    // The same checksums: not uploaded again.
+    let out = ok(singularitah(&[
+        "sif", "publish", sif_arg, "--to", &to, "--output", "json",
+    ]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["uploaded"], false, "{out}");
+    assert_eq!(store.head("tool__1.0.sif").await.unwrap().0.etag, info.etag);
+
+    // Other checksums, in parts; with no grace the same lineage's older SIFs go, nothing else.
+    make_sif(&sif, "lock-b");
+    let big = std::fs::OpenOptions::new().append(true).open(&sif).unwrap();
+    // Padding after the last object: a SIF reader ignores it; it makes the file multipart.
+    big.set_len(11 * 1024 * 1024).unwrap();
+    let dry = ok(singularitah(&[
+        "sif",
+        "publish",
+        sif_arg,
+        "--to",
+        &to,
+        "--keep-days",
+        "0",
+        "--dry-run",
+    ]));
+    assert!(dry.contains("would remove tool__0.8.sif"), "{dry}");
+    assert_eq!(keys(&url).await.len(), 5, "a dry run changes nothing");
+    let out = ok(singularitah(&[
+        "sif",
+        "publish",
+        sif_arg,
+        "--to",
+        &to,
+        "--keep-days",
+        "0",
+        "--part-size-mib",
+        "5",
+    ]));
+    assert!(out.contains("removed tool__0.9.sif"), "{out}");
+    assert_eq!(
+        keys(&url).await,
+        BTreeSet::from(
+            [
+                "tool__0.9__feature.sif",
+                "tool__1.0.sif",
+                "toolbox__1.0.sif"
+            ]
+            .map(String::from)
+        )
+    );
+    let (info, meta) = store.head("tool__1.0.sif").await.unwrap();
+    assert_eq!(meta[sif_object::META_LOCKFILE_SHA256], "lock-b");
+    assert!(info.etag.unwrap().ends_with("-3\""), "uploaded in 3 parts");
+    assert_eq!(info.size, 11 * 1024 * 1024);
+
+    // Not a SIF: refused by name before anything is sent.
+    let junk = work.path().join("junk.sif");
+    std::fs::write(&junk, b"nope").unwrap();
+    let out = singularitah(&["sif", "publish", junk.to_str().unwrap(), "--to", &to]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("junk.sif: not a SIF file"));
+}
+
+#[test]
+fn publish_to_a_directory_keeps_the_newest_and_what_is_younger_than_a_week() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    for (k, days) in [
+        ("tool__0.7.sif", 30),
+        ("tool__0.8.sif", 8),
+        ("tool__0.9.sif", 3),
+    ] {
+        let p = dir.path().join(k);
+        make_sif(&p, k);
+        backdate(&p, days);
+    }
+    let sif = work.path().join("tool__1.0.sif");
+    make_sif(&sif, "lock-a");
+    let to = format!("{}/", dir.path().display());
+    let out = ok(singularitah(&[
+        "sif",
+        "publish",
+        sif.to_str().unwrap(),
+        "--to",
+        &to,
+    ]));
+    assert!(out.contains("removed tool__0.7.sif"), "{out}");
+    assert!(out.contains("removed tool__0.8.sif"), "{out}");
+    let mut left: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .filter(|n| n.ends_with(".sif"))
+        .collect();
+    left.sort();
+    assert_eq!(left, ["tool__0.9.sif", "tool__1.0.sif"]);
+
+    // The newest stays even when older than a week, when it is not the one published.
+    let d2 = tempfile::tempdir().unwrap();
+    let old = work.path().join("a__0.sif");
+    make_sif(&old, "zero");
+    let to = format!("{}/a__0.sif", d2.path().display());
+    ok(singularitah(&[
+        "sif",
+        "publish",
+        old.to_str().unwrap(),
+        "--to",
+        &to,
+    ]));
+    backdate(&d2.path().join("a__0.sif"), 40);
+    for (k, days) in [("a__1.sif", 20), ("a__2.sif", 10)] {
+        let p = d2.path().join(k);
+        make_sif(&p, k);
+        backdate(&p, days);
+    }
+    let out = ok(singularitah(&[
+        "sif",
+        "publish",
+        old.to_str().unwrap(),
+        "--to",
+        &to,
+    ]));
+    assert!(out.starts_with("up to date:"), "{out}");
+    assert!(d2.path().join("a__2.sif").exists(), "the newest stays");
+    assert!(!d2.path().join("a__1.sif").exists());
+    assert!(
+        d2.path().join("a__0.sif").exists(),
+        "the one published stays"
+    );
+}
+
+#[tokio::test]
+async fn sync_copies_only_what_changed_atomically() {
+    let bucket = new_bucket("sync").await;
+    let url = format!("s3://{bucket}/containers");
+    let work = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let publish = |name: &str, lock: &str| {
+        let p = work.path().join(name);
+        make_sif(&p, lock);
+        ok(singularitah(&[
+            "sif",
+            "publish",
+            p.to_str().unwrap(),
+            "--to",
+            &format!("{url}/{name}"),
+        ]))
+    };
+    publish("a__1.sif", "a1");
+    publish("b__1.sif", "b1");
+    let to = shared.path().to_str().unwrap();
+    let sync = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "sif", "sync", "--from", &url, "--to", to, "--output", "json",
+        ];
+        args.extend(extra);
+        serde_json::from_str(&ok(singularitah(&args))).unwrap()
+    };
+    let r = sync(&[]);
+    assert_eq!(r["copied"], serde_json::json!(["a__1.sif", "b__1.sif"]));
+    let labels = common::sif::read_labels(&shared.path().join("a__1.sif")).unwrap();
+    assert_eq!(labels["org.example.lockfile-sha256"], "a1");
+
+    let r = sync(&[]);
+    assert_eq!(r["copied"], serde_json::json!([]), "{r}");
+    assert_eq!(r["up_to_date"].as_array().unwrap().len(), 2);
+
+    // A republished SIF and a broken local copy are fetched again; nothing else.
+    publish("a__1.sif", "a2");
+    std::fs::write(shared.path().join("b__1.sif"), b"truncated").unwrap();
+    let r = sync(&[]);
+    assert_eq!(
+        r["copied"],
+        serde_json::json!(["a__1.sif", "b__1.sif"]),
+        "{r}"
+    );
+    let labels = common::sif::read_labels(&shared.path().join("a__1.sif")).unwrap();
+    assert_eq!(labels["org.example.lockfile-sha256"], "a2");
+
+    // Removed from the bucket: kept locally unless asked; unrelated files never touched.
+    open_store(&url)
+        .await
+        .delete_many(vec!["b__1.sif".into()])
+        .await
+        .unwrap();
+    std::fs::write(shared.path().join("notes.txt"), b"mine").unwrap();
+    assert_eq!(sync(&[])["removed"], serde_json::json!([]));
+    assert!(shared.path().join("b__1.sif").exists());
+    let r = sync(&["--delete-removed"]);
+    assert_eq!(r["removed"], serde_json::json!(["b__1.sif"]), "{r}");
+    let mut left: Vec<String> = std::fs::read_dir(shared.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["a__1.sif", "notes.txt"],
+        "no temporary file left behind"
+    );
+
+    let out = singularitah(&["sif", "sync", "--from", &url, "--to", "/nonexistent/dir"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let st = Command::new("git")
+        .args([
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@e",
+            "-c",
+            "init.defaultBranch=main",
+        ])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+}
+
+/// A git remote with `main`, `feature/alive` and the tag `v1.0`.
+fn remote() -> (tempfile::TempDir, PathBuf) {
+    let d = tempfile::tempdir().unwrap();
+    let src = d.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q"]);
+    git(&src, &["commit", "-q", "--allow-empty", "-m", "x"]);
+    git(&src, &["branch", "feature/alive"]);
+    git(&src, &["tag", "-a", "v1.0", "-m", "v1.0"]);
+    let bare = d.path().join("remote.git");
+    git(
+        d.path(),
+        &[
+            "clone",
+            "-q",
+            "--bare",
+            src.to_str().unwrap(),
+            bare.to_str().unwrap(),
+        ],
+    );
+    (d, bare)
+}
+
+#[tokio::test]
+async fn prune_branches_removes_only_sifs_of_deleted_branches() {
+    let (_g, bare) = remote();
+    let bucket = new_bucket("prune").await;
+    let url = format!("s3://{bucket}/containers");
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&url).await;
+    let names = [
+        "tool__1.0.sif",
+        "tool__1.0__feature-alive.sif",
+        "tool__1.0__v1-0-amd64.sif",
+        "tool__1.0__gone-branch.sif",
+        "tool__1.0__gone-branch-arm64.sif",
+    ];
+    let src = dir.path().join("src.sif");
+    make_sif(&src, "x");
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    for n in names {
+        store
+            .put_file(n, &src, &BTreeMap::new(), common::store::DEFAULT_PART_SIZE)
+            .await
+            .unwrap();
+        std::fs::copy(&src, shared.join(n)).unwrap();
+    }
+    let repo = format!("file://{}", bare.display());
+    let shared_arg = shared.to_str().unwrap();
+    let args = [
+        "sif",
+        "prune-branches",
+        "--repo",
+        &repo,
+        "--in",
+        &url,
+        "--in",
+        shared_arg,
+    ];
+    let dry = ok(singularitah(&[&args[..], &["--dry-run"]].concat()));
+    assert!(dry.contains("4 to remove, 6 kept"), "{dry}");
+    assert_eq!(keys(&url).await.len(), 5, "a dry run changes nothing");
+    let out = ok(singularitah(&args));
+    assert!(out.contains("4 removed"), "{out}");
+    let alive: BTreeSet<String> = names[..3].iter().map(|s| s.to_string()).collect();
+    assert_eq!(keys(&url).await, alive);
+    let local: BTreeSet<String> = std::fs::read_dir(&shared)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(local, alive);
+
+    // A remote that cannot be read, or has no branch, deletes nothing.
+    let empty = dir.path().join("empty.git");
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", empty.to_str().unwrap()],
+    );
+    for bad in [
+        format!("file://{}", empty.display()),
+        "file:///nonexistent/x.git".into(),
+    ] {
+        let out = singularitah(&["sif", "prune-branches", "--repo", &bad, "--in", &url]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        assert_eq!(keys(&url).await, alive);
+    }
+}
+
+#[test]
+fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_digest() {
+    let repository = unique_name("nexus");
+    spacktainerizah_tests::push_test_image(
+        &registry(),
+        &repository,
+        "latest",
+        "amd64",
+        &[("org.opencontainers.image.title", "nexus")],
+        None,
+    );
+    let d = tempfile::tempdir().unwrap();
+    let def = d.path().join("nexus-storage.def");
+    std::fs::write(
+        &def,
+        format!(
+            "Bootstrap: docker\nFrom: {}/{repository}:latest\n\n%labels\n  Maintainer hpc\n%environment\n  export STORAGE=/data\n%startscript\n   /opt/docker/bin/storage $@\n",
+            registry()
+        ),
+    )
+    .unwrap();
+    let sif = d.path().join("nexus-storage__latest.sif");
+    ok(singularitah(&[
+        "sif",
+        "build",
+        "--def",
+        def.to_str().unwrap(),
+        "--arch",
+        "amd64",
+        "--label",
+        "org.example.definition-checksum=abc",
+        "-o",
+        sif.to_str().unwrap(),
+    ]));
+    let labels = common::sif::read_labels(&sif).unwrap();
+    assert_eq!(labels["Maintainer"], "hpc");
+    assert_eq!(labels["org.opencontainers.image.title"], "nexus");
+    let digest = labels["org.spacktainerizah.source-digest"].clone();
+    assert!(digest.starts_with("sha256:"));
+
+    let dest = d.path().join("bucket");
+    std::fs::create_dir(&dest).unwrap();
+    ok(singularitah(&[
+        "sif",
+        "publish",
+        sif.to_str().unwrap(),
+        "--to",
+        &format!("{}/", dest.display()),
+    ]));
+    let meta: BTreeMap<String, String> = serde_json::from_slice(
+        &std::fs::read(dest.join(".spacktainerizah/meta/nexus-storage__latest.sif.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(meta[sif_object::META_SOURCE_DIGEST], digest);
+    assert_eq!(meta[sif_object::META_CONTAINER_CHECKSUM], "abc");
+
+    // The squashfs holds the definition's sections where Singularity looks for them.
+    let part = d.path().join("part");
+    let dump = Command::new(spacktainerizah_tests::siftool())
+        .args(["dump", "4"])
+        .arg(&sif)
+        .output()
+        .unwrap();
+    std::fs::write(&part, dump.stdout).unwrap();
+    let back = d.path().join("back");
+    let st = Command::new("unsquashfs")
+        .args(["-no-progress", "-d"])
+        .arg(&back)
+        .arg(&part)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let start = std::fs::read_to_string(back.join(".singularity.d/startscript")).unwrap();
+    assert!(start.contains("/opt/docker/bin/storage $@"), "{start}");
+    let env = std::fs::read_to_string(back.join(".singularity.d/env/90-environment.sh")).unwrap();
+    assert!(env.contains("export STORAGE=/data"), "{env}");
+    let deffile = std::fs::read_to_string(back.join(".singularity.d/Singularity")).unwrap();
+    assert!(deffile.contains("%startscript"), "{deffile}");
+
+    // `%post` needs Singularity: refused by name, nothing written.
+    std::fs::write(
+        &def,
+        "Bootstrap: docker\nFrom: x/y:1\n%post\n  apt-get install -y z\n",
+    )
+    .unwrap();
+    let other = d.path().join("other.sif");
+    let out = singularitah(&[
+        "sif",
+        "build",
+        "--def",
+        def.to_str().unwrap(),
+        "-o",
+        other.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("nexus-storage.def: `%post`") && err.contains("--with-singularity"),
+        "{err}"
+    );
+    assert!(!other.exists());
+}
