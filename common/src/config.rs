@@ -25,6 +25,22 @@ pub struct Config {
     /// Inputs of the stage-1 images.
     #[serde(default)]
     pub base_images: BaseImagesConfig,
+    /// The shared filesystem clusters read SIF files from, kept in step with the containers
+    /// buckets after SIFs are published.
+    #[serde(default)]
+    pub sif_sync: Option<SifSyncConfig>,
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SifSyncConfig {
+    /// The directory, as the runner that mounts it sees it.
+    pub dir: String,
+    /// The runner that mounts it.
+    pub runner_tag: String,
+    /// Also remove SIFs the buckets no longer have (publishing retires old ones).
+    #[serde(default)]
+    pub delete_removed: bool,
 }
 
 /// What the base images are built from; a change of any of these rebuilds them.

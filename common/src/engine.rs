@@ -35,6 +35,8 @@ pub enum EngineError {
     },
     #[error("pushing {image} failed: {message}")]
     Push { image: String, message: String },
+    #[error("pulling {image} failed: {message}")]
+    Pull { image: String, message: String },
     #[error("{image}: {message}")]
     Inspect { image: String, message: String },
 }
@@ -232,6 +234,42 @@ impl Engine {
                 image: source.into(),
                 message: format!("tagging as {target}: {e}"),
             })
+    }
+
+    /// Pull `image` for `arch` unless the daemon has it already (a job other than the one that
+    /// built it).
+    pub async fn pull(
+        &self,
+        image: &str,
+        arch: &str,
+        login: Option<&Login>,
+    ) -> Result<(), EngineError> {
+        if self.docker.inspect_image(image).await.is_ok() {
+            return Ok(());
+        }
+        let credentials = login.map(|l| DockerCredentials {
+            username: Some(l.user.clone()),
+            password: Some(l.secret.expose().to_string()),
+            ..DockerCredentials::default()
+        });
+        let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
+            .from_image(image)
+            .platform(&format!("linux/{arch}"))
+            .build();
+        let mut stream = self.docker.create_image(Some(options), None, credentials);
+        while let Some(item) = stream.next().await {
+            let failed = match item {
+                Ok(info) => info.error_detail.and_then(|d| d.message),
+                Err(e) => Some(e.to_string()),
+            };
+            if let Some(message) = failed {
+                return Err(EngineError::Pull {
+                    image: image.into(),
+                    message,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Push `image` (`registry/repository:tag`), retrying transient failures.

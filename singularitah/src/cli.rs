@@ -80,7 +80,7 @@ pub enum SifCommand {
         /// `KEY=VALUE` added to the labels (the project's checksums); repeatable.
         #[arg(long = "label")]
         labels: Vec<String>,
-        /// Variable holding the registry user (with `--password-env`).
+        /// Variable holding the registry user (with `--password-env`); anonymous when unset.
         #[arg(long, requires = "password_env")]
         user_env: Option<String>,
         /// Variable holding the registry password or token.

@@ -61,8 +61,15 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         }
     };
     let image: ImageRef = image.parse()?;
+    // As every tool reads a registry login: used when the user variable is set.
     let login = match &opts.login_env {
-        Some((user, secret)) => Some(Login::from_env(user, secret).map_err(anyhow::Error::msg)?),
+        Some((user_env, secret_env)) => {
+            common::config::Credentials::registry_login(Some(&common::config::Credentials {
+                user_env: user_env.clone(),
+                secret_env: secret_env.clone(),
+            }))
+            .map_err(anyhow::Error::msg)?
+        }
         None => None,
     };
     let client = RegistryClient::new(&image.registry, login.clone())?;

@@ -12,6 +12,38 @@ use anyhow::Context;
 use common::cli::exit;
 use common::printer::{Printer, table};
 
+/// One line of the plan table: what needs doing (`build`, `sif`, `hub`, or `skip`) and why.
+fn plan_row(d: &plan::Decision) -> Vec<String> {
+    let mut actions = Vec::new();
+    let mut why = vec![d.reason.clone()];
+    if d.build {
+        actions.push(if d.kind == "spack" { "build" } else { "sif" });
+    }
+    if let Some(s) = d.sif.as_ref().filter(|_| d.kind == "spack") {
+        if s.build {
+            actions.push("sif");
+        }
+        why.push(s.reason.clone());
+    }
+    if let Some(h) = &d.hub {
+        if h.push {
+            actions.push("hub");
+        }
+        why.push(h.reason.clone());
+    }
+    vec![
+        d.container.clone(),
+        d.arch.clone(),
+        if actions.is_empty() {
+            "skip".into()
+        } else {
+            actions.join("+")
+        },
+        d.target.clone(),
+        why.join("; "),
+    ]
+}
+
 /// Run a parsed command; returns the process exit code.
 pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Runtime::new()?;
@@ -21,18 +53,7 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
             if printer.is_json() {
                 printer.json(&decisions)?;
             } else {
-                let rows: Vec<Vec<String>> = decisions
-                    .iter()
-                    .map(|d| {
-                        vec![
-                            d.container.clone(),
-                            d.arch.clone(),
-                            (if d.build { "build" } else { "skip" }).into(),
-                            d.target.clone(),
-                            d.reason.clone(),
-                        ]
-                    })
-                    .collect();
+                let rows: Vec<Vec<String>> = decisions.iter().map(plan_row).collect();
                 printer.data(&table(
                     &["CONTAINER", "ARCH", "ACTION", "TARGET", "WHY"],
                     &rows,
@@ -40,7 +61,7 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
                 ))?;
             }
             // The plan is a check: work to do is exit 1.
-            Ok(if decisions.iter().any(|d| d.build) {
+            Ok(if decisions.iter().any(plan::Decision::needs_work) {
                 exit::FOUND
             } else {
                 exit::SUCCESS
@@ -53,15 +74,10 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
         }
         cli::Run::Pipeline(opts, file) => {
             let decisions = rt.block_on(plan::plan(&opts.plan))?;
-            let (p, def_pending) = pipeline::pipeline(&opts, &decisions);
+            let p = pipeline::pipeline(&opts, &decisions);
             p.check()?;
             std::fs::write(&file, p.to_yaml())
                 .with_context(|| format!("writing {}", file.display()))?;
-            for c in def_pending {
-                printer.log(format!(
-                    "warning: {c}: a `.def` container needs its SIF built, which this pipeline does not do yet"
-                ));
-            }
             Ok(exit::SUCCESS)
         }
         cli::Run::Build(opts) => {

@@ -1,9 +1,12 @@
-//! `spackah pipeline`: the stage-3 child pipeline, with a build job (build, push, public hub)
-//! only for the containers and architectures that `plan` says need work.
+//! `spackah pipeline`: the stage-3 child pipeline, with jobs only for what `plan` says needs
+//! work: image builds (with the public hub on the default branch), hub pushes of images built
+//! before, SIF builds and uploads, and one sync of the shared SIF directory after them.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::ci::{Image, Job, Need, Pipeline, build_cache_generate_job, shell_quote};
+use common::config::{BucketConfig, Config};
 
 use crate::plan::{Decision, PlanOptions};
 
@@ -19,76 +22,187 @@ pub struct PipelineOptions {
     pub tools_image: String,
 }
 
-/// The child pipeline; `.def` containers needing work are returned by name, as their SIF
-/// builds are not part of it.
-pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> (Pipeline, Vec<String>) {
+/// `--s3-endpoint-url` and the names of the key pair's variables of `bucket`.
+fn s3_flags(bucket: &BucketConfig) -> String {
+    let mut f = String::new();
+    if let Some(e) = &bucket.endpoint_url {
+        f.push_str(&format!(" --s3-endpoint-url {}", shell_quote(e)));
+    }
+    if let Some(c) = &bucket.credentials {
+        f.push_str(&format!(
+            " --access-key-env {} --secret-key-env {}",
+            shell_quote(&c.user_env),
+            shell_quote(&c.secret_env)
+        ));
+    }
+    f
+}
+
+fn containers_bucket<'a>(cfg: &'a Config, arch: &str) -> Option<&'a BucketConfig> {
+    cfg.arch(arch).and_then(|a| a.containers_bucket.as_ref())
+}
+
+pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
     let cfg = &opts.plan.config;
-    let def_pending: Vec<String> = decisions
-        .iter()
-        .filter(|d| d.build && d.kind != "spack")
-        .map(|d| format!("{} ({})", d.container, d.arch))
-        .collect();
-    let builds: Vec<&Decision> = decisions
-        .iter()
-        .filter(|d| d.build && d.kind == "spack")
-        .collect();
-    if builds.is_empty() {
-        return (
-            Pipeline::noop("All containers are up to date."),
-            def_pending,
-        );
+    if !decisions.iter().any(Decision::needs_work) {
+        return Pipeline::noop("All containers, SIFs and hub images are up to date.");
     }
     let envs = shell_quote(&opts.environments.display().to_string());
     let lockfiles = shell_quote(&opts.plan.lockfiles.display().to_string());
     let branch = shell_quote(&opts.plan.branch);
-    // Only the default branch publishes; `publish` itself checks the hub's repository and tag
-    // when the job runs, as they may change between generation and build.
-    let publish = opts.plan.branch == cfg.default_branch && cfg.registry.public.is_some();
     let image = Some(Image::Detailed {
         name: opts.tools_image.clone(),
         entrypoint: Some(vec![String::new()]),
         pull_policy: None,
     });
-    let mut p = Pipeline {
-        stages: vec!["build".into()],
-        ..Pipeline::default()
+    let job = |arch: &str, stage: &str, needs: Vec<Need>, script: Vec<String>| Job {
+        stage: Some(stage.into()),
+        image: image.clone(),
+        tags: cfg
+            .arch(arch)
+            .map(|a| a.runner_tag.clone())
+            .into_iter()
+            .collect(),
+        needs: Some(needs),
+        script,
+        ..Job::default()
     };
-    for d in builds {
+    let mut p = Pipeline::default();
+    let mut sif_jobs = Vec::new();
+    // Buckets the SIF jobs upload to, with their access, for the sync.
+    let mut synced: BTreeMap<String, &BucketConfig> = BTreeMap::new();
+    for d in decisions {
         let which = format!(
             "--container {} --arch {}",
             shell_quote(&d.container),
             shell_quote(&d.arch)
         );
-        let mut script = vec![format!(
-            "spackah build --environments {envs} --lockfiles {lockfiles} --branch {branch} --base-tag {} {which} --push",
-            shell_quote(&opts.base_tag)
-        )];
-        // In the same job: the image is in this runner's engine, no pull needed.
-        if publish {
-            script.push(format!(
-                "spackah publish --lockfiles {lockfiles} --branch {branch} {which}"
-            ));
+        let lockfile_artifacts = || {
+            vec![Need::other_pipeline(
+                "$PARENT_PIPELINE_ID",
+                build_cache_generate_job(&d.arch),
+            )]
+        };
+        let publish = format!("spackah publish --lockfiles {lockfiles} --branch {branch} {which}");
+        let build_job = format!("build {} {}", d.container, d.arch);
+        if d.kind == "spack" && d.build {
+            let mut script = vec![format!(
+                "spackah build --environments {envs} --lockfiles {lockfiles} --branch {branch} --base-tag {} {which} --push",
+                shell_quote(&opts.base_tag)
+            )];
+            // In the same job: the image is in this runner's engine, no pull needed. `publish`
+            // checks the hub's repository and tag again when it runs.
+            if d.hub.is_some() {
+                script.push(publish.clone());
+            }
+            p.jobs.insert(
+                build_job.clone(),
+                job(&d.arch, "build", lockfile_artifacts(), script),
+            );
+        } else if d.hub.as_ref().is_some_and(|h| h.push) {
+            p.jobs.insert(
+                format!("publish {} {}", d.container, d.arch),
+                job(&d.arch, "build", lockfile_artifacts(), vec![publish]),
+            );
         }
+        let (Some(sif), Some(bucket)) = (&d.sif, containers_bucket(cfg, &d.arch)) else {
+            continue;
+        };
+        if !sif.build {
+            continue;
+        }
+        let key = shell_quote(&sif.key);
+        let arch = shell_quote(&d.arch);
+        let build = if d.kind == "spack" {
+            let login = cfg
+                .registry
+                .credentials
+                .as_ref()
+                .map(|c| {
+                    format!(
+                        " --user-env {} --password-env {}",
+                        shell_quote(&c.user_env),
+                        shell_quote(&c.secret_env)
+                    )
+                })
+                .unwrap_or_default();
+            format!(
+                "singularitah sif build {} --arch {arch} -o {key}{login}",
+                shell_quote(&d.target)
+            )
+        } else {
+            // The source digest is recorded by the build itself, as resolved when it runs.
+            let labels: String = d
+                .record
+                .iter()
+                .filter(|(k, _)| *k != crate::plan::LABEL_SOURCE_DIGEST)
+                .map(|(k, v)| format!(" --label {}", shell_quote(&format!("{k}={v}"))))
+                .collect();
+            format!(
+                "singularitah sif build --def {} --arch {arch} -o {key}{labels}",
+                shell_quote(&d.definition.display().to_string())
+            )
+        };
+        let upload = format!(
+            "singularitah sif publish {key} --to {}{}",
+            shell_quote(&format!("{}/{}", sif.store.trim_end_matches('/'), sif.key)),
+            s3_flags(bucket)
+        );
+        let needs = if p.jobs.contains_key(&build_job) {
+            vec![Need::job(build_job)]
+        } else {
+            Vec::new()
+        };
+        let name = format!("sif {} {}", d.container, d.arch);
         p.jobs.insert(
-            format!("build {} {}", d.container, d.arch),
+            name.clone(),
+            job(
+                &d.arch,
+                "sif",
+                needs,
+                vec![build, upload, format!("rm -f {key}")],
+            ),
+        );
+        sif_jobs.push(name);
+        synced.insert(sif.store.clone(), bucket);
+    }
+    if let Some(sync) = cfg.sif_sync.as_ref().filter(|_| !sif_jobs.is_empty()) {
+        let script = synced
+            .iter()
+            .map(|(url, bucket)| {
+                format!(
+                    "singularitah sif sync --from {} --to {}{}{}",
+                    shell_quote(url),
+                    shell_quote(&sync.dir),
+                    if sync.delete_removed {
+                        " --delete-removed"
+                    } else {
+                        ""
+                    },
+                    s3_flags(bucket)
+                )
+            })
+            .collect();
+        p.jobs.insert(
+            "sync sifs".into(),
             Job {
-                stage: Some("build".into()),
+                stage: Some("sync".into()),
                 image: image.clone(),
-                tags: cfg
-                    .arch(&d.arch)
-                    .map(|a| a.runner_tag.clone())
-                    .into_iter()
-                    .collect(),
-                needs: Some(vec![Need::other_pipeline(
-                    "$PARENT_PIPELINE_ID",
-                    build_cache_generate_job(&d.arch),
-                )]),
+                tags: vec![sync.runner_tag.clone()],
+                needs: Some(sif_jobs.iter().map(Need::job).collect()),
                 script,
+                // Two syncs writing the same directory at once would race on the same files.
+                resource_group: Some("sif-sync".into()),
                 ..Job::default()
             },
         );
     }
-    (p, def_pending)
+    p.stages = ["build", "sif", "sync"]
+        .into_iter()
+        .filter(|s| p.jobs.values().any(|j| j.stage.as_deref() == Some(s)))
+        .map(String::from)
+        .collect();
+    p
 }
 
 #[cfg(test)]
@@ -99,6 +213,7 @@ mod tests {
     use common::config::Config;
 
     use super::*;
+    use crate::plan::{HubPlan, SifPlan};
 
     fn options(branch: &str) -> PipelineOptions {
         let config =
@@ -118,48 +233,153 @@ mod tests {
         }
     }
 
-    fn decision(container: &str, arch: &str, kind: &'static str, build: bool) -> Decision {
+    /// A decision: the image needs a build when `build`, the SIF when `sif`, the hub when `hub`
+    /// is `Some(true)` (`None`: off the default branch).
+    fn decision(
+        container: &str,
+        arch: &str,
+        kind: &'static str,
+        build: bool,
+        sif: bool,
+        hub: Option<bool>,
+    ) -> Decision {
         Decision {
             container: container.into(),
             arch: arch.into(),
             kind,
-            target: String::new(),
+            definition: format!("container_definitions/{arch}/{container}.def").into(),
+            target: format!("registry.example.org/hpc/spacktainers/{container}:1.0"),
             build,
             reason: String::new(),
-            record: BTreeMap::new(),
+            record: BTreeMap::from([
+                (
+                    "org.example.spacktainerizah.definition-checksum".to_string(),
+                    "abc".to_string(),
+                ),
+                (
+                    crate::plan::LABEL_SOURCE_DIGEST.to_string(),
+                    "sha256:1".to_string(),
+                ),
+            ]),
+            sif: Some(SifPlan {
+                store: "s3://sboinfrastructureassets/containers".into(),
+                key: format!("{container}__1.0.sif"),
+                build: sif,
+                reason: String::new(),
+            }),
+            hub: hub.map(|push| HubPlan {
+                target: format!("docker.io/bluebrain/{container}:1.0"),
+                push,
+                reason: String::new(),
+            }),
         }
     }
 
     #[test]
-    fn jobs_only_for_spack_containers_needing_work_on_their_runner() {
+    fn jobs_only_for_what_needs_work_on_their_runner() {
         let decisions = [
-            decision("pythons", "amd64", "spack", true),
-            decision("pythons", "arm64", "spack", false),
-            decision("neuron", "arm64", "spack", true),
-            decision("spykfunc", "amd64", "singularity", true),
+            decision("pythons", "amd64", "spack", true, true, None),
+            decision("pythons", "arm64", "spack", false, false, None),
+            decision("neuron", "arm64", "spack", false, true, None),
+            decision("storage", "amd64", "def", true, true, None),
         ];
         let opts = options("my-branch");
-        let (p, pending) = pipeline(&opts, &decisions);
-        assert_eq!(pending, ["spykfunc (amd64)"]);
+        let p = pipeline(&opts, &decisions);
         let names: Vec<&str> = p.jobs.keys().map(String::as_str).collect();
-        assert_eq!(names, ["build pythons amd64", "build neuron arm64"]);
-        let job = &p.jobs["build neuron arm64"];
         assert_eq!(
-            job.tags,
-            [opts.plan.config.arch("arm64").unwrap().runner_tag.clone()]
+            names,
+            [
+                "build pythons amd64",
+                "sif pythons amd64",
+                "sif neuron arm64",
+                "sif storage amd64",
+                "sync sifs"
+            ]
         );
-        assert_eq!(job.script.len(), 1, "off the default branch: no hub");
-        assert!(job.script[0].contains(&format!("--base-tag {}", shell_quote("2026.11.29"))));
+        assert_eq!(p.stages, ["build", "sif", "sync"]);
+        let arm = opts.plan.config.arch("arm64").unwrap();
+        assert_eq!(p.jobs["sif neuron arm64"].tags, [arm.runner_tag.as_str()]);
+        assert_eq!(
+            p.jobs["sif neuron arm64"].needs,
+            Some(vec![]),
+            "its image exists: starts at once"
+        );
+        assert_eq!(
+            p.jobs["sif pythons amd64"].needs,
+            Some(vec![Need::job("build pythons amd64")])
+        );
+        let build = &p.jobs["build pythons amd64"];
+        assert_eq!(build.script.len(), 1, "off the default branch: no hub");
+        assert!(build.script[0].contains(&format!("--base-tag {}", shell_quote("2026.11.29"))));
+
+        let sif = &p.jobs["sif pythons amd64"].script;
+        assert!(sif[0].starts_with("singularitah sif build 'registry.example.org/hpc/spacktainers/pythons:1.0' --arch 'amd64' -o 'pythons__1.0.sif' --user-env 'CI_REGISTRY_USER' --password-env 'CI_REGISTRY_PASSWORD'"), "{sif:?}");
+        assert!(
+            sif[1].contains("--to 's3://sboinfrastructureassets/containers/pythons__1.0.sif'"),
+            "{sif:?}"
+        );
+        assert!(sif[1].contains("--access-key-env 'CONTAINERS_ACCESS_KEY_ID' --secret-key-env 'CONTAINERS_SECRET_ACCESS_KEY'"), "{sif:?}");
+        let def = &p.jobs["sif storage amd64"].script[0];
+        assert!(
+            def.contains("--def 'container_definitions/amd64/storage.def'"),
+            "{def}"
+        );
+        assert!(
+            def.contains("--label 'org.example.spacktainerizah.definition-checksum=abc'"),
+            "{def}"
+        );
+        assert!(
+            !def.contains("source-digest"),
+            "the build records the digest it resolves: {def}"
+        );
+
+        let sync = &p.jobs["sync sifs"];
+        assert_eq!(sync.tags, ["bb5_map"]);
+        assert_eq!(sync.needs.as_ref().unwrap().len(), 3);
+        assert_eq!(sync.script.len(), 1, "one bucket for both architectures");
+        assert!(
+            sync.script[0].contains("--to '/gpfs/bbp.cscs.ch/ssd/containers' --delete-removed")
+        );
         p.check().unwrap();
+        let text = p.to_yaml();
+        assert!(!text.contains("test-secret"), "variables by name only");
     }
 
     #[test]
-    fn the_default_branch_also_publishes_and_nothing_to_do_is_a_noop() {
+    fn the_default_branch_publishes_to_the_hub_and_nothing_to_do_is_a_noop() {
         let opts = options(&options("x").plan.config.default_branch.clone());
-        let (p, _) = pipeline(&opts, &[decision("pythons", "amd64", "spack", true)]);
+        let p = pipeline(
+            &opts,
+            &[
+                decision("pythons", "amd64", "spack", true, false, Some(true)),
+                decision("neuron", "amd64", "spack", false, false, Some(true)),
+                decision("brayns", "amd64", "spack", false, false, Some(false)),
+            ],
+        );
         let script = &p.jobs["build pythons amd64"].script;
         assert!(script[1].starts_with("spackah publish "), "{script:?}");
-        let (p, _) = pipeline(&opts, &[decision("pythons", "amd64", "spack", false)]);
-        assert!(!p.jobs.keys().any(|k| k.starts_with("build ")));
+        assert_eq!(
+            p.jobs.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["build pythons amd64", "publish neuron amd64"],
+            "an image built before but missing on the hub gets a hub job; no SIF work, no sync"
+        );
+        assert!(p.jobs["publish neuron amd64"].script[0].starts_with("spackah publish "));
+        p.check().unwrap();
+        let p = pipeline(
+            &opts,
+            &[decision(
+                "pythons",
+                "amd64",
+                "spack",
+                false,
+                false,
+                Some(false),
+            )],
+        );
+        assert!(
+            !p.jobs
+                .keys()
+                .any(|k| k.starts_with("build ") || k.starts_with("sif "))
+        );
     }
 }

@@ -1,7 +1,9 @@
-//! `spackah plan`: for each container definition and architecture, build or skip, and why. A
-//! Spack container is tagged with its main package's version (from the lockfile stage 2
-//! concretized) and rebuilt when the registry lacks it or holds other checksums; a `.def`
-//! container is rebuilt when its source image changed since its SIF was published.
+//! `spackah plan`: for each container definition and architecture, what needs doing, and why.
+//! A Spack container is tagged with its main package's version (from the lockfile stage 2
+//! concretized) and rebuilt when the registry lacks it or holds other checksums; its SIF is made
+//! when the containers bucket lacks one with the same checksums, and on the default branch it
+//! goes to the public hub when the hub lacks it. A `.def` container's SIF is rebuilt when its
+//! source image or its definition changed since the SIF was published.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use anyhow::{Context, bail};
 use common::config::{Config, Credentials};
 use common::definitions::{self, ContainerDefinition, Kind};
 use common::registry::{ImageRef, Login, RegistryClient};
+use common::sif_object;
 use common::spack::lockfile::Lockfile;
 use common::store::{Store, StoreUrl};
 use serde::Serialize;
@@ -19,8 +22,8 @@ use crate::checksum::definition_checksum;
 /// Label suffixes (after the configured namespace) the plan compares.
 pub const LABEL_LOCKFILE: &str = "lockfile-sha256";
 pub const LABEL_DEFINITION: &str = "definition-checksum";
-/// SIF object metadata: the digest of the image a `.def` container was built from.
-pub const META_SOURCE_DIGEST: &str = "source-digest";
+/// The label `singularitah sif build` gives a SIF: the digest of the image it was made from.
+pub const LABEL_SOURCE_DIGEST: &str = "org.spacktainerizah.source-digest";
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
@@ -38,13 +41,56 @@ pub struct PlanOptions {
 pub struct Decision {
     pub container: String,
     pub arch: String,
+    /// `spack` or `def`.
     pub kind: &'static str,
+    /// The definition file, relative to the repository.
+    pub definition: PathBuf,
     /// The image (Spack containers) or SIF object (`.def` containers) looked at.
     pub target: String,
+    /// Build the image (Spack) or the SIF (`.def`).
     pub build: bool,
     pub reason: String,
-    /// Labels (Spack) or SIF metadata (`.def`) a build records.
+    /// Labels the build records: the image's (Spack) or the SIF's (`.def`). The SIF object's
+    /// metadata are their checksums (`common::sif_object::checksums`).
     pub record: BTreeMap<String, String>,
+    /// The SIF in the architecture's containers bucket; none when it has no bucket.
+    pub sif: Option<SifPlan>,
+    /// The public hub, on the default branch when one is configured (Spack containers).
+    pub hub: Option<HubPlan>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SifPlan {
+    /// The bucket (or directory) holding the SIFs, as `singularitah sif publish` takes it.
+    pub store: String,
+    /// The object name, `<container>__<tag>.sif`.
+    pub key: String,
+    pub build: bool,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct HubPlan {
+    pub target: String,
+    pub push: bool,
+    pub reason: String,
+}
+
+impl Decision {
+    /// True when any of image, SIF or hub needs work.
+    pub fn needs_work(&self) -> bool {
+        self.build
+            || self.sif.as_ref().is_some_and(|s| s.build)
+            || self.hub.as_ref().is_some_and(|h| h.push)
+    }
+
+    /// The tag of a Spack container's image.
+    pub fn tag(&self) -> &str {
+        self.target
+            .rsplit_once(':')
+            .map(|(_, t)| t)
+            .unwrap_or_default()
+    }
 }
 
 /// A tag from a version: characters a tag cannot hold become `_`; off the default branch the
@@ -108,18 +154,21 @@ pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {
     Ok(out)
 }
 
+/// The client for `registry` with `login`, made once per `key` (a registry can be both the
+/// project's and the hub, with different logins).
 fn client<'a>(
     clients: &'a mut BTreeMap<String, RegistryClient>,
+    key: &str,
     registry: &str,
     login: &Option<Login>,
 ) -> anyhow::Result<&'a RegistryClient> {
-    if !clients.contains_key(registry) {
+    if !clients.contains_key(key) {
         clients.insert(
-            registry.to_string(),
+            key.to_string(),
             RegistryClient::new(registry, login.clone())?,
         );
     }
-    Ok(&clients[registry])
+    Ok(&clients[key])
 }
 
 async fn spack_decision(
@@ -160,7 +209,7 @@ async fn spack_decision(
             definition_checksum(&opts.repo, def)?,
         ),
     ]);
-    let client = client(clients, &image.registry, login)?;
+    let client = client(clients, &image.registry, &image.registry, login)?;
     let (build, reason) = match client.resolve(&image, &def.arch).await {
         Ok(found) => match record
             .iter()
@@ -173,15 +222,115 @@ async fn spack_decision(
         Err(e) if e.means_build() => (true, e.to_string()),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {image}"))),
     };
+    let sif = match cfg
+        .arch(&def.arch)
+        .and_then(|a| a.containers_bucket.as_ref())
+    {
+        Some(bucket) => Some(sif_plan(opts, bucket, def, &tag, &record).await?),
+        None => None,
+    };
+    let hub = hub_plan(opts, def, &tag, &record, clients).await?;
     Ok(Decision {
         container: def.name.clone(),
         arch: def.arch.clone(),
         kind: "spack",
+        definition: relative(&opts.repo, &def.path),
         target: image.to_string(),
         build,
         reason,
         record,
+        sif,
+        hub,
     })
+}
+
+/// Whether the containers bucket holds `<container>__<tag>.sif` with the checksums of `record`.
+async fn sif_plan(
+    opts: &PlanOptions,
+    bucket: &common::config::BucketConfig,
+    def: &ContainerDefinition,
+    tag: &str,
+    record: &BTreeMap<String, String>,
+) -> anyhow::Result<SifPlan> {
+    let url: StoreUrl = bucket
+        .url_for(opts.branch == opts.config.default_branch)
+        .parse()?;
+    let store = Store::open(&url, &bucket.s3_options()).await?;
+    let key = sif_object::file_name(&def.name, tag);
+    let want = sif_object::checksums(record);
+    let (build, reason) = match store.head(&key).await {
+        Ok((_, meta)) if sif_object::same_checksums(&want, &meta) => {
+            (false, "SIF up to date".to_string())
+        }
+        Ok((_, meta)) => {
+            let changed: Vec<&str> = want
+                .iter()
+                .filter(|(k, v)| meta.get(*k) != Some(*v))
+                .map(|(k, _)| k.as_str())
+                .collect();
+            (true, format!("SIF has another {}", changed.join(", ")))
+        }
+        Err(e) if e.is_not_found() => (true, "SIF missing".to_string()),
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("looking up {}", store.location(&key)))
+            );
+        }
+    };
+    Ok(SifPlan {
+        store: url.to_string(),
+        key,
+        build,
+        reason,
+    })
+}
+
+/// On the default branch, whether the public hub lacks the image or holds other checksums.
+/// The hub is read with its login when the variables are set, else anonymously (public
+/// repositories are readable); a hub that cannot be asked leaves the decision to the job.
+async fn hub_plan(
+    opts: &PlanOptions,
+    def: &ContainerDefinition,
+    tag: &str,
+    record: &BTreeMap<String, String>,
+    clients: &mut BTreeMap<String, RegistryClient>,
+) -> anyhow::Result<Option<HubPlan>> {
+    let cfg = &opts.config;
+    let Some(public) = cfg
+        .registry
+        .public
+        .as_ref()
+        .filter(|_| opts.branch == cfg.default_branch)
+    else {
+        return Ok(None);
+    };
+    let target: ImageRef = format!("{}/{}:{tag}", public.url, def.name).parse()?;
+    let login = Credentials::registry_login(public.credentials.as_ref())
+        .map_err(anyhow::Error::msg)
+        .context("public hub login")?;
+    let client = client(
+        clients,
+        &format!("hub:{}", target.registry),
+        &target.registry,
+        &login,
+    )?;
+    let (push, reason) = match client.repository_exists(&target).await {
+        Ok(false) => (false, "hub repository does not exist".to_string()),
+        Ok(true) => match client.resolve(&target, &def.arch).await {
+            Ok(found) if record.iter().all(|(k, v)| found.labels.get(k) == Some(v)) => {
+                (false, "hub up to date".to_string())
+            }
+            Ok(_) => (true, "hub holds other checksums".to_string()),
+            Err(e) if e.means_build() => (true, "hub lacks it".to_string()),
+            Err(e) => (true, format!("hub not checked ({e})")),
+        },
+        Err(e) => (true, format!("hub not checked ({e})")),
+    };
+    Ok(Some(HubPlan {
+        target: target.to_string(),
+        push,
+        reason,
+    }))
 }
 
 async fn def_decision(
@@ -194,9 +343,14 @@ async fn def_decision(
     let source: ImageRef = from
         .parse()
         .with_context(|| format!("{}: `From: {from}`", def.path.display()))?;
-    let digest = match client(clients, &source.registry, &None)?
-        .resolve(&source, &def.arch)
-        .await
+    let digest = match client(
+        clients,
+        &format!("anonymous:{}", source.registry),
+        &source.registry,
+        &None,
+    )?
+    .resolve(&source, &def.arch)
+    .await
     {
         Ok(r) => r.manifest.digest,
         Err(e) => {
@@ -216,44 +370,39 @@ async fn def_decision(
                 def.arch
             )
         })?;
-    let on_default = opts.branch == cfg.default_branch;
-    let url: StoreUrl = bucket.url_for(on_default).parse()?;
-    let store = Store::open(&url, &bucket.s3_options()).await?;
-    let key = format!(
-        "{}__{}.sif",
-        def.name,
-        tag(cfg, &source.reference, &opts.branch, &def.arch)
-    );
-    let record = BTreeMap::from([(META_SOURCE_DIGEST.to_string(), digest.clone())]);
-    let (build, reason) = match store.head(&key).await {
-        Ok((_, meta)) if meta.get(META_SOURCE_DIGEST) == Some(&digest) => {
-            (false, "up to date".to_string())
-        }
-        Ok((_, meta)) => (
-            true,
-            format!(
-                "source image changed ({} → {digest})",
-                meta.get(META_SOURCE_DIGEST)
-                    .map(String::as_str)
-                    .unwrap_or("none")
-            ),
+    let tag = tag(cfg, &source.reference, &opts.branch, &def.arch);
+    let record = BTreeMap::from([
+        (LABEL_SOURCE_DIGEST.to_string(), digest.clone()),
+        (
+            format!("{}.{LABEL_DEFINITION}", cfg.labels.namespace),
+            definition_checksum(&opts.repo, def)?,
         ),
-        Err(e) if e.is_not_found() => (true, "SIF missing".to_string()),
-        Err(e) => {
-            return Err(
-                anyhow::Error::new(e).context(format!("looking up {}", store.location(&key)))
-            );
+    ]);
+    let sif = sif_plan(opts, bucket, def, &tag, &record).await?;
+    let store: StoreUrl = sif.store.parse()?;
+    let reason = match sif.reason.as_str() {
+        r if r.contains(sif_object::META_SOURCE_DIGEST) => {
+            format!("source image changed (now {digest})")
         }
+        r if r.contains(sif_object::META_CONTAINER_CHECKSUM) => "definition changed".to_string(),
+        r => r.to_string(),
     };
     Ok(Decision {
         container: def.name.clone(),
         arch: def.arch.clone(),
         kind: "def",
-        target: store.location(&key),
-        build,
+        definition: relative(&opts.repo, &def.path),
+        target: format!("{}/{}", store.to_string().trim_end_matches('/'), sif.key),
+        build: sif.build,
         reason,
         record,
+        sif: Some(sif),
+        hub: None,
     })
+}
+
+fn relative(repo: &Path, path: &Path) -> PathBuf {
+    path.strip_prefix(repo).unwrap_or(path).to_path_buf()
 }
 
 /// The lockfile a definition's plan reads.

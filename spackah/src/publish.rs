@@ -68,6 +68,11 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<String> {
     }
     let engine = Engine::connect().await?;
     let name = target.to_string();
+    // A hub-only job runs where the image was not built.
+    let project_login = plan::login(cfg)?;
+    engine
+        .pull(&decision.target, &opts.arch, project_login.as_ref())
+        .await?;
     engine.tag(&decision.target, &name).await?;
     engine.push(&name, login.as_ref()).await?;
     Ok(format!("pushed {name}"))

@@ -66,6 +66,39 @@ fn spackah(dir: &Path, args: &[&str], canary: &str) -> Output {
         .unwrap()
 }
 
+/// Run a generated job's script as a runner would, in `dir`, with the tools on the PATH and the
+/// CI variables the jobs read; returns its output.
+fn run_job(dir: &Path, job: &common::ci::Job, canary: &str) -> String {
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_spackah")).parent().unwrap();
+    assert!(
+        bin_dir.join("singularitah").exists(),
+        "the SIF jobs run singularitah: build the workspace (`cargo test --workspace` does)"
+    );
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new("sh")
+        .arg("-ec")
+        .arg(job.script.join("\n"))
+        .current_dir(dir)
+        .env("PATH", path)
+        .env("CI_COMMIT_REF_SLUG", "main")
+        .env("SPACKTAINERIZAH_CONFIG", dir.join("spacktainerizah.yaml"))
+        .env("BUILD_CACHE_ACCESS_KEY_ID", "AKIA-test")
+        .env("BUILD_CACHE_SECRET_ACCESS_KEY", canary)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        job.script,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
 #[tokio::test]
 async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     let engine = Engine::connect().await.unwrap();
@@ -128,7 +161,17 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
                 "secret_env: {}",
                 spacktainerizah_tests::REGISTRY_PASSWORD_VAR
             ),
+        )
+        // SIFs go to a directory "bucket" and are synced to a "shared filesystem".
+        .replace(
+            "url: s3://sboinfrastructureassets/containers",
+            &format!("url: file://{}/sifs", d.display()),
+        )
+        .replace(
+            "dir: /gpfs/bbp.cscs.ch/ssd/containers",
+            &format!("dir: {}/shared", d.display()),
         );
+    std::fs::create_dir_all(d.join("shared")).unwrap();
     std::fs::write(d.join("spacktainerizah.yaml"), config).unwrap();
     let canary = unique_name("canary-secret");
 
@@ -162,39 +205,36 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     };
     let p = pipeline(&canary);
     let job_names: Vec<&String> = p.jobs.keys().collect();
-    assert_eq!(job_names, ["build pythons amd64"]);
+    assert_eq!(
+        job_names,
+        ["build pythons amd64", "sif pythons amd64", "sync sifs"]
+    );
     let job = &p.jobs["build pythons amd64"];
     assert_eq!(
         job.needs.as_ref().unwrap()[0].job_name(),
         "generate build cache amd64"
     );
-    let bin_dir = Path::new(env!("CARGO_BIN_EXE_spackah")).parent().unwrap();
-    let path = format!(
-        "{}:{}",
-        bin_dir.display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("sh")
-        .arg("-ec")
-        .arg(job.script.join("\n"))
-        .current_dir(d)
-        .env("PATH", path)
-        .env("CI_COMMIT_REF_SLUG", "main")
-        .env("SPACKTAINERIZAH_CONFIG", d.join("spacktainerizah.yaml"))
-        .env("BUILD_CACHE_ACCESS_KEY_ID", "AKIA-test")
-        .env("BUILD_CACHE_SECRET_ACCESS_KEY", &canary)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stdout = run_job(d, &p.jobs["build pythons amd64"], &canary);
     let image = stdout.lines().next().unwrap_or_default().to_string();
     // On the default branch the job also tried the hub, whose repository does not exist yet.
     assert!(stdout.contains("does not exist"), "{stdout}");
     assert!(image.ends_with("/pythons:3.13.5-amd64"), "{image}");
+    // The SIF job makes the SIF from the pushed image and uploads it with its checksums; the
+    // sync job brings the shared directory up to date.
+    run_job(d, &p.jobs["sif pythons amd64"], &canary);
+    let sif_name = "pythons__3.13.5-amd64.sif";
+    assert!(!d.join(sif_name).exists(), "the job cleans up after itself");
+    run_job(d, &p.jobs["sync sifs"], &canary);
+    let labels = common::sif::read_labels(&d.join("shared").join(sif_name)).unwrap();
+    let plan_json = spackah(d, &["plan", "--output", "json"], &canary);
+    let decisions: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
+    for (k, v) in decisions[0]["record"].as_object().unwrap() {
+        assert_eq!(
+            labels.get(k).map(String::as_str),
+            v.as_str(),
+            "{k} in the SIF"
+        );
+    }
     let out = spackah(d, &["plan"], &canary);
     assert_eq!(
         out.status.code(),
@@ -205,8 +245,8 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
 
     let p = pipeline(&canary);
     assert!(
-        !p.jobs.keys().any(|k| k.starts_with("build ")),
-        "nothing to build: {:?}",
+        !p.jobs.keys().any(|k| k.contains(" pythons ")),
+        "nothing to do: {:?}",
         p.jobs.keys()
     );
 
@@ -275,11 +315,25 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
         &[],
         Some(&format!("{user}:{password}")),
     );
-    assert!(
-        publish("main").starts_with("pushed "),
-        "the repository exists now"
-    );
+    // The repository exists now: the plan wants the image on the hub, and the pipeline has a
+    // hub job only, which pulls the image it did not build.
+    let out = spackah(d, &["plan"], &canary);
+    assert_eq!(out.status.code(), Some(1));
+    let p = pipeline(&canary);
+    let job_names: Vec<&String> = p.jobs.keys().collect();
+    assert_eq!(job_names, ["publish pythons amd64"]);
+    docker
+        .remove_image(
+            &image,
+            None::<bollard::query_parameters::RemoveImageOptions>,
+            None,
+        )
+        .await
+        .unwrap();
+    let stdout = run_job(d, &p.jobs["publish pythons amd64"], &canary);
+    assert!(stdout.starts_with("pushed "), "{stdout}");
     assert!(publish("main").contains("up to date"));
+    assert_eq!(spackah(d, &["plan"], &canary).status.code(), Some(0));
 
     let lock = d.join("locks/amd64/pythons/spack.lock");
     let mut bytes = std::fs::read(&lock).unwrap();

@@ -6,6 +6,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use std::collections::BTreeMap;
+
+use common::sif_object;
 use serde_json::Value;
 use spacktainerizah_tests::{fixtures, push_test_image, registry, repo_root, unique_name};
 
@@ -57,6 +60,11 @@ fn setup() -> Setup {
         .replace(
             "url: s3://sboinfrastructureassets/containers",
             &format!("url: file://{}/sifs", d.display()),
+        )
+        // The "hub" is a namespace of the test registry where no repository exists.
+        .replace(
+            "url: docker.io/bluebrain",
+            &format!("url: {}/{}", registry(), unique_name("hub")),
         );
     std::fs::write(d.join("spacktainerizah.yaml"), config).unwrap();
     Setup {
@@ -115,26 +123,22 @@ async fn publish(s: &Setup, decisions: &[Value]) {
         &pairs,
         None,
     );
-    let def = find(decisions, "storage");
+    // The SIFs, with the checksums of what their builds record as object metadata.
     let store =
         spacktainerizah_tests::open_store(&format!("file://{}/sifs", s.dir.path().display())).await;
-    let key = def["target"]
-        .as_str()
-        .unwrap()
-        .rsplit('/')
-        .next()
-        .unwrap()
-        .to_string();
-    let meta = def["record"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v.as_str().unwrap().to_string()))
-        .collect();
-    store
-        .put(&key, b"SIF".to_vec(), &meta, &Default::default())
-        .await
-        .unwrap();
+    for d in decisions {
+        let sif = &d["sif"];
+        let record: BTreeMap<String, String> = serde_json::from_value(d["record"].clone()).unwrap();
+        store
+            .put(
+                sif["key"].as_str().unwrap(),
+                b"SIF".to_vec(),
+                &sif_object::checksums(&record),
+                &Default::default(),
+            )
+            .await
+            .unwrap();
+    }
 }
 
 #[tokio::test]
@@ -151,11 +155,35 @@ async fn tags_from_the_lockfile_and_rebuilds_on_change() {
         "{py}"
     );
     assert!(py["reason"].as_str().unwrap().contains("does not exist"));
+    assert_eq!(py["sif"]["key"], "pythons__3.13.5-amd64.sif");
+    assert_eq!(py["sif"]["reason"], "SIF missing");
+    assert_eq!(py["hub"]["push"], false, "{py}");
+    assert_eq!(py["hub"]["reason"], "hub repository does not exist");
     assert_eq!(find(&d, "storage")["reason"], "SIF missing");
 
     publish(&s, &d).await;
-    let (code, _, err) = plan(s.dir.path());
-    assert_eq!(code, Some(0), "{err}");
+    let (code, d, err) = plan(s.dir.path());
+    assert_eq!(code, Some(0), "{err} {d:?}");
+
+    // The image is there but its SIF records another lockfile: only the SIF is remade.
+    let store =
+        spacktainerizah_tests::open_store(&format!("file://{}/sifs", s.dir.path().display())).await;
+    let key = "pythons__3.13.5-amd64.sif";
+    let mut meta = store.head(key).await.unwrap().1;
+    meta.insert(sif_object::META_LOCKFILE_SHA256.into(), "other".into());
+    store
+        .put(key, b"SIF".to_vec(), &meta, &Default::default())
+        .await
+        .unwrap();
+    let (code, d, _) = plan(s.dir.path());
+    assert_eq!(code, Some(1));
+    let py = find(&d, "pythons");
+    assert_eq!(
+        (py["build"].as_bool(), py["sif"]["build"].as_bool()),
+        (Some(false), Some(true))
+    );
+    assert_eq!(py["sif"]["reason"], "SIF has another lockfile-sha256");
+    publish(&s, &d).await;
 
     let lock = s.dir.path().join("locks/amd64/pythons/spack.lock");
     let original = std::fs::read(&lock).unwrap();
@@ -198,6 +226,17 @@ async fn tags_from_the_lockfile_and_rebuilds_on_change() {
             .unwrap()
             .starts_with("source image changed"),
         "{d:?}"
+    );
+    // Published again from the new image; then its definition changes.
+    publish(&s, &d).await;
+    assert_eq!(find(&plan(s.dir.path()).1, "storage")["build"], false);
+    let def = s.dir.path().join("container_definitions/amd64/storage.def");
+    let mut text = std::fs::read_to_string(&def).unwrap();
+    text.push_str("%help\n  The storage service.\n");
+    std::fs::write(&def, text).unwrap();
+    assert_eq!(
+        find(&plan(s.dir.path()).1, "storage")["reason"],
+        "definition changed"
     );
 }
 
