@@ -2,6 +2,8 @@
 //! base images, build cache (per architecture), containers, cleanup — each stage's jobs in a
 //! child pipeline taken from the artifacts of the job that generated it (no API token).
 
+use std::collections::BTreeMap;
+
 use anyhow::Context;
 use common::ci::{Artifacts, Image, Job, Need, Pipeline, Rule, Trigger, Workflow};
 use common::config::Config;
@@ -190,6 +192,8 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
         cache_triggers.push((generate, trigger_name));
     }
 
+    add_prune_jobs(&mut p, opts)?;
+
     // Stage 3: containers, from the lockfiles of every architecture.
     let mut needs: Vec<Need> = vec![Need::with_artifacts("generate base images", true)];
     for (generate, trigger_name) in &cache_triggers {
@@ -222,6 +226,64 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     )?;
     p.check().context("the generated .gitlab-ci.yml")?;
     Ok(p)
+}
+
+/// Scheduled: SIFs of branches deleted since go, from each containers bucket and from the
+/// shared directory (on the runner that mounts it). The remote is the project's own, read with
+/// the job token through git's environment.
+fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
+    let cfg = &opts.config;
+    let prune = "singularitah sif prune-branches --repo \"$CI_PROJECT_URL\" --default-branch \"$CI_DEFAULT_BRANCH\" --git-token-env CI_JOB_TOKEN";
+    let mut buckets: BTreeMap<String, (&common::config::BucketConfig, &str)> = BTreeMap::new();
+    for ac in cfg.architectures.values() {
+        if let Some(b) = &ac.containers_bucket {
+            for url in [b.url_for(true), b.url_for(false)] {
+                buckets
+                    .entry(url.to_string())
+                    .or_insert((b, &ac.runner_tag));
+            }
+        }
+    }
+    for (i, (url, (bucket, runner))) in buckets.iter().enumerate() {
+        let mut cmd = format!("{prune} --in {url}");
+        if let Some(e) = &bucket.endpoint_url {
+            cmd.push_str(&format!(" --s3-endpoint-url {e}"));
+        }
+        if let Some(c) = &bucket.credentials {
+            cmd.push_str(&format!(
+                " --access-key-env {} --secret-key-env {}",
+                c.user_env, c.secret_env
+            ));
+        }
+        let name = match i {
+            0 => "scheduled prune branch SIFs".to_string(),
+            _ => format!("scheduled prune branch SIFs {}", i + 1),
+        };
+        p.add_job(name, scheduled_job(opts, runner, cmd))?;
+    }
+    if let Some(sync) = &cfg.sif_sync {
+        p.add_job(
+            "scheduled prune branch SIFs shared",
+            scheduled_job(
+                opts,
+                &sync.runner_tag,
+                format!("{prune} --in {}", common::ci::shell_quote(&sync.dir)),
+            ),
+        )?;
+    }
+    Ok(())
+}
+
+fn scheduled_job(opts: &ChainOptions, runner: &str, cmd: String) -> Job {
+    Job {
+        stage: Some("cleanup".into()),
+        image: tools(&opts.tools_image),
+        tags: vec![runner.to_string()],
+        needs: Some(vec![]),
+        script: vec![cmd],
+        rules: vec![Rule::when_if(SCHEDULE, "always")],
+        ..Job::default()
+    }
 }
 
 fn clean_job(

@@ -71,7 +71,7 @@ fn the_chain_is_valid_and_runs_the_stages_in_order() {
 }
 
 #[test]
-fn a_schedule_runs_only_the_janitor() {
+fn a_schedule_runs_only_the_janitors() {
     let p = chain();
     for (name, job) in &p.jobs {
         let on_schedule = job
@@ -79,13 +79,29 @@ fn a_schedule_runs_only_the_janitor() {
             .iter()
             .find(|r| r.if_.as_deref().is_some_and(|c| c.contains("schedule")))
             .and_then(|r| r.when.as_deref());
-        if name.starts_with("scheduled clean") {
+        if name.starts_with("scheduled ") {
             assert_eq!(on_schedule, Some("always"), "{name}");
             assert_eq!(job.rules.len(), 1, "{name} runs on schedules only");
         } else {
             assert_eq!(on_schedule, Some("never"), "{name}");
         }
     }
+}
+
+#[test]
+fn a_schedule_prunes_sifs_of_deleted_branches_in_the_bucket_and_the_shared_directory() {
+    let p = chain();
+    let bucket = &p.jobs["scheduled prune branch SIFs"];
+    assert!(
+        bucket.script[0].starts_with("singularitah sif prune-branches --repo \"$CI_PROJECT_URL\"")
+            && bucket.script[0].contains("--in s3://sboinfrastructureassets/containers")
+            && bucket.script[0].contains("--git-token-env CI_JOB_TOKEN"),
+        "{:?}",
+        bucket.script
+    );
+    let shared = &p.jobs["scheduled prune branch SIFs shared"];
+    assert_eq!(shared.tags, ["bb5_map"], "on the runner that mounts it");
+    assert!(shared.script[0].contains("--in '/gpfs/bbp.cscs.ch/ssd/containers'"));
 }
 
 #[test]
