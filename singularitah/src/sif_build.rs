@@ -166,6 +166,11 @@ fn skeleton(
     let (env, entrypoint, cmd) = (&image.env, &image.entrypoint, &image.cmd);
     use std::os::unix::fs::PermissionsExt;
     let d = root.join(".singularity.d");
+    // Ours to write: an image's own `.singularity.d` that is a symlink could point anywhere,
+    // the build machine included.
+    if d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+        std::fs::remove_file(&d)?;
+    }
     for sub in ["env", "libs", "actions"] {
         std::fs::create_dir_all(d.join(sub))?;
     }
@@ -224,8 +229,50 @@ fn skeleton(
     };
     std::fs::write(d.join("runscript"), runscript)?;
     std::fs::set_permissions(d.join("runscript"), std::fs::Permissions::from_mode(0o755))?;
+    for (name, script) in ACTIONS {
+        let path = d.join("actions").join(name);
+        std::fs::write(&path, format!("{ACTION_PRELUDE}{script}"))?;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
+    }
+    // The top-level links `singularity build` makes, which older runtimes and users rely on.
+    for (link, target) in [
+        ("singularity", ".singularity.d/runscript"),
+        ("environment", ".singularity.d/env/90-environment.sh"),
+    ] {
+        let path = root.join(link);
+        if path.symlink_metadata().is_ok() {
+            if path.is_dir() && !path.is_symlink() {
+                continue;
+            }
+            std::fs::remove_file(&path)?;
+        }
+        std::os::unix::fs::symlink(target, &path)?;
+    }
     Ok(())
 }
+
+/// What every action script starts with: the environment scripts, in order, as Singularity
+/// sources them before a command.
+const ACTION_PRELUDE: &str = "#!/bin/sh\nfor script in /.singularity.d/env/*.sh; do\n    if [ -f \"$script\" ]; then\n        . \"$script\"\n    fi\ndone\n";
+
+/// `.singularity.d/actions/*`: what `singularity exec|run|shell|instance start|test` run in the
+/// container, for runtimes that use the image's own scripts.
+const ACTIONS: &[(&str, &str)] = &[
+    ("exec", "exec \"$@\"\n"),
+    ("run", "exec /.singularity.d/runscript \"$@\"\n"),
+    (
+        "shell",
+        "if [ -n \"${SINGULARITY_SHELL:-}\" ]; then exec \"$SINGULARITY_SHELL\" \"$@\"; fi\nexec /bin/sh \"$@\"\n",
+    ),
+    (
+        "start",
+        "if [ -x /.singularity.d/startscript ]; then exec /.singularity.d/startscript \"$@\"; fi\n",
+    ),
+    (
+        "test",
+        "if [ -x /.singularity.d/test ]; then exec /.singularity.d/test \"$@\"; fi\necho \"No test script in this container\"\n",
+    ),
+];
 
 /// `text` (a definition) with `labels` added to its `%labels` section (made when missing):
 /// Singularity records them as the image's labels, checksums included.

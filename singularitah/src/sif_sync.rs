@@ -50,7 +50,13 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
             .head(&o.key)
             .await
             .with_context(|| format!("reading the metadata of {}", store.location(&o.key)))?;
-        let want = sif_object::checksums_of_metadata(&meta);
+        let mut want = sif_object::checksums_of_metadata(&meta);
+        if want.is_empty() && store.is_local() {
+            // A directory source: its SIF is at hand and says what it records.
+            if let Ok(labels) = sif::read_labels(Path::new(&store.location(&o.key))) {
+                want = sif_object::checksums(&labels);
+            }
+        }
         if is_current(&local, &want, o.size) {
             report.up_to_date.push(o.key.clone());
             continue;

@@ -39,6 +39,10 @@ fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
     std::os::unix::fs::symlink("tool", rootfs.join("opt/bin/t")).unwrap();
     std::fs::write(rootfs.join("opt/gone"), "lower layer\n").unwrap();
     std::fs::write(rootfs.join("data/a"), "a").unwrap();
+    // A shell, so the SIF's action scripts can be run in a chroot of what comes back.
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
     run(Command::new("umoci")
         .args(["repack", "--image", &image])
         .arg(&bundle));
@@ -114,6 +118,32 @@ fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
     let env =
         std::fs::read_to_string(back.join(".singularity.d/env/10-docker2singularity.sh")).unwrap();
     assert!(env.contains("export TOOL_HOME='/opt'"), "{env}");
+
+    // What `singularity exec` and `singularity run` do inside: the environment, then the
+    // command or the runscript.
+    let chroot = |action: &str, args: &[&str]| {
+        String::from_utf8(run(Command::new("chroot")
+            .arg(&back)
+            .arg(format!("/.singularity.d/actions/{action}"))
+            .args(args)
+            .env_remove("TOOL_HOME")))
+        .unwrap()
+    };
+    assert_eq!(chroot("exec", &["sh", "-c", "echo $TOOL_HOME"]), "/opt\n");
+    assert_eq!(chroot("run", &[]), "tool\n");
+    assert_eq!(
+        std::fs::read_link(back.join("singularity")).unwrap(),
+        Path::new(".singularity.d/runscript")
+    );
+}
+
+/// The static busybox Debian's `busybox-static` installs.
+fn busybox() -> &'static Path {
+    ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .map(Path::new)
+        .find(|p| p.exists())
+        .expect("busybox-static is installed by the test script")
 }
 
 fn same(image: &Path, sif: &Path) {

@@ -314,6 +314,27 @@ async fn sync_copies_only_what_changed_atomically() {
 
     let out = singularitah(&["sif", "sync", "--from", &url, "--to", "/nonexistent/dir"]);
     assert_eq!(out.status.code(), Some(2));
+
+    // A directory is a source too (a bucket mounted, or a second shared filesystem).
+    let mirror = tempfile::tempdir().unwrap();
+    let args = [
+        "sif",
+        "sync",
+        "--from",
+        to,
+        "--to",
+        mirror.path().to_str().unwrap(),
+        "--output",
+        "json",
+    ];
+    let r: serde_json::Value = serde_json::from_str(&ok(singularitah(&args))).unwrap();
+    assert_eq!(r["copied"], serde_json::json!(["a__1.sif"]), "{r}");
+    let r: serde_json::Value = serde_json::from_str(&ok(singularitah(&args))).unwrap();
+    assert_eq!(
+        r["copied"],
+        serde_json::json!([]),
+        "no metadata there: same size is the same"
+    );
 }
 
 fn git(dir: &Path, args: &[&str]) {

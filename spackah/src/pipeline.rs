@@ -342,6 +342,7 @@ mod tests {
         );
         p.check().unwrap();
         let text = p.to_yaml();
+        spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
         assert!(!text.contains("test-secret"), "variables by name only");
     }
 
@@ -365,6 +366,7 @@ mod tests {
         );
         assert!(p.jobs["publish neuron amd64"].script[0].starts_with("spackah publish "));
         p.check().unwrap();
+        spacktainerizah_tests::validate_gitlab_ci(&p.to_yaml()).unwrap();
         let p = pipeline(
             &opts,
             &[decision(
