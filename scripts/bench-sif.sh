@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Benchmark `singularitah sif build`: an image of SIZE_MB of incompressible files in two layers,
-# made locally with umoci and pushed to a local docker-registry, made into a SIF; wall time and
-# peak memory (the layers are streamed to disk, so memory must not grow with the image).
+# made locally with umoci and pushed to a local docker-registry, made into a SIF; then `sif
+# publish` of that SIF to a directory and (multipart) to a local moto S3 server, and `sif sync`
+# back into a directory. Wall time and peak memory of each (everything is streamed, so memory
+# must not grow with the image).
 #
 # Usage: scripts/bench-sif.sh [SIZE_MB]   (default 500; needs what scripts/test.sh installs)
 set -euo pipefail
@@ -11,8 +13,10 @@ SIZE_MB=${1:-500}
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
 WORK=$(mktemp -d /var/tmp/stz-bench-sif.XXXXXX)
+VENV=$CACHE_DIR/venv
 REGISTRY_PID=
-trap '[ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+S3_PID=
+trap '[ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null; [ -n "$S3_PID" ] && kill "$S3_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
 
 log() { printf '==> %s\n' "$*" >&2; }
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
@@ -46,7 +50,38 @@ umoci config --image "$image" --os linux --architecture amd64
 skopeo copy --quiet --dest-tls-verify=false "oci:$image" "docker://127.0.0.1:$port/bench:1"
 rm -rf "$WORK/bundle" "$WORK/oci"
 
+measure() { # what, command...
+    local what=$1; shift
+    /usr/bin/time -f '%e s wall, %M KiB peak RSS' -o "$WORK/time" "$@" >/dev/null
+    echo "$what: $(cat "$WORK/time")"
+}
+stz="$CARGO_TARGET_DIR/release/singularitah"
+
 log "singularitah sif build"
-/usr/bin/time -f '%e s wall, %M KiB peak RSS' -o "$WORK/time" \
-    "$CARGO_TARGET_DIR/release/singularitah" -q sif build "127.0.0.1:$port/bench:1" --arch amd64 -o "$WORK/bench.sif"
-echo "sif build of a ${SIZE_MB} MB image: $(cat "$WORK/time"); SIF $(du -m "$WORK/bench.sif" | cut -f1) MB"
+measure "sif build of a ${SIZE_MB} MB image" \
+    "$stz" -q sif build "127.0.0.1:$port/bench:1" --arch amd64 -o "$WORK/bench__1.0.sif" \
+    --label org.example.lockfile-sha256=bench
+echo "SIF: $(du -m "$WORK/bench__1.0.sif" | cut -f1) MB"
+
+log "singularitah sif publish to a directory"
+mkdir -p "$WORK/dir"
+measure "sif publish to a directory" "$stz" -q sif publish "$WORK/bench__1.0.sif" --to "$WORK/dir/"
+
+if [ -x "$VENV/bin/moto_server" ]; then
+    s3_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$WORK/s3.log" 2>&1 &
+    S3_PID=$!
+    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$s3_port/" >/dev/null && break; sleep 0.2; done
+    curl -sf -X PUT "http://127.0.0.1:$s3_port/bench" >/dev/null
+    export BENCH_AK=bench BENCH_SK=bench
+    s3=(--s3-endpoint-url "http://127.0.0.1:$s3_port" --access-key-env BENCH_AK --secret-key-env BENCH_SK)
+    log "singularitah sif publish to S3 (moto), 64 MiB parts"
+    measure "sif publish to S3 (multipart)" "$stz" -q sif publish "$WORK/bench__1.0.sif" \
+        --to s3://bench/containers/bench__1.0.sif "${s3[@]}"
+    log "singularitah sif sync from S3 into a directory"
+    mkdir -p "$WORK/shared"
+    measure "sif sync from S3 (one SIF copied)" "$stz" -q sif sync --from s3://bench/containers --to "$WORK/shared" "${s3[@]}"
+    measure "sif sync from S3 (up to date)" "$stz" -q sif sync --from s3://bench/containers --to "$WORK/shared" "${s3[@]}"
+else
+    log "no moto in $VENV (scripts/test.sh installs it): S3 publish and sync not measured"
+fi
