@@ -24,10 +24,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// For each container and architecture: build or skip, and why. Spack containers are tagged
-    /// with the main package's version from their lockfile and rebuilt when the registry lacks
-    /// the tag or holds another lockfile or definition checksum; `.def` containers when their
-    /// source image changed since their SIF was published. Exit 1 when something needs work.
+    /// For each container and architecture: what needs work (image, SIF, public hub), and why.
+    /// Spack containers are tagged with the main package's version from their lockfile and
+    /// rebuilt when the registry lacks the tag or holds another lockfile or definition checksum;
+    /// their SIF is remade when the containers bucket lacks it with the same checksums; `.def`
+    /// containers when their source image or definition changed since their SIF was published.
+    /// Exit 1 when something needs work.
     Plan {
         #[command(flatten)]
         common: Common,
@@ -35,8 +37,9 @@ pub enum Command {
         #[arg(long = "container")]
         containers: Vec<String>,
     },
-    /// Write the stage-3 child pipeline: a build job (build, push, public hub on the default
-    /// branch) for each container and architecture `plan` says needs work.
+    /// Write the stage-3 child pipeline, with jobs only for what `plan` says needs work: image
+    /// builds (push, public hub on the default branch), hub pushes, SIF builds and uploads, and
+    /// a sync of the shared SIF directory after them.
     Pipeline {
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
         config: PathBuf,
