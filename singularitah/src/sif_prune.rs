@@ -138,15 +138,10 @@ pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
         if gone.is_empty() || opts.dry_run {
             continue;
         }
-        let r = store.delete_many(gone).await?;
-        if let Some(f) = r.failed.first() {
-            bail!(
-                "removing {}: {} {}",
-                store.location(&f.key),
-                f.code,
-                f.message
-            );
-        }
+        store
+            .delete_all(gone)
+            .await
+            .context("removing SIFs of deleted branches")?;
     }
     Ok(report)
 }

@@ -121,15 +121,10 @@ async fn retire_older(
         .map(|o| o.key)
         .collect();
     if !old.is_empty() && !opts.dry_run {
-        let report = store.delete_many(old.clone()).await?;
-        if let Some(f) = report.failed.first() {
-            bail!(
-                "removing {}: {} {}",
-                store.location(&f.key),
-                f.code,
-                f.message
-            );
-        }
+        store
+            .delete_all(old.clone())
+            .await
+            .context("removing older SIFs")?;
     }
     Ok(old)
 }

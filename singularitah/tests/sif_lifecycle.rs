@@ -65,6 +65,17 @@ fn make_sif(path: &Path, lockfile: &str) {
     common::sif::write(&spec, &mut f, path).unwrap();
 }
 
+/// `singularitah sif publish FILE --to TO`, which must succeed; its output.
+fn publish(file: &Path, to: &str) -> String {
+    ok(singularitah(&[
+        "sif",
+        "publish",
+        file.to_str().unwrap(),
+        "--to",
+        to,
+    ]))
+}
+
 async fn keys(url: &str) -> BTreeSet<String> {
     open_store(url)
         .await
@@ -191,13 +202,7 @@ fn publish_to_a_directory_keeps_the_newest_and_what_is_younger_than_a_week() {
     let sif = work.path().join("tool__1.0.sif");
     make_sif(&sif, "lock-a");
     let to = format!("{}/", dir.path().display());
-    let out = ok(singularitah(&[
-        "sif",
-        "publish",
-        sif.to_str().unwrap(),
-        "--to",
-        &to,
-    ]));
+    let out = publish(&sif, &to);
     assert!(out.contains("removed tool__0.7.sif"), "{out}");
     assert!(out.contains("removed tool__0.8.sif"), "{out}");
     let mut left: Vec<String> = std::fs::read_dir(dir.path())
@@ -213,26 +218,14 @@ fn publish_to_a_directory_keeps_the_newest_and_what_is_younger_than_a_week() {
     let old = work.path().join("a__0.sif");
     make_sif(&old, "zero");
     let to = format!("{}/a__0.sif", d2.path().display());
-    ok(singularitah(&[
-        "sif",
-        "publish",
-        old.to_str().unwrap(),
-        "--to",
-        &to,
-    ]));
+    publish(&old, &to);
     backdate(&d2.path().join("a__0.sif"), 40);
     for (k, days) in [("a__1.sif", 20), ("a__2.sif", 10)] {
         let p = d2.path().join(k);
         make_sif(&p, k);
         backdate(&p, days);
     }
-    let out = ok(singularitah(&[
-        "sif",
-        "publish",
-        old.to_str().unwrap(),
-        "--to",
-        &to,
-    ]));
+    let out = publish(&old, &to);
     assert!(out.starts_with("up to date:"), "{out}");
     assert!(d2.path().join("a__2.sif").exists(), "the newest stays");
     assert!(!d2.path().join("a__1.sif").exists());

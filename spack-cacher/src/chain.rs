@@ -245,16 +245,11 @@ fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
         }
     }
     for (i, (url, (bucket, runner))) in buckets.iter().enumerate() {
-        let mut cmd = format!("{prune} --in {url}");
-        if let Some(e) = &bucket.endpoint_url {
-            cmd.push_str(&format!(" --s3-endpoint-url {e}"));
-        }
-        if let Some(c) = &bucket.credentials {
-            cmd.push_str(&format!(
-                " --access-key-env {} --secret-key-env {}",
-                c.user_env, c.secret_env
-            ));
-        }
+        let cmd = format!(
+            "{prune} --in {}{}",
+            common::ci::shell_quote(url),
+            bucket.cli_flags()
+        );
         let name = match i {
             0 => "scheduled prune branch SIFs".to_string(),
             _ => format!("scheduled prune branch SIFs {}", i + 1),
@@ -298,16 +293,8 @@ fn clean_job(
     if let Some(age) = bucket.max_age_for(true) {
         cmd.push_str(&format!(" --max-age {age}"));
     }
-    if let Some(e) = &bucket.endpoint_url {
-        cmd.push_str(&format!(" --s3-endpoint-url {e}"));
-    }
-    if let Some(c) = &bucket.credentials {
-        // Variable names, not values: the tool reads the secrets from the job's environment.
-        cmd.push_str(&format!(
-            " --access-key-env {} --secret-key-env {}",
-            c.user_env, c.secret_env
-        ));
-    }
+    // Variable names, not values: the tool reads the secrets from the job's environment.
+    cmd.push_str(&bucket.cli_flags());
     if let Some(k) = keep {
         cmd.push_str(&format!(" --keep {k}"));
     }

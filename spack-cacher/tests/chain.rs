@@ -94,7 +94,7 @@ fn a_schedule_prunes_sifs_of_deleted_branches_in_the_bucket_and_the_shared_direc
     let bucket = &p.jobs["scheduled prune branch SIFs"];
     assert!(
         bucket.script[0].starts_with("singularitah sif prune-branches --repo \"$CI_PROJECT_URL\"")
-            && bucket.script[0].contains("--in s3://sboinfrastructureassets/containers")
+            && bucket.script[0].contains("--in 's3://sboinfrastructureassets/containers'")
             && bucket.script[0].contains("--git-token-env CI_JOB_TOKEN"),
         "{:?}",
         bucket.script

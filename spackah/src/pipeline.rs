@@ -22,22 +22,6 @@ pub struct PipelineOptions {
     pub tools_image: String,
 }
 
-/// `--s3-endpoint-url` and the names of the key pair's variables of `bucket`.
-fn s3_flags(bucket: &BucketConfig) -> String {
-    let mut f = String::new();
-    if let Some(e) = &bucket.endpoint_url {
-        f.push_str(&format!(" --s3-endpoint-url {}", shell_quote(e)));
-    }
-    if let Some(c) = &bucket.credentials {
-        f.push_str(&format!(
-            " --access-key-env {} --secret-key-env {}",
-            shell_quote(&c.user_env),
-            shell_quote(&c.secret_env)
-        ));
-    }
-    f
-}
-
 fn containers_bucket<'a>(cfg: &'a Config, arch: &str) -> Option<&'a BucketConfig> {
     cfg.arch(arch).and_then(|a| a.containers_bucket.as_ref())
 }
@@ -146,7 +130,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         let upload = format!(
             "singularitah sif publish {key} --to {}{}",
             shell_quote(&format!("{}/{}", sif.store.trim_end_matches('/'), sif.key)),
-            s3_flags(bucket)
+            bucket.cli_flags()
         );
         let needs = if p.jobs.contains_key(&build_job) {
             vec![Need::job(build_job)]
@@ -179,7 +163,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
                     } else {
                         ""
                     },
-                    s3_flags(bucket)
+                    bucket.cli_flags()
                 )
             })
             .collect();

@@ -245,6 +245,22 @@ impl Store {
     }
 }
 
+impl Store {
+    /// [`Store::delete_many`] for callers with nothing to do about single keys: the first key
+    /// not deleted is the error, named by its location.
+    pub async fn delete_all(&self, keys: Vec<String>) -> Result<usize, StoreError> {
+        let report = self.delete_many(keys).await?;
+        match report.failed.into_iter().next() {
+            None => Ok(report.deleted),
+            Some(f) => Err(StoreError::Service {
+                location: self.location(&f.key),
+                code: f.code,
+                message: f.message,
+            }),
+        }
+    }
+}
+
 /// Check a key: relative, `/`-separated, no empty, `.` or `..` component.
 pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     let bad = |reason: &str| StoreError::InvalidKey {

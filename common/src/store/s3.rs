@@ -309,7 +309,11 @@ impl S3Store {
         Ok((info, metadata))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+    /// One GET: what it says of the object, and its body still to read.
+    async fn get_object(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, BTreeMap<String, String>, ByteStream), StoreError> {
         check_key(key)?;
         self.inner.stats.count(Request::Get);
         let out = self
@@ -322,9 +326,12 @@ impl S3Store {
             .await
             .map_err(|e| self.map_err(self.location(key), e))?;
         let info = object_info(key, out.content_length(), out.last_modified(), out.e_tag());
-        let metadata = user_metadata(out.metadata());
-        let bytes = out
-            .body
+        Ok((info, user_metadata(out.metadata()), out.body))
+    }
+
+    pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+        let (info, metadata, body) = self.get_object(key).await?;
+        let bytes = body
             .collect()
             .await
             .map_err(|e| StoreError::Unreachable {
@@ -504,25 +511,13 @@ impl S3Store {
         key: &str,
         dest: &std::path::Path,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
-        check_key(key)?;
-        self.inner.stats.count(Request::Get);
-        let out = self
-            .inner
-            .client
-            .get_object()
-            .bucket(&self.inner.bucket)
-            .key(self.full_key(key))
-            .send()
-            .await
-            .map_err(|e| self.map_err(self.location(key), e))?;
-        let info = object_info(key, out.content_length(), out.last_modified(), out.e_tag());
-        let metadata = user_metadata(out.metadata());
+        let (info, metadata, body) = self.get_object(key).await?;
         let io = |source| StoreError::Io {
             location: dest.display().to_string(),
             source,
         };
         let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
-        let mut body = out.body.into_async_read();
+        let mut body = body.into_async_read();
         let copied =
             tokio::io::copy(&mut body, &mut file)
                 .await
