@@ -2,11 +2,11 @@
 //! architecture (`concretize -f`, then `ci generate`), several at once, each with its own log.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
 use common::printer::Printer;
+use common::spack::command;
 
 use crate::prepare;
 
@@ -22,21 +22,6 @@ pub struct GenerateOptions {
     /// Where the pipelines go: `<output>/<container>/pipeline.yml`, with Spack's artifacts
     /// root `<output>/<container>`.
     pub output: PathBuf,
-}
-
-/// The `spack` to run, or an error saying how to provide one.
-pub fn find_spack(given: Option<&Path>) -> anyhow::Result<PathBuf> {
-    if let Some(p) = given {
-        if p.is_file() {
-            return Ok(p.to_path_buf());
-        }
-        bail!("spack executable {} does not exist", p.display());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .map(|d| d.join("spack"))
-        .find(|p| p.is_file())
-        .context("`spack` was not found on PATH: run this in the builder image, source $SPACK_ROOT/share/spack/setup-env.sh, or pass --spack /path/to/spack/bin/spack")
 }
 
 /// The two Spack commands for one environment, as argument lists.
@@ -59,7 +44,7 @@ pub fn commands(env: &Path, artifacts_root: &Path, output_file: &Path) -> [Vec<S
 }
 
 pub fn run(opts: &GenerateOptions, printer: &Printer) -> anyhow::Result<Vec<PathBuf>> {
-    let spack = find_spack(opts.spack.as_deref())?;
+    let spack = command::find(opts.spack.as_deref())?;
     let envs = prepare::environments(&opts.envs, &opts.arch)?;
     let pb = printer.progress(Some(envs.len() as u64), "spack ci generate");
     let queue = Mutex::new(envs.clone());
@@ -113,34 +98,8 @@ fn one(spack: &Path, env: &Path, opts: &GenerateOptions) -> anyhow::Result<()> {
     let log_path = env.join("generate.log");
     let mut log = Vec::new();
     for args in commands(env, &root, &root.join("pipeline.yml")) {
-        let out = Command::new(spack)
-            .args(&args)
-            .output()
-            .with_context(|| format!("running {}", spack.display()))?;
-        log.extend_from_slice(format!("$ spack {}\n", args.join(" ")).as_bytes());
-        log.extend_from_slice(&out.stdout);
-        log.extend_from_slice(&out.stderr);
-        std::fs::write(&log_path, &log)
-            .with_context(|| format!("writing {}", log_path.display()))?;
-        if !out.status.success() {
-            let text = String::from_utf8_lossy(&log);
-            let tail: Vec<&str> = text
-                .lines()
-                .rev()
-                .take(15)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect();
-            bail!(
-                "{}/{container}: `spack {}` failed ({}); last lines of {}:\n{}",
-                opts.arch,
-                args[2..].join(" "),
-                out.status,
-                log_path.display(),
-                tail.join("\n")
-            );
-        }
+        command::run(spack, &args, &mut log, &log_path)
+            .with_context(|| format!("{}/{container}", opts.arch))?;
     }
     Ok(())
 }

@@ -36,6 +36,13 @@ pub enum Command {
         /// Only this container (repeatable).
         #[arg(long = "container")]
         containers: Vec<String>,
+        /// Concretize each prepared environment under `--lockfiles` with `spack` first, instead
+        /// of reading the lockfiles stage 2 left there.
+        #[arg(long)]
+        concretize: bool,
+        /// The `spack` to run (default: the one on PATH).
+        #[arg(long, requires = "concretize")]
+        spack: Option<PathBuf>,
     },
     /// Write the stage-3 child pipeline, with jobs only for what `plan` says needs work: image
     /// builds (push, public hub on the default branch), hub pushes, SIF builds and uploads, and
@@ -117,6 +124,8 @@ impl Common {
             branch: self.branch,
             lockfiles: self.lockfiles,
             containers,
+            concretize: false,
+            spack: None,
         })
     }
 }
@@ -133,7 +142,16 @@ impl Cli {
         let printer = Printer::new(&self.output);
         let quiet = self.output.quiet;
         let run = match self.command {
-            Command::Plan { common, containers } => Run::Plan(common.plan_options(containers)?),
+            Command::Plan {
+                common,
+                containers,
+                concretize,
+                spack,
+            } => Run::Plan(PlanOptions {
+                concretize,
+                spack,
+                ..common.plan_options(containers)?
+            }),
             Command::Pipeline {
                 config,
                 repo,
@@ -155,6 +173,8 @@ impl Cli {
                             branch,
                             lockfiles: lockfiles.unwrap_or_else(|| environments.clone()),
                             containers: Vec::new(),
+                            concretize: false,
+                            spack: None,
                         },
                         environments,
                         base_tag,

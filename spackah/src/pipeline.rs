@@ -209,6 +209,8 @@ mod tests {
                 branch: branch.into(),
                 lockfiles: "envs".into(),
                 containers: Vec::new(),
+                concretize: false,
+                spack: None,
                 config,
             },
             environments: "envs".into(),

@@ -13,6 +13,7 @@ use common::config::{Config, Credentials};
 use common::definitions::{self, ContainerDefinition, Kind};
 use common::registry::{ImageRef, Login, RegistryClient};
 use common::sif_object;
+use common::spack::command;
 use common::spack::lockfile::Lockfile;
 use common::store::{Store, StoreUrl};
 use serde::Serialize;
@@ -35,6 +36,11 @@ pub struct PlanOptions {
     pub lockfiles: PathBuf,
     /// Only these containers (all when empty).
     pub containers: Vec<String>,
+    /// Concretize each environment in `lockfiles` (as `spack-cacher prepare` wrote it) with the
+    /// real `spack` first, instead of reading a lockfile stage 2 left.
+    pub concretize: bool,
+    /// The `spack` to run; the one on PATH when not given.
+    pub spack: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -179,6 +185,9 @@ async fn spack_decision(
 ) -> anyhow::Result<Decision> {
     let cfg = &opts.config;
     let lock_path = lockfile_path(&opts.lockfiles, def);
+    if opts.concretize {
+        concretize(opts, def, &lock_path)?;
+    }
     if !lock_path.is_file() {
         bail!(
             "{}: no spack.lock at {} (stage 2 concretizes it: `spack-cacher generate`)",
@@ -399,6 +408,28 @@ async fn def_decision(
         sif: Some(sif),
         hub: None,
     })
+}
+
+/// `spack -e ENV concretize -f` in the prepared environment beside `lock_path`, logged to
+/// `concretize.log` there.
+fn concretize(
+    opts: &PlanOptions,
+    def: &ContainerDefinition,
+    lock_path: &Path,
+) -> anyhow::Result<()> {
+    let env = lock_path.parent().expect("a lockfile path has a folder");
+    if !env.join("spack.yaml").is_file() {
+        bail!(
+            "{}: no prepared environment at {} to concretize (`spack-cacher prepare` writes it)",
+            def.path.display(),
+            env.display()
+        );
+    }
+    let spack = command::find(opts.spack.as_deref())?;
+    let args = ["-e", &env.display().to_string(), "concretize", "-f"].map(String::from);
+    command::run(&spack, &args, &mut Vec::new(), &env.join("concretize.log"))
+        .with_context(|| format!("{}/{}", def.arch, def.name))?;
+    Ok(())
 }
 
 fn relative(repo: &Path, path: &Path) -> PathBuf {

@@ -75,8 +75,19 @@ fn setup() -> Setup {
 }
 
 fn plan(dir: &Path) -> (Option<i32>, Vec<Value>, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_spackah"))
-        .args(["plan", "--output", "json", "--branch", "main", "--repo"])
+    plan_with(dir, &[], None)
+}
+
+/// `spackah plan` with `extra` arguments, and `path` as PATH when given.
+fn plan_with(dir: &Path, extra: &[&str], path: Option<&str>) -> (Option<i32>, Vec<Value>, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spackah"));
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out: Output = cmd
+        .args(["plan", "--output", "json", "--branch", "main"])
+        .args(extra)
+        .arg("--repo")
         .arg(dir)
         .arg("--lockfiles")
         .arg(dir.join("locks"))
@@ -286,4 +297,67 @@ fn a_registry_that_is_down_stops_the_plan() {
     let (code, d, err) = plan(s.dir.path());
     assert_eq!(code, Some(2), "{d:?}");
     assert!(err.contains("could not reach registry"), "{err}");
+}
+
+#[test]
+fn plan_concretizes_with_the_real_spack_when_asked() {
+    let s = setup();
+    let d = s.dir.path();
+    let env = d.join("locks/amd64/pythons");
+    std::fs::remove_file(env.join("spack.lock")).unwrap();
+    let only = ["--concretize", "--container", "pythons"];
+
+    let (code, _, err) = plan_with(d, &only, None);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("no prepared environment at"), "{err}");
+    std::fs::write(env.join("spack.yaml"), "spack:\n  specs: [python@3.13]\n").unwrap();
+
+    let (code, _, err) = plan_with(d, &only, Some("/nonexistent"));
+    assert_eq!(code, Some(2));
+    assert!(err.contains("`spack` was not found on PATH"), "{err}");
+
+    // A `spack` standing in for the real one, which writes the lockfile Spack wrote for this
+    // environment (a fixture) when asked to concretize it.
+    let fixture = fixtures().join("spack/lockfiles/spack__all-pythons__spack.lock");
+    let spack = d.join("spack");
+    std::fs::write(
+        &spack,
+        format!(
+            "#!/bin/sh\necho concretizing \"$@\"\n[ \"$1\" = -e ] && [ \"$3 $4\" = 'concretize -f' ] && cp {} \"$2/spack.lock\"\n",
+            fixture.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&spack, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let spack_arg = spack.display().to_string();
+    let (code, decisions, err) =
+        plan_with(d, &[&only[..], &["--spack", &spack_arg]].concat(), None);
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        decisions[0]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/pythons:3.13.5-amd64")
+    );
+    let log = std::fs::read_to_string(env.join("concretize.log")).unwrap();
+    assert!(
+        log.starts_with(&format!("$ spack -e {} concretize -f", env.display())),
+        "{log}"
+    );
+
+    // Spack failing: the container, the command and the log are named.
+    std::fs::write(
+        &spack,
+        "#!/bin/sh\necho '==> Error: no version satisfies python@3.13' >&2\nexit 1\n",
+    )
+    .unwrap();
+    let (code, _, err) = plan_with(d, &[&only[..], &["--spack", &spack_arg]].concat(), None);
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("amd64/pythons")
+            && err.contains("`spack concretize -f` failed")
+            && err.contains("concretize.log")
+            && err.contains("no version satisfies"),
+        "{err}"
+    );
 }

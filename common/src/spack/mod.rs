@@ -3,6 +3,7 @@
 
 pub mod buildcache;
 pub mod clearsign;
+pub mod command;
 pub mod environment;
 pub mod graph;
 pub mod lockfile;
