@@ -283,6 +283,66 @@ fn bad_lockfiles_and_definitions_are_named() {
         err.contains("pythons.yaml") && err.contains("no spec"),
         "{err}"
     );
+
+    // A `files` entry leaving the repository, and a key the format does not have.
+    let folder = s.dir.path().join("container_definitions/amd64/pythons");
+    std::fs::remove_file(&def).unwrap();
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(
+        folder.join("spack.yaml"),
+        "spack:\n  specs: [python@3.13]\nspacktainer:\n  files:\n    - ../../etc/passwd:/opt/passwd\n",
+    )
+    .unwrap();
+    let (code, _, err) = plan(s.dir.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("pythons/spack.yaml") && err.contains("leave the repository"),
+        "{err}"
+    );
+    std::fs::write(
+        folder.join("spack.yaml"),
+        "spack:\n  specs: [python@3.13]\nspacktainer:\n  filez: []\n",
+    )
+    .unwrap();
+    let (code, _, err) = plan(s.dir.path());
+    assert_eq!(code, Some(2));
+    assert!(
+        err.contains("pythons/spack.yaml") && err.contains("filez"),
+        "{err}"
+    );
+
+    // A build of a bad definition stops before anything reaches the registry.
+    let out = Command::new(env!("CARGO_BIN_EXE_spackah"))
+        .args([
+            "build",
+            "--branch",
+            "main",
+            "--base-tag",
+            "x",
+            "--container",
+            "pythons",
+        ])
+        .args(["--arch", "amd64", "--push", "--environments"])
+        .arg(s.dir.path().join("locks"))
+        .arg("--repo")
+        .arg(s.dir.path())
+        .arg("--lockfiles")
+        .arg(s.dir.path().join("locks"))
+        .arg("--config")
+        .arg(s.dir.path().join("spacktainerizah.yaml"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("filez"));
+    let image: common::registry::ImageRef = format!("{}/{}/pythons:x", registry(), s.namespace)
+        .parse()
+        .unwrap();
+    let client = common::registry::RegistryClient::new(&image.registry, None).unwrap();
+    let exists = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(client.repository_exists(&image))
+        .unwrap();
+    assert!(!exists, "nothing was pushed");
 }
 
 #[test]
