@@ -543,3 +543,95 @@ fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_dige
     );
     assert!(!other.exists());
 }
+
+#[test]
+fn with_singularity_runs_apptainer_on_a_pinned_labelled_definition_with_the_login_in_its_environment()
+ {
+    use spacktainerizah_tests::{REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry};
+    let user = std::env::var(REGISTRY_USER_VAR).unwrap();
+    let password = std::env::var(REGISTRY_PASSWORD_VAR).unwrap();
+    let repository = unique_name("private");
+    spacktainerizah_tests::push_test_image(
+        &auth_registry(),
+        &repository,
+        "1.0",
+        "amd64",
+        &[],
+        Some(&format!("{user}:{password}")),
+    );
+    let image = format!("{}/{repository}:1.0", auth_registry());
+    let d = tempfile::tempdir().unwrap();
+    let out = d.path().join("x__1.0.sif");
+    let args = |tool_dir: &str| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_singularitah"));
+        cmd.args([
+            "sif",
+            "build",
+            &image,
+            "--with-singularity",
+            "--arch",
+            "amd64",
+        ])
+        .args(["--label", "org.example.lockfile-sha256=abc", "-o"])
+        .arg(&out)
+        .args([
+            "--user-env",
+            REGISTRY_USER_VAR,
+            "--password-env",
+            REGISTRY_PASSWORD_VAR,
+        ])
+        .env("PATH", format!("{tool_dir}:/usr/bin:/bin"));
+        cmd.output().unwrap()
+    };
+    // Not installed: said plainly.
+    let missing = args("/nonexistent");
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr)
+            .contains("neither `apptainer` nor `singularity` is installed")
+    );
+
+    // An `apptainer` that records what it was given (the real one is not installable here).
+    let tools = d.path().join("tools");
+    std::fs::create_dir(&tools).unwrap();
+    let record = d.path().join("record");
+    std::fs::write(
+        tools.join("apptainer"),
+        format!(
+            "#!/bin/sh\n[ \"$1\" = --version ] && exit 0\necho \"$@\" > {r}.args\ncat \"$4\" > {r}.def\nenv > {r}.env\n",
+            r = record.display()
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        tools.join("apptainer"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    ok(args(tools.to_str().unwrap()));
+    let read = |ext: &str| std::fs::read_to_string(record.with_extension(ext)).unwrap();
+    let argv = read("args");
+    assert!(
+        argv.starts_with(&format!("build --force {}", out.display())),
+        "{argv}"
+    );
+    assert!(!argv.contains(&password), "the password is not an argument");
+    let def = read("def");
+    assert!(
+        def.contains(&format!("From: {}/{repository}@sha256:", auth_registry())),
+        "{def}"
+    );
+    assert!(
+        def.contains("%labels\n    org.example.lockfile-sha256 abc\n"),
+        "{def}"
+    );
+    assert!(
+        def.contains("org.spacktainerizah.source-digest sha256:"),
+        "{def}"
+    );
+    let env = read("env");
+    assert!(
+        env.contains(&format!("APPTAINER_DOCKER_PASSWORD={password}")),
+        "login by environment"
+    );
+}
