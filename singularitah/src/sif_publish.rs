@@ -50,13 +50,10 @@ pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, Str
     if SifName::parse(name).is_none() {
         bail!("--to {to}: the object name must look like NAME__TAG.sif, not `{name}`");
     }
-    let dir = if dir.is_empty() { "/" } else { dir };
-    let url: StoreUrl = if dir.ends_with(':') {
-        // `s3://bucket/x.sif` split at the bucket's last slash gives `s3:`; put it back.
-        to[..to.len() - name.len()].trim_end_matches('/').parse()?
-    } else {
-        dir.parse()?
-    };
+    if dir.ends_with(':') || dir.ends_with(":/") {
+        bail!("--to {to}: no bucket or directory before the object name");
+    }
+    let url: StoreUrl = if dir.is_empty() { "/" } else { dir }.parse()?;
     Ok((url, name.to_string()))
 }
 
@@ -155,5 +152,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("NAME__TAG.sif"), "{e}");
+        let e = target("s3://a__1.sif", f).unwrap_err().to_string();
+        assert!(e.contains("no bucket"), "{e}");
     }
 }
