@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{Context, bail};
-use common::definitions::{self, Kind};
+use anyhow::Context;
+use common::definitions::Kind;
 use common::engine::{BuildRequest, Engine};
 use common::secret::Secret;
 use common::spack::environment::Environment;
@@ -30,33 +30,20 @@ pub struct BuildOptions {
 pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
     let p = &opts.plan;
     let cfg = &p.config;
-    let defs = definitions::discover(&p.repo)?;
-    let def = defs
-        .containers
-        .iter()
-        .find(|d| d.name == opts.container && d.arch == opts.arch)
-        .with_context(|| format!("no container `{}` for {}", opts.container, opts.arch))?;
-    let Kind::Spack { files, .. } = &def.kind else {
-        bail!(
-            "{}: `.def` containers become SIF files, not images",
-            def.path.display()
-        )
+    let def = plan::spack_definition(p, &opts.container, &opts.arch)?;
+    let files = match &def.kind {
+        Kind::Spack { files, .. } => files.as_slice(),
+        Kind::Singularity { .. } => &[],
     };
-    let decision = plan::plan(&PlanOptions {
-        containers: vec![def.name.clone()],
-        ..p.clone()
-    })
-    .await?
-    .into_iter()
-    .find(|d| d.arch == def.arch)
-    .context("the plan has no decision for this container")?;
+    // What the image is called and records; whether it needs building is the plan's business.
+    let planned = plan::spack_image(p, &def)?;
     let env_path = opts
         .environments
         .join(&def.arch)
         .join(&def.name)
         .join("spack.yaml");
     let env = Environment::read(&env_path)?;
-    let lock = plan::lockfile_path(&p.lockfiles, def);
+    let lock = plan::lockfile_path(&p.lockfiles, &def);
 
     let mut extra = BTreeMap::new();
     extra.insert(
@@ -99,7 +86,7 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
     let runtime = format!("{}/runtime:{}", cfg.registry.url, opts.base_tag);
     extra.insert(
         "Dockerfile".to_string(),
-        dockerfile::render(def, &env, &builder, &runtime)?.into_bytes(),
+        dockerfile::render(&def, &env, &builder, &runtime)?.into_bytes(),
     );
 
     // The build cache key pair, by the variable names the configuration gives, as secret files
@@ -119,7 +106,8 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
             secrets.insert(id.to_string(), path);
         }
     }
-    let mut labels = decision.record.clone();
+    let target = planned.image.to_string();
+    let mut labels = planned.record;
     labels.insert("org.opencontainers.image.title".into(), def.name.clone());
     labels.insert(
         "org.opencontainers.image.created".into(),
@@ -130,7 +118,7 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
     let quiet = opts.quiet;
     engine
         .build(
-            &decision.target,
+            &target,
             &BuildRequest {
                 context: context.path().to_path_buf(),
                 extra_files: extra,
@@ -149,7 +137,7 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
         .await?;
     if opts.push {
         let login = crate::plan::login(cfg)?;
-        engine.push(&decision.target, login.as_ref()).await?;
+        engine.push(&target, login.as_ref()).await?;
     }
-    Ok(decision.target)
+    Ok(target)
 }

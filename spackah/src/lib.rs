@@ -4,6 +4,7 @@ pub mod build;
 pub mod checksum;
 pub mod cli;
 pub mod dockerfile;
+pub mod hub;
 pub mod pipeline;
 pub mod plan;
 pub mod publish;

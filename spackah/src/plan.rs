@@ -19,6 +19,7 @@ use common::store::{Store, StoreUrl};
 use serde::Serialize;
 
 use crate::checksum::definition_checksum;
+use crate::hub;
 
 /// Label suffixes (after the configured namespace) the plan compares.
 pub const LABEL_LOCKFILE: &str = "lockfile-sha256";
@@ -143,13 +144,7 @@ pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {
         .iter()
         .filter(|d| opts.containers.is_empty() || opts.containers.contains(&d.name))
     {
-        if cfg.arch(&def.arch).is_none() {
-            bail!(
-                "{}: architecture `{}` is not in the configuration",
-                def.path.display(),
-                def.arch
-            );
-        }
+        check_arch(cfg, def)?;
         let decision = match &def.kind {
             Kind::Spack { .. } => spack_decision(opts, def, &login, &mut clients).await?,
             // The source of a `.def` container is a public image: read anonymously.
@@ -177,12 +172,17 @@ fn client<'a>(
     Ok(&clients[key])
 }
 
-async fn spack_decision(
-    opts: &PlanOptions,
-    def: &ContainerDefinition,
-    login: &Option<Login>,
-    clients: &mut BTreeMap<String, RegistryClient>,
-) -> anyhow::Result<Decision> {
+/// What a Spack container's image is, known without asking any service: its reference (the
+/// tag from the lockfile's main package) and the labels a build records.
+#[derive(Debug, Clone)]
+pub struct SpackImage {
+    pub image: ImageRef,
+    pub tag: String,
+    pub record: BTreeMap<String, String>,
+}
+
+/// The image of `def` (a Spack container), its lockfile read (concretized first when asked).
+pub fn spack_image(opts: &PlanOptions, def: &ContainerDefinition) -> anyhow::Result<SpackImage> {
     let cfg = &opts.config;
     let lock_path = lockfile_path(&opts.lockfiles, def);
     if opts.concretize {
@@ -218,6 +218,49 @@ async fn spack_decision(
             definition_checksum(&opts.repo, def)?,
         ),
     ]);
+    Ok(SpackImage { image, tag, record })
+}
+
+fn check_arch(cfg: &Config, def: &ContainerDefinition) -> anyhow::Result<()> {
+    if cfg.arch(&def.arch).is_none() {
+        bail!(
+            "{}: architecture `{}` is not in the configuration",
+            def.path.display(),
+            def.arch
+        );
+    }
+    Ok(())
+}
+
+/// The Spack container `container` of `arch`, for the commands that work on one.
+pub fn spack_definition(
+    opts: &PlanOptions,
+    container: &str,
+    arch: &str,
+) -> anyhow::Result<ContainerDefinition> {
+    let def = definitions::discover(&opts.repo)?
+        .containers
+        .into_iter()
+        .find(|d| d.name == container && d.arch == arch)
+        .with_context(|| format!("no container `{container}` for {arch}"))?;
+    check_arch(&opts.config, &def)?;
+    if let Kind::Singularity { .. } = def.kind {
+        bail!(
+            "{}: `.def` containers become SIF files, not images",
+            def.path.display()
+        );
+    }
+    Ok(def)
+}
+
+async fn spack_decision(
+    opts: &PlanOptions,
+    def: &ContainerDefinition,
+    login: &Option<Login>,
+    clients: &mut BTreeMap<String, RegistryClient>,
+) -> anyhow::Result<Decision> {
+    let cfg = &opts.config;
+    let SpackImage { image, tag, record } = spack_image(opts, def)?;
     let client = client(clients, &image.registry, &image.registry, login)?;
     let (build, reason) = match client.resolve(&image, &def.arch).await {
         Ok(found) => match record
@@ -313,26 +356,18 @@ async fn hub_plan(
     else {
         return Ok(None);
     };
-    let target: ImageRef = format!("{}/{}:{tag}", public.url, def.name).parse()?;
-    let login = Credentials::registry_login(public.credentials.as_ref())
-        .map_err(anyhow::Error::msg)
-        .context("public hub login")?;
+    let target = hub::target(public, &def.name, tag)?;
     let client = client(
         clients,
         &format!("hub:{}", target.registry),
         &target.registry,
-        &login,
+        &hub::login(public)?,
     )?;
-    let (push, reason) = match client.repository_exists(&target).await {
-        Ok(false) => (false, "hub repository does not exist".to_string()),
-        Ok(true) => match client.resolve(&target, &def.arch).await {
-            Ok(found) if record.iter().all(|(k, v)| found.labels.get(k) == Some(v)) => {
-                (false, "hub up to date".to_string())
-            }
-            Ok(_) => (true, "hub holds other checksums".to_string()),
-            Err(e) if e.means_build() => (true, "hub lacks it".to_string()),
-            Err(e) => (true, format!("hub not checked ({e})")),
-        },
+    let (push, reason) = match hub::state(client, &target, &def.arch, record).await {
+        Ok(hub::State::NoRepository) => (false, "hub repository does not exist".to_string()),
+        Ok(hub::State::UpToDate) => (false, "hub up to date".to_string()),
+        Ok(hub::State::OtherChecksums) => (true, "hub holds other checksums".to_string()),
+        Ok(hub::State::Missing) => (true, "hub lacks it".to_string()),
         Err(e) => (true, format!("hub not checked ({e})")),
     };
     Ok(Some(HubPlan {

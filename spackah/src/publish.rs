@@ -3,10 +3,10 @@
 //! other checksums.
 
 use anyhow::Context;
-use common::config::Credentials;
 use common::engine::Engine;
-use common::registry::{ImageRef, RegistryClient};
+use common::registry::RegistryClient;
 
+use crate::hub;
 use crate::plan::{self, PlanOptions};
 
 #[derive(Debug, Clone)]
@@ -29,51 +29,33 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<String> {
     let Some(public) = &cfg.registry.public else {
         return Ok("no public hub in the configuration".into());
     };
-    let decision = plan::plan(&PlanOptions {
-        containers: vec![opts.container.clone()],
-        ..p.clone()
-    })
-    .await?
-    .into_iter()
-    .find(|d| d.arch == opts.arch && d.kind == "spack")
-    .with_context(|| format!("no Spack container `{}` for {}", opts.container, opts.arch))?;
-    let tag = decision
-        .target
-        .rsplit_once(':')
-        .map(|(_, t)| t.to_string())
-        .unwrap_or_default();
-    let target: ImageRef = format!("{}/{}:{tag}", public.url, opts.container).parse()?;
-    let login = Credentials::registry_login(public.credentials.as_ref())
-        .map_err(anyhow::Error::msg)
-        .context("public hub login")?;
+    let def = plan::spack_definition(p, &opts.container, &opts.arch)?;
+    let planned = plan::spack_image(p, &def)?;
+    let target = hub::target(public, &opts.container, &planned.tag)?;
+    let login = hub::login(public)?;
     let client = RegistryClient::new(&target.registry, login.clone())?;
-    if !client.repository_exists(&target).await? {
-        return Ok(format!(
-            "{}/{} does not exist: create it on the hub to publish there",
-            target.registry, target.repository
-        ));
-    }
-    match client.resolve(&target, &opts.arch).await {
-        Ok(found)
-            if decision
-                .record
-                .iter()
-                .all(|(k, v)| found.labels.get(k) == Some(v)) =>
-        {
-            return Ok(format!("{target} is up to date"));
+    match hub::state(&client, &target, &opts.arch, &planned.record)
+        .await
+        .with_context(|| format!("looking up {target}"))?
+    {
+        hub::State::NoRepository => {
+            return Ok(format!(
+                "{}/{} does not exist: create it on the hub to publish there",
+                target.registry, target.repository
+            ));
         }
-        Ok(_) => {}
-        Err(e) if e.means_build() => {}
-        Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {target}"))),
+        hub::State::UpToDate => return Ok(format!("{target} is up to date")),
+        hub::State::OtherChecksums | hub::State::Missing => {}
     }
+    let source = planned.image.to_string();
     let engine = Engine::connect().await?;
     let name = target.to_string();
     // A hub-only job runs where the image was not built.
     let project_login = plan::login(cfg)?;
     engine
-        .pull(&decision.target, &opts.arch, project_login.as_ref())
+        .pull(&source, &opts.arch, project_login.as_ref())
         .await?;
-    engine.tag(&decision.target, &name).await?;
+    engine.tag(&source, &name).await?;
     engine.push(&name, login.as_ref()).await?;
     Ok(format!("pushed {name}"))
 }
