@@ -3,6 +3,10 @@
 
 use std::collections::BTreeMap;
 
+use futures::TryStreamExt;
+
+use crate::store::{ObjectInfo, Store, StoreError};
+
 /// Object metadata keys (S3 user metadata is lowercase) and the label suffix each comes from.
 pub const META_CONTAINER_CHECKSUM: &str = "container-checksum";
 pub const META_LOCKFILE_SHA256: &str = "lockfile-sha256";
@@ -90,6 +94,15 @@ impl SifName {
             self.arch.as_deref(),
         )
     }
+}
+
+/// The objects under `prefix` named like SIFs, with their names taken apart.
+pub async fn list(store: &Store, prefix: &str) -> Result<Vec<(ObjectInfo, SifName)>, StoreError> {
+    store
+        .list(prefix)
+        .try_filter_map(|o| async move { Ok(SifName::parse(&o.key).map(|n| (o, n))) })
+        .try_collect()
+        .await
 }
 
 #[cfg(test)]

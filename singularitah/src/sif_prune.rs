@@ -7,9 +7,8 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use common::secret::Secret;
-use common::sif_object::SifName;
+use common::sif_object;
 use common::store::{S3Options, Store, StoreUrl};
-use futures::TryStreamExt;
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -109,16 +108,11 @@ pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
             bail!("{}: not a directory", p.display());
         }
         let store = Store::open(url, &opts.s3).await?;
-        let sifs: Vec<_> = store
-            .list("")
-            .try_collect()
+        let sifs = sif_object::list(&store, "")
             .await
             .with_context(|| format!("listing {}", store.url()))?;
         let mut gone = Vec::new();
-        for o in sifs {
-            let Some(name) = SifName::parse(&o.key) else {
-                continue;
-            };
+        for (o, name) in sifs {
             match &name.branch {
                 Some(b) if !alive.contains(b) => gone.push(o.key),
                 _ => kept += 1,

@@ -10,7 +10,6 @@ use anyhow::{Context, bail};
 use common::sif;
 use common::sif_object::{self, SifName};
 use common::store::{S3Options, Store, StoreUrl};
-use futures::TryStreamExt;
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -97,16 +96,13 @@ async fn retire_older(
         .rsplit_once('/')
         .map(|(d, _)| format!("{d}/"))
         .unwrap_or_default();
-    let siblings: Vec<_> = store
-        .list(&format!("{folder}{}__", name.container))
-        .try_filter(|o| {
-            let same = !o.key[folder.len()..].contains('/')
-                && SifName::parse(&o.key).is_some_and(|n| n.lineage() == name.lineage());
-            async move { same }
-        })
-        .try_collect()
+    let siblings: Vec<_> = sif_object::list(store, &format!("{folder}{}__", name.container))
         .await
-        .with_context(|| format!("listing the SIFs of {} in {}", name.container, store.url()))?;
+        .with_context(|| format!("listing the SIFs of {} in {}", name.container, store.url()))?
+        .into_iter()
+        .filter(|(o, n)| !o.key[folder.len()..].contains('/') && n.lineage() == name.lineage())
+        .map(|(o, _)| o)
+        .collect();
     let newest = siblings
         .iter()
         .max_by_key(|o| o.last_modified)

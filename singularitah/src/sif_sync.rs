@@ -7,9 +7,8 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use common::sif;
-use common::sif_object::{self, SifName};
-use common::store::{S3Options, Store, StoreUrl};
-use futures::TryStreamExt;
+use common::sif_object;
+use common::store::{FileStore, S3Options, Store, StoreUrl};
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -34,17 +33,11 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
         bail!("{}: not a directory", opts.to.display());
     }
     let store = Store::open(&opts.from, &opts.s3).await?;
-    let objects: Vec<_> = store
-        .list("")
-        .try_filter(|o| {
-            let sif = SifName::parse(&o.key).is_some();
-            async move { sif }
-        })
-        .try_collect()
+    let objects = sif_object::list(&store, "")
         .await
         .with_context(|| format!("listing {}", store.url()))?;
     let mut report = SyncReport::default();
-    for o in &objects {
+    for (o, _) in &objects {
         let local = opts.to.join(&o.key);
         let (_, meta) = store
             .head(&o.key)
@@ -67,15 +60,19 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
         report.copied.push(o.key.clone());
     }
     if opts.delete_removed {
-        let present: BTreeSet<&str> = objects.iter().map(|o| o.key.as_str()).collect();
-        for name in local_sifs(&opts.to)? {
-            if !present.contains(name.as_str()) {
+        let present: BTreeSet<&str> = objects.iter().map(|(o, _)| o.key.as_str()).collect();
+        let local = Store::File(FileStore::new(opts.to.clone()));
+        for (o, _) in sif_object::list(&local, "")
+            .await
+            .with_context(|| format!("listing {}", opts.to.display()))?
+        {
+            if !present.contains(o.key.as_str()) {
                 if !opts.dry_run {
-                    let path = opts.to.join(&name);
+                    let path = opts.to.join(&o.key);
                     std::fs::remove_file(&path)
                         .with_context(|| format!("removing {}", path.display()))?;
                 }
-                report.removed.push(name);
+                report.removed.push(o.key);
             }
         }
     }
@@ -128,36 +125,4 @@ async fn fetch(
     tmp.persist(local)
         .with_context(|| format!("renaming into {}", local.display()))?;
     Ok(())
-}
-
-/// SIF files under `dir`, as keys relative to it.
-fn local_sifs(dir: &Path) -> anyhow::Result<Vec<String>> {
-    let mut out = Vec::new();
-    for entry in walk(dir)? {
-        if let Ok(rel) = entry.strip_prefix(dir)
-            && let Some(rel) = rel.to_str()
-            && SifName::parse(rel).is_some()
-        {
-            out.push(rel.to_string());
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-fn walk(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).with_context(|| format!("reading {}", d.display()))? {
-            let entry = entry?;
-            let kind = entry.file_type()?;
-            if kind.is_dir() {
-                stack.push(entry.path());
-            } else if kind.is_file() {
-                out.push(entry.path());
-            }
-        }
-    }
-    Ok(out)
 }
