@@ -252,6 +252,7 @@ mod tests {
                 key: format!("{container}__1.0.sif"),
                 build: sif,
                 reason: String::new(),
+                changed: Vec::new(),
             }),
             hub: hub.map(|push| HubPlan {
                 target: format!("docker.io/bluebrain/{container}:1.0"),

@@ -74,6 +74,8 @@ pub struct SifPlan {
     pub key: String,
     pub build: bool,
     pub reason: String,
+    /// The metadata keys whose checksums differ from what a build would record.
+    pub changed: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -310,19 +312,23 @@ async fn sif_plan(
     let store = Store::open(&url, &bucket.s3_options()).await?;
     let key = sif_object::file_name(&def.name, tag);
     let want = sif_object::checksums(record);
-    let (build, reason) = match store.head(&key).await {
+    let (build, reason, changed) = match store.head(&key).await {
         Ok((_, meta)) if sif_object::same_checksums(&want, &meta) => {
-            (false, "SIF up to date".to_string())
+            (false, "SIF up to date".to_string(), Vec::new())
         }
         Ok((_, meta)) => {
-            let changed: Vec<&str> = want
+            let changed: Vec<String> = want
                 .iter()
                 .filter(|(k, v)| meta.get(*k) != Some(*v))
-                .map(|(k, _)| k.as_str())
+                .map(|(k, _)| k.clone())
                 .collect();
-            (true, format!("SIF has another {}", changed.join(", ")))
+            (
+                true,
+                format!("SIF has another {}", changed.join(", ")),
+                changed,
+            )
         }
-        Err(e) if e.is_not_found() => (true, "SIF missing".to_string()),
+        Err(e) if e.is_not_found() => (true, "SIF missing".to_string(), Vec::new()),
         Err(e) => {
             return Err(
                 anyhow::Error::new(e).context(format!("looking up {}", store.location(&key)))
@@ -334,6 +340,7 @@ async fn sif_plan(
         key,
         build,
         reason,
+        changed,
     })
 }
 
@@ -424,12 +431,13 @@ async fn def_decision(
     ]);
     let sif = sif_plan(opts, bucket, def, &tag, &record).await?;
     let store: StoreUrl = sif.store.parse()?;
-    let reason = match sif.reason.as_str() {
-        r if r.contains(sif_object::META_SOURCE_DIGEST) => {
-            format!("source image changed (now {digest})")
-        }
-        r if r.contains(sif_object::META_CONTAINER_CHECKSUM) => "definition changed".to_string(),
-        r => r.to_string(),
+    let changed = |key: &str| sif.changed.iter().any(|c| c == key);
+    let reason = if changed(sif_object::META_SOURCE_DIGEST) {
+        format!("source image changed (now {digest})")
+    } else if changed(sif_object::META_CONTAINER_CHECKSUM) {
+        "definition changed".to_string()
+    } else {
+        sif.reason.clone()
     };
     Ok(Decision {
         container: def.name.clone(),
