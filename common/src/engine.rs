@@ -18,6 +18,15 @@ use futures::StreamExt;
 
 use crate::registry::Login;
 
+/// A registry login as the daemon takes it with a pull or push (in the request, never stored).
+fn docker_credentials(login: &Login) -> DockerCredentials {
+    DockerCredentials {
+        username: Some(login.user.clone()),
+        password: Some(login.secret.expose().to_string()),
+        ..DockerCredentials::default()
+    }
+}
+
 /// Push attempts before a transient failure is final.
 const PUSH_ATTEMPTS: u32 = 3;
 
@@ -247,11 +256,7 @@ impl Engine {
         if self.docker.inspect_image(image).await.is_ok() {
             return Ok(());
         }
-        let credentials = login.map(|l| DockerCredentials {
-            username: Some(l.user.clone()),
-            password: Some(l.secret.expose().to_string()),
-            ..DockerCredentials::default()
-        });
+        let credentials = login.map(docker_credentials);
         let options = bollard::query_parameters::CreateImageOptionsBuilder::new()
             .from_image(image)
             .platform(&format!("linux/{arch}"))
@@ -278,11 +283,7 @@ impl Engine {
             .rsplit_once(':')
             .filter(|(_, t)| !t.contains('/'))
             .unwrap_or((image, "latest"));
-        let credentials = login.map(|l| DockerCredentials {
-            username: Some(l.user.clone()),
-            password: Some(l.secret.expose().to_string()),
-            ..DockerCredentials::default()
-        });
+        let credentials = login.map(docker_credentials);
         let mut last = String::new();
         for attempt in 1..=PUSH_ATTEMPTS {
             let options = bollard::query_parameters::PushImageOptionsBuilder::new()
