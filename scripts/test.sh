@@ -55,10 +55,10 @@ install_packages() {
         (cd "$ROOT/scripts/siftool" && GO111MODULE=off GOPATH="$CACHE_DIR/gopath:/usr/share/gocode" \
             GOCACHE="$CACHE_DIR/gocache" go build -o "$SIFTOOL" main.go)
     fi
-    if [ ! -x "$VENV/bin/moto_server" ]; then
-        log "installing the moto S3 server into $VENV"
+    if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import clingo, boto3' 2>/dev/null; then
+        log "installing the moto S3 server, and clingo for real Spack, into $VENV"
         python3 -m venv "$VENV"
-        "$VENV/bin/pip" install -q 'moto[s3]>=5,<6' flask flask-cors
+        "$VENV/bin/pip" install -q 'moto[s3]>=5,<6' flask flask-cors clingo boto3
     fi
 }
 
@@ -161,6 +161,12 @@ YAML
     export SPACKTAINERIZAH_TEST_AUTH_REGISTRY="127.0.0.1:$auth_port"
     export SPACKTAINERIZAH_TEST_TOKEN_REGISTRY="127.0.0.1:$token_registry_port"
     export SPACKTAINERIZAH_TEST_SIFTOOL="$SIFTOOL"
+    # Real Spack runs under the virtualenv's Python (clingo, boto3).
+    export SPACKTAINERIZAH_TEST_PYTHON="$VENV/bin/python"
+    # The workplace's shared tools (real Spack, Apptainer), when the checkout sits beside them.
+    if [ -d "$ROOT/../shared/tools" ]; then
+        export SPACKTAINERIZAH_SHARED_TOOLS="$(cd "$ROOT/../shared/tools" && pwd)"
+    fi
     export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     # moto accepts any key pair; these are test values, not secrets.

@@ -59,9 +59,56 @@ pub struct CacheArgs {
     pub s3: S3Args,
 }
 
+/// The longest age any option accepts: a century, far beyond any cache's life, and small
+/// enough that every age converts to a time without overflow.
+pub const MAX_DAYS: f64 = 36_500.0;
+
+/// A number of days (fractions allowed) from 0 to [`MAX_DAYS`]; anything else, `1e300`, `inf`
+/// or `NaN` included, is a usage error that says what is accepted.
+pub fn parse_days(s: &str) -> Result<f64, String> {
+    let d: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{s}` is not a number of days"))?;
+    if !(d.is_finite() && (0.0..=MAX_DAYS).contains(&d)) {
+        return Err(format!(
+            "`{s}` days is out of range: give 0 to {MAX_DAYS} days"
+        ));
+    }
+    Ok(d)
+}
+
+/// `days` as a duration; callers give values checked by [`parse_days`] (out-of-range values
+/// are clamped rather than panicking).
+pub fn days(days: f64) -> std::time::Duration {
+    let d = if days.is_finite() {
+        days.clamp(0.0, MAX_DAYS)
+    } else {
+        MAX_DAYS
+    };
+    std::time::Duration::from_secs_f64(d * 86_400.0)
+}
+
 pub fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
     s.parse()
         .map_err(|e: crate::store::StoreError| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn days_are_checked() {
+        assert_eq!(parse_days("30"), Ok(30.0));
+        assert_eq!(parse_days("0.5"), Ok(0.5));
+        for bad in ["1e300", "-1", "inf", "NaN", "36501", "x"] {
+            let e = parse_days(bad).unwrap_err();
+            assert!(e.contains(bad), "{e}");
+        }
+        assert_eq!(days(1.0).as_secs(), 86_400);
+        assert_eq!(days(1e300), days(MAX_DAYS));
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]

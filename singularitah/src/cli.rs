@@ -102,7 +102,8 @@ pub enum SifCommand {
         /// Files larger than this go up in parts of this size (MiB, at least 5).
         #[arg(long, default_value_t = DEFAULT_PART_SIZE >> 20, value_name = "MIB")]
         part_size_mib: u64,
-        #[arg(long, default_value_t = 7)]
+        /// Days an older SIF of the same container, branch and architecture is kept.
+        #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(0..=36_500))]
         keep_days: u64,
         /// Say what would be uploaded and removed; change nothing.
         #[arg(long)]

@@ -489,10 +489,13 @@ fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_dige
         "--to",
         &format!("{}/", dest.display()),
     ]));
-    let meta: BTreeMap<String, String> = serde_json::from_slice(
-        &std::fs::read(dest.join(".spacktainerizah/meta/nexus-storage__latest.sif.json")).unwrap(),
-    )
-    .unwrap();
+    // The directory store's own record of the object's metadata, read as any client reads it.
+    let store = common::store::Store::File(common::store::FileStore::new(dest.clone()));
+    let meta: BTreeMap<String, String> = tokio::runtime::Runtime::new()
+        .unwrap()
+        .block_on(store.head("nexus-storage__latest.sif"))
+        .unwrap()
+        .1;
     assert_eq!(meta[sif_object::META_SOURCE_DIGEST], digest);
     assert_eq!(meta[sif_object::META_CONTAINER_CHECKSUM], "abc");
 

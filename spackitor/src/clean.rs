@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
 use common::cli::exit;
@@ -41,7 +41,8 @@ pub struct Report {
     pub dry_run: bool,
     pub layouts: Vec<LayoutPlan>,
     pub totals: Totals,
-    /// Index objects written (v2: index and hash file; v3: index blob and manifest).
+    /// Index objects written (v2: the hash file emptied, the index, its hash; v3: index blob and
+    /// manifest).
     pub index_writes: usize,
     /// v3 manifests read this run, and known from the previous run's memo.
     pub manifests_read: usize,
@@ -95,11 +96,17 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         ));
         Some(set)
     };
-    if !(opts.max_age_days.is_finite() && opts.max_age_days >= 0.0) {
-        bail!("--max-age must be a number of days, 0 or more");
+    if !(opts.max_age_days.is_finite()
+        && (0.0..=common::cli::MAX_DAYS).contains(&opts.max_age_days))
+    {
+        bail!(
+            "--max-age {} is out of range: give 0 to {} days",
+            opts.max_age_days,
+            common::cli::MAX_DAYS
+        );
     }
     let rules = Rules {
-        max_age: Duration::from_secs_f64(opts.max_age_days * 86400.0),
+        max_age: common::cli::days(opts.max_age_days),
         keep: keep::hashes(&lockfiles),
         packages,
         orphans: opts.orphans,
@@ -133,8 +140,16 @@ pub async fn execute(
     let (model, plans, index_writes) = loop {
         attempt += 1;
         let pb = printer.progress(None, "listing");
-        let model = CacheModel::load(store, manifests::Reads::All, |n| pb.set_position(n)).await?;
+        let loaded = CacheModel::load(store, manifests::Reads::All, |n| pb.set_position(n)).await;
         pb.finish_and_clear();
+        let model = match loaded {
+            Ok(m) => m,
+            Err(e) if is_conflict(&e) && attempt < REWRITE_ATTEMPTS => {
+                printer.log(format!("{e:#}; reading the cache again"));
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
         printer.debug(format!(
             "read the cache in {:.1}s",
             started.elapsed().as_secs_f64()
@@ -174,6 +189,15 @@ pub async fn execute(
                 let report = store.delete_many(keys).await.context("deleting objects")?;
                 failures.extend(report.failed.into_iter().map(Failure::from));
                 pb.inc(slice.len() as u64);
+            }
+            // Later waves hold what the failed keys still need (their dependencies, blobs):
+            // stop here. The index no longer lists any of it, so what is left is orphans only.
+            if !failures.is_empty() {
+                printer.log(format!(
+                    "{} object(s) could not be deleted: later deletions are skipped; what is left is unlisted and the next run removes it",
+                    failures.len()
+                ));
+                break;
             }
         }
         pb.finish_and_clear();
@@ -247,12 +271,13 @@ async fn remember_manifests(
     Ok(())
 }
 
+/// Someone else changed the cache while this run read or wrote it: read it again.
 fn is_conflict(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         matches!(
             c.downcast_ref::<StoreError>(),
             Some(StoreError::PreconditionFailed { .. })
-        )
+        ) || c.downcast_ref::<manifests::Vanished>().is_some()
     })
 }
 

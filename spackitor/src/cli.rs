@@ -139,10 +139,10 @@ pub struct LsArgs {
     #[arg(long)]
     pub arch: Option<String>,
     /// Only specs whose newest object is older than this many days.
-    #[arg(long, value_name = "DAYS")]
+    #[arg(long, value_name = "DAYS", value_parser = common::cli::parse_days)]
     pub older_than: Option<f64>,
     /// Only specs whose newest object is newer than this many days.
-    #[arg(long, value_name = "DAYS")]
+    #[arg(long, value_name = "DAYS", value_parser = common::cli::parse_days)]
     pub newer_than: Option<f64>,
     /// Sort order.
     #[arg(long, value_enum, default_value_t = SortArg::Name)]
@@ -164,7 +164,7 @@ pub struct CleanArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
     /// Delete specs whose newest object is older than this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = 30.0, env = env_names::SPACKITOR_MAX_AGE)]
+    #[arg(long, value_name = "DAYS", default_value_t = 30.0, env = env_names::SPACKITOR_MAX_AGE, value_parser = common::cli::parse_days)]
     pub max_age: f64,
     /// A spack.lock, or a folder searched for them, whose specs are never deleted (repeatable).
     #[arg(long, value_name = "PATH", env = env_names::SPACKITOR_KEEP, value_delimiter = ':')]

@@ -59,7 +59,7 @@ pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Re
         .map(|p| globset::Glob::new(p).map(|g| g.compile_matcher()))
         .transpose()
         .context("invalid name pattern")?;
-    let days = |d: f64| Duration::from_secs_f64((d * 86400.0).max(0.0));
+    let days = common::cli::days;
     let mut out = Vec::new();
     for lm in &model.layouts {
         for (hash, rec) in &lm.specs {

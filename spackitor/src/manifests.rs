@@ -13,6 +13,14 @@ use common::store::{Condition, ObjectInfo, Store};
 use futures::{StreamExt, TryStreamExt};
 use serde::{Deserialize, Serialize};
 
+/// A manifest the listing showed was gone when read: someone (another janitor) deleted it
+/// meanwhile. The cache is read again rather than guessing what it referenced.
+#[derive(Debug, thiserror::Error)]
+#[error("{location} was listed but is gone: the cache changed while it was read")]
+pub struct Vanished {
+    pub location: String,
+}
+
 /// Where the janitor remembers manifest contents, relative to the cache root. Spack ignores it.
 pub const MEMO_KEY: &str = ".spackitor/manifests.json.gz";
 
@@ -156,10 +164,16 @@ pub async fn read(
     let read: Vec<(u32, Vec<BlobRef>)> = futures::stream::iter(to_read)
         .map(|i| async move {
             let key = &catalog.objects[i as usize].key;
-            let obj = store
-                .get(key)
-                .await
-                .with_context(|| format!("reading manifest {}", store.location(key)))?;
+            let obj = match store.get(key).await {
+                Err(e) if e.is_not_found() => {
+                    return Err(anyhow::Error::new(Vanished {
+                        location: store.location(key),
+                    }));
+                }
+                other => {
+                    other.with_context(|| format!("reading manifest {}", store.location(key)))?
+                }
+            };
             Ok::<_, anyhow::Error>((
                 i,
                 refs_of(&Manifest::parse(&store.location(key), &obj.bytes)?),

@@ -113,6 +113,18 @@ pub enum Unowned {
     Stray,
 }
 
+impl Unowned {
+    /// The spec hash the object's name carries (spec files, tarballs, spec manifests).
+    pub fn hash(&self) -> Option<&str> {
+        match self {
+            Unowned::SpecFile { hash }
+            | Unowned::Tarball { hash }
+            | Unowned::SpecManifest { hash } => Some(hash),
+            Unowned::Blob | Unowned::Stray => None,
+        }
+    }
+}
+
 /// The whole cache.
 #[derive(Debug)]
 pub struct CacheModel {
@@ -140,10 +152,8 @@ impl CacheModel {
         let mut layouts = Vec::new();
         // The indexes move into the layouts: an index can be as large as the rest together.
         for index in std::mem::take(&mut catalog.indexes) {
-            let index_time = position
-                .get(index.guard_key.as_str())
-                .map(|&i| catalog.objects[i as usize].last_modified)
-                .unwrap_or(SystemTime::UNIX_EPOCH);
+            // As read before the listing: an index rewritten since makes its guard fail.
+            let index_time = index.guard_time;
             let manifests = match (&index.manifest, index.layout) {
                 (Some(m), Layout::V3) => {
                     manifests::read(store, &catalog, &position, (&index.guard_key, m), reads)

@@ -163,6 +163,7 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
         lm,
         reasons,
         orphans_rule,
+        &rules.keep,
         keep.len(),
         kept_as_in_flight,
     )
@@ -170,12 +171,14 @@ fn plan_layout(model: &CacheModel, lm: &LayoutModel, rules: &Rules) -> LayoutPla
 
 /// Turn decided deletions into a plan: the objects of each spec (v3 blobs another manifest
 /// still references stay), the deletion layers, and, with `orphans_rule` (now, max age), the
-/// orphans older than both the index and the max age.
+/// orphans older than both the index and the max age — but never the objects of a spec the keep
+/// lockfiles name (`keep`), listed in the index or not.
 pub fn materialize(
     model: &CacheModel,
     lm: &LayoutModel,
     reasons: HashMap<Shared, Reason>,
     orphans_rule: Option<(SystemTime, Duration)>,
+    keep: &HashSet<String>,
     kept_by_lockfile: usize,
     kept_as_in_flight: usize,
 ) -> LayoutPlan {
@@ -199,6 +202,8 @@ pub fn materialize(
         lm.unowned(&model.catalog)
             .into_iter()
             .filter(|(_, o, kind)| *kind != Unowned::Stray && old_enough(o.last_modified))
+            // A kept spec the index does not list is still what an environment installs.
+            .filter(|(_, _, kind)| kind.hash().is_none_or(|h| !keep.contains(h)))
             .map(|(i, o, kind)| {
                 (
                     i,

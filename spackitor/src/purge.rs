@@ -94,7 +94,15 @@ fn plan(
                 refused.join("\n")
             );
         }
-        plans.push(plan::materialize(model, lm, reasons, None, kept.len(), 0));
+        plans.push(plan::materialize(
+            model,
+            lm,
+            reasons,
+            None,
+            keep,
+            kept.len(),
+            0,
+        ));
     }
     Ok(plans)
 }

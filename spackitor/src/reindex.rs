@@ -14,8 +14,14 @@ use serde_json::{Value, json};
 
 /// Spec files or manifests read at once.
 const READS_IN_FLIGHT: usize = 32;
-/// The database version written (Spack 1.0 to 1.2) when no index says otherwise.
-const DEFAULT_DB_VERSION: &str = "8";
+/// The database version written when no index says otherwise: what the layout's Spack reads.
+/// Layout v2 is Spack 0.22/0.23's, which refuse anything above 7; v3 is 1.0 to 1.2's (8).
+fn default_db_version(layout: Layout) -> &'static str {
+    match layout {
+        Layout::V2 => "7",
+        Layout::V3 => "8",
+    }
+}
 
 #[derive(Debug, Serialize)]
 pub struct Rebuilt {
@@ -235,7 +241,11 @@ async fn previous_index(
         Layout::V3 => v3::INDEX_MANIFEST_KEY,
     };
     if !listed.contains_key(guard_key) {
-        return Ok((DEFAULT_DB_VERSION.into(), None, Condition::IfNoneMatch));
+        return Ok((
+            default_db_version(layout).into(),
+            None,
+            Condition::IfNoneMatch,
+        ));
     }
     match common::spack::buildcache::load_index(store, layout).await {
         Ok(idx) => {
@@ -248,9 +258,10 @@ async fn previous_index(
         }
         // A broken index is what reindex repairs: replace it, but only as it is now.
         Err(_) => {
-            let etag = store.head(guard_key).await?.0.etag;
+            // A get, not a head: a directory's head leaves the etag out.
+            let etag = store.get(guard_key).await?.info.etag;
             Ok((
-                DEFAULT_DB_VERSION.into(),
+                default_db_version(layout).into(),
                 None,
                 etag.map(Condition::IfMatch).unwrap_or_default(),
             ))

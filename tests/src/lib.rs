@@ -8,6 +8,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use common::store::{S3Options, Store, StoreUrl};
 
+pub mod proxy;
+pub mod spack;
+
 /// `tests/fixtures` of this repository.
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")

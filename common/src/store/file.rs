@@ -1,13 +1,15 @@
 //! Directory stores. A key is the file `<root>/<key>`; its last-modified time is the file's
 //! mtime and its etag the sha256 of its content. User metadata lives beside the data, in
-//! `<root>/.spacktainerizah/meta/<key>.json` (a JSON object of strings), and puts are written
-//! to `<root>/.spacktainerizah/tmp/` then renamed into place, so readers never see half a file.
-//! The `.spacktainerizah` folder is never listed.
+//! `<root>/.spacktainerizah/meta/<key>.json`, tied to the exact file it describes (size, mtime,
+//! inode): metadata of another version of the file is no metadata. Puts are written to
+//! uniquely named files in `<root>/.spacktainerizah/tmp/`, synced, renamed into place and the
+//! folder synced, so readers never see half a file. The `.spacktainerizah` folder is never
+//! listed; symlinked folders are followed.
 
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::stream::{self, BoxStream, StreamExt};
 use sha2::{Digest, Sha256};
@@ -88,12 +90,28 @@ impl FileStore {
         .boxed()
     }
 
+    /// Size, mtime and metadata from a `stat`: the content is not read, so no etag (as in
+    /// listings), whatever the file's size.
     pub async fn head(
         &self,
         key: &str,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
-        let obj = self.get(key).await?;
-        Ok((obj.info, obj.metadata))
+        self.stats.count(Request::Head);
+        let path = self.path_of(key)?;
+        let meta_path = self.meta_path(key);
+        let this = self.clone();
+        let key = key.to_string();
+        blocking(move || {
+            let md = std::fs::metadata(&path).map_err(|e| this.io(&path, e))?;
+            let info = ObjectInfo {
+                key,
+                size: md.len(),
+                last_modified: md.modified().map_err(|e| this.io(&path, e))?,
+                etag: None,
+            };
+            Ok((info, read_metadata(&meta_path, &md)?))
+        })
+        .await
     }
 
     pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
@@ -107,9 +125,11 @@ impl FileStore {
         let this = self.clone();
         let key = key.to_string();
         blocking(move || {
-            let bytes = std::fs::read(&path).map_err(|e| this.io(&path, e))?;
-            let md = std::fs::metadata(&path).map_err(|e| this.io(&path, e))?;
-            let metadata = read_metadata(&meta_path)?;
+            let mut file = std::fs::File::open(&path).map_err(|e| this.io(&path, e))?;
+            let md = file.metadata().map_err(|e| this.io(&path, e))?;
+            let mut bytes = Vec::with_capacity(md.len() as usize);
+            std::io::Read::read_to_end(&mut file, &mut bytes).map_err(|e| this.io(&path, e))?;
+            let metadata = read_metadata(&meta_path, &md)?;
             Ok(Object {
                 info: ObjectInfo {
                     key,
@@ -163,11 +183,9 @@ impl FileStore {
                 (Condition::IfMatch(_), None) => false,
             };
             if !ok {
-                let _ = std::fs::remove_file(&tmp);
                 return Err(StoreError::PreconditionFailed { location });
             }
-            write_metadata(&meta_path, &metadata).map_err(|e| this.io(&meta_path, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| this.io(&path, e))?;
+            commit(tmp, &path, &meta_path, &metadata).map_err(|(p, e)| this.io(&p, e))?;
             Ok(Some(etag_of(&bytes)))
         })
         .await
@@ -191,15 +209,11 @@ impl FileStore {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| this.io(parent, e))?;
             }
-            let tmp = temp_name(&tmp_dir);
-            let copied =
-                std::fs::copy(&source, &tmp).and_then(|_| std::fs::File::open(&tmp)?.sync_all());
-            if let Err(e) = copied {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(this.io(&source, e));
-            }
-            write_metadata(&meta_path, &metadata).map_err(|e| this.io(&meta_path, e))?;
-            std::fs::rename(&tmp, &path).map_err(|e| this.io(&path, e))
+            let tmp = temp_file(&tmp_dir).map_err(|e| this.io(&tmp_dir, e))?;
+            std::fs::copy(&source, tmp.path())
+                .and_then(|_| tmp.as_file().sync_all())
+                .map_err(|e| this.io(&source, e))?;
+            commit(tmp, &path, &meta_path, &metadata).map_err(|(p, e)| this.io(&p, e))
         })
         .await
     }
@@ -226,7 +240,7 @@ impl FileStore {
                 last_modified: md.modified().map_err(|e| this.io(&path, e))?,
                 etag: Some(etag),
             };
-            Ok((info, read_metadata(&meta_path)?))
+            Ok((info, read_metadata(&meta_path, &md)?))
         })
         .await
     }
@@ -331,7 +345,10 @@ fn walk(
         }
         k
     };
+    // Symlinked folders are followed: skipping them would make their objects look missing,
+    // and a janitor deletes what looks incomplete. A loop is an error.
     let walker = walkdir::WalkDir::new(&start)
+        .follow_links(true)
         .sort_by(move |a, b| sort_key(a).cmp(&sort_key(b)))
         .into_iter()
         .filter_entry(|e| e.path() != reserved);
@@ -365,6 +382,14 @@ fn walk(
             .to_str()
             .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
         else {
+            // A name that is no key would otherwise vanish from the listing unnoticed.
+            let item = Err(StoreError::InvalidKey {
+                key: entry.path().display().to_string(),
+                reason: "the file name is not UTF-8, so it cannot be an object key".into(),
+            });
+            if tx.blocking_send(item).is_err() {
+                return;
+            }
             continue;
         };
         if !key.starts_with(prefix) || key.starts_with(&format!("{RESERVED_DIR}/")) {
@@ -397,52 +422,126 @@ fn walk(
     }
 }
 
-fn read_metadata(path: &Path) -> Result<BTreeMap<String, String>, StoreError> {
-    match std::fs::read(path) {
-        Ok(b) => serde_json::from_slice(&b).map_err(|e| StoreError::Io {
-            location: path.display().to_string(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
-        }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(BTreeMap::new()),
-        Err(source) => Err(StoreError::Io {
-            location: path.display().to_string(),
-            source,
-        }),
+/// The file a metadata record belongs to. Every put renames a new file into place, so another
+/// version has another inode; inode numbers are reused, so the size and the birth time (where
+/// the file system keeps one) go with it. The mtime does not: touching a file (to age it, as
+/// rsync and tests do) keeps its metadata.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+struct Identity {
+    ino: u64,
+    size: u64,
+    born_ns: Option<u128>,
+}
+
+impl Identity {
+    fn of(md: &std::fs::Metadata) -> Identity {
+        Identity {
+            ino: md.ino(),
+            size: md.len(),
+            born_ns: md
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos()),
+        }
     }
 }
 
-fn write_metadata(path: &Path, metadata: &BTreeMap<String, String>) -> std::io::Result<()> {
+/// A metadata file: the user metadata and the identity of the data file it describes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct MetaRecord {
+    object: Identity,
+    metadata: BTreeMap<String, String>,
+}
+
+/// The metadata of the file whose `stat` is `data`: none when the record describes another
+/// version of it. Records of older versions of this store (a bare map) are taken as they are.
+fn read_metadata(
+    path: &Path,
+    data: &std::fs::Metadata,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let bytes = match std::fs::read(path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(BTreeMap::new()),
+        Err(source) => {
+            return Err(StoreError::Io {
+                location: path.display().to_string(),
+                source,
+            });
+        }
+    };
+    let invalid = |e: serde_json::Error| StoreError::Io {
+        location: path.display().to_string(),
+        source: std::io::Error::new(std::io::ErrorKind::InvalidData, e),
+    };
+    match serde_json::from_slice::<MetaRecord>(&bytes) {
+        Ok(r) if r.object == Identity::of(data) => Ok(r.metadata),
+        Ok(_) => Ok(BTreeMap::new()),
+        Err(_) => serde_json::from_slice(&bytes).map_err(invalid),
+    }
+}
+
+/// Put the synced temporary file in place, then write (or remove) the metadata of exactly the
+/// file now there. A crash between the two leaves data without metadata, never data with the
+/// metadata of another version. Errors name the path they concern.
+fn commit(
+    tmp: tempfile::NamedTempFile,
+    path: &Path,
+    meta_path: &Path,
+    metadata: &BTreeMap<String, String>,
+) -> Result<(), (PathBuf, std::io::Error)> {
+    let at = |p: &Path| {
+        let p = p.to_path_buf();
+        move |e: std::io::Error| (p, e)
+    };
+    tmp.persist(path)
+        .map_err(|e| (path.to_path_buf(), e.error))?;
+    sync_parent(path).map_err(at(path))?;
     if metadata.is_empty() {
-        return match std::fs::remove_file(path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+        return match std::fs::remove_file(meta_path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err((meta_path.to_path_buf(), e)),
             _ => Ok(()),
         };
     }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+    let md = std::fs::metadata(path).map_err(at(path))?;
+    let record = MetaRecord {
+        object: Identity::of(&md),
+        metadata: metadata.clone(),
+    };
+    let parent = meta_path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).map_err(at(parent))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".meta-")
+        .tempfile_in(parent)
+        .map_err(at(parent))?;
+    let bytes = serde_json::to_vec(&record).map_err(|e| (meta_path.to_path_buf(), e.into()))?;
+    tmp.write_all(&bytes)
+        .and_then(|_| tmp.as_file().sync_all())
+        .map_err(at(meta_path))?;
+    tmp.persist(meta_path)
+        .map_err(|e| (meta_path.to_path_buf(), e.error))?;
+    sync_parent(meta_path).map_err(at(meta_path))
+}
+
+/// fsync the folder holding `path`, so a rename into it survives a crash of the machine.
+fn sync_parent(path: &Path) -> std::io::Result<()> {
+    match path.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
-    std::fs::write(
-        path,
-        serde_json::to_vec(metadata).map_err(std::io::Error::other)?,
-    )
 }
 
-/// A name in `dir` no other writer of this or another process uses.
-fn temp_name(dir: &Path) -> PathBuf {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    dir.join(format!(
-        "{}-{}",
-        std::process::id(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    ))
+/// A new file in `dir` under a random name created exclusively: no other writer, of this
+/// host or another sharing the folder, can have it (process ids repeat across containers).
+fn temp_file(dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
+    tempfile::Builder::new().prefix(".put-").tempfile_in(dir)
 }
 
-fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<PathBuf> {
-    let path = temp_name(dir);
-    let mut f = std::fs::File::create(&path)?;
+fn write_temp(dir: &Path, bytes: &[u8]) -> std::io::Result<tempfile::NamedTempFile> {
+    let mut f = temp_file(dir)?;
     f.write_all(bytes)?;
-    f.sync_all()?;
-    Ok(path)
+    f.as_file().sync_all()?;
+    Ok(f)
 }
 
 fn lock(reserved: &Path) -> std::io::Result<std::fs::File> {

@@ -23,20 +23,29 @@ use super::stats::{Request, RequestStats};
 use super::{Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, StoreError, check_key};
 use crate::secret::Secret;
 
+/// What S3 said of an object. A missing or unreadable last-modified time is an error, never a
+/// default: read as the epoch, it would make the object look ancient to a janitor.
 fn object_info(
+    location: impl FnOnce() -> String,
     key: &str,
     length: Option<i64>,
     modified: Option<&aws_sdk_s3::primitives::DateTime>,
     etag: Option<&str>,
-) -> ObjectInfo {
-    ObjectInfo {
+) -> Result<ObjectInfo, StoreError> {
+    let last_modified = modified
+        .and_then(|d| SystemTime::try_from(*d).ok())
+        .ok_or_else(|| StoreError::Service {
+            location: location(),
+            code: "MissingLastModified".into(),
+            message: "the server gave no usable last-modified time; refusing to guess its age"
+                .into(),
+        })?;
+    Ok(ObjectInfo {
         key: key.to_string(),
         size: length.unwrap_or(0).max(0) as u64,
-        last_modified: modified
-            .and_then(|d| SystemTime::try_from(*d).ok())
-            .unwrap_or(SystemTime::UNIX_EPOCH),
+        last_modified,
         etag: etag.map(str::to_string),
-    }
+    })
 }
 
 /// `len` bytes of the file at `path` from `offset`, streamed.
@@ -265,21 +274,37 @@ impl S3Store {
                         return Some((stream::iter(vec![Err(err)]), Page::Done));
                     }
                 };
-                let items: Vec<Result<ObjectInfo, StoreError>> = out
+                let mut items: Vec<Result<ObjectInfo, StoreError>> = out
                     .contents()
                     .iter()
-                    .filter_map(|o| {
-                        let key = o.key()?;
-                        Some(Ok(object_info(
+                    .map(|o| {
+                        let key = o.key().ok_or_else(|| StoreError::Service {
+                            location: this.location(""),
+                            code: "MissingKey".into(),
+                            message: "the listing holds an object without a key".into(),
+                        })?;
+                        object_info(
+                            || this.location(this.relative(key)),
                             this.relative(key),
                             o.size(),
                             o.last_modified(),
                             o.e_tag(),
-                        )))
+                        )
                     })
                     .collect();
                 let next = match (out.is_truncated(), out.next_continuation_token()) {
                     (Some(true), Some(t)) => Page::Next(t.to_string()),
+                    // A listing that says there is more but not where is incomplete: what it
+                    // left out would look deleted.
+                    (Some(true), None) => {
+                        items.push(Err(StoreError::Service {
+                            location: format!("s3://{}/{}", this.inner.bucket, full_prefix),
+                            code: "TruncatedListing".into(),
+                            message: "the listing is truncated but gives no continuation token"
+                                .into(),
+                        }));
+                        Page::Done
+                    }
                     _ => Page::Done,
                 };
                 Some((stream::iter(items), next))
@@ -304,7 +329,13 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.map_err(self.location(key), e))?;
-        let info = object_info(key, out.content_length(), out.last_modified(), out.e_tag());
+        let info = object_info(
+            || self.location(key),
+            key,
+            out.content_length(),
+            out.last_modified(),
+            out.e_tag(),
+        )?;
         let metadata = user_metadata(out.metadata());
         Ok((info, metadata))
     }
@@ -325,7 +356,13 @@ impl S3Store {
             .send()
             .await
             .map_err(|e| self.map_err(self.location(key), e))?;
-        let info = object_info(key, out.content_length(), out.last_modified(), out.e_tag());
+        let info = object_info(
+            || self.location(key),
+            key,
+            out.content_length(),
+            out.last_modified(),
+            out.e_tag(),
+        )?;
         Ok((info, user_metadata(out.metadata()), out.body))
     }
 

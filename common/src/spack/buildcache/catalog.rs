@@ -31,6 +31,17 @@ impl Catalog {
         store: &Store,
         mut on_listed: impl FnMut(u64),
     ) -> Result<Catalog, CacheError> {
+        // The indexes are read before the listing: their version tags then guard a rewrite
+        // against any `update-index` that runs while the listing is read. Read after it, an
+        // update in between would pass the guard and its new entries would look incomplete.
+        let mut indexes = Vec::new();
+        for layout in [Layout::V2, Layout::V3] {
+            match load_index(store, layout).await {
+                Ok(index) => indexes.push(index),
+                Err(CacheError::MissingIndex { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let mut objects = Vec::new();
         let mut listing = store.list("");
         while let Some(item) = listing.next().await {
@@ -40,31 +51,21 @@ impl Catalog {
             }
         }
         on_listed(objects.len() as u64);
-        let mut layouts = Vec::new();
-        if objects.iter().any(|o| o.key == v2::INDEX_KEY) {
-            layouts.push(Layout::V2);
-        }
-        if objects.iter().any(|o| o.key == v3::LAYOUT_KEY) {
-            layouts.push(Layout::V3);
-        }
-        if layouts.is_empty() {
-            return Err(if objects.iter().any(|o| o.key.starts_with(v2::PREFIX)) {
-                CacheError::MissingIndex {
-                    layout: Layout::V2,
-                    location: store.location(v2::INDEX_KEY),
-                }
-            } else if objects.iter().any(|o| o.key.starts_with("v3/")) {
-                CacheError::MissingIndex {
-                    layout: Layout::V3,
-                    location: store.location(v3::LAYOUT_KEY),
-                }
-            } else {
-                CacheError::NoCache { url: store.url() }
+        let has = |l: Layout| indexes.iter().any(|i| i.layout == l);
+        if !has(Layout::V2) && objects.iter().any(|o| o.key.starts_with(v2::PREFIX)) {
+            return Err(CacheError::MissingIndex {
+                layout: Layout::V2,
+                location: store.location(v2::INDEX_KEY),
             });
         }
-        let mut indexes = Vec::new();
-        for layout in layouts {
-            indexes.push(load_index(store, layout).await?);
+        if !has(Layout::V3) && objects.iter().any(|o| o.key.starts_with("v3/")) {
+            return Err(CacheError::MissingIndex {
+                layout: Layout::V3,
+                location: store.location(v3::INDEX_MANIFEST_KEY),
+            });
+        }
+        if indexes.is_empty() {
+            return Err(CacheError::NoCache { url: store.url() });
         }
         let mut v2_objects: HashMap<Shared, Vec<u32>> = HashMap::new();
         let mut v3_manifests = HashMap::new();

@@ -61,8 +61,35 @@ struct RawDb<'a> {
 #[derive(Deserialize)]
 struct RawDatabase<'a> {
     version: serde_json::Value,
-    #[serde(borrow, default)]
-    installs: IndexMap<&'a str, &'a RawValue>,
+    /// In file order, duplicates kept: a map would silently keep one of two records of the
+    /// same hash, and the rewrite would then copy the wrong bytes.
+    #[serde(borrow, default, deserialize_with = "records_in_order")]
+    installs: Vec<(&'a str, &'a RawValue)>,
+}
+
+/// A JSON object read as its (key, raw value) pairs, in order, without merging repeated keys.
+fn records_in_order<'de, D>(d: D) -> Result<Vec<(&'de str, &'de RawValue)>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    struct Pairs;
+    impl<'de> serde::de::Visitor<'de> for Pairs {
+        type Value = Vec<(&'de str, &'de RawValue)>;
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("an object of install records")
+        }
+        fn visit_map<A: serde::de::MapAccess<'de>>(
+            self,
+            mut map: A,
+        ) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0));
+            while let Some(pair) = map.next_entry::<&'de str, &'de RawValue>()? {
+                out.push(pair);
+            }
+            Ok(out)
+        }
+    }
+    d.deserialize_map(Pairs)
 }
 
 #[derive(Deserialize)]
@@ -118,6 +145,14 @@ impl Database {
                     .map_err(|e| FormatError::invalid(what, format!("record {hash}: {e}")))?;
                 let node = SpecNode::from_json(rec.spec, Some(hash), what)?;
                 let start = record.get().as_ptr() as usize - base;
+                if entries.contains_key(hash) {
+                    return Err(FormatError::invalid(
+                        what,
+                        format!(
+                            "install key `{hash}` appears twice: refusing an index whose rewrite would be ambiguous"
+                        ),
+                    ));
+                }
                 entries.insert(
                     node.hash.clone(),
                     IndexEntry {
@@ -273,6 +308,21 @@ mod tests {
         let err =
             Database::parse("s3://b/build_cache/index.json", b"{not json".to_vec()).unwrap_err();
         assert!(err.to_string().contains("s3://b/build_cache/index.json"));
+    }
+
+    #[test]
+    fn a_repeated_install_key_is_refused_and_named() {
+        let record = r#""rqh2vuf6fqwkmipzgi2wjx352mq7y7ez":{"spec":{"name":"libelf","version":"0.8.13","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez"},"ref_count":1,"in_buildcache":true}"#;
+        let text = format!(r#"{{"database":{{"version":"8","installs":{{{record},{record}}}}}}}"#);
+        let err = Database::parse("s3://b/build_cache/index.json", text.into_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("s3://b/build_cache/index.json")
+                && err.contains("rqh2vuf6fqwkmipzgi2wjx352mq7y7ez")
+                && err.contains("twice"),
+            "{err}"
+        );
     }
 
     #[test]

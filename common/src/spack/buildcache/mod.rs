@@ -75,6 +75,9 @@ pub struct LoadedIndex {
     /// manifest (v3).
     pub guard_key: String,
     pub guard_etag: Option<String>,
+    /// Last-modified of the guard object as read: anything newer may belong to an upload that
+    /// is still running.
+    pub guard_time: std::time::SystemTime,
     /// v3: the index manifest as read.
     pub manifest: Option<v3::Manifest>,
 }
@@ -112,6 +115,7 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
                 layout,
                 db,
                 guard_key: v2::INDEX_KEY.to_string(),
+                guard_time: obj.info.last_modified,
                 guard_etag: obj.info.etag,
                 manifest: None,
             })
@@ -142,6 +146,7 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
                 layout,
                 db,
                 guard_key: key.to_string(),
+                guard_time: obj.info.last_modified,
                 guard_etag: obj.info.etag,
                 manifest: Some(manifest),
             })
@@ -149,9 +154,12 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
     }
 }
 
-/// Write `bytes` (a database) as the index of `layout`, the index object guarded by `guard`:
-/// v2 `index.json` then `index.json.hash`; v3 the content-addressed index blob first (so the
-/// manifest never points at nothing), then the index manifest. Returns the objects written.
+/// Write `bytes` (a database) as the index of `layout`, the index object guarded by `guard`.
+/// v2: `index.json.hash` is emptied first, then `index.json` and its hash are written. Spack
+/// takes an invalid hash file as none and fetches the index; a stale one would make it keep a
+/// cached index that still lists deleted specs, so no interruption may leave one. v3: the
+/// content-addressed index blob first (the manifest never points at nothing), then the index
+/// manifest. Returns the objects written.
 pub async fn write_index(
     store: &Store,
     layout: Layout,
@@ -164,10 +172,14 @@ pub async fn write_index(
     match layout {
         Layout::V2 => {
             let hash = index::hash_file_content(&bytes);
+            store
+                .put(v2::INDEX_HASH_KEY, Vec::new(), &none, &Condition::None)
+                .await?;
             store.put(v2::INDEX_KEY, bytes, &none, guard).await?;
             store
                 .put(v2::INDEX_HASH_KEY, hash, &none, &Condition::None)
                 .await?;
+            return Ok(3);
         }
         Layout::V3 => {
             use sha2::{Digest, Sha256};
