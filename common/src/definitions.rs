@@ -222,13 +222,9 @@ fn located(path: &Path, text: &str, needle: &str, message: String) -> Definition
     }
 }
 
-fn read_spack_definition(
-    repo: &Path,
-    arch: &str,
-    name: &str,
-    path: &Path,
-    folder: Option<&Path>,
-) -> Result<ContainerDefinition, DefinitionError> {
+/// A container name: a valid registry repository name without `__`, which separates the name
+/// from the tag in SIF file names (`<name>__<tag>.sif`): `a__b__1.0.sif` could not be read back.
+fn check_name(path: &Path, name: &str) -> Result<(), DefinitionError> {
     if !is_valid_repository_name(name) {
         return Err(invalid(
             path,
@@ -237,6 +233,25 @@ fn read_spack_definition(
             ),
         ));
     }
+    if name.contains("__") {
+        return Err(invalid(
+            path,
+            format!(
+                "`{name}`: container names may not contain `__`, which separates the name from the tag in SIF file names"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn read_spack_definition(
+    repo: &Path,
+    arch: &str,
+    name: &str,
+    path: &Path,
+    folder: Option<&Path>,
+) -> Result<ContainerDefinition, DefinitionError> {
+    check_name(path, name)?;
     let text = std::fs::read_to_string(path).map_err(|source| DefinitionError::Io {
         path: path.to_path_buf(),
         source,
@@ -319,12 +334,7 @@ fn read_singularity_definition(
     name: &str,
     path: &Path,
 ) -> Result<ContainerDefinition, DefinitionError> {
-    if !is_valid_repository_name(name) {
-        return Err(invalid(
-            path,
-            format!("`{name}` is not a valid registry repository name"),
-        ));
-    }
+    check_name(path, name)?;
     let text = std::fs::read_to_string(path).map_err(|source| DefinitionError::Io {
         path: path.to_path_buf(),
         source,
@@ -362,6 +372,20 @@ mod tests {
         ] {
             assert!(!is_valid_repository_name(bad), "{bad}");
         }
+    }
+
+    #[test]
+    fn a_name_a_sif_file_name_cannot_give_back_is_refused() {
+        let repo = tempfile::tempdir().unwrap();
+        let dir = repo.path().join(DEFINITIONS_DIR).join("amd64");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("a__b.yaml"), "spack:\n  specs: [zlib]\n").unwrap();
+        let err = discover(repo.path()).unwrap_err().to_string();
+        assert!(err.contains("a__b.yaml") && err.contains("`__`"), "{err}");
+        std::fs::remove_file(dir.join("a__b.yaml")).unwrap();
+        std::fs::write(dir.join("x__y.def"), "Bootstrap: docker\nFrom: a/b:1\n").unwrap();
+        let err = discover(repo.path()).unwrap_err().to_string();
+        assert!(err.contains("x__y.def"), "{err}");
     }
 
     #[test]

@@ -16,7 +16,7 @@ pub const CONFIG: &str = "SPACKTAINERIZAH_CONFIG";
 pub const S3_REGION: &str = "S3_REGION";
 /// `spackitor clean`: maximum age in days.
 pub const SPACKITOR_MAX_AGE: &str = "SPACKITOR_MAX_AGE";
-/// `spackitor clean`: keep lockfiles or folders, `:`-separated.
+/// `spackitor clean`: keep lockfiles, folders or store URLs, `,`-separated (URLs hold `:`).
 pub const SPACKITOR_KEEP: &str = "SPACKITOR_KEEP";
 /// `spackitor clean`: Spack repositories or checkouts, `:`-separated.
 pub const SPACKITOR_SPACK_REPO: &str = "SPACKITOR_SPACK_REPO";
@@ -26,3 +26,8 @@ pub const SPACKITOR_ORPHANS: &str = "SPACKITOR_ORPHANS";
 pub const DRY_RUN: &str = "SPACKTAINERIZAH_DRY_RUN";
 /// `spackitor clean`: leave the index as it is (`true`/`false`).
 pub const SPACKITOR_NO_REINDEX: &str = "SPACKITOR_NO_REINDEX";
+/// `spackitor clean`: the git remote whose branches are alive (recorded keep lists of other
+/// branches are dropped).
+pub const SPACKITOR_BRANCHES_FROM: &str = "SPACKITOR_BRANCHES_FROM";
+/// The project's default branch (GitLab's predefined variable).
+pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";

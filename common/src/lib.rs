@@ -7,6 +7,8 @@ pub mod config;
 pub mod definitions;
 pub mod engine;
 pub mod env_names;
+pub mod git;
+pub mod keep_lists;
 pub mod printer;
 pub mod registry;
 pub mod rootfs;

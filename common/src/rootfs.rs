@@ -125,6 +125,14 @@ pub fn apply_layer(
             continue;
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
+            // `.wh..` and `.wh...` would hide the folder itself or its parent: the root, or
+            // what is above it. No tool writes them; a layer that does is refused.
+            if hidden.is_empty() || hidden == "." || hidden == ".." {
+                return Err(err(format!(
+                    "{}: a whiteout of `{hidden}` would remove its own folder or the one above",
+                    raw.display()
+                )));
+            }
             let target = parent.join(hidden);
             if let Some(dir) = inside(root, parent)? {
                 remove_any(&dir.join(hidden))
@@ -240,6 +248,26 @@ mod tests {
         let l = layer(tmp.path(), "l3", &[("escape/precious", None)]);
         assert!(apply_layer(&root, "sha256:evil", TAR, l).is_err());
         assert_eq!(fs::read_to_string(outside.join("precious")).unwrap(), "x");
+    }
+
+    #[test]
+    fn whiteouts_of_dot_and_dot_dot_are_refused_and_remove_nothing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let base = tmp.path().join("base");
+        let root = base.join("root");
+        fs::create_dir_all(root.join("etc")).unwrap();
+        fs::write(root.join("etc/keep"), "1").unwrap();
+        fs::write(base.join("beside-the-root"), "precious").unwrap();
+        for (i, entry) in [".wh..", ".wh...", "etc/.wh..", "etc/.wh..."]
+            .iter()
+            .enumerate()
+        {
+            let l = layer(tmp.path(), &format!("l{i}"), &[(entry, Some(""))]);
+            let e = apply_layer(&root, "sha256:evil", TAR, l).unwrap_err();
+            assert!(e.to_string().contains("sha256:evil"), "{entry}: {e}");
+            assert!(root.join("etc/keep").exists(), "{entry}");
+            assert!(base.join("beside-the-root").exists(), "{entry}");
+        }
     }
 
     #[test]

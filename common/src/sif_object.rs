@@ -1,5 +1,8 @@
-//! Published SIF files: their names in a bucket or directory (`<container>__<tag>.sif`) and the
-//! checksums they carry as object metadata, taken from the labels the SIF itself records.
+//! Published SIF files: their names in a bucket or directory (`<container>__<tag>.sif`), the
+//! checksums they carry as object metadata, and what they are — container, branch,
+//! architecture — as recorded in their labels and metadata. Decisions that delete (retiring old
+//! versions, pruning deleted branches) are made from that record, never from the file name: a
+//! name like `a__b__1.0__fix-amd64.sif` can be read several ways.
 
 use std::collections::BTreeMap;
 
@@ -18,6 +21,90 @@ const FROM_LABEL: &[(&str, &str)] = &[
 ];
 /// Architecture suffixes a tag may end with (`-amd64`).
 const ARCHES: &[&str] = &["amd64", "arm64", "ppc64le", "s390x", "riscv64"];
+
+/// Object metadata saying what a SIF is, and the labels (`org.spacktainerizah.<key>`) the SIF
+/// records them in, so a copy synced into a plain directory still says it.
+pub const META_CONTAINER: &str = "container";
+pub const META_BRANCH: &str = "branch";
+pub const META_ARCH: &str = "arch";
+pub const LABEL_PREFIX: &str = "org.spacktainerizah.";
+
+/// What a published SIF is: the lineage whose versions replace each other.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct SifIdentity {
+    pub container: String,
+    /// The branch slug it was built on (the default branch's too).
+    pub branch: String,
+    pub arch: String,
+}
+
+impl SifIdentity {
+    /// The labels a SIF records it in.
+    pub fn labels(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (
+                format!("{LABEL_PREFIX}{META_CONTAINER}"),
+                self.container.clone(),
+            ),
+            (format!("{LABEL_PREFIX}{META_BRANCH}"), self.branch.clone()),
+            (format!("{LABEL_PREFIX}{META_ARCH}"), self.arch.clone()),
+        ])
+    }
+
+    /// From a SIF's labels; `None` unless all three are there.
+    pub fn from_labels(labels: &BTreeMap<String, String>) -> Option<SifIdentity> {
+        let get = |k: &str| labels.get(&format!("{LABEL_PREFIX}{k}")).cloned();
+        Some(SifIdentity {
+            container: get(META_CONTAINER)?,
+            branch: get(META_BRANCH)?,
+            arch: get(META_ARCH)?,
+        })
+    }
+
+    /// From an object's metadata; `None` unless all three are there.
+    pub fn from_metadata(metadata: &BTreeMap<String, String>) -> Option<SifIdentity> {
+        Some(SifIdentity {
+            container: metadata.get(META_CONTAINER)?.clone(),
+            branch: metadata.get(META_BRANCH)?.clone(),
+            arch: metadata.get(META_ARCH)?.clone(),
+        })
+    }
+
+    /// As object metadata.
+    pub fn metadata(&self) -> BTreeMap<String, String> {
+        BTreeMap::from([
+            (META_CONTAINER.to_string(), self.container.clone()),
+            (META_BRANCH.to_string(), self.branch.clone()),
+            (META_ARCH.to_string(), self.arch.clone()),
+        ])
+    }
+}
+
+/// What the SIF object `key` of `store` is, from its metadata or, in a directory whose copy was
+/// synced without metadata, from the SIF's own labels. `None` when neither says: such a SIF is
+/// never deleted on a guess.
+pub async fn identity(store: &Store, key: &str) -> Result<Option<SifIdentity>, StoreError> {
+    let (_, metadata) = store.head(key).await?;
+    if let Some(id) = SifIdentity::from_metadata(&metadata) {
+        return Ok(Some(id));
+    }
+    if store.is_local() {
+        let path = std::path::PathBuf::from(store.location(key));
+        return Ok(crate::sif::read_labels(&path)
+            .ok()
+            .and_then(|l| SifIdentity::from_labels(&l)));
+    }
+    Ok(None)
+}
+
+/// What a SIF's object carries as metadata: its checksums and, when recorded, its identity.
+pub fn object_metadata(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> {
+    let mut m = checksums(labels);
+    if let Some(id) = SifIdentity::from_labels(labels) {
+        m.extend(id.metadata());
+    }
+    m
+}
 
 /// The checksums a SIF records, as object metadata: labels named `<namespace>.definition-checksum`,
 /// `<namespace>.lockfile-sha256` and `<namespace>.source-digest`, whatever the namespace.

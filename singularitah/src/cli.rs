@@ -89,6 +89,13 @@ pub enum SifCommand {
         /// Use `apptainer`/`singularity build` (when installed) instead of the native path.
         #[arg(long)]
         with_singularity: bool,
+        /// The container it is published as; with `--branch`, recorded in its labels (and by
+        /// `sif publish` in the object's metadata): retiring and pruning go by that record.
+        #[arg(long, requires = "branch")]
+        container: Option<String>,
+        /// The branch slug it is built on (the default branch's too).
+        #[arg(long, requires = "container")]
+        branch: Option<String>,
     },
     /// Upload a SIF with its checksums (container, lockfile, source image) as object metadata,
     /// skip it when the object already carries them, then remove the container's older SIFs
@@ -183,6 +190,8 @@ impl Cli {
                         user_env,
                         password_env,
                         with_singularity,
+                        container,
+                        branch,
                     },
             } => {
                 let mut parsed = BTreeMap::new();
@@ -204,6 +213,8 @@ impl Cli {
                     labels: parsed,
                     login_env: user_env.zip(password_env),
                     with_singularity,
+                    container,
+                    branch,
                 })
             }
             Command::Sif {

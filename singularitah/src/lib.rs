@@ -76,11 +76,14 @@ pub fn run(printer: &Printer, run: cli::Run) -> anyhow::Result<u8> {
                 "removed"
             };
             let mut text: String = r.removed.iter().map(|k| format!("{verb} {k}\n")).collect();
+            for k in &r.unattributed {
+                text.push_str(&format!("kept {k}: it records no branch\n"));
+            }
             text.push_str(&format!(
                 "{} {}, {} kept ({} branches and tags alive)\n",
                 r.removed.len(),
                 if opts.dry_run { "to remove" } else { "removed" },
-                r.kept,
+                r.kept + r.unattributed.len(),
                 r.alive
             ));
             printer.emit(&r, &text)?;

@@ -34,6 +34,10 @@ pub struct SifBuildOptions {
     pub labels: BTreeMap<String, String>,
     /// Names of the variables holding the registry login.
     pub login_env: Option<(String, String)>,
+    /// The container and branch it is published for, recorded in its labels (with the
+    /// architecture) so that retiring and pruning it never depend on reading its file name.
+    pub container: Option<String>,
+    pub branch: Option<String>,
     /// Build with `singularity`/`apptainer` instead of natively.
     pub with_singularity: bool,
 }
@@ -82,6 +86,16 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         labels.extend(def.labels());
     }
     labels.extend(opts.labels.clone());
+    if let (Some(container), Some(branch)) = (&opts.container, &opts.branch) {
+        labels.extend(
+            common::sif_object::SifIdentity {
+                container: container.clone(),
+                branch: branch.clone(),
+                arch: opts.arch.clone(),
+            }
+            .labels(),
+        );
+    }
     labels.insert(LABEL_SOURCE_DIGEST.into(), resolved.manifest.digest.clone());
     let pinned = image.with_reference(&resolved.manifest.digest);
     if opts.with_singularity {
@@ -107,7 +121,9 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
     std::fs::create_dir(&root)?;
     for layer in &resolved.layers {
         let blob = work.path().join("layer");
-        client.blob_to_file(&image, &layer.digest, &blob).await?;
+        client
+            .blob_to_file(&image, &layer.digest, layer.size, &blob)
+            .await?;
         let file = std::fs::File::open(&blob)?;
         rootfs::apply_layer(&root, &layer.digest, &layer.media_type, file)?;
         std::fs::remove_file(&blob)?;

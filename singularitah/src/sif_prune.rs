@@ -1,12 +1,10 @@
 //! `singularitah sif prune-branches`: remove SIFs built for branches that no longer exist
-//! (from buckets and directories), never those of the default branch or of tags. Every input —
-//! the remote's branches and tags, every listing — is read before the first delete.
-
-use std::collections::BTreeSet;
-use std::process::Command;
+//! (from buckets and directories), never those of the default branch or of tags, and never one
+//! that does not record its branch. Every input — the remote's branches and tags, every listing
+//! and record — is read before the first delete.
 
 use anyhow::{Context, bail};
-use common::secret::Secret;
+use common::git::Remote;
 use common::sif_object;
 use common::store::{S3Options, Store, StoreUrl};
 use serde::Serialize;
@@ -32,75 +30,22 @@ pub struct PruneReport {
     /// Removed SIFs, by location.
     pub removed: Vec<String>,
     pub kept: usize,
-}
-
-/// GitLab's `CI_COMMIT_REF_SLUG`: lowercase, anything but `[a-z0-9]` made `-`, at most 63
-/// bytes, no `-` at either end. Tags carry the slug, so both forms of a name count as alive.
-pub fn ref_slug(name: &str) -> String {
-    let s: String = name
-        .to_lowercase()
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .take(63)
-        .collect();
-    s.trim_matches('-').to_string()
-}
-
-/// Branch and tag names of `repo`, read with `git ls-remote --heads --tags`.
-pub fn remote_refs(repo: &str, login: Option<&(String, String)>) -> anyhow::Result<Vec<String>> {
-    let mut cmd = Command::new("git");
-    cmd.args(["ls-remote", "--heads", "--tags", "--", repo])
-        .env("GIT_TERMINAL_PROMPT", "0");
-    if let Some((user, var)) = login {
-        let token = Secret::from_env(var)
-            .with_context(|| format!("git login: variable `{var}` is not set or empty"))?;
-        let basic = common::registry::Login {
-            user: user.clone(),
-            secret: token,
-        }
-        .basic_header();
-        // Configuration through the environment (git ≥ 2.31): nothing secret in `ps`.
-        cmd.env("GIT_CONFIG_COUNT", "1")
-            .env("GIT_CONFIG_KEY_0", "http.extraHeader")
-            .env("GIT_CONFIG_VALUE_0", format!("Authorization: {basic}"));
-    }
-    let out = cmd
-        .output()
-        .map_err(|e| anyhow::anyhow!("running git ({e}): install git"))?;
-    if !out.status.success() {
-        bail!(
-            "git ls-remote {repo} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut names: Vec<String> = text
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(1))
-        .filter_map(|r| {
-            r.strip_prefix("refs/heads/")
-                .or_else(|| r.strip_prefix("refs/tags/"))
-        })
-        .map(|n| n.trim_end_matches("^{}").to_string())
-        .collect();
-    names.sort();
-    names.dedup();
-    if !text.lines().any(|l| l.contains("refs/heads/")) {
-        // A remote with no branch at all is a wrong URL or an empty answer, never "all gone".
-        bail!("git ls-remote {repo} listed no branch: refusing to treat every branch as deleted");
-    }
-    Ok(names)
+    /// SIFs that record no branch (published before SIFs recorded one): kept, by location.
+    pub unattributed: Vec<String>,
 }
 
 pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
-    let refs = remote_refs(&opts.repo, opts.git_login.as_ref())?;
-    let mut alive: BTreeSet<String> = refs.iter().map(|r| ref_slug(r)).collect();
-    alive.extend(refs.iter().cloned());
-    alive.insert(opts.default_branch.clone());
-    alive.insert(ref_slug(&opts.default_branch));
+    let remote = Remote {
+        url: opts.repo.clone(),
+        login: opts.git_login.clone(),
+    };
+    let alive = remote.alive(&opts.default_branch)?;
 
     let mut plans = Vec::new();
-    let mut kept = 0;
+    let mut report = PruneReport {
+        alive: alive.refs,
+        ..PruneReport::default()
+    };
     for url in &opts.stores {
         if let StoreUrl::Dir(p) = url
             && !p.is_dir()
@@ -112,19 +57,19 @@ pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
             .await
             .with_context(|| format!("listing {}", store.url()))?;
         let mut gone = Vec::new();
-        for (o, name) in sifs {
-            match &name.branch {
-                Some(b) if !alive.contains(b) => gone.push(o.key),
-                _ => kept += 1,
+        for (o, _) in sifs {
+            // The branch it records decides; a SIF that records none is never deleted.
+            match sif_object::identity(&store, &o.key)
+                .await
+                .with_context(|| format!("reading what {} is", store.location(&o.key)))?
+            {
+                Some(id) if !alive.contains(&id.branch) => gone.push(o.key),
+                Some(_) => report.kept += 1,
+                None => report.unattributed.push(store.location(&o.key)),
             }
         }
         plans.push((store, gone));
     }
-    let mut report = PruneReport {
-        alive: refs.len(),
-        kept,
-        ..PruneReport::default()
-    };
     for (store, gone) in plans {
         report
             .removed
@@ -138,16 +83,4 @@ pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
             .context("removing SIFs of deleted branches")?;
     }
     Ok(report)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::ref_slug;
-
-    #[test]
-    fn slugs_as_gitlab_makes_them() {
-        assert_eq!(ref_slug("feature/New_Thing"), "feature-new-thing");
-        assert_eq!(ref_slug("-x-"), "x");
-        assert_eq!(ref_slug(&"a".repeat(80)).len(), 63);
-    }
 }

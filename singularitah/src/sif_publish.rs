@@ -1,6 +1,7 @@
-//! `singularitah sif publish`: upload a SIF with its checksums as object metadata (multipart
-//! when large), skip when the object already carries them, then retire the container's older
-//! SIFs that are more than a week old (the newest always stays).
+//! `singularitah sif publish`: upload a SIF with its checksums and identity (container, branch,
+//! architecture) as object metadata (multipart when large), skip when the object already
+//! carries them, then retire the same lineage's older SIFs that are more than a week old (the
+//! newest always stays). A lineage is what the SIFs record, never what their names look like.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -8,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
 use common::sif;
-use common::sif_object::{self, SifName};
+use common::sif_object::{self, SifIdentity, SifName};
 use common::store::{S3Options, Store, StoreUrl};
 use serde::Serialize;
 
@@ -59,7 +60,8 @@ pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, Str
 pub async fn publish(opts: &PublishOptions) -> anyhow::Result<PublishReport> {
     // Everything checked before anything is written: the file is a SIF and says what it holds.
     let labels = sif::read_labels(&opts.file)?;
-    let checksums = sif_object::checksums(&labels);
+    let checksums = sif_object::object_metadata(&labels);
+    let identity = SifIdentity::from_labels(&labels);
     let (url, key) = target(&opts.to, &opts.file)?;
     let store = Store::open(&url, &opts.s3).await?;
     let location = store.location(&key);
@@ -75,7 +77,11 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<PublishReport> {
             .await
             .with_context(|| format!("uploading {} to {location}", opts.file.display()))?;
     }
-    let removed = retire_older(&store, &key, opts).await?;
+    let removed = match &identity {
+        Some(id) => retire_older(&store, &key, id, opts).await?,
+        // What it replaces is unknown: nothing is retired on a guess from file names.
+        None => Vec::new(),
+    };
     Ok(PublishReport {
         location,
         uploaded,
@@ -84,25 +90,34 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<PublishReport> {
     })
 }
 
-/// Remove SIFs of the same lineage as `key` older than `keep_days`, never `key` itself nor the
-/// newest of the lineage.
+/// Remove SIFs of the lineage `id` older than `keep_days`, never `key` itself nor the newest of
+/// the lineage. Candidates are the SIFs named after the container in `key`'s folder; each one's
+/// recorded identity decides.
 async fn retire_older(
     store: &Store,
     key: &str,
+    id: &SifIdentity,
     opts: &PublishOptions,
 ) -> anyhow::Result<Vec<String>> {
-    let name = SifName::parse(key).expect("checked by target()");
     let folder = key
         .rsplit_once('/')
         .map(|(d, _)| format!("{d}/"))
         .unwrap_or_default();
-    let siblings: Vec<_> = sif_object::list(store, &format!("{folder}{}__", name.container))
+    let mut siblings = Vec::new();
+    for (o, _) in sif_object::list(store, &format!("{folder}{}__", id.container))
         .await
-        .with_context(|| format!("listing the SIFs of {} in {}", name.container, store.url()))?
-        .into_iter()
-        .filter(|(o, n)| !o.key[folder.len()..].contains('/') && n.lineage() == name.lineage())
-        .map(|(o, _)| o)
-        .collect();
+        .with_context(|| format!("listing the SIFs of {} in {}", id.container, store.url()))?
+    {
+        if o.key[folder.len()..].contains('/') {
+            continue;
+        }
+        let theirs = sif_object::identity(store, &o.key)
+            .await
+            .with_context(|| format!("reading what {} is", store.location(&o.key)))?;
+        if theirs.as_ref() == Some(id) {
+            siblings.push(o);
+        }
+    }
     let newest = siblings
         .iter()
         .max_by_key(|o| o.last_modified)

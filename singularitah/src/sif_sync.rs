@@ -1,6 +1,9 @@
 //! `singularitah sif sync`: bring a shared-filesystem directory up to date with the SIFs of a
 //! bucket, copying only those whose checksums differ from what the local SIF records, each
-//! through a temporary file renamed into place so a running job never reads half a SIF.
+//! through a temporary file renamed into place so a running job never reads half a SIF, readable
+//! by every cluster user. With `--delete-removed` it removes only what it put there itself from
+//! that same source (several buckets can share a directory), and never on a listing of no SIF
+//! at all (an empty or unmounted source).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -8,7 +11,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use common::sif;
 use common::sif_object;
-use common::store::{FileStore, S3Options, Store, StoreUrl};
+use common::store::{S3Options, Store, StoreUrl};
 use serde::Serialize;
 
 #[derive(Debug, Clone)]
@@ -36,6 +39,14 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
     let objects = sif_object::list(&store, "")
         .await
         .with_context(|| format!("listing {}", store.url()))?;
+    if objects.is_empty() && opts.delete_removed {
+        bail!(
+            "{} lists no SIF at all: refusing to remove anything (an empty or unmounted source looks like this)",
+            store.url()
+        );
+    }
+    let record_path = record_path(&opts.to, &store.url());
+    let mut record = Record::read(&record_path)?;
     let mut report = SyncReport::default();
     for (o, _) in &objects {
         let local = opts.to.join(&o.key);
@@ -52,31 +63,84 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
         }
         if is_current(&local, &want, o.size) {
             report.up_to_date.push(o.key.clone());
+            record.files.insert(o.key.clone());
             continue;
         }
         if !opts.dry_run {
             fetch(&store, &o.key, &local, &want).await?;
+            record.files.insert(o.key.clone());
         }
         report.copied.push(o.key.clone());
     }
     if opts.delete_removed {
         let present: BTreeSet<&str> = objects.iter().map(|(o, _)| o.key.as_str()).collect();
-        let local = Store::File(FileStore::new(opts.to.clone()));
-        for (o, _) in sif_object::list(&local, "")
-            .await
-            .with_context(|| format!("listing {}", opts.to.display()))?
-        {
-            if !present.contains(o.key.as_str()) {
-                if !opts.dry_run {
-                    let path = opts.to.join(&o.key);
-                    std::fs::remove_file(&path)
-                        .with_context(|| format!("removing {}", path.display()))?;
+        let gone: Vec<String> = record
+            .files
+            .iter()
+            .filter(|k| !present.contains(k.as_str()))
+            .cloned()
+            .collect();
+        for key in gone {
+            let path = opts.to.join(&key);
+            if !opts.dry_run {
+                match std::fs::remove_file(&path) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("removing {}", path.display()));
+                    }
                 }
-                report.removed.push(o.key);
+                record.files.remove(&key);
             }
+            report.removed.push(key);
         }
     }
+    if !opts.dry_run {
+        record.source = store.url();
+        record.write(&record_path)?;
+    }
     Ok(report)
+}
+
+/// What one source's syncs put in the directory: only these are ever removed by them.
+#[derive(Debug, Default, Serialize, serde::Deserialize)]
+struct Record {
+    source: String,
+    files: BTreeSet<String>,
+}
+
+/// `<dir>/.spacktainerizah/sync/<hash of the source URL>.json`: in the directory store's own
+/// folder, never listed as a SIF.
+fn record_path(dir: &Path, source: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let id = hex::encode(Sha256::digest(source.as_bytes()));
+    dir.join(common::store::RESERVED_DIR)
+        .join("sync")
+        .join(format!("{}.json", &id[..16]))
+}
+
+impl Record {
+    fn read(path: &Path) -> anyhow::Result<Record> {
+        match std::fs::read(path) {
+            Ok(b) => serde_json::from_slice(&b)
+                .with_context(|| format!("{}: not a sync record", path.display())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Record::default()),
+            Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+        }
+    }
+
+    /// Written aside and renamed, like the SIFs themselves.
+    fn write(&self, path: &Path) -> anyhow::Result<()> {
+        let dir = path.parent().expect("a record has a folder");
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let tmp = tempfile::NamedTempFile::new_in(dir)
+            .with_context(|| format!("a temporary file in {}", dir.display()))?;
+        std::fs::write(tmp.path(), serde_json::to_vec_pretty(self)?)
+            .with_context(|| format!("writing {}", tmp.path().display()))?;
+        tmp.persist(path)
+            .with_context(|| format!("renaming into {}", path.display()))?;
+        Ok(())
+    }
 }
 
 /// The local copy records the object's checksums; an object published without checksums is
@@ -122,6 +186,11 @@ async fn fetch(
             );
         }
     }
+    // Cluster users run it: readable by all, as a copy made by `cp` would be (the temporary
+    // file is created 0600).
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+        .with_context(|| format!("making {} readable", tmp.path().display()))?;
     tmp.persist(local)
         .with_context(|| format!("renaming into {}", local.display()))?;
     Ok(())

@@ -30,8 +30,27 @@ fn ok(out: Output) -> String {
     String::from_utf8(out.stdout).unwrap()
 }
 
-/// A real SIF (a squashfs made by mksquashfs inside) recording `lockfile` as its checksum.
+/// A real SIF (a squashfs made by mksquashfs inside) recording `lockfile` as its checksum and,
+/// as `sif build --container --branch` records it, what it is: the test names its files
+/// `<container>__<version>[__<branch>][-arm64].sif` (the default branch is `main`).
 fn make_sif(path: &Path, lockfile: &str) {
+    let name = path.file_name().unwrap().to_str().unwrap();
+    let base = name.strip_suffix(".sif").unwrap_or(name);
+    let (base, arch) = match base.strip_suffix("-arm64") {
+        Some(b) => (b, "arm64"),
+        None => (base, "amd64"),
+    };
+    let parts: Vec<&str> = base.splitn(3, "__").collect();
+    let identity = sif_object::SifIdentity {
+        container: parts[0].to_string(),
+        branch: parts.get(2).copied().unwrap_or("main").to_string(),
+        arch: arch.to_string(),
+    };
+    make_sif_as(path, lockfile, Some(&identity));
+}
+
+/// A real SIF recording `lockfile`, and `identity` when given.
+fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&sif_object::SifIdentity>) {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     std::fs::create_dir_all(root.join("opt")).unwrap();
@@ -57,7 +76,10 @@ fn make_sif(path: &Path, lockfile: &str) {
                 "org.example.definition-checksum".to_string(),
                 "def1".to_string(),
             ),
-        ]),
+        ])
+        .into_iter()
+        .chain(identity.map(|i| i.labels()).unwrap_or_default())
+        .collect(),
         squashfs,
         created: Some(1),
     };
@@ -74,6 +96,20 @@ fn publish(file: &Path, to: &str) -> String {
         "--to",
         to,
     ]))
+}
+
+/// Upload a SIF as `sif publish` leaves it: with its checksums and identity as metadata.
+async fn put_published(store: &common::store::Store, key: &str, path: &Path) {
+    let labels = common::sif::read_labels(path).unwrap();
+    store
+        .put_file(
+            key,
+            path,
+            &sif_object::object_metadata(&labels),
+            common::store::DEFAULT_PART_SIZE,
+        )
+        .await
+        .unwrap();
 }
 
 async fn keys(url: &str) -> BTreeSet<String> {
@@ -107,10 +143,7 @@ async fn publish_records_checksums_skips_the_same_and_retires_old_sifs_over_s3()
     ] {
         let p = work.path().join(k);
         make_sif(&p, k);
-        store
-            .put_file(k, &p, &BTreeMap::new(), common::store::DEFAULT_PART_SIZE)
-            .await
-            .unwrap();
+        put_published(&store, k, &p).await;
     }
     let sif = work.path().join("tool.sif");
     make_sif(&sif, "lock-a");
@@ -297,6 +330,8 @@ async fn sync_copies_only_what_changed_atomically() {
     let mut left: Vec<String> = std::fs::read_dir(shared.path())
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
+        // The record of what this sync put there, in the store's own folder.
+        .filter(|n| n != common::store::RESERVED_DIR)
         .collect();
     left.sort();
     assert_eq!(
@@ -351,7 +386,7 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A git remote with `main`, `feature/alive` and the tag `v1.0`.
+/// A git remote with `main`, `feature/alive`, `fix-amd64` and the tag `v1.0`.
 fn remote() -> (tempfile::TempDir, PathBuf) {
     let d = tempfile::tempdir().unwrap();
     let src = d.path().join("src");
@@ -359,6 +394,7 @@ fn remote() -> (tempfile::TempDir, PathBuf) {
     git(&src, &["init", "-q"]);
     git(&src, &["commit", "-q", "--allow-empty", "-m", "x"]);
     git(&src, &["branch", "feature/alive"]);
+    git(&src, &["branch", "fix-amd64"]);
     git(&src, &["tag", "-a", "v1.0", "-m", "v1.0"]);
     let bare = d.path().join("remote.git");
     git(
@@ -381,24 +417,38 @@ async fn prune_branches_removes_only_sifs_of_deleted_branches() {
     let url = format!("s3://{bucket}/containers");
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&url).await;
+    // What each SIF records (container, branch slug, architecture); the names alone are
+    // ambiguous: is `fix-amd64` a branch, or `fix` built for amd64?
+    let id = |branch: &str, arch: &str| sif_object::SifIdentity {
+        container: "tool".into(),
+        branch: branch.into(),
+        arch: arch.into(),
+    };
     let names = [
-        "tool__1.0.sif",
-        "tool__1.0__feature-alive.sif",
-        "tool__1.0__v1-0-amd64.sif",
-        "tool__1.0__gone-branch.sif",
-        "tool__1.0__gone-branch-arm64.sif",
+        ("tool__1.0.sif", id("main", "amd64")),
+        ("tool__1.0__feature-alive.sif", id("feature-alive", "amd64")),
+        ("tool__1.0__v1-0-amd64.sif", id("v1-0", "amd64")),
+        ("tool__1.0__fix-amd64.sif", id("fix-amd64", "amd64")),
+        ("tool__1.0__gone-branch.sif", id("gone-branch", "amd64")),
+        (
+            "tool__1.0__gone-branch-arm64.sif",
+            id("gone-branch", "arm64"),
+        ),
+        ("tool__1.0__fix-arm64.sif", id("fix", "arm64")),
     ];
-    let src = dir.path().join("src.sif");
-    make_sif(&src, "x");
     let shared = dir.path().join("shared");
     std::fs::create_dir(&shared).unwrap();
-    for n in names {
-        store
-            .put_file(n, &src, &BTreeMap::new(), common::store::DEFAULT_PART_SIZE)
-            .await
-            .unwrap();
+    for (n, identity) in &names {
+        let src = dir.path().join(n);
+        make_sif_as(&src, "x", Some(identity));
+        put_published(&store, n, &src).await;
+        // Synced copies carry no metadata: their labels say what they are.
         std::fs::copy(&src, shared.join(n)).unwrap();
     }
+    // Published before SIFs recorded what they are: never deleted on a guess from its name.
+    let legacy = dir.path().join("legacy.sif");
+    make_sif_as(&legacy, "x", None);
+    put_published(&store, "tool__0.1__gone-branch.sif", &legacy).await;
     let repo = format!("file://{}", bare.display());
     let shared_arg = shared.to_str().unwrap();
     let args = [
@@ -412,12 +462,18 @@ async fn prune_branches_removes_only_sifs_of_deleted_branches() {
         shared_arg,
     ];
     let dry = ok(singularitah(&[&args[..], &["--dry-run"]].concat()));
-    assert!(dry.contains("4 to remove, 6 kept"), "{dry}");
-    assert_eq!(keys(&url).await.len(), 5, "a dry run changes nothing");
+    assert!(dry.contains("6 to remove, 9 kept"), "{dry}");
+    assert!(
+        dry.contains("tool__0.1__gone-branch.sif: it records no branch"),
+        "{dry}"
+    );
+    assert_eq!(keys(&url).await.len(), 8, "a dry run changes nothing");
     let out = ok(singularitah(&args));
-    assert!(out.contains("4 removed"), "{out}");
-    let alive: BTreeSet<String> = names[..3].iter().map(|s| s.to_string()).collect();
-    assert_eq!(keys(&url).await, alive);
+    assert!(out.contains("6 removed"), "{out}");
+    let alive: BTreeSet<String> = names[..4].iter().map(|(s, _)| s.to_string()).collect();
+    let mut in_bucket = alive.clone();
+    in_bucket.insert("tool__0.1__gone-branch.sif".into());
+    assert_eq!(keys(&url).await, in_bucket);
     let local: BTreeSet<String> = std::fs::read_dir(&shared)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
@@ -436,7 +492,7 @@ async fn prune_branches_removes_only_sifs_of_deleted_branches() {
     ] {
         let out = singularitah(&["sif", "prune-branches", "--repo", &bad, "--in", &url]);
         assert_eq!(out.status.code(), Some(2), "{bad}");
-        assert_eq!(keys(&url).await, alive);
+        assert_eq!(keys(&url).await, in_bucket);
     }
 }
 
@@ -637,4 +693,127 @@ fn with_singularity_runs_apptainer_on_a_pinned_labelled_definition_with_the_logi
         env.contains(&format!("APPTAINER_DOCKER_PASSWORD={password}")),
         "login by environment"
     );
+}
+
+#[tokio::test]
+async fn sync_removes_only_what_it_put_there_never_on_an_empty_listing_and_shares_readably() {
+    use std::os::unix::fs::PermissionsExt;
+    let work = tempfile::tempdir().unwrap();
+    let shared = tempfile::tempdir().unwrap();
+    let to = shared.path().to_str().unwrap().to_string();
+    // Two buckets synced into the same directory.
+    let (a, b) = (new_bucket("sync-a").await, new_bucket("sync-b").await);
+    for (bucket, name) in [(&a, "one__1.sif"), (&b, "two__1.sif")] {
+        let p = work.path().join(name);
+        make_sif(&p, name);
+        put_published(&open_store(&format!("s3://{bucket}")).await, name, &p).await;
+    }
+    let sync = |bucket: &str, extra: &[&str]| {
+        let from = format!("s3://{bucket}");
+        let mut args = vec![
+            "sif", "sync", "--from", &from, "--to", &to, "--output", "json",
+        ];
+        args.extend(extra);
+        singularitah(&args)
+    };
+    for bucket in [&a, &b] {
+        ok(sync(bucket, &["--delete-removed"]));
+    }
+    for name in ["one__1.sif", "two__1.sif"] {
+        let mode = std::fs::metadata(shared.path().join(name))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o644, "{name}: every cluster user reads it");
+    }
+    // Each sync leaves the other bucket's SIFs alone.
+    for bucket in [&a, &b] {
+        let r: serde_json::Value =
+            serde_json::from_str(&ok(sync(bucket, &["--delete-removed"]))).unwrap();
+        assert_eq!(r["removed"], serde_json::json!([]), "{r}");
+    }
+    assert!(shared.path().join("one__1.sif").exists() && shared.path().join("two__1.sif").exists());
+
+    // A source that lists no SIF (emptied, or an unmounted directory) removes nothing.
+    open_store(&format!("s3://{a}"))
+        .await
+        .delete_many(vec!["one__1.sif".into()])
+        .await
+        .unwrap();
+    let out = sync(&a, &["--delete-removed"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("lists no SIF"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(shared.path().join("one__1.sif").exists());
+    let unmounted = tempfile::tempdir().unwrap();
+    let out = singularitah(&[
+        "sif",
+        "sync",
+        "--from",
+        unmounted.path().to_str().unwrap(),
+        "--to",
+        &to,
+        "--delete-removed",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(shared.path().join("one__1.sif").exists() && shared.path().join("two__1.sif").exists());
+
+    // Once the bucket holds other SIFs again, what it removed goes; the other bucket's stays.
+    let p = work.path().join("three__1.sif");
+    make_sif(&p, "three");
+    put_published(&open_store(&format!("s3://{a}")).await, "three__1.sif", &p).await;
+    let r: serde_json::Value = serde_json::from_str(&ok(sync(&a, &["--delete-removed"]))).unwrap();
+    assert_eq!(r["removed"], serde_json::json!(["one__1.sif"]), "{r}");
+    assert!(!shared.path().join("one__1.sif").exists());
+    assert!(shared.path().join("two__1.sif").exists());
+}
+
+#[test]
+fn publish_retires_only_its_own_lineage_whatever_the_names_look_like() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = tempfile::tempdir().unwrap();
+    // `a`'s old SIF, and one whose name starts like `a`'s but which records another container
+    // (published before such names were refused), and one recording another architecture.
+    let other = sif_object::SifIdentity {
+        container: "a__b".into(),
+        branch: "main".into(),
+        arch: "amd64".into(),
+    };
+    let arm = sif_object::SifIdentity {
+        container: "a".into(),
+        branch: "main".into(),
+        arch: "arm64".into(),
+    };
+    for (name, identity) in [
+        ("a__0.9.sif", None),
+        ("a__b__0.9.sif", Some(&other)),
+        ("a__0.8.sif", Some(&arm)),
+    ] {
+        let p = dir.path().join(name);
+        match identity {
+            None => make_sif(&p, name),
+            Some(id) => make_sif_as(&p, name, Some(id)),
+        }
+        ok(singularitah(&[
+            "sif",
+            "publish",
+            p.to_str().unwrap(),
+            "--to",
+            &format!("{}/", dir.path().display()),
+        ]));
+        backdate(&dir.path().join(name), 30);
+    }
+    let sif = work.path().join("a__1.0.sif");
+    make_sif(&sif, "new");
+    let out = publish(&sif, &format!("{}/", dir.path().display()));
+    assert!(out.contains("removed a__0.9.sif"), "{out}");
+    assert!(
+        !out.contains("a__b__0.9.sif") && !out.contains("a__0.8.sif"),
+        "{out}"
+    );
+    assert!(dir.path().join("a__b__0.9.sif").exists());
+    assert!(dir.path().join("a__0.8.sif").exists());
 }

@@ -20,10 +20,16 @@ const MERGE_REQUEST: &str = "$CI_PIPELINE_SOURCE == \"merge_request_event\"";
 const DEFAULT_BRANCH: &str = "$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH";
 const WEB: &str = "$CI_PIPELINE_SOURCE == \"web\"";
 const SCHEDULE: &str = "$CI_PIPELINE_SOURCE == \"schedule\"";
+const OTHER_BRANCH_WEB: &str =
+    "$CI_PIPELINE_SOURCE == \"web\" && $CI_COMMIT_BRANCH != $CI_DEFAULT_BRANCH";
 
 #[derive(Debug, Clone)]
 pub struct ChainOptions {
     pub config: Config,
+    /// Package repositories the environments use besides Spack's own (the template's
+    /// `spack: repos:`, relative to the repository root): the janitor is told of them, so the
+    /// "package removed" rule knows their packages.
+    pub package_repos: Vec<String>,
     /// Path of the configuration file in the repository, as the jobs read it.
     pub config_path: String,
     /// Image holding the Spacktainerizah tools, for the jobs that only run them.
@@ -145,6 +151,8 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
                 script: vec![
                     "spack-cacher prepare --output envs --branch \"$CI_COMMIT_REF_SLUG\"".into(),
                     format!("spack-cacher generate --envs envs --arch {arch} --pipelines {scratch}"),
+                    // The keep lists go into the cache before any build job starts.
+                    format!("spack-cacher record --envs envs --arch {arch}"),
                     format!("spack-cacher process --arch {arch} --output {scratch}/pipelines --artifacts-job \"$CI_JOB_NAME\" {scratch}"),
                 ],
                 artifacts: Some(Artifacts { paths: vec![format!("envs/{arch}"), scratch.clone()], when: Some("always".into()), ..Artifacts::default() }),
@@ -163,32 +171,77 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             ),
         )?;
 
-        // Cleanup may start as soon as this architecture's cache is filled; the lockfiles
-        // concretized for it are the keep lists.
-        p.add_job(
-            format!("clean build cache {arch}"),
+        // Cleanup may start as soon as this architecture's cache is filled. Every cleaning
+        // keeps what every living branch recorded, whichever pipeline runs it; a branch's
+        // pipeline cleans the cache it fills, with that cache's age.
+        let after_build = |on_default: bool| {
+            let keep = format!("envs/{arch}");
             Job {
                 needs: Some(vec![
+                    Need::with_artifacts("generate base images", true),
                     Need::with_artifacts(generate.clone(), true),
                     Need::job(trigger_name.clone()),
                 ]),
-                rules: vec![
-                    Rule::when_if(SCHEDULE, "never"),
-                    Rule::when_if(DEFAULT_BRANCH, "on_success"),
-                    Rule::when_if(WEB, "on_success"),
-                ],
-                ..clean_job(opts, ac, arch, Some(&format!("envs/{arch}")))
-            },
-        )?;
-        // The scheduled run: the janitor alone, by age (no pipeline's lockfiles to keep).
+                ..clean_job(opts, ac, arch, on_default, Some(&keep), "$BUILDER_TAG")
+            }
+        };
+        let separate_branch_cache = ac
+            .build_cache
+            .branch_url
+            .as_ref()
+            .is_some_and(|b| *b != ac.build_cache.url);
+        if separate_branch_cache {
+            p.add_job(
+                format!("clean build cache {arch}"),
+                Job {
+                    rules: vec![
+                        Rule::when_if(SCHEDULE, "never"),
+                        Rule::when_if(DEFAULT_BRANCH, "on_success"),
+                    ],
+                    ..after_build(true)
+                },
+            )?;
+            p.add_job(
+                format!("clean branch build cache {arch}"),
+                Job {
+                    rules: vec![
+                        Rule::when_if(SCHEDULE, "never"),
+                        Rule::when_if(OTHER_BRANCH_WEB, "on_success"),
+                    ],
+                    ..after_build(false)
+                },
+            )?;
+        } else {
+            p.add_job(
+                format!("clean build cache {arch}"),
+                Job {
+                    rules: vec![
+                        Rule::when_if(SCHEDULE, "never"),
+                        Rule::when_if(DEFAULT_BRANCH, "on_success"),
+                        Rule::when_if(WEB, "on_success"),
+                    ],
+                    ..after_build(true)
+                },
+            )?;
+        }
+        // The scheduled runs: the janitor alone, each cache with its own age, on the default
+        // branch's builder (no stage 1 runs on a schedule).
+        let tag = cfg.tags.default_branch.clone();
+        let scheduled = |on_default: bool| Job {
+            needs: Some(vec![]),
+            rules: vec![Rule::when_if(SCHEDULE, "always")],
+            ..clean_job(opts, ac, arch, on_default, None, &tag)
+        };
         p.add_job(
             format!("scheduled clean build cache {arch}"),
-            Job {
-                needs: Some(vec![]),
-                rules: vec![Rule::when_if(SCHEDULE, "always")],
-                ..clean_job(opts, ac, arch, None)
-            },
+            scheduled(true),
         )?;
+        if separate_branch_cache {
+            p.add_job(
+                format!("scheduled clean branch build cache {arch}"),
+                scheduled(false),
+            )?;
+        }
         cache_triggers.push((generate, trigger_name));
     }
 
@@ -281,32 +334,83 @@ fn scheduled_job(opts: &ChainOptions, runner: &str, cmd: String) -> Job {
     }
 }
 
+/// `spackitor clean` of the cache branches (`on_default`: the default branch) fill, keeping
+/// every keep list recorded in any cache of the architecture by a branch the remote still has
+/// (and `keep`, this pipeline's own lockfiles), with Spack's package repository (in the
+/// builder, tagged `builder_tag`) and the project's.
 fn clean_job(
     opts: &ChainOptions,
     ac: &common::config::ArchConfig,
     arch: &str,
+    on_default: bool,
     keep: Option<&str>,
+    builder_tag: &str,
 ) -> Job {
+    let q = common::ci::shell_quote;
     let bucket = &ac.build_cache;
-    // On the default branch the production cache and age; a scheduled run is on it too.
-    let mut cmd = format!("spackitor clean --cache {} --orphans", bucket.url);
-    if let Some(age) = bucket.max_age_for(true) {
+    let url = bucket.url_for(on_default);
+    let mut cmd = format!("spackitor clean --cache {} --orphans", q(url));
+    if let Some(age) = bucket.max_age_for(on_default) {
         cmd.push_str(&format!(" --max-age {age}"));
     }
     // Variable names, not values: the tool reads the secrets from the job's environment.
     cmd.push_str(&bucket.cli_flags());
+    let mut caches = vec![bucket.url_for(true)];
+    caches.extend(bucket.branch_url.as_deref());
+    caches.dedup();
+    for c in caches {
+        if let Ok(records) = crate::record::records_url(c) {
+            cmd.push_str(&format!(" --keep {}", q(&records.to_string())));
+        }
+    }
     if let Some(k) = keep {
         cmd.push_str(&format!(" --keep {k}"));
     }
+    cmd.push_str(
+        " --branches-from \"$CI_PROJECT_URL\" --default-branch \"$CI_DEFAULT_BRANCH\" --git-token-env CI_JOB_TOKEN",
+    );
+    cmd.push_str(" --spack-repo \"$SPACK_ROOT\"");
+    for r in &opts.package_repos {
+        cmd.push_str(&format!(" --spack-repo {}", q(r)));
+    }
     Job {
         stage: Some("cleanup".into()),
-        image: tools(&opts.tools_image),
+        image: Some(Image::Detailed {
+            name: format!("{}/builder:{builder_tag}", opts.config.registry.url),
+            entrypoint: Some(vec![String::new()]),
+            pull_policy: None,
+        }),
         tags: vec![ac.runner_tag.clone()],
         script: vec![cmd],
         // One janitor at a time per cache.
-        resource_group: Some(format!("build-cache-{arch}")),
+        resource_group: Some(format!(
+            "build-cache-{arch}{}",
+            if on_default { "" } else { "-branches" }
+        )),
         ..Job::default()
     }
+}
+
+/// The package repositories the template `spack.yaml` of `repo` lists (`spack: repos:`, a list
+/// or, as Spack 1.x writes it, a map), as written.
+pub fn template_repos(repo: &std::path::Path) -> anyhow::Result<Vec<String>> {
+    let path = repo.join("spack.yaml");
+    if !path.is_file() {
+        return Ok(Vec::new());
+    }
+    let doc: common::yaml::Value = common::yaml::read(&path)?;
+    let repos = doc.get("spack").and_then(|s| s.get("repos"));
+    Ok(match repos {
+        Some(common::yaml::Value::Sequence(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        Some(common::yaml::Value::Mapping(m)) => m
+            .values()
+            .filter_map(|v| v.as_str().map(str::to_string))
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 fn dotenv(file: &str) -> common::yaml::Value {

@@ -12,6 +12,7 @@ use crate::chain::ChainOptions;
 use crate::generate::GenerateOptions;
 use crate::prepare::PrepareOptions;
 use crate::process::ProcessOptions;
+use crate::record::RecordOptions;
 
 #[derive(Debug, Parser)]
 #[command(name = "spack-cacher", version, about = "Fills the Spack binary build cache from the container definitions (stage 2).", after_help = EXIT_CODES_HELP)]
@@ -60,6 +61,21 @@ pub enum Command {
         #[command(flatten)]
         out: common::cli::OutputArgs,
     },
+    /// Record each concretized `spack.lock` of an architecture in the build cache the branch
+    /// fills (`_spacktainerizah/keep/<branch>/<arch>/<container>/spack.lock`): the keep lists
+    /// `spackitor clean --keep URL` protects.
+    Record {
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+        /// Where `prepare` wrote the environments and `generate` concretized them.
+        #[arg(long)]
+        envs: PathBuf,
+        #[arg(long)]
+        arch: String,
+        /// The branch slug; the default branch records in the production cache.
+        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        branch: String,
+    },
     /// Write the project's `.gitlab-ci.yml`: base images, build cache per architecture,
     /// containers and cleanup, each stage a child pipeline from its generating job's artifacts;
     /// a scheduled pipeline runs only the janitor.
@@ -72,6 +88,9 @@ pub enum Command {
         /// Where to write it (`-` for stdout).
         #[arg(long, default_value = ".gitlab-ci.yml")]
         output: PathBuf,
+        /// The repository with the template `spack.yaml` and `container_definitions/`.
+        #[arg(long, default_value = ".")]
+        repo: PathBuf,
     },
     /// Turn the pipelines `spack ci generate` wrote for one architecture into GitLab child
     /// pipelines: jobs merged (a job shared by several environments once, in its earliest
@@ -106,6 +125,7 @@ pub enum Command {
 
 /// A parsed command with the plain options the library works from.
 pub enum Run {
+    Record(RecordOptions),
     Chain(ChainOptions, PathBuf),
     Prepare(PrepareOptions),
     Generate(GenerateOptions, common::printer::Printer),
@@ -115,17 +135,31 @@ pub enum Run {
 impl Cli {
     pub fn into_run(self) -> anyhow::Result<Run> {
         Ok(match self.command {
+            Command::Record {
+                config,
+                envs,
+                arch,
+                branch,
+            } => Run::Record(RecordOptions {
+                config: Config::read(&config)?,
+                envs,
+                arch,
+                branch,
+            }),
             Command::Chain {
                 config,
                 tools_image,
                 output,
+                repo,
             } => {
                 let cfg = Config::read(&config)?;
+                let package_repos = crate::chain::template_repos(&repo)?;
                 let tools_image = tools_image
                     .unwrap_or_else(|| format!("{}/spacktainerizah:latest", cfg.registry.url));
                 Run::Chain(
                     ChainOptions {
                         config: cfg,
+                        package_repos,
                         config_path: config.display().to_string(),
                         tools_image,
                     },

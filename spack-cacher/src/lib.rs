@@ -5,6 +5,7 @@ pub mod cli;
 pub mod generate;
 pub mod prepare;
 pub mod process;
+pub mod record;
 
 use anyhow::Context;
 use common::cli::exit;
@@ -34,6 +35,13 @@ pub fn run(cmd: cli::Run) -> anyhow::Result<u8> {
         cli::Run::Generate(opts, printer) => {
             for p in generate::run(&opts, &printer)? {
                 println!("{}", p.display());
+            }
+            Ok(exit::SUCCESS)
+        }
+        cli::Run::Record(opts) => {
+            let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            for location in rt.block_on(record::run(&opts))? {
+                println!("{location}");
             }
             Ok(exit::SUCCESS)
         }

@@ -11,6 +11,7 @@ use spacktainerizah_tests::{repo_root, validate_gitlab_ci};
 fn chain() -> Pipeline {
     chain::pipeline(&ChainOptions {
         config: Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap(),
+        package_repos: Vec::new(),
         config_path: "spacktainerizah.yaml".into(),
         tools_image: "registry.example.org/hpc/spacktainers/spacktainerizah:latest".into(),
     })
@@ -146,4 +147,97 @@ fn the_committed_gitlab_ci_is_what_chain_writes() {
         "run `spack-cacher chain` (or UPDATE_SNAPSHOTS=1)"
     );
     validate_gitlab_ci(&std::fs::read_to_string(&path).unwrap()).unwrap();
+}
+
+#[test]
+fn every_cleaning_keeps_what_every_living_branch_recorded() {
+    let cfg = Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap();
+    let p = chain::pipeline(&ChainOptions {
+        config: cfg.clone(),
+        package_repos: vec!["packages".into()],
+        config_path: "spacktainerizah.yaml".into(),
+        tools_image: "tools:1".into(),
+    })
+    .unwrap();
+    for (arch, ac) in &cfg.architectures {
+        // The generating job records the lockfiles it concretized, before any build.
+        let generate = &p.jobs[&format!("generate build cache {arch}")].script;
+        let record = generate
+            .iter()
+            .position(|l| l.starts_with("spack-cacher record "))
+            .expect("stage 2 records its keep lists");
+        let process = generate
+            .iter()
+            .position(|l| l.starts_with("spack-cacher process "))
+            .unwrap();
+        assert!(record < process, "recorded before the build jobs exist");
+
+        let mut caches = vec![ac.build_cache.url.clone()];
+        caches.extend(ac.build_cache.branch_url.clone());
+        let cleaners: Vec<(&String, &Job)> = p
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.script.iter().any(|l| l.starts_with("spackitor clean")))
+            .filter(|(n, _)| n.ends_with(&format!(" {arch}")))
+            .collect();
+        assert!(
+            cleaners.len() >= 2,
+            "{arch}: after a build and on a schedule"
+        );
+        for (name, job) in &cleaners {
+            let cmd = &job.script[0];
+            for c in &caches {
+                assert!(
+                    cmd.contains(&format!("--keep '{c}/_spacktainerizah/keep'")),
+                    "{name} keeps what was recorded in {c}: {cmd}"
+                );
+            }
+            assert!(
+                cmd.contains("--branches-from \"$CI_PROJECT_URL\""),
+                "{name}: {cmd}"
+            );
+            assert!(
+                cmd.contains("--spack-repo \"$SPACK_ROOT\""),
+                "{name}: {cmd}"
+            );
+            assert!(cmd.contains("--spack-repo 'packages'"), "{name}: {cmd}");
+        }
+        // Each cache is cleaned on the schedule, with its own age.
+        for (cache, on_default) in [(ac.build_cache.url.as_str(), true)]
+            .into_iter()
+            .chain(ac.build_cache.branch_url.as_deref().map(|b| (b, false)))
+        {
+            let age = ac.build_cache.max_age_for(on_default).unwrap();
+            assert!(
+                cleaners.iter().any(|(n, j)| n.starts_with("scheduled")
+                    && j.script[0].contains(&format!("--cache '{cache}' "))
+                    && j.script[0].contains(&format!("--max-age {age} "))),
+                "{cache} is cleaned on a schedule with {age} days"
+            );
+        }
+        // A manual run on a feature branch never cleans the production cache.
+        let prod = cleaners
+            .iter()
+            .filter(|(_, j)| {
+                j.script[0].contains(&format!("--cache '{}' ", ac.build_cache.url))
+                    && j.rules.iter().any(|r| r.when.as_deref() != Some("never"))
+                    && !j.rules.iter().any(|r| r.when.as_deref() == Some("always"))
+            })
+            .collect::<Vec<_>>();
+        for (name, job) in prod {
+            let starts: Vec<&str> = job
+                .rules
+                .iter()
+                .filter(|r| r.when.as_deref() == Some("on_success"))
+                .filter_map(|r| r.if_.as_deref())
+                .collect();
+            if ac.build_cache.branch_url.is_some() {
+                assert_eq!(
+                    starts,
+                    ["$CI_COMMIT_BRANCH == $CI_DEFAULT_BRANCH"],
+                    "{name}: only the default branch cleans the production cache"
+                );
+            }
+        }
+    }
 }

@@ -195,3 +195,67 @@ fn every_command_has_help() {
         );
     }
 }
+
+#[test]
+fn record_puts_each_lockfile_in_the_cache_the_branch_fills() {
+    let work = tempfile::tempdir().unwrap();
+    let (prod, dev) = (work.path().join("prod"), work.path().join("dev"));
+    let text = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
+        .unwrap()
+        .replace(
+            "url: s3://spack-build-cache\n",
+            &format!("url: file://{}\n", prod.display()),
+        )
+        .replace(
+            "branch_url: s3://spack-build-cache-dev",
+            &format!("branch_url: file://{}", dev.display()),
+        );
+    let config = work.path().join("spacktainerizah.yaml");
+    std::fs::write(&config, text).unwrap();
+    let envs = work.path().join("envs");
+    prepare::run(&PrepareOptions {
+        config: Config::read(&config).unwrap(),
+        ..options(&envs, "my-feature")
+    })
+    .unwrap();
+    let record = |branch: &str| {
+        Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+            .args(["record", "--arch", "amd64", "--branch", branch, "--envs"])
+            .arg(&envs)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap()
+    };
+    // Not concretized yet: refused, nothing written.
+    let out = record("my-feature");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not concretized"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!dev.exists());
+    let lock = repo_root().join("tests/fixtures/spack/lockfiles/spack__all-pythons__spack.lock");
+    for e in prepare::environments(&envs, "amd64").unwrap() {
+        std::fs::copy(&lock, e.join("spack.lock")).unwrap();
+    }
+    for (branch, cache) in [("my-feature", &dev), ("main", &prod)] {
+        let out = record(branch);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        for c in ["brainbuilder", "neurodamus-neocortex", "system-benchmarks"] {
+            let recorded = cache.join(format!(
+                "{}/{branch}/amd64/{c}/spack.lock",
+                common::keep_lists::PREFIX
+            ));
+            assert_eq!(
+                std::fs::read(&recorded).unwrap(),
+                std::fs::read(&lock).unwrap()
+            );
+        }
+    }
+}

@@ -97,6 +97,11 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         }
         let key = shell_quote(&sif.key);
         let arch = shell_quote(&d.arch);
+        // What the SIF is, recorded in it: retiring and pruning go by this, not its name.
+        let identity = format!(
+            " --container {} --branch {branch}",
+            shell_quote(&d.container)
+        );
         let build = if d.kind == "spack" {
             let login = cfg
                 .registry
@@ -111,7 +116,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
                 })
                 .unwrap_or_default();
             format!(
-                "singularitah sif build {} --arch {arch} -o {key}{login}",
+                "singularitah sif build {} --arch {arch} -o {key}{login}{identity}",
                 shell_quote(&d.target)
             )
         } else {
@@ -123,7 +128,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
                 .map(|(k, v)| format!(" --label {}", shell_quote(&format!("{k}={v}"))))
                 .collect();
             format!(
-                "singularitah sif build --def {} --arch {arch} -o {key}{labels}",
+                "singularitah sif build --def {} --arch {arch} -o {key}{labels}{identity}",
                 shell_quote(&d.definition.display().to_string())
             )
         };

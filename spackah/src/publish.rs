@@ -2,7 +2,7 @@
 //! default branch only, and only when the public repository exists and lacks the tag or holds
 //! other checksums.
 
-use anyhow::Context;
+use anyhow::{Context, bail};
 use common::engine::Engine;
 use common::registry::RegistryClient;
 
@@ -55,6 +55,19 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<String> {
     engine
         .pull(&source, &opts.arch, project_login.as_ref())
         .await?;
+    // The tag may name an image built before the lockfile or definition changed: only the one
+    // this plan describes may reach the hub.
+    let have = engine.labels(&source).await?;
+    if let Some((k, want)) = planned
+        .record
+        .iter()
+        .find(|(k, v)| have.get(*k) != Some(*v))
+    {
+        bail!(
+            "{source} holds other checksums than the plan ({k}: {} here, {want} planned): refusing to publish a stale image; build it again first",
+            have.get(k).map(String::as_str).unwrap_or("none")
+        );
+    }
     engine.tag(&source, &name).await?;
     engine.push(&name, login.as_ref()).await?;
     Ok(format!("pushed {name}"))

@@ -342,4 +342,23 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     let out = spackah(d, &["plan", "--output", "json"], &canary);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("lockfile changed"));
+
+    // The image under that tag here is the one built before the change: it never reaches the
+    // hub, whose copy stays as it was.
+    let out = Command::new(env!("CARGO_BIN_EXE_spackah"))
+        .args(["publish", "--container", "pythons", "--arch", "amd64"])
+        .args(["--branch", "main", "--repo"])
+        .arg(d)
+        .arg("--lockfiles")
+        .arg(d.join("locks"))
+        .arg("--config")
+        .arg(d.join("spacktainerizah.yaml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("stale") && err.contains("lockfile-sha256"),
+        "{err}"
+    );
 }

@@ -4,6 +4,9 @@
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
+
+use common::git::Remote;
+use common::store::S3Options;
 use std::time::{Instant, SystemTime};
 
 use anyhow::{Context, bail};
@@ -15,7 +18,7 @@ use common::store::{
 };
 use serde::Serialize;
 
-use crate::keep;
+use crate::keep::{self, KeepSource};
 use crate::manifests;
 use crate::model::{CacheModel, LayoutModel, Unowned};
 use crate::plan::{self, LayoutPlan, Reason, Rules};
@@ -27,7 +30,12 @@ const REWRITE_ATTEMPTS: usize = 3;
 #[derive(Debug, Clone)]
 pub struct CleanOptions {
     pub max_age_days: f64,
-    pub keep: Vec<PathBuf>,
+    pub keep: Vec<KeepSource>,
+    /// How keep lists in stores are reached (the cache's own S3 settings).
+    pub keep_s3: S3Options,
+    /// The git remote whose branches are alive, and its default branch: recorded keep lists
+    /// of other branches are dropped. Without it every record is kept.
+    pub branches: Option<(Remote, String)>,
     pub spack_repos: Vec<PathBuf>,
     pub orphans: bool,
     pub dry_run: bool,
@@ -50,6 +58,10 @@ pub struct Report {
     pub failures: Vec<Failure>,
     pub requests: RequestCounts,
     pub duration_seconds: f64,
+    /// Keep lockfiles read.
+    pub keep_lists: usize,
+    /// Recorded keep lists of branches the remote no longer has: left out, and removed.
+    pub dropped_keep_lists: Vec<String>,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -84,7 +96,16 @@ impl From<DeleteFailure> for Failure {
 pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyhow::Result<u8> {
     let started = Instant::now();
     // Every input is checked before anything is deleted.
-    let lockfiles = keep::load(&opts.keep)?;
+    let alive = match &opts.branches {
+        Some((remote, default_branch)) => Some(
+            remote
+                .alive(default_branch)
+                .context("reading which branches are alive")?,
+        ),
+        None => None,
+    };
+    let keep = keep::load(&opts.keep, &opts.keep_s3, alive.as_ref()).await?;
+    let lockfiles = &keep.lockfiles;
     let packages = if opts.spack_repos.is_empty() {
         None
     } else {
@@ -107,7 +128,7 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
     }
     let rules = Rules {
         max_age: common::cli::days(opts.max_age_days),
-        keep: keep::hashes(&lockfiles),
+        keep: keep::hashes(lockfiles),
         packages,
         orphans: opts.orphans,
         now: SystemTime::now(),
@@ -122,6 +143,20 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         |m| Ok(plan::plan(m, &rules)),
     )
     .await?;
+    // The records of deleted branches go once the run has done its work.
+    let mut report = report;
+    report.keep_lists = lockfiles.len();
+    for (records, keys) in &keep.dropped {
+        report
+            .dropped_keep_lists
+            .extend(keys.iter().map(|k| records.location(k)));
+        if !opts.dry_run && report.failures.is_empty() {
+            records
+                .delete_all(keys.clone())
+                .await
+                .context("removing the keep lists of deleted branches")?;
+        }
+    }
     print(store, &report, printer)
 }
 
@@ -215,6 +250,8 @@ pub async fn execute(
         failures,
         requests: store.requests(),
         duration_seconds: started.elapsed().as_secs_f64(),
+        keep_lists: 0,
+        dropped_keep_lists: Vec::new(),
     })
 }
 
@@ -432,6 +469,12 @@ fn text(r: &Report, each_spec: bool) -> String {
                 &s.hash[..7]
             ));
         }
+    }
+    let verb_dropped = if r.dry_run { "would drop" } else { "dropped" };
+    for k in &r.dropped_keep_lists {
+        out.push_str(&format!(
+            "{verb_dropped} the keep list of a deleted branch: {k}\n"
+        ));
     }
     out.push_str(&format!(
         "index writes: {}; v3 manifests read: {} (remembered from the last run: {}); \

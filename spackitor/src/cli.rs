@@ -10,8 +10,10 @@ use common::printer::Printer;
 use common::store::StoreUrl;
 
 use crate::clean::CleanOptions;
+use crate::keep::{self, KeepSource};
 use crate::ls::{LsOptions, SortKey};
 use crate::purge::PurgeOptions;
+use common::git::Remote;
 
 #[derive(Debug, Parser)]
 #[command(name = "spackitor", version, about = "The Spack janitor: inspect and clean Spack binary build caches (layouts v2 and v3, S3 or directories).", after_help = EXIT_CODES_HELP)]
@@ -73,9 +75,10 @@ pub enum Command {
         /// Delete everything that depends on them (link and run edges) too.
         #[arg(long)]
         with_dependents: bool,
-        /// A spack.lock, or a folder searched for them, whose specs may not be deleted.
-        #[arg(long, value_name = "PATH", env = env_names::SPACKITOR_KEEP, value_delimiter = ':')]
-        keep: Vec<PathBuf>,
+        /// A spack.lock, a folder searched for them, or a store URL (`s3://…`) whose every
+        /// spack.lock is a keep list: their specs may not be deleted.
+        #[arg(long, value_name = "PATH|URL", env = env_names::SPACKITOR_KEEP, value_delimiter = ',', value_parser = keep::parse_source)]
+        keep: Vec<KeepSource>,
         #[arg(long, env = env_names::DRY_RUN)]
         dry_run: bool,
     },
@@ -166,9 +169,24 @@ pub struct CleanArgs {
     /// Delete specs whose newest object is older than this many days.
     #[arg(long, value_name = "DAYS", default_value_t = 30.0, env = env_names::SPACKITOR_MAX_AGE, value_parser = common::cli::parse_days)]
     pub max_age: f64,
-    /// A spack.lock, or a folder searched for them, whose specs are never deleted (repeatable).
-    #[arg(long, value_name = "PATH", env = env_names::SPACKITOR_KEEP, value_delimiter = ':')]
-    pub keep: Vec<PathBuf>,
+    /// A spack.lock, a folder searched for them, or a store URL (`s3://bucket/prefix`) whose
+    /// every spack.lock — as stage 2 records them, `<branch>/<arch>/<container>/spack.lock` — is
+    /// a keep list: their specs are never deleted (repeatable).
+    #[arg(long, value_name = "PATH|URL", env = env_names::SPACKITOR_KEEP, value_delimiter = ',', value_parser = keep::parse_source)]
+    pub keep: Vec<KeepSource>,
+    /// The project's git remote: recorded keep lists of branches it no longer has (as
+    /// `git ls-remote --heads --tags` says) are left out and removed.
+    #[arg(long, value_name = "URL", env = env_names::SPACKITOR_BRANCHES_FROM)]
+    pub branches_from: Option<String>,
+    /// The default branch, always alive.
+    #[arg(long, value_name = "BRANCH", env = env_names::CI_DEFAULT_BRANCH, default_value = "main")]
+    pub default_branch: String,
+    /// HTTP user for a private remote (with `--git-token-env`).
+    #[arg(long, default_value = "gitlab-ci-token", requires = "git_token_env")]
+    pub git_user: String,
+    /// Variable holding the token for a private remote (e.g. `CI_JOB_TOKEN`).
+    #[arg(long, value_name = "VAR", requires = "branches_from")]
+    pub git_token_env: Option<String>,
     /// A Spack package repository or Spack checkout: specs of packages found in none of them
     /// are deleted (repeatable).
     #[arg(long, value_name = "DIR", env = env_names::SPACKITOR_SPACK_REPO, value_delimiter = ':')]
@@ -267,15 +285,19 @@ impl Cli {
                 with_dependents,
                 keep,
                 dry_run,
-            } => Run::Purge(
-                cache,
-                PurgeOptions {
-                    target,
-                    with_dependents,
-                    keep,
-                    dry_run,
-                },
-            ),
+            } => {
+                let keep_s3 = cache.s3.options();
+                Run::Purge(
+                    cache,
+                    PurgeOptions {
+                        target,
+                        with_dependents,
+                        keep,
+                        keep_s3,
+                        dry_run,
+                    },
+                )
+            }
             Command::Reindex { cache, dry_run } => Run::Reindex { cache, dry_run },
             Command::Stats {
                 cache,
@@ -290,10 +312,20 @@ impl Cli {
             },
             Command::Diff { a, b, s3 } => Run::Diff { a, b, s3 },
             Command::Clean(a) => Run::Clean(
-                a.cache,
+                a.cache.clone(),
                 CleanOptions {
                     max_age_days: a.max_age,
                     keep: a.keep,
+                    keep_s3: a.cache.s3.options(),
+                    branches: a.branches_from.map(|url| {
+                        (
+                            Remote {
+                                url,
+                                login: a.git_token_env.map(|v| (a.git_user, v)),
+                            },
+                            a.default_branch,
+                        )
+                    }),
                     spack_repos: a.spack_repo,
                     orphans: a.orphans,
                     dry_run: a.dry_run,

@@ -2,7 +2,6 @@
 //! never a spec a keep lockfile needs; the index is rewritten as `clean` does.
 
 use std::collections::{HashMap, VecDeque};
-use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::bail;
@@ -11,23 +10,26 @@ use common::store::Store;
 
 use crate::clean;
 use crate::inspect::resolve;
-use crate::keep;
+use crate::keep::{self, KeepSource};
 use crate::model::CacheModel;
 use crate::plan::{self, LayoutPlan, Reason};
 use common::printer::Printer;
+use common::store::S3Options;
 
 #[derive(Debug, Clone)]
 pub struct PurgeOptions {
     /// A hash (7+ characters), `name` or `name@version`.
     pub target: String,
     pub with_dependents: bool,
-    pub keep: Vec<PathBuf>,
+    pub keep: Vec<KeepSource>,
+    /// How keep lists in stores are reached (the cache's own S3 settings).
+    pub keep_s3: S3Options,
     pub dry_run: bool,
 }
 
 pub async fn run(store: &Store, opts: &PurgeOptions, printer: &Printer) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let keep_hashes = keep::hashes(&keep::load(&opts.keep)?);
+    let keep_hashes = keep::hashes(&keep::load(&opts.keep, &opts.keep_s3, None).await?.lockfiles);
     let report = clean::execute(store, printer, started, opts.dry_run, false, |model| {
         plan(model, opts, &keep_hashes)
     })

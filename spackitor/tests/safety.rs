@@ -3,7 +3,7 @@
 //! janitor runs, a failed delete batch, a janitor killed at any write, two janitors at once.
 //! Faults are injected between the tool and the real S3 server; caches are Spack's own.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
@@ -857,4 +857,118 @@ fn a_spack_1_checkout_as_package_repository_is_refused() {
             deleted(&r)
         );
     }
+}
+
+fn git(dir: &Path, args: &[&str]) {
+    let out = Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c"])
+        .arg("init.defaultBranch=main")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
+    let bucket = new_bucket("records").await;
+    let store = upload_mirror(&bucket).await;
+    let records_url = format!("s3://{bucket}/cache/{}", common::keep_lists::PREFIX);
+    let records = open_store(&records_url).await;
+    let work = tempfile::tempdir().unwrap();
+    for (branch, root) in [
+        ("main", M1_LIBDWARF),
+        ("feature-alive", CORE2_LIBELF),
+        ("gone-branch", CORE2_LIBDWARF),
+    ] {
+        let lock = keep_lockfile(&work.path().join(branch), root);
+        common::keep_lists::record(&records, branch, "amd64", "c", std::fs::read(lock).unwrap())
+            .await
+            .unwrap();
+    }
+    // The project's remote: `main` and `feature/alive` exist, `gone-branch` was deleted.
+    let src = work.path().join("src");
+    std::fs::create_dir(&src).unwrap();
+    git(&src, &["init", "-q"]);
+    git(&src, &["commit", "-q", "--allow-empty", "-m", "x"]);
+    git(&src, &["branch", "feature/alive"]);
+    let remote = format!("file://{}", src.display());
+
+    let clean = |extra: &[&str]| {
+        let mut args = vec![
+            "clean".to_string(),
+            "--output".into(),
+            "json".into(),
+            "--cache".into(),
+            format!("s3://{bucket}/cache"),
+            "--max-age".into(),
+            "0".into(),
+            "--keep".into(),
+            records_url.clone(),
+        ];
+        args.extend(s3_args(&s3_endpoint()));
+        args.extend(extra.iter().map(|s| s.to_string()));
+        Command::new(env!("CARGO_BIN_EXE_spackitor"))
+            .args(&args)
+            .output()
+            .unwrap()
+    };
+    // Without the remote, every record counts: nothing of theirs goes.
+    let r = report(&clean(&["--dry-run"]));
+    assert!(deleted(&r).is_empty(), "{r:#}");
+    assert_eq!(r["keep_lists"], 3);
+
+    let r = report(&clean(&[
+        "--branches-from",
+        &remote,
+        "--default-branch",
+        "main",
+    ]));
+    let expected: BTreeMap<_, _> = both(CORE2_LIBDWARF, "expired").into_iter().collect();
+    assert_eq!(deleted(&r), expected, "{r:#}");
+    assert_eq!(r["keep_lists"], 2);
+    let dropped = r["dropped_keep_lists"].as_array().unwrap();
+    assert_eq!(dropped.len(), 1);
+    assert!(
+        dropped[0]
+            .as_str()
+            .unwrap()
+            .contains("gone-branch/amd64/c/spack.lock")
+    );
+    let left = keys(&store).await;
+    assert!(
+        left.iter().any(|k| k.contains(CORE2_LIBELF)),
+        "feature/alive keeps it"
+    );
+    assert!(
+        left.iter().any(|k| k.contains(M1_LIBDWARF)),
+        "main keeps it"
+    );
+    assert!(
+        !left.iter().any(|k| k.contains("gone-branch")),
+        "the record of the deleted branch went"
+    );
+
+    // A remote that cannot be read stops the run before anything is deleted.
+    let before = keys(&store).await;
+    let out = clean(&["--branches-from", "file:///nonexistent.git"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(keys(&store).await, before);
+    // So does a prefix where nothing was recorded.
+    let mut args = vec![
+        "clean".to_string(),
+        "--cache".into(),
+        format!("s3://{bucket}/cache"),
+        "--keep".into(),
+        format!("s3://{bucket}/nothing-here"),
+    ];
+    args.extend(s3_args(&s3_endpoint()));
+    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        .args(&args)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("no spack.lock"), "{}", stderr(&out));
+    assert_eq!(keys(&store).await, before);
 }

@@ -228,3 +228,112 @@ async fn bearer_tokens_from_the_registrys_token_server() {
             .is_some()
     );
 }
+
+use spacktainerizah_tests::proxy::{Decision, FaultProxy};
+
+/// How a request is made to fail.
+type Fault = fn() -> Decision;
+
+/// A proxy in front of the test registry failing the first `n` requests with `fault`.
+async fn failing_first(n: usize, fault: Fault) -> FaultProxy {
+    FaultProxy::start(&registry(), move |r| {
+        if r.index < n {
+            fault()
+        } else {
+            Decision::Forward
+        }
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn throttled_failing_and_dropped_answers_are_retried() {
+    let reg = registry();
+    let repo = unique_name("flaky");
+    push_test_image(&reg, &repo, "v1", "amd64", &[("k", "v")], None);
+    let faults: [(&str, Fault); 3] = [
+        ("503", || Decision::Reply {
+            status: 503,
+            body: "busy".into(),
+        }),
+        ("429", || Decision::Reply {
+            status: 429,
+            body: "slow down".into(),
+        }),
+        ("dropped", || Decision::Drop),
+    ];
+    for (what, fault) in faults {
+        let proxy = failing_first(2, fault).await;
+        let client = RegistryClient::new(&proxy.host(), None).unwrap();
+        let r = client
+            .resolve(&image(&proxy.host(), &repo, "v1"), "amd64")
+            .await
+            .unwrap_or_else(|e| panic!("{what} then 200: {e}"));
+        assert_eq!(r.labels, labels(&[("k", "v")]), "{what}");
+        assert!(proxy.requests().len() >= 4, "{what}: retried");
+    }
+    // A registry that keeps failing is an error, never "missing, build it".
+    let proxy = failing_first(usize::MAX, || Decision::Reply {
+        status: 503,
+        body: "down".into(),
+    })
+    .await;
+    let client = RegistryClient::new(&proxy.host(), None).unwrap();
+    let err = client
+        .resolve(&image(&proxy.host(), &repo, "v1"), "amd64")
+        .await
+        .unwrap_err();
+    assert!(!err.means_build(), "{err}");
+    assert!(err.to_string().contains("503"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_answers_are_refused_before_their_digest_is_checked() {
+    let reg = registry();
+    let repo = unique_name("huge");
+    push_test_image(&reg, &repo, "v1", "amd64", &[("k", "v")], None);
+    // A config blob answer far larger than any config: refused while reading.
+    let proxy = FaultProxy::start(&reg, |r| {
+        if r.target.contains("/blobs/") {
+            Decision::Rewrite(Box::new(|mut body| {
+                body.resize(common::registry::MAX_CONFIG_BYTES as usize + 1, b' ');
+                body
+            }))
+        } else {
+            Decision::Forward
+        }
+    })
+    .await;
+    let client = RegistryClient::new(&proxy.host(), None).unwrap();
+    let err = client
+        .resolve(&image(&proxy.host(), &repo, "v1"), "amd64")
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("allowed"), "{err}");
+
+    // A layer longer than its descriptor says: refused, whatever its digest would be.
+    let client = RegistryClient::new(&reg, None).unwrap();
+    let r = client
+        .resolve(&image(&reg, &repo, "v1"), "amd64")
+        .await
+        .unwrap();
+    let config = client.manifest(&image(&reg, &repo, "v1")).await.unwrap();
+    let doc: serde_json::Value = serde_json::from_slice(&config.bytes).unwrap();
+    let digest = doc["config"]["digest"].as_str().unwrap();
+    let size = doc["config"]["size"].as_u64().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let dest = dir.path().join("blob");
+    let err = client
+        .blob_to_file(&image(&reg, &repo, "v1"), digest, size - 1, &dest)
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("longer than"), "{err}");
+    assert_eq!(
+        client
+            .blob_to_file(&image(&reg, &repo, "v1"), digest, size, &dest)
+            .await
+            .unwrap(),
+        size
+    );
+    assert!(r.layers.is_empty(), "umoci's empty image has no layer");
+}

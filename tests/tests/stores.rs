@@ -364,3 +364,101 @@ async fn files_stream_up_in_parts_and_down_whole() {
         assert!(missing.is_not_found(), "{missing}");
     }
 }
+
+#[tokio::test]
+async fn directory_writes_never_take_another_writers_temporary_file() {
+    // Process ids repeat across containers sharing a folder: a name made of a pid and a counter
+    // is another host's file in flight. Writes must never open such a name.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&format!("file://{}", dir.path().display())).await;
+    let tmp = dir.path().join(".spacktainerizah/tmp");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let pid = std::process::id();
+    let theirs: Vec<_> = (0..64).map(|i| tmp.join(format!("{pid}-{i}"))).collect();
+    for f in &theirs {
+        std::fs::write(f, b"another host's upload").unwrap();
+    }
+    for i in 0..8 {
+        store
+            .put(
+                &format!("k{i}"),
+                vec![b'x'; 10],
+                &meta(&[("a", "b")]),
+                &Condition::None,
+            )
+            .await
+            .unwrap();
+    }
+    let src = dir.path().join("source");
+    std::fs::write(&src, b"a file").unwrap();
+    store
+        .put_file(
+            "f",
+            &src,
+            &BTreeMap::new(),
+            common::store::DEFAULT_PART_SIZE,
+        )
+        .await
+        .unwrap();
+    for f in &theirs {
+        assert_eq!(std::fs::read(f).unwrap(), b"another host's upload");
+    }
+}
+
+#[tokio::test]
+async fn directory_metadata_belongs_to_the_file_it_was_written_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&format!("file://{}", dir.path().display())).await;
+    store
+        .put(
+            "a.sif",
+            b"v1".to_vec(),
+            &meta(&[("lockfile-sha256", "one")]),
+            &Condition::None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store.head("a.sif").await.unwrap().1["lockfile-sha256"],
+        "one"
+    );
+    // Ageing a file (as rsync or a test does) keeps its metadata.
+    let f = std::fs::File::options()
+        .write(true)
+        .open(dir.path().join("a.sif"))
+        .unwrap();
+    f.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(86_400))
+        .unwrap();
+    assert_eq!(
+        store.head("a.sif").await.unwrap().1["lockfile-sha256"],
+        "one"
+    );
+    // Another version put in place whose metadata was never written (a writer that died
+    // between the two): its metadata is unknown, never the previous version's.
+    let other = dir.path().join("other");
+    std::fs::write(&other, b"v2 with other content").unwrap();
+    std::fs::rename(&other, dir.path().join("a.sif")).unwrap();
+    assert!(store.head("a.sif").await.unwrap().1.is_empty());
+    assert!(store.get("a.sif").await.unwrap().metadata.is_empty());
+}
+
+#[tokio::test]
+async fn a_directory_head_reads_no_content() {
+    // A named pipe blocks whoever reads it: head must only look at the file.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open_store(&format!("file://{}", dir.path().display())).await;
+    let fifo = dir.path().join("pipe.sif");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let head = tokio::time::timeout(std::time::Duration::from_secs(20), store.head("pipe.sif"))
+        .await
+        .expect("head returned without reading the content");
+    let (info, _) = head.unwrap();
+    assert_eq!(info.size, 0);
+    assert_eq!(info.etag, None, "an etag would need the content");
+}

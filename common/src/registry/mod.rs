@@ -146,6 +146,34 @@ struct ConfigSection {
     cmd: Option<Vec<String>>,
 }
 
+/// The largest manifest or index read (the distribution spec lets registries refuse more).
+pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
+/// The largest blob read into memory (image configs): anything bigger is not a config.
+pub const MAX_CONFIG_BYTES: u64 = 16 * 1024 * 1024;
+/// Attempts of a request that failed in a way worth retrying (429, 5xx, a dropped connection).
+const ATTEMPTS: u32 = 4;
+/// Waiting for a connection, and for the next bytes of an answer.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+const READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(120);
+
+/// Whether an answer is worth asking again: throttled, or the server failed for now.
+fn transient(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || matches!(status.as_u16(), 500 | 502 | 503 | 504)
+}
+
+/// How long to wait before attempt `attempt` (from 1): the server's `Retry-After` when it gives
+/// one (capped), else 0.5 s doubling.
+fn backoff(
+    attempt: u32,
+    retry_after: Option<&reqwest::header::HeaderValue>,
+) -> std::time::Duration {
+    let asked = retry_after
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(|s| std::time::Duration::from_secs(s.min(30)));
+    asked.unwrap_or_else(|| std::time::Duration::from_millis(500 << (attempt - 1).min(6)))
+}
+
 fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
@@ -169,6 +197,8 @@ impl RegistryClient {
         let plain = host == "localhost" || host.starts_with("127.") || host == "[::1]";
         let http = reqwest::Client::builder()
             .user_agent(concat!("spacktainerizah/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(CONNECT_TIMEOUT)
+            .read_timeout(READ_TIMEOUT)
             .build()
             .map_err(|e| RegistryError::Unreachable {
                 registry: registry.into(),
@@ -191,6 +221,8 @@ impl RegistryClient {
     }
 
     /// Send a request, answering one auth challenge (Basic, or a Bearer token for `scope`).
+    /// Requests are idempotent (GET, HEAD, PUT of a manifest): a throttled or failed answer
+    /// (429, 5xx) and a dropped connection are retried with backoff.
     async fn send(
         &self,
         method: Method,
@@ -200,6 +232,7 @@ impl RegistryClient {
         body: Option<Vec<u8>>,
         image: &str,
     ) -> Result<reqwest::Response, RegistryError> {
+        debug_assert!(matches!(method, Method::GET | Method::HEAD | Method::PUT));
         let url = format!("{}{path}", self.base);
         let build = |auth: Option<&str>| {
             let mut req = self.http.request(method.clone(), &url);
@@ -220,10 +253,7 @@ impl RegistryClient {
             .unwrap_or_else(|e| e.into_inner())
             .get(scope)
             .cloned();
-        let resp = build(cached.as_deref())
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))?;
+        let resp = self.retried(|| build(cached.as_deref())).await?;
         if resp.status() != StatusCode::UNAUTHORIZED {
             return Ok(resp);
         }
@@ -254,10 +284,33 @@ impl RegistryClient {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .insert(scope.to_string(), header.clone());
-        build(Some(&header))
-            .send()
-            .await
-            .map_err(|e| self.unreachable(e))
+        self.retried(|| build(Some(&header))).await
+    }
+
+    /// Send the request `build` makes, again after a transient failure, up to [`ATTEMPTS`]
+    /// times; the last answer or error is returned.
+    async fn retried(
+        &self,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, RegistryError> {
+        let mut attempt = 1;
+        loop {
+            match build().send().await {
+                Ok(resp) if transient(resp.status()) && attempt < ATTEMPTS => {
+                    tokio::time::sleep(backoff(attempt, resp.headers().get("retry-after"))).await;
+                }
+                Ok(resp) => return Ok(resp),
+                // Refused, reset or timed out: the connection, not the request, failed.
+                Err(e)
+                    if attempt < ATTEMPTS
+                        && (e.is_connect() || e.is_timeout() || e.is_request()) =>
+                {
+                    tokio::time::sleep(backoff(attempt, None)).await;
+                }
+                Err(e) => return Err(self.unreachable(e)),
+            }
+            attempt += 1;
+        }
     }
 
     /// A Bearer token from the registry's token server (anonymous without a login).
@@ -272,14 +325,22 @@ impl RegistryClient {
         if let Some(s) = service {
             query.push(("service", s));
         }
-        let mut req = self.http.get(realm).query(&query);
-        if let Some(l) = &self.login {
-            req = req.header("Authorization", l.basic_header());
-        }
-        let resp = req
-            .send()
+        let resp = self
+            .retried(|| {
+                let req = self.http.get(realm).query(&query);
+                match &self.login {
+                    Some(l) => req.header("Authorization", l.basic_header()),
+                    None => req,
+                }
+            })
             .await
-            .map_err(|e| self.unreachable(format!("token server {realm}: {e}")))?;
+            .map_err(|e| match e {
+                RegistryError::Unreachable { registry, message } => RegistryError::Unreachable {
+                    registry,
+                    message: format!("token server {realm}: {message}"),
+                },
+                other => other,
+            })?;
         if !resp.status().is_success() {
             return Err(RegistryError::Denied {
                 image: image.into(),
@@ -347,11 +408,7 @@ impl RegistryClient {
             .get("docker-content-digest")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.unreachable(e))?
-            .to_vec();
+        let bytes = self.read_capped(resp, MAX_MANIFEST_BYTES, &name).await?;
         let digest = sha256_digest(&bytes);
         if image.is_digest() && image.reference != digest {
             return Err(RegistryError::Protocol {
@@ -409,14 +466,35 @@ impl RegistryClient {
         Ok((resp, name))
     }
 
-    /// A blob, checked against its digest.
+    /// The body of `resp`, refused (naming `what`) as soon as it grows past `max` bytes: nothing
+    /// unbounded is held in memory before its digest can be checked.
+    async fn read_capped(
+        &self,
+        mut resp: reqwest::Response,
+        max: u64,
+        what: &str,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let too_big = |n: u64| RegistryError::Protocol {
+            image: what.into(),
+            message: format!("the answer has {n} bytes or more, over the {max} allowed"),
+        };
+        if let Some(n) = resp.content_length().filter(|&n| n > max) {
+            return Err(too_big(n));
+        }
+        let mut bytes = Vec::new();
+        while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(e))? {
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 > max {
+                return Err(too_big(bytes.len() as u64));
+            }
+        }
+        Ok(bytes)
+    }
+
+    /// A blob (an image config), checked against its digest; at most [`MAX_CONFIG_BYTES`].
     pub async fn blob(&self, image: &ImageRef, digest: &str) -> Result<Vec<u8>, RegistryError> {
         let (resp, name) = self.get_blob(image, digest).await?;
-        let bytes = resp
-            .bytes()
-            .await
-            .map_err(|e| self.unreachable(e))?
-            .to_vec();
+        let bytes = self.read_capped(resp, MAX_CONFIG_BYTES, &name).await?;
         if digest.starts_with("sha256:") && sha256_digest(&bytes) != digest {
             return Err(RegistryError::Protocol {
                 image: name,
@@ -426,11 +504,13 @@ impl RegistryClient {
         Ok(bytes)
     }
 
-    /// A blob streamed into `dest` (never held in memory), checked against its digest.
+    /// A blob streamed into `dest` (never held in memory), checked against its digest and
+    /// refused as soon as it is longer than `size` (the length its descriptor gives).
     pub async fn blob_to_file(
         &self,
         image: &ImageRef,
         digest: &str,
+        size: u64,
         dest: &std::path::Path,
     ) -> Result<u64, RegistryError> {
         use std::io::Write;
@@ -446,6 +526,11 @@ impl RegistryClient {
         while let Some(chunk) = resp.chunk().await.map_err(|e| self.unreachable(e))? {
             hasher.update(&chunk);
             len += chunk.len() as u64;
+            if len > size {
+                return Err(protocol(format!(
+                    "the blob is longer than the {size} bytes its descriptor gives"
+                )));
+            }
             file.write_all(&chunk)
                 .map_err(|e| protocol(format!("writing {}: {e}", dest.display())))?;
         }

@@ -12,7 +12,7 @@ use std::time::SystemTime;
 
 use futures::stream::BoxStream;
 
-pub use file::FileStore;
+pub use file::{FileStore, RESERVED_DIR};
 pub use s3::{S3Options, S3Store};
 pub use stats::{Request, RequestCounts};
 pub use url::StoreUrl;

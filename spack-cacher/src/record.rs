@@ -1,0 +1,67 @@
+//! `spack-cacher record`: put each prepared environment's concretized `spack.lock` of one
+//! architecture into the build cache the branch fills, as the keep lists the janitor protects
+//! (`common::keep_lists`). Run with the upload, before any build job: a janitor running while
+//! the pipeline builds already keeps what it will need.
+
+use std::path::PathBuf;
+
+use anyhow::{Context, bail};
+use common::config::Config;
+use common::keep_lists;
+use common::store::{Store, StoreUrl};
+
+#[derive(Debug, Clone)]
+pub struct RecordOptions {
+    pub config: Config,
+    /// Where `prepare` wrote the environments (and `generate` concretized them).
+    pub envs: PathBuf,
+    pub arch: String,
+    /// The branch slug the pipeline runs for.
+    pub branch: String,
+}
+
+/// The records prefix of the cache `url`: `<url>/_spacktainerizah/keep`.
+pub fn records_url(url: &str) -> anyhow::Result<StoreUrl> {
+    format!("{}/{}", url.trim_end_matches('/'), keep_lists::PREFIX)
+        .parse()
+        .with_context(|| format!("the keep lists of {url}"))
+}
+
+/// Record every lockfile; returns where each went.
+pub async fn run(opts: &RecordOptions) -> anyhow::Result<Vec<String>> {
+    let cfg = &opts.config;
+    let ac = cfg
+        .arch(&opts.arch)
+        .with_context(|| format!("architecture `{}` is not in the configuration", opts.arch))?;
+    let bucket = &ac.build_cache;
+    let url = records_url(bucket.url_for(opts.branch == cfg.default_branch))?;
+    // Every lockfile is read before the first is written.
+    let mut locks = Vec::new();
+    for env in crate::prepare::environments(&opts.envs, &opts.arch)? {
+        let path = env.join("spack.lock");
+        let name = env
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let bytes =
+            std::fs::read(&path).with_context(|| format!("{}: not concretized", path.display()))?;
+        common::spack::lockfile::Lockfile::parse(&path.display().to_string(), &bytes)?;
+        locks.push((name, bytes));
+    }
+    if locks.is_empty() {
+        bail!(
+            "no environment of {} under {}",
+            opts.arch,
+            opts.envs.display()
+        );
+    }
+    let store = Store::open(&url, &bucket.s3_options()).await?;
+    let mut written = Vec::new();
+    for (name, bytes) in locks {
+        keep_lists::record(&store, &opts.branch, &opts.arch, &name, bytes)
+            .await
+            .with_context(|| format!("recording the keep list of {name} in {url}"))?;
+        written.push(store.location(&keep_lists::key(&opts.branch, &opts.arch, &name)));
+    }
+    Ok(written)
+}
