@@ -16,6 +16,21 @@ pub mod exit {
     pub const ERROR: u8 = 2;
 }
 
+/// End a tool's run: the exit code of `result`, or its error printed by `printer` (JSON with
+/// `--output json`) and exit code 2.
+pub fn finish<E>(printer: &crate::printer::Printer, result: Result<u8, E>) -> std::process::ExitCode
+where
+    E: AsRef<dyn std::error::Error + 'static>,
+{
+    match result {
+        Ok(code) => std::process::ExitCode::from(code),
+        Err(e) => {
+            printer.error(e.as_ref());
+            std::process::ExitCode::from(exit::ERROR)
+        }
+    }
+}
+
 /// Appended to every tool's `--help`.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 1 a check found work to do or a problem in the data; \
 2 usage or infrastructure error (nothing is changed).";
@@ -89,6 +104,22 @@ pub fn days(days: f64) -> std::time::Duration {
     std::time::Duration::from_secs_f64(d * 86_400.0)
 }
 
+/// A store and how to reach it, as the libraries take them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheOptions {
+    pub url: StoreUrl,
+    pub s3: S3Options,
+}
+
+impl CacheArgs {
+    pub fn options(&self) -> CacheOptions {
+        CacheOptions {
+            url: self.cache.clone(),
+            s3: self.s3.options(),
+        }
+    }
+}
+
 pub fn parse_store_url(s: &str) -> Result<StoreUrl, String> {
     s.parse()
         .map_err(|e: crate::store::StoreError| e.to_string())
@@ -116,6 +147,24 @@ pub enum OutputFormat {
     #[default]
     Text,
     Json,
+}
+
+/// Output format and verbosity, as the libraries take them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutputOptions {
+    pub format: OutputFormat,
+    pub verbose: bool,
+    pub quiet: bool,
+}
+
+impl OutputArgs {
+    pub fn options(&self) -> OutputOptions {
+        OutputOptions {
+            format: self.output,
+            verbose: self.verbose,
+            quiet: self.quiet,
+        }
+    }
 }
 
 /// Output format and verbosity. Data goes to stdout; logs and progress to stderr.

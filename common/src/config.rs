@@ -8,6 +8,7 @@ use std::path::Path;
 use indexmap::IndexMap;
 use serde::{Deserialize, Deserializer};
 
+use crate::registry::{Login, RegistryError};
 use crate::store::{S3Options, StoreUrl};
 use crate::yaml::{self, Value, YamlError};
 
@@ -131,13 +132,29 @@ impl Credentials {
     /// credentials or the user variable is unset, as on a developer's machine.
     pub fn registry_login(
         credentials: Option<&Credentials>,
-    ) -> Result<Option<crate::registry::Login>, String> {
+    ) -> Result<Option<Login>, RegistryError> {
         match credentials {
             Some(c) if std::env::var_os(&c.user_env).is_some() => {
-                crate::registry::Login::from_env(&c.user_env, &c.secret_env).map(Some)
+                Login::from_env(&c.user_env, &c.secret_env)
+                    .map(Some)
+                    .map_err(RegistryError::Credentials)
             }
             _ => Ok(None),
         }
+    }
+}
+
+impl RegistryConfig {
+    /// The project registry's login (anonymous when its variables are unset).
+    pub fn login(&self) -> Result<Option<Login>, RegistryError> {
+        Credentials::registry_login(self.credentials.as_ref())
+    }
+}
+
+impl PublicRegistryConfig {
+    /// The public hub's login (anonymous when its variables are unset).
+    pub fn login(&self) -> Result<Option<Login>, RegistryError> {
+        Credentials::registry_login(self.credentials.as_ref())
     }
 }
 
@@ -280,6 +297,23 @@ impl BucketConfig {
         f
     }
 
+    /// The CI variables that give Spack (boto3) this bucket's key pair: `AWS_ACCESS_KEY_ID` and
+    /// `AWS_SECRET_ACCESS_KEY` as references to the variables named, never values.
+    pub fn aws_variables(&self) -> IndexMap<String, String> {
+        self.credentials
+            .iter()
+            .flat_map(|c| {
+                [
+                    ("AWS_ACCESS_KEY_ID".to_string(), format!("${}", c.user_env)),
+                    (
+                        "AWS_SECRET_ACCESS_KEY".to_string(),
+                        format!("${}", c.secret_env),
+                    ),
+                ]
+            })
+            .collect()
+    }
+
     /// S3 client options for this bucket (credentials by variable name).
     pub fn s3_options(&self) -> S3Options {
         S3Options {
@@ -357,6 +391,11 @@ impl Config {
 
     pub fn arch(&self, name: &str) -> Option<&ArchConfig> {
         self.architectures.get(name)
+    }
+
+    /// The image with the tools the generated jobs run in.
+    pub fn tools_image(&self) -> String {
+        format!("{}/spacktainerizah:latest", self.registry.url)
     }
 }
 

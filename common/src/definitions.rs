@@ -339,7 +339,7 @@ fn read_singularity_definition(
         path: path.to_path_buf(),
         source,
     })?;
-    let from = crate::singularity_def::SingularityDef::parse(path, &text)
+    let from = crate::sif::definition::SingularityDef::parse(path, &text)
         .map_err(|e| invalid(path, e.reason))?
         .from;
     Ok(ContainerDefinition {

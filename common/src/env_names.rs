@@ -31,3 +31,15 @@ pub const SPACKITOR_NO_REINDEX: &str = "SPACKITOR_NO_REINDEX";
 pub const SPACKITOR_BRANCHES_FROM: &str = "SPACKITOR_BRANCHES_FROM";
 /// The project's default branch (GitLab's predefined variable).
 pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
+/// GitLab's predefined variables the tools read.
+pub const CI_COMMIT_REF_SLUG: &str = "CI_COMMIT_REF_SLUG";
+pub const CI_PROJECT_URL: &str = "CI_PROJECT_URL";
+pub const CI_JOB_NAME: &str = "CI_JOB_NAME";
+/// The base images' tag stage 1 exports for later stages (a dotenv report).
+pub const BUILDER_TAG: &str = "BUILDER_TAG";
+/// The `spack` executable to run.
+pub const SPACK: &str = "SPACK";
+/// The Docker daemon, as Docker's own clients read it.
+pub const DOCKER_HOST: &str = "DOCKER_HOST";
+/// The public half of the build-cache deployment key (a file path), which the builder trusts.
+pub const SPACK_DEPLOYMENT_KEY_PUBLIC: &str = "SPACK_DEPLOYMENT_KEY_PUBLIC";

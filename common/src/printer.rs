@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{OutputArgs, OutputFormat};
+use crate::cli::{OutputFormat, OutputOptions};
 
 #[derive(Debug, Clone)]
 pub struct Printer {
@@ -16,11 +16,11 @@ pub struct Printer {
 }
 
 impl Printer {
-    pub fn new(args: &OutputArgs) -> Printer {
+    pub fn new(output: &OutputOptions) -> Printer {
         Printer {
-            format: args.output,
-            verbose: args.verbose,
-            quiet: args.quiet,
+            format: output.format,
+            verbose: output.verbose,
+            quiet: output.quiet,
         }
     }
 
@@ -33,6 +33,11 @@ impl Printer {
         if !self.quiet {
             eprintln!("{}", msg.as_ref());
         }
+    }
+
+    /// A problem worth seeing even with `-q`, on stderr.
+    pub fn warn(&self, msg: impl AsRef<str>) {
+        eprintln!("{}", msg.as_ref());
     }
 
     /// A log line shown only with `-v`.
@@ -82,6 +87,27 @@ impl Printer {
         match written {
             Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
             other => other,
+        }
+    }
+
+    /// An error that ends the run, with its causes, on stderr: `error: …`, or with `--output
+    /// json` an `{"error": …, "causes": […]}` object, so a JSON reader never parses prose.
+    pub fn error(&self, err: &(dyn std::error::Error + 'static)) {
+        let mut causes = Vec::new();
+        let mut cur = err.source();
+        while let Some(c) = cur {
+            causes.push(c.to_string());
+            cur = c.source();
+        }
+        if self.is_json() {
+            let value = serde_json::json!({ "error": err.to_string(), "causes": causes });
+            eprintln!("{value}");
+        } else {
+            let mut line = format!("error: {err}");
+            for c in &causes {
+                line.push_str(&format!(": {c}"));
+            }
+            eprintln!("{line}");
         }
     }
 

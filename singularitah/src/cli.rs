@@ -3,24 +3,18 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::{Parser, Subcommand};
-use common::cli::{EXIT_CODES_HELP, OutputArgs, S3Args};
-use common::printer::Printer;
+use common::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions, S3Args};
+use common::env_names;
 use common::store::{DEFAULT_PART_SIZE, StoreUrl};
-use spacktainerizer::build::BuildOptions;
-use spacktainerizer::cli::Common;
 
 use crate::sif_build::{SifBuildOptions, SifSource};
 use crate::sif_prune::PruneOptions;
 use crate::sif_publish::PublishOptions;
 use crate::sif_sync::SyncOptions;
 
-/// The image this tool builds.
-const IMAGE: &str = "singularitah";
-
 #[derive(Debug, Parser)]
-#[command(name = "singularitah", version, about = "Builds the Singularity/Apptainer image (with s3cmd) used for SIF work.", after_help = EXIT_CODES_HELP)]
+#[command(name = "singularitah", version, about = "Singularity images (SIF) of the containers: built from registry images without Singularity, published to buckets, synced to shared directories, pruned.", after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -30,26 +24,6 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Build or skip the singularitah image, per architecture, and why (exit 1 when a build is
-    /// needed): image or architecture missing, build files or tool versions changed.
-    Plan {
-        #[command(flatten)]
-        common: Common,
-    },
-    /// Build the image for one architecture (`--push` to push it).
-    Build {
-        #[command(flatten)]
-        common: Common,
-        #[arg(long)]
-        arch: String,
-        #[arg(long)]
-        push: bool,
-    },
-    /// Join the per-architecture tags under the multi-arch tag.
-    Index {
-        #[command(flatten)]
-        common: Common,
-    },
     /// SIF files: made from registry images without Singularity.
     Sif {
         #[command(subcommand)]
@@ -78,8 +52,8 @@ pub enum SifCommand {
         #[arg(long, default_value = default_arch())]
         arch: String,
         /// `KEY=VALUE` added to the labels (the project's checksums); repeatable.
-        #[arg(long = "label")]
-        labels: Vec<String>,
+        #[arg(long = "label", value_name = "KEY=VALUE", value_parser = parse_label)]
+        labels: Vec<(String, String)>,
         /// Variable holding the registry user (with `--password-env`); anonymous when unset.
         #[arg(long, requires = "password_env")]
         user_env: Option<String>,
@@ -138,9 +112,10 @@ pub enum SifCommand {
     /// (`git ls-remote --heads --tags`), never those of the default branch or of tags.
     PruneBranches {
         /// The project's git remote, without credentials in it.
-        #[arg(long, env = "CI_PROJECT_URL")]
+        #[arg(long, env = env_names::CI_PROJECT_URL)]
         repo: String,
-        #[arg(long, default_value = "main", env = "CI_DEFAULT_BRANCH")]
+        /// The default branch, whose SIFs always stay.
+        #[arg(long, default_value = "main", env = env_names::CI_DEFAULT_BRANCH)]
         default_branch: String,
         /// Buckets (`s3://bucket/prefix`) and directories holding SIFs; repeatable.
         #[arg(long = "in", value_name = "URL", required = true, value_parser = common::cli::parse_store_url)]
@@ -158,6 +133,13 @@ pub enum SifCommand {
     },
 }
 
+/// `KEY=VALUE`.
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .ok_or_else(|| format!("`{s}`: expected KEY=VALUE"))
+}
+
 /// This machine's architecture, by its OCI name.
 fn default_arch() -> &'static str {
     match std::env::consts::ARCH {
@@ -166,8 +148,9 @@ fn default_arch() -> &'static str {
     }
 }
 
+/// A command, as plain options.
+#[derive(Debug, Clone)]
 pub enum Run {
-    Image(Box<spacktainerizer::cli::Run>),
     SifBuild(SifBuildOptions),
     SifPublish(PublishOptions),
     SifSync(SyncOptions),
@@ -175,9 +158,8 @@ pub enum Run {
 }
 
 impl Cli {
-    pub fn into_run(self) -> anyhow::Result<(Printer, Run)> {
-        let printer = Printer::new(&self.output);
-        let quiet = self.output.quiet;
+    /// The plain options: no file is read and nothing is run here.
+    pub fn into_options(self) -> (OutputOptions, Run) {
         let run = match self.command {
             Command::Sif {
                 command:
@@ -194,17 +176,11 @@ impl Cli {
                         branch,
                     },
             } => {
-                let mut parsed = BTreeMap::new();
-                for l in labels {
-                    let Some((k, v)) = l.split_once('=') else {
-                        bail!("--label {l}: expected KEY=VALUE");
-                    };
-                    parsed.insert(k.to_string(), v.to_string());
-                }
+                let parsed: BTreeMap<String, String> = labels.into_iter().collect();
+                // Clap requires one of the two.
                 let source = match (image, def) {
                     (_, Some(def)) => SifSource::Def(def),
-                    (Some(image), None) => SifSource::Image(image),
-                    (None, None) => bail!("give an IMAGE or --def FILE"),
+                    (image, None) => SifSource::Image(image.unwrap_or_default()),
                 };
                 Run::SifBuild(SifBuildOptions {
                     source,
@@ -270,26 +246,7 @@ impl Cli {
                 s3: s3.options(),
                 dry_run,
             }),
-            Command::Plan { common } => Run::Image(Box::new(spacktainerizer::cli::Run::Plan(
-                common.plan_options(vec![IMAGE.into()])?,
-            ))),
-            Command::Build { common, arch, push } => {
-                let plan = common.plan_options(vec![IMAGE.into()])?;
-                let revision = spacktainerizer::build::revision(&plan.repo);
-                Run::Image(Box::new(spacktainerizer::cli::Run::Build(BuildOptions {
-                    plan,
-                    image: IMAGE.into(),
-                    arch,
-                    push,
-                    revision,
-                    quiet,
-                })))
-            }
-            Command::Index { common } => Run::Image(Box::new(spacktainerizer::cli::Run::Index(
-                common.plan_options(vec![IMAGE.into()])?,
-                IMAGE.into(),
-            ))),
         };
-        Ok((printer, run))
+        (self.output.options(), run)
     }
 }

@@ -1,4 +1,5 @@
-//! The library behind `singularitah`: its image (stage 1) and SIF work.
+//! The library behind `singularitah`: SIF files — built natively from registry images or `.def`
+//! files, published to buckets with their checksums, synced to shared directories, pruned.
 
 pub mod cli;
 pub mod sif_build;
@@ -6,17 +7,24 @@ pub mod sif_prune;
 pub mod sif_publish;
 pub mod sif_sync;
 
-use common::cli::exit;
+use std::process::ExitCode;
+
+use common::cli::{OutputOptions, exit};
 use common::printer::Printer;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Runtime::new()?)
 }
 
-/// Run a parsed command; returns the process exit code.
+/// Run `command`, printing through a printer made from `output`; the process exit code.
+pub fn main(output: &OutputOptions, command: cli::Run) -> ExitCode {
+    let printer = Printer::new(output);
+    common::cli::finish(&printer, run(&printer, command))
+}
+
+/// Run a command; returns the process exit code.
 pub fn run(printer: &Printer, run: cli::Run) -> anyhow::Result<u8> {
     match run {
-        cli::Run::Image(run) => spacktainerizer::run(printer, *run),
         cli::Run::SifBuild(opts) => {
             let digest = runtime()?.block_on(sif_build::build(&opts))?;
             printer.log(format!("{} from {digest}", opts.output.display()));

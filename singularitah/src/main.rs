@@ -1,18 +1,10 @@
-//! `singularitah`: builds the Singularity/Apptainer image used for SIF work.
+//! `singularitah`: SIF files of the containers.
 
 use std::process::ExitCode;
 
 use clap::Parser;
 
 fn main() -> ExitCode {
-    let result = singularitah::cli::Cli::parse()
-        .into_run()
-        .and_then(|(printer, run)| singularitah::run(&printer, run));
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("error: {err:#}");
-            ExitCode::from(common::cli::exit::ERROR)
-        }
-    }
+    let (output, command) = singularitah::cli::Cli::parse().into_options();
+    singularitah::main(&output, command)
 }

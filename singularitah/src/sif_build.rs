@@ -9,11 +9,9 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use common::registry::{ImageRef, Login, RegistryClient};
-use common::singularity_def::{SECTIONS_NEEDING_SINGULARITY, SingularityDef};
-use common::{rootfs, sif};
-
-/// SIF label with the digest of the image the SIF was made from.
-pub const LABEL_SOURCE_DIGEST: &str = "org.spacktainerizah.source-digest";
+use common::rootfs;
+use common::sif::definition::{SECTIONS_NEEDING_SINGULARITY, SingularityDef};
+use common::sif::format;
 
 /// What the SIF is made of.
 #[derive(Debug, Clone)]
@@ -88,7 +86,7 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
     labels.extend(opts.labels.clone());
     if let (Some(container), Some(branch)) = (&opts.container, &opts.branch) {
         labels.extend(
-            common::sif_object::SifIdentity {
+            common::sif::published::SifIdentity {
                 container: container.clone(),
                 branch: branch.clone(),
                 arch: opts.arch.clone(),
@@ -96,7 +94,10 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
             .labels(),
         );
     }
-    labels.insert(LABEL_SOURCE_DIGEST.into(), resolved.manifest.digest.clone());
+    labels.insert(
+        common::labels::source_digest_label(),
+        resolved.manifest.digest.clone(),
+    );
     let pinned = image.with_reference(&resolved.manifest.digest);
     if opts.with_singularity {
         let text = match &def_text {
@@ -148,7 +149,7 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
     }
     std::fs::remove_dir_all(&root)?;
 
-    let spec = sif::SifSpec {
+    let spec = format::SifSpec {
         arch: opts.arch.clone(),
         deffile,
         labels,
@@ -162,7 +163,7 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
     // Written aside and renamed: a reader never sees half a SIF.
     let partial = work.path().join("image.sif");
     let mut f = std::fs::File::create(&partial)?;
-    sif::write(&spec, &mut f, &opts.output)?;
+    format::write(&spec, &mut f, &opts.output)?;
     f.sync_all()?;
     drop(f);
     std::fs::rename(&partial, &opts.output)

@@ -5,7 +5,7 @@
 
 use anyhow::{Context, bail};
 use common::git::Remote;
-use common::sif_object;
+use common::sif::published;
 use common::store::{S3Options, Store, StoreUrl};
 use serde::Serialize;
 
@@ -53,13 +53,13 @@ pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
             bail!("{}: not a directory", p.display());
         }
         let store = Store::open(url, &opts.s3).await?;
-        let sifs = sif_object::list(&store, "")
+        let sifs = published::list(&store, "")
             .await
             .with_context(|| format!("listing {}", store.url()))?;
         let mut gone = Vec::new();
         for (o, _) in sifs {
             // The branch it records decides; a SIF that records none is never deleted.
-            match sif_object::identity(&store, &o.key)
+            match published::identity(&store, &o.key)
                 .await
                 .with_context(|| format!("reading what {} is", store.location(&o.key)))?
             {

@@ -8,8 +8,8 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use common::sif;
-use common::sif_object::{self, SifIdentity, SifName};
+use common::sif::format;
+use common::sif::published::{self, SifIdentity, SifName};
 use common::store::{S3Options, Store, StoreUrl};
 use serde::Serialize;
 
@@ -59,14 +59,14 @@ pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, Str
 
 pub async fn publish(opts: &PublishOptions) -> anyhow::Result<PublishReport> {
     // Everything checked before anything is written: the file is a SIF and says what it holds.
-    let labels = sif::read_labels(&opts.file)?;
-    let checksums = sif_object::object_metadata(&labels);
+    let labels = format::read_labels(&opts.file)?;
+    let checksums = published::object_metadata(&labels);
     let identity = SifIdentity::from_labels(&labels);
     let (url, key) = target(&opts.to, &opts.file)?;
     let store = Store::open(&url, &opts.s3).await?;
     let location = store.location(&key);
     let uploaded = match store.head(&key).await {
-        Ok((_, meta)) if sif_object::same_checksums(&checksums, &meta) => false,
+        Ok((_, meta)) if published::same_checksums(&checksums, &meta) => false,
         Ok(_) => true,
         Err(e) if e.is_not_found() => true,
         Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {location}"))),
@@ -104,14 +104,14 @@ async fn retire_older(
         .map(|(d, _)| format!("{d}/"))
         .unwrap_or_default();
     let mut siblings = Vec::new();
-    for (o, _) in sif_object::list(store, &format!("{folder}{}__", id.container))
+    for (o, _) in published::list(store, &format!("{folder}{}__", id.container))
         .await
         .with_context(|| format!("listing the SIFs of {} in {}", id.container, store.url()))?
     {
         if o.key[folder.len()..].contains('/') {
             continue;
         }
-        let theirs = sif_object::identity(store, &o.key)
+        let theirs = published::identity(store, &o.key)
             .await
             .with_context(|| format!("reading what {} is", store.location(&o.key)))?;
         if theirs.as_ref() == Some(id) {

@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::sif;
-use common::sif_object;
+use common::sif::format;
+use common::sif::published;
 use common::store::{S3Options, Store, StoreUrl};
 use serde::Serialize;
 
@@ -36,7 +36,7 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
         bail!("{}: not a directory", opts.to.display());
     }
     let store = Store::open(&opts.from, &opts.s3).await?;
-    let objects = sif_object::list(&store, "")
+    let objects = published::list(&store, "")
         .await
         .with_context(|| format!("listing {}", store.url()))?;
     if objects.is_empty() && opts.delete_removed {
@@ -54,11 +54,11 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
             .head(&o.key)
             .await
             .with_context(|| format!("reading the metadata of {}", store.location(&o.key)))?;
-        let mut want = sif_object::checksums_of_metadata(&meta);
+        let mut want = published::checksums_of_metadata(&meta);
         if want.is_empty() && store.is_local() {
             // A directory source: its SIF is at hand and says what it records.
-            if let Ok(labels) = sif::read_labels(Path::new(&store.location(&o.key))) {
-                want = sif_object::checksums(&labels);
+            if let Ok(labels) = format::read_labels(Path::new(&store.location(&o.key))) {
+                want = published::checksums(&labels);
             }
         }
         if is_current(&local, &want, o.size) {
@@ -149,8 +149,8 @@ fn is_current(local: &Path, want: &std::collections::BTreeMap<String, String>, s
     if want.is_empty() {
         return std::fs::metadata(local).is_ok_and(|m| m.len() == size);
     }
-    match sif::read_labels(local) {
-        Ok(labels) => sif_object::same_checksums(want, &sif_object::checksums(&labels)),
+    match format::read_labels(local) {
+        Ok(labels) => published::same_checksums(want, &published::checksums(&labels)),
         // Missing, or not a SIF (a broken copy): fetch it again.
         Err(_) => false,
     }
@@ -176,10 +176,10 @@ async fn fetch(
         .await
         .with_context(|| format!("copying {} to {}", store.location(key), local.display()))?;
     if !want.is_empty() {
-        let got = sif::read_labels(tmp.path())
-            .map(|l| sif_object::checksums(&l))
+        let got = format::read_labels(tmp.path())
+            .map(|l| published::checksums(&l))
             .with_context(|| format!("checking the copy of {}", store.location(key)))?;
-        if !sif_object::same_checksums(want, &got) {
+        if !published::same_checksums(want, &got) {
             bail!(
                 "{}: the SIF records other checksums than its object metadata; not installed",
                 store.location(key)

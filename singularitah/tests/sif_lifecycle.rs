@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use common::sif_object;
+use common::sif::published;
 use futures::TryStreamExt;
 use spacktainerizah_tests::{new_bucket, open_store, registry, s3_cli_args, unique_name};
 
@@ -41,7 +41,7 @@ fn make_sif(path: &Path, lockfile: &str) {
         None => (base, "amd64"),
     };
     let parts: Vec<&str> = base.splitn(3, "__").collect();
-    let identity = sif_object::SifIdentity {
+    let identity = published::SifIdentity {
         container: parts[0].to_string(),
         branch: parts.get(2).copied().unwrap_or("main").to_string(),
         arch: arch.to_string(),
@@ -50,7 +50,7 @@ fn make_sif(path: &Path, lockfile: &str) {
 }
 
 /// A real SIF recording `lockfile`, and `identity` when given.
-fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&sif_object::SifIdentity>) {
+fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&published::SifIdentity>) {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     std::fs::create_dir_all(root.join("opt")).unwrap();
@@ -64,7 +64,7 @@ fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&sif_object::SifIde
         .status()
         .unwrap();
     assert!(st.success());
-    let spec = common::sif::SifSpec {
+    let spec = common::sif::format::SifSpec {
         arch: "amd64".into(),
         deffile: "Bootstrap: docker\nFrom: example/tool:1\n".into(),
         labels: BTreeMap::from([
@@ -84,7 +84,7 @@ fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&sif_object::SifIde
         created: Some(1),
     };
     let mut f = std::fs::File::create(path).unwrap();
-    common::sif::write(&spec, &mut f, path).unwrap();
+    common::sif::format::write(&spec, &mut f, path).unwrap();
 }
 
 /// `singularitah sif publish FILE --to TO`, which must succeed; its output.
@@ -100,12 +100,12 @@ fn publish(file: &Path, to: &str) -> String {
 
 /// Upload a SIF as `sif publish` leaves it: with its checksums and identity as metadata.
 async fn put_published(store: &common::store::Store, key: &str, path: &Path) {
-    let labels = common::sif::read_labels(path).unwrap();
+    let labels = common::sif::format::read_labels(path).unwrap();
     store
         .put_file(
             key,
             path,
-            &sif_object::object_metadata(&labels),
+            &published::object_metadata(&labels),
             common::store::DEFAULT_PART_SIZE,
         )
         .await
@@ -154,8 +154,8 @@ async fn publish_records_checksums_skips_the_same_and_retires_old_sifs_over_s3()
     let out = ok(singularitah(&["sif", "publish", sif_arg, "--to", &to]));
     assert!(out.starts_with("uploaded s3://"), "{out}");
     let (info, meta) = store.head("tool__1.0.sif").await.unwrap();
-    assert_eq!(meta[sif_object::META_LOCKFILE_SHA256], "lock-a");
-    assert_eq!(meta[sif_object::META_CONTAINER_CHECKSUM], "def1");
+    assert_eq!(meta[published::META_LOCKFILE_SHA256], "lock-a");
+    assert_eq!(meta[published::META_CONTAINER_CHECKSUM], "def1");
     assert_eq!(keys(&url).await.len(), 5);
 
     // The same checksums: not uploaded again.
@@ -207,7 +207,7 @@ async fn publish_records_checksums_skips_the_same_and_retires_old_sifs_over_s3()
         )
     );
     let (info, meta) = store.head("tool__1.0.sif").await.unwrap();
-    assert_eq!(meta[sif_object::META_LOCKFILE_SHA256], "lock-b");
+    assert_eq!(meta[published::META_LOCKFILE_SHA256], "lock-b");
     assert!(info.etag.unwrap().ends_with("-3\""), "uploaded in 3 parts");
     assert_eq!(info.size, 11 * 1024 * 1024);
 
@@ -297,7 +297,7 @@ async fn sync_copies_only_what_changed_atomically() {
     };
     let r = sync(&[]);
     assert_eq!(r["copied"], serde_json::json!(["a__1.sif", "b__1.sif"]));
-    let labels = common::sif::read_labels(&shared.path().join("a__1.sif")).unwrap();
+    let labels = common::sif::format::read_labels(&shared.path().join("a__1.sif")).unwrap();
     assert_eq!(labels["org.example.lockfile-sha256"], "a1");
 
     let r = sync(&[]);
@@ -313,7 +313,7 @@ async fn sync_copies_only_what_changed_atomically() {
         serde_json::json!(["a__1.sif", "b__1.sif"]),
         "{r}"
     );
-    let labels = common::sif::read_labels(&shared.path().join("a__1.sif")).unwrap();
+    let labels = common::sif::format::read_labels(&shared.path().join("a__1.sif")).unwrap();
     assert_eq!(labels["org.example.lockfile-sha256"], "a2");
 
     // Removed from the bucket: kept locally unless asked; unrelated files never touched.
@@ -419,7 +419,7 @@ async fn prune_branches_removes_only_sifs_of_deleted_branches() {
     let store = open_store(&url).await;
     // What each SIF records (container, branch slug, architecture); the names alone are
     // ambiguous: is `fix-amd64` a branch, or `fix` built for amd64?
-    let id = |branch: &str, arch: &str| sif_object::SifIdentity {
+    let id = |branch: &str, arch: &str| published::SifIdentity {
         container: "tool".into(),
         branch: branch.into(),
         arch: arch.into(),
@@ -530,7 +530,7 @@ fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_dige
         "-o",
         sif.to_str().unwrap(),
     ]));
-    let labels = common::sif::read_labels(&sif).unwrap();
+    let labels = common::sif::format::read_labels(&sif).unwrap();
     assert_eq!(labels["Maintainer"], "hpc");
     assert_eq!(labels["org.opencontainers.image.title"], "nexus");
     let digest = labels["org.spacktainerizah.source-digest"].clone();
@@ -552,8 +552,8 @@ fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_dige
         .block_on(store.head("nexus-storage__latest.sif"))
         .unwrap()
         .1;
-    assert_eq!(meta[sif_object::META_SOURCE_DIGEST], digest);
-    assert_eq!(meta[sif_object::META_CONTAINER_CHECKSUM], "abc");
+    assert_eq!(meta[published::META_SOURCE_DIGEST], digest);
+    assert_eq!(meta[published::META_CONTAINER_CHECKSUM], "abc");
 
     // The squashfs holds the definition's sections where Singularity looks for them.
     let part = d.path().join("part");
@@ -742,10 +742,11 @@ async fn sync_removes_only_what_it_put_there_never_on_an_empty_listing_and_share
         .unwrap();
     let out = sync(&a, &["--delete-removed"]);
     assert_eq!(out.status.code(), Some(2));
+    // With `--output json` the error is a JSON object (on stderr).
+    let err: serde_json::Value = serde_json::from_slice(&out.stderr).unwrap();
     assert!(
-        String::from_utf8_lossy(&out.stderr).contains("lists no SIF"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        err["error"].as_str().unwrap().contains("lists no SIF"),
+        "{err}"
     );
     assert!(shared.path().join("one__1.sif").exists());
     let unmounted = tempfile::tempdir().unwrap();
@@ -777,12 +778,12 @@ fn publish_retires_only_its_own_lineage_whatever_the_names_look_like() {
     let work = tempfile::tempdir().unwrap();
     // `a`'s old SIF, and one whose name starts like `a`'s but which records another container
     // (published before such names were refused), and one recording another architecture.
-    let other = sif_object::SifIdentity {
+    let other = published::SifIdentity {
         container: "a__b".into(),
         branch: "main".into(),
         arch: "amd64".into(),
     };
-    let arm = sif_object::SifIdentity {
+    let arm = published::SifIdentity {
         container: "a".into(),
         branch: "main".into(),
         arch: "arm64".into(),

@@ -101,7 +101,7 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             stage: Some("generate".into()),
             image: tools(&opts.tools_image),
             script: vec![
-                "spacktainerizer pipeline --file base-images.yml --dotenv base-images.env".into(),
+                "spacktainerizer pipeline --out base-images.yml --dotenv base-images.env".into(),
             ],
             artifacts: Some(Artifacts {
                 paths: vec!["base-images.yml".into()],
@@ -130,12 +130,8 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     for (arch, ac) in &cfg.architectures {
         let generate = common::ci::build_cache_generate_job(arch);
         let scratch = format!("jobs_scratch_dir.{arch}");
-        let credentials = ac.build_cache.credentials.as_ref();
         let mut variables: indexmap::IndexMap<String, String> = ac.variables.clone();
-        if let Some(c) = credentials {
-            variables.insert("AWS_ACCESS_KEY_ID".into(), format!("${}", c.user_env));
-            variables.insert("AWS_SECRET_ACCESS_KEY".into(), format!("${}", c.secret_env));
-        }
+        variables.extend(ac.build_cache.aws_variables());
         p.add_job(
             generate.clone(),
             Job {
@@ -149,11 +145,11 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
                 variables,
                 needs: Some(vec![Need::with_artifacts("generate base images", true), Need::job("base images")]),
                 script: vec![
-                    "spack-cacher prepare --output envs --branch \"$CI_COMMIT_REF_SLUG\"".into(),
+                    "spack-cacher prepare --out envs --branch \"$CI_COMMIT_REF_SLUG\"".into(),
                     format!("spack-cacher generate --envs envs --arch {arch} --pipelines {scratch}"),
                     // The keep lists go into the cache before any build job starts.
                     format!("spack-cacher record --envs envs --arch {arch}"),
-                    format!("spack-cacher process --arch {arch} --output {scratch}/pipelines --artifacts-job \"$CI_JOB_NAME\" {scratch}"),
+                    format!("spack-cacher process --arch {arch} --out {scratch}/pipelines --artifacts-job \"$CI_JOB_NAME\" {scratch}"),
                 ],
                 artifacts: Some(Artifacts { paths: vec![format!("envs/{arch}"), scratch.clone()], when: Some("always".into()), ..Artifacts::default() }),
                 rules: not_on_schedule(),
@@ -259,7 +255,7 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             stage: Some("containers".into()),
             image: tools(&opts.tools_image),
             needs: Some(needs),
-            script: vec!["spackah pipeline --environments envs --file containers.yml".into()],
+            script: vec!["spackah pipeline --environments envs --out containers.yml".into()],
             artifacts: Some(Artifacts {
                 paths: vec!["containers.yml".into()],
                 ..Artifacts::default()

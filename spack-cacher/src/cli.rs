@@ -1,41 +1,40 @@
-//! Command-line interface of `spack-cacher`.
+//! Command-line interface of `spack-cacher`: clap types turned into the plain options the
+//! library takes.
 
 use std::path::PathBuf;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
-use common::cli::EXIT_CODES_HELP;
-use common::config::Config;
+use common::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 use common::env_names;
 
-use crate::chain::ChainOptions;
-use crate::generate::GenerateOptions;
-use crate::prepare::PrepareOptions;
-use crate::process::ProcessOptions;
-use crate::record::RecordOptions;
+use crate::Command;
 
 #[derive(Debug, Parser)]
 #[command(name = "spack-cacher", version, about = "Fills the Spack binary build cache from the container definitions (stage 2).", after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: CliCommand,
+    #[command(flatten)]
+    pub output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// Write the Spack environment of every container definition and architecture:
-    /// `<OUTPUT>/<arch>/<container>/spack.yaml` (the template merged with the definition, the
+    /// `<OUT>/<arch>/<container>/spack.yaml` (the template merged with the definition, the
     /// base requirement, the upload mirror, the CI section).
     Prepare {
         /// The repository with `spack.yaml` (the template) and `container_definitions/`.
         #[arg(long, default_value = ".")]
         repo: PathBuf,
+        /// The configuration file.
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
         config: PathBuf,
-        #[arg(long)]
-        output: PathBuf,
+        /// The folder the environments are written to.
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
         /// The branch slug; the default branch uses production buckets and tags.
-        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        #[arg(long, env = env_names::CI_COMMIT_REF_SLUG)]
         branch: String,
         /// Date of branch image tags, `YYYY.MM.DD` (today when not given).
         #[arg(long)]
@@ -47,47 +46,49 @@ pub enum Command {
         /// Where `prepare` wrote the environments.
         #[arg(long)]
         envs: PathBuf,
+        /// The architecture whose environments are generated.
         #[arg(long)]
         arch: String,
         /// Where the pipelines go: `<PIPELINES>/<container>/pipeline.yml`.
         #[arg(long)]
         pipelines: PathBuf,
         /// The `spack` executable (found on PATH when not given).
-        #[arg(long, env = "SPACK")]
+        #[arg(long, env = env_names::SPACK)]
         spack: Option<PathBuf>,
         /// Environments processed at once.
         #[arg(long, default_value_t = 4)]
         jobs: usize,
-        #[command(flatten)]
-        out: common::cli::OutputArgs,
     },
     /// Record each concretized `spack.lock` of an architecture in the build cache the branch
     /// fills (`_spacktainerizah/keep/<branch>/<arch>/<container>/spack.lock`): the keep lists
     /// `spackitor clean --keep URL` protects.
     Record {
+        /// The configuration file.
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
         config: PathBuf,
         /// Where `prepare` wrote the environments and `generate` concretized them.
         #[arg(long)]
         envs: PathBuf,
+        /// The architecture whose lockfiles are recorded.
         #[arg(long)]
         arch: String,
         /// The branch slug; the default branch records in the production cache.
-        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        #[arg(long, env = env_names::CI_COMMIT_REF_SLUG)]
         branch: String,
     },
     /// Write the project's `.gitlab-ci.yml`: base images, build cache per architecture,
     /// containers and cleanup, each stage a child pipeline from its generating job's artifacts;
     /// a scheduled pipeline runs only the janitor.
     Chain {
+        /// The configuration file.
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
         config: PathBuf,
         /// The image with the Spacktainerizah tools (defaults to `<registry>/spacktainerizah:latest`).
         #[arg(long)]
         tools_image: Option<String>,
         /// Where to write it (`-` for stdout).
-        #[arg(long, default_value = ".gitlab-ci.yml")]
-        output: PathBuf,
+        #[arg(long, value_name = "FILE", default_value = ".gitlab-ci.yml")]
+        out: PathBuf,
         /// The repository with the template `spack.yaml` and `container_definitions/`.
         #[arg(long, default_value = ".")]
         repo: PathBuf,
@@ -100,16 +101,17 @@ pub enum Command {
         /// Generated pipeline files, or folders of `<environment>/*.yml`.
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
+        /// The architecture the pipelines build for.
         #[arg(long)]
         arch: String,
         /// Configuration file (the architecture's CI variables and build-cache key pair).
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
         config: PathBuf,
         /// Folder the pipelines are written to, relative to the project (CI artifacts).
-        #[arg(long)]
-        output: PathBuf,
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
         /// The parent pipeline's job running this command (its artifacts hold the output).
-        #[arg(long, env = "CI_JOB_NAME")]
+        #[arg(long, env = env_names::CI_JOB_NAME)]
         artifacts_job: String,
         /// Timeout of every build job (`2h`, `90m`).
         #[arg(long)]
@@ -123,110 +125,78 @@ pub enum Command {
     },
 }
 
-/// A parsed command with the plain options the library works from.
-pub enum Run {
-    Record(RecordOptions),
-    Chain(ChainOptions, PathBuf),
-    Prepare(PrepareOptions),
-    Generate(GenerateOptions, common::printer::Printer),
-    Process(ProcessOptions),
-}
-
 impl Cli {
-    pub fn into_run(self) -> anyhow::Result<Run> {
-        Ok(match self.command {
-            Command::Record {
-                config,
-                envs,
-                arch,
-                branch,
-            } => Run::Record(RecordOptions {
-                config: Config::read(&config)?,
-                envs,
-                arch,
-                branch,
-            }),
-            Command::Chain {
+    /// The plain options: no file is read and nothing is run here.
+    pub fn into_options(self) -> (OutputOptions, Command) {
+        let command = match self.command {
+            CliCommand::Chain {
                 config,
                 tools_image,
-                output,
+                out,
                 repo,
-            } => {
-                let cfg = Config::read(&config)?;
-                let package_repos = crate::chain::template_repos(&repo)?;
-                let tools_image = tools_image
-                    .unwrap_or_else(|| format!("{}/spacktainerizah:latest", cfg.registry.url));
-                Run::Chain(
-                    ChainOptions {
-                        config: cfg,
-                        package_repos,
-                        config_path: config.display().to_string(),
-                        tools_image,
-                    },
-                    output,
-                )
-            }
-            Command::Prepare {
+            } => Command::Chain {
+                config,
+                repo,
+                tools_image,
+                out,
+            },
+            CliCommand::Prepare {
                 repo,
                 config,
-                output,
+                out,
                 branch,
                 date,
-            } => Run::Prepare(PrepareOptions {
-                config: Config::read(&config)?,
+            } => Command::Prepare {
+                config,
                 repo,
-                output,
+                out,
                 branch,
-                date: date.unwrap_or_else(common::config::tag_date_today),
-            }),
-            Command::Generate {
+                date,
+            },
+            CliCommand::Generate {
                 envs,
                 arch,
                 pipelines,
                 spack,
                 jobs,
-                out,
-            } => Run::Generate(
-                GenerateOptions {
-                    envs,
-                    arch,
-                    spack,
-                    jobs,
-                    output: pipelines,
-                },
-                common::printer::Printer::new(&out),
-            ),
-            Command::Process {
+            } => Command::Generate {
+                envs,
+                arch,
+                pipelines,
+                spack,
+                jobs,
+            },
+            CliCommand::Record {
+                config,
+                envs,
+                arch,
+                branch,
+            } => Command::Record {
+                config,
+                envs,
+                arch,
+                branch,
+            },
+            CliCommand::Process {
                 inputs,
                 arch,
                 config,
-                output,
+                out,
                 artifacts_job,
                 timeout,
                 pull_policy,
                 max_jobs,
-            } => {
-                let cfg = Config::read(&config)?;
-                let a = cfg.arch(&arch).with_context(|| {
-                    format!("architecture `{arch}` is not in {}", config.display())
-                })?;
-                Run::Process(ProcessOptions {
-                    arch,
-                    inputs,
-                    artifacts_path: output.display().to_string(),
-                    output_dir: output,
-                    artifacts_job,
-                    variables: a.variables.clone(),
-                    key_pair: a
-                        .build_cache
-                        .credentials
-                        .as_ref()
-                        .map(|c| (c.user_env.clone(), c.secret_env.clone())),
-                    timeout,
-                    pull_policy,
-                    max_jobs_per_pipeline: max_jobs,
-                })
-            }
-        })
+            } => Command::Process {
+                config,
+                arch,
+                inputs,
+                out,
+                artifacts_job,
+                timeout,
+                pull_policy,
+                max_jobs,
+            },
+        };
+        (self.output.options(), command)
     }
 }

@@ -27,11 +27,10 @@ pub struct ProcessOptions {
     pub artifacts_path: String,
     /// The job of the parent pipeline that runs `process`, whose artifacts hold the pipelines.
     pub artifacts_job: String,
-    /// CI variables of every child pipeline (the architecture's, from the configuration).
+    /// CI variables of every child pipeline: the architecture's, and the build cache's key
+    /// pair as `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` references, never values
+    /// (`BucketConfig::aws_variables`).
     pub variables: IndexMap<String, String>,
-    /// Names of the CI variables holding the build cache's key pair: the child pipelines map
-    /// them to `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` by reference, never by value.
-    pub key_pair: Option<(String, String)>,
     pub timeout: Option<String>,
     pub pull_policy: Option<String>,
     /// A stage with more jobs is split into several child pipelines run side by side.
@@ -154,11 +153,7 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
     for (name, (stage, job)) in merged.jobs {
         by_stage.entry(stage).or_default().push((name, job));
     }
-    let mut variables = opts.variables.clone();
-    if let Some((user, secret)) = &opts.key_pair {
-        variables.insert("AWS_ACCESS_KEY_ID".into(), format!("${user}"));
-        variables.insert("AWS_SECRET_ACCESS_KEY".into(), format!("${secret}"));
-    }
+    let variables = opts.variables.clone();
     // GitLab includes child pipelines only from artifacts of a job of the same pipeline: the
     // trigger pipeline's first job takes the generated files over from the parent's job.
     let fetch = format!("fetch {} pipelines", opts.arch);

@@ -128,7 +128,7 @@ fn secrets_appear_only_as_variable_references() {
 #[test]
 fn the_committed_gitlab_ci_is_what_chain_writes() {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
-        .args(["chain", "--output", "-"])
+        .args(["chain", "--out", "-"])
         .current_dir(repo_root())
         .output()
         .unwrap();

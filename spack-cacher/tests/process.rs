@@ -68,13 +68,14 @@ fn options(out: &Path, inputs: &[&str], max_jobs: usize) -> ProcessOptions {
         output_dir: out.to_path_buf(),
         artifacts_path: "jobs_scratch_dir.amd64/pipelines".into(),
         artifacts_job: "generate build cache population jobs for amd64".into(),
-        variables: [("KUBERNETES_CPU_REQUEST".to_string(), "4".to_string())]
-            .into_iter()
-            .collect(),
-        key_pair: Some((
-            "BUILD_CACHE_ACCESS_KEY_ID".into(),
-            "BUILD_CACHE_SECRET_ACCESS_KEY".into(),
-        )),
+        variables: [
+            ("KUBERNETES_CPU_REQUEST", "4"),
+            ("AWS_ACCESS_KEY_ID", "$BUILD_CACHE_ACCESS_KEY_ID"),
+            ("AWS_SECRET_ACCESS_KEY", "$BUILD_CACHE_SECRET_ACCESS_KEY"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect(),
         timeout: Some("2h".into()),
         pull_policy: Some("always".into()),
         max_jobs_per_pipeline: max_jobs,
@@ -220,7 +221,7 @@ fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
             "process",
             "--arch",
             "amd64",
-            "--output",
+            "--out",
             &out.path().display().to_string(),
         ])
         .args([
@@ -256,7 +257,7 @@ fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
             "process",
             "--arch",
             "riscv",
-            "--output",
+            "--out",
             "x",
             "--artifacts-job",
             "g",

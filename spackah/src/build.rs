@@ -10,12 +10,15 @@ use common::engine::{BuildRequest, Engine};
 use common::secret::Secret;
 use common::spack::environment::Environment;
 
+use common::printer::Printer;
+
 use crate::dockerfile::{self, SECRET_KEY, SECRET_KEY_ID};
-use crate::plan::{self, PlanOptions};
+use crate::image;
+use crate::image::Project;
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
-    pub plan: PlanOptions,
+    pub project: Project,
     pub container: String,
     pub arch: String,
     /// Where `spack-cacher prepare` wrote `<arch>/<container>/spack.yaml`.
@@ -23,27 +26,30 @@ pub struct BuildOptions {
     /// The base images' tag (stage 1's `BUILDER_TAG`).
     pub base_tag: String,
     pub push: bool,
-    pub quiet: bool,
 }
 
-/// Build (and push) the container; returns the image reference.
-pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
-    let p = &opts.plan;
+/// Build (and push) the container on `engine`; returns the image reference.
+pub async fn build(
+    opts: &BuildOptions,
+    engine: &Engine,
+    printer: &Printer,
+) -> anyhow::Result<String> {
+    let p = &opts.project;
     let cfg = &p.config;
-    let def = plan::spack_definition(p, &opts.container, &opts.arch)?;
+    let def = p.definition(&opts.container, &opts.arch)?;
     let files = match &def.kind {
         Kind::Spack { files, .. } => files.as_slice(),
         Kind::Singularity { .. } => &[],
     };
     // What the image is called and records; whether it needs building is the plan's business.
-    let planned = plan::spack_image(p, &def)?;
+    let planned = p.image(&def)?;
     let env_path = opts
         .environments
         .join(&def.arch)
         .join(&def.name)
         .join("spack.yaml");
     let env = Environment::read(&env_path)?;
-    let lock = plan::lockfile_path(&p.lockfiles, &def);
+    let lock = image::lockfile_path(&p.lockfiles, &def);
 
     let mut extra = BTreeMap::new();
     extra.insert(
@@ -114,8 +120,6 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
         common::printer::rfc3339(std::time::SystemTime::now()),
     );
     let context = tempfile::tempdir().context("a folder for the build context")?;
-    let engine = Engine::connect().await?;
-    let quiet = opts.quiet;
     engine
         .build(
             &target,
@@ -128,16 +132,11 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
                 architecture: Some(def.arch.clone()),
                 ..BuildRequest::default()
             },
-            |line| {
-                if !quiet {
-                    eprintln!("{line}");
-                }
-            },
+            |line| printer.log(line),
         )
         .await?;
     if opts.push {
-        let login = crate::plan::login(cfg)?;
-        engine.push(&target, login.as_ref()).await?;
+        engine.push(&target, cfg.registry.login()?.as_ref()).await?;
     }
     Ok(target)
 }

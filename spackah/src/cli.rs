@@ -3,27 +3,22 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use common::cli::{EXIT_CODES_HELP, OutputArgs};
-use common::config::Config;
+use common::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 use common::env_names;
-use common::printer::Printer;
 
-use crate::build::BuildOptions;
-use crate::pipeline::PipelineOptions;
-use crate::plan::PlanOptions;
-use crate::publish::PublishOptions;
+use crate::{Command, Place};
 
 #[derive(Debug, Parser)]
 #[command(name = "spackah", version, about = "Builds and publishes one container image per container definition (stage 3).", after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: CliCommand,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// For each container and architecture: what needs work (image, SIF, public hub), and why.
     /// Spack containers are tagged with the main package's version from their lockfile and
     /// rebuilt when the registry lacks the tag or holds another lockfile or definition checksum;
@@ -48,8 +43,10 @@ pub enum Command {
     /// builds (push, public hub on the default branch), hub pushes, SIF builds and uploads, and
     /// a sync of the shared SIF directory after them.
     Pipeline {
+        /// The configuration file.
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
         config: PathBuf,
+        /// The repository with `container_definitions/`.
         #[arg(long, default_value = ".")]
         repo: PathBuf,
         /// Where `spack-cacher prepare` wrote the environments (the jobs read them there too).
@@ -58,14 +55,15 @@ pub enum Command {
         /// Where stage 2 left `<arch>/<container>/spack.lock` (default: the environments).
         #[arg(long)]
         lockfiles: Option<PathBuf>,
-        #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+        /// The branch slug.
+        #[arg(long, env = env_names::CI_COMMIT_REF_SLUG)]
         branch: String,
         /// The base images' tag (stage 1's `BUILDER_TAG`).
-        #[arg(long, env = "BUILDER_TAG")]
+        #[arg(long, env = env_names::BUILDER_TAG)]
         base_tag: String,
         /// Where to write the pipeline.
-        #[arg(long)]
-        file: PathBuf,
+        #[arg(long, alias = "file", value_name = "FILE")]
+        out: PathBuf,
         /// The image with the Spacktainerizah tools the jobs run in
         /// (default: `<registry>/spacktainerizah:latest`).
         #[arg(long)]
@@ -76,8 +74,10 @@ pub enum Command {
     Publish {
         #[command(flatten)]
         common: Common,
+        /// The container, as its definition names it.
         #[arg(long)]
         container: String,
+        /// The architecture (`amd64`, `arm64`).
         #[arg(long)]
         arch: String,
     },
@@ -90,12 +90,15 @@ pub enum Command {
         #[arg(long)]
         environments: PathBuf,
         /// The base images' tag (stage 1's `BUILDER_TAG`).
-        #[arg(long, env = "BUILDER_TAG")]
+        #[arg(long, env = env_names::BUILDER_TAG)]
         base_tag: String,
+        /// The container, as its definition names it.
         #[arg(long)]
         container: String,
+        /// The architecture (`amd64`, `arm64`).
         #[arg(long)]
         arch: String,
+        /// Push it to the project registry once built.
         #[arg(long)]
         push: bool,
     },
@@ -104,6 +107,7 @@ pub enum Command {
 /// What `plan`, `publish` and `build` all read.
 #[derive(Debug, clap::Args)]
 pub struct Common {
+    /// The configuration file.
     #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
     config: PathBuf,
     /// The repository with `container_definitions/`.
@@ -112,103 +116,83 @@ pub struct Common {
     /// Where stage 2 left `<arch>/<container>/spack.lock`.
     #[arg(long)]
     lockfiles: PathBuf,
-    #[arg(long, env = "CI_COMMIT_REF_SLUG")]
+    /// The branch slug; the default branch gets the plain version tags and the hub.
+    #[arg(long, env = env_names::CI_COMMIT_REF_SLUG)]
     branch: String,
 }
 
-impl Common {
-    fn plan_options(self, containers: Vec<String>) -> anyhow::Result<PlanOptions> {
-        Ok(PlanOptions {
-            config: Config::read(&self.config)?,
-            repo: self.repo,
-            branch: self.branch,
-            lockfiles: self.lockfiles,
-            containers,
-            concretize: false,
-            spack: None,
-        })
+impl From<Common> for Place {
+    fn from(c: Common) -> Place {
+        Place {
+            config: c.config,
+            repo: c.repo,
+            lockfiles: c.lockfiles,
+            branch: c.branch,
+        }
     }
 }
 
-pub enum Run {
-    Plan(PlanOptions),
-    Build(BuildOptions),
-    Publish(PublishOptions),
-    Pipeline(PipelineOptions, PathBuf),
-}
-
 impl Cli {
-    pub fn into_run(self) -> anyhow::Result<(Printer, Run)> {
-        let printer = Printer::new(&self.output);
-        let quiet = self.output.quiet;
-        let run = match self.command {
-            Command::Plan {
+    /// The plain options: no file is read and nothing is run here.
+    pub fn into_options(self) -> (OutputOptions, Command) {
+        let command = match self.command {
+            CliCommand::Plan {
                 common,
                 containers,
                 concretize,
                 spack,
-            } => Run::Plan(PlanOptions {
+            } => Command::Plan {
+                place: common.into(),
+                containers,
                 concretize,
                 spack,
-                ..common.plan_options(containers)?
-            }),
-            Command::Pipeline {
+            },
+            CliCommand::Pipeline {
                 config,
                 repo,
                 environments,
                 lockfiles,
                 branch,
                 base_tag,
-                file,
+                out,
                 tools_image,
-            } => {
-                let config = Config::read(&config)?;
-                let tools_image = tools_image
-                    .unwrap_or_else(|| format!("{}/spacktainerizah:latest", config.registry.url));
-                Run::Pipeline(
-                    PipelineOptions {
-                        plan: PlanOptions {
-                            config,
-                            repo,
-                            branch,
-                            lockfiles: lockfiles.unwrap_or_else(|| environments.clone()),
-                            containers: Vec::new(),
-                            concretize: false,
-                            spack: None,
-                        },
-                        environments,
-                        base_tag,
-                        tools_image,
-                    },
-                    file,
-                )
-            }
-            Command::Publish {
+            } => Command::Pipeline {
+                place: Place {
+                    config,
+                    repo,
+                    lockfiles: lockfiles.unwrap_or_else(|| environments.clone()),
+                    branch,
+                },
+                environments,
+                base_tag,
+                out,
+                tools_image,
+            },
+            CliCommand::Publish {
                 common,
                 container,
                 arch,
-            } => Run::Publish(PublishOptions {
-                plan: common.plan_options(Vec::new())?,
+            } => Command::Publish {
+                place: common.into(),
                 container,
                 arch,
-            }),
-            Command::Build {
+            },
+            CliCommand::Build {
                 common,
                 environments,
                 base_tag,
                 container,
                 arch,
                 push,
-            } => Run::Build(BuildOptions {
-                plan: common.plan_options(Vec::new())?,
-                container,
-                arch,
+            } => Command::Build {
+                place: common.into(),
                 environments,
                 base_tag,
+                container,
+                arch,
                 push,
-                quiet,
-            }),
+            },
         };
-        Ok((printer, run))
+        (self.output.options(), command)
     }
 }

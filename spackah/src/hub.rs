@@ -3,9 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use anyhow::Context;
-use common::config::{Credentials, PublicRegistryConfig};
-use common::registry::{ImageRef, Login, RegistryClient, RegistryError};
+use common::config::PublicRegistryConfig;
+use common::registry::{ImageRef, RegistryClient, RegistryError};
 
 /// What the hub holds of a container's tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -24,13 +23,6 @@ pub fn target(
     tag: &str,
 ) -> anyhow::Result<ImageRef> {
     Ok(format!("{}/{container}:{tag}", public.url).parse()?)
-}
-
-/// The hub's login, from the variables the configuration names (anonymous when unset).
-pub fn login(public: &PublicRegistryConfig) -> anyhow::Result<Option<Login>> {
-    Credentials::registry_login(public.credentials.as_ref())
-        .map_err(anyhow::Error::msg)
-        .context("public hub login")
 }
 
 /// Whether the hub holds `target` for `arch` with the labels of `record`.

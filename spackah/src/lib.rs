@@ -1,26 +1,98 @@
-//! Stage 3: the library behind `spackah`, callable from tests.
+//! Stage 3: one image per container definition from the builder and runtime images, tagged
+//! from the main package's version, skipped when the registry already holds the same lockfile
+//! and definition; its SIF, the public hub, and the child pipeline that does it. The library
+//! behind `spackah`, callable from tests.
 
 pub mod build;
-pub mod checksum;
 pub mod cli;
+pub mod concretize;
 pub mod dockerfile;
 pub mod hub;
+pub mod image;
 pub mod pipeline;
 pub mod plan;
 pub mod publish;
 
+use std::path::PathBuf;
+use std::process::ExitCode;
+
 use anyhow::Context;
-use common::cli::exit;
+use common::cli::{OutputOptions, exit};
+use common::config::Config;
+use common::engine::Engine;
 use common::printer::{Printer, table};
+
+use crate::build::BuildOptions;
+use crate::image::Project;
+use crate::pipeline::PipelineOptions;
+use crate::plan::{ContainerKind, PlanOptions, Services};
+use crate::publish::PublishOptions;
+
+/// What every command reads: the configuration file (read by [`run`]), the repository with
+/// `container_definitions/`, where stage 2 left the lockfiles, the branch slug.
+#[derive(Debug, Clone)]
+pub struct Place {
+    pub config: PathBuf,
+    pub repo: PathBuf,
+    pub lockfiles: PathBuf,
+    pub branch: String,
+}
+
+impl Place {
+    /// The project, its configuration read.
+    fn project(self) -> anyhow::Result<Project> {
+        Ok(Project {
+            config: Config::read(&self.config)?,
+            repo: self.repo,
+            branch: self.branch,
+            lockfiles: self.lockfiles,
+        })
+    }
+}
+
+/// A command, as plain options.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Plan {
+        place: Place,
+        containers: Vec<String>,
+        concretize: bool,
+        spack: Option<PathBuf>,
+    },
+    Build {
+        place: Place,
+        environments: PathBuf,
+        base_tag: String,
+        container: String,
+        arch: String,
+        push: bool,
+    },
+    Publish {
+        place: Place,
+        container: String,
+        arch: String,
+    },
+    Pipeline {
+        place: Place,
+        environments: PathBuf,
+        base_tag: String,
+        out: PathBuf,
+        tools_image: Option<String>,
+    },
+}
 
 /// One line of the plan table: what needs doing (`build`, `sif`, `hub`, or `skip`) and why.
 fn plan_row(d: &plan::Decision) -> Vec<String> {
     let mut actions = Vec::new();
     let mut why = vec![d.reason.clone()];
     if d.build {
-        actions.push(if d.kind == "spack" { "build" } else { "sif" });
+        actions.push(if d.kind == ContainerKind::Spack {
+            "build"
+        } else {
+            "sif"
+        });
     }
-    if let Some(s) = d.sif.as_ref().filter(|_| d.kind == "spack") {
+    if let Some(s) = d.sif.as_ref().filter(|_| d.kind == ContainerKind::Spack) {
         if s.build {
             actions.push("sif");
         }
@@ -45,46 +117,111 @@ fn plan_row(d: &plan::Decision) -> Vec<String> {
     ]
 }
 
-/// Run a parsed command; returns the process exit code.
-pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
-    let rt = tokio::runtime::Runtime::new()?;
-    match cmd {
-        cli::Run::Plan(opts) => {
-            let decisions = rt.block_on(plan::plan(&opts))?;
-            if printer.is_json() {
-                printer.json(&decisions)?;
-            } else {
-                let rows: Vec<Vec<String>> = decisions.iter().map(plan_row).collect();
-                printer.data(&table(
-                    &["CONTAINER", "ARCH", "ACTION", "TARGET", "WHY"],
-                    &rows,
-                    &[],
-                ))?;
+/// Run `command`, printing through a printer made from `output`; the process exit code.
+pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
+    let printer = Printer::new(output);
+    common::cli::finish(&printer, run(&printer, command))
+}
+
+/// Run a command; returns the process exit code. The services (registry clients, containers
+/// buckets, the Docker daemon) are opened here, once, and only those the command needs.
+pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let services = Services::default();
+    rt.block_on(async {
+        match command {
+            Command::Plan {
+                place,
+                containers,
+                concretize,
+                spack,
+            } => {
+                let opts = PlanOptions {
+                    project: place.project()?,
+                    containers,
+                    concretize,
+                    spack,
+                };
+                let decisions = plan::plan(&opts, &services).await?;
+                if printer.is_json() {
+                    printer.json(&decisions)?;
+                } else {
+                    let rows: Vec<Vec<String>> = decisions.iter().map(plan_row).collect();
+                    printer.data(&table(
+                        &["CONTAINER", "ARCH", "ACTION", "TARGET", "WHY"],
+                        &rows,
+                        &[],
+                    ))?;
+                }
+                // The plan is a check: work to do is exit 1.
+                Ok(if decisions.iter().any(plan::Decision::needs_work) {
+                    exit::FOUND
+                } else {
+                    exit::SUCCESS
+                })
             }
-            // The plan is a check: work to do is exit 1.
-            Ok(if decisions.iter().any(plan::Decision::needs_work) {
-                exit::FOUND
-            } else {
-                exit::SUCCESS
-            })
+            Command::Publish {
+                place,
+                container,
+                arch,
+            } => {
+                let opts = PublishOptions {
+                    project: place.project()?,
+                    container,
+                    arch,
+                };
+                let what = publish::publish(&opts, &services.registries, Engine::connect).await?;
+                printer.data(&format!("{what}\n"))?;
+                Ok(exit::SUCCESS)
+            }
+            Command::Pipeline {
+                place,
+                environments,
+                base_tag,
+                out,
+                tools_image,
+            } => {
+                let plan = PlanOptions {
+                    project: place.project()?,
+                    containers: Vec::new(),
+                    concretize: false,
+                    spack: None,
+                };
+                let tools_image = tools_image.unwrap_or_else(|| plan.project.config.tools_image());
+                let opts = PipelineOptions {
+                    plan,
+                    environments,
+                    base_tag,
+                    tools_image,
+                };
+                let decisions = plan::plan(&opts.plan, &services).await?;
+                let p = pipeline::pipeline(&opts, &decisions);
+                p.check()?;
+                std::fs::write(&out, p.to_yaml())
+                    .with_context(|| format!("writing {}", out.display()))?;
+                Ok(exit::SUCCESS)
+            }
+            Command::Build {
+                place,
+                environments,
+                base_tag,
+                container,
+                arch,
+                push,
+            } => {
+                let opts = BuildOptions {
+                    project: place.project()?,
+                    container,
+                    arch,
+                    environments,
+                    base_tag,
+                    push,
+                };
+                let engine = Engine::connect().await?;
+                let image = build::build(&opts, &engine, printer).await?;
+                printer.data(&format!("{image}\n"))?;
+                Ok(exit::SUCCESS)
+            }
         }
-        cli::Run::Publish(opts) => {
-            let what = rt.block_on(publish::publish(&opts))?;
-            printer.data(&format!("{what}\n"))?;
-            Ok(exit::SUCCESS)
-        }
-        cli::Run::Pipeline(opts, file) => {
-            let decisions = rt.block_on(plan::plan(&opts.plan))?;
-            let p = pipeline::pipeline(&opts, &decisions);
-            p.check()?;
-            std::fs::write(&file, p.to_yaml())
-                .with_context(|| format!("writing {}", file.display()))?;
-            Ok(exit::SUCCESS)
-        }
-        cli::Run::Build(opts) => {
-            let image = rt.block_on(build::build(&opts))?;
-            printer.data(&format!("{image}\n"))?;
-            Ok(exit::SUCCESS)
-        }
-    }
+    })
 }

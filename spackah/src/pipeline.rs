@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use common::ci::{Image, Job, Need, Pipeline, build_cache_generate_job, shell_quote};
 use common::config::{BucketConfig, Config};
 
-use crate::plan::{Decision, PlanOptions};
+use crate::plan::{ContainerKind, Decision, PlanOptions};
 
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -27,13 +27,13 @@ fn containers_bucket<'a>(cfg: &'a Config, arch: &str) -> Option<&'a BucketConfig
 }
 
 pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
-    let cfg = &opts.plan.config;
+    let cfg = &opts.plan.project.config;
     if !decisions.iter().any(Decision::needs_work) {
         return Pipeline::noop("All containers, SIFs and hub images are up to date.");
     }
     let envs = shell_quote(&opts.environments.display().to_string());
-    let lockfiles = shell_quote(&opts.plan.lockfiles.display().to_string());
-    let branch = shell_quote(&opts.plan.branch);
+    let lockfiles = shell_quote(&opts.plan.project.lockfiles.display().to_string());
+    let branch = shell_quote(&opts.plan.project.branch);
     let image = Some(Image::Detailed {
         name: opts.tools_image.clone(),
         entrypoint: Some(vec![String::new()]),
@@ -69,7 +69,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         };
         let publish = format!("spackah publish --lockfiles {lockfiles} --branch {branch} {which}");
         let build_job = format!("build {} {}", d.container, d.arch);
-        if d.kind == "spack" && d.build {
+        if d.kind == ContainerKind::Spack && d.build {
             let mut script = vec![format!(
                 "spackah build --environments {envs} --lockfiles {lockfiles} --branch {branch} --base-tag {} {which} --push",
                 shell_quote(&opts.base_tag)
@@ -102,7 +102,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
             " --container {} --branch {branch}",
             shell_quote(&d.container)
         );
-        let build = if d.kind == "spack" {
+        let build = if d.kind == ContainerKind::Spack {
             let login = cfg
                 .registry
                 .credentials
@@ -124,7 +124,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
             let labels: String = d
                 .record
                 .iter()
-                .filter(|(k, _)| *k != crate::plan::LABEL_SOURCE_DIGEST)
+                .filter(|(k, _)| **k != common::labels::source_digest_label())
                 .map(|(k, v)| format!(" --label {}", shell_quote(&format!("{k}={v}"))))
                 .collect();
             format!(
@@ -210,13 +210,15 @@ mod tests {
                 .unwrap();
         PipelineOptions {
             plan: PlanOptions {
-                repo: ".".into(),
-                branch: branch.into(),
-                lockfiles: "envs".into(),
+                project: crate::image::Project {
+                    repo: ".".into(),
+                    branch: branch.into(),
+                    lockfiles: "envs".into(),
+                    config,
+                },
                 containers: Vec::new(),
                 concretize: false,
                 spack: None,
-                config,
             },
             environments: "envs".into(),
             base_tag: "2026.11.29".into(),
@@ -229,7 +231,7 @@ mod tests {
     fn decision(
         container: &str,
         arch: &str,
-        kind: &'static str,
+        kind: ContainerKind,
         build: bool,
         sif: bool,
         hub: Option<bool>,
@@ -248,7 +250,7 @@ mod tests {
                     "abc".to_string(),
                 ),
                 (
-                    crate::plan::LABEL_SOURCE_DIGEST.to_string(),
+                    common::labels::source_digest_label(),
                     "sha256:1".to_string(),
                 ),
             ]),
@@ -270,10 +272,10 @@ mod tests {
     #[test]
     fn jobs_only_for_what_needs_work_on_their_runner() {
         let decisions = [
-            decision("pythons", "amd64", "spack", true, true, None),
-            decision("pythons", "arm64", "spack", false, false, None),
-            decision("neuron", "arm64", "spack", false, true, None),
-            decision("storage", "amd64", "def", true, true, None),
+            decision("pythons", "amd64", ContainerKind::Spack, true, true, None),
+            decision("pythons", "arm64", ContainerKind::Spack, false, false, None),
+            decision("neuron", "arm64", ContainerKind::Spack, false, true, None),
+            decision("storage", "amd64", ContainerKind::Def, true, true, None),
         ];
         let opts = options("my-branch");
         let p = pipeline(&opts, &decisions);
@@ -289,7 +291,7 @@ mod tests {
             ]
         );
         assert_eq!(p.stages, ["build", "sif", "sync"]);
-        let arm = opts.plan.config.arch("arm64").unwrap();
+        let arm = opts.plan.project.config.arch("arm64").unwrap();
         assert_eq!(p.jobs["sif neuron arm64"].tags, [arm.runner_tag.as_str()]);
         assert_eq!(
             p.jobs["sif neuron arm64"].needs,
@@ -340,13 +342,34 @@ mod tests {
 
     #[test]
     fn the_default_branch_publishes_to_the_hub_and_nothing_to_do_is_a_noop() {
-        let opts = options(&options("x").plan.config.default_branch.clone());
+        let opts = options(&options("x").plan.project.config.default_branch.clone());
         let p = pipeline(
             &opts,
             &[
-                decision("pythons", "amd64", "spack", true, false, Some(true)),
-                decision("neuron", "amd64", "spack", false, false, Some(true)),
-                decision("brayns", "amd64", "spack", false, false, Some(false)),
+                decision(
+                    "pythons",
+                    "amd64",
+                    ContainerKind::Spack,
+                    true,
+                    false,
+                    Some(true),
+                ),
+                decision(
+                    "neuron",
+                    "amd64",
+                    ContainerKind::Spack,
+                    false,
+                    false,
+                    Some(true),
+                ),
+                decision(
+                    "brayns",
+                    "amd64",
+                    ContainerKind::Spack,
+                    false,
+                    false,
+                    Some(false),
+                ),
             ],
         );
         let script = &p.jobs["build pythons amd64"].script;
@@ -364,7 +387,7 @@ mod tests {
             &[decision(
                 "pythons",
                 "amd64",
-                "spack",
+                ContainerKind::Spack,
                 false,
                 false,
                 Some(false),

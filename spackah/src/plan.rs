@@ -1,40 +1,27 @@
-//! `spackah plan`: for each container definition and architecture, what needs doing, and why.
-//! A Spack container is tagged with its main package's version (from the lockfile stage 2
-//! concretized) and rebuilt when the registry lacks it or holds other checksums; its SIF is made
-//! when the containers bucket lacks one with the same checksums, and on the default branch it
-//! goes to the public hub when the hub lacks it. A `.def` container's SIF is rebuilt when its
-//! source image or its definition changed since the SIF was published.
+//! `spackah plan`: for each container definition and architecture, what needs doing, and why,
+//! asking the services that know: the registry (is the image there, with which labels), the
+//! containers bucket (is the SIF there, with which checksums), the public hub. What a container
+//! is made of, without asking anyone, is `crate::image`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use anyhow::{Context, bail};
-use common::config::{Config, Credentials};
+use anyhow::Context;
+use common::config::{BucketConfig, Config};
 use common::definitions::{self, ContainerDefinition, Kind};
-use common::registry::{ImageRef, Login, RegistryClient};
-use common::sif_object;
-use common::spack::command;
-use common::spack::lockfile::Lockfile;
-use common::store::{Store, StoreUrl};
+use common::labels;
+use common::registry::{Clients, ImageRef, RegistryClient};
+use common::sif::published;
+use common::store::{S3Options, Store, StoreUrl};
 use serde::Serialize;
 
-use crate::checksum::definition_checksum;
 use crate::hub;
-
-/// Label suffixes (after the configured namespace) the plan compares.
-pub const LABEL_LOCKFILE: &str = "lockfile-sha256";
-pub const LABEL_DEFINITION: &str = "definition-checksum";
-/// The label `singularitah sif build` gives a SIF: the digest of the image it was made from.
-pub const LABEL_SOURCE_DIGEST: &str = "org.spacktainerizah.source-digest";
+use crate::image::{self, Project, SpackImage, check_arch, definition_checksum};
 
 #[derive(Debug, Clone)]
 pub struct PlanOptions {
-    /// The repository with `container_definitions/`.
-    pub repo: PathBuf,
-    pub config: Config,
-    pub branch: String,
-    /// Where stage 2 left `<arch>/<container>/spack.lock`.
-    pub lockfiles: PathBuf,
+    pub project: Project,
     /// Only these containers (all when empty).
     pub containers: Vec<String>,
     /// Concretize each environment in `lockfiles` (as `spack-cacher prepare` wrote it) with the
@@ -44,12 +31,55 @@ pub struct PlanOptions {
     pub spack: Option<PathBuf>,
 }
 
+/// What a definition builds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ContainerKind {
+    /// A Spack environment: an image, its SIF, the hub.
+    Spack,
+    /// A Singularity definition: a SIF only.
+    Def,
+}
+
+/// The services a plan asks, opened once: registry clients (the project's, the hub's, anonymous
+/// ones for `.def` sources) and the containers buckets, by URL.
+#[derive(Debug, Default)]
+pub struct Services {
+    pub registries: Clients,
+    stores: tokio::sync::Mutex<BTreeMap<String, Store>>,
+}
+
+impl Services {
+    /// The store behind `url` with `s3`'s access, opened once.
+    pub async fn store(&self, url: &StoreUrl, s3: &S3Options) -> anyhow::Result<Store> {
+        let mut stores = self.stores.lock().await;
+        let key = url.to_string();
+        if let Some(s) = stores.get(&key) {
+            return Ok(s.clone());
+        }
+        let store = Store::open(url, s3)
+            .await
+            .with_context(|| format!("opening {url}"))?;
+        stores.insert(key, store.clone());
+        Ok(store)
+    }
+
+    fn project_registry(
+        &self,
+        cfg: &Config,
+        image: &ImageRef,
+    ) -> anyhow::Result<Arc<RegistryClient>> {
+        Ok(self
+            .registries
+            .get("project", &image.registry, &cfg.registry.login()?)?)
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct Decision {
     pub container: String,
     pub arch: String,
-    /// `spack` or `def`.
-    pub kind: &'static str,
+    pub kind: ContainerKind,
     /// The definition file, relative to the repository.
     pub definition: PathBuf,
     /// The image (Spack containers) or SIF object (`.def` containers) looked at.
@@ -58,7 +88,7 @@ pub struct Decision {
     pub build: bool,
     pub reason: String,
     /// Labels the build records: the image's (Spack) or the SIF's (`.def`). The SIF object's
-    /// metadata are their checksums (`common::sif_object::checksums`).
+    /// metadata are their checksums (`common::sif::published::checksums`).
     pub record: BTreeMap<String, String>,
     /// The SIF in the architecture's containers bucket; none when it has no bucket.
     pub sif: Option<SifPlan>,
@@ -102,44 +132,9 @@ impl Decision {
     }
 }
 
-/// A tag from a version: characters a tag cannot hold become `_`; off the default branch the
-/// branch slug follows (`1.2.3__my-branch`); `-<arch>` when several architectures are built.
-pub fn tag(cfg: &Config, version: &str, branch: &str, arch: &str) -> String {
-    let mut t: String = version
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-') {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if t.is_empty() || t.starts_with(['.', '-']) {
-        t.insert(0, 'v');
-    }
-    if branch != cfg.default_branch {
-        t.push_str(&format!("__{branch}"));
-    }
-    if cfg.tags.arch_suffix && cfg.architectures.len() > 1 {
-        t.push_str(&format!("-{arch}"));
-    }
-    t.truncate(128);
-    t
-}
-
-/// The project registry's login, from the variables the configuration names.
-pub(crate) fn login(cfg: &Config) -> anyhow::Result<Option<Login>> {
-    Credentials::registry_login(cfg.registry.credentials.as_ref())
-        .map_err(anyhow::Error::msg)
-        .context("registry login")
-}
-
-pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {
-    let cfg = &opts.config;
-    let defs = definitions::discover(&opts.repo)?;
-    let login = login(cfg)?;
-    let mut clients: BTreeMap<String, RegistryClient> = BTreeMap::new();
+pub async fn plan(opts: &PlanOptions, services: &Services) -> anyhow::Result<Vec<Decision>> {
+    let cfg = &opts.project.config;
+    let defs = definitions::discover(&opts.project.repo)?;
     let mut out = Vec::new();
     for def in defs
         .containers
@@ -148,128 +143,34 @@ pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {
     {
         check_arch(cfg, def)?;
         let decision = match &def.kind {
-            Kind::Spack { .. } => spack_decision(opts, def, &login, &mut clients).await?,
+            Kind::Spack { .. } => spack_decision(opts, def, services).await?,
             // The source of a `.def` container is a public image: read anonymously.
-            Kind::Singularity { from } => def_decision(opts, def, from, &mut clients).await?,
+            Kind::Singularity { from } => def_decision(opts, def, from, services).await?,
         };
         out.push(decision);
     }
     Ok(out)
 }
 
-/// The client for `registry` with `login`, made once per `key` (a registry can be both the
-/// project's and the hub, with different logins).
-fn client<'a>(
-    clients: &'a mut BTreeMap<String, RegistryClient>,
-    key: &str,
-    registry: &str,
-    login: &Option<Login>,
-) -> anyhow::Result<&'a RegistryClient> {
-    if !clients.contains_key(key) {
-        clients.insert(
-            key.to_string(),
-            RegistryClient::new(registry, login.clone())?,
-        );
-    }
-    Ok(&clients[key])
-}
-
-/// What a Spack container's image is, known without asking any service: its reference (the
-/// tag from the lockfile's main package) and the labels a build records.
-#[derive(Debug, Clone)]
-pub struct SpackImage {
-    pub image: ImageRef,
-    pub tag: String,
-    pub record: BTreeMap<String, String>,
-}
-
-/// The image of `def` (a Spack container), its lockfile read (concretized first when asked).
-pub fn spack_image(opts: &PlanOptions, def: &ContainerDefinition) -> anyhow::Result<SpackImage> {
-    let cfg = &opts.config;
-    let lock_path = lockfile_path(&opts.lockfiles, def);
-    if opts.concretize {
-        concretize(opts, def, &lock_path)?;
-    }
-    if !lock_path.is_file() {
-        bail!(
-            "{}: no spack.lock at {} (stage 2 concretizes it: `spack-cacher generate`)",
-            def.path.display(),
-            lock_path.display()
-        );
-    }
-    let lock = Lockfile::read(&lock_path)?;
-    let first = def
-        .specs()
-        .into_iter()
-        .next()
-        .with_context(|| format!("{}: no spec", def.path.display()))?;
-    let main = lock.main_package(&first).with_context(|| {
-        format!(
-            "{}: tagging from {}",
-            def.path.display(),
-            lock_path.display()
-        )
-    })?;
-    let tag = tag(cfg, &main.version, &opts.branch, &def.arch);
-    let image: ImageRef = format!("{}/{}:{tag}", cfg.registry.url, def.name).parse()?;
-    let ns = &cfg.labels.namespace;
-    let record = BTreeMap::from([
-        (format!("{ns}.{LABEL_LOCKFILE}"), lock.sha256.clone()),
-        (
-            format!("{ns}.{LABEL_DEFINITION}"),
-            definition_checksum(&opts.repo, def)?,
-        ),
-    ]);
-    Ok(SpackImage { image, tag, record })
-}
-
-fn check_arch(cfg: &Config, def: &ContainerDefinition) -> anyhow::Result<()> {
-    if cfg.arch(&def.arch).is_none() {
-        bail!(
-            "{}: architecture `{}` is not in the configuration",
-            def.path.display(),
-            def.arch
-        );
-    }
-    Ok(())
-}
-
-/// The Spack container `container` of `arch`, for the commands that work on one.
-pub fn spack_definition(
-    opts: &PlanOptions,
-    container: &str,
-    arch: &str,
-) -> anyhow::Result<ContainerDefinition> {
-    let def = definitions::discover(&opts.repo)?
-        .containers
-        .into_iter()
-        .find(|d| d.name == container && d.arch == arch)
-        .with_context(|| format!("no container `{container}` for {arch}"))?;
-    check_arch(&opts.config, &def)?;
-    if let Kind::Singularity { .. } = def.kind {
-        bail!(
-            "{}: `.def` containers become SIF files, not images",
-            def.path.display()
-        );
-    }
-    Ok(def)
-}
-
 async fn spack_decision(
     opts: &PlanOptions,
     def: &ContainerDefinition,
-    login: &Option<Login>,
-    clients: &mut BTreeMap<String, RegistryClient>,
+    services: &Services,
 ) -> anyhow::Result<Decision> {
-    let cfg = &opts.config;
-    let SpackImage { image, tag, record } = spack_image(opts, def)?;
-    let client = client(clients, &image.registry, &image.registry, login)?;
+    let cfg = &opts.project.config;
+    if opts.concretize {
+        crate::concretize::concretize(opts, def)?;
+    }
+    let SpackImage { image, tag, record } = opts.project.image(def)?;
+    let client = services.project_registry(cfg, &image)?;
     let (build, reason) = match client.resolve(&image, &def.arch).await {
         Ok(found) => match record
             .iter()
             .find(|(k, v)| found.labels.get(*k) != Some(*v))
         {
-            Some((k, _)) if k.ends_with(LABEL_LOCKFILE) => (true, "lockfile changed".to_string()),
+            Some((k, _)) if k.ends_with(labels::LOCKFILE_SHA256) => {
+                (true, "lockfile changed".to_string())
+            }
             Some(_) => (true, "definition changed".to_string()),
             None => (false, "up to date".to_string()),
         },
@@ -280,15 +181,15 @@ async fn spack_decision(
         .arch(&def.arch)
         .and_then(|a| a.containers_bucket.as_ref())
     {
-        Some(bucket) => Some(sif_plan(opts, bucket, def, &tag, &record).await?),
+        Some(bucket) => Some(sif_plan(opts, services, bucket, def, &tag, &record).await?),
         None => None,
     };
-    let hub = hub_plan(opts, def, &tag, &record, clients).await?;
+    let hub = hub_plan(opts, def, &tag, &record, services).await?;
     Ok(Decision {
         container: def.name.clone(),
         arch: def.arch.clone(),
-        kind: "spack",
-        definition: relative(&opts.repo, &def.path),
+        kind: ContainerKind::Spack,
+        definition: relative(&opts.project.repo, &def.path),
         target: image.to_string(),
         build,
         reason,
@@ -301,19 +202,20 @@ async fn spack_decision(
 /// Whether the containers bucket holds `<container>__<tag>.sif` with the checksums of `record`.
 async fn sif_plan(
     opts: &PlanOptions,
-    bucket: &common::config::BucketConfig,
+    services: &Services,
+    bucket: &BucketConfig,
     def: &ContainerDefinition,
     tag: &str,
     record: &BTreeMap<String, String>,
 ) -> anyhow::Result<SifPlan> {
     let url: StoreUrl = bucket
-        .url_for(opts.branch == opts.config.default_branch)
+        .url_for(opts.project.branch == opts.project.config.default_branch)
         .parse()?;
-    let store = Store::open(&url, &bucket.s3_options()).await?;
-    let key = sif_object::file_name(&def.name, tag);
-    let want = sif_object::checksums(record);
+    let store = services.store(&url, &bucket.s3_options()).await?;
+    let key = published::file_name(&def.name, tag);
+    let want = published::checksums(record);
     let (build, reason, changed) = match store.head(&key).await {
-        Ok((_, meta)) if sif_object::same_checksums(&want, &meta) => {
+        Ok((_, meta)) if published::same_checksums(&want, &meta) => {
             (false, "SIF up to date".to_string(), Vec::new())
         }
         Ok((_, meta)) => {
@@ -352,25 +254,22 @@ async fn hub_plan(
     def: &ContainerDefinition,
     tag: &str,
     record: &BTreeMap<String, String>,
-    clients: &mut BTreeMap<String, RegistryClient>,
+    services: &Services,
 ) -> anyhow::Result<Option<HubPlan>> {
-    let cfg = &opts.config;
+    let cfg = &opts.project.config;
     let Some(public) = cfg
         .registry
         .public
         .as_ref()
-        .filter(|_| opts.branch == cfg.default_branch)
+        .filter(|_| opts.project.branch == cfg.default_branch)
     else {
         return Ok(None);
     };
     let target = hub::target(public, &def.name, tag)?;
-    let client = client(
-        clients,
-        &format!("hub:{}", target.registry),
-        &target.registry,
-        &hub::login(public)?,
-    )?;
-    let (push, reason) = match hub::state(client, &target, &def.arch, record).await {
+    let client = services
+        .registries
+        .get("hub", &target.registry, &public.login()?)?;
+    let (push, reason) = match hub::state(&client, &target, &def.arch, record).await {
         Ok(hub::State::NoRepository) => (false, "hub repository does not exist".to_string()),
         Ok(hub::State::UpToDate) => (false, "hub up to date".to_string()),
         Ok(hub::State::OtherChecksums) => (true, "hub holds other checksums".to_string()),
@@ -388,20 +287,17 @@ async fn def_decision(
     opts: &PlanOptions,
     def: &ContainerDefinition,
     from: &str,
-    clients: &mut BTreeMap<String, RegistryClient>,
+    services: &Services,
 ) -> anyhow::Result<Decision> {
-    let cfg = &opts.config;
+    let cfg = &opts.project.config;
     let source: ImageRef = from
         .parse()
         .with_context(|| format!("{}: `From: {from}`", def.path.display()))?;
-    let digest = match client(
-        clients,
-        &format!("anonymous:{}", source.registry),
-        &source.registry,
-        &None,
-    )?
-    .resolve(&source, &def.arch)
-    .await
+    let digest = match services
+        .registries
+        .get("anonymous", &source.registry, &None)?
+        .resolve(&source, &def.arch)
+        .await
     {
         Ok(r) => r.manifest.digest,
         Err(e) => {
@@ -421,20 +317,20 @@ async fn def_decision(
                 def.arch
             )
         })?;
-    let tag = tag(cfg, &source.reference, &opts.branch, &def.arch);
+    let tag = image::tag(cfg, &source.reference, &opts.project.branch, &def.arch);
     let record = BTreeMap::from([
-        (LABEL_SOURCE_DIGEST.to_string(), digest.clone()),
+        (common::labels::source_digest_label(), digest.clone()),
         (
-            format!("{}.{LABEL_DEFINITION}", cfg.labels.namespace),
-            definition_checksum(&opts.repo, def)?,
+            labels::namespaced(&cfg.labels.namespace, labels::DEFINITION_CHECKSUM),
+            definition_checksum(&opts.project.repo, def)?,
         ),
     ]);
-    let sif = sif_plan(opts, bucket, def, &tag, &record).await?;
+    let sif = sif_plan(opts, services, bucket, def, &tag, &record).await?;
     let store: StoreUrl = sif.store.parse()?;
     let changed = |key: &str| sif.changed.iter().any(|c| c == key);
-    let reason = if changed(sif_object::META_SOURCE_DIGEST) {
+    let reason = if changed(published::META_SOURCE_DIGEST) {
         format!("source image changed (now {digest})")
-    } else if changed(sif_object::META_CONTAINER_CHECKSUM) {
+    } else if changed(published::META_CONTAINER_CHECKSUM) {
         "definition changed".to_string()
     } else {
         sif.reason.clone()
@@ -442,8 +338,8 @@ async fn def_decision(
     Ok(Decision {
         container: def.name.clone(),
         arch: def.arch.clone(),
-        kind: "def",
-        definition: relative(&opts.repo, &def.path),
+        kind: ContainerKind::Def,
+        definition: relative(&opts.project.repo, &def.path),
         target: format!("{}/{}", store.to_string().trim_end_matches('/'), sif.key),
         build: sif.build,
         reason,
@@ -453,33 +349,6 @@ async fn def_decision(
     })
 }
 
-/// `spack -e ENV concretize -f` in the prepared environment beside `lock_path`, logged to
-/// `concretize.log` there.
-fn concretize(
-    opts: &PlanOptions,
-    def: &ContainerDefinition,
-    lock_path: &Path,
-) -> anyhow::Result<()> {
-    let env = lock_path.parent().expect("a lockfile path has a folder");
-    if !env.join("spack.yaml").is_file() {
-        bail!(
-            "{}: no prepared environment at {} to concretize (`spack-cacher prepare` writes it)",
-            def.path.display(),
-            env.display()
-        );
-    }
-    let spack = command::find(opts.spack.as_deref())?;
-    let args = ["-e", &env.display().to_string(), "concretize", "-f"].map(String::from);
-    command::run(&spack, &args, &mut Vec::new(), &env.join("concretize.log"))
-        .with_context(|| format!("{}/{}", def.arch, def.name))?;
-    Ok(())
-}
-
 fn relative(repo: &Path, path: &Path) -> PathBuf {
     path.strip_prefix(repo).unwrap_or(path).to_path_buf()
-}
-
-/// The lockfile a definition's plan reads.
-pub fn lockfile_path(lockfiles: &Path, def: &ContainerDefinition) -> PathBuf {
-    lockfiles.join(&def.arch).join(&def.name).join("spack.lock")
 }

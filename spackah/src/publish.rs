@@ -4,21 +4,29 @@
 
 use anyhow::{Context, bail};
 use common::engine::Engine;
-use common::registry::RegistryClient;
+use common::registry::Clients;
 
 use crate::hub;
-use crate::plan::{self, PlanOptions};
+use crate::image::Project;
 
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
-    pub plan: PlanOptions,
+    pub project: Project,
     pub container: String,
     pub arch: String,
 }
 
-/// What was done, for the log.
-pub async fn publish(opts: &PublishOptions) -> anyhow::Result<String> {
-    let p = &opts.plan;
+/// What was done, for the log. `engine` is asked for only when something is pushed.
+pub async fn publish<F, Fut>(
+    opts: &PublishOptions,
+    registries: &Clients,
+    engine: F,
+) -> anyhow::Result<String>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<Engine, common::engine::EngineError>>,
+{
+    let p = &opts.project;
     let cfg = &p.config;
     if p.branch != cfg.default_branch {
         return Ok(format!(
@@ -29,11 +37,11 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<String> {
     let Some(public) = &cfg.registry.public else {
         return Ok("no public hub in the configuration".into());
     };
-    let def = plan::spack_definition(p, &opts.container, &opts.arch)?;
-    let planned = plan::spack_image(p, &def)?;
+    let def = p.definition(&opts.container, &opts.arch)?;
+    let planned = p.image(&def)?;
     let target = hub::target(public, &opts.container, &planned.tag)?;
-    let login = hub::login(public)?;
-    let client = RegistryClient::new(&target.registry, login.clone())?;
+    let login = public.login()?;
+    let client = registries.get("hub", &target.registry, &login)?;
     match hub::state(&client, &target, &opts.arch, &planned.record)
         .await
         .with_context(|| format!("looking up {target}"))?
@@ -48,10 +56,10 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<String> {
         hub::State::OtherChecksums | hub::State::Missing => {}
     }
     let source = planned.image.to_string();
-    let engine = Engine::connect().await?;
+    let engine = engine().await?;
     let name = target.to_string();
     // A hub-only job runs where the image was not built.
-    let project_login = plan::login(cfg)?;
+    let project_login = cfg.registry.login()?;
     engine
         .pull(&source, &opts.arch, project_login.as_ref())
         .await?;

@@ -225,7 +225,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     let sif_name = "pythons__3.13.5-amd64.sif";
     assert!(!d.join(sif_name).exists(), "the job cleans up after itself");
     run_job(d, &p.jobs["sync sifs"], &canary);
-    let labels = common::sif::read_labels(&d.join("shared").join(sif_name)).unwrap();
+    let labels = common::sif::format::read_labels(&d.join("shared").join(sif_name)).unwrap();
     let plan_json = spackah(d, &["plan", "--output", "json"], &canary);
     let decisions: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
     for (k, v) in decisions[0]["record"].as_object().unwrap() {

@@ -8,7 +8,7 @@ use std::process::{Command, Output};
 
 use std::collections::BTreeMap;
 
-use common::sif_object;
+use common::sif::published;
 use serde_json::Value;
 use spacktainerizah_tests::{fixtures, push_test_image, registry, repo_root, unique_name};
 
@@ -144,7 +144,7 @@ async fn publish(s: &Setup, decisions: &[Value]) {
             .put(
                 sif["key"].as_str().unwrap(),
                 b"SIF".to_vec(),
-                &sif_object::checksums(&record),
+                &published::checksums(&record),
                 &Default::default(),
             )
             .await
@@ -181,7 +181,7 @@ async fn tags_from_the_lockfile_and_rebuilds_on_change() {
         spacktainerizah_tests::open_store(&format!("file://{}/sifs", s.dir.path().display())).await;
     let key = "pythons__3.13.5-amd64.sif";
     let mut meta = store.head(key).await.unwrap().1;
-    meta.insert(sif_object::META_LOCKFILE_SHA256.into(), "other".into());
+    meta.insert(published::META_LOCKFILE_SHA256.into(), "other".into());
     store
         .put(key, b"SIF".to_vec(), &meta, &Default::default())
         .await

@@ -12,16 +12,16 @@ use std::time::{Instant, SystemTime};
 use anyhow::{Context, bail};
 use common::cli::exit;
 use common::printer::{Printer, human_bytes, table};
-use common::spack::buildcache::{self, Layout, v3};
+use common::spack::buildcache::{Layout, v3};
 use common::store::{
     Condition, DELETE_BATCH, DELETE_CONCURRENCY, DeleteFailure, RequestCounts, Store, StoreError,
 };
 use serde::Serialize;
 
+use crate::deletion_plan::{self, LayoutPlan, Reason, Rules};
 use crate::keep::{self, KeepSource};
 use crate::manifests;
 use crate::model::{CacheModel, LayoutModel, Unowned};
-use crate::plan::{self, LayoutPlan, Reason, Rules};
 use crate::repos::PackageSet;
 
 /// Index rewrites tried before giving up when other writers keep changing the index.
@@ -140,7 +140,7 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         started,
         opts.dry_run,
         opts.no_reindex,
-        |m| Ok(plan::plan(m, &rules)),
+        |m| Ok(deletion_plan::plan(m, &rules)),
     )
     .await?;
     // The records of deleted branches go once the run has done its work.
@@ -264,12 +264,12 @@ pub fn print(store: &Store, report: &Report, printer: &Printer) -> anyhow::Resul
         printer.data(&text(report, printer.verbose))?;
     }
     for f in &report.failures {
-        eprintln!(
+        printer.warn(format!(
             "error: could not delete {}: {} {}",
             store.location(&f.key),
             f.code,
             f.message
-        );
+        ));
     }
     Ok(if report.failures.is_empty() {
         exit::SUCCESS
@@ -345,7 +345,7 @@ pub async fn write_index(store: &Store, lm: &LayoutModel, bytes: Vec<u8>) -> any
         .clone()
         .map(Condition::IfMatch)
         .unwrap_or_default();
-    buildcache::write_index(store, lm.layout, bytes, &lm.index.db.version, &guard)
+    common::cache::write_index(store, lm.layout, bytes, &lm.index.db.version, &guard)
         .await
         .with_context(|| format!("writing the {} index of {}", lm.layout, store.url()))
 }

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use common::cli::{CacheArgs, EXIT_CODES_HELP, OutputArgs, S3Args};
+use common::cli::{CacheArgs, EXIT_CODES_HELP, OutputArgs, OutputOptions, S3Args};
 use common::env_names;
-use common::printer::Printer;
 use common::store::StoreUrl;
 
+use crate::Run;
 use crate::clean::CleanOptions;
 use crate::keep::{self, KeepSource};
 use crate::ls::{LsOptions, SortKey};
@@ -107,9 +107,10 @@ pub enum Command {
     /// Specs present in one cache and not the other. Exit 1 when they differ.
     Diff {
         /// `s3://bucket[/prefix]`, `file:///dir` or a directory.
-        #[arg(value_parser = parse_url)]
+        #[arg(value_parser = common::cli::parse_store_url)]
         a: StoreUrl,
-        #[arg(value_parser = parse_url)]
+        /// The other cache, in the same forms.
+        #[arg(value_parser = common::cli::parse_store_url)]
         b: StoreUrl,
         #[command(flatten)]
         s3: S3Args,
@@ -122,11 +123,6 @@ pub enum Command {
     /// the index, stay. The index is rewritten first (conditionally), then objects are deleted,
     /// dependents before their dependencies.
     Clean(CleanArgs),
-}
-
-fn parse_url(s: &str) -> Result<StoreUrl, String> {
-    s.parse()
-        .map_err(|e: common::store::StoreError| e.to_string())
 }
 
 #[derive(Debug, clap::Args)]
@@ -202,49 +198,12 @@ pub struct CleanArgs {
     pub no_reindex: bool,
 }
 
-/// A parsed command with the plain options the library works from.
-pub enum Run {
-    Ls(CacheArgs, LsOptions),
-    Show {
-        cache: CacheArgs,
-        target: String,
-        tree: bool,
-    },
-    Dependents {
-        cache: CacheArgs,
-        target: String,
-        all_edges: bool,
-    },
-    Orphans(CacheArgs),
-    Verify {
-        cache: CacheArgs,
-        deep: bool,
-    },
-    Purge(CacheArgs, PurgeOptions),
-    Reindex {
-        cache: CacheArgs,
-        dry_run: bool,
-    },
-    Stats {
-        cache: CacheArgs,
-        top: usize,
-        sizes: bool,
-        html: Option<PathBuf>,
-    },
-    Diff {
-        a: StoreUrl,
-        b: StoreUrl,
-        s3: S3Args,
-    },
-    Clean(CacheArgs, CleanOptions),
-}
-
 impl Cli {
-    pub fn into_run(self) -> (Printer, Run) {
-        let printer = Printer::new(&self.output);
+    /// The plain options: no file is read and nothing is run here.
+    pub fn into_options(self) -> (OutputOptions, Run) {
         let run = match self.command {
             Command::Ls(a) => Run::Ls(
-                a.cache,
+                a.cache.options(),
                 LsOptions {
                     pattern: a.pattern,
                     version: a.version,
@@ -264,7 +223,7 @@ impl Cli {
                 target,
                 tree,
             } => Run::Show {
-                cache,
+                cache: cache.options(),
                 target,
                 tree,
             },
@@ -273,12 +232,15 @@ impl Cli {
                 target,
                 all_edges,
             } => Run::Dependents {
-                cache,
+                cache: cache.options(),
                 target,
                 all_edges,
             },
-            Command::Orphans { cache } => Run::Orphans(cache),
-            Command::Verify { cache, deep } => Run::Verify { cache, deep },
+            Command::Orphans { cache } => Run::Orphans(cache.options()),
+            Command::Verify { cache, deep } => Run::Verify {
+                cache: cache.options(),
+                deep,
+            },
             Command::Purge {
                 cache,
                 target,
@@ -286,7 +248,8 @@ impl Cli {
                 keep,
                 dry_run,
             } => {
-                let keep_s3 = cache.s3.options();
+                let cache = cache.options();
+                let keep_s3 = cache.s3.clone();
                 Run::Purge(
                     cache,
                     PurgeOptions {
@@ -298,41 +261,52 @@ impl Cli {
                     },
                 )
             }
-            Command::Reindex { cache, dry_run } => Run::Reindex { cache, dry_run },
+            Command::Reindex { cache, dry_run } => Run::Reindex {
+                cache: cache.options(),
+                dry_run,
+            },
             Command::Stats {
                 cache,
                 top,
                 html,
                 sizes,
             } => Run::Stats {
-                cache,
+                cache: cache.options(),
                 top,
                 sizes,
                 html,
             },
-            Command::Diff { a, b, s3 } => Run::Diff { a, b, s3 },
-            Command::Clean(a) => Run::Clean(
-                a.cache.clone(),
-                CleanOptions {
-                    max_age_days: a.max_age,
-                    keep: a.keep,
-                    keep_s3: a.cache.s3.options(),
-                    branches: a.branches_from.map(|url| {
-                        (
-                            Remote {
-                                url,
-                                login: a.git_token_env.map(|v| (a.git_user, v)),
-                            },
-                            a.default_branch,
-                        )
-                    }),
-                    spack_repos: a.spack_repo,
-                    orphans: a.orphans,
-                    dry_run: a.dry_run,
-                    no_reindex: a.no_reindex,
-                },
-            ),
+            Command::Diff { a, b, s3 } => Run::Diff {
+                a,
+                b,
+                s3: s3.options(),
+            },
+            Command::Clean(a) => {
+                let cache = a.cache.options();
+                let keep_s3 = cache.s3.clone();
+                Run::Clean(
+                    cache,
+                    CleanOptions {
+                        max_age_days: a.max_age,
+                        keep: a.keep,
+                        keep_s3,
+                        branches: a.branches_from.map(|url| {
+                            (
+                                Remote {
+                                    url,
+                                    login: a.git_token_env.map(|v| (a.git_user, v)),
+                                },
+                                a.default_branch,
+                            )
+                        }),
+                        spack_repos: a.spack_repo,
+                        orphans: a.orphans,
+                        dry_run: a.dry_run,
+                        no_reindex: a.no_reindex,
+                    },
+                )
+            }
         };
-        (printer, run)
+        (self.output.options(), run)
     }
 }

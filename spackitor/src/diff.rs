@@ -3,9 +3,9 @@
 
 use std::collections::BTreeMap;
 
+use common::cache::{detect_layouts, load_index};
 use common::cli::exit;
 use common::printer::{Printer, table};
-use common::spack::buildcache::{detect_layouts, load_index};
 use common::store::Store;
 use serde::Serialize;
 

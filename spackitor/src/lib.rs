@@ -1,30 +1,81 @@
-//! The Spack janitor: library behind the `spackitor` binary, callable from tests.
+//! The Spack janitor: inspection and cleaning of Spack binary build caches. The library behind
+//! the `spackitor` binary, callable from tests.
 
 pub mod clean;
 pub mod cli;
+pub mod deletion_plan;
 pub mod diff;
 pub mod inspect;
 pub mod keep;
 pub mod ls;
 pub mod manifests;
 pub mod model;
-pub mod plan;
 pub mod purge;
 pub mod reindex;
 pub mod repos;
 pub mod stats;
 pub mod verify;
 
-use anyhow::Context;
-use common::cli::CacheArgs;
-use common::printer::Printer;
-use common::store::{Store, StoreUrl};
+use std::path::PathBuf;
+use std::process::ExitCode;
 
-/// Run a parsed command; returns the process exit code.
-pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
+use anyhow::Context;
+use common::cli::{CacheOptions, OutputOptions};
+use common::printer::Printer;
+use common::store::{S3Options, Store, StoreUrl};
+
+use crate::clean::CleanOptions;
+use crate::ls::LsOptions;
+use crate::purge::PurgeOptions;
+
+/// A command, as plain options.
+#[derive(Debug, Clone)]
+pub enum Run {
+    Ls(CacheOptions, LsOptions),
+    Show {
+        cache: CacheOptions,
+        target: String,
+        tree: bool,
+    },
+    Dependents {
+        cache: CacheOptions,
+        target: String,
+        all_edges: bool,
+    },
+    Orphans(CacheOptions),
+    Verify {
+        cache: CacheOptions,
+        deep: bool,
+    },
+    Purge(CacheOptions, PurgeOptions),
+    Reindex {
+        cache: CacheOptions,
+        dry_run: bool,
+    },
+    Stats {
+        cache: CacheOptions,
+        top: usize,
+        sizes: bool,
+        html: Option<PathBuf>,
+    },
+    Diff {
+        a: StoreUrl,
+        b: StoreUrl,
+        s3: S3Options,
+    },
+    Clean(CacheOptions, CleanOptions),
+}
+
+/// Run `command`, printing through a printer made from `output`; the process exit code.
+pub fn main(output: &OutputOptions, command: Run) -> ExitCode {
+    let printer = Printer::new(output);
+    common::cli::finish(&printer, run(&printer, command))
+}
+
+/// Run a command; returns the process exit code. The cache's store is opened here, once.
+pub fn run(printer: &Printer, cmd: Run) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        use cli::Run;
         match cmd {
             Run::Ls(cache, opts) => ls::run(&open(&cache).await?, &opts, printer).await,
             Run::Show {
@@ -50,9 +101,8 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
                 html,
             } => stats::run(&open(&cache).await?, top, sizes, html.as_deref(), printer).await,
             Run::Diff { a, b, s3 } => {
-                let opts = s3.options();
                 let open_url = |u: StoreUrl| {
-                    let opts = opts.clone();
+                    let opts = s3.clone();
                     async move {
                         Store::open(&u, &opts)
                             .await
@@ -66,8 +116,8 @@ pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
     })
 }
 
-async fn open(cache: &CacheArgs) -> anyhow::Result<Store> {
-    Store::open(&cache.cache, &cache.s3.options())
+async fn open(cache: &CacheOptions) -> anyhow::Result<Store> {
+    Store::open(&cache.url, &cache.s3)
         .await
-        .with_context(|| format!("opening build cache {}", cache.cache))
+        .with_context(|| format!("opening build cache {}", cache.url))
 }

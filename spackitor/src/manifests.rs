@@ -7,7 +7,7 @@ use std::io::Read;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
-use common::spack::buildcache::catalog::Catalog;
+use common::cache::catalog::Catalog;
 use common::spack::buildcache::v3::{self, Manifest};
 use common::store::{Condition, ObjectInfo, Store};
 use futures::{StreamExt, TryStreamExt};

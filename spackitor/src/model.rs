@@ -6,9 +6,10 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use common::spack::buildcache::catalog::Catalog;
+use common::cache::LoadedIndex;
+use common::cache::catalog::Catalog;
 use common::spack::buildcache::v3;
-use common::spack::buildcache::{Layout, LoadedIndex, v2};
+use common::spack::buildcache::{Layout, v2};
 use common::spack::graph::SpecGraph;
 use common::spack::spec::{Shared, SpecNode};
 use common::store::{ObjectInfo, Store};

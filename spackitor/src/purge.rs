@@ -9,10 +9,10 @@ use common::spack::spec::{DepTypes, Shared};
 use common::store::Store;
 
 use crate::clean;
+use crate::deletion_plan::{self, LayoutPlan, Reason};
 use crate::inspect::resolve;
 use crate::keep::{self, KeepSource};
 use crate::model::CacheModel;
-use crate::plan::{self, LayoutPlan, Reason};
 use common::printer::Printer;
 use common::store::S3Options;
 
@@ -51,7 +51,7 @@ fn plan(
         }
         if opts.with_dependents {
             let queue: VecDeque<Shared> = reasons.keys().cloned().collect();
-            plan::cascade(lm, &mut reasons, queue);
+            deletion_plan::cascade(lm, &mut reasons, queue);
         } else {
             let broken: Vec<String> = reasons
                 .keys()
@@ -76,7 +76,7 @@ fn plan(
                 );
             }
         }
-        let kept = plan::keep_closure(lm, keep);
+        let kept = deletion_plan::keep_closure(lm, keep);
         let refused: Vec<String> = reasons
             .keys()
             .filter(|h| kept.contains(*h))
@@ -96,7 +96,7 @@ fn plan(
                 refused.join("\n")
             );
         }
-        plans.push(plan::materialize(
+        plans.push(deletion_plan::materialize(
             model,
             lm,
             reasons,

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use anyhow::{Context, bail};
 use common::cli::exit;
 use common::printer::Printer;
-use common::spack::buildcache::{self, Layout, SpecFile, v2, v3};
+use common::spack::buildcache::{Layout, SpecFile, v2, v3};
 use common::store::{Condition, ObjectInfo, Store};
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;
@@ -247,7 +247,7 @@ async fn previous_index(
             Condition::IfNoneMatch,
         ));
     }
-    match common::spack::buildcache::load_index(store, layout).await {
+    match common::cache::load_index(store, layout).await {
         Ok(idx) => {
             let guard = idx
                 .guard_etag
@@ -277,7 +277,7 @@ async fn write(
     guard: Condition,
     listed: &HashMap<&str, &ObjectInfo>,
 ) -> anyhow::Result<()> {
-    buildcache::write_index(store, layout, bytes, db_version, &guard)
+    common::cache::write_index(store, layout, bytes, db_version, &guard)
         .await
         .with_context(|| format!("writing the {layout} index of {}", store.url()))?;
     if layout == Layout::V3 && !listed.contains_key(v3::LAYOUT_KEY) {

@@ -3,9 +3,10 @@
 //! every tarball and blob and checks its checksum.
 
 use anyhow::Context;
+use common::cache::hash_file_matches;
 use common::cli::exit;
 use common::printer::{Printer, table};
-use common::spack::buildcache::{Layout, SpecFile, hash_file_matches, v2};
+use common::spack::buildcache::{Layout, SpecFile, v2};
 use common::store::Store;
 use futures::{StreamExt, TryStreamExt};
 use serde::Serialize;

@@ -266,7 +266,7 @@ async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
             .await
             .unwrap();
     let rules = rules_30_days();
-    let plans = spackitor::plan::plan(&model, &rules);
+    let plans = spackitor::deletion_plan::plan(&model, &rules);
     // The run stops right after rewriting the indexes, before any delete.
     spackitor::clean::rewrite_indexes(&store, &model, &plans)
         .await
@@ -317,7 +317,7 @@ async fn a_stale_index_is_never_written_over_a_newer_one() {
             .await
             .unwrap();
     let rules = rules_30_days();
-    let plans = spackitor::plan::plan(&model, &rules);
+    let plans = spackitor::deletion_plan::plan(&model, &rules);
     // Someone else rewrites the index meanwhile (a pipeline's `update-index`).
     let idx = m.path().join("build_cache/index.json");
     let mut bytes = std::fs::read(&idx).unwrap();

@@ -8,6 +8,7 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
+use common::cache;
 use common::spack::buildcache::{self, Layout};
 use common::store::{Condition, Store};
 use futures::TryStreamExt;
@@ -48,9 +49,9 @@ fn stderr(out: &Output) -> String {
 
 /// Rewrite the index of `layout` in `store` without `hash`, as if it had never been indexed.
 async fn unindex(store: &Store, layout: Layout, hash: &str) {
-    let idx = buildcache::load_index(store, layout).await.unwrap();
+    let idx = cache::load_index(store, layout).await.unwrap();
     let removed: HashSet<String> = [hash.to_string()].into();
-    buildcache::write_index(
+    cache::write_index(
         store,
         layout,
         idx.db.to_bytes_without(&removed),
@@ -331,10 +332,7 @@ async fn consistent(store: &Store) -> Result<(), String> {
             if let Ok(h) = hash
                 && h.bytes.len() >= 64
                 && h.bytes[..64].iter().all(|b| b.is_ascii_hexdigit())
-                && buildcache::hash_file_matches(store, &lm.index)
-                    .await
-                    .unwrap()
-                    != Some(true)
+                && cache::hash_file_matches(store, &lm.index).await.unwrap() != Some(true)
             {
                 return Err("index.json.hash holds the hash of another index".into());
             }
@@ -504,7 +502,7 @@ async fn a_failed_delete_batch_stops_the_later_waves_and_a_rerun_finishes() {
         "the later wave was skipped: {left:?}"
     );
     consistent(&store).await.unwrap();
-    let index = buildcache::load_index(&store, Layout::V2).await.unwrap();
+    let index = cache::load_index(&store, Layout::V2).await.unwrap();
     assert!(
         !index.db.entries.contains_key(CORE2_LIBELF),
         "the index no longer lists what is left: orphans only"
@@ -602,7 +600,7 @@ fn objects_of(mirror: &Path, hash: &str) -> Vec<String> {
 /// The hash of `name` in a Spack-made mirror's index.
 async fn hash_of(mirror: &Path, layout: Layout, name: &str) -> String {
     let store = open_store(&mirror.display().to_string()).await;
-    let idx = buildcache::load_index(&store, layout).await.unwrap();
+    let idx = cache::load_index(&store, layout).await.unwrap();
     idx.db
         .entries
         .values()
@@ -662,7 +660,7 @@ async fn a_pipeline_pushing_and_updating_the_index_meanwhile_loses_nothing() {
             }
             spacktainerizah_tests::upload_dir(&store, base.path()).await;
             spack.run(home.path(), &["buildcache", "update-index", &url]);
-            let before = buildcache::load_index(&store, layout).await.unwrap();
+            let before = cache::load_index(&store, layout).await.unwrap();
             assert!(!before.db.entries.contains_key(greeter.as_str()));
 
             // The pipeline runs while the janitor is held before its request number `point`.
@@ -723,7 +721,7 @@ async fn a_pipeline_pushing_and_updating_the_index_meanwhile_loses_nothing() {
                     "{version}, held at request {point}: the pipeline's {k} was deleted"
                 );
             }
-            let idx = buildcache::load_index(&store, layout).await.unwrap();
+            let idx = cache::load_index(&store, layout).await.unwrap();
             assert!(
                 idx.db.entries.contains_key(greeter.as_str()),
                 "{version}, held at request {point}: the pipeline's index entry was dropped"
@@ -751,7 +749,7 @@ async fn reindex_writes_the_database_version_the_layouts_spack_reads() {
     assert!(out.status.success(), "{}", stderr(&out));
     let store = open_store(&cache).await;
     for (layout, version) in [(Layout::V2, "7"), (Layout::V3, "8")] {
-        let idx = buildcache::load_index(&store, layout).await.unwrap();
+        let idx = cache::load_index(&store, layout).await.unwrap();
         assert_eq!(idx.db.version, version, "{layout}");
     }
 

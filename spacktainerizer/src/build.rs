@@ -1,69 +1,35 @@
-//! `spacktainerizer build` and `index`: build one image for one architecture with the labels the
-//! plan compares (and the standard OCI ones), push it, then join the architectures under the
-//! multi-arch tag.
+//! `spacktainerizer build`: one base image for one architecture, with the labels the plan
+//! compares and the standard OCI ones, on a Docker daemon.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::Path;
 
-use anyhow::{Context, bail};
-use common::config::{Config, Credentials};
+use anyhow::bail;
 use common::engine::{BuildRequest, Engine};
-use common::registry::{ImageRef, Login, RegistryClient};
+use common::env_names;
+use common::printer::Printer;
 
-use crate::images;
-use crate::plan::{self, PlanOptions};
+use crate::Context;
+use crate::images::{self, ImageSpec};
+use crate::tags;
 
-/// Variable holding the public half of the deployment key the builder image trusts.
-pub const DEPLOYMENT_KEY_VAR: &str = "SPACK_DEPLOYMENT_KEY_PUBLIC";
-
-#[derive(Debug, Clone)]
-pub struct BuildOptions {
-    pub plan: PlanOptions,
-    pub image: String,
-    pub arch: String,
-    pub push: bool,
-    /// `git rev-parse HEAD` of this repository, for `org.opencontainers.image.revision`.
-    pub revision: Option<String>,
-    /// No build log on stderr.
-    pub quiet: bool,
-}
-
-/// `<registry>/<image>:<tag>`, with `-<arch>` when several architectures are built.
-pub fn arch_tag(cfg: &Config, image: &str, tag: &str, arch: &str) -> String {
-    let suffix = if cfg.tags.arch_suffix && cfg.architectures.len() > 1 {
-        format!("-{arch}")
-    } else {
-        String::new()
-    };
-    format!("{}/{image}:{tag}{suffix}", cfg.registry.url)
-}
-
-pub(crate) fn login(cfg: &Config) -> anyhow::Result<Option<Login>> {
-    Credentials::registry_login(cfg.registry.credentials.as_ref())
-        .map_err(anyhow::Error::msg)
-        .context("registry login")
-}
-
-pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
-    let p = &opts.plan;
-    let cfg = &p.config;
-    let Some(arch_cfg) = cfg.arch(&opts.arch) else {
-        bail!("architecture `{}` is not in the configuration", opts.arch)
+/// Build `spec` for `arch` under its per-architecture tag; returns that tag.
+pub async fn build(
+    ctx: &Context,
+    spec: &ImageSpec,
+    arch: &str,
+    revision: Option<String>,
+    engine: &Engine,
+    printer: &Printer,
+) -> anyhow::Result<String> {
+    let cfg = &ctx.config;
+    let Some(arch_cfg) = cfg.arch(arch) else {
+        bail!("architecture `{arch}` is not in the configuration")
     };
     let base = &cfg.base_images;
-    let spec = images::images(&p.repo, cfg, std::slice::from_ref(&opts.image), || {
-        images::spack_commit(&base.spack.repository, &base.spack.branch)
-    })?
-    .pop()
-    .context("no such image")?;
-    let tag = plan::tag(cfg, &p.branch, &p.date);
-    let target = arch_tag(cfg, spec.name, &tag, &opts.arch);
-    let ns = &cfg.labels.namespace;
-    let mut labels: BTreeMap<String, String> = spec
-        .inputs
-        .iter()
-        .map(|(k, v)| (format!("{ns}.{k}"), v.clone()))
-        .collect();
+    let tag = ctx.tag();
+    let target = tags::arch_tag(cfg, spec.name, &tag, arch);
+    let mut labels = crate::plan::labels(&cfg.labels.namespace, spec);
     labels.insert("org.opencontainers.image.title".into(), spec.name.into());
     labels.insert("org.opencontainers.image.version".into(), tag.clone());
     labels.insert(
@@ -72,10 +38,10 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
     );
     labels.insert(
         "org.opencontainers.image.source".into(),
-        std::env::var("CI_PROJECT_URL").unwrap_or_else(|_| "spacktainerizah".into()),
+        std::env::var(env_names::CI_PROJECT_URL).unwrap_or_else(|_| "spacktainerizah".into()),
     );
-    if let Some(r) = &opts.revision {
-        labels.insert("org.opencontainers.image.revision".into(), r.clone());
+    if let Some(r) = revision {
+        labels.insert("org.opencontainers.image.revision".into(), r);
     }
     let mut args = BTreeMap::from([
         ("OS_IMAGE".to_string(), base.os_image.clone()),
@@ -93,7 +59,7 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
             "MIRROR_URL".to_string(),
             arch_cfg
                 .build_cache
-                .url_for(p.branch == cfg.default_branch)
+                .url_for(ctx.branch == cfg.default_branch)
                 .to_string(),
         ),
         (
@@ -110,56 +76,28 @@ pub async fn build(opts: &BuildOptions) -> anyhow::Result<String> {
     }
     // The public half of the deployment key is meant to be in the image: it goes in the
     // context (empty when not given, and the builder then trusts no key).
-    let key = std::env::var(DEPLOYMENT_KEY_VAR).unwrap_or_default();
+    let key = std::env::var(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC).unwrap_or_default();
     let extra_files = BTreeMap::from([("deployment_key.pub".to_string(), key.into_bytes())]);
-    let engine = Engine::connect().await?;
-    let quiet = opts.quiet;
     engine
         .build(
             &target,
             &BuildRequest {
-                context: p.repo.join(&spec.folder),
+                context: ctx.repo.join(&spec.folder),
                 build_args: args,
                 labels,
                 extra_files,
                 no_cache: true,
-                architecture: Some(opts.arch.clone()),
+                architecture: Some(arch.to_string()),
                 ..BuildRequest::default()
             },
-            |line| {
-                if !quiet {
-                    eprintln!("{line}");
-                }
-            },
+            |line| printer.log(line),
         )
         .await?;
-    if opts.push {
-        engine.push(&target, login(cfg)?.as_ref()).await?;
-    }
     Ok(target)
 }
 
-/// Write the multi-arch tag of `image` from its per-architecture tags in the registry.
-pub async fn index(p: &PlanOptions, image: &str) -> anyhow::Result<String> {
-    let cfg = &p.config;
-    let tag = plan::tag(cfg, &p.branch, &p.date);
-    let multi: ImageRef = format!("{}/{image}:{tag}", cfg.registry.url).parse()?;
-    let client = RegistryClient::new(&multi.registry, login(cfg)?)?;
-    let mut entries = Vec::new();
-    for arch in cfg.architectures.keys() {
-        let per_arch: ImageRef = arch_tag(cfg, image, &tag, arch).parse()?;
-        let m = client
-            .manifest(&per_arch)
-            .await
-            .with_context(|| format!("reading {per_arch}"))?;
-        entries.push(m.index_entry(arch));
-    }
-    client.push_index(&multi, &entries).await?;
-    Ok(multi.to_string())
-}
-
 /// The revision of the repository, when it is a git checkout.
-pub fn revision(repo: &PathBuf) -> Option<String> {
+pub fn revision(repo: &Path) -> Option<String> {
     let out = std::process::Command::new("git")
         .args(["rev-parse", "HEAD"])
         .current_dir(repo)

@@ -1,4 +1,4 @@
-//! The stage-1 images, their build folders and the inputs that decide a rebuild: a checksum of
+//! The base images, their build folders and the inputs that decide a rebuild: a checksum of
 //! the folder, the Spack commit (looked up with `git ls-remote`, no clone), tool versions.
 
 use std::collections::BTreeMap;
@@ -7,13 +7,12 @@ use std::process::Command;
 
 use anyhow::{Context, bail};
 use common::config::Config;
-use sha2::{Digest, Sha256};
 
 /// Label suffixes (after the configured namespace) the plan compares.
-pub const LABEL_CHECKSUM: &str = "build-files-checksum";
-pub const LABEL_SPACK_COMMIT: &str = "spack-commit";
-pub const LABEL_TOOL_VERSIONS: &str = "tool-versions";
-pub const LABEL_OS_IMAGE: &str = "os-image";
+pub use common::labels::{
+    BUILD_FILES_CHECKSUM as LABEL_CHECKSUM, OS_IMAGE as LABEL_OS_IMAGE,
+    SPACK_COMMIT as LABEL_SPACK_COMMIT, TOOL_VERSIONS as LABEL_TOOL_VERSIONS,
+};
 
 /// One image to build, per architecture.
 #[derive(Debug, Clone)]
@@ -56,7 +55,7 @@ pub fn images(
                 BTreeMap::from([(LABEL_SPACK_COMMIT, commit.clone().unwrap_or_default())]),
             ),
             _ => (
-                PathBuf::from("singularitah/image"),
+                PathBuf::from("spacktainerizer/images/singularitah"),
                 BTreeMap::from([(
                     LABEL_TOOL_VERSIONS,
                     format!(
@@ -80,31 +79,17 @@ pub fn images(
 /// sha256 over the folder's files: each relative path (with `/`) and content, in sorted order.
 /// Timestamps and the checkout location do not count, so every machine computes the same.
 pub fn checksum(folder: &Path) -> anyhow::Result<String> {
-    let mut files: Vec<PathBuf> = Vec::new();
-    for entry in walkdir::WalkDir::new(folder) {
-        let entry = entry.with_context(|| format!("reading {}", folder.display()))?;
-        if entry.file_type().is_file() {
-            files.push(entry.into_path());
-        }
-    }
+    use common::checksum::{TreeHash, files, relative_name};
+    let files = files(folder).with_context(|| format!("reading {}", folder.display()))?;
     if files.is_empty() {
         bail!("{} has no build files", folder.display());
     }
-    files.sort();
-    let mut h = Sha256::new();
+    let mut h = TreeHash::new();
     for f in files {
-        let rel = f
-            .strip_prefix(folder)
-            .unwrap_or(&f)
-            .to_string_lossy()
-            .replace('\\', "/");
-        let content = std::fs::read(&f).with_context(|| format!("reading {}", f.display()))?;
-        h.update(rel.as_bytes());
-        h.update([0]);
-        h.update((content.len() as u64).to_le_bytes());
-        h.update(&content);
+        h.file(&relative_name(&f, folder), &f)
+            .with_context(|| format!("reading {}", f.display()))?;
     }
-    Ok(hex::encode(h.finalize()))
+    Ok(h.finish())
 }
 
 /// The commit at the head of `branch` in `repository`, from `git ls-remote` (no clone).

@@ -1,73 +1,194 @@
-//! Stage 1: the library behind `spacktainerizer`, callable from tests.
+//! Stage 1: the base images (builder, runtime, singularitah) — planned from the registry's
+//! labels, built on a Docker daemon, joined under multi-arch tags, and the child pipeline that
+//! does it. The library behind `spacktainerizer`, callable from tests.
 
 pub mod build;
 pub mod cli;
 pub mod images;
+pub mod index;
 pub mod pipeline;
 pub mod plan;
+pub mod tags;
 
-use anyhow::Context;
-use common::cli::exit;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context as _;
+use common::cli::{OutputOptions, exit};
+use common::config::Config;
+use common::engine::Engine;
 use common::printer::{Printer, table};
+use common::registry::RegistryClient;
 
-/// Run a parsed command; returns the process exit code.
-pub fn run(printer: &Printer, cmd: cli::Run) -> anyhow::Result<u8> {
-    let rt = tokio::runtime::Runtime::new()?;
-    match cmd {
-        cli::Run::Plan(opts) => {
-            let decisions = rt.block_on(plan::plan(&opts))?;
-            if printer.is_json() {
-                printer.json(&decisions)?;
-            } else {
-                let rows: Vec<Vec<String>> = decisions
-                    .iter()
-                    .map(|d| {
-                        vec![
-                            d.image.clone(),
-                            d.arch.clone(),
-                            if d.build {
-                                "build".into()
-                            } else {
-                                "skip".into()
-                            },
-                            d.reason.clone(),
-                        ]
-                    })
-                    .collect();
-                printer.data(&table(&["IMAGE", "ARCH", "ACTION", "WHY"], &rows, &[]))?;
-            }
-            // The plan is a check: work to do is exit 1.
-            Ok(if decisions.iter().any(|d| d.build) {
-                exit::FOUND
-            } else {
-                exit::SUCCESS
-            })
-        }
-        cli::Run::Build(opts) => {
-            let target = rt.block_on(build::build(&opts))?;
-            printer.data(&format!("{target}\n"))?;
-            Ok(exit::SUCCESS)
-        }
-        cli::Run::Index(opts, image) => {
-            let tag = rt.block_on(build::index(&opts, &image))?;
-            printer.data(&format!("{tag}\n"))?;
-            Ok(exit::SUCCESS)
-        }
-        cli::Run::Pipeline {
-            plan: opts,
-            file,
-            dotenv,
-            tools_image,
-        } => {
-            let decisions = rt.block_on(plan::plan(&opts))?;
-            let (p, env) = pipeline::pipeline(&opts, &decisions, &tools_image);
-            p.check()?;
-            std::fs::write(&file, p.to_yaml())
-                .with_context(|| format!("writing {}", file.display()))?;
-            if let Some(d) = dotenv {
-                std::fs::write(&d, env).with_context(|| format!("writing {}", d.display()))?;
-            }
-            Ok(exit::SUCCESS)
-        }
+/// What every command works from.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub config: Config,
+    /// The repository holding the image folders.
+    pub repo: PathBuf,
+    /// The branch slug; the default branch gets the default-branch tag.
+    pub branch: String,
+    /// `YYYY.MM.DD` of branch tags.
+    pub date: String,
+}
+
+impl Context {
+    /// The base images' tag on this branch.
+    pub fn tag(&self) -> String {
+        tags::tag(&self.config, &self.branch, &self.date)
     }
+
+    /// The images `wanted` (all when empty), with their inputs.
+    pub fn images(&self, wanted: &[String]) -> anyhow::Result<Vec<images::ImageSpec>> {
+        let base = &self.config.base_images;
+        images::images(&self.repo, &self.config, wanted, || {
+            images::spack_commit(&base.spack.repository, &base.spack.branch)
+        })
+    }
+}
+
+/// Where the configuration and images are, and for which branch.
+#[derive(Debug, Clone)]
+pub struct Common {
+    pub config: PathBuf,
+    pub repo: PathBuf,
+    pub branch: String,
+    /// Today when not given.
+    pub date: Option<String>,
+}
+
+/// A command, as plain options.
+#[derive(Debug, Clone)]
+pub enum Command {
+    Plan {
+        common: Common,
+        images: Vec<String>,
+    },
+    Build {
+        common: Common,
+        image: String,
+        arch: String,
+        push: bool,
+    },
+    Index {
+        common: Common,
+        image: String,
+    },
+    Pipeline {
+        common: Common,
+        out: PathBuf,
+        dotenv: Option<PathBuf>,
+        tools_image: Option<String>,
+    },
+}
+
+/// Run `command`, printing through a printer made from `output`; the process exit code.
+pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
+    let printer = Printer::new(output);
+    common::cli::finish(&printer, run(&printer, command))
+}
+
+fn context(common: Common) -> anyhow::Result<Context> {
+    Ok(Context {
+        config: Config::read(&common.config)?,
+        repo: common.repo,
+        branch: common.branch,
+        date: common.date.unwrap_or_else(common::config::tag_date_today),
+    })
+}
+
+/// The project registry's client, with its login.
+fn registry(ctx: &Context) -> anyhow::Result<RegistryClient> {
+    let host: common::registry::ImageRef =
+        format!("{}/x:latest", ctx.config.registry.url).parse()?;
+    Ok(RegistryClient::new(
+        &host.registry,
+        ctx.config.registry.login()?,
+    )?)
+}
+
+/// Run a command; returns the process exit code.
+pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        match command {
+            Command::Plan { common, images } => {
+                let ctx = context(common)?;
+                let specs = ctx.images(&images)?;
+                let decisions = plan::plan(&ctx, &specs, &registry(&ctx)?).await?;
+                print_plan(printer, &decisions)?;
+                // The plan is a check: work to do is exit 1.
+                Ok(if decisions.iter().any(|d| d.build) {
+                    exit::FOUND
+                } else {
+                    exit::SUCCESS
+                })
+            }
+            Command::Build {
+                common,
+                image,
+                arch,
+                push,
+            } => {
+                let ctx = context(common)?;
+                let spec = ctx
+                    .images(std::slice::from_ref(&image))?
+                    .pop()
+                    .context("no such image")?;
+                let engine = Engine::connect().await?;
+                let revision = build::revision(&ctx.repo);
+                let target = build::build(&ctx, &spec, &arch, revision, &engine, printer).await?;
+                if push {
+                    engine
+                        .push(&target, ctx.config.registry.login()?.as_ref())
+                        .await?;
+                }
+                printer.data(&format!("{target}\n"))?;
+                Ok(exit::SUCCESS)
+            }
+            Command::Index { common, image } => {
+                let ctx = context(common)?;
+                let tag = index::index(&ctx, &image, &registry(&ctx)?).await?;
+                printer.data(&format!("{tag}\n"))?;
+                Ok(exit::SUCCESS)
+            }
+            Command::Pipeline {
+                common,
+                out,
+                dotenv,
+                tools_image,
+            } => {
+                let ctx = context(common)?;
+                let specs = ctx.images(&[])?;
+                let decisions = plan::plan(&ctx, &specs, &registry(&ctx)?).await?;
+                let tools_image = tools_image.unwrap_or_else(|| ctx.config.tools_image());
+                let (p, env) = pipeline::pipeline(&ctx, &decisions, &tools_image);
+                p.check()?;
+                std::fs::write(&out, p.to_yaml())
+                    .with_context(|| format!("writing {}", out.display()))?;
+                if let Some(d) = dotenv {
+                    std::fs::write(&d, env).with_context(|| format!("writing {}", d.display()))?;
+                }
+                Ok(exit::SUCCESS)
+            }
+        }
+    })
+}
+
+fn print_plan(printer: &Printer, decisions: &[plan::Decision]) -> std::io::Result<()> {
+    if printer.is_json() {
+        return printer.json(&decisions);
+    }
+    let rows: Vec<Vec<String>> = decisions
+        .iter()
+        .map(|d| {
+            vec![
+                d.image.clone(),
+                d.arch.clone(),
+                if d.build { "build" } else { "skip" }.into(),
+                d.reason.clone(),
+            ]
+        })
+        .collect();
+    printer.data(&table(&["IMAGE", "ARCH", "ACTION", "WHY"], &rows, &[]))
 }

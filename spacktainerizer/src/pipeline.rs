@@ -6,16 +6,13 @@ use std::collections::BTreeMap;
 
 use common::ci::{Image, Job, Need, Pipeline, shell_quote};
 
-use crate::plan::{self, Decision, PlanOptions};
+use crate::Context;
+use crate::plan::Decision;
 
 /// The pipeline, and the dotenv (`BUILDER_TAG=…`) later stages read the builder tag from.
-pub fn pipeline(
-    opts: &PlanOptions,
-    decisions: &[Decision],
-    tools_image: &str,
-) -> (Pipeline, String) {
-    let cfg = &opts.config;
-    let tag = plan::tag(cfg, &opts.branch, &opts.date);
+pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pipeline, String) {
+    let cfg = &ctx.config;
+    let tag = ctx.tag();
     let dotenv = format!("BUILDER_TAG={tag}\n");
     let builds: Vec<&Decision> = decisions.iter().filter(|d| d.build).collect();
     if builds.is_empty() {
@@ -23,8 +20,8 @@ pub fn pipeline(
     }
     let common_args = format!(
         "--branch {} --date {}",
-        shell_quote(&opts.branch),
-        shell_quote(&opts.date)
+        shell_quote(&ctx.branch),
+        shell_quote(&ctx.date)
     );
     let image = Some(Image::Detailed {
         name: tools_image.into(),

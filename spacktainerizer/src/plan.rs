@@ -1,26 +1,13 @@
-//! `spacktainerizer plan`: for each image and architecture, build or skip, and why, from the
-//! labels the registry holds under the branch's tag.
+//! `spacktainerizer plan`: for each base image and architecture, build or skip, and why, from
+//! the labels the registry holds under the branch's tag.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
 
-use common::config::Config;
 use common::registry::{ImageRef, RegistryClient, RegistryError};
 use serde::Serialize;
 
-use crate::images::{self, ImageSpec, LABEL_CHECKSUM, LABEL_SPACK_COMMIT, LABEL_TOOL_VERSIONS};
-
-#[derive(Debug, Clone)]
-pub struct PlanOptions {
-    pub repo: PathBuf,
-    pub config: Config,
-    /// Branch slug; the default branch gets the default-branch tag.
-    pub branch: String,
-    /// `YYYY.MM.DD` for branch tags.
-    pub date: String,
-    /// Only these images (all when empty).
-    pub images: Vec<String>,
-}
+use crate::Context;
+use crate::images::{ImageSpec, LABEL_CHECKSUM, LABEL_SPACK_COMMIT, LABEL_TOOL_VERSIONS};
 
 /// One image and architecture.
 #[derive(Debug, Clone, Serialize)]
@@ -35,31 +22,19 @@ pub struct Decision {
     pub labels: BTreeMap<String, String>,
 }
 
-/// The tag of the base images on this branch.
-pub fn tag(cfg: &Config, branch: &str, date: &str) -> String {
-    cfg.tags
-        .base_tag(branch == cfg.default_branch, branch, date)
-}
-
-pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {
-    let cfg = &opts.config;
-    let base = &cfg.base_images;
-    let specs = images::images(&opts.repo, cfg, &opts.images, || {
-        images::spack_commit(&base.spack.repository, &base.spack.branch)
-    })?;
-    let login = crate::build::login(cfg)?;
-    let tag = tag(cfg, &opts.branch, &opts.date);
-    let mut clients: BTreeMap<String, RegistryClient> = BTreeMap::new();
+/// Build or skip each of `specs` for each architecture, asking `client` (the project
+/// registry's) what the branch's tag holds. A registry that is down or refuses is an error,
+/// never "build everything".
+pub async fn plan(
+    ctx: &Context,
+    specs: &[ImageSpec],
+    client: &RegistryClient,
+) -> anyhow::Result<Vec<Decision>> {
+    let cfg = &ctx.config;
+    let tag = ctx.tag();
     let mut out = Vec::new();
-    for spec in &specs {
+    for spec in specs {
         let image: ImageRef = format!("{}/{}:{tag}", cfg.registry.url, spec.name).parse()?;
-        if !clients.contains_key(&image.registry) {
-            clients.insert(
-                image.registry.clone(),
-                RegistryClient::new(&image.registry, login.clone())?,
-            );
-        }
-        let client = &clients[&image.registry];
         let wanted = labels(&cfg.labels.namespace, spec);
         for arch in cfg.architectures.keys() {
             let (build, reason) = match client.resolve(&image, arch).await {
@@ -84,10 +59,11 @@ pub async fn plan(opts: &PlanOptions) -> anyhow::Result<Vec<Decision>> {
     Ok(out)
 }
 
-fn labels(namespace: &str, spec: &ImageSpec) -> BTreeMap<String, String> {
+/// The namespaced labels recording `spec`'s inputs.
+pub fn labels(namespace: &str, spec: &ImageSpec) -> BTreeMap<String, String> {
     spec.inputs
         .iter()
-        .map(|(k, v)| (format!("{namespace}.{k}"), v.clone()))
+        .map(|(k, v)| (common::labels::namespaced(namespace, k), v.clone()))
         .collect()
 }
 
@@ -100,7 +76,7 @@ fn compare(namespace: &str, spec: &ImageSpec, found: &BTreeMap<String, String>) 
         _ => "base OS image changed",
     };
     for (k, want) in &spec.inputs {
-        let have = found.get(&format!("{namespace}.{k}"));
+        let have = found.get(&common::labels::namespaced(namespace, k));
         if have != Some(want) {
             let was = have.map(String::as_str).unwrap_or("none");
             return (true, format!("{} ({was} → {want})", describe(k)));

@@ -45,7 +45,7 @@ fn dockerfiles_declare_what_they_use_and_take_no_secret_as_argument() {
     for folder in [
         "spacktainerizer/images/builder",
         "spacktainerizer/images/runtime",
-        "singularitah/image",
+        "spacktainerizer/images/singularitah",
     ] {
         let path = repo_root().join(folder).join("Dockerfile");
         let text = std::fs::read_to_string(&path).unwrap();

@@ -35,9 +35,8 @@ fn git(dir: &Path, args: &[&str]) {
 /// pointing at the test registry under a fresh namespace.
 fn setup(registry_url: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    for folder in ["spacktainerizer/images", "singularitah/image"] {
-        copy_dir(&repo_root().join(folder), &dir.path().join(folder));
-    }
+    let images = "spacktainerizer/images";
+    copy_dir(&repo_root().join(images), &dir.path().join(images));
     let spack = dir.path().join("spack.git");
     std::fs::create_dir_all(&spack).unwrap();
     git(&spack, &["init", "-q", "-b", "develop"]);
@@ -221,7 +220,7 @@ fn stand_in_images(s: &Setup) {
     for folder in [
         "spacktainerizer/images/builder",
         "spacktainerizer/images/runtime",
-        "singularitah/image",
+        "spacktainerizer/images/singularitah",
     ] {
         let dir = s.dir.path().join(folder);
         std::fs::remove_dir_all(&dir).unwrap();

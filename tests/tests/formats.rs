@@ -3,11 +3,12 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
+use common::cache::catalog::Catalog;
+use common::cache::{hash_file_matches, load_index};
 use common::config::Config;
 use common::definitions::{self, Kind};
-use common::spack::buildcache::catalog::Catalog;
 use common::spack::buildcache::v3::{self, Manifest};
-use common::spack::buildcache::{Layout, SpecFile, hash_file_matches, index, load_index, v2};
+use common::spack::buildcache::{Layout, SpecFile, index, v2};
 use common::spack::environment::Environment;
 use common::spack::graph::SpecGraph;
 use common::spack::lockfile::Lockfile;

@@ -87,7 +87,7 @@ fn parent_and_child() -> (Pipeline, Pipeline) {
                     pull_policy: None,
                 }),
                 tags: vec!["kubernetes".into()],
-                script: vec!["spack-cacher process --output child.yml".into()],
+                script: vec!["spack-cacher process --out child.yml".into()],
                 artifacts: Some(Artifacts {
                     paths: vec!["child.yml".into()],
                     when: Some("always".into()),

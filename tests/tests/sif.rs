@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::sif::{self, SifSpec};
+use common::sif::format::{self as sif, SifSpec};
 use spacktainerizah_tests::siftool;
 
 fn run(cmd: &mut Command) -> String {

@@ -178,6 +178,34 @@ fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
+/// Registry clients made once each and reused: one per registry and login (a registry can be
+/// both the project's and the public hub, read with different logins), so a challenge is
+/// answered once per run.
+#[derive(Debug, Default)]
+pub struct Clients {
+    clients: Mutex<BTreeMap<String, std::sync::Arc<RegistryClient>>>,
+}
+
+impl Clients {
+    /// The client for `registry` with `login`; `purpose` tells apart logins of one registry
+    /// (`project`, `hub`, `anonymous`).
+    pub fn get(
+        &self,
+        purpose: &str,
+        registry: &str,
+        login: &Option<Login>,
+    ) -> Result<std::sync::Arc<RegistryClient>, RegistryError> {
+        let key = format!("{purpose}:{registry}");
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(c) = clients.get(&key) {
+            return Ok(c.clone());
+        }
+        let client = std::sync::Arc::new(RegistryClient::new(registry, login.clone())?);
+        clients.insert(key, client.clone());
+        Ok(client)
+    }
+}
+
 /// A client for one registry.
 #[derive(Debug)]
 pub struct RegistryClient {

@@ -75,7 +75,7 @@ fn user_metadata(
 
 /// How to reach S3. The key pair, when given, is read from the environment variables *named*
 /// here, so CI can keep one pair per bucket and no secret is ever passed as an argument.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Options {
     pub endpoint_url: Option<String>,
     pub region: Option<String>,

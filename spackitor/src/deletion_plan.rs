@@ -1,4 +1,4 @@
-//! What `clean` deletes, decided from the cache model alone (no I/O): the keep closure,
+//! The deletion plan: what `clean` and `purge` delete, decided from the cache model alone (no I/O): the keep closure,
 //! age and package rules, the cascade to dependents, orphans, and the deletion order.
 
 use std::collections::{HashMap, HashSet, VecDeque};

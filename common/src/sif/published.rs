@@ -8,16 +8,18 @@ use std::collections::BTreeMap;
 
 use futures::TryStreamExt;
 
+use crate::labels;
 use crate::store::{ObjectInfo, Store, StoreError};
 
 /// Object metadata keys (S3 user metadata is lowercase) and the label suffix each comes from.
-pub const META_CONTAINER_CHECKSUM: &str = "container-checksum";
-pub const META_LOCKFILE_SHA256: &str = "lockfile-sha256";
-pub const META_SOURCE_DIGEST: &str = "source-digest";
-const FROM_LABEL: &[(&str, &str)] = &[
-    (".definition-checksum", META_CONTAINER_CHECKSUM),
-    (".lockfile-sha256", META_LOCKFILE_SHA256),
-    (".source-digest", META_SOURCE_DIGEST),
+pub const META_CONTAINER_CHECKSUM: &str = labels::DEFINITION_CHECKSUM;
+pub const META_LOCKFILE_SHA256: &str = labels::LOCKFILE_SHA256;
+pub const META_SOURCE_DIGEST: &str = labels::SOURCE_DIGEST;
+/// The checksums, each the label `<any namespace>.<name>` and the metadata `<name>`.
+const CHECKSUMS: &[&str] = &[
+    labels::DEFINITION_CHECKSUM,
+    labels::LOCKFILE_SHA256,
+    labels::SOURCE_DIGEST,
 ];
 /// Architecture suffixes a tag may end with (`-amd64`).
 const ARCHES: &[&str] = &["amd64", "arm64", "ppc64le", "s390x", "riscv64"];
@@ -27,7 +29,7 @@ const ARCHES: &[&str] = &["amd64", "arm64", "ppc64le", "s390x", "riscv64"];
 pub const META_CONTAINER: &str = "container";
 pub const META_BRANCH: &str = "branch";
 pub const META_ARCH: &str = "arch";
-pub const LABEL_PREFIX: &str = "org.spacktainerizah.";
+const LABEL_PREFIX: &str = "org.spacktainerizah.";
 
 /// What a published SIF is: the lineage whose versions replace each other.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -90,7 +92,7 @@ pub async fn identity(store: &Store, key: &str) -> Result<Option<SifIdentity>, S
     }
     if store.is_local() {
         let path = std::path::PathBuf::from(store.location(key));
-        return Ok(crate::sif::read_labels(&path)
+        return Ok(crate::sif::format::read_labels(&path)
             .ok()
             .and_then(|l| SifIdentity::from_labels(&l)));
     }
@@ -112,10 +114,10 @@ pub fn checksums(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> 
     labels
         .iter()
         .filter_map(|(k, v)| {
-            FROM_LABEL
-                .iter()
-                .find(|(suffix, _)| k.ends_with(suffix))
-                .map(|(_, meta)| (meta.to_string(), v.clone()))
+            let (_, name) = k.rsplit_once('.')?;
+            CHECKSUMS
+                .contains(&name)
+                .then(|| (name.to_string(), v.clone()))
         })
         .collect()
 }
@@ -124,7 +126,7 @@ pub fn checksums(labels: &BTreeMap<String, String>) -> BTreeMap<String, String> 
 pub fn checksums_of_metadata(metadata: &BTreeMap<String, String>) -> BTreeMap<String, String> {
     metadata
         .iter()
-        .filter(|(k, _)| FROM_LABEL.iter().any(|(_, meta)| meta == k))
+        .filter(|(k, _)| CHECKSUMS.contains(&k.as_str()))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect()
 }

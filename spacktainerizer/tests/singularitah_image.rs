@@ -1,13 +1,15 @@
-//! `singularitah plan|build|index` for its own image against the real registry and daemon:
-//! built for both architectures, up to date after, rebuilt when the tool versions change.
+//! `spacktainerizer plan|build|index --image singularitah` against the real registry and
+//! daemon: built for both architectures, up to date after, rebuilt when the tool versions
+//! change.
 
 use std::process::{Command, Output};
 
 use spacktainerizah_tests::{registry, repo_root, unique_name};
 
 fn run(repo: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_singularitah"))
+    Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
         .args(args)
+        .args(["--image", "singularitah"])
         .args(["--branch", "main", "--output", "json", "--repo"])
         .arg(repo)
         .arg("--config")
@@ -19,7 +21,7 @@ fn run(repo: &std::path::Path, args: &[&str]) -> Output {
 #[test]
 fn build_index_up_to_date_then_new_tool_versions() {
     let repo = tempfile::tempdir().unwrap();
-    let image = repo.path().join("singularitah/image");
+    let image = repo.path().join("spacktainerizer/images/singularitah");
     std::fs::create_dir_all(&image).unwrap();
     std::fs::copy("/bin/busybox", image.join("busybox")).unwrap();
     // A stand-in for the real Dockerfile, which needs the network.
@@ -81,7 +83,7 @@ fn every_command_has_help() {
         vec!["index", "--help"],
         vec!["--version"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_singularitah"))
+        let out = Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
             .args(&args)
             .output()
             .unwrap();

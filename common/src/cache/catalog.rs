@@ -6,7 +6,8 @@ use std::time::SystemTime;
 
 use futures::StreamExt;
 
-use super::{CacheError, Layout, LoadedIndex, load_index, v2, v3};
+use super::{CacheError, LoadedIndex, load_index};
+use crate::spack::buildcache::{Layout, v2, v3};
 use crate::spack::spec::{Shared, intern};
 use crate::store::{ObjectInfo, Store};
 

@@ -1,0 +1,79 @@
+//! Checksums of files and folders that every machine computes alike: each file under a name
+//! that does not depend on where the checkout is, then its length and content, in sorted order.
+//! Base images record one over their build folder, containers one over their definition and the
+//! files it copies.
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+/// A sha256 over named files.
+#[derive(Debug, Clone, Default)]
+pub struct TreeHash(Sha256);
+
+impl TreeHash {
+    pub fn new() -> TreeHash {
+        TreeHash::default()
+    }
+
+    /// Add the file at `path` under `name`.
+    pub fn file(&mut self, name: &str, path: &Path) -> std::io::Result<()> {
+        let content = std::fs::read(path)?;
+        self.0.update(name.as_bytes());
+        self.0.update([0]);
+        self.0.update((content.len() as u64).to_le_bytes());
+        self.0.update(&content);
+        Ok(())
+    }
+
+    /// The hex digest.
+    pub fn finish(self) -> String {
+        hex::encode(self.0.finalize())
+    }
+}
+
+/// Every file under `dir` (or `dir` itself when it is a file), in sorted order.
+pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files = Vec::new();
+    for entry in walkdir::WalkDir::new(dir) {
+        let entry = entry.map_err(std::io::Error::other)?;
+        if entry.file_type().is_file() {
+            files.push(entry.into_path());
+        }
+    }
+    files.sort();
+    Ok(files)
+}
+
+/// `path` relative to `base`, with `/`: the name a file goes by in a checksum.
+pub fn relative_name(path: &Path, base: &Path) -> String {
+    path.strip_prefix(base)
+        .unwrap_or(path)
+        .to_string_lossy()
+        .replace('\\', "/")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_files_give_the_same_sum_wherever_they_are() {
+        let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        for d in [a.path(), b.path()] {
+            std::fs::create_dir_all(d.join("x")).unwrap();
+            std::fs::write(d.join("x/f"), "1").unwrap();
+            std::fs::write(d.join("g"), "2").unwrap();
+        }
+        let sum = |d: &Path| {
+            let mut h = TreeHash::new();
+            for f in files(d).unwrap() {
+                h.file(&relative_name(&f, d), &f).unwrap();
+            }
+            h.finish()
+        };
+        assert_eq!(sum(a.path()), sum(b.path()));
+        std::fs::write(b.path().join("g"), "3").unwrap();
+        assert_ne!(sum(a.path()), sum(b.path()));
+    }
+}
