@@ -279,24 +279,6 @@ impl BucketConfig {
         })
     }
 
-    /// The flags that give a tool this bucket's endpoint and the *names* of the variables
-    /// holding its key pair (shell-quoted, each with a leading space): what generated jobs pass.
-    pub fn cli_flags(&self) -> String {
-        let q = crate::ci::shell_quote;
-        let mut f = String::new();
-        if let Some(e) = &self.endpoint_url {
-            f.push_str(&format!(" --s3-endpoint-url {}", q(e)));
-        }
-        if let Some(c) = &self.credentials {
-            f.push_str(&format!(
-                " --access-key-env {} --secret-key-env {}",
-                q(&c.user_env),
-                q(&c.secret_env)
-            ));
-        }
-        f
-    }
-
     /// The CI variables that give Spack (boto3) this bucket's key pair: `AWS_ACCESS_KEY_ID` and
     /// `AWS_SECRET_ACCESS_KEY` as references to the variables named, never values.
     pub fn aws_variables(&self) -> IndexMap<String, String> {

@@ -5,6 +5,7 @@ pub mod cache;
 pub mod checksum;
 pub mod ci;
 pub mod cli;
+pub mod commands;
 pub mod config;
 pub mod definitions;
 pub mod engine;

@@ -49,6 +49,7 @@ pub enum SifCommand {
         /// The SIF file to write (replaced atomically).
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
+        /// The architecture of the image to take (`amd64`, `arm64`); this machine's by default.
         #[arg(long, default_value = default_arch())]
         arch: String,
         /// `KEY=VALUE` added to the labels (the project's checksums); repeatable.
@@ -75,6 +76,7 @@ pub enum SifCommand {
     /// skip it when the object already carries them, then remove the container's older SIFs
     /// (same branch and architecture) older than `--keep-days`; the newest always stays.
     Publish {
+        /// The SIF file to upload.
         file: PathBuf,
         /// `s3://bucket/prefix/NAME__TAG.sif`, `DIR/NAME__TAG.sif`, or ending in `/` to keep
         /// the file's name.
@@ -87,7 +89,7 @@ pub enum SifCommand {
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(0..=36_500))]
         keep_days: u64,
         /// Say what would be uploaded and removed; change nothing.
-        #[arg(long)]
+        #[arg(long, env = env_names::DRY_RUN)]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,
@@ -96,14 +98,17 @@ pub enum SifCommand {
     /// those whose checksums differ from what the local SIF records, through a temporary file
     /// renamed into place.
     Sync {
+        /// The bucket (`s3://bucket/prefix`) or directory holding the published SIFs.
         #[arg(long, value_parser = common::cli::parse_store_url)]
         from: StoreUrl,
+        /// The directory to bring up to date (a shared filesystem).
         #[arg(long)]
         to: PathBuf,
         /// Also remove local SIFs the bucket no longer has.
         #[arg(long)]
         delete_removed: bool,
-        #[arg(long)]
+        /// Say what would be copied and removed; change nothing.
+        #[arg(long, env = env_names::DRY_RUN)]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,
@@ -126,7 +131,8 @@ pub enum SifCommand {
         /// Variable holding the token for a private remote (e.g. `CI_JOB_TOKEN`).
         #[arg(long, value_name = "VAR")]
         git_token_env: Option<String>,
-        #[arg(long)]
+        /// Say what would be removed; change nothing.
+        #[arg(long, env = env_names::DRY_RUN)]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,

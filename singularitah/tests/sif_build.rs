@@ -80,10 +80,12 @@ fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
         .arg(format!("docker://{target}")));
 
     let sif = d.join("tool.sif");
-    run(Command::new(env!("CARGO_BIN_EXE_singularitah"))
-        .args(["sif", "build", &target, "--arch", "amd64", "-o"])
-        .arg(&sif)
-        .args(["--label", "org.spacktainerizah.lockfile-sha256=abc123"]));
+    run(
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_singularitah"))
+            .args(["sif", "build", &target, "--arch", "amd64", "-o"])
+            .arg(&sif)
+            .args(["--label", "org.spacktainerizah.lockfile-sha256=abc123"]),
+    );
 
     let list = String::from_utf8(run(Command::new(siftool()).arg("list").arg(&sif))).unwrap();
     assert!(list.contains("FS (Squashfs/*System/amd64)"), "{list}");

@@ -13,7 +13,7 @@ use spacktainerizah_tests::{new_bucket, open_store, registry, s3_cli_args, uniqu
 
 /// Run `singularitah`; commands that reach S3 get the test server's flags.
 fn singularitah(args: &[&str]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_singularitah"));
+    let mut cmd = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_singularitah"));
     cmd.args(args);
     if args.get(1) != Some(&"build") {
         cmd.args(s3_cli_args());
@@ -22,11 +22,7 @@ fn singularitah(args: &[&str]) -> Output {
 }
 
 fn ok(out: Output) -> String {
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    spacktainerizah_tests::succeeded(&out);
     String::from_utf8(out.stdout).unwrap()
 }
 
@@ -622,7 +618,7 @@ fn with_singularity_runs_apptainer_on_a_pinned_labelled_definition_with_the_logi
     let d = tempfile::tempdir().unwrap();
     let out = d.path().join("x__1.0.sif");
     let args = |tool_dir: &str| {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_singularitah"));
+        let mut cmd = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_singularitah"));
         cmd.args([
             "sif",
             "build",

@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use common::ci::{Artifacts, Image, Job, Need, Pipeline, Rule, Trigger, Workflow};
+use common::commands::{
+    Arg, CacherGenerate, CacherPrepare, CacherProcess, CacherRecord, S3Access, SifPruneBranches,
+    SpackahPipeline, SpackitorClean, SpacktainerizerPipeline,
+};
 use common::config::Config;
 
 pub const STAGES: [&str; 5] = [
@@ -101,7 +105,12 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             stage: Some("generate".into()),
             image: tools(&opts.tools_image),
             script: vec![
-                "spacktainerizer pipeline --out base-images.yml --dotenv base-images.env".into(),
+                SpacktainerizerPipeline {
+                    out: "base-images.yml".into(),
+                    dotenv: "base-images.env".into(),
+                }
+                .line()
+                .render(),
             ],
             artifacts: Some(Artifacts {
                 paths: vec!["base-images.yml".into()],
@@ -143,15 +152,39 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
                 }),
                 tags: vec![ac.runner_tag.clone()],
                 variables,
-                needs: Some(vec![Need::with_artifacts("generate base images", true), Need::job("base images")]),
+                needs: Some(vec![
+                    Need::with_artifacts("generate base images", true),
+                    Need::job("base images"),
+                ]),
                 script: vec![
-                    "spack-cacher prepare --out envs --branch \"$CI_COMMIT_REF_SLUG\"".into(),
-                    format!("spack-cacher generate --envs envs --arch {arch} --pipelines {scratch}"),
+                    CacherPrepare { out: "envs".into() }.line().render(),
+                    CacherGenerate {
+                        envs: "envs".into(),
+                        arch: arch.clone(),
+                        pipelines: scratch.clone(),
+                    }
+                    .line()
+                    .render(),
                     // The keep lists go into the cache before any build job starts.
-                    format!("spack-cacher record --envs envs --arch {arch}"),
-                    format!("spack-cacher process --arch {arch} --out {scratch}/pipelines --artifacts-job \"$CI_JOB_NAME\" {scratch}"),
+                    CacherRecord {
+                        envs: "envs".into(),
+                        arch: arch.clone(),
+                    }
+                    .line()
+                    .render(),
+                    CacherProcess {
+                        arch: arch.clone(),
+                        out: format!("{scratch}/pipelines"),
+                        input: scratch.clone(),
+                    }
+                    .line()
+                    .render(),
                 ],
-                artifacts: Some(Artifacts { paths: vec![format!("envs/{arch}"), scratch.clone()], when: Some("always".into()), ..Artifacts::default() }),
+                artifacts: Some(Artifacts {
+                    paths: vec![format!("envs/{arch}"), scratch.clone()],
+                    when: Some("always".into()),
+                    ..Artifacts::default()
+                }),
                 rules: not_on_schedule(),
                 ..Job::default()
             },
@@ -255,7 +288,14 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             stage: Some("containers".into()),
             image: tools(&opts.tools_image),
             needs: Some(needs),
-            script: vec!["spackah pipeline --environments envs --out containers.yml".into()],
+            script: vec![
+                SpackahPipeline {
+                    environments: "envs".into(),
+                    out: "containers.yml".into(),
+                }
+                .line()
+                .render(),
+            ],
             artifacts: Some(Artifacts {
                 paths: vec!["containers.yml".into()],
                 ..Artifacts::default()
@@ -282,7 +322,6 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
 /// the job token through git's environment.
 fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
     let cfg = &opts.config;
-    let prune = "singularitah sif prune-branches --repo \"$CI_PROJECT_URL\" --default-branch \"$CI_DEFAULT_BRANCH\" --git-token-env CI_JOB_TOKEN";
     let mut buckets: BTreeMap<String, (&common::config::BucketConfig, &str)> = BTreeMap::new();
     for ac in cfg.architectures.values() {
         if let Some(b) = &ac.containers_bucket {
@@ -294,11 +333,12 @@ fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
         }
     }
     for (i, (url, (bucket, runner))) in buckets.iter().enumerate() {
-        let cmd = format!(
-            "{prune} --in {}{}",
-            common::ci::shell_quote(url),
-            bucket.cli_flags()
-        );
+        let cmd = SifPruneBranches {
+            store: url.clone(),
+            s3: S3Access::of(bucket),
+        }
+        .line()
+        .render();
         let name = match i {
             0 => "scheduled prune branch SIFs".to_string(),
             _ => format!("scheduled prune branch SIFs {}", i + 1),
@@ -311,7 +351,12 @@ fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
             scheduled_job(
                 opts,
                 &sync.runner_tag,
-                format!("{prune} --in {}", common::ci::shell_quote(&sync.dir)),
+                SifPruneBranches {
+                    store: sync.dir.clone(),
+                    s3: S3Access::default(),
+                }
+                .line()
+                .render(),
             ),
         )?;
     }
@@ -339,36 +384,30 @@ fn clean_job(
     ac: &common::config::ArchConfig,
     arch: &str,
     on_default: bool,
-    keep: Option<&str>,
+    own_keep: Option<&str>,
     builder_tag: &str,
 ) -> Job {
-    let q = common::ci::shell_quote;
     let bucket = &ac.build_cache;
-    let url = bucket.url_for(on_default);
-    let mut cmd = format!("spackitor clean --cache {} --orphans", q(url));
-    if let Some(age) = bucket.max_age_for(on_default) {
-        cmd.push_str(&format!(" --max-age {age}"));
-    }
-    // Variable names, not values: the tool reads the secrets from the job's environment.
-    cmd.push_str(&bucket.cli_flags());
     let mut caches = vec![bucket.url_for(true)];
     caches.extend(bucket.branch_url.as_deref());
     caches.dedup();
-    for c in caches {
-        if let Ok(records) = crate::record::records_url(c) {
-            cmd.push_str(&format!(" --keep {}", q(&records.to_string())));
-        }
+    let mut keep: Vec<Arg> = caches
+        .into_iter()
+        .filter_map(|c| crate::record::records_url(c).ok())
+        .map(|records| Arg::quoted(records.to_string()))
+        .collect();
+    keep.extend(own_keep.map(Arg::word));
+    let mut spack_repos = vec![Arg::var("SPACK_ROOT")];
+    spack_repos.extend(opts.package_repos.iter().map(Arg::quoted));
+    let cmd = SpackitorClean {
+        cache: bucket.url_for(on_default).to_string(),
+        max_age_days: bucket.max_age_for(on_default),
+        s3: S3Access::of(bucket),
+        keep,
+        spack_repos,
     }
-    if let Some(k) = keep {
-        cmd.push_str(&format!(" --keep {k}"));
-    }
-    cmd.push_str(
-        " --branches-from \"$CI_PROJECT_URL\" --default-branch \"$CI_DEFAULT_BRANCH\" --git-token-env CI_JOB_TOKEN",
-    );
-    cmd.push_str(" --spack-repo \"$SPACK_ROOT\"");
-    for r in &opts.package_repos {
-        cmd.push_str(&format!(" --spack-repo {}", q(r)));
-    }
+    .line()
+    .render();
     Job {
         stage: Some("cleanup".into()),
         image: Some(Image::Detailed {

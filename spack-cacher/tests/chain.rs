@@ -127,16 +127,12 @@ fn secrets_appear_only_as_variable_references() {
 
 #[test]
 fn the_committed_gitlab_ci_is_what_chain_writes() {
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
         .args(["chain", "--out", "-"])
         .current_dir(repo_root())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    spacktainerizah_tests::succeeded(&out);
     let path = repo_root().join(".gitlab-ci.yml");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &out.stdout).unwrap();

@@ -2,7 +2,6 @@
 //! (snapshot-tested), and what happens without a working `spack`.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::config::Config;
 use spack_cacher::prepare::{self, PrepareOptions};
@@ -122,7 +121,7 @@ fn a_conflicting_definition_names_the_file_and_the_path() {
 }
 
 fn cacher(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
         .args(args)
         .env("PATH", "/usr/bin:/bin")
         .output()
@@ -219,7 +218,7 @@ fn record_puts_each_lockfile_in_the_cache_the_branch_fills() {
     })
     .unwrap();
     let record = |branch: &str| {
-        Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
             .args(["record", "--arch", "amd64", "--branch", branch, "--envs"])
             .arg(&envs)
             .arg("--config")
@@ -242,11 +241,7 @@ fn record_puts_each_lockfile_in_the_cache_the_branch_fills() {
     }
     for (branch, cache) in [("my-feature", &dev), ("main", &prod)] {
         let out = record(branch);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        spacktainerizah_tests::succeeded(&out);
         for c in ["brainbuilder", "neurodamus-neocortex", "system-benchmarks"] {
             let recorded = cache.join(format!(
                 "{}/{branch}/amd64/{c}/spack.lock",

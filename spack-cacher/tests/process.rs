@@ -3,7 +3,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use common::ci::{Need, Pipeline};
 use spack_cacher::process::{self, ProcessOptions, Stage};
@@ -216,7 +215,7 @@ fn current_spack_service_jobs_stay_together() {
 #[test]
 fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
     let out = tempfile::tempdir().unwrap();
-    let status = Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+    let status = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
         .args([
             "process",
             "--arch",
@@ -236,11 +235,7 @@ fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
         .env("BUILD_CACHE_SECRET_ACCESS_KEY", "very-secret-value")
         .output()
         .unwrap();
-    assert!(
-        status.status.success(),
-        "{}",
-        String::from_utf8_lossy(&status.stderr)
-    );
+    spacktainerizah_tests::succeeded(&status);
     for f in spacktainerizah_tests::walk(out.path()) {
         let text = std::fs::read_to_string(&f).unwrap();
         assert!(!text.contains("very-secret-value"));
@@ -252,7 +247,7 @@ fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
     );
     assert!(stage0.contains("KUBERNETES_MEMORY_LIMIT: 8Gi"));
 
-    let bad = Command::new(env!("CARGO_BIN_EXE_spack-cacher"))
+    let bad = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
         .args([
             "process",
             "--arch",

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use common::ci::{Image, Job, Need, Pipeline, build_cache_generate_job, shell_quote};
+use common::commands::{S3Access, SifBuild, SifPublish, SifSource, SifSync, SpackahContainer};
 use common::config::{BucketConfig, Config};
 
 use crate::plan::{ContainerKind, Decision, PlanOptions};
@@ -31,9 +32,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
     if !decisions.iter().any(Decision::needs_work) {
         return Pipeline::noop("All containers, SIFs and hub images are up to date.");
     }
-    let envs = shell_quote(&opts.environments.display().to_string());
-    let lockfiles = shell_quote(&opts.plan.project.lockfiles.display().to_string());
-    let branch = shell_quote(&opts.plan.project.branch);
+    let envs = opts.environments.display().to_string();
     let image = Some(Image::Detailed {
         name: opts.tools_image.clone(),
         entrypoint: Some(vec![String::new()]),
@@ -56,24 +55,22 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
     // Buckets the SIF jobs upload to, with their access, for the sync.
     let mut synced: BTreeMap<String, &BucketConfig> = BTreeMap::new();
     for d in decisions {
-        let which = format!(
-            "--container {} --arch {}",
-            shell_quote(&d.container),
-            shell_quote(&d.arch)
-        );
+        let container = SpackahContainer {
+            lockfiles: opts.plan.project.lockfiles.display().to_string(),
+            branch: opts.plan.project.branch.clone(),
+            container: d.container.clone(),
+            arch: d.arch.clone(),
+        };
         let lockfile_artifacts = || {
             vec![Need::other_pipeline(
                 "$PARENT_PIPELINE_ID",
                 build_cache_generate_job(&d.arch),
             )]
         };
-        let publish = format!("spackah publish --lockfiles {lockfiles} --branch {branch} {which}");
+        let publish = container.publish().render();
         let build_job = format!("build {} {}", d.container, d.arch);
         if d.kind == ContainerKind::Spack && d.build {
-            let mut script = vec![format!(
-                "spackah build --environments {envs} --lockfiles {lockfiles} --branch {branch} --base-tag {} {which} --push",
-                shell_quote(&opts.base_tag)
-            )];
+            let mut script = vec![container.build(&envs, &opts.base_tag).render()];
             // In the same job: the image is in this runner's engine, no pull needed. `publish`
             // checks the hub's repository and tag again when it runs.
             if d.hub.is_some() {
@@ -95,48 +92,40 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         if !sif.build {
             continue;
         }
-        let key = shell_quote(&sif.key);
-        let arch = shell_quote(&d.arch);
-        // What the SIF is, recorded in it: retiring and pruning go by this, not its name.
-        let identity = format!(
-            " --container {} --branch {branch}",
-            shell_quote(&d.container)
-        );
-        let build = if d.kind == ContainerKind::Spack {
-            let login = cfg
-                .registry
-                .credentials
-                .as_ref()
-                .map(|c| {
-                    format!(
-                        " --user-env {} --password-env {}",
-                        shell_quote(&c.user_env),
-                        shell_quote(&c.secret_env)
-                    )
-                })
-                .unwrap_or_default();
-            format!(
-                "singularitah sif build {} --arch {arch} -o {key}{login}{identity}",
-                shell_quote(&d.target)
-            )
+        let source = if d.kind == ContainerKind::Spack {
+            SifSource::Image {
+                image: d.target.clone(),
+                login: cfg
+                    .registry
+                    .credentials
+                    .as_ref()
+                    .map(|c| (c.user_env.clone(), c.secret_env.clone())),
+            }
         } else {
-            // The source digest is recorded by the build itself, as resolved when it runs.
-            let labels: String = d
-                .record
-                .iter()
-                .filter(|(k, _)| **k != common::labels::source_digest_label())
-                .map(|(k, v)| format!(" --label {}", shell_quote(&format!("{k}={v}"))))
-                .collect();
-            format!(
-                "singularitah sif build --def {} --arch {arch} -o {key}{labels}{identity}",
-                shell_quote(&d.definition.display().to_string())
-            )
+            SifSource::Def {
+                path: d.definition.display().to_string(),
+                // The source digest is recorded by the build itself, as resolved when it runs.
+                labels: d
+                    .record
+                    .iter()
+                    .filter(|(k, _)| **k != common::labels::source_digest_label())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            }
         };
-        let upload = format!(
-            "singularitah sif publish {key} --to {}{}",
-            shell_quote(&format!("{}/{}", sif.store.trim_end_matches('/'), sif.key)),
-            bucket.cli_flags()
-        );
+        // What the SIF is, recorded in it: retiring and pruning go by this, not its name.
+        let build = SifBuild {
+            source,
+            arch: d.arch.clone(),
+            out: sif.key.clone(),
+            container: d.container.clone(),
+            branch: opts.plan.project.branch.clone(),
+        };
+        let upload = SifPublish {
+            file: sif.key.clone(),
+            to: format!("{}/{}", sif.store.trim_end_matches('/'), sif.key),
+            s3: S3Access::of(bucket),
+        };
         let needs = if p.jobs.contains_key(&build_job) {
             vec![Need::job(build_job)]
         } else {
@@ -149,7 +138,11 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
                 &d.arch,
                 "sif",
                 needs,
-                vec![build, upload, format!("rm -f {key}")],
+                vec![
+                    build.line().render(),
+                    upload.line().render(),
+                    format!("rm -f {}", shell_quote(&sif.key)),
+                ],
             ),
         );
         sif_jobs.push(name);
@@ -159,17 +152,14 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         let script = synced
             .iter()
             .map(|(url, bucket)| {
-                format!(
-                    "singularitah sif sync --from {} --to {}{}{}",
-                    shell_quote(url),
-                    shell_quote(&sync.dir),
-                    if sync.delete_removed {
-                        " --delete-removed"
-                    } else {
-                        ""
-                    },
-                    bucket.cli_flags()
-                )
+                SifSync {
+                    from: url.clone(),
+                    to: sync.dir.clone(),
+                    delete_removed: sync.delete_removed,
+                    s3: S3Access::of(bucket),
+                }
+                .line()
+                .render()
             })
             .collect();
         p.jobs.insert(

@@ -52,7 +52,7 @@ async fn base_image(engine: &Engine, image: &str, extra: &[(&str, &str)]) {
 }
 
 fn spackah(dir: &Path, args: &[&str], canary: &str) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spackah"))
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
         .args(args)
         .args(["--branch", "main", "--repo"])
         .arg(dir)
@@ -193,11 +193,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
             ],
             canary,
         );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        spacktainerizah_tests::succeeded(&out);
         let text = std::fs::read_to_string(&pipeline_file).unwrap();
         spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
         assert!(!text.contains(canary), "a secret in the pipeline");
@@ -277,7 +273,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
 
     // The public hub: only into a repository that exists, only when it lacks the image.
     let publish = |branch: &str| {
-        let out = Command::new(env!("CARGO_BIN_EXE_spackah"))
+        let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
             .args([
                 "publish",
                 "--container",
@@ -295,11 +291,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
             .arg(d.join("spacktainerizah.yaml"))
             .output()
             .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        spacktainerizah_tests::succeeded(&out);
         String::from_utf8_lossy(&out.stdout).into_owned()
     };
     assert!(publish("my-branch").contains("not on the default branch"));
@@ -345,7 +337,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
 
     // The image under that tag here is the one built before the change: it never reaches the
     // hub, whose copy stays as it was.
-    let out = Command::new(env!("CARGO_BIN_EXE_spackah"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
         .args(["publish", "--container", "pythons", "--arch", "amd64"])
         .args(["--branch", "main", "--repo"])
         .arg(d)

@@ -4,7 +4,7 @@
 //! definitions and lockfiles named.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use std::collections::BTreeMap;
 
@@ -80,7 +80,7 @@ fn plan(dir: &Path) -> (Option<i32>, Vec<Value>, String) {
 
 /// `spackah plan` with `extra` arguments, and `path` as PATH when given.
 fn plan_with(dir: &Path, extra: &[&str], path: Option<&str>) -> (Option<i32>, Vec<Value>, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_spackah"));
+    let mut cmd = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"));
     if let Some(p) = path {
         cmd.env("PATH", p);
     }
@@ -312,7 +312,7 @@ fn bad_lockfiles_and_definitions_are_named() {
     );
 
     // A build of a bad definition stops before anything reaches the registry.
-    let out = Command::new(env!("CARGO_BIN_EXE_spackah"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
         .args([
             "build",
             "--branch",

@@ -36,6 +36,7 @@ pub enum Command {
         cache: CacheArgs,
         /// A hash (7+ characters are enough when unambiguous), a name, or name@version.
         target: String,
+        /// Show the whole dependency closure, with edge types.
         #[arg(long)]
         tree: bool,
     },
@@ -71,6 +72,7 @@ pub enum Command {
     Purge {
         #[command(flatten)]
         cache: CacheArgs,
+        /// What to delete: a hash (7+ characters), a name, or name@version.
         target: String,
         /// Delete everything that depends on them (link and run edges) too.
         #[arg(long)]
@@ -79,6 +81,7 @@ pub enum Command {
         /// spack.lock is a keep list: their specs may not be deleted.
         #[arg(long, value_name = "PATH|URL", env = env_names::SPACKITOR_KEEP, value_delimiter = ',', value_parser = keep::parse_source)]
         keep: Vec<KeepSource>,
+        /// Print what would be deleted and change nothing.
         #[arg(long, env = env_names::DRY_RUN)]
         dry_run: bool,
     },
@@ -87,6 +90,7 @@ pub enum Command {
     Reindex {
         #[command(flatten)]
         cache: CacheArgs,
+        /// Print what the index would hold and write nothing.
         #[arg(long, env = env_names::DRY_RUN)]
         dry_run: bool,
     },

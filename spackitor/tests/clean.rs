@@ -273,16 +273,16 @@ async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
         .unwrap();
     assert!(any_file_with(m.path(), CORE2_LIBELF));
     // The indexes are consistent: nothing they list has lost objects.
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
-        .args([
+    let out = spacktainerizah_tests::run_tool(
+        env!("CARGO_BIN_EXE_spackitor"),
+        [
             "ls",
             "--output",
             "json",
             "--cache",
             &m.path().display().to_string(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(rows.len(), 8);
     assert!(

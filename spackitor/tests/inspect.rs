@@ -3,7 +3,7 @@
 //! server, healthy and broken.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use serde_json::Value;
 use spacktainerizah_tests::{
@@ -26,10 +26,7 @@ fn mirror(layouts: &[&str]) -> tempfile::TempDir {
 }
 
 fn spackitor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spackitor"))
-        .args(args)
-        .output()
-        .unwrap()
+    spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), args)
 }
 
 fn on(dir: &Path, cmd: &str, args: &[&str]) -> Output {
@@ -375,7 +372,7 @@ async fn over_s3_show_verify_and_stats_read_no_more_than_they_show() {
     let src = mirror(&["v2", "v3"]);
     upload_dir(&open_store(&format!("s3://{bucket}/c")).await, src.path()).await;
     let s3 = |cmd: &str, extra: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
             .args([
                 cmd,
                 "--output",
@@ -432,7 +429,7 @@ async fn over_s3_show_verify_and_stats_read_no_more_than_they_show() {
     // purge, then compare with the untouched local copy, then rebuild the index from scratch.
     let purged = json(&s3("purge", &[CORE2_LIBDWARF]));
     assert_eq!(purged["totals"]["specs"], 2);
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args([
             "diff",
             "--output",

@@ -1,7 +1,7 @@
 //! `spackitor ls`, run as the built binary against directories and the real S3 server.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use spacktainerizah_tests::{
@@ -9,7 +9,7 @@ use spacktainerizah_tests::{
 };
 
 fn spackitor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args(args)
         .output()
         .expect("run spackitor")
@@ -137,7 +137,7 @@ async fn the_same_listing_over_s3() {
         Path::new(&example()),
     )
     .await;
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args([
             "ls",
             "--sizes",
@@ -196,7 +196,7 @@ fn a_folder_that_is_no_cache_says_so() {
 #[test]
 fn a_missing_bucket_is_reported_without_credentials() {
     let secret = std::env::var(SECRET_KEY_VAR).expect("test key pair");
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args(["ls", "--cache", "s3://bucket-that-does-not-exist"])
         .args(s3_cli_args())
         .output()

@@ -23,10 +23,7 @@ mod support;
 use support::*;
 
 fn spackitor(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spackitor"))
-        .args(args)
-        .output()
-        .unwrap()
+    spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), args)
 }
 
 /// The flags that point the tool at `endpoint` (a proxy or the S3 server) with the test keys.
@@ -298,10 +295,7 @@ async fn an_incomplete_listing_or_a_missing_date_deletes_nothing_over_s3() {
             "--orphans".into(),
         ];
         args.extend(s3_args(&proxy.url()));
-        let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args);
         assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
         assert!(
             stderr(&out).to_lowercase().contains(expected),
@@ -402,7 +396,7 @@ async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
     let reference = new_bucket("kill-ref").await;
     let ref_store = upload_mirror(&reference).await;
     let counter = FaultProxy::start(&upstream, |_| Decision::Forward).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args(fault_clean_args(&reference, &counter.url(), &lock))
         .output()
         .unwrap();
@@ -431,7 +425,7 @@ async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
             Decision::Forward
         })
         .await;
-        let mut child = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        let mut child = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
             .args(fault_clean_args(&bucket, &proxy.url(), &lock))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -444,7 +438,7 @@ async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
             .await
             .unwrap_or_else(|e| panic!("killed at write {kill_at}: {e}"));
 
-        let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
             .args(fault_clean_args(&bucket, &s3_endpoint(), &lock))
             .output()
             .unwrap();
@@ -483,7 +477,7 @@ async fn a_failed_delete_batch_stops_the_later_waves_and_a_rerun_finishes() {
         }
     })
     .await;
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args(fault_clean_args(&bucket, &proxy.url(), &lock))
         .output()
         .unwrap();
@@ -509,7 +503,7 @@ async fn a_failed_delete_batch_stops_the_later_waves_and_a_rerun_finishes() {
     );
 
     *failing.lock().unwrap() = false;
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args(fault_clean_args(&bucket, &s3_endpoint(), &lock))
         .output()
         .unwrap();
@@ -530,7 +524,7 @@ async fn two_janitors_at_once_agree_with_one() {
     let lock = keep_lockfile(work.path(), M1_LIBDWARF);
     let reference = new_bucket("twice-ref").await;
     let ref_store = upload_mirror(&reference).await;
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args(fault_clean_args(&reference, &s3_endpoint(), &lock))
         .output()
         .unwrap();
@@ -540,7 +534,7 @@ async fn two_janitors_at_once_agree_with_one() {
     let bucket = new_bucket("twice").await;
     let store = upload_mirror(&bucket).await;
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
             .args(fault_clean_args(&bucket, &s3_endpoint(), &lock))
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -558,7 +552,7 @@ async fn two_janitors_at_once_agree_with_one() {
     let m = mirror("unsigned");
     fresh_except(m.path(), &[CORE2_LIBELF]);
     let spawn = || {
-        Command::new(env!("CARGO_BIN_EXE_spackitor"))
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
             .args(["clean", "--max-age", "30", "--orphans", "--cache"])
             .arg(m.path())
             .stdout(Stdio::piped())
@@ -688,10 +682,7 @@ async fn a_pipeline_pushing_and_updating_the_index_meanwhile_loses_nothing() {
             ];
             args.extend(s3_args(&proxy.url()));
             let mut janitor = tokio::task::spawn_blocking(move || {
-                Command::new(env!("CARGO_BIN_EXE_spackitor"))
-                    .args(&args)
-                    .output()
-                    .unwrap()
+                spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args)
             });
             let out = tokio::select! {
                 _ = held_rx => {
@@ -907,10 +898,7 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
         ];
         args.extend(s3_args(&s3_endpoint()));
         args.extend(extra.iter().map(|s| s.to_string()));
-        Command::new(env!("CARGO_BIN_EXE_spackitor"))
-            .args(&args)
-            .output()
-            .unwrap()
+        spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args)
     };
     // Without the remote, every record counts: nothing of theirs goes.
     let r = report(&clean(&["--dry-run"]));
@@ -962,10 +950,7 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
         format!("s3://{bucket}/nothing-here"),
     ];
     args.extend(s3_args(&s3_endpoint()));
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
-        .args(&args)
-        .output()
-        .unwrap();
+    let out = spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("no spack.lock"), "{}", stderr(&out));
     assert_eq!(keys(&store).await, before);

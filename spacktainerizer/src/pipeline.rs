@@ -4,7 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use common::ci::{Image, Job, Need, Pipeline, shell_quote};
+use common::ci::{Image, Job, Need, Pipeline};
+use common::commands::SpacktainerizerImage;
 
 use crate::Context;
 use crate::plan::Decision;
@@ -18,11 +19,6 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
     if builds.is_empty() {
         return (Pipeline::noop("All base images are up to date."), dotenv);
     }
-    let common_args = format!(
-        "--branch {} --date {}",
-        shell_quote(&ctx.branch),
-        shell_quote(&ctx.date)
-    );
     let image = Some(Image::Detailed {
         name: tools_image.into(),
         entrypoint: Some(vec![String::new()]),
@@ -46,10 +42,16 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                 stage: Some("build".into()),
                 image: image.clone(),
                 tags: runner,
-                script: vec![format!(
-                    "spacktainerizer build --image {} --arch {} --push {common_args}",
-                    d.image, d.arch
-                )],
+                script: vec![
+                    SpacktainerizerImage {
+                        image: d.image.clone(),
+                        arch: Some(d.arch.clone()),
+                        branch: ctx.branch.clone(),
+                        date: ctx.date.clone(),
+                    }
+                    .line()
+                    .render(),
+                ],
                 ..Job::default()
             },
         );
@@ -62,9 +64,16 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                 stage: Some("index".into()),
                 image: image.clone(),
                 needs: Some(needs.into_iter().map(Need::job).collect()),
-                script: vec![format!(
-                    "spacktainerizer index --image {name} {common_args}"
-                )],
+                script: vec![
+                    SpacktainerizerImage {
+                        image: name.to_string(),
+                        arch: None,
+                        branch: ctx.branch.clone(),
+                        date: ctx.date.clone(),
+                    }
+                    .line()
+                    .render(),
+                ],
                 ..Job::default()
             },
         );

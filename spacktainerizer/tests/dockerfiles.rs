@@ -118,10 +118,7 @@ fn every_command_has_help() {
         vec!["pipeline", "--help"],
         vec!["--version"],
     ] {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spacktainerizer"), &args);
         assert!(
             out.status.success(),
             "{args:?}: {}",

@@ -57,7 +57,7 @@ fn setup(registry_url: &str) -> Setup {
 }
 
 fn plan(s: &Setup) -> (Option<i32>, Vec<Value>, String) {
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
+    let out: Output = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spacktainerizer"))
         .args(["plan", "--output", "json", "--branch", "main", "--repo"])
         .arg(s.dir.path())
         .arg("--config")
@@ -235,7 +235,7 @@ fn stand_in_images(s: &Setup) {
 }
 
 fn tool(s: &Setup, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spacktainerizer"))
         .args(args)
         .args(["--branch", "my-feature", "--date", "2026.11.29", "--repo"])
         .arg(s.dir.path())
@@ -261,11 +261,7 @@ async fn pipeline_build_index_then_up_to_date() {
             &dotenv.display().to_string(),
         ],
     );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    spacktainerizah_tests::succeeded(&out);
     let text = std::fs::read_to_string(&file).unwrap();
     spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
     let p = common::ci::Pipeline::read(&file).unwrap();
@@ -304,11 +300,7 @@ async fn pipeline_build_index_then_up_to_date() {
     }
     for image in ["builder", "runtime", "singularitah"] {
         let out = tool(&s, &["index", "--image", image]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        spacktainerizah_tests::succeeded(&out);
     }
     let out = tool(&s, &["plan", "--output", "json"]);
     assert_eq!(

@@ -2,12 +2,12 @@
 //! daemon: built for both architectures, up to date after, rebuilt when the tool versions
 //! change.
 
-use std::process::{Command, Output};
+use std::process::Output;
 
 use spacktainerizah_tests::{registry, repo_root, unique_name};
 
 fn run(repo: &std::path::Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spacktainerizer"))
         .args(args)
         .args(["--image", "singularitah"])
         .args(["--branch", "main", "--output", "json", "--repo"])
@@ -45,11 +45,7 @@ fn build_index_up_to_date_then_new_tool_versions() {
     assert!(plan.iter().all(|d| d["image"] == "singularitah"));
     for arch in ["amd64", "arm64"] {
         let out = run(repo.path(), &["build", "--arch", arch, "--push"]);
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        spacktainerizah_tests::succeeded(&out);
     }
     assert!(run(repo.path(), &["index"]).status.success());
     assert_eq!(run(repo.path(), &["plan"]).status.code(), Some(0));
@@ -83,10 +79,7 @@ fn every_command_has_help() {
         vec!["index", "--help"],
         vec!["--version"],
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_spacktainerizer"))
-            .args(&args)
-            .output()
-            .unwrap();
+        let out = spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spacktainerizer"), &args);
         assert!(
             out.status.success(),
             "{args:?}: {}",

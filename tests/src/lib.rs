@@ -275,3 +275,114 @@ pub fn token_registry() -> String {
 pub fn siftool() -> PathBuf {
     PathBuf::from(service_env("SPACKTAINERIZAH_TEST_SIFTOOL"))
 }
+
+/// Split a shell command line into the words a POSIX shell passes on: single quotes, double
+/// quotes (with `$NAME` and `${NAME}` looked up in `env`), backslash escapes. Enough for the
+/// lines the generators write; anything else (globs, `;`, `|`) is refused.
+pub fn shell_words(line: &str, env: &dyn Fn(&str) -> String) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars().peekable();
+    let var = |chars: &mut std::iter::Peekable<std::str::Chars<'_>>| -> String {
+        let mut name = String::new();
+        if chars.peek() == Some(&'{') {
+            chars.next();
+            for c in chars.by_ref() {
+                if c == '}' {
+                    break;
+                }
+                name.push(c);
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c.is_ascii_alphanumeric() || c == '_' {
+                    name.push(c);
+                    chars.next();
+                } else {
+                    break;
+                }
+            }
+        }
+        env(&name)
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            ' ' | '\t' => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated ' in {line}")),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('$') => cur.push_str(&var(&mut chars)),
+                        Some('\\') => cur.push(chars.next().unwrap_or('\\')),
+                        Some(c) => cur.push(c),
+                        None => return Err(format!("unterminated \" in {line}")),
+                    }
+                }
+            }
+            '$' => {
+                in_word = true;
+                cur.push_str(&var(&mut chars));
+            }
+            '\\' => {
+                in_word = true;
+                cur.push(chars.next().unwrap_or('\\'));
+            }
+            ';' | '|' | '&' | '*' | '?' | '`' | '<' | '>' => {
+                return Err(format!("`{c}` in {line}: not a plain command line"));
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    Ok(words)
+}
+
+/// One of the tools, to run as a user runs it: `tool(env!("CARGO_BIN_EXE_spackitor"))`.
+pub fn tool(bin: &str) -> std::process::Command {
+    std::process::Command::new(bin)
+}
+
+/// Run `bin` with `args`, its output captured.
+pub fn run_tool<I, S>(bin: &str, args: I) -> std::process::Output
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    tool(bin)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("running {bin}: {e}"))
+}
+
+/// The stdout of a run that must have succeeded; a failure panics with its stderr.
+pub fn succeeded(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}

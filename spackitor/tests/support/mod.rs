@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
@@ -73,7 +73,7 @@ pub fn age_spec(root: &Path, hash: &str, days: f64) {
 }
 
 pub fn clean(root: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args([
             "clean",
             "--output",
@@ -138,21 +138,17 @@ pub fn snapshot(root: &Path) -> BTreeMap<PathBuf, (Vec<u8>, SystemTime)> {
 
 /// The hashes `spackitor ls` shows per layout: what the rewritten indexes list.
 pub fn listed(root: &Path) -> BTreeMap<String, Vec<String>> {
-    let out = Command::new(env!("CARGO_BIN_EXE_spackitor"))
-        .args([
+    let out = spacktainerizah_tests::run_tool(
+        env!("CARGO_BIN_EXE_spackitor"),
+        [
             "ls",
             "--output",
             "json",
             "--cache",
             &root.display().to_string(),
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+        ],
     );
+    spacktainerizah_tests::succeeded(&out);
     let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
     let mut m: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for r in rows {
@@ -243,7 +239,7 @@ pub async fn upload_mirror(bucket: &str) -> common::store::Store {
 }
 
 pub fn clean_s3(bucket: &str, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_spackitor"))
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args([
             "clean",
             "--output",
