@@ -134,143 +134,12 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
         ),
     )?;
 
-    // Stage 2: the build cache, per architecture, once the builder image exists.
+    // Stage 2: the build cache, per architecture, once the builder image exists; cleanup as
+    // soon as an architecture's cache is filled.
     let mut cache_triggers = Vec::new();
     for (arch, ac) in &cfg.architectures {
-        let generate = common::ci::build_cache_generate_job(arch);
-        let scratch = format!("jobs_scratch_dir.{arch}");
-        let mut variables: indexmap::IndexMap<String, String> = ac.variables.clone();
-        variables.extend(ac.build_cache.aws_variables());
-        p.add_job(
-            generate.clone(),
-            Job {
-                stage: Some("build-cache".into()),
-                image: Some(Image::Detailed {
-                    name: format!("{}/builder:$BUILDER_TAG", cfg.registry.url),
-                    entrypoint: Some(vec![String::new()]),
-                    pull_policy: Some("always".into()),
-                }),
-                tags: vec![ac.runner_tag.clone()],
-                variables,
-                needs: Some(vec![
-                    Need::with_artifacts("generate base images", true),
-                    Need::job("base images"),
-                ]),
-                script: vec![
-                    CacherPrepare { out: "envs".into() }.line().render(),
-                    CacherGenerate {
-                        envs: "envs".into(),
-                        arch: arch.clone(),
-                        pipelines: scratch.clone(),
-                    }
-                    .line()
-                    .render(),
-                    // The keep lists go into the cache before any build job starts.
-                    CacherRecord {
-                        envs: "envs".into(),
-                        arch: arch.clone(),
-                    }
-                    .line()
-                    .render(),
-                    CacherProcess {
-                        arch: arch.clone(),
-                        out: format!("{scratch}/pipelines"),
-                        input: scratch.clone(),
-                    }
-                    .line()
-                    .render(),
-                ],
-                artifacts: Some(Artifacts {
-                    paths: vec![format!("envs/{arch}"), scratch.clone()],
-                    when: Some("always".into()),
-                    ..Artifacts::default()
-                }),
-                rules: not_on_schedule(),
-                ..Job::default()
-            },
-        )?;
-        let trigger_name = format!("build cache {arch}");
-        p.add_job(
-            trigger_name.clone(),
-            trigger(
-                "build-cache",
-                &generate,
-                &format!("{scratch}/pipelines/{arch}.yml"),
-                vec![],
-            ),
-        )?;
-
-        // Cleanup may start as soon as this architecture's cache is filled. Every cleaning
-        // keeps what every living branch recorded, whichever pipeline runs it; a branch's
-        // pipeline cleans the cache it fills, with that cache's age.
-        let after_build = |on_default: bool| {
-            let keep = format!("envs/{arch}");
-            Job {
-                needs: Some(vec![
-                    Need::with_artifacts("generate base images", true),
-                    Need::with_artifacts(generate.clone(), true),
-                    Need::job(trigger_name.clone()),
-                ]),
-                ..clean_job(opts, ac, arch, on_default, Some(&keep), "$BUILDER_TAG")
-            }
-        };
-        let separate_branch_cache = ac
-            .build_cache
-            .branch_url
-            .as_ref()
-            .is_some_and(|b| *b != ac.build_cache.url);
-        if separate_branch_cache {
-            p.add_job(
-                format!("clean build cache {arch}"),
-                Job {
-                    rules: vec![
-                        Rule::when_if(SCHEDULE, "never"),
-                        Rule::when_if(DEFAULT_BRANCH, "on_success"),
-                    ],
-                    ..after_build(true)
-                },
-            )?;
-            p.add_job(
-                format!("clean branch build cache {arch}"),
-                Job {
-                    rules: vec![
-                        Rule::when_if(SCHEDULE, "never"),
-                        Rule::when_if(OTHER_BRANCH_WEB, "on_success"),
-                    ],
-                    ..after_build(false)
-                },
-            )?;
-        } else {
-            p.add_job(
-                format!("clean build cache {arch}"),
-                Job {
-                    rules: vec![
-                        Rule::when_if(SCHEDULE, "never"),
-                        Rule::when_if(DEFAULT_BRANCH, "on_success"),
-                        Rule::when_if(WEB, "on_success"),
-                    ],
-                    ..after_build(true)
-                },
-            )?;
-        }
-        // The scheduled runs: the janitor alone, each cache with its own age, on the default
-        // branch's builder (no stage 1 runs on a schedule).
-        let tag = cfg.tags.default_branch.clone();
-        let scheduled = |on_default: bool| Job {
-            needs: Some(vec![]),
-            rules: vec![Rule::when_if(SCHEDULE, "always")],
-            ..clean_job(opts, ac, arch, on_default, None, &tag)
-        };
-        p.add_job(
-            format!("scheduled clean build cache {arch}"),
-            scheduled(true),
-        )?;
-        if separate_branch_cache {
-            p.add_job(
-                format!("scheduled clean branch build cache {arch}"),
-                scheduled(false),
-            )?;
-        }
+        let (generate, trigger_name) = add_build_cache(&mut p, opts, arch, ac)?;
+        add_cleaners(&mut p, opts, arch, ac, &generate, &trigger_name)?;
         cache_triggers.push((generate, trigger_name));
     }
 
@@ -315,6 +184,166 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     )?;
     p.check().context("the generated .gitlab-ci.yml")?;
     Ok(p)
+}
+
+/// The job that prepares, concretizes and records `arch`'s environments and writes the
+/// pipelines that fill its cache, and the trigger running them; their names.
+fn add_build_cache(
+    p: &mut Pipeline,
+    opts: &ChainOptions,
+    arch: &str,
+    ac: &common::config::ArchConfig,
+) -> anyhow::Result<(String, String)> {
+    let cfg = &opts.config;
+    let generate = common::ci::build_cache_generate_job(arch);
+    let scratch = format!("jobs_scratch_dir.{arch}");
+    let mut variables: indexmap::IndexMap<String, String> = ac.variables.clone();
+    variables.extend(ac.build_cache.aws_variables());
+    p.add_job(
+        generate.clone(),
+        Job {
+            stage: Some("build-cache".into()),
+            image: Some(Image::Detailed {
+                name: format!("{}/builder:$BUILDER_TAG", cfg.registry.url),
+                entrypoint: Some(vec![String::new()]),
+                pull_policy: Some("always".into()),
+            }),
+            tags: vec![ac.runner_tag.clone()],
+            variables,
+            needs: Some(vec![
+                Need::with_artifacts("generate base images", true),
+                Need::job("base images"),
+            ]),
+            script: vec![
+                CacherPrepare { out: "envs".into() }.line().render(),
+                CacherGenerate {
+                    envs: "envs".into(),
+                    arch: arch.to_string(),
+                    pipelines: scratch.clone(),
+                }
+                .line()
+                .render(),
+                // The keep lists go into the cache before any build job starts.
+                CacherRecord {
+                    envs: "envs".into(),
+                    arch: arch.to_string(),
+                }
+                .line()
+                .render(),
+                CacherProcess {
+                    arch: arch.to_string(),
+                    out: format!("{scratch}/pipelines"),
+                    input: scratch.clone(),
+                }
+                .line()
+                .render(),
+            ],
+            artifacts: Some(Artifacts {
+                paths: vec![format!("envs/{arch}"), scratch.clone()],
+                when: Some("always".into()),
+                ..Artifacts::default()
+            }),
+            rules: not_on_schedule(),
+            ..Job::default()
+        },
+    )?;
+    let trigger_name = format!("build cache {arch}");
+    p.add_job(
+        trigger_name.clone(),
+        trigger(
+            "build-cache",
+            &generate,
+            &format!("{scratch}/pipelines/{arch}.yml"),
+            vec![],
+        ),
+    )?;
+
+    Ok((generate, trigger_name))
+}
+
+/// The cleaning jobs of `arch`'s caches: after its build (`generate`, `trigger_name`) and on
+/// schedules.
+fn add_cleaners(
+    p: &mut Pipeline,
+    opts: &ChainOptions,
+    arch: &str,
+    ac: &common::config::ArchConfig,
+    generate: &str,
+    trigger_name: &str,
+) -> anyhow::Result<()> {
+    let cfg = &opts.config;
+    // Cleanup may start as soon as this architecture's cache is filled. Every cleaning
+    // keeps what every living branch recorded, whichever pipeline runs it; a branch's
+    // pipeline cleans the cache it fills, with that cache's age.
+    let after_build = |on_default: bool| {
+        let keep = format!("envs/{arch}");
+        Job {
+            needs: Some(vec![
+                Need::with_artifacts("generate base images", true),
+                Need::with_artifacts(generate, true),
+                Need::job(trigger_name),
+            ]),
+            ..clean_job(opts, ac, arch, on_default, Some(&keep), "$BUILDER_TAG")
+        }
+    };
+    let separate_branch_cache = ac
+        .build_cache
+        .branch_url
+        .as_ref()
+        .is_some_and(|b| *b != ac.build_cache.url);
+    if separate_branch_cache {
+        p.add_job(
+            format!("clean build cache {arch}"),
+            Job {
+                rules: vec![
+                    Rule::when_if(SCHEDULE, "never"),
+                    Rule::when_if(DEFAULT_BRANCH, "on_success"),
+                ],
+                ..after_build(true)
+            },
+        )?;
+        p.add_job(
+            format!("clean branch build cache {arch}"),
+            Job {
+                rules: vec![
+                    Rule::when_if(SCHEDULE, "never"),
+                    Rule::when_if(OTHER_BRANCH_WEB, "on_success"),
+                ],
+                ..after_build(false)
+            },
+        )?;
+    } else {
+        p.add_job(
+            format!("clean build cache {arch}"),
+            Job {
+                rules: vec![
+                    Rule::when_if(SCHEDULE, "never"),
+                    Rule::when_if(DEFAULT_BRANCH, "on_success"),
+                    Rule::when_if(WEB, "on_success"),
+                ],
+                ..after_build(true)
+            },
+        )?;
+    }
+    // The scheduled runs: the janitor alone, each cache with its own age, on the default
+    // branch's builder (no stage 1 runs on a schedule).
+    let tag = cfg.tags.default_branch.clone();
+    let scheduled = |on_default: bool| Job {
+        needs: Some(vec![]),
+        rules: vec![Rule::when_if(SCHEDULE, "always")],
+        ..clean_job(opts, ac, arch, on_default, None, &tag)
+    };
+    p.add_job(
+        format!("scheduled clean build cache {arch}"),
+        scheduled(true),
+    )?;
+    if separate_branch_cache {
+        p.add_job(
+            format!("scheduled clean branch build cache {arch}"),
+            scheduled(false),
+        )?;
+    }
+    Ok(())
 }
 
 /// Scheduled: SIFs of branches deleted since go, from each containers bucket and from the
