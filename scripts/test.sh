@@ -77,6 +77,26 @@ wait_for() { # what, command...
     return 1
 }
 
+# A CA, a server certificate for 127.0.0.1 and a client certificate, laid out as Docker's
+# clients expect them (DOCKER_CERT_PATH holds ca.pem, cert.pem, key.pem).
+docker_certs() { # dir
+    local d=$1
+    mkdir -p "$d/client"
+    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=spacktainerizah-test-ca \
+        -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/server-key.pem" \
+        -out "$d/server.csr" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
+    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
+        -days 2 -extfile "$d/server.ext" -out "$d/server-cert.pem" 2>/dev/null
+    openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout "$d/client/key.pem" \
+        -out "$d/client.csr" 2>/dev/null
+    printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext"
+    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
+        -days 2 -extfile "$d/client.ext" -out "$d/client/cert.pem" 2>/dev/null
+    cp "$d/ca.pem" "$d/client/ca.pem"
+}
+
 start_services() {
     local s3_port registry_port auth_port token_registry_port token_port
     s3_port=$(free_port)
@@ -145,8 +165,15 @@ YAML
     docker-registry serve "$RUN_DIR/token-registry.yml" >"$RUN_DIR/token-registry.log" 2>&1 &
     PIDS+=($!)
 
-    /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --data-root "$RUN_DIR/docker" \
-        --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid" >"$RUN_DIR/docker.log" 2>&1 &
+    # dockerd on a private socket, and on TCP with TLS as a Docker-in-Docker service listens.
+    local docker_tls_port
+    docker_tls_port=$(free_port)
+    docker_certs "$RUN_DIR/docker-certs"
+    /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --host "tcp://127.0.0.1:$docker_tls_port" \
+        --tlsverify --tlscacert "$RUN_DIR/docker-certs/ca.pem" \
+        --tlscert "$RUN_DIR/docker-certs/server-cert.pem" --tlskey "$RUN_DIR/docker-certs/server-key.pem" \
+        --data-root "$RUN_DIR/docker" --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid" \
+        >"$RUN_DIR/docker.log" 2>&1 &
     PIDS+=($!)
 
     wait_for s3 curl -sf "http://127.0.0.1:$s3_port/"
@@ -168,6 +195,8 @@ YAML
         export SPACKTAINERIZAH_SHARED_TOOLS="$(cd "$ROOT/../shared/tools" && pwd)"
     fi
     export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
+    export SPACKTAINERIZAH_TEST_DOCKER_TLS_HOST="tcp://127.0.0.1:$docker_tls_port"
+    export SPACKTAINERIZAH_TEST_DOCKER_CERT_PATH="$RUN_DIR/docker-certs/client"
     export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     # moto accepts any key pair; these are test values, not secrets.
     export SPACKTAINERIZAH_TEST_ACCESS_KEY=test-access-key
@@ -183,6 +212,10 @@ YAML
 cd "$ROOT"
 install_packages
 start_services
+# A real Debian base (debootstrap once per machine, imported, pushed to the local registry): the
+# os_image the real builder, runtime and tools images are built from.
+SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")
+export SPACKTAINERIZAH_TEST_OS_IMAGE
 
 if [ -z "${SPACKTAINERIZAH_SKIP_LINT:-}" ]; then
     log "cargo fmt --check"

@@ -18,12 +18,16 @@ impl TreeHash {
 
     /// Add the file at `path` under `name`.
     pub fn file(&mut self, name: &str, path: &Path) -> std::io::Result<()> {
-        let content = std::fs::read(path)?;
+        self.bytes(name, &std::fs::read(path)?);
+        Ok(())
+    }
+
+    /// Add `content` under `name`, as a file of that content would be.
+    pub fn bytes(&mut self, name: &str, content: &[u8]) {
         self.0.update(name.as_bytes());
         self.0.update([0]);
         self.0.update((content.len() as u64).to_le_bytes());
-        self.0.update(&content);
-        Ok(())
+        self.0.update(content);
     }
 
     /// The hex digest.

@@ -229,6 +229,8 @@ impl CacherPrepare {
         Line::new("spack-cacher", &["prepare"])
             .opt("--out", Arg::word(&self.out))
             .opt("--branch", Arg::var(crate::env_names::CI_COMMIT_REF_SLUG))
+            // Stage 1's dotenv export: the builder the generated jobs run in.
+            .opt("--base-tag", Arg::var(crate::env_names::BUILDER_TAG))
     }
 }
 

@@ -30,6 +30,13 @@ pub struct Config {
     /// buckets after SIFs are published.
     #[serde(default)]
     pub sif_sync: Option<SifSyncConfig>,
+    /// The released tools image (`<registry>/spacktainerizah/tools:<version>`) the chain starts
+    /// from: it runs stage 1, which builds the branch's own tools image every other job uses.
+    #[serde(default)]
+    pub tools_image: Option<String>,
+    /// Timeouts and runner resources per kind of job.
+    #[serde(default)]
+    pub jobs: JobsConfig,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -48,30 +55,54 @@ pub struct SifSyncConfig {
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct BaseImagesConfig {
-    /// The OS image `builder` and `runtime` start from.
+    /// The OS image the builder, runtime and tools images start from.
     #[serde(default = "default_os_image")]
     pub os_image: String,
-    /// The Spack fork and branch the builder checks out.
+    /// The Spack the builder holds: a fork and branch, or an archive.
     #[serde(default)]
     pub spack: SpackSource,
-    #[serde(default = "default_singularity")]
-    pub singularity_version: String,
-    #[serde(default = "default_s3cmd")]
-    pub s3cmd_version: String,
+    /// Spack ≥ 1.0's package repository (spack-packages), when the Spack given has none of
+    /// its own; the builder configures it as `builtin`.
+    #[serde(default)]
+    pub spack_packages: Option<SourceConfig>,
+    /// Extra CA certificates (PEM files, relative to the repository) every base image trusts:
+    /// a site's TLS-inspecting proxy or private registry.
+    #[serde(default)]
+    pub ca_certificates: Vec<String>,
+    /// OS packages of the compilers the builder holds; derived from the architectures' base
+    /// requirements (`%gcc@12…` → `gcc-12 g++-12 gfortran-12`) when not given.
+    #[serde(default)]
+    pub compiler_packages: Option<Vec<String>>,
+    /// A folder of the repository with `builder/`, `runtime/` and `tools/` build files that
+    /// replace the ones the tools carry.
+    #[serde(default)]
+    pub build_files: Option<String>,
 }
 
+/// Where a Spack (or spack-packages) comes from: a git repository at the head of a branch
+/// (production), or an archive of the tree (offline sites, tests).
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
-pub struct SpackSource {
-    pub repository: String,
-    pub branch: String,
+pub struct SourceConfig {
+    #[serde(default)]
+    pub repository: Option<String>,
+    #[serde(default)]
+    pub branch: Option<String>,
+    /// A `.tar`, `.tar.gz` or `.tar.xz` of the tree (one top folder), relative to the
+    /// repository; its sha256 stands for the commit.
+    #[serde(default)]
+    pub archive: Option<String>,
 }
 
-impl Default for SpackSource {
+/// The Spack of the builder.
+pub type SpackSource = SourceConfig;
+
+impl Default for SourceConfig {
     fn default() -> Self {
-        SpackSource {
-            repository: "https://github.com/spack/spack.git".into(),
-            branch: "develop".into(),
+        SourceConfig {
+            repository: Some("https://github.com/spack/spack.git".into()),
+            branch: Some("develop".into()),
+            archive: None,
         }
     }
 }
@@ -79,20 +110,163 @@ impl Default for SpackSource {
 fn default_os_image() -> String {
     "ubuntu:22.04".into()
 }
-fn default_singularity() -> String {
-    "4.1.5".into()
-}
-fn default_s3cmd() -> String {
-    "2.4.0".into()
-}
 
 impl Default for BaseImagesConfig {
     fn default() -> Self {
         BaseImagesConfig {
             os_image: default_os_image(),
             spack: SpackSource::default(),
-            singularity_version: default_singularity(),
-            s3cmd_version: default_s3cmd(),
+            spack_packages: None,
+            ca_certificates: Vec::new(),
+            compiler_packages: None,
+            build_files: None,
+        }
+    }
+}
+
+impl Config {
+    /// The OS packages of the compilers the architectures' base requirements name
+    /// (`%gcc@12.3.0` → `gcc-12 g++-12 gfortran-12`), or the ones configured.
+    pub fn compiler_packages(&self) -> Vec<String> {
+        if let Some(p) = &self.base_images.compiler_packages {
+            return p.clone();
+        }
+        let mut out: Vec<String> = Vec::new();
+        for ac in self.architectures.values() {
+            let majors = ac
+                .base_requirement
+                .split_whitespace()
+                .filter_map(|w| w.strip_prefix("%gcc@"))
+                .filter_map(|v| v.split('.').next())
+                .map(|m| m.trim_start_matches('='))
+                .filter(|m| !m.is_empty() && m.bytes().all(|b| b.is_ascii_digit()));
+            for major in majors {
+                for tool in ["gcc", "g++", "gfortran"] {
+                    let p = format!("{tool}-{major}");
+                    if !out.contains(&p) {
+                        out.push(p);
+                    }
+                }
+            }
+        }
+        if out.is_empty() {
+            out = ["gcc", "g++", "gfortran"].map(String::from).to_vec();
+        }
+        out
+    }
+}
+
+/// Settings of the jobs of one kind: how long they may run and what they ask of the runner
+/// (Kubernetes requests and limits, for instance, as CI variables).
+#[derive(Debug, Clone, Default, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobSettings {
+    /// GitLab's `timeout:` (`90m`, `8h`).
+    #[serde(default)]
+    pub timeout: Option<String>,
+    #[serde(default, deserialize_with = "scalar_map")]
+    pub variables: IndexMap<String, String>,
+}
+
+/// Job settings per kind of job; Spack's build jobs default to hours.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct JobsConfig {
+    /// Jobs that only run the tools (planning, generating pipelines, publishing).
+    #[serde(default = "tools_jobs")]
+    pub tools: JobSettings,
+    /// Base image builds.
+    #[serde(default = "image_jobs")]
+    pub base_images: JobSettings,
+    /// `spack concretize` and `spack ci generate`.
+    #[serde(default = "generate_jobs")]
+    pub generate: JobSettings,
+    /// Spack's own build jobs, which fill the build cache.
+    #[serde(default = "spack_build_jobs")]
+    pub spack_builds: JobSettings,
+    /// Container image builds.
+    #[serde(default = "image_jobs")]
+    pub containers: JobSettings,
+    /// SIF builds and uploads, and the sync of the shared directory.
+    #[serde(default = "image_jobs")]
+    pub sifs: JobSettings,
+    /// The janitors.
+    #[serde(default = "image_jobs")]
+    pub cleanup: JobSettings,
+}
+
+fn settings(timeout: &str) -> JobSettings {
+    JobSettings {
+        timeout: Some(timeout.into()),
+        variables: IndexMap::new(),
+    }
+}
+fn tools_jobs() -> JobSettings {
+    settings("30m")
+}
+fn image_jobs() -> JobSettings {
+    settings("2h")
+}
+fn generate_jobs() -> JobSettings {
+    settings("1h")
+}
+fn spack_build_jobs() -> JobSettings {
+    settings("6h")
+}
+
+impl Default for JobsConfig {
+    fn default() -> Self {
+        JobsConfig {
+            tools: tools_jobs(),
+            base_images: image_jobs(),
+            generate: generate_jobs(),
+            spack_builds: spack_build_jobs(),
+            containers: image_jobs(),
+            sifs: image_jobs(),
+            cleanup: image_jobs(),
+        }
+    }
+}
+
+/// How the jobs of an architecture that build or push images reach a Docker engine.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineConfig {
+    /// A Docker-in-Docker service of the job (`docker:27-dind`), reached over TCP with TLS.
+    Dind(String),
+    /// A daemon the runner exposes: its socket or address, as `DOCKER_HOST` takes it
+    /// (`unix:///var/run/docker.sock`, `tcp://host:2376`).
+    Host(String),
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        EngineConfig::Dind("docker:27-dind".into())
+    }
+}
+
+impl<'de> Deserialize<'de> for EngineConfig {
+    /// `{dind: IMAGE}` or `{host: ADDRESS}`, exactly one.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Raw {
+            #[serde(default)]
+            dind: Option<String>,
+            #[serde(default)]
+            host: Option<String>,
+        }
+        match Raw::deserialize(d)? {
+            Raw {
+                dind: Some(i),
+                host: None,
+            } => Ok(EngineConfig::Dind(i)),
+            Raw {
+                dind: None,
+                host: Some(h),
+            } => Ok(EngineConfig::Host(h)),
+            _ => Err(serde::de::Error::custom(
+                "give exactly one of `dind: IMAGE` (a Docker-in-Docker service) and `host: ADDRESS` (the runner's daemon)",
+            )),
         }
     }
 }
@@ -235,6 +409,9 @@ pub struct ArchConfig {
     /// Extra CI variables of this architecture's jobs.
     #[serde(default, deserialize_with = "scalar_map")]
     pub variables: IndexMap<String, String>,
+    /// How its jobs that build or push images reach a Docker engine.
+    #[serde(default)]
+    pub engine: EngineConfig,
 }
 
 /// A bucket (or directory) with its endpoint, credentials and cleaning age.
@@ -375,9 +552,20 @@ impl Config {
         self.architectures.get(name)
     }
 
-    /// The image with the tools the generated jobs run in.
-    pub fn tools_image(&self) -> String {
-        format!("{}/spacktainerizah:latest", self.registry.url)
+    /// The released tools image the chain starts from (stage 1's jobs run in it).
+    pub fn release_tools_image(&self) -> String {
+        self.tools_image.clone().unwrap_or_else(|| {
+            format!(
+                "{}/spacktainerizah/tools:{}",
+                self.registry.url,
+                env!("CARGO_PKG_VERSION")
+            )
+        })
+    }
+
+    /// A base image of this project (`builder`, `runtime`, `tools`) at `tag`.
+    pub fn base_image(&self, name: &str, tag: &str) -> String {
+        format!("{}/{name}:{tag}", self.registry.url)
     }
 }
 
@@ -385,7 +573,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const EXAMPLE: &str = include_str!("../../spacktainerizah.yaml");
+    const EXAMPLE: &str = include_str!("../../examples/spacktainerizah.yaml");
 
     #[test]
     fn example_config_parses() {

@@ -4,7 +4,6 @@
 //! credentials from named variables.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
@@ -32,6 +31,8 @@ const PUSH_ATTEMPTS: u32 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
+    #[error("DOCKER_HOST={host}: {message}")]
+    Address { host: String, message: String },
     #[error("could not reach the Docker daemon at {host}: {message}")]
     Unreachable { host: String, message: String },
     #[error("building {tag} failed: {message}")]
@@ -66,6 +67,10 @@ pub struct BuildRequest {
     pub no_cache: bool,
     /// Target architecture (`amd64`, `arm64`); the daemon's own when not given.
     pub architecture: Option<String>,
+    /// Build with BuildKit even without secrets (the Dockerfile uses `RUN --mount`).
+    pub buildkit: bool,
+    /// The stage to build (the last one when not given).
+    pub target: Option<String>,
 }
 
 /// A Docker daemon.
@@ -75,19 +80,140 @@ pub struct Engine {
     host: String,
 }
 
+/// Where the daemon is and how to speak to it, read as Docker's own clients read it:
+/// `DOCKER_HOST` (`unix://` or `tcp://`, the local socket when unset), `DOCKER_TLS_VERIFY`
+/// (non-empty: TLS with the client certificate) and `DOCKER_CERT_PATH` (`ca.pem`, `cert.pem`,
+/// `key.pem`; `~/.docker` when unset).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum EngineAddress {
+    Unix(PathBuf),
+    /// Plain HTTP over TCP (`host:port`).
+    Tcp(String),
+    /// TLS over TCP, the daemon's certificate checked against `ca.pem` and ours presented.
+    Tls {
+        addr: String,
+        cert_path: PathBuf,
+    },
+}
+
+impl EngineAddress {
+    pub fn from_env() -> Result<EngineAddress, EngineError> {
+        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+        EngineAddress::parse(
+            var(crate::env_names::DOCKER_HOST).as_deref(),
+            var(crate::env_names::DOCKER_TLS_VERIFY).is_some(),
+            var(crate::env_names::DOCKER_CERT_PATH)
+                .map(PathBuf::from)
+                .or_else(|| var("HOME").map(|h| Path::new(&h).join(".docker"))),
+        )
+    }
+
+    /// `host` as `DOCKER_HOST` gives it; `tls_verify` when `DOCKER_TLS_VERIFY` is set.
+    pub fn parse(
+        host: Option<&str>,
+        tls_verify: bool,
+        cert_path: Option<PathBuf>,
+    ) -> Result<EngineAddress, EngineError> {
+        let host = host.unwrap_or("unix:///var/run/docker.sock");
+        let bad = |message: &str| EngineError::Address {
+            host: host.to_string(),
+            message: message.to_string(),
+        };
+        if let Some(path) = host.strip_prefix("unix://") {
+            return Ok(EngineAddress::Unix(PathBuf::from(path)));
+        }
+        let Some(addr) = host
+            .strip_prefix("tcp://")
+            .or_else(|| host.strip_prefix("https://"))
+            .or_else(|| host.strip_prefix("http://"))
+        else {
+            return Err(bad(
+                "only unix:// and tcp:// daemons are supported (ssh:// and named pipes are not)",
+            ));
+        };
+        let addr = addr.trim_end_matches('/');
+        if addr.is_empty() || addr.contains('/') {
+            return Err(bad("expected tcp://HOST:PORT"));
+        }
+        // Without a port Docker's clients take 2376 with TLS and 2375 without.
+        let with_port = |default: u16| {
+            if addr
+                .rsplit_once(':')
+                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+            {
+                addr.to_string()
+            } else {
+                format!("{addr}:{default}")
+            }
+        };
+        if tls_verify || host.starts_with("https://") {
+            let cert_path = cert_path.ok_or_else(|| {
+                bad("DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor a home folder is")
+            })?;
+            Ok(EngineAddress::Tls {
+                addr: with_port(2376),
+                cert_path,
+            })
+        } else {
+            Ok(EngineAddress::Tcp(with_port(2375)))
+        }
+    }
+}
+
+impl std::fmt::Display for EngineAddress {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            EngineAddress::Unix(p) => write!(f, "unix://{}", p.display()),
+            EngineAddress::Tcp(a) => write!(f, "tcp://{a}"),
+            EngineAddress::Tls { addr, .. } => write!(f, "tcp://{addr} (TLS)"),
+        }
+    }
+}
+
+/// Seconds a request to the daemon may take (builds stream for hours; each read is bounded).
+const TIMEOUT_SECS: u64 = 600;
+
 impl Engine {
-    /// Connect to `DOCKER_HOST` (a `unix://` socket) or the default socket, and agree on an API
-    /// version the daemon speaks.
+    /// Connect where Docker's own clients would ([`EngineAddress::from_env`]) and agree on an
+    /// API version the daemon speaks.
     pub async fn connect() -> Result<Engine, EngineError> {
-        let host =
-            std::env::var("DOCKER_HOST").unwrap_or_else(|_| "unix:///var/run/docker.sock".into());
+        Engine::connect_to(&EngineAddress::from_env()?).await
+    }
+
+    pub async fn connect_to(address: &EngineAddress) -> Result<Engine, EngineError> {
+        let host = address.to_string();
         let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
             host: host.clone(),
             message: e.to_string(),
         };
-        let docker = match host.strip_prefix("unix://") {
-            Some(path) => Docker::connect_with_unix(path, 600, bollard::API_DEFAULT_VERSION),
-            None => Docker::connect_with_local_defaults(),
+        let version = bollard::API_DEFAULT_VERSION;
+        let docker = match address {
+            EngineAddress::Unix(path) => {
+                Docker::connect_with_unix(&path.to_string_lossy(), TIMEOUT_SECS, version)
+            }
+            EngineAddress::Tcp(addr) => Docker::connect_with_http(addr, TIMEOUT_SECS, version),
+            EngineAddress::Tls { addr, cert_path } => {
+                for file in ["ca.pem", "cert.pem", "key.pem"] {
+                    let path = cert_path.join(file);
+                    if !path.is_file() {
+                        return Err(EngineError::Address {
+                            host: host.clone(),
+                            message: format!(
+                                "{} is missing (DOCKER_CERT_PATH holds ca.pem, cert.pem and key.pem)",
+                                path.display()
+                            ),
+                        });
+                    }
+                }
+                Docker::connect_with_ssl(
+                    addr,
+                    &cert_path.join("key.pem"),
+                    &cert_path.join("cert.pem"),
+                    &cert_path.join("ca.pem"),
+                    TIMEOUT_SECS,
+                    version,
+                )
+            }
         }
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
@@ -118,13 +244,16 @@ impl Engine {
             .architecture
             .as_deref()
             .is_none_or(|a| a == host_architecture());
-        if req.secrets.is_empty() && native {
+        if req.secrets.is_empty() && native && !req.buildkit {
             return self.build_streamed(tag, req, context, &mut on_log).await;
         }
         on_log(&format!(
-            "building {tag} with BuildKit (secrets or another architecture: no log stream)"
+            "building {tag} with BuildKit (mounts, secrets or another architecture: no log stream)"
         ));
         let mut opts = ImageBuildFrontendOptions::builder().nocache(req.no_cache);
+        if let Some(t) = &req.target {
+            opts = opts.target(t);
+        }
         for (k, v) in &req.build_args {
             opts = opts.buildarg(k, v);
         }
@@ -172,6 +301,7 @@ impl Engine {
             rm: true,
             forcerm: true,
             buildargs: Some(req.build_args.clone().into_iter().collect()),
+            target: req.target.clone().unwrap_or_default(),
             labels: Some(req.labels.clone().into_iter().collect()),
             ..Default::default()
         };
@@ -224,6 +354,81 @@ impl Engine {
             .unwrap_or_default()
             .into_iter()
             .collect())
+    }
+
+    /// The content of the file `path` in the local image `image` (read from a container that is
+    /// created, never started, and removed).
+    pub async fn read_file(&self, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+        let fail = |message: String| EngineError::Inspect {
+            image: image.into(),
+            message: format!("reading {path}: {message}"),
+        };
+        let config = bollard::models::ContainerCreateBody {
+            image: Some(image.to_string()),
+            cmd: Some(vec!["/nonexistent".into()]),
+            ..Default::default()
+        };
+        let container = self
+            .docker
+            .create_container(
+                None::<bollard::query_parameters::CreateContainerOptions>,
+                config,
+            )
+            .await
+            .map_err(|e| fail(e.to_string()))?;
+        let options = bollard::query_parameters::DownloadFromContainerOptionsBuilder::new()
+            .path(path)
+            .build();
+        let mut tarball = Vec::new();
+        let mut stream = self
+            .docker
+            .download_from_container(&container.id, Some(options));
+        let mut failed = None;
+        while let Some(chunk) = stream.next().await {
+            match chunk {
+                Ok(bytes) => tarball.extend_from_slice(&bytes),
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        let removed = self
+            .docker
+            .remove_container(
+                &container.id,
+                None::<bollard::query_parameters::RemoveContainerOptions>,
+            )
+            .await;
+        if let Some(e) = failed {
+            return Err(fail(e));
+        }
+        removed.map_err(|e| fail(e.to_string()))?;
+        let mut archive = tar::Archive::new(&tarball[..]);
+        let mut entries = archive.entries().map_err(|e| fail(e.to_string()))?;
+        let mut entry = entries
+            .next()
+            .ok_or_else(|| fail("empty archive".into()))?
+            .map_err(|e| fail(e.to_string()))?;
+        let mut content = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut content).map_err(|e| fail(e.to_string()))?;
+        Ok(content)
+    }
+
+    /// Remove the local image `image` (its tag; layers other images share stay).
+    pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+        self.docker
+            .remove_image(
+                image,
+                None::<bollard::query_parameters::RemoveImageOptions>,
+                None,
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| EngineError::Inspect {
+                image: image.into(),
+                message: format!("removing: {e}"),
+            })
     }
 
     /// Give the local image `source` the name `target` (`registry/repository:tag`).
@@ -325,7 +530,8 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
-/// The build context as a gzipped tar: the folder's files, then the extra files.
+/// The build context as a tar (uncompressed: it goes to a daemon on this machine or next to
+/// it, and compressing hundreds of megabytes of tools costs more than sending them).
 pub fn context_tarball(
     dir: &Path,
     extra: &BTreeMap<String, Vec<u8>>,
@@ -334,8 +540,7 @@ pub fn context_tarball(
         path: dir.to_path_buf(),
         source,
     };
-    let gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    let mut tar = tar::Builder::new(gz);
+    let mut tar = tar::Builder::new(Vec::new());
     tar.follow_symlinks(false);
     tar.append_dir_all(".", dir).map_err(io)?;
     for (path, content) in extra {
@@ -346,7 +551,67 @@ pub fn context_tarball(
         tar.append_data(&mut header, path, &content[..])
             .map_err(io)?;
     }
-    let mut gz = tar.into_inner().map_err(io)?;
-    gz.flush().map_err(io)?;
-    gz.finish().map_err(io)
+    tar.into_inner().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(host: Option<&str>, tls: bool) -> Result<EngineAddress, EngineError> {
+        EngineAddress::parse(host, tls, Some(PathBuf::from("/certs/client")))
+    }
+
+    #[test]
+    fn docker_host_is_read_as_docker_reads_it() {
+        assert_eq!(
+            parse(None, false).unwrap(),
+            EngineAddress::Unix("/var/run/docker.sock".into())
+        );
+        assert_eq!(
+            parse(Some("unix:///tmp/d.sock"), false).unwrap(),
+            EngineAddress::Unix("/tmp/d.sock".into())
+        );
+        assert_eq!(
+            parse(Some("tcp://docker:2375"), false).unwrap(),
+            EngineAddress::Tcp("docker:2375".into())
+        );
+        // The Docker-in-Docker service of a GitLab job.
+        assert_eq!(
+            parse(Some("tcp://docker:2376"), true).unwrap(),
+            EngineAddress::Tls {
+                addr: "docker:2376".into(),
+                cert_path: "/certs/client".into()
+            }
+        );
+        // Docker's default ports when none is given.
+        assert_eq!(
+            parse(Some("tcp://docker"), true).unwrap(),
+            EngineAddress::Tls {
+                addr: "docker:2376".into(),
+                cert_path: "/certs/client".into()
+            }
+        );
+        assert_eq!(
+            parse(Some("tcp://10.0.0.1/"), false).unwrap(),
+            EngineAddress::Tcp("10.0.0.1:2375".into())
+        );
+    }
+
+    #[test]
+    fn an_address_it_cannot_use_is_named_in_the_error() {
+        for host in [
+            "ssh://me@host",
+            "npipe:////./pipe/docker_engine",
+            "tcp://",
+            "tcp://a/b",
+        ] {
+            let err = parse(Some(host), false).unwrap_err().to_string();
+            assert!(err.contains(host), "{err}");
+        }
+        let err = EngineAddress::parse(Some("tcp://docker:2376"), true, None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("DOCKER_CERT_PATH"), "{err}");
+    }
 }

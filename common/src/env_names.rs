@@ -35,11 +35,17 @@ pub const CI_DEFAULT_BRANCH: &str = "CI_DEFAULT_BRANCH";
 pub const CI_COMMIT_REF_SLUG: &str = "CI_COMMIT_REF_SLUG";
 pub const CI_PROJECT_URL: &str = "CI_PROJECT_URL";
 pub const CI_JOB_NAME: &str = "CI_JOB_NAME";
+/// Where the runner checked the project out, in every job.
+pub const CI_PROJECT_DIR: &str = "CI_PROJECT_DIR";
 /// The base images' tag stage 1 exports for later stages (a dotenv report).
 pub const BUILDER_TAG: &str = "BUILDER_TAG";
 /// The `spack` executable to run.
 pub const SPACK: &str = "SPACK";
 /// The Docker daemon, as Docker's own clients read it.
 pub const DOCKER_HOST: &str = "DOCKER_HOST";
+pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
+pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 /// The public half of the build-cache deployment key (a file path), which the builder trusts.
 pub const SPACK_DEPLOYMENT_KEY_PUBLIC: &str = "SPACK_DEPLOYMENT_KEY_PUBLIC";
+/// `spacktainerizer`: the folder of the tools the tools image and the builder get.
+pub const TOOLS_DIR: &str = "SPACKTAINERIZAH_TOOLS_DIR";

@@ -1,6 +1,9 @@
-//! `spack-cacher chain`: the project's `.gitlab-ci.yml`, chaining the stages in order —
-//! base images, build cache (per architecture), containers, cleanup — each stage's jobs in a
-//! child pipeline taken from the artifacts of the job that generated it (no API token).
+//! `spack-cacher chain`: the `.gitlab-ci.yml` of a definitions repository, chaining the stages
+//! in order — base images, build cache (per architecture with Spack definitions), containers,
+//! cleanup — each stage's jobs in a child pipeline taken from the artifacts of the job that
+//! generated it (no API token). Stage 1 runs in the released tools image and builds the
+//! branch's own builder, runtime and tools images; every later job runs in those, at the tag
+//! stage 1 exports (`BUILDER_TAG`), with the timeouts and resources its kind is configured with.
 
 use std::collections::BTreeMap;
 
@@ -10,7 +13,8 @@ use common::commands::{
     Arg, CacherGenerate, CacherPrepare, CacherProcess, CacherRecord, S3Access, SifPruneBranches,
     SpackahPipeline, SpackitorClean, SpacktainerizerPipeline,
 };
-use common::config::Config;
+use common::config::{ArchConfig, Config};
+use common::env_names::BUILDER_TAG;
 
 pub const STAGES: [&str; 5] = [
     "generate",
@@ -27,6 +31,9 @@ const SCHEDULE: &str = "$CI_PIPELINE_SOURCE == \"schedule\"";
 const OTHER_BRANCH_WEB: &str =
     "$CI_PIPELINE_SOURCE == \"web\" && $CI_COMMIT_BRANCH != $CI_DEFAULT_BRANCH";
 
+/// The job that plans stage 1; its dotenv report holds `BUILDER_TAG`.
+pub const GENERATE_BASE_IMAGES: &str = "generate base images";
+
 #[derive(Debug, Clone)]
 pub struct ChainOptions {
     pub config: Config,
@@ -36,8 +43,9 @@ pub struct ChainOptions {
     pub package_repos: Vec<String>,
     /// Path of the configuration file in the repository, as the jobs read it.
     pub config_path: String,
-    /// Image holding the Spacktainerizah tools, for the jobs that only run them.
-    pub tools_image: String,
+    /// The architectures with Spack definitions, in configuration order: only they get build
+    /// cache jobs (and a janitor).
+    pub spack_architectures: Vec<String>,
 }
 
 /// Jobs that build run on merge requests, the default branch and manual runs; the schedule
@@ -51,22 +59,21 @@ fn not_on_schedule() -> Vec<Rule> {
     ]
 }
 
-fn tools(image: &str) -> Option<Image> {
+/// `name` as a job's image, its entrypoint blanked so the job's script runs in a plain shell.
+fn image(name: String) -> Option<Image> {
     Some(Image::Detailed {
-        name: image.to_string(),
+        name,
         entrypoint: Some(vec![String::new()]),
         pull_policy: None,
     })
 }
 
 /// A trigger job running the child pipeline `file` produced by `job`.
-fn trigger(stage: &str, job: &str, file: &str, extra_needs: Vec<Need>) -> Job {
-    let mut needs = vec![Need::with_artifacts(job, true)];
-    needs.extend(extra_needs);
+fn trigger(stage: &str, job: &str, file: &str) -> Job {
     Job {
         stage: Some(stage.into()),
         trigger: Some(Trigger::from_artifact(file, job)),
-        needs: Some(needs),
+        needs: Some(vec![Need::with_artifacts(job, true)]),
         // Child pipelines fetch their parent's artifacts by pipeline id.
         variables: [(
             "PARENT_PIPELINE_ID".to_string(),
@@ -77,6 +84,11 @@ fn trigger(stage: &str, job: &str, file: &str, extra_needs: Vec<Need>) -> Job {
         rules: not_on_schedule(),
         ..Job::default()
     }
+}
+
+/// The branch's own image `name` (`builder`, `tools`), at the tag stage 1 exports.
+fn branch_image(cfg: &Config, name: &str) -> Option<Image> {
+    image(cfg.base_image(name, &format!("${BUILDER_TAG}")))
 }
 
 pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
@@ -98,12 +110,13 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
         .collect(),
         ..Pipeline::default()
     };
-    // Stage 1: base images. The generating job also exports the builder tag for later jobs.
+    // Stage 1: base images, planned in the released tools image (the branch's own does not
+    // exist yet). The generating job exports the builder tag for every later job.
     p.add_job(
-        "generate base images",
+        GENERATE_BASE_IMAGES,
         Job {
             stage: Some("generate".into()),
-            image: tools(&opts.tools_image),
+            image: image(cfg.release_tools_image()),
             script: vec![
                 SpacktainerizerPipeline {
                     out: "base-images.yml".into(),
@@ -122,22 +135,21 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             }),
             rules: not_on_schedule(),
             ..Job::default()
-        },
+        }
+        .with_settings(&cfg.jobs.tools),
     )?;
     p.add_job(
         "base images",
-        trigger(
-            "base-images",
-            "generate base images",
-            "base-images.yml",
-            vec![],
-        ),
+        trigger("base-images", GENERATE_BASE_IMAGES, "base-images.yml"),
     )?;
 
-    // Stage 2: the build cache, per architecture, once the builder image exists; cleanup as
-    // soon as an architecture's cache is filled.
+    // Stage 2: the build cache, per architecture with Spack definitions, once the builder
+    // image exists; cleanup as soon as an architecture's cache is filled.
     let mut cache_triggers = Vec::new();
-    for (arch, ac) in &cfg.architectures {
+    for arch in &opts.spack_architectures {
+        let ac = cfg
+            .arch(arch)
+            .with_context(|| format!("architecture `{arch}` is not in the configuration"))?;
         let (generate, trigger_name) = add_build_cache(&mut p, opts, arch, ac)?;
         add_cleaners(&mut p, opts, arch, ac, &generate, &trigger_name)?;
         cache_triggers.push((generate, trigger_name));
@@ -146,16 +158,20 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     add_prune_jobs(&mut p, opts)?;
 
     // Stage 3: containers, from the lockfiles of every architecture.
-    let mut needs: Vec<Need> = vec![Need::with_artifacts("generate base images", true)];
+    let mut needs: Vec<Need> = vec![Need::with_artifacts(GENERATE_BASE_IMAGES, true)];
     for (generate, trigger_name) in &cache_triggers {
         needs.push(Need::with_artifacts(generate, true));
         needs.push(Need::job(trigger_name));
+    }
+    if cache_triggers.is_empty() {
+        // Only `.def` containers: their SIFs need the tools image stage 1 builds.
+        needs.push(Need::job("base images"));
     }
     p.add_job(
         "generate containers",
         Job {
             stage: Some("containers".into()),
-            image: tools(&opts.tools_image),
+            image: branch_image(cfg, "tools"),
             needs: Some(needs),
             script: vec![
                 SpackahPipeline {
@@ -171,47 +187,44 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             }),
             rules: not_on_schedule(),
             ..Job::default()
-        },
+        }
+        .with_settings(&cfg.jobs.tools),
     )?;
     p.add_job(
         "containers",
-        trigger(
-            "containers",
-            "generate containers",
-            "containers.yml",
-            vec![],
-        ),
+        trigger("containers", "generate containers", "containers.yml"),
     )?;
     p.check().context("the generated .gitlab-ci.yml")?;
     Ok(p)
 }
 
 /// The job that prepares, concretizes and records `arch`'s environments and writes the
-/// pipelines that fill its cache, and the trigger running them; their names.
+/// pipelines that fill its cache — in the builder, which has Spack and the tools — and the
+/// trigger running them; their names.
 fn add_build_cache(
     p: &mut Pipeline,
     opts: &ChainOptions,
     arch: &str,
-    ac: &common::config::ArchConfig,
+    ac: &ArchConfig,
 ) -> anyhow::Result<(String, String)> {
     let cfg = &opts.config;
     let generate = common::ci::build_cache_generate_job(arch);
     let scratch = format!("jobs_scratch_dir.{arch}");
-    let mut variables: indexmap::IndexMap<String, String> = ac.variables.clone();
+    let mut variables = ac.variables.clone();
     variables.extend(ac.build_cache.aws_variables());
     p.add_job(
         generate.clone(),
         Job {
             stage: Some("build-cache".into()),
             image: Some(Image::Detailed {
-                name: format!("{}/builder:$BUILDER_TAG", cfg.registry.url),
+                name: cfg.base_image("builder", &format!("${BUILDER_TAG}")),
                 entrypoint: Some(vec![String::new()]),
                 pull_policy: Some("always".into()),
             }),
             tags: vec![ac.runner_tag.clone()],
             variables,
             needs: Some(vec![
-                Need::with_artifacts("generate base images", true),
+                Need::with_artifacts(GENERATE_BASE_IMAGES, true),
                 Need::job("base images"),
             ]),
             script: vec![
@@ -245,7 +258,8 @@ fn add_build_cache(
             }),
             rules: not_on_schedule(),
             ..Job::default()
-        },
+        }
+        .with_settings(&cfg.jobs.generate),
     )?;
     let trigger_name = format!("build cache {arch}");
     p.add_job(
@@ -254,36 +268,39 @@ fn add_build_cache(
             "build-cache",
             &generate,
             &format!("{scratch}/pipelines/{arch}.yml"),
-            vec![],
         ),
     )?;
-
     Ok((generate, trigger_name))
 }
 
 /// The cleaning jobs of `arch`'s caches: after its build (`generate`, `trigger_name`) and on
-/// schedules.
+/// schedules. Every cleaning keeps what every living branch recorded, whichever pipeline runs
+/// it; a branch's pipeline cleans the cache it fills, with that cache's age.
 fn add_cleaners(
     p: &mut Pipeline,
     opts: &ChainOptions,
     arch: &str,
-    ac: &common::config::ArchConfig,
+    ac: &ArchConfig,
     generate: &str,
     trigger_name: &str,
 ) -> anyhow::Result<()> {
     let cfg = &opts.config;
-    // Cleanup may start as soon as this architecture's cache is filled. Every cleaning
-    // keeps what every living branch recorded, whichever pipeline runs it; a branch's
-    // pipeline cleans the cache it fills, with that cache's age.
     let after_build = |on_default: bool| {
         let keep = format!("envs/{arch}");
         Job {
             needs: Some(vec![
-                Need::with_artifacts("generate base images", true),
+                Need::with_artifacts(GENERATE_BASE_IMAGES, true),
                 Need::with_artifacts(generate, true),
                 Need::job(trigger_name),
             ]),
-            ..clean_job(opts, ac, arch, on_default, Some(&keep), "$BUILDER_TAG")
+            ..clean_job(
+                opts,
+                ac,
+                arch,
+                on_default,
+                Some(&keep),
+                &format!("${BUILDER_TAG}"),
+            )
         }
     };
     let separate_branch_cache = ac
@@ -392,25 +409,28 @@ fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A scheduled job in the default branch's tools image.
 fn scheduled_job(opts: &ChainOptions, runner: &str, cmd: String) -> Job {
+    let cfg = &opts.config;
     Job {
         stage: Some("cleanup".into()),
-        image: tools(&opts.tools_image),
+        image: image(cfg.base_image("tools", &cfg.tags.default_branch)),
         tags: vec![runner.to_string()],
         needs: Some(vec![]),
         script: vec![cmd],
         rules: vec![Rule::when_if(SCHEDULE, "always")],
         ..Job::default()
     }
+    .with_settings(&cfg.jobs.cleanup)
 }
 
 /// `spackitor clean` of the cache branches (`on_default`: the default branch) fill, keeping
 /// every keep list recorded in any cache of the architecture by a branch the remote still has
-/// (and `keep`, this pipeline's own lockfiles), with Spack's package repository (in the
+/// (and `own_keep`, this pipeline's own lockfiles), with Spack's package repository (in the
 /// builder, tagged `builder_tag`) and the project's.
 fn clean_job(
     opts: &ChainOptions,
-    ac: &common::config::ArchConfig,
+    ac: &ArchConfig,
     arch: &str,
     on_default: bool,
     own_keep: Option<&str>,
@@ -439,11 +459,7 @@ fn clean_job(
     .render();
     Job {
         stage: Some("cleanup".into()),
-        image: Some(Image::Detailed {
-            name: format!("{}/builder:{builder_tag}", opts.config.registry.url),
-            entrypoint: Some(vec![String::new()]),
-            pull_policy: None,
-        }),
+        image: image(opts.config.base_image("builder", builder_tag)),
         tags: vec![ac.runner_tag.clone()],
         script: vec![cmd],
         // One janitor at a time per cache.
@@ -453,6 +469,7 @@ fn clean_job(
         )),
         ..Job::default()
     }
+    .with_settings(&opts.config.jobs.cleanup)
 }
 
 /// The package repositories the template `spack.yaml` of `repo` lists (`spack: repos:`, a list

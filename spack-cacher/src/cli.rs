@@ -33,12 +33,16 @@ pub enum CliCommand {
         /// The folder the environments are written to.
         #[arg(long, value_name = "DIR")]
         out: PathBuf,
-        /// The branch slug; the default branch uses production buckets and tags.
+        /// The branch slug; the default branch uses production buckets.
         #[arg(long, env = env_names::CI_COMMIT_REF_SLUG)]
         branch: String,
-        /// Date of branch image tags, `YYYY.MM.DD` (today when not given).
-        #[arg(long)]
-        date: Option<String>,
+        /// The base images' tag stage 1 exported: the builder Spack's jobs run in.
+        #[arg(long, env = env_names::BUILDER_TAG)]
+        base_tag: String,
+        /// The checkout every job has: package repositories inside it are written relative to
+        /// `$CI_PROJECT_DIR`, absolute paths otherwise.
+        #[arg(long, value_name = "DIR", env = env_names::CI_PROJECT_DIR)]
+        project_dir: Option<PathBuf>,
     },
     /// Run `spack concretize -f` and `spack ci generate` on every prepared environment of an
     /// architecture, several at once; each environment's log is kept in `generate.log`.
@@ -83,9 +87,6 @@ pub enum CliCommand {
         /// The configuration file.
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
         config: PathBuf,
-        /// The image with the Spacktainerizah tools (defaults to `<registry>/spacktainerizah:latest`).
-        #[arg(long)]
-        tools_image: Option<String>,
         /// Where to write it (`-` for stdout).
         #[arg(long, value_name = "FILE", default_value = ".gitlab-ci.yml")]
         out: PathBuf,
@@ -129,29 +130,21 @@ impl Cli {
     /// The plain options: no file is read and nothing is run here.
     pub fn into_options(self) -> (OutputOptions, Command) {
         let command = match self.command {
-            CliCommand::Chain {
-                config,
-                tools_image,
-                out,
-                repo,
-            } => Command::Chain {
-                config,
-                repo,
-                tools_image,
-                out,
-            },
+            CliCommand::Chain { config, out, repo } => Command::Chain { config, repo, out },
             CliCommand::Prepare {
                 repo,
                 config,
                 out,
                 branch,
-                date,
+                base_tag,
+                project_dir,
             } => Command::Prepare {
                 config,
                 repo,
                 out,
                 branch,
-                date,
+                base_tag,
+                project_dir,
             },
             CliCommand::Generate {
                 envs,

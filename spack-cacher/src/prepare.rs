@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, bail};
 use common::config::{ArchConfig, Config};
 use common::definitions::{self, Kind};
+use common::env_names;
 use common::spack::environment::Environment;
 use common::yaml::{Mapping, Value};
 
@@ -22,8 +23,12 @@ pub struct PrepareOptions {
     pub output: PathBuf,
     /// The branch slug (`CI_COMMIT_REF_SLUG`); the default branch uses production buckets and tags.
     pub branch: String,
-    /// `YYYY.MM.DD`, for the builder image tag off the default branch.
-    pub date: String,
+    /// The base images' tag stage 1 exported: the builder Spack's jobs run in.
+    pub base_tag: String,
+    /// The checkout every job of the pipeline has (`CI_PROJECT_DIR`): package repositories
+    /// inside it are written as `$CI_PROJECT_DIR/…`, which Spack expands in each job, wherever
+    /// the runner put the checkout. Outside CI they are written as absolute paths.
+    pub project_dir: Option<PathBuf>,
 }
 
 /// One prepared environment.
@@ -58,15 +63,10 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
                 )
             })?;
             env.substitute_base_arch(&ac.base_requirement);
+            anchor_repos(&mut env, &opts.repo, opts.project_dir.as_deref())
+                .with_context(|| format!("the package repositories of {}", def.path.display()))?;
             add_mirror(&mut env, ac, on_default);
-            add_ci(
-                &mut env,
-                &opts.config,
-                ac,
-                on_default,
-                &opts.branch,
-                &opts.date,
-            );
+            add_ci(&mut env, &opts.config, ac, &opts.base_tag);
             let dir = opts.output.join(arch).join(&def.name);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join("spack.yaml");
@@ -80,6 +80,53 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
         }
     }
     Ok(out)
+}
+
+/// Relative package repositories (`spack: repos:`, a list or Spack 1.x's name → path mapping)
+/// are relative to the repository root; the environment lives elsewhere, so each becomes
+/// `$CI_PROJECT_DIR/…` in CI, an absolute path otherwise. Paths with variables or absolute
+/// ones are left as written.
+fn anchor_repos(
+    env: &mut Environment,
+    repo: &Path,
+    project_dir: Option<&Path>,
+) -> anyhow::Result<()> {
+    let Some(repos) = env.spack_mut().get_mut(s("repos")) else {
+        return Ok(());
+    };
+    let anchor = |path: &str| -> anyhow::Result<String> {
+        if path.starts_with('$') || path.starts_with('~') || Path::new(path).is_absolute() {
+            return Ok(path.to_string());
+        }
+        let full = repo.join(path);
+        let full = full.canonicalize().with_context(|| {
+            format!(
+                "package repository `{path}`: {} does not exist",
+                full.display()
+            )
+        })?;
+        if let Some(project) = project_dir.and_then(|p| p.canonicalize().ok())
+            && let Ok(inside) = full.strip_prefix(&project)
+        {
+            return Ok(format!(
+                "${}/{}",
+                env_names::CI_PROJECT_DIR,
+                inside.display()
+            ));
+        }
+        Ok(full.display().to_string())
+    };
+    let rewrite = |v: &mut Value| -> anyhow::Result<()> {
+        if let Some(path) = v.as_str() {
+            *v = Value::String(anchor(path)?);
+        }
+        Ok(())
+    };
+    match repos {
+        Value::Sequence(items) => items.iter_mut().try_for_each(rewrite),
+        Value::Mapping(m) => m.values_mut().try_for_each(rewrite),
+        _ => bail!("`spack: repos:` is neither a list nor a mapping"),
+    }
 }
 
 fn s(v: &str) -> Value {
@@ -120,22 +167,18 @@ fn add_mirror(env: &mut Environment, ac: &ArchConfig, on_default: bool) {
 }
 
 /// The builder image of this branch, the runner tag, and the key trust every job needs.
-fn add_ci(
-    env: &mut Environment,
-    config: &Config,
-    ac: &ArchConfig,
-    on_default: bool,
-    branch: &str,
-    date: &str,
-) {
-    let tag = config.tags.base_tag(on_default, branch, date);
+fn add_ci(env: &mut Environment, config: &Config, ac: &ArchConfig, base_tag: &str) {
     let image = map(vec![
-        ("name", s(&format!("{}/builder:{tag}", config.registry.url))),
+        ("name", s(&config.base_image("builder", base_tag))),
         ("entrypoint", Value::Sequence(vec![s("")])),
     ]);
+    // The deployment key is a File variable (a path), and optional: an unsigned cache needs
+    // none.
     let before = Value::Sequence(vec![
         s(". $SPACK_ROOT/share/spack/setup-env.sh"),
-        s("spack gpg trust \"$SPACK_DEPLOYMENT_KEY_PUBLIC\""),
+        s(
+            "if [ -n \"${SPACK_DEPLOYMENT_KEY_PUBLIC:-}\" ]; then spack gpg trust \"$SPACK_DEPLOYMENT_KEY_PUBLIC\"; fi",
+        ),
     ]);
     let job = |with_before: bool| {
         let mut pairs = vec![

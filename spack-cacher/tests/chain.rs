@@ -9,11 +9,12 @@ use spack_cacher::chain::{self, ChainOptions, STAGES};
 use spacktainerizah_tests::{repo_root, validate_gitlab_ci};
 
 fn chain() -> Pipeline {
+    let config = Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap();
     chain::pipeline(&ChainOptions {
-        config: Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap(),
+        spack_architectures: config.architectures.keys().cloned().collect(),
+        config,
         package_repos: Vec::new(),
         config_path: "spacktainerizah.yaml".into(),
-        tools_image: "registry.example.org/hpc/spacktainers/spacktainerizah:latest".into(),
     })
     .unwrap()
 }
@@ -126,14 +127,15 @@ fn secrets_appear_only_as_variable_references() {
 }
 
 #[test]
-fn the_committed_gitlab_ci_is_what_chain_writes() {
+fn the_committed_example_gitlab_ci_is_what_chain_writes() {
+    let examples = repo_root().join("examples");
     let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
         .args(["chain", "--out", "-"])
-        .current_dir(repo_root())
+        .current_dir(&examples)
         .output()
         .unwrap();
     spacktainerizah_tests::succeeded(&out);
-    let path = repo_root().join(".gitlab-ci.yml");
+    let path = examples.join(".gitlab-ci.yml");
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         std::fs::write(&path, &out.stdout).unwrap();
     }
@@ -147,12 +149,12 @@ fn the_committed_gitlab_ci_is_what_chain_writes() {
 
 #[test]
 fn every_cleaning_keeps_what_every_living_branch_recorded() {
-    let cfg = Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap();
+    let cfg = Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap();
     let p = chain::pipeline(&ChainOptions {
         config: cfg.clone(),
         package_repos: vec!["packages".into()],
         config_path: "spacktainerizah.yaml".into(),
-        tools_image: "tools:1".into(),
+        spack_architectures: cfg.architectures.keys().cloned().collect(),
     })
     .unwrap();
     for (arch, ac) in &cfg.architectures {

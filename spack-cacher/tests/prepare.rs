@@ -10,10 +10,17 @@ use spacktainerizah_tests::{repo_root, walk};
 fn options(out: &Path, branch: &str) -> PrepareOptions {
     PrepareOptions {
         repo: repo_root().join("examples"),
-        config: Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap(),
+        config: Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap(),
         output: out.to_path_buf(),
         branch: branch.into(),
-        date: "2026.11.29".into(),
+        // What stage 1 exports: the default branch's tag there, a dated branch tag elsewhere.
+        base_tag: if branch == "main" {
+            "latest".into()
+        } else {
+            format!("2026.11.29-{branch}")
+        },
+        // As in a job whose checkout is this repository.
+        project_dir: Some(repo_root()),
     }
 }
 
@@ -35,6 +42,7 @@ fn environments_match_their_snapshots() {
         names,
         [
             "amd64/brainbuilder",
+            "amd64/greeter",
             "amd64/neurodamus-neocortex",
             "amd64/system-benchmarks",
             "arm64/system-benchmarks"
@@ -199,7 +207,7 @@ fn every_command_has_help() {
 fn record_puts_each_lockfile_in_the_cache_the_branch_fills() {
     let work = tempfile::tempdir().unwrap();
     let (prod, dev) = (work.path().join("prod"), work.path().join("dev"));
-    let text = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
+    let text = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
         .unwrap()
         .replace(
             "url: s3://spack-build-cache\n",

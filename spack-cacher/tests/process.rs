@@ -226,7 +226,7 @@ fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
         .args([
             "--config",
             &repo_root()
-                .join("spacktainerizah.yaml")
+                .join("examples/spacktainerizah.yaml")
                 .display()
                 .to_string(),
         ])
@@ -260,7 +260,7 @@ fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
         .args([
             "--config",
             &repo_root()
-                .join("spacktainerizah.yaml")
+                .join("examples/spacktainerizah.yaml")
                 .display()
                 .to_string(),
         ])

@@ -12,6 +12,7 @@ use common::spack::environment::Environment;
 
 use common::printer::Printer;
 
+use crate::context;
 use crate::dockerfile::{self, SECRET_KEY, SECRET_KEY_ID};
 use crate::image;
 use crate::image::Project;
@@ -51,11 +52,30 @@ pub async fn build(
     let env = Environment::read(&env_path)?;
     let lock = image::lockfile_path(&p.lockfiles, &def);
 
+    // The build cache key pair, by the variable names the configuration gives, as secret files
+    // that live only for this build.
+    let secret_dir = tempfile::tempdir().context("a folder for the build secrets")?;
+    let mut secrets = BTreeMap::new();
+    if let Some(c) = cfg
+        .arch(&def.arch)
+        .and_then(|a| a.build_cache.credentials.as_ref())
+    {
+        for (id, var) in [(SECRET_KEY_ID, &c.user_env), (SECRET_KEY, &c.secret_env)] {
+            let value = Secret::from_env(var).with_context(|| {
+                format!("environment variable `{var}` (build cache key pair) is not set")
+            })?;
+            let path = secret_dir.path().join(id);
+            std::fs::write(&path, value.expose()).context("writing a build secret")?;
+            secrets.insert(id.to_string(), path);
+        }
+    }
+
+    // The context folder gets the environment's repositories (and a directory cache); the
+    // generated files go in beside them.
+    let context = tempfile::tempdir().context("a folder for the build context")?;
+    let (env, layout) = context::prepare(&env_path, &env, context.path(), !secrets.is_empty())?;
     let mut extra = BTreeMap::new();
-    extra.insert(
-        "spack.yaml".to_string(),
-        std::fs::read(&env_path).with_context(|| format!("reading {}", env_path.display()))?,
-    );
+    extra.insert("spack.yaml".to_string(), env.to_yaml().into_bytes());
     extra.insert(
         "spack.lock".to_string(),
         std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?,
@@ -88,30 +108,12 @@ pub async fn build(
             }
         }
     }
-    let builder = format!("{}/builder:{}", cfg.registry.url, opts.base_tag);
-    let runtime = format!("{}/runtime:{}", cfg.registry.url, opts.base_tag);
+    let builder = cfg.base_image("builder", &opts.base_tag);
+    let runtime = cfg.base_image("runtime", &opts.base_tag);
     extra.insert(
         "Dockerfile".to_string(),
-        dockerfile::render(&def, &env, &builder, &runtime)?.into_bytes(),
+        dockerfile::render(&def, &env, &builder, &runtime, layout)?.into_bytes(),
     );
-
-    // The build cache key pair, by the variable names the configuration gives, as secret files
-    // that live only for this build.
-    let secret_dir = tempfile::tempdir().context("a folder for the build secrets")?;
-    let mut secrets = BTreeMap::new();
-    if let Some(c) = cfg
-        .arch(&def.arch)
-        .and_then(|a| a.build_cache.credentials.as_ref())
-    {
-        for (id, var) in [(SECRET_KEY_ID, &c.user_env), (SECRET_KEY, &c.secret_env)] {
-            let value = Secret::from_env(var).with_context(|| {
-                format!("environment variable `{var}` (build cache key pair) is not set")
-            })?;
-            let path = secret_dir.path().join(id);
-            std::fs::write(&path, value.expose()).context("writing a build secret")?;
-            secrets.insert(id.to_string(), path);
-        }
-    }
     let target = planned.image.to_string();
     let mut labels = planned.record;
     labels.insert("org.opencontainers.image.title".into(), def.name.clone());
@@ -119,24 +121,60 @@ pub async fn build(
         "org.opencontainers.image.created".into(),
         common::printer::rfc3339(std::time::SystemTime::now()),
     );
-    let context = tempfile::tempdir().context("a folder for the build context")?;
-    engine
-        .build(
-            &target,
-            &BuildRequest {
-                context: context.path().to_path_buf(),
-                extra_files: extra,
-                labels,
-                secrets,
-                no_cache: true,
-                architecture: Some(def.arch.clone()),
-                ..BuildRequest::default()
-            },
-            |line| printer.log(line),
-        )
-        .await?;
+    let request = BuildRequest {
+        context: context.path().to_path_buf(),
+        extra_files: extra,
+        labels,
+        secrets,
+        no_cache: true,
+        // The Dockerfile mounts secrets or a cache folder.
+        buildkit: true,
+        architecture: Some(def.arch.clone()),
+        ..BuildRequest::default()
+    };
+    if let Err(failed) = engine
+        .build(&target, &request, |line| printer.log(line))
+        .await
+    {
+        let why = match diagnose(engine, &target, &request, printer).await {
+            Ok(output) => anyhow::anyhow!(output),
+            Err(e) => e.context("the diagnosis failed too"),
+        };
+        return Err(why.context(failed));
+    }
     if opts.push {
         engine.push(&target, cfg.registry.login()?.as_ref()).await?;
     }
     Ok(target)
+}
+
+/// Lines of Spack's output a failed installation shows.
+const DIAGNOSIS_LINES: usize = 60;
+
+/// BuildKit reports a failed step without its output: build the diagnosis stage (the same
+/// installation, its output kept) and return the end of that output.
+async fn diagnose(
+    engine: &Engine,
+    target: &str,
+    request: &BuildRequest,
+    printer: &Printer,
+) -> anyhow::Result<String> {
+    printer.log("the build failed; running the installation again to show Spack's output");
+    let diagnosis = format!("{target}-{}", dockerfile::DIAGNOSE_STAGE);
+    let request = BuildRequest {
+        target: Some(dockerfile::DIAGNOSE_STAGE.into()),
+        labels: BTreeMap::new(),
+        ..request.clone()
+    };
+    engine.build(&diagnosis, &request, |_| {}).await?;
+    let log = engine.read_file(&diagnosis, dockerfile::DIAGNOSE_LOG).await;
+    engine.remove_image(&diagnosis).await?;
+    let log = String::from_utf8_lossy(&log?).into_owned();
+    let lines: Vec<&str> = log.lines().collect();
+    let tail = &lines[lines.len().saturating_sub(DIAGNOSIS_LINES)..];
+    Ok(format!(
+        "Spack's output (last {} lines):\n{}",
+        tail.len(),
+        tail.join("\n")
+    ))
 }

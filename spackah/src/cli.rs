@@ -64,8 +64,8 @@ pub enum CliCommand {
         /// Where to write the pipeline.
         #[arg(long, alias = "file", value_name = "FILE")]
         out: PathBuf,
-        /// The image with the Spacktainerizah tools the jobs run in
-        /// (default: `<registry>/spacktainerizah:latest`).
+        /// The image with the Spacktainerizah tools the jobs run in (default: the branch's
+        /// tools image, `<registry>/tools:<base tag>`).
         #[arg(long)]
         tools_image: Option<String>,
     },

@@ -6,6 +6,7 @@
 pub mod build;
 pub mod cli;
 pub mod concretize;
+pub mod context;
 pub mod dockerfile;
 pub mod hub;
 pub mod image;
@@ -187,7 +188,8 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     concretize: false,
                     spack: None,
                 };
-                let tools_image = tools_image.unwrap_or_else(|| plan.project.config.tools_image());
+                let tools_image = tools_image
+                    .unwrap_or_else(|| plan.project.config.base_image("tools", &base_tag));
                 let opts = PipelineOptions {
                     plan,
                     environments,

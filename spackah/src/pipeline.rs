@@ -38,17 +38,23 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         entrypoint: Some(vec![String::new()]),
         pull_policy: None,
     });
-    let job = |arch: &str, stage: &str, needs: Vec<Need>, script: Vec<String>| Job {
-        stage: Some(stage.into()),
-        image: image.clone(),
-        tags: cfg
-            .arch(arch)
-            .map(|a| a.runner_tag.clone())
-            .into_iter()
-            .collect(),
-        needs: Some(needs),
-        script,
-        ..Job::default()
+    let job = |arch: &str, stage: &str, needs: Vec<Need>, script: Vec<String>| {
+        let ac = cfg.arch(arch);
+        let job = Job {
+            stage: Some(stage.into()),
+            image: image.clone(),
+            tags: ac.map(|a| a.runner_tag.clone()).into_iter().collect(),
+            needs: Some(needs),
+            script,
+            ..Job::default()
+        };
+        // Image builds and hub pushes need an engine; SIFs are written without one.
+        match (stage, ac) {
+            ("build", Some(ac)) => job
+                .with_engine(&ac.engine)
+                .with_settings(&cfg.jobs.containers),
+            _ => job.with_settings(&cfg.jobs.sifs),
+        }
     };
     let mut p = Pipeline::default();
     let mut sif_jobs = Vec::new();
@@ -173,7 +179,8 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
                 // Two syncs writing the same directory at once would race on the same files.
                 resource_group: Some("sif-sync".into()),
                 ..Job::default()
-            },
+            }
+            .with_settings(&cfg.jobs.sifs),
         );
     }
     p.stages = ["build", "sif", "sync"]
@@ -195,9 +202,10 @@ mod tests {
     use crate::plan::{HubPlan, SifPlan};
 
     fn options(branch: &str) -> PipelineOptions {
-        let config =
-            Config::read(&Path::new(env!("CARGO_MANIFEST_DIR")).join("../spacktainerizah.yaml"))
-                .unwrap();
+        let config = Config::read(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/spacktainerizah.yaml"),
+        )
+        .unwrap();
         PipelineOptions {
             plan: PlanOptions {
                 project: crate::image::Project {

@@ -1,7 +1,8 @@
-//! A full stage-3 cycle on the real Docker daemon and registry, with stand-in builder and
-//! runtime images (the real ones need the network; the stand-in `spack` only checks that the
-//! build cache key pair reached it and "installs" a file): plan, build and push, plan is up to
-//! date, the key pair is nowhere in the image, a changed lockfile needs a rebuild.
+//! Stage 3's plan and publication logic on the real Docker daemon and registry, fast, with
+//! stand-in builder and runtime images (the stand-in `spack` checks that the build cache key
+//! pair and the stage-2 mirror reached it and "installs" a file): plan, build and push, plan is
+//! up to date, the key pair is nowhere in the image, a changed lockfile needs a rebuild. The
+//! real builder, real Spack and a real cache build the example container in the end-to-end run.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -16,7 +17,8 @@ const SPACK_STUB: &str = r#"#!/bin/sh
 case "$*" in
   *" install "*)
     test -n "$AWS_ACCESS_KEY_ID" && test -n "$AWS_SECRET_ACCESS_KEY" || { echo "no build cache key pair" >&2; exit 1; }
-    mkdir -p /opt/software/bin && echo "installed from the cache" > /opt/software/bin/hello ;;
+    grep -q "url: s3://stage3-cache" /opt/spack-environment/spack.yaml || { echo "not the stage-2 cache" >&2; exit 1; }
+    mkdir -p /opt/software/bin /opt/views/view && echo "installed from the cache" > /opt/software/bin/hello ;;
   *" gc "*) ;;
   "env activate --sh -d "*) echo 'export HELLO=world' ;;
   *) echo "unexpected spack $*" >&2; exit 1 ;;
@@ -135,7 +137,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     std::fs::create_dir_all(d.join("envs/amd64/pythons")).unwrap();
     std::fs::write(
         d.join("envs/amd64/pythons/spack.yaml"),
-        "spack:\n  specs: [python@3.13]\n  config:\n    install_tree:\n      root: /opt/software\n",
+        "spack:\n  specs: [python@3.13]\n  config:\n    install_tree:\n      root: /opt/software\n  mirrors:\n    buildcache-destination:\n      url: s3://stage3-cache\n",
     )
     .unwrap();
     // The "public hub" is the test registry that wants a login.
@@ -144,7 +146,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
         spacktainerizah_tests::auth_registry(),
         unique_name("hub")
     );
-    let config = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
+    let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
         .unwrap()
         .replace(
             "url: registry.example.org/hpc/spacktainers",

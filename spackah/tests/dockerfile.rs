@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 use common::config::Config;
 use common::definitions::{self, Kind};
 use common::spack::environment::Environment;
+use spackah::context::Layout;
 use spackah::dockerfile;
 use spacktainerizah_tests::repo_root;
 
@@ -15,7 +16,7 @@ fn snapshots() -> PathBuf {
 #[test]
 fn dockerfiles_match_their_snapshots() {
     let repo = repo_root().join("examples");
-    let config = Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap();
+    let config = Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap();
     let template = Environment::read(&repo.join("spack.yaml")).unwrap();
     let defs = definitions::discover(&repo).unwrap();
     let mut seen = 0;
@@ -29,6 +30,12 @@ fn dockerfiles_match_their_snapshots() {
             &env,
             &format!("{}/builder:latest", config.registry.url),
             &format!("{}/runtime:latest", config.registry.url),
+            // The example environments have package repositories and an S3 cache with a key pair.
+            Layout {
+                repos: true,
+                local_cache: false,
+                secrets: true,
+            },
         )
         .unwrap();
         let snap = snapshots().join(format!("{}.Dockerfile", def.name));
@@ -48,7 +55,7 @@ fn dockerfiles_match_their_snapshots() {
         );
         seen += 1;
     }
-    assert_eq!(seen, 3);
+    assert_eq!(seen, 4);
     let neo = std::fs::read_to_string(snapshots().join("neurodamus-neocortex.Dockerfile")).unwrap();
     assert!(neo.contains("COPY files/0/run-simulation.sh /opt/run-simulation.sh"));
     assert!(

@@ -51,7 +51,7 @@ fn setup() -> Setup {
     )
     .unwrap();
     let namespace = unique_name("ns");
-    let config = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
+    let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
         .unwrap()
         .replace(
             "url: registry.example.org/hpc/spacktainers",

@@ -1,24 +1,29 @@
-//! `spacktainerizer build`: one base image for one architecture, with the labels the plan
+//! `spacktainerizer build`: one base image for one architecture, from its build files and the
+//! context it needs — the site's CA certificates, the Spack tree (an archive, or the fork's
+//! commit as a build argument), the instance configuration (the build-cache mirror, the package
+//! repository), the deployment key's public half, the tools — with the labels the plan
 //! compares and the standard OCI ones, on a Docker daemon.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use anyhow::bail;
+use anyhow::{Context as _, bail};
 use common::engine::{BuildRequest, Engine};
 use common::env_names;
 use common::printer::Printer;
 
 use crate::Context;
-use crate::images::{self, ImageSpec};
+use crate::images::{self, ImageSpec, SpackTree};
 use crate::tags;
 
-/// Build `spec` for `arch` under its per-architecture tag; returns that tag.
+/// Build `spec` for `arch` under its per-architecture tag; returns that tag. `inputs` are what
+/// the plan resolved (Spack trees, tools), `tools` the folder the tools are copied from.
 pub async fn build(
     ctx: &Context,
     spec: &ImageSpec,
     arch: &str,
-    revision: Option<String>,
+    inputs: &images::Inputs,
+    tools: &Path,
     engine: &Engine,
     printer: &Printer,
 ) -> anyhow::Result<String> {
@@ -26,7 +31,6 @@ pub async fn build(
     let Some(arch_cfg) = cfg.arch(arch) else {
         bail!("architecture `{arch}` is not in the configuration")
     };
-    let base = &cfg.base_images;
     let tag = ctx.tag();
     let target = tags::arch_tag(cfg, spec.name, &tag, arch);
     let mut labels = crate::plan::labels(&cfg.labels.namespace, spec);
@@ -40,53 +44,88 @@ pub async fn build(
         "org.opencontainers.image.source".into(),
         std::env::var(env_names::CI_PROJECT_URL).unwrap_or_else(|_| "spacktainerizah".into()),
     );
-    if let Some(r) = revision {
+    if let Some(r) = revision(&ctx.repo) {
         labels.insert("org.opencontainers.image.revision".into(), r);
     }
-    let mut args = BTreeMap::from([
-        ("OS_IMAGE".to_string(), base.os_image.clone()),
-        (
-            "SINGULARITY_VERSION".to_string(),
-            base.singularity_version.clone(),
-        ),
-        ("S3CMD_VERSION".to_string(), base.s3cmd_version.clone()),
-        (
-            "SPACK_REPOSITORY".to_string(),
-            base.spack.repository.clone(),
-        ),
-        ("SPACK_BRANCH".to_string(), base.spack.branch.clone()),
-        (
-            "MIRROR_URL".to_string(),
-            arch_cfg
-                .build_cache
-                .url_for(ctx.branch == cfg.default_branch)
-                .to_string(),
-        ),
-        (
-            "MIRROR_ENDPOINT_URL".to_string(),
-            arch_cfg
-                .build_cache
-                .endpoint_url
-                .clone()
-                .unwrap_or_default(),
-        ),
-    ]);
-    if let Some(c) = spec.inputs.get(images::LABEL_SPACK_COMMIT) {
-        args.insert("SPACK_COMMIT".into(), c.clone());
+
+    let context = tempfile::tempdir().context("a folder for the build context")?;
+    let dir = context.path();
+    let put = |rel: &str, content: &[u8]| -> anyhow::Result<()> {
+        let p = dir.join(rel);
+        std::fs::create_dir_all(p.parent().expect("a path in the context"))?;
+        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))
+    };
+    for (rel, content) in &spec.files {
+        put(rel, content)?;
     }
-    // The public half of the deployment key is meant to be in the image: it goes in the
-    // context (empty when not given, and the builder then trusts no key).
-    let key = std::env::var(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC).unwrap_or_default();
-    let extra_files = BTreeMap::from([("deployment_key.pub".to_string(), key.into_bytes())]);
+    // Folders every Dockerfile copies, empty when there is nothing to put in them.
+    std::fs::create_dir_all(dir.join("ca-certificates"))?;
+    for (i, c) in images::ca_certificates(&ctx.repo, cfg)?.iter().enumerate() {
+        put(&format!("ca-certificates/{i}.crt"), c)?;
+    }
+    let mut args = BTreeMap::from([("OS_IMAGE".to_string(), cfg.base_images.os_image.clone())]);
+    if spec.name == "builder" {
+        std::fs::create_dir_all(dir.join("spack-source"))?;
+        let trees = [
+            (inputs.spack.as_ref(), "spack.tar", "SPACK"),
+            (
+                inputs.spack_packages.as_ref(),
+                "spack-packages.tar",
+                "SPACK_PACKAGES",
+            ),
+        ];
+        for (tree, archive_name, arg) in trees {
+            match tree {
+                Some(SpackTree::Archive { path, .. }) => {
+                    let to = dir.join("spack-source").join(archive_name);
+                    std::fs::copy(path, &to)
+                        .with_context(|| format!("copying {}", path.display()))?;
+                }
+                Some(SpackTree::Git { repository, commit }) => {
+                    args.insert(format!("{arg}_REPOSITORY"), repository.clone());
+                    args.insert(format!("{arg}_COMMIT"), commit.clone());
+                }
+                None => {}
+            }
+        }
+        args.insert(
+            "COMPILER_PACKAGES".into(),
+            cfg.compiler_packages().join(" "),
+        );
+        let mirror_url = arch_cfg
+            .build_cache
+            .url_for(ctx.branch == cfg.default_branch);
+        put(
+            "spack-config/mirrors.yaml",
+            mirrors_yaml(mirror_url, arch_cfg.build_cache.endpoint_url.as_deref()).as_bytes(),
+        )?;
+        if inputs.spack_packages.is_some() {
+            put(
+                "spack-config/repos.yaml",
+                b"repos::\n  builtin: /opt/spack-packages/repos/spack_repo/builtin\n",
+            )?;
+        }
+        put("deployment_key.pub", &deployment_key()?)?;
+    }
+    if spec.name != "runtime" {
+        std::fs::create_dir_all(dir.join("bin"))?;
+        for tool in images::TOOLS {
+            let from = tools.join(tool);
+            std::fs::copy(&from, dir.join("bin").join(tool))
+                .with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
     engine
         .build(
             &target,
             &BuildRequest {
-                context: ctx.repo.join(&spec.folder),
+                context: dir.to_path_buf(),
                 build_args: args,
                 labels,
-                extra_files,
-                no_cache: true,
+                // No secret goes into a base image, and every input that decides a rebuild
+                // changes a build file, argument or copied file: the daemon's layer cache is
+                // safe, and spares the compilers' installation when only the tools changed.
+                no_cache: false,
                 architecture: Some(arch.to_string()),
                 ..BuildRequest::default()
             },
@@ -94,6 +133,34 @@ pub async fn build(
         )
         .await?;
     Ok(target)
+}
+
+/// The builder's mirror: the build cache it installs binaries from (no sources: the builds'
+/// uploads go to the `buildcache-destination` mirror of each environment). Valid for Spack
+/// 0.23 and 1.x alike.
+fn mirrors_yaml(url: &str, endpoint: Option<&str>) -> String {
+    let mut m = format!(
+        "mirrors:\n  build-cache:\n    url: {url}\n    binary: true\n    source: false\n    signed: false\n"
+    );
+    if let Some(e) = endpoint {
+        m.push_str(&format!("    endpoint_url: {e}\n"));
+    }
+    m
+}
+
+/// The public half of the deployment key, read from the file `SPACK_DEPLOYMENT_KEY_PUBLIC`
+/// names (a GitLab File variable); empty when the variable is unset.
+fn deployment_key() -> anyhow::Result<Vec<u8>> {
+    match std::env::var_os(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC) {
+        Some(path) if !path.is_empty() => std::fs::read(&path).with_context(|| {
+            format!(
+                "reading the deployment key {} (`{}` names a file)",
+                Path::new(&path).display(),
+                env_names::SPACK_DEPLOYMENT_KEY_PUBLIC
+            )
+        }),
+        _ => Ok(Vec::new()),
+    }
 }
 
 /// The revision of the repository, when it is a git checkout.

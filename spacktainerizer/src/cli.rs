@@ -10,7 +10,7 @@ use common::env_names;
 use crate::Command;
 
 #[derive(Debug, Parser)]
-#[command(name = "spacktainerizer", version, about = "Builds the base images: builder, runtime and singularitah (stage 1).", after_help = EXIT_CODES_HELP)]
+#[command(name = "spacktainerizer", version, about = "Builds the base images: builder, runtime and tools (stage 1).", after_help = EXIT_CODES_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: CliCommand,
@@ -26,7 +26,7 @@ pub enum CliCommand {
     Plan {
         #[command(flatten)]
         common: CommonArgs,
-        /// Only this image (`builder`, `runtime`, `singularitah`; repeatable).
+        /// Only this image (`builder`, `runtime`, `tools`; repeatable).
         #[arg(long = "image")]
         images: Vec<String>,
     },
@@ -35,7 +35,7 @@ pub enum CliCommand {
     Build {
         #[command(flatten)]
         common: CommonArgs,
-        /// The image: `builder`, `runtime` or `singularitah`.
+        /// The image: `builder`, `runtime` or `tools`.
         #[arg(long)]
         image: String,
         /// The architecture (`amd64`, `arm64`), as the configuration names it.
@@ -49,7 +49,7 @@ pub enum CliCommand {
     Index {
         #[command(flatten)]
         common: CommonArgs,
-        /// The image: `builder`, `runtime` or `singularitah`.
+        /// The image: `builder`, `runtime` or `tools`.
         #[arg(long)]
         image: String,
     },
@@ -84,6 +84,10 @@ pub struct CommonArgs {
     /// Date of branch tags, `YYYY.MM.DD` (today when not given).
     #[arg(long)]
     date: Option<String>,
+    /// The folder with the tools the tools image and the builder get (this program's own
+    /// folder when not given).
+    #[arg(long, value_name = "DIR", env = env_names::TOOLS_DIR)]
+    tools_dir: Option<PathBuf>,
 }
 
 impl From<CommonArgs> for crate::Common {
@@ -93,6 +97,7 @@ impl From<CommonArgs> for crate::Common {
             repo: a.repo,
             branch: a.branch,
             date: a.date,
+            tools_dir: a.tools_dir,
         }
     }
 }

@@ -1,6 +1,6 @@
-//! Stage 1: the base images (builder, runtime, singularitah) — planned from the registry's
-//! labels, built on a Docker daemon, joined under multi-arch tags, and the child pipeline that
-//! does it. The library behind `spacktainerizer`, callable from tests.
+//! Stage 1: the base images (builder, runtime, tools) — planned from the registry's labels,
+//! built on a Docker daemon, joined under multi-arch tags, and the child pipeline that does it.
+//! The library behind `spacktainerizer`, callable from tests.
 
 pub mod build;
 pub mod cli;
@@ -30,6 +30,8 @@ pub struct Context {
     pub branch: String,
     /// `YYYY.MM.DD` of branch tags.
     pub date: String,
+    /// The folder the tools images and builders get their tools from.
+    pub tools_dir: PathBuf,
 }
 
 impl Context {
@@ -38,12 +40,35 @@ impl Context {
         tags::tag(&self.config, &self.branch, &self.date)
     }
 
-    /// The images `wanted` (all when empty), with their inputs.
-    pub fn images(&self, wanted: &[String]) -> anyhow::Result<Vec<images::ImageSpec>> {
+    /// What the images are made from: the Spack trees (only resolved when `spack`), the
+    /// tools.
+    pub fn inputs(&self, spack: bool) -> anyhow::Result<images::Inputs> {
         let base = &self.config.base_images;
-        images::images(&self.repo, &self.config, wanted, || {
-            images::spack_commit(&base.spack.repository, &base.spack.branch)
+        let tree = |s, what| images::SpackTree::resolve(&self.repo, s, what);
+        Ok(images::Inputs {
+            spack: spack
+                .then(|| tree(&base.spack, "base_images.spack"))
+                .transpose()?,
+            spack_packages: match (&base.spack_packages, spack) {
+                (Some(p), true) => Some(tree(p, "base_images.spack_packages")?),
+                _ => None,
+            },
+            tools: images::tools_checksum(&self.tools_dir)?,
         })
+    }
+
+    /// The images `wanted` (all when empty), with their inputs.
+    pub fn images(
+        &self,
+        wanted: &[String],
+    ) -> anyhow::Result<(Vec<images::ImageSpec>, images::Inputs)> {
+        let mut resolved = None;
+        let specs = images::images(&self.repo, &self.config, wanted, |spack| {
+            let inputs = self.inputs(spack)?;
+            resolved = Some(inputs.clone());
+            Ok(inputs)
+        })?;
+        Ok((specs, resolved.context("the images' inputs")?))
     }
 }
 
@@ -55,6 +80,8 @@ pub struct Common {
     pub branch: String,
     /// Today when not given.
     pub date: Option<String>,
+    /// The folder of the tools to put in the images: this program's own when not given.
+    pub tools_dir: Option<PathBuf>,
 }
 
 /// A command, as plain options.
@@ -94,6 +121,10 @@ fn context(common: Common) -> anyhow::Result<Context> {
         repo: common.repo,
         branch: common.branch,
         date: common.date.unwrap_or_else(common::config::tag_date_today),
+        tools_dir: match common.tools_dir {
+            Some(d) => d,
+            None => images::tools_dir()?,
+        },
     })
 }
 
@@ -114,7 +145,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
         match command {
             Command::Plan { common, images } => {
                 let ctx = context(common)?;
-                let specs = ctx.images(&images)?;
+                let (specs, _) = ctx.images(&images)?;
                 let decisions = plan::plan(&ctx, &specs, &registry(&ctx)?).await?;
                 print_plan(printer, &decisions)?;
                 // The plan is a check: work to do is exit 1.
@@ -131,13 +162,19 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 push,
             } => {
                 let ctx = context(common)?;
-                let spec = ctx
-                    .images(std::slice::from_ref(&image))?
-                    .pop()
-                    .context("no such image")?;
+                let (mut specs, inputs) = ctx.images(std::slice::from_ref(&image))?;
+                let spec = specs.pop().context("no such image")?;
                 let engine = Engine::connect().await?;
-                let revision = build::revision(&ctx.repo);
-                let target = build::build(&ctx, &spec, &arch, revision, &engine, printer).await?;
+                let target = build::build(
+                    &ctx,
+                    &spec,
+                    &arch,
+                    &inputs,
+                    &ctx.tools_dir,
+                    &engine,
+                    printer,
+                )
+                .await?;
                 if push {
                     engine
                         .push(&target, ctx.config.registry.login()?.as_ref())
@@ -159,9 +196,9 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 tools_image,
             } => {
                 let ctx = context(common)?;
-                let specs = ctx.images(&[])?;
+                let (specs, _) = ctx.images(&[])?;
                 let decisions = plan::plan(&ctx, &specs, &registry(&ctx)?).await?;
-                let tools_image = tools_image.unwrap_or_else(|| ctx.config.tools_image());
+                let tools_image = tools_image.unwrap_or_else(|| ctx.config.release_tools_image());
                 let (p, env) = pipeline::pipeline(&ctx, &decisions, &tools_image);
                 p.check()?;
                 std::fs::write(&out, p.to_yaml())

@@ -53,7 +53,13 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                     .render(),
                 ],
                 ..Job::default()
-            },
+            }
+            .with_engine(
+                &cfg.arch(&d.arch)
+                    .map(|a| a.engine.clone())
+                    .unwrap_or_default(),
+            )
+            .with_settings(&cfg.jobs.base_images),
         );
         per_image.entry(&d.image).or_default().push(name);
     }
@@ -75,7 +81,8 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                     .render(),
                 ],
                 ..Job::default()
-            },
+            }
+            .with_settings(&cfg.jobs.tools),
         );
     }
     (p, dotenv)

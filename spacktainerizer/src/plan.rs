@@ -7,7 +7,10 @@ use common::registry::{ImageRef, RegistryClient, RegistryError};
 use serde::Serialize;
 
 use crate::Context;
-use crate::images::{ImageSpec, LABEL_CHECKSUM, LABEL_SPACK_COMMIT, LABEL_TOOL_VERSIONS};
+use crate::images::{
+    ImageSpec, LABEL_CHECKSUM, LABEL_COMPILERS, LABEL_SPACK_COMMIT, LABEL_SPACK_PACKAGES,
+    LABEL_TOOL_VERSIONS,
+};
 
 /// One image and architecture.
 #[derive(Debug, Clone, Serialize)]
@@ -72,7 +75,9 @@ fn compare(namespace: &str, spec: &ImageSpec, found: &BTreeMap<String, String>) 
     let describe = |k: &str| match k {
         LABEL_CHECKSUM => "build files changed",
         LABEL_SPACK_COMMIT => "Spack commit changed",
-        LABEL_TOOL_VERSIONS => "tool versions changed",
+        LABEL_SPACK_PACKAGES => "spack-packages commit changed",
+        LABEL_TOOL_VERSIONS => "tools changed",
+        LABEL_COMPILERS => "compilers changed",
         _ => "base OS image changed",
     };
     for (k, want) in &spec.inputs {

@@ -9,6 +9,9 @@ use common::registry::{Descriptor, ImageRef, RegistryClient};
 use serde_json::Value;
 use spacktainerizah_tests::{copy_dir, push_test_image, registry, repo_root, unique_name};
 
+/// The repository folder whose build files replace the tools' own.
+const IMAGES: &str = "base-images";
+
 struct Setup {
     dir: tempfile::TempDir,
     namespace: String,
@@ -31,18 +34,21 @@ fn git(dir: &Path, args: &[&str]) {
     );
 }
 
-/// A repository with the real image folders, a local "Spack" git repository, and a configuration
-/// pointing at the test registry under a fresh namespace.
+/// A repository with its own copy of the image folders (`base_images.build_files`), a local
+/// "Spack" git repository, and a configuration pointing at the test registry under a fresh
+/// namespace.
 fn setup(registry_url: &str) -> Setup {
     let dir = tempfile::tempdir().unwrap();
-    let images = "spacktainerizer/images";
-    copy_dir(&repo_root().join(images), &dir.path().join(images));
+    copy_dir(
+        &repo_root().join("spacktainerizer/images"),
+        &dir.path().join(IMAGES),
+    );
     let spack = dir.path().join("spack.git");
     std::fs::create_dir_all(&spack).unwrap();
     git(&spack, &["init", "-q", "-b", "develop"]);
     git(&spack, &["commit", "-q", "--allow-empty", "-m", "one"]);
     let namespace = unique_name("ns");
-    let config = std::fs::read_to_string(repo_root().join("spacktainerizah.yaml"))
+    let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
         .unwrap()
         .replace(
             "url: registry.example.org/hpc/spacktainers",
@@ -51,6 +57,10 @@ fn setup(registry_url: &str) -> Setup {
         .replace(
             "repository: https://github.com/spack/spack.git",
             &format!("repository: {}", spack.display()),
+        )
+        .replace(
+            "base_images:\n",
+            &format!("base_images:\n  build_files: {IMAGES}\n"),
         );
     std::fs::write(dir.path().join("spacktainerizah.yaml"), config).unwrap();
     Setup { dir, namespace }
@@ -143,13 +153,7 @@ async fn plan_builds_what_changed_and_nothing_else() {
     assert_eq!(code, Some(0), "{:?}", build_set(&again));
 
     // A build file changes: that image rebuilds, on every architecture.
-    std::fs::write(
-        s.dir
-            .path()
-            .join("spacktainerizer/images/runtime/extra.txt"),
-        "x",
-    )
-    .unwrap();
+    std::fs::write(s.dir.path().join(IMAGES).join("runtime/extra.txt"), "x").unwrap();
     let (_, d, _) = plan(&s);
     assert_eq!(
         build_set(&d)
@@ -161,14 +165,9 @@ async fn plan_builds_what_changed_and_nothing_else() {
         build_set(&d)
     );
     assert!(build_set(&d).iter().all(|b| b.starts_with("runtime/")));
-    std::fs::remove_file(
-        s.dir
-            .path()
-            .join("spacktainerizer/images/runtime/extra.txt"),
-    )
-    .unwrap();
+    std::fs::remove_file(s.dir.path().join(IMAGES).join("runtime/extra.txt")).unwrap();
 
-    // A new Spack commit: builder and runtime, not singularitah.
+    // A new Spack commit: builder and runtime, not the tools image.
     git(
         &s.dir.path().join("spack.git"),
         &["commit", "-q", "--allow-empty", "-m", "two"],
@@ -179,7 +178,7 @@ async fn plan_builds_what_changed_and_nothing_else() {
     assert!(
         builds
             .iter()
-            .all(|b| b.contains("Spack commit changed") && !b.starts_with("singularitah"))
+            .all(|b| b.contains("Spack commit changed") && !b.starts_with("tools/"))
     );
 }
 
@@ -215,14 +214,11 @@ fn a_registry_that_is_down_stops_the_plan() {
     );
 }
 
-/// Stand-in Dockerfiles (the real ones need the network): a static busybox, nothing pulled.
+/// Stand-in Dockerfiles (a static busybox, nothing pulled): this test is about the plan, the
+/// pipeline and the index; `base_images.rs` builds the real ones.
 fn stand_in_images(s: &Setup) {
-    for folder in [
-        "spacktainerizer/images/builder",
-        "spacktainerizer/images/runtime",
-        "spacktainerizer/images/singularitah",
-    ] {
-        let dir = s.dir.path().join(folder);
+    for image in ["builder", "runtime", "tools"] {
+        let dir = s.dir.path().join(IMAGES).join(image);
         std::fs::remove_dir_all(&dir).unwrap();
         std::fs::create_dir_all(&dir).unwrap();
         std::fs::copy("/bin/busybox", dir.join("busybox")).unwrap();
@@ -298,7 +294,7 @@ async fn pipeline_build_index_then_up_to_date() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    for image in ["builder", "runtime", "singularitah"] {
+    for image in ["builder", "runtime", "tools"] {
         let out = tool(&s, &["index", "--image", image]);
         spacktainerizah_tests::succeeded(&out);
     }

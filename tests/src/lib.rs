@@ -59,6 +59,51 @@ pub fn docker_host() -> String {
     service_env("SPACKTAINERIZAH_TEST_DOCKER_HOST")
 }
 
+/// The real Debian base image the test command made (debootstrap, imported, pushed to the
+/// test registry): the `os_image` of real base images.
+pub fn os_image() -> String {
+    service_env("SPACKTAINERIZAH_TEST_OS_IMAGE")
+}
+
+/// This machine's extra CA certificates (a TLS-inspecting proxy in front of PyPI, say), which
+/// images built here must trust as the site's `ca_certificates`.
+pub fn host_ca_certificates() -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/local/share/ca-certificates")
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "crt"))
+        .collect();
+    found.sort();
+    found
+}
+
+/// `docker run --rm IMAGE sh -c SCRIPT` on the test daemon; returns the output, panicking with
+/// it when the script fails.
+pub fn docker_run(image: &str, script: &str) -> String {
+    let out = std::process::Command::new("docker")
+        .env("DOCKER_HOST", docker_host())
+        .args([
+            "run",
+            "--rm",
+            "--entrypoint",
+            "/bin/sh",
+            image,
+            "-c",
+            script,
+        ])
+        .output()
+        .expect("the docker client is installed by the test command");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{image}: {script}: {text}");
+    text
+}
+
 /// A bucket name no other test uses (tests run in parallel, in several processes).
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

@@ -56,7 +56,7 @@ const TOOLS: &[&str] = &[
 ];
 
 fn config() -> Config {
-    Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap()
+    Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap()
 }
 
 /// The chain, stage 1's pipeline and stage 3's, with work everywhere.
@@ -66,7 +66,7 @@ fn generated() -> Vec<(String, Pipeline)> {
         config: cfg.clone(),
         package_repos: vec!["packages".into()],
         config_path: "spacktainerizah.yaml".into(),
-        tools_image: cfg.tools_image(),
+        spack_architectures: cfg.architectures.keys().cloned().collect(),
     })
     .unwrap();
     let ctx = spacktainerizer::Context {
@@ -74,6 +74,7 @@ fn generated() -> Vec<(String, Pipeline)> {
         repo: ".".into(),
         branch: "my-branch".into(),
         date: "2026.11.30".into(),
+        tools_dir: "target/tools".into(),
     };
     let stage1: Vec<spacktainerizer::plan::Decision> = ["builder", "runtime"]
         .iter()

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use common::engine::{BuildRequest, Engine};
+use common::engine::{BuildRequest, Engine, EngineAddress};
 use common::registry::RegistryClient;
 use futures::StreamExt;
 use spacktainerizah_tests::{registry, unique_name};
@@ -140,4 +140,70 @@ async fn a_pushed_image_is_read_back_from_the_registry() {
         .await
         .unwrap();
     assert_eq!(found.labels["k"], "pushed");
+}
+
+/// The daemon's TCP listener with TLS, as a GitLab job reaches a Docker-in-Docker service
+/// (`DOCKER_HOST=tcp://…`, `DOCKER_TLS_VERIFY=1`, `DOCKER_CERT_PATH`).
+fn tls_address(cert_path: &std::path::Path) -> EngineAddress {
+    let host = std::env::var("SPACKTAINERIZAH_TEST_DOCKER_TLS_HOST")
+        .expect("the test command starts dockerd with a TLS listener");
+    EngineAddress::parse(Some(&host), true, Some(cert_path.to_path_buf())).unwrap()
+}
+
+#[tokio::test]
+async fn a_daemon_behind_tcp_and_tls_builds_with_secrets() {
+    let certs = std::env::var("SPACKTAINERIZAH_TEST_DOCKER_CERT_PATH").unwrap();
+    let engine = Engine::connect_to(&tls_address(certs.as_ref()))
+        .await
+        .unwrap();
+    assert!(engine.host().starts_with("tcp://127.0.0.1:"));
+    // BuildKit's session (the secret) over the same TLS connection.
+    let ctx = context(DOCKERFILE);
+    let secret = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(secret.path(), "canary").unwrap();
+    let tag = format!("{}:v1", unique_name("stz-tls"));
+    let req = BuildRequest {
+        context: ctx.path().to_path_buf(),
+        build_args: BTreeMap::from([("VERSION".into(), "2".into())]),
+        secrets: BTreeMap::from([("token".into(), secret.path().to_path_buf())]),
+        ..BuildRequest::default()
+    };
+    engine.build(&tag, &req, |_| {}).await.unwrap();
+    assert_eq!(
+        engine.labels(&tag).await.unwrap()["org.example.version"],
+        "2"
+    );
+}
+
+#[tokio::test]
+async fn a_tls_daemon_refuses_a_client_without_its_certificates() {
+    // A CA the daemon's certificate is not signed by: the connection is refused, the host named.
+    let wrong = tempfile::tempdir().unwrap();
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+        ])
+        .args(["-subj", "/CN=someone-else"])
+        .arg("-keyout")
+        .arg(wrong.path().join("key.pem"))
+        .arg("-out")
+        .arg(wrong.path().join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(made.status.success());
+    std::fs::copy(wrong.path().join("cert.pem"), wrong.path().join("ca.pem")).unwrap();
+    let address = tls_address(wrong.path());
+    let err = Engine::connect_to(&address).await.unwrap_err().to_string();
+    assert!(err.contains(&address.to_string()), "{err}");
+
+    // Missing files are named before any connection.
+    let empty = tempfile::tempdir().unwrap();
+    let err = Engine::connect_to(&tls_address(empty.path()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("ca.pem") && err.contains("DOCKER_CERT_PATH"),
+        "{err}"
+    );
 }

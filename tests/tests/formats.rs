@@ -349,7 +349,7 @@ mod container_definitions {
 
     #[test]
     fn every_real_definition_merges_with_its_template() {
-        let config = Config::read(&repo_root().join("spacktainerizah.yaml")).unwrap();
+        let config = Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap();
         for era_name in ["gitlab-era", "github-era"] {
             let template = Environment::read(&era(era_name).join("spack.yaml")).unwrap();
             for def in definitions::discover(&era(era_name)).unwrap().containers {

@@ -158,6 +158,8 @@ pub struct Job {
     pub image: Option<Image>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<Service>,
     #[serde(
         default,
         skip_serializing_if = "IndexMap::is_empty",
@@ -220,6 +222,14 @@ pub enum Image {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         pull_policy: Option<Value>,
     },
+}
+
+/// A service container of a job (Docker-in-Docker, for instance), reached by its alias.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Service {
+    pub name: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alias: Option<String>,
 }
 
 /// A `needs` entry: a job of this pipeline, or (with `pipeline`) of another one.
@@ -424,6 +434,46 @@ fn script<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
     let mut out = Vec::new();
     flatten(v, &mut out).map_err(serde::de::Error::custom)?;
     Ok(out)
+}
+
+impl Job {
+    /// The job with `settings` applied: its timeout, and its variables added (the job's own
+    /// win).
+    pub fn with_settings(mut self, settings: &crate::config::JobSettings) -> Job {
+        if let Some(t) = &settings.timeout {
+            self.timeout = Some(t.clone());
+        }
+        for (k, v) in &settings.variables {
+            self.variables.entry(k.clone()).or_insert_with(|| v.clone());
+        }
+        self
+    }
+
+    /// The job given a Docker engine as `engine` says: a Docker-in-Docker service reached over
+    /// TCP with TLS (the certificates shared through `/certs`, as GitLab documents it), or the
+    /// runner's daemon at the address given. Docker's own variables tell the tools where.
+    pub fn with_engine(mut self, engine: &crate::config::EngineConfig) -> Job {
+        use crate::config::EngineConfig;
+        let vars: Vec<(&str, String)> = match engine {
+            EngineConfig::Dind(image) => {
+                self.services.push(Service {
+                    name: image.clone(),
+                    alias: Some("docker".into()),
+                });
+                vec![
+                    ("DOCKER_HOST", "tcp://docker:2376".into()),
+                    ("DOCKER_TLS_CERTDIR", "/certs".into()),
+                    ("DOCKER_TLS_VERIFY", "1".into()),
+                    ("DOCKER_CERT_PATH", "/certs/client".into()),
+                ]
+            }
+            EngineConfig::Host(address) => vec![("DOCKER_HOST", address.clone())],
+        };
+        for (k, v) in vars {
+            self.variables.insert(k.to_string(), v);
+        }
+        self
+    }
 }
 
 /// The parent-pipeline job that generates an architecture's build cache pipeline; its artifacts

@@ -1,0 +1,82 @@
+//! `spacktainerizer plan|build|index --image tools` against the real registry and daemon: built
+//! for both architectures, up to date after, rebuilt when the tools change. The build files are
+//! a stand-in (`base_images.rs` builds the real ones); the tools are stand-in files whose
+//! checksum is what the plan compares.
+
+use std::path::Path;
+use std::process::Output;
+
+use spacktainerizah_tests::{registry, repo_root, unique_name};
+
+fn run(repo: &Path, args: &[&str]) -> Output {
+    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spacktainerizer"))
+        .args(args)
+        .args(["--image", "tools"])
+        .args(["--branch", "main", "--output", "json", "--repo"])
+        .arg(repo)
+        .arg("--config")
+        .arg(repo.join("spacktainerizah.yaml"))
+        .arg("--tools-dir")
+        .arg(repo.join("tools"))
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn build_index_up_to_date_then_new_tools() {
+    let repo = tempfile::tempdir().unwrap();
+    let image = repo.path().join("base-images/tools");
+    std::fs::create_dir_all(&image).unwrap();
+    std::fs::copy("/bin/busybox", image.join("busybox")).unwrap();
+    std::fs::write(
+        image.join("Dockerfile"),
+        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY bin/ /usr/local/bin/\n",
+    )
+    .unwrap();
+    let tools = repo.path().join("tools");
+    std::fs::create_dir_all(&tools).unwrap();
+    for tool in [
+        "spacktainerizer",
+        "spack-cacher",
+        "spackah",
+        "singularitah",
+        "spackitor",
+    ] {
+        std::fs::write(tools.join(tool), format!("{tool} 1.0")).unwrap();
+    }
+    let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
+        .unwrap()
+        .replace(
+            "url: registry.example.org/hpc/spacktainers",
+            &format!("url: {}/{}", registry(), unique_name("tools")),
+        )
+        .replace(
+            "base_images:\n",
+            "base_images:\n  build_files: base-images\n",
+        );
+    std::fs::write(repo.path().join("spacktainerizah.yaml"), &config).unwrap();
+
+    let out = run(repo.path(), &["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let plan: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan.len(), 2, "one image, two architectures");
+    assert!(plan.iter().all(|d| d["image"] == "tools"));
+    for arch in ["amd64", "arm64"] {
+        let out = run(repo.path(), &["build", "--arch", arch, "--push"]);
+        spacktainerizah_tests::succeeded(&out);
+    }
+    assert!(run(repo.path(), &["index"]).status.success());
+    assert_eq!(run(repo.path(), &["plan"]).status.code(), Some(0));
+
+    // A new build of one tool: the tools image is out of date on every architecture.
+    std::fs::write(tools.join("spackah"), "spackah 1.1").unwrap();
+    let out = run(repo.path(), &["plan"]);
+    assert_eq!(out.status.code(), Some(1));
+    let plan: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan.len(), 2);
+    assert!(
+        plan.iter()
+            .all(|d| d["reason"].as_str().unwrap().starts_with("tools changed")),
+        "{plan:?}"
+    );
+}
