@@ -55,6 +55,16 @@ install_packages() {
         (cd "$ROOT/scripts/siftool" && GO111MODULE=off GOPATH="$CACHE_DIR/gopath:/usr/share/gocode" \
             GOCACHE="$CACHE_DIR/gocache" go build -o "$SIFTOOL" main.go)
     fi
+    # gitlab-ci-local reads the generated CI files as GitLab would (4.56+ needs Node 22).
+    if [ ! -x "$CACHE_DIR/npm/node_modules/.bin/gitlab-ci-local" ]; then
+        command -v npm >/dev/null || {
+            log "installing npm"
+            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
+        }
+        log "installing gitlab-ci-local into $CACHE_DIR/npm"
+        mkdir -p "$CACHE_DIR/npm"
+        (cd "$CACHE_DIR/npm" && npm install --silent --no-audit --no-fund gitlab-ci-local@4.55)
+    fi
     if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import clingo, boto3' 2>/dev/null; then
         log "installing the moto S3 server, and clingo for real Spack, into $VENV"
         python3 -m venv "$VENV"
@@ -188,6 +198,7 @@ YAML
     export SPACKTAINERIZAH_TEST_AUTH_REGISTRY="127.0.0.1:$auth_port"
     export SPACKTAINERIZAH_TEST_TOKEN_REGISTRY="127.0.0.1:$token_registry_port"
     export SPACKTAINERIZAH_TEST_SIFTOOL="$SIFTOOL"
+    export SPACKTAINERIZAH_TEST_GITLAB_CI_LOCAL="$CACHE_DIR/npm/node_modules/.bin/gitlab-ci-local"
     # Real Spack runs under the virtualenv's Python (clingo, boto3).
     export SPACKTAINERIZAH_TEST_PYTHON="$VENV/bin/python"
     # The workplace's shared tools (real Spack, Apptainer), when the checkout sits beside them.

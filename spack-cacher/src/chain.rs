@@ -330,13 +330,14 @@ fn add_cleaners(
             },
         )?;
     } else {
+        // One cache for every branch is the production cache: only the default branch (a push
+        // or a manual run there) cleans it after a build; the schedule does the rest.
         p.add_job(
             format!("clean build cache {arch}"),
             Job {
                 rules: vec![
                     Rule::when_if(SCHEDULE, "never"),
                     Rule::when_if(DEFAULT_BRANCH, "on_success"),
-                    Rule::when_if(WEB, "on_success"),
                 ],
                 ..after_build(true)
             },

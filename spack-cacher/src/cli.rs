@@ -94,6 +94,13 @@ pub enum CliCommand {
         #[arg(long, default_value = ".")]
         repo: PathBuf,
     },
+    /// The CI/CD variables the chain reads: what the project must define (type, masked,
+    /// protected), what GitLab predefines and what the chain sets, as a Markdown table.
+    Variables {
+        /// The configuration file.
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
+    },
     /// Turn the pipelines `spack ci generate` wrote for one architecture into GitLab child
     /// pipelines: jobs merged (a job shared by several environments once, in its earliest
     /// stage), one child pipeline per stage, and the trigger pipeline `<ARCH>.yml` that runs
@@ -131,6 +138,7 @@ impl Cli {
     pub fn into_options(self) -> (OutputOptions, Command) {
         let command = match self.command {
             CliCommand::Chain { config, out, repo } => Command::Chain { config, repo, out },
+            CliCommand::Variables { config } => Command::Variables { config },
             CliCommand::Prepare {
                 repo,
                 config,

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod prepare;
 pub mod process;
 pub mod record;
+pub mod variables;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -26,6 +27,9 @@ pub enum Command {
         repo: PathBuf,
         /// `-` for stdout.
         out: PathBuf,
+    },
+    Variables {
+        config: PathBuf,
     },
     Prepare {
         config: PathBuf,
@@ -104,6 +108,10 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
             } else {
                 std::fs::write(&out, yaml).with_context(|| format!("writing {}", out.display()))?;
             }
+        }
+        Command::Variables { config } => {
+            let cfg = Config::read(&config)?;
+            printer.data(&variables::markdown(&variables::variables(&cfg)))?;
         }
         Command::Prepare {
             config,

@@ -404,6 +404,31 @@ pub fn shell_words(line: &str, env: &dyn Fn(&str) -> String) -> Result<Vec<Strin
     Ok(words)
 }
 
+/// The folder holding the five tools of this build (`target/<profile>`, beside the test
+/// executables' `deps/`): what images get as their tools.
+pub fn tools_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("the test executable");
+    let dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("target/<profile>/deps/<test>")
+        .to_path_buf();
+    for tool in [
+        "spacktainerizer",
+        "spack-cacher",
+        "spackah",
+        "singularitah",
+        "spackitor",
+    ] {
+        assert!(
+            dir.join(tool).is_file(),
+            "{} is missing: build the workspace first (`cargo test --workspace` does)",
+            dir.join(tool).display()
+        );
+    }
+    dir
+}
+
 /// One of the tools, to run as a user runs it: `tool(env!("CARGO_BIN_EXE_spackitor"))`.
 pub fn tool(bin: &str) -> std::process::Command {
     std::process::Command::new(bin)

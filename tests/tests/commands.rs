@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Parser;
-use common::ci::Pipeline;
 use common::commands::{Arg, S3Access, SifBuild, SifSource, SpackitorClean};
-use common::config::Config;
 use common::store::StoreUrl;
 use spacktainerizah_tests::{repo_root, shell_words};
+
+mod support;
+use support::{config, generated};
 
 /// What the CI variables a generated line names are, in a job.
 fn ci_env(name: &str) -> String {
@@ -54,95 +55,6 @@ const TOOLS: &[&str] = &[
     "singularitah",
     "spackitor",
 ];
-
-fn config() -> Config {
-    Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap()
-}
-
-/// The chain, stage 1's pipeline and stage 3's, with work everywhere.
-fn generated() -> Vec<(String, Pipeline)> {
-    let cfg = config();
-    let chain = spack_cacher::chain::pipeline(&spack_cacher::chain::ChainOptions {
-        config: cfg.clone(),
-        package_repos: vec!["packages".into()],
-        config_path: "spacktainerizah.yaml".into(),
-        spack_architectures: cfg.architectures.keys().cloned().collect(),
-    })
-    .unwrap();
-    let ctx = spacktainerizer::Context {
-        config: cfg.clone(),
-        repo: ".".into(),
-        branch: "my-branch".into(),
-        date: "2026.11.30".into(),
-        tools_dir: "target/tools".into(),
-    };
-    let stage1: Vec<spacktainerizer::plan::Decision> = ["builder", "runtime"]
-        .iter()
-        .flat_map(|image| {
-            cfg.architectures
-                .keys()
-                .map(move |arch| spacktainerizer::plan::Decision {
-                    image: image.to_string(),
-                    arch: arch.clone(),
-                    reference: String::new(),
-                    build: true,
-                    reason: String::new(),
-                    labels: BTreeMap::new(),
-                })
-        })
-        .collect();
-    let (base_images, _) = spacktainerizer::pipeline::pipeline(&ctx, &stage1, "tools:1");
-    let opts = spackah::pipeline::PipelineOptions {
-        plan: spackah::plan::PlanOptions {
-            project: spackah::image::Project {
-                config: cfg.clone(),
-                repo: ".".into(),
-                branch: cfg.default_branch.clone(),
-                lockfiles: "envs".into(),
-            },
-            containers: Vec::new(),
-            concretize: false,
-            spack: None,
-        },
-        environments: "envs".into(),
-        base_tag: "latest".into(),
-        tools_image: "tools:1".into(),
-    };
-    let decision = |container: &str, kind| spackah::plan::Decision {
-        container: container.into(),
-        arch: "amd64".into(),
-        kind,
-        definition: PathBuf::from(format!("container_definitions/amd64/{container}.def")),
-        target: format!("registry.example.org/hpc/spacktainers/{container}:1.0"),
-        build: true,
-        reason: String::new(),
-        record: BTreeMap::from([("org.example.definition-checksum".into(), "abc".into())]),
-        sif: Some(spackah::plan::SifPlan {
-            store: "s3://sboinfrastructureassets/containers".into(),
-            key: format!("{container}__1.0.sif"),
-            build: true,
-            reason: String::new(),
-            changed: Vec::new(),
-        }),
-        hub: Some(spackah::plan::HubPlan {
-            target: String::new(),
-            push: true,
-            reason: String::new(),
-        }),
-    };
-    let containers = spackah::pipeline::pipeline(
-        &opts,
-        &[
-            decision("pythons", spackah::plan::ContainerKind::Spack),
-            decision("storage", spackah::plan::ContainerKind::Def),
-        ],
-    );
-    vec![
-        (".gitlab-ci.yml".into(), chain),
-        ("base-images.yml".into(), base_images),
-        ("containers.yml".into(), containers),
-    ]
-}
 
 #[test]
 fn every_command_line_a_generator_writes_parses_with_its_tool() {
@@ -264,6 +176,91 @@ fn a_generated_sif_build_comes_back_from_singularitahs_parser_as_built() {
                 );
                 assert_eq!(opts.labels, labels.into_iter().collect());
             }
+        }
+    }
+}
+
+/// Names a text refers to: `$NAME`, `${NAME}`, and the variable names given to `--*-env`.
+fn referenced_variables(text: &str) -> std::collections::BTreeSet<String> {
+    let name_at = |s: &str| -> String {
+        s.chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    let mut names = std::collections::BTreeSet::new();
+    for (i, _) in text.match_indices('$') {
+        let rest = &text[i + 1..];
+        let name = name_at(rest.strip_prefix('{').unwrap_or(rest));
+        if !name.is_empty() {
+            names.insert(name);
+        }
+    }
+    for (i, m) in text.match_indices("-env ") {
+        let rest = text[i + m.len()..].trim_start_matches(['\'', '"']);
+        let name = name_at(rest);
+        if !name.is_empty() {
+            names.insert(name);
+        }
+    }
+    names
+}
+
+/// The README's variables table is what `spack-cacher variables` writes for the example
+/// configuration, and it names every variable any generated pipeline reads.
+#[test]
+fn the_readme_lists_every_ci_variable_the_chain_reads() {
+    let table = spack_cacher::variables::markdown(&spack_cacher::variables::variables(&config()));
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
+    let (begin, end) = ("<!-- variables:begin -->\n", "<!-- variables:end -->");
+    let start = readme.find(begin).expect("README has the variables table markers") + begin.len();
+    let stop = readme[start..].find(end).unwrap() + start;
+    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
+        let updated = format!("{}{table}{}", &readme[..start], &readme[stop..]);
+        std::fs::write(repo_root().join("README.md"), updated).unwrap();
+    } else {
+        assert_eq!(
+            &readme[start..stop],
+            table,
+            "run `spack-cacher variables --config examples/spacktainerizah.yaml` (or UPDATE_SNAPSHOTS=1)"
+        );
+    }
+
+    let listed: std::collections::BTreeSet<String> =
+        spack_cacher::variables::variables(&config())
+            .into_iter()
+            .map(|v| v.name)
+            .collect();
+    // The environments `prepare` writes run Spack's jobs: their before_script counts too.
+    let out = tempfile::tempdir().unwrap();
+    let prepared = spack_cacher::prepare::run(&spack_cacher::prepare::PrepareOptions {
+        repo: repo_root().join("examples"),
+        config: config(),
+        output: out.path().to_path_buf(),
+        branch: "main".into(),
+        base_tag: "latest".into(),
+        project_dir: Some(repo_root()),
+    })
+    .unwrap();
+    let mut texts: Vec<(String, String)> = generated()
+        .into_iter()
+        .map(|(file, p)| (file, p.to_yaml()))
+        .collect();
+    for p in prepared {
+        texts.push((
+            p.path.display().to_string(),
+            std::fs::read_to_string(&p.path).unwrap(),
+        ));
+    }
+    for (file, text) in texts {
+        for name in referenced_variables(&text) {
+            // Set by the builder image itself.
+            if name == "SPACK_ROOT" {
+                continue;
+            }
+            assert!(
+                listed.contains(&name),
+                "{file} reads ${name}, which the variables table does not list"
+            );
         }
     }
 }

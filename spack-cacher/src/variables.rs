@@ -1,0 +1,167 @@
+//! The CI/CD variables the chain reads, from the configuration: what a project must define
+//! (name, GitLab type, masked, protected), what GitLab predefines and what the chain sets
+//! itself, as the Markdown table the README shows.
+
+use std::collections::BTreeMap;
+
+use common::config::{Config, Credentials};
+use common::env_names;
+
+/// Who provides a variable, and as what GitLab type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Source {
+    /// A project CI/CD variable of type Variable.
+    Variable,
+    /// A project CI/CD variable of type File (the job sees a path).
+    File,
+    /// GitLab sets it in every job.
+    Predefined,
+    /// The chain sets it (job variables, a dotenv report).
+    Chain,
+}
+
+impl Source {
+    fn label(self) -> &'static str {
+        match self {
+            Source::Variable => "variable",
+            Source::File => "file",
+            Source::Predefined => "predefined by GitLab",
+            Source::Chain => "set by the chain",
+        }
+    }
+}
+
+/// One variable and what it is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CiVariable {
+    pub name: String,
+    pub source: Source,
+    pub masked: bool,
+    pub protected: bool,
+    /// What reads it, for the table (several uses joined).
+    pub uses: Vec<String>,
+}
+
+/// Every variable the chain generated from `cfg` reads, sorted: project variables first.
+pub fn variables(cfg: &Config) -> Vec<CiVariable> {
+    let mut found: BTreeMap<String, CiVariable> = BTreeMap::new();
+    let mut add = |name: &str, source: Source, masked: bool, protected: bool, used: &str| {
+        // GitLab's own variables are never the project's to define.
+        let source = if name.starts_with("CI_") {
+            Source::Predefined
+        } else {
+            source
+        };
+        let v = found
+            .entry(name.to_string())
+            .or_insert_with(|| CiVariable {
+                name: name.to_string(),
+                source,
+                masked,
+                protected,
+                uses: Vec::new(),
+            });
+        // Protected only if every use is on protected branches.
+        v.protected &= protected;
+        v.masked |= masked;
+        if !v.uses.iter().any(|u| u == used) {
+            v.uses.push(used.to_string());
+        }
+    };
+    let mut pair = |c: &Credentials, protected: bool, what: &str| {
+        add(
+            &c.user_env,
+            Source::Variable,
+            false,
+            protected,
+            &format!("{what} (user or key id)"),
+        );
+        add(
+            &c.secret_env,
+            Source::Variable,
+            true,
+            protected,
+            &format!("{what} (password, token or secret key)"),
+        );
+    };
+    if let Some(c) = &cfg.registry.credentials {
+        pair(c, false, "project registry: push and read images");
+    }
+    if let Some(c) = cfg
+        .registry
+        .public
+        .as_ref()
+        .and_then(|p| p.credentials.as_ref())
+    {
+        // Only the default branch publishes to the hub.
+        pair(c, true, "public hub: publish from the default branch");
+    }
+    for (arch, ac) in &cfg.architectures {
+        if let Some(c) = &ac.build_cache.credentials {
+            pair(c, false, &format!("{arch} build cache: Spack jobs, containers, janitor"));
+        }
+        if let Some(c) = ac
+            .containers_bucket
+            .as_ref()
+            .and_then(|b| b.credentials.as_ref())
+        {
+            pair(c, false, "SIF bucket: publish, sync, prune");
+        }
+    }
+    add(
+        env_names::SPACK_DEPLOYMENT_KEY_PUBLIC,
+        Source::File,
+        false,
+        false,
+        "optional: the public key builders trust (signed build caches)",
+    );
+    for (name, used) in [
+        (env_names::CI_COMMIT_REF_SLUG, "the branch: tags, caches, keep lists"),
+        (env_names::CI_DEFAULT_BRANCH, "which branch is production"),
+        ("CI_COMMIT_BRANCH", "rules: the default branch's pipelines"),
+        ("CI_PIPELINE_SOURCE", "rules: push, merge request, web or schedule"),
+        (env_names::CI_PROJECT_URL, "the remote whose branches are alive"),
+        ("CI_JOB_TOKEN", "reading that remote's branches"),
+        ("CI_PIPELINE_ID", "child pipelines' artifacts"),
+        (env_names::CI_JOB_NAME, "child pipelines' artifacts"),
+        (env_names::CI_PROJECT_DIR, "package repositories of the environments"),
+    ] {
+        add(name, Source::Predefined, false, false, used);
+    }
+    for (name, used) in [
+        (env_names::BUILDER_TAG, "stage 1's tag of the base images (dotenv report)"),
+        (env_names::CONFIG, "the configuration file"),
+        (
+            "PARENT_PIPELINE_ID",
+            "child pipelines reading the parent's artifacts",
+        ),
+        (env_names::DOCKER_HOST, "the engine of image-building jobs"),
+    ] {
+        add(name, Source::Chain, false, false, used);
+    }
+    let mut all: Vec<CiVariable> = found.into_values().collect();
+    all.sort_by(|a, b| (a.source, &a.name).cmp(&(b.source, &b.name)));
+    all
+}
+
+/// The Markdown table of `vars`.
+pub fn markdown(vars: &[CiVariable]) -> String {
+    let yes_no = |b: bool, v: &CiVariable| match v.source {
+        Source::Variable | Source::File => if b { "yes" } else { "no" }.to_string(),
+        _ => "—".to_string(),
+    };
+    let mut out = String::from(
+        "| Variable | Type | Masked | Protected | Read for |\n|---|---|---|---|---|\n",
+    );
+    for v in vars {
+        out.push_str(&format!(
+            "| `{}` | {} | {} | {} | {} |\n",
+            v.name,
+            v.source.label(),
+            yes_no(v.masked, v),
+            yes_no(v.protected, v),
+            v.uses.join("; ")
+        ));
+    }
+    out
+}

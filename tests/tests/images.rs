@@ -1,0 +1,261 @@
+//! The real base images — builder, runtime, tools — built by `spacktainerizer build` from the
+//! tools' own Dockerfiles on a real Debian base (made offline by the test command) with real
+//! Spack from the shared tools; checked from inside for what their jobs need; every image a
+//! generated job names is one the chain builds or the configuration names, and every command a
+//! job runs exists in the real image it runs in. Then indexed, and planned as up to date.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::process::Output;
+
+use common::ci::Image;
+use spacktainerizah_tests::spack::{V0_23, not_run, shared_tools};
+use spacktainerizah_tests::{
+    docker_run, host_ca_certificates, os_image, registry, succeeded, tools_dir, unique_name,
+};
+
+mod support;
+
+fn write_config(dir: &Path, namespace: &str, spack_archive: &Path) -> std::path::PathBuf {
+    let certificates: Vec<String> = host_ca_certificates()
+        .iter()
+        .map(|p| format!("\"{}\"", p.display()))
+        .collect();
+    let text = format!(
+        "default_branch: main
+registry:
+  url: {registry}/{namespace}
+labels:
+  namespace: org.example.test
+tags:
+  default_branch: latest
+  other_branches: \"{{date}}-{{branch}}\"
+  arch_suffix: true
+tools_image: {registry}/{namespace}/tools:latest
+base_images:
+  os_image: {os}
+  spack:
+    archive: {archive}
+  ca_certificates: [{certificates}]
+architectures:
+  amd64:
+    runner_tag: local
+    base_requirement: \"%gcc@12 target=x86_64\"
+    build_cache:
+      url: file:///var/cache/spack-build-cache
+",
+        registry = registry(),
+        os = os_image(),
+        archive = spack_archive.display(),
+        certificates = certificates.join(", "),
+    );
+    let path = dir.join("spacktainerizah.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+fn spacktainerizer(dir: &Path, config: &Path, args: &[&str]) -> Output {
+    spacktainerizah_tests::tool(tools_dir().join("spacktainerizer").to_str().unwrap())
+        .args(args)
+        .args(["--branch", "main", "--repo"])
+        .arg(dir)
+        .arg("--config")
+        .arg(config)
+        .arg("--tools-dir")
+        .arg(tools_dir())
+        .output()
+        .unwrap()
+}
+
+/// The commands a script line runs: the first word of each `;`, `&&`, `||` or `then` part,
+/// shell keywords and builtins left out.
+fn commands(line: &str) -> Vec<String> {
+    const SHELL: &[&str] = &[
+        ".", "if", "then", "else", "fi", "[", "test", "cd", "export", "set", "echo", "true",
+    ];
+    line.replace("&&", ";")
+        .replace("||", ";")
+        .split(';')
+        .flat_map(|part| {
+            part.split_whitespace()
+                .find(|w| !matches!(*w, "if" | "then" | "else" | "!"))
+                .map(str::to_string)
+        })
+        .filter(|c| !SHELL.contains(&c.as_str()) && !c.starts_with('$'))
+        .collect()
+}
+
+/// The base image a job runs in: `builder`, `runtime` or `tools`; panics on any image the
+/// chain does not build and the configuration does not name.
+fn kind_of(image: &str, cfg: &common::config::Config) -> &'static str {
+    if image == cfg.release_tools_image() {
+        return "tools";
+    }
+    for kind in ["builder", "runtime", "tools"] {
+        if image.starts_with(&format!("{}/{kind}:", cfg.registry.url)) {
+            return kind;
+        }
+    }
+    panic!("a generated job runs in {image}, which the chain does not build and the configuration does not name")
+}
+
+/// What each base image's jobs run, from every generated pipeline and the Spack jobs' own
+/// before_script (`spack-cacher prepare`).
+fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
+    let cfg = support::config();
+    let engines: BTreeSet<String> = cfg
+        .architectures
+        .values()
+        .filter_map(|a| match &a.engine {
+            common::config::EngineConfig::Dind(image) => Some(image.clone()),
+            _ => None,
+        })
+        .collect();
+    let mut by_image: BTreeMap<&'static str, BTreeSet<String>> = BTreeMap::new();
+    for (file, p) in support::generated() {
+        for (name, job) in &p.jobs {
+            for service in &job.services {
+                assert!(
+                    engines.contains(&service.name),
+                    "{file}: {name}: service {} is not an engine of the configuration",
+                    service.name
+                );
+            }
+            let Some(image) = &job.image else {
+                assert!(job.trigger.is_some(), "{file}: {name} has no image");
+                continue;
+            };
+            let image = match image {
+                Image::Name(n) => n,
+                Image::Detailed { name, .. } => name,
+            };
+            let kind = kind_of(image, &cfg);
+            for line in job.before_script.iter().chain(&job.script) {
+                by_image.entry(kind).or_default().extend(commands(line));
+            }
+        }
+    }
+    let out = tempfile::tempdir().unwrap();
+    let prepared = spack_cacher::prepare::run(&spack_cacher::prepare::PrepareOptions {
+        repo: spacktainerizah_tests::repo_root().join("examples"),
+        config: cfg.clone(),
+        output: out.path().to_path_buf(),
+        branch: "main".into(),
+        base_tag: "latest".into(),
+        project_dir: None,
+    })
+    .unwrap();
+    let env = common::spack::environment::Environment::read(&prepared[0].path).unwrap();
+    let jobs = env.doc["spack"]["ci"]["pipeline-gen"].as_sequence().unwrap();
+    for job in jobs.iter().flat_map(|j| j.as_mapping().unwrap().values()) {
+        let image = job["image"]["name"].as_str().unwrap();
+        let kind = kind_of(image, &cfg);
+        for line in job["before_script"].as_sequence().into_iter().flatten() {
+            by_image
+                .entry(kind)
+                .or_default()
+                .extend(commands(line.as_str().unwrap()));
+        }
+    }
+    // Spack's generated jobs run `spack ci rebuild` in the builder.
+    by_image.entry("builder").or_default().insert("spack".into());
+    by_image
+}
+
+#[test]
+fn the_real_base_images_do_their_jobs() {
+    let Some(tools) = shared_tools() else {
+        return not_run(
+            "the_real_base_images_do_their_jobs",
+            "no ../shared/tools with Spack",
+        );
+    };
+    let archive = tools.join(format!("spack/spack-{V0_23}.tar.xz"));
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = unique_name("base");
+    let config = write_config(dir.path(), &namespace, &archive);
+
+    let mut built = BTreeMap::new();
+    for image in ["builder", "runtime", "tools"] {
+        let out = spacktainerizer(
+            dir.path(),
+            &config,
+            &["build", "--image", image, "--arch", "amd64", "--push"],
+        );
+        let target = succeeded(&out).trim().to_string();
+        // One architecture: no per-architecture suffix.
+        assert_eq!(target, format!("{}/{namespace}/{image}:latest", registry()));
+        built.insert(image, target);
+    }
+
+    // The builder: Spack on PATH at the archive's version, the compiler the base requirement
+    // names found in Spack's site scope, clingo to concretize with, the mirror, the tools.
+    let out = docker_run(
+        &built["builder"],
+        "spack --version && spack compilers && gcc-12 --version && \
+         $SPACK_PYTHON -c 'import clingo, boto3' && spack config get mirrors && \
+         spack-cacher --help && spackitor --version && command -v patchelf",
+    );
+    assert!(out.contains(V0_23), "{out}");
+    assert!(out.contains("gcc@12"), "{out}");
+    assert!(out.contains("file:///var/cache/spack-build-cache"), "{out}");
+    assert!(out.contains("Usage: spack-cacher"), "{out}");
+    // Concretizing needs clingo and the compiler together.
+    let out = docker_run(&built["builder"], "spack spec zlib-ng 2>&1 | head -n 3");
+    assert!(out.contains("zlib-ng") && out.contains("%gcc@12"), "{out}");
+
+    // The runtime: the OS runtimes Spack-built software links against, and no compiler.
+    let out = docker_run(
+        &built["runtime"],
+        "for l in libstdc++.so.6 libgomp.so.1 libgfortran.so.5; do \
+             ls /usr/lib/*-linux-gnu/$l || exit 1; done; \
+         if command -v gcc; then echo has-a-compiler; fi",
+    );
+    assert!(!out.contains("has-a-compiler"), "{out}");
+
+    // The tools image: every tool answers.
+    let out = docker_run(
+        &built["tools"],
+        "for t in spacktainerizer spack-cacher spackah singularitah spackitor; do \
+             $t --help >/dev/null || exit 1; done; git --version && mksquashfs -version",
+    );
+    assert!(out.contains("git version"), "{out}");
+
+    // Every command a generated job runs is in the image the job runs in.
+    for (kind, commands) in commands_by_image() {
+        let list: Vec<&str> = commands.iter().map(String::as_str).collect();
+        let script = format!(
+            "for c in {}; do command -v \"$c\" >/dev/null || {{ echo \"missing: $c\"; exit 1; }}; done",
+            list.join(" ")
+        );
+        docker_run(&built[kind], &script);
+    }
+
+    // Indexed under the multi-arch tag, every image is then up to date.
+    for image in ["builder", "runtime", "tools"] {
+        succeeded(&spacktainerizer(
+            dir.path(),
+            &config,
+            &["index", "--image", image],
+        ));
+    }
+    let out = spacktainerizer(dir.path(), &config, &["plan"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_script_line_names_the_commands_it_runs() {
+    assert_eq!(
+        commands(
+            "if [ -n \"${K:-}\" ]; then spack gpg trust \"$K\"; fi && spack-cacher prepare --out envs"
+        ),
+        ["spack", "spack-cacher"]
+    );
+    assert_eq!(commands(". $SPACK_ROOT/share/spack/setup-env.sh"), Vec::<String>::new());
+}

@@ -1,0 +1,101 @@
+//! What several cross-tool tests share: every pipeline the generators write, with work
+//! everywhere, for the example configuration.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use common::ci::Pipeline;
+use common::config::Config;
+use spacktainerizah_tests::repo_root;
+
+/// The example configuration.
+pub fn config() -> Config {
+    Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap()
+}
+
+/// The chain, stage 1's pipeline and stage 3's, with work everywhere.
+pub fn generated() -> Vec<(String, Pipeline)> {
+    let cfg = config();
+    let chain = spack_cacher::chain::pipeline(&spack_cacher::chain::ChainOptions {
+        config: cfg.clone(),
+        package_repos: vec!["packages".into()],
+        config_path: "spacktainerizah.yaml".into(),
+        spack_architectures: cfg.architectures.keys().cloned().collect(),
+    })
+    .unwrap();
+    let ctx = spacktainerizer::Context {
+        config: cfg.clone(),
+        repo: ".".into(),
+        branch: "my-branch".into(),
+        date: "2026.11.30".into(),
+        tools_dir: "target/tools".into(),
+    };
+    let stage1: Vec<spacktainerizer::plan::Decision> = ["builder", "runtime"]
+        .iter()
+        .flat_map(|image| {
+            cfg.architectures
+                .keys()
+                .map(move |arch| spacktainerizer::plan::Decision {
+                    image: image.to_string(),
+                    arch: arch.clone(),
+                    reference: String::new(),
+                    build: true,
+                    reason: String::new(),
+                    labels: BTreeMap::new(),
+                })
+        })
+        .collect();
+    let (base_images, _) = spacktainerizer::pipeline::pipeline(&ctx, &stage1, &cfg.release_tools_image());
+    let opts = spackah::pipeline::PipelineOptions {
+        plan: spackah::plan::PlanOptions {
+            project: spackah::image::Project {
+                config: cfg.clone(),
+                repo: ".".into(),
+                branch: cfg.default_branch.clone(),
+                lockfiles: "envs".into(),
+            },
+            containers: Vec::new(),
+            concretize: false,
+            spack: None,
+        },
+        environments: "envs".into(),
+        base_tag: "latest".into(),
+        // As `spackah pipeline` defaults it: this branch's tools image.
+        tools_image: cfg.base_image("tools", "latest"),
+    };
+    let decision = |container: &str, kind| spackah::plan::Decision {
+        container: container.into(),
+        arch: "amd64".into(),
+        kind,
+        definition: PathBuf::from(format!("container_definitions/amd64/{container}.def")),
+        target: format!("registry.example.org/hpc/spacktainers/{container}:1.0"),
+        build: true,
+        reason: String::new(),
+        record: BTreeMap::from([("org.example.definition-checksum".into(), "abc".into())]),
+        sif: Some(spackah::plan::SifPlan {
+            store: "s3://sboinfrastructureassets/containers".into(),
+            key: format!("{container}__1.0.sif"),
+            build: true,
+            reason: String::new(),
+            changed: Vec::new(),
+        }),
+        hub: Some(spackah::plan::HubPlan {
+            target: String::new(),
+            push: true,
+            reason: String::new(),
+        }),
+    };
+    let containers = spackah::pipeline::pipeline(
+        &opts,
+        &[
+            decision("pythons", spackah::plan::ContainerKind::Spack),
+            decision("storage", spackah::plan::ContainerKind::Def),
+        ],
+    );
+    vec![
+        (".gitlab-ci.yml".into(), chain),
+        ("base-images.yml".into(), base_images),
+        ("containers.yml".into(), containers),
+    ]
+}
+
