@@ -6,227 +6,13 @@
 # whole test suite, and stops what it started. Extra arguments go to `cargo test`.
 set -euo pipefail
 
-ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
-CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
-# One build folder per checkout: cargo would otherwise reuse what another clone compiled.
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
-VENV=$CACHE_DIR/venv
-SIFTOOL=$CACHE_DIR/bin/siftool
-RUN_DIR=$(mktemp -d /tmp/stz.XXXXXX)
-PIDS=()
-
-log() { printf '==> %s\n' "$*" >&2; }
-
-cleanup() {
-    local status=$?
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
-    # dockerd leaves overlay mounts behind when killed hard; unmount before removing.
-    grep -o "$RUN_DIR[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
-    rm -rf "$RUN_DIR"
-    exit "$status"
-}
-trap cleanup EXIT INT TERM
-
-install_packages() {
-    local missing=()
-    command -v docker-registry >/dev/null || missing+=(docker-registry)
-    [ -x /usr/sbin/dockerd ] || missing+=(docker.io)
-    command -v skopeo >/dev/null || missing+=(skopeo)
-    command -v umoci >/dev/null || missing+=(umoci)
-    [ -x /bin/busybox ] || missing+=(busybox-static)
-    command -v mksquashfs >/dev/null || missing+=(squashfs-tools)
-    command -v jq >/dev/null || missing+=(jq)
-    command -v htpasswd >/dev/null || missing+=(apache2-utils)
-    command -v go >/dev/null || missing+=(golang-go)
-    [ -d /usr/share/gocode/src/github.com/sylabs/sif ] || missing+=(golang-github-sylabs-sif-dev)
-    if [ ${#missing[@]} -gt 0 ]; then
-        log "installing ${missing[*]}"
-        export DEBIAN_FRONTEND=noninteractive
-        apt-get update -qq
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    fi
-    if [ ! -x "$SIFTOOL" ] || [ "$ROOT/scripts/siftool/main.go" -nt "$SIFTOOL" ]; then
-        log "building the reference siftool"
-        mkdir -p "$(dirname "$SIFTOOL")"
-        (cd "$ROOT/scripts/siftool" && GO111MODULE=off GOPATH="$CACHE_DIR/gopath:/usr/share/gocode" \
-            GOCACHE="$CACHE_DIR/gocache" go build -o "$SIFTOOL" main.go)
-    fi
-    # gitlab-ci-local reads the generated CI files as GitLab would (4.56+ needs Node 22).
-    if [ ! -x "$CACHE_DIR/npm/node_modules/.bin/gitlab-ci-local" ]; then
-        command -v npm >/dev/null || {
-            log "installing npm"
-            DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm >/dev/null
-        }
-        log "installing gitlab-ci-local into $CACHE_DIR/npm"
-        mkdir -p "$CACHE_DIR/npm"
-        (cd "$CACHE_DIR/npm" && npm install --silent --no-audit --no-fund gitlab-ci-local@4.55)
-    fi
-    if [ ! -x "$VENV/bin/moto_server" ] || ! "$VENV/bin/python" -c 'import clingo, boto3' 2>/dev/null; then
-        log "installing the moto S3 server, and clingo for real Spack, into $VENV"
-        python3 -m venv "$VENV"
-        "$VENV/bin/pip" install -q 'moto[s3]>=5,<6' flask flask-cors clingo boto3
-    fi
-}
-
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # what, command...
-    local what=$1; shift
-    for _ in $(seq 100); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    log "$what did not start; its log:"
-    cat "$RUN_DIR/$what.log" >&2 || true
-    return 1
-}
-
-# A CA, a server certificate for 127.0.0.1 and a client certificate, laid out as Docker's
-# clients expect them (DOCKER_CERT_PATH holds ca.pem, cert.pem, key.pem).
-docker_certs() { # dir
-    local d=$1
-    mkdir -p "$d/client"
-    openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj /CN=spacktainerizah-test-ca \
-        -keyout "$d/ca-key.pem" -out "$d/ca.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj /CN=127.0.0.1 -keyout "$d/server-key.pem" \
-        -out "$d/server.csr" 2>/dev/null
-    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >"$d/server.ext"
-    openssl x509 -req -in "$d/server.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
-        -days 2 -extfile "$d/server.ext" -out "$d/server-cert.pem" 2>/dev/null
-    openssl req -newkey rsa:2048 -nodes -subj /CN=client -keyout "$d/client/key.pem" \
-        -out "$d/client.csr" 2>/dev/null
-    printf 'extendedKeyUsage=clientAuth\n' >"$d/client.ext"
-    openssl x509 -req -in "$d/client.csr" -CA "$d/ca.pem" -CAkey "$d/ca-key.pem" -CAcreateserial \
-        -days 2 -extfile "$d/client.ext" -out "$d/client/cert.pem" 2>/dev/null
-    cp "$d/ca.pem" "$d/client/ca.pem"
-}
-
-start_services() {
-    local s3_port registry_port auth_port token_registry_port token_port
-    s3_port=$(free_port)
-    registry_port=$(free_port)
-    auth_port=$(free_port)
-    token_registry_port=$(free_port)
-    token_port=$(free_port)
-
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$RUN_DIR/s3.log" 2>&1 &
-    PIDS+=($!)
-
-    mkdir -p "$RUN_DIR/registry"
-    cat >"$RUN_DIR/registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $RUN_DIR/registry}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$registry_port
-YAML
-    docker-registry serve "$RUN_DIR/registry.yml" >"$RUN_DIR/registry.log" 2>&1 &
-    PIDS+=($!)
-
-    # A second registry that wants a login (htpasswd); the password is a test value.
-    export SPACKTAINERIZAH_TEST_REGISTRY_USER=tester SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD=test-password
-    htpasswd -Bbn "$SPACKTAINERIZAH_TEST_REGISTRY_USER" "$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" >"$RUN_DIR/htpasswd"
-    mkdir -p "$RUN_DIR/auth-registry"
-    cat >"$RUN_DIR/auth-registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $RUN_DIR/auth-registry}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$auth_port
-auth:
-  htpasswd: {realm: spacktainerizah-tests, path: $RUN_DIR/htpasswd}
-YAML
-    docker-registry serve "$RUN_DIR/auth-registry.yml" >"$RUN_DIR/auth-registry.log" 2>&1 &
-    PIDS+=($!)
-
-    # A third registry with token auth, and its token server (RS256 JWTs with an x5c header).
-    openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=spacktainerizah-test-tokens \
-        -keyout "$RUN_DIR/token-key.pem" -out "$RUN_DIR/token-cert.pem" 2>/dev/null
-    "$VENV/bin/python" "$ROOT/scripts/token-server.py" "$token_port" "$RUN_DIR/token-key.pem" \
-        "$RUN_DIR/token-cert.pem" test-issuer "$SPACKTAINERIZAH_TEST_REGISTRY_USER" \
-        "$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" >"$RUN_DIR/token-server.log" 2>&1 &
-    PIDS+=($!)
-    mkdir -p "$RUN_DIR/token-registry"
-    cat >"$RUN_DIR/token-registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $RUN_DIR/token-registry}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$token_registry_port
-auth:
-  token:
-    realm: http://127.0.0.1:$token_port/token
-    service: spacktainerizah-test-registry
-    issuer: test-issuer
-    rootcertbundle: $RUN_DIR/token-cert.pem
-YAML
-    docker-registry serve "$RUN_DIR/token-registry.yml" >"$RUN_DIR/token-registry.log" 2>&1 &
-    PIDS+=($!)
-
-    # dockerd on a private socket, and on TCP with TLS as a Docker-in-Docker service listens.
-    local docker_tls_port
-    docker_tls_port=$(free_port)
-    docker_certs "$RUN_DIR/docker-certs"
-    /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --host "tcp://127.0.0.1:$docker_tls_port" \
-        --tlsverify --tlscacert "$RUN_DIR/docker-certs/ca.pem" \
-        --tlscert "$RUN_DIR/docker-certs/server-cert.pem" --tlskey "$RUN_DIR/docker-certs/server-key.pem" \
-        --data-root "$RUN_DIR/docker" --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid" \
-        >"$RUN_DIR/docker.log" 2>&1 &
-    PIDS+=($!)
-
-    wait_for s3 curl -sf "http://127.0.0.1:$s3_port/"
-    wait_for registry curl -sf "http://127.0.0.1:$registry_port/v2/"
-    wait_for token-server curl -sf "http://127.0.0.1:$token_port/token?service=x"
-    wait_for token-registry curl -s -o /dev/null "http://127.0.0.1:$token_registry_port/v2/"
-    wait_for auth-registry curl -sf -u "$SPACKTAINERIZAH_TEST_REGISTRY_USER:$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" "http://127.0.0.1:$auth_port/v2/"
-    wait_for docker curl -sf --unix-socket "$RUN_DIR/docker.sock" http://localhost/_ping
-
-    export SPACKTAINERIZAH_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
-    export SPACKTAINERIZAH_TEST_REGISTRY="127.0.0.1:$registry_port"
-    export SPACKTAINERIZAH_TEST_AUTH_REGISTRY="127.0.0.1:$auth_port"
-    export SPACKTAINERIZAH_TEST_TOKEN_REGISTRY="127.0.0.1:$token_registry_port"
-    export SPACKTAINERIZAH_TEST_SIFTOOL="$SIFTOOL"
-    export SPACKTAINERIZAH_TEST_GITLAB_CI_LOCAL="$CACHE_DIR/npm/node_modules/.bin/gitlab-ci-local"
-    # Real Spack runs under the virtualenv's Python (clingo, boto3).
-    export SPACKTAINERIZAH_TEST_PYTHON="$VENV/bin/python"
-    # The workplace's shared tools (real Spack, Apptainer), when the checkout sits beside them.
-    if [ -d "$ROOT/../shared/tools" ]; then
-        export SPACKTAINERIZAH_SHARED_TOOLS="$(cd "$ROOT/../shared/tools" && pwd)"
-    fi
-    export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
-    export SPACKTAINERIZAH_TEST_DOCKER_TLS_HOST="tcp://127.0.0.1:$docker_tls_port"
-    export SPACKTAINERIZAH_TEST_DOCKER_CERT_PATH="$RUN_DIR/docker-certs/client"
-    export DOCKER_HOST="unix://$RUN_DIR/docker.sock"
-    # moto accepts any key pair; these are test values, not secrets.
-    export SPACKTAINERIZAH_TEST_ACCESS_KEY=test-access-key
-    export SPACKTAINERIZAH_TEST_SECRET_KEY=test-secret-key
-    export AWS_ACCESS_KEY_ID=$SPACKTAINERIZAH_TEST_ACCESS_KEY
-    export AWS_SECRET_ACCESS_KEY=$SPACKTAINERIZAH_TEST_SECRET_KEY
-    export AWS_REGION=us-east-1
-    # Never ask a cloud metadata endpoint for credentials.
-    export AWS_EC2_METADATA_DISABLED=true
-    log "services: S3 $SPACKTAINERIZAH_TEST_S3_ENDPOINT, registry $SPACKTAINERIZAH_TEST_REGISTRY, docker $DOCKER_HOST"
-}
+# shellcheck source=scripts/services.sh
+. "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
 cd "$ROOT"
 install_packages
 start_services
-# A real Debian base (debootstrap once per machine, imported, pushed to the local registry): the
-# os_image the real builder, runtime and tools images are built from.
-SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")
-export SPACKTAINERIZAH_TEST_OS_IMAGE
+make_os_image
 
 if [ -z "${SPACKTAINERIZAH_SKIP_LINT:-}" ]; then
     log "cargo fmt --check"
@@ -234,10 +20,31 @@ if [ -z "${SPACKTAINERIZAH_SKIP_LINT:-}" ]; then
     log "cargo clippy"
     cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
-# Arguments select tests (`-p spackitor --test clean`); without them everything runs.
+# Arguments select tests (`-p spackitor --test clean`) and skip the end-to-end run.
+E2E=yes
+[ $# -gt 0 ] && E2E=
 [ $# -gt 0 ] || set -- --workspace
 log "cargo test $*"
-cargo test "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log"
-# One closing line for the whole run (cargo prints one per test binary).
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed\n", passed, failed }' \
+status=0
+cargo test "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log" || status=$?
+if [ -n "$E2E" ] && [ "$status" = 0 ]; then
+    # The whole chain, as GitLab would run it: both Spack versions (build-cache layouts v2 and
+    # v3), S3 and folders.
+    for args in "--spack 0.23.1 --s3" "--spack 1.0.2"; do
+        log "end-to-end run: $args"
+        name=e2e-${args//[ .-]/}
+        # shellcheck disable=SC2086
+        "$ROOT/scripts/e2e.sh" $args --work "$RUN_DIR/$name" >"$RUN_DIR/$name.log" 2>&1 || status=1
+        grep -E '^(==>|E2E|NOT RUN|ci-runner: FAIL|pipeline|  |image|build cache|SIF|whole|no-op)' \
+            "$RUN_DIR/$name.log" >&2 || true
+        cat "$RUN_DIR/$name.log" >>"$RUN_DIR/e2e.log"
+    done
+fi
+# One closing line for the whole run (cargo prints one per test binary); tests that could not
+# run say so.
+awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed", passed, failed }' \
     "$RUN_DIR/cargo-test.log"
+not_run=$(cat "$RUN_DIR/cargo-test.log" "$RUN_DIR/e2e.log" 2>/dev/null | grep -c '^NOT RUN:' || true)
+e2e_runs=$(grep -c '^==> e2e passed' "$RUN_DIR/e2e.log" 2>/dev/null || true)
+printf ', %s not run; end-to-end runs passed: %s\n' "$not_run" "${e2e_runs:-0}"
+exit "$status"

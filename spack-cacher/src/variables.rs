@@ -52,15 +52,13 @@ pub fn variables(cfg: &Config) -> Vec<CiVariable> {
         } else {
             source
         };
-        let v = found
-            .entry(name.to_string())
-            .or_insert_with(|| CiVariable {
-                name: name.to_string(),
-                source,
-                masked,
-                protected,
-                uses: Vec::new(),
-            });
+        let v = found.entry(name.to_string()).or_insert_with(|| CiVariable {
+            name: name.to_string(),
+            source,
+            masked,
+            protected,
+            uses: Vec::new(),
+        });
         // Protected only if every use is on protected branches.
         v.protected &= protected;
         v.masked |= masked;
@@ -98,7 +96,11 @@ pub fn variables(cfg: &Config) -> Vec<CiVariable> {
     }
     for (arch, ac) in &cfg.architectures {
         if let Some(c) = &ac.build_cache.credentials {
-            pair(c, false, &format!("{arch} build cache: Spack jobs, containers, janitor"));
+            pair(
+                c,
+                false,
+                &format!("{arch} build cache: Spack jobs, containers, janitor"),
+            );
         }
         if let Some(c) = ac
             .containers_bucket
@@ -116,20 +118,35 @@ pub fn variables(cfg: &Config) -> Vec<CiVariable> {
         "optional: the public key builders trust (signed build caches)",
     );
     for (name, used) in [
-        (env_names::CI_COMMIT_REF_SLUG, "the branch: tags, caches, keep lists"),
+        (
+            env_names::CI_COMMIT_REF_SLUG,
+            "the branch: tags, caches, keep lists",
+        ),
         (env_names::CI_DEFAULT_BRANCH, "which branch is production"),
         ("CI_COMMIT_BRANCH", "rules: the default branch's pipelines"),
-        ("CI_PIPELINE_SOURCE", "rules: push, merge request, web or schedule"),
-        (env_names::CI_PROJECT_URL, "the remote whose branches are alive"),
+        (
+            "CI_PIPELINE_SOURCE",
+            "rules: push, merge request, web or schedule",
+        ),
+        (
+            env_names::CI_PROJECT_URL,
+            "the remote whose branches are alive",
+        ),
         ("CI_JOB_TOKEN", "reading that remote's branches"),
         ("CI_PIPELINE_ID", "child pipelines' artifacts"),
         (env_names::CI_JOB_NAME, "child pipelines' artifacts"),
-        (env_names::CI_PROJECT_DIR, "package repositories of the environments"),
+        (
+            env_names::CI_PROJECT_DIR,
+            "package repositories of the environments",
+        ),
     ] {
         add(name, Source::Predefined, false, false, used);
     }
     for (name, used) in [
-        (env_names::BUILDER_TAG, "stage 1's tag of the base images (dotenv report)"),
+        (
+            env_names::BUILDER_TAG,
+            "stage 1's tag of the base images (dotenv report)",
+        ),
         (env_names::CONFIG, "the configuration file"),
         (
             "PARENT_PIPELINE_ID",

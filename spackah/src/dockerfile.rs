@@ -10,7 +10,7 @@ use common::definitions::{ContainerDefinition, Kind};
 use common::spack::environment::Environment;
 use common::yaml::Value;
 
-use crate::context::{CACHE_MOUNT, Layout, REPOS, VIEWS};
+use crate::context::{CACHE_MOUNT, Layout, REPOS, VIEW, VIEWS};
 
 /// Where the environment goes in the builder stage.
 pub const ENV_DIR: &str = "/opt/spack-environment";
@@ -108,6 +108,8 @@ COPY --from=builder {tree} {tree}
 COPY --from=builder {VIEWS} {VIEWS}
 COPY --from=builder {ENV_DIR} {ENV_DIR}
 COPY --from=builder {ENV_DIR}/activate.sh /opt/spacktainerizah/activate.sh
+# The view on PATH without the entrypoint too: `docker exec`, `apptainer exec`.
+ENV PATH={VIEW}/bin:${{PATH}}
 COPY entrypoint.sh /opt/spacktainerizah/entrypoint.sh
 RUN chmod 0755 /opt/spacktainerizah/entrypoint.sh
 ENTRYPOINT ["/opt/spacktainerizah/entrypoint.sh"]

@@ -28,9 +28,9 @@ pub async fn build(
     printer: &Printer,
 ) -> anyhow::Result<String> {
     let cfg = &ctx.config;
-    let Some(arch_cfg) = cfg.arch(arch) else {
+    if cfg.arch(arch).is_none() {
         bail!("architecture `{arch}` is not in the configuration")
-    };
+    }
     let tag = ctx.tag();
     let target = tags::arch_tag(cfg, spec.name, &tag, arch);
     let mut labels = crate::plan::labels(&cfg.labels.namespace, spec);
@@ -92,19 +92,6 @@ pub async fn build(
             "COMPILER_PACKAGES".into(),
             cfg.compiler_packages().join(" "),
         );
-        let mirror_url = arch_cfg
-            .build_cache
-            .url_for(ctx.branch == cfg.default_branch);
-        put(
-            "spack-config/mirrors.yaml",
-            mirrors_yaml(mirror_url, arch_cfg.build_cache.endpoint_url.as_deref()).as_bytes(),
-        )?;
-        if inputs.spack_packages.is_some() {
-            put(
-                "spack-config/repos.yaml",
-                b"repos::\n  builtin: /opt/spack-packages/repos/spack_repo/builtin\n",
-            )?;
-        }
         put("deployment_key.pub", &deployment_key()?)?;
     }
     if spec.name != "runtime" {
@@ -133,19 +120,6 @@ pub async fn build(
         )
         .await?;
     Ok(target)
-}
-
-/// The builder's mirror: the build cache it installs binaries from (no sources: the builds'
-/// uploads go to the `buildcache-destination` mirror of each environment). Valid for Spack
-/// 0.23 and 1.x alike.
-fn mirrors_yaml(url: &str, endpoint: Option<&str>) -> String {
-    let mut m = format!(
-        "mirrors:\n  build-cache:\n    url: {url}\n    binary: true\n    source: false\n    signed: false\n"
-    );
-    if let Some(e) = endpoint {
-        m.push_str(&format!("    endpoint_url: {e}\n"));
-    }
-    m
 }
 
 /// The public half of the deployment key, read from the file `SPACK_DEPLOYMENT_KEY_PUBLIC`

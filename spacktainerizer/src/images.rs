@@ -133,11 +133,13 @@ pub struct Inputs {
     pub tools: String,
 }
 
-/// The images `wanted` (all when empty), with their inputs.
+/// The images `wanted` (all when empty), with their inputs; `on_default` when they are the
+/// default branch's (the builder's mirror is then the production cache).
 pub fn images(
     repo: &Path,
     cfg: &Config,
     wanted: &[String],
+    on_default: bool,
     inputs: impl FnOnce(bool) -> anyhow::Result<Inputs>,
 ) -> anyhow::Result<Vec<ImageSpec>> {
     let wanted: Vec<&str> = if wanted.is_empty() {
@@ -157,7 +159,16 @@ pub fn images(
     let certificates = ca_certificates(repo, cfg)?;
     let mut out = Vec::new();
     for name in IMAGES.into_iter().filter(|a| wanted.contains(a)) {
-        let files = build_files(repo, cfg, name)?;
+        let mut files = build_files(repo, cfg, name)?;
+        if name == "builder" {
+            // Its instance configuration is part of what it is: a new mirror or endpoint
+            // rebuilds it.
+            files.extend(spack_config(
+                cfg,
+                on_default,
+                inputs.spack_packages.is_some(),
+            ));
+        }
         let mut labels = BTreeMap::new();
         labels.insert(LABEL_OS_IMAGE, base.os_image.clone());
         // The certificates go into the image: they count as build files.
@@ -189,6 +200,39 @@ pub fn images(
         });
     }
     Ok(out)
+}
+
+/// The builder's Spack instance configuration (`spack-config/`, its site scope): the build
+/// cache it installs binaries from (no sources: the builds' uploads go to each environment's
+/// `buildcache-destination`), and spack-packages as `builtin` for Spack ≥ 1.0. Valid for Spack
+/// 0.23 and 1.x alike.
+pub fn spack_config(
+    cfg: &Config,
+    on_default: bool,
+    spack_packages: bool,
+) -> BTreeMap<String, Vec<u8>> {
+    let mut mirrors = String::from("mirrors:\n");
+    for (arch, ac) in &cfg.architectures {
+        let cache = &ac.build_cache;
+        mirrors.push_str(&format!(
+            "  build-cache-{arch}:\n    url: {}\n    binary: true\n    source: false\n    signed: false\n",
+            cache.url_for(on_default)
+        ));
+        if let Some(e) = &cache.endpoint_url {
+            mirrors.push_str(&format!("    endpoint_url: {e}\n"));
+        }
+    }
+    let mut out = BTreeMap::from([(
+        "spack-config/mirrors.yaml".to_string(),
+        mirrors.into_bytes(),
+    )]);
+    if spack_packages {
+        out.insert(
+            "spack-config/repos.yaml".into(),
+            b"repos::\n  builtin: /opt/spack-packages/repos/spack_repo/builtin\n".to_vec(),
+        );
+    }
+    out
 }
 
 /// The CA certificate files the configuration names, read.

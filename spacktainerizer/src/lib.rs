@@ -63,7 +63,8 @@ impl Context {
         wanted: &[String],
     ) -> anyhow::Result<(Vec<images::ImageSpec>, images::Inputs)> {
         let mut resolved = None;
-        let specs = images::images(&self.repo, &self.config, wanted, |spack| {
+        let on_default = self.branch == self.config.default_branch;
+        let specs = images::images(&self.repo, &self.config, wanted, on_default, |spack| {
             let inputs = self.inputs(spack)?;
             resolved = Some(inputs.clone());
             Ok(inputs)

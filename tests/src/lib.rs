@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use common::store::{S3Options, Store, StoreUrl};
 
 pub mod proxy;
+pub mod runner;
 pub mod spack;
 
 /// `tests/fixtures` of this repository.

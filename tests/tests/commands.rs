@@ -212,7 +212,10 @@ fn the_readme_lists_every_ci_variable_the_chain_reads() {
     let table = spack_cacher::variables::markdown(&spack_cacher::variables::variables(&config()));
     let readme = std::fs::read_to_string(repo_root().join("README.md")).unwrap();
     let (begin, end) = ("<!-- variables:begin -->\n", "<!-- variables:end -->");
-    let start = readme.find(begin).expect("README has the variables table markers") + begin.len();
+    let start = readme
+        .find(begin)
+        .expect("README has the variables table markers")
+        + begin.len();
     let stop = readme[start..].find(end).unwrap() + start;
     if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
         let updated = format!("{}{table}{}", &readme[..start], &readme[stop..]);
@@ -225,11 +228,10 @@ fn the_readme_lists_every_ci_variable_the_chain_reads() {
         );
     }
 
-    let listed: std::collections::BTreeSet<String> =
-        spack_cacher::variables::variables(&config())
-            .into_iter()
-            .map(|v| v.name)
-            .collect();
+    let listed: std::collections::BTreeSet<String> = spack_cacher::variables::variables(&config())
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
     // The environments `prepare` writes run Spack's jobs: their before_script counts too.
     let out = tempfile::tempdir().unwrap();
     let prepared = spack_cacher::prepare::run(&spack_cacher::prepare::PrepareOptions {

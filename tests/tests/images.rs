@@ -96,7 +96,9 @@ fn kind_of(image: &str, cfg: &common::config::Config) -> &'static str {
             return kind;
         }
     }
-    panic!("a generated job runs in {image}, which the chain does not build and the configuration does not name")
+    panic!(
+        "a generated job runs in {image}, which the chain does not build and the configuration does not name"
+    )
 }
 
 /// What each base image's jobs run, from every generated pipeline and the Spack jobs' own
@@ -146,7 +148,9 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
     })
     .unwrap();
     let env = common::spack::environment::Environment::read(&prepared[0].path).unwrap();
-    let jobs = env.doc["spack"]["ci"]["pipeline-gen"].as_sequence().unwrap();
+    let jobs = env.doc["spack"]["ci"]["pipeline-gen"]
+        .as_sequence()
+        .unwrap();
     for job in jobs.iter().flat_map(|j| j.as_mapping().unwrap().values()) {
         let image = job["image"]["name"].as_str().unwrap();
         let kind = kind_of(image, &cfg);
@@ -158,7 +162,10 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
         }
     }
     // Spack's generated jobs run `spack ci rebuild` in the builder.
-    by_image.entry("builder").or_default().insert("spack".into());
+    by_image
+        .entry("builder")
+        .or_default()
+        .insert("spack".into());
     by_image
 }
 
@@ -257,5 +264,8 @@ fn a_script_line_names_the_commands_it_runs() {
         ),
         ["spack", "spack-cacher"]
     );
-    assert_eq!(commands(". $SPACK_ROOT/share/spack/setup-env.sh"), Vec::<String>::new());
+    assert_eq!(
+        commands(". $SPACK_ROOT/share/spack/setup-env.sh"),
+        Vec::<String>::new()
+    );
 }

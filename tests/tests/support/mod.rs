@@ -45,7 +45,8 @@ pub fn generated() -> Vec<(String, Pipeline)> {
                 })
         })
         .collect();
-    let (base_images, _) = spacktainerizer::pipeline::pipeline(&ctx, &stage1, &cfg.release_tools_image());
+    let (base_images, _) =
+        spacktainerizer::pipeline::pipeline(&ctx, &stage1, &cfg.release_tools_image());
     let opts = spackah::pipeline::PipelineOptions {
         plan: spackah::plan::PlanOptions {
             project: spackah::image::Project {
@@ -98,4 +99,3 @@ pub fn generated() -> Vec<(String, Pipeline)> {
         ("containers.yml".into(), containers),
     ]
 }
-

@@ -29,6 +29,8 @@ COPY --from=builder /opt/spack-software/with-a-long-padded-path/so-relocation-al
 COPY --from=builder /opt/views /opt/views
 COPY --from=builder /opt/spack-environment /opt/spack-environment
 COPY --from=builder /opt/spack-environment/activate.sh /opt/spacktainerizah/activate.sh
+# The view on PATH without the entrypoint too: `docker exec`, `apptainer exec`.
+ENV PATH=/opt/views/view/bin:${PATH}
 COPY entrypoint.sh /opt/spacktainerizah/entrypoint.sh
 RUN chmod 0755 /opt/spacktainerizah/entrypoint.sh
 ENTRYPOINT ["/opt/spacktainerizah/entrypoint.sh"]

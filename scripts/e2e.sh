@@ -1,0 +1,342 @@
+#!/usr/bin/env bash
+# The whole product for real, as GitLab would run it: a definitions repository made from
+# examples/ (the `greeter` container of the example packages, built offline), its chain written
+# by `spack-cacher chain`, run job by job by a test-only GitLab runner (tests/src/runner.rs) on
+# the real Docker daemon: base images from a real Debian and real Spack, the build cache filled
+# by Spack's own generated jobs, the container built from that cache and pushed, its SIF
+# published and synced, the cache cleaned. Then checked: the program runs from the image and
+# from the SIF, real Spack installs the environment from the cleaned cache, a second push does
+# nothing, a schedule runs only the janitors and the cache still serves.
+#
+# Usage: scripts/e2e.sh [--spack VERSION] [--s3] [--work DIR]
+#   --spack   0.23.1 (build-cache layout v2, the default) or 1.0.2 (v3)
+#   --s3      the build cache and SIFs in S3 (a moto server); default: folders under --work
+#   --work    where everything goes (default: a new folder under /tmp, removed on success)
+# Alone it installs and starts what it needs (registry, Docker daemon); the test command runs
+# it with its own services.
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+SPACK_VERSION=0.23.1
+STORAGE=file
+WORK=
+while [ $# -gt 0 ]; do
+    case $1 in
+        --spack) SPACK_VERSION=$2; shift 2 ;;
+        --s3) STORAGE=s3; shift ;;
+        --work) WORK=$2; shift 2 ;;
+        *) echo "usage: $0 [--spack 0.23.1|1.0.2] [--s3] [--work DIR]" >&2; exit 2 ;;
+    esac
+done
+
+if [ -z "${SPACKTAINERIZAH_TEST_REGISTRY:-}" ]; then
+    # shellcheck source=scripts/services.sh
+    . "$ROOT/scripts/services.sh"
+    install_packages
+    start_services
+else
+    CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
+    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
+    VENV=$CACHE_DIR/venv
+    PIDS=()
+    log() { printf '==> %s\n' "$*" >&2; }
+    trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+fi
+[ -n "${SPACKTAINERIZAH_TEST_OS_IMAGE:-}" ] ||
+    SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")
+OS_IMAGE=$SPACKTAINERIZAH_TEST_OS_IMAGE
+REGISTRY=$SPACKTAINERIZAH_TEST_REGISTRY
+SHARED=${SPACKTAINERIZAH_SHARED_TOOLS:-$ROOT/../shared/tools}
+SPACK_ARCHIVE=$SHARED/spack/spack-$SPACK_VERSION.tar.xz
+if [ ! -f "$SPACK_ARCHIVE" ]; then
+    echo "NOT RUN: e2e with Spack $SPACK_VERSION: $SPACK_ARCHIVE is missing" >&2
+    exit 0
+fi
+SPACK_ARCHIVE=$(cd "$(dirname "$SPACK_ARCHIVE")" && pwd)/$(basename "$SPACK_ARCHIVE")
+case $SPACK_VERSION in 0.*) LAYOUT=v2 ;; *) LAYOUT=v3 ;; esac
+[ -n "$WORK" ] || WORK=$(mktemp -d /tmp/stz-e2e.XXXXXX)
+mkdir -p "$WORK"
+WORK=$(cd "$WORK" && pwd)
+# A namespace of its own: a registry that holds an earlier run's images would make this one a no-op.
+NS=e2e-${SPACK_VERSION//./-}-$(date +%s)
+STARTED=$(date +%s)
+FIGURES=$WORK/figures.txt
+: >"$FIGURES"
+figure() { printf '%s\n' "$*" | tee -a "$FIGURES" >&2; }
+fail() { echo "E2E FAILED: $*" >&2; exit 1; }
+
+log "e2e: Spack $SPACK_VERSION (cache layout $LAYOUT), storage $STORAGE, in $WORK"
+
+# The tools, as the images get them.
+cargo build --quiet --workspace --bins
+TOOLS=$CARGO_TARGET_DIR/debug
+RUNNER=$TOOLS/ci-runner
+
+# Storage: folders, or buckets on an S3 server the containers reach (the Docker bridge's
+# gateway address: build steps run on the bridge network, jobs on the host's).
+SIFS_SHARED=$WORK/shared-sifs
+mkdir -p "$SIFS_SHARED"
+VARIABLES=$WORK/project-variables.env
+: >"$VARIABLES"
+chmod 600 "$VARIABLES"
+if [ "$STORAGE" = s3 ]; then
+    GATEWAY=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
+    S3_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+    "$VENV/bin/moto_server" -H "$GATEWAY" -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
+    PIDS+=($!)
+    S3=http://$GATEWAY:$S3_PORT
+    for _ in $(seq 100); do curl -sf "$S3/" >/dev/null && break; sleep 0.2; done
+    # moto takes any key pair: test values, handed over as the project's masked variables.
+    export AWS_ACCESS_KEY_ID=e2e-key-id AWS_SECRET_ACCESS_KEY=e2e-secret-key AWS_REGION=us-east-1
+    s3() { "$VENV/bin/python" "$ROOT/scripts/e2e-s3.py" "$S3" "$@"; }
+    s3 mkbucket e2e-cache
+    s3 mkbucket e2e-sifs
+    CACHE_URL=s3://e2e-cache
+    SIF_URL=s3://e2e-sifs/containers
+    printf '%s\n' "BUILD_CACHE_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" \
+        "BUILD_CACHE_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" \
+        "CONTAINERS_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" \
+        "CONTAINERS_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" >"$VARIABLES"
+    CREDENTIALS="      endpoint_url: $S3
+      credentials:
+        user_env: BUILD_CACHE_ACCESS_KEY_ID
+        secret_env: BUILD_CACHE_SECRET_ACCESS_KEY"
+    SIF_CREDENTIALS="      endpoint_url: $S3
+      credentials:
+        user_env: CONTAINERS_ACCESS_KEY_ID
+        secret_env: CONTAINERS_SECRET_ACCESS_KEY"
+    STORAGE_VOLUMES=()
+else
+    mkdir -p "$WORK/build-cache" "$WORK/sifs"
+    CACHE_URL=file://$WORK/build-cache
+    SIF_URL=file://$WORK/sifs
+    CREDENTIALS=
+    SIF_CREDENTIALS=
+    STORAGE_VOLUMES=(--volume "$WORK/build-cache" --volume "$WORK/sifs")
+fi
+
+# The definitions repository: the example template and packages, the one container every
+# machine can build offline.
+DEFS=$WORK/definitions
+rm -rf "$DEFS"
+mkdir -p "$DEFS/container_definitions/amd64"
+cp -r "$ROOT/examples/spack.yaml" "$ROOT/examples/packages" "$DEFS/"
+cp "$ROOT/examples/container_definitions/amd64/greeter.yaml" "$DEFS/container_definitions/amd64/"
+SPACK_PACKAGES=
+if [ "$LAYOUT" = v3 ]; then
+    SPACK_PACKAGES="  spack_packages:
+    archive: $SHARED/spack/spack-packages-2025.07.tar.xz"
+fi
+CERTS=$(find /usr/local/share/ca-certificates -name '*.crt' 2>/dev/null | sed 's/.*/"&"/' | paste -sd, -)
+cat >"$DEFS/spacktainerizah.yaml" <<YAML
+# The end-to-end run's configuration (scripts/e2e.sh).
+default_branch: main
+registry:
+  url: $REGISTRY/$NS
+labels:
+  namespace: org.spacktainerizah.e2e
+tools_image: $REGISTRY/$NS/spacktainerizah/tools:release
+base_images:
+  os_image: $OS_IMAGE
+  spack:
+    archive: $SPACK_ARCHIVE
+$SPACK_PACKAGES
+  ca_certificates: [$CERTS]
+jobs:
+  spack_builds: {timeout: 1h}
+  containers: {timeout: 30m}
+sif_sync:
+  dir: $SIFS_SHARED
+  runner_tag: local
+  delete_removed: true
+tags:
+  default_branch: latest
+  other_branches: "{date}-{branch}"
+  arch_suffix: true
+architectures:
+  amd64:
+    runner_tag: local
+    base_requirement: "%gcc@12 target=x86_64"
+    build_cache:
+      url: $CACHE_URL
+      max_age_days: {default_branch: 90, other_branches: 30}
+$CREDENTIALS
+    containers_bucket:
+      url: $SIF_URL
+$SIF_CREDENTIALS
+    engine:
+      host: unix:///var/run/docker.sock
+YAML
+(cd "$DEFS" && "$TOOLS/spack-cacher" chain)
+git -C "$DEFS" init -q -b main
+git -C "$DEFS" add -A
+git -C "$DEFS" -c user.name=e2e -c user.email=e2e@example.org commit -q -m "definitions"
+rm -rf "$WORK/remote.git"
+git clone -q --bare "$DEFS" "$WORK/remote.git"
+
+# The released tools image every chain starts from, published as the project's own CI does.
+"$ROOT/.ci/tools-image-config.sh" "$REGISTRY/$NS/spacktainerizah" release "$OS_IMAGE" >"$WORK/release.yaml"
+log "publishing the release tools image"
+"$TOOLS/spacktainerizer" build --config "$WORK/release.yaml" --image tools --arch amd64 \
+    --branch release --tools-dir "$TOOLS" --push >/dev/null
+
+DOCKER_SOCKET=${DOCKER_HOST#unix://}
+RUN_COUNT=0
+# run_pipeline SOURCE: the chain for a default-branch pipeline of SOURCE; the report's path.
+run_pipeline() {
+    RUN_COUNT=$((RUN_COUNT + 1))
+    local report=$WORK/pipeline-$RUN_COUNT-$1.json start
+    start=$(date +%s)
+    log "pipeline $RUN_COUNT: $1"
+    "$RUNNER" .gitlab-ci.yml --project "$DEFS" --work "$WORK/runs/$RUN_COUNT" --source "$1" \
+        --branch main --default-branch main --project-url "$WORK/remote.git" \
+        --variables-file "$VARIABLES" --default-image "$OS_IMAGE" --report "$report" \
+        --volume "$DOCKER_SOCKET:/var/run/docker.sock" --volume "$SHARED/spack" \
+        --volume /usr/local/share/ca-certificates --volume "$WORK/remote.git" \
+        --volume "$SIFS_SHARED" "${STORAGE_VOLUMES[@]}" ||
+        fail "pipeline $RUN_COUNT ($1): see $WORK/runs/$RUN_COUNT"
+    figure "pipeline $RUN_COUNT ($1): $(($(date +%s) - start)) s"
+    LAST_REPORT=$report
+}
+
+# Wall time of each top-level job of a report (the chain's stages).
+stage_times() {
+    jq -r '.jobs[] | select(.file | endswith(".gitlab-ci.yml")) | "  \(.name): \(.seconds | floor) s"' "$1" |
+        tee -a "$FIGURES" >&2
+}
+
+cache_size() {
+    if [ "$STORAGE" = s3 ]; then s3 size e2e-cache; else
+        echo "$(du -sb "$WORK/build-cache" | cut -f1) $(find "$WORK/build-cache" -type f | wc -l)"
+    fi
+}
+
+# --- 1. A default-branch push: the whole chain.
+run_pipeline push
+stage_times "$LAST_REPORT"
+for c in "spacktainerizer build" "spack ci" "spackah build" "singularitah sif" "spackitor clean"; do
+    jq -e --arg c "$c" '[.jobs[] | .commands[] | select(startswith($c))] | length > 0' "$LAST_REPORT" >/dev/null ||
+        fail "the first pipeline ran no \`$c\`"
+done
+read -r size count < <(cache_size)
+figure "build cache after the first pipeline (cleaned by its janitor): $size bytes in $count objects"
+for image in builder runtime tools greeter; do
+    ref=$REGISTRY/$NS/$image:latest
+    [ "$image" = greeter ] && ref=$REGISTRY/$NS/greeter:1.0
+    figure "image $image: $(docker image inspect -f '{{.Size}}' "$ref") bytes"
+done
+
+# --- 2. The container runs the program by name.
+out=$(docker run --rm "$REGISTRY/$NS/greeter:1.0" greeter)
+echo "$out" | grep -q "Hello from libgreet" || fail "greeter in the image printed: $out"
+echo "$out" | grep -q "greeter-banner" || fail "greeter did not run greeter-banner by name: $out"
+log "docker run greeter: ok"
+
+# --- 3. The SIF: synced to the shared folder; the program runs from its extracted root, and in
+# Apptainer when one is installed.
+SIF=$(find "$SIFS_SHARED" -name 'greeter__1.0*.sif' | head -n1)
+[ -n "$SIF" ] || fail "no greeter SIF in $SIFS_SHARED: $(ls -la "$SIFS_SHARED")"
+figure "SIF: $(stat -c %s "$SIF") bytes"
+rm -rf "$WORK/sif-root" "$WORK/sif.squashfs"
+# The squashfs partition, read with the reference siftool (Apptainer's own SIF library).
+PART=$("$SPACKTAINERIZAH_TEST_SIFTOOL" list "$SIF" | awk '/Squashfs/ { print $1; exit }')
+[ -n "$PART" ] || fail "no squashfs partition in $SIF"
+"$SPACKTAINERIZAH_TEST_SIFTOOL" dump "$PART" "$SIF" >"$WORK/sif.squashfs"
+unsquashfs -q -no-xattrs -d "$WORK/sif-root" "$WORK/sif.squashfs" >/dev/null
+out=$(chroot "$WORK/sif-root" /opt/spacktainerizah/entrypoint.sh greeter)
+echo "$out" | grep -q "Hello from libgreet" || fail "greeter from the SIF's root printed: $out"
+log "greeter from the SIF's root: ok"
+if [ -n "${SPACKTAINERIZAH_TEST_APPTAINER:-}" ]; then
+    # As a cluster runs it: an unprivileged user, a world-readable SIF.
+    APPTAINER_DIR=$(mktemp -d /tmp/stz-apptainer.XXXXXX)
+    chmod 0755 "$APPTAINER_DIR"
+    cp "$SIF" "$APPTAINER_DIR/greeter.sif"
+    chmod 0644 "$APPTAINER_DIR/greeter.sif"
+    as_user() {
+        runuser -u "$SPACKTAINERIZAH_TEST_APPTAINER_USER" -- env HOME="$APPTAINER_DIR" \
+            APPTAINER_TMPDIR="$APPTAINER_DIR" "$SPACKTAINERIZAH_TEST_APPTAINER" "$@" 2>&1
+    }
+    for how in exec run; do
+        out=$(as_user "$how" "$APPTAINER_DIR/greeter.sif" greeter)
+        echo "$out" | grep -q "greeter-banner" || fail "apptainer $how greeter printed: $out"
+    done
+    rm -rf "$APPTAINER_DIR"
+    log "apptainer exec and run greeter: ok"
+else
+    echo "NOT RUN: e2e: the SIF in Apptainer (none installed)" >&2
+fi
+
+# --- 4. Real Spack installs the recorded environment from the cleaned cache into a new root.
+spack_install_from_cache() {
+    local dir=$WORK/spack-check root=$WORK/spack-check/root
+    rm -rf "$dir"
+    mkdir -p "$dir/env"
+    local keep=_spacktainerizah/keep/main/amd64/greeter/spack.lock
+    if [ "$STORAGE" = s3 ]; then s3 get e2e-cache "$keep" "$dir/env/spack.lock"
+    else cp "$WORK/build-cache/$keep" "$dir/env/spack.lock"; fi
+    local repos="  repos:
+  - $DEFS/packages"
+    [ "$LAYOUT" = v3 ] && repos="  repos:
+    examples: $DEFS/packages"
+    cat >"$dir/env/spack.yaml" <<YAML
+spack:
+  specs: [greeter]
+  view: false
+$repos
+  config:
+    install_tree:
+      root: $root
+  mirrors::
+    e2e:
+      url: $CACHE_URL
+      signed: false
+$( [ "$STORAGE" = s3 ] && echo "      endpoint_url: $S3" )
+YAML
+    local spack_dir=$CACHE_DIR/e2e-spack/$SPACK_VERSION
+    if [ ! -x "$spack_dir/bin/spack" ]; then
+        rm -rf "$spack_dir" && mkdir -p "$spack_dir"
+        tar -C "$spack_dir" --strip-components=1 -xJf "$SPACK_ARCHIVE"
+        printf 'bootstrap:\n  enable: false\n' >"$spack_dir/etc/spack/bootstrap.yaml"
+        if [ "$LAYOUT" = v3 ]; then
+            mkdir -p "$CACHE_DIR/e2e-spack/packages"
+            tar -C "$CACHE_DIR/e2e-spack/packages" --strip-components=1 \
+                -xJf "$SHARED/spack/spack-packages-2025.07.tar.xz"
+            printf 'repos::\n  builtin: %s\n' "$CACHE_DIR/e2e-spack/packages/repos/spack_repo/builtin" \
+                >"$spack_dir/etc/spack/repos.yaml"
+        fi
+        PATH=/usr/bin:/bin SPACK_PYTHON=$VENV/bin/python SPACK_DISABLE_LOCAL_CONFIG=1 \
+            "$spack_dir/bin/spack" compiler find --scope site >/dev/null
+    fi
+    PATH=/usr/bin:/bin SPACK_PYTHON=$VENV/bin/python SPACK_DISABLE_LOCAL_CONFIG=1 \
+        SPACK_USER_CONFIG_PATH=$dir/user SPACK_USER_CACHE_PATH=$dir/cache \
+        "$spack_dir/bin/spack" -e "$dir/env" install --cache-only >"$dir/install.log" 2>&1 ||
+        fail "spack install --cache-only from the cleaned cache: $(tail -n 30 "$dir/install.log")"
+    local greeter
+    greeter=$(find "$root" -path '*/bin/greeter' | head -n1)
+    out=$(PATH=$(find "$root" -path '*greeter-banner*/bin' -type d | head -n1):$PATH "$greeter")
+    echo "$out" | grep -q "Hello from libgreet" || fail "greeter installed from the cache printed: $out"
+    log "spack $SPACK_VERSION install --cache-only from the cleaned cache: ok"
+}
+spack_install_from_cache
+
+# --- 5. A second push: nothing to do anywhere.
+run_pipeline push
+NOOP_SECONDS=$(jq '[.jobs[].seconds] | add | floor' "$LAST_REPORT")
+worked=$(jq -r '[.jobs[] | .commands[] | select(startswith("spacktainerizer build") or startswith("spack ci rebuild")
+    or startswith("spackah build") or startswith("singularitah sif build"))] | join(", ")' "$LAST_REPORT")
+[ -z "$worked" ] || fail "the second push did work: $worked"
+figure "no-op pipeline: ${NOOP_SECONDS} s of jobs"
+
+# --- 6. A schedule: the janitors only, and the cache still serves.
+run_pipeline schedule
+others=$(jq -r '[.jobs[] | select(.file | endswith(".gitlab-ci.yml")) | select(.name | startswith("scheduled ") | not) | .name] | join(", ")' "$LAST_REPORT")
+[ -z "$others" ] || fail "the schedule ran more than the janitors: $others"
+jq -e '[.jobs[] | .commands[] | select(startswith("spackitor clean"))] | length > 0' "$LAST_REPORT" >/dev/null ||
+    fail "the schedule cleaned nothing"
+read -r size count < <(cache_size)
+figure "build cache after the scheduled janitor: $size bytes in $count objects"
+spack_install_from_cache
+
+figure "whole run (Spack $SPACK_VERSION, $STORAGE): $(($(date +%s) - STARTED)) s"
+log "e2e passed; figures in $FIGURES"
+cat "$FIGURES"
