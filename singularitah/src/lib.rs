@@ -6,6 +6,7 @@ pub mod sif_build;
 pub mod sif_prune;
 pub mod sif_publish;
 pub mod sif_sync;
+pub mod skeleton;
 
 use std::process::ExitCode;
 

@@ -13,6 +13,8 @@ use common::rootfs;
 use common::sif::definition::{SECTIONS_NEEDING_SINGULARITY, SingularityDef};
 use common::sif::format;
 
+use crate::skeleton::Skeleton;
+
 /// What the SIF is made of.
 #[derive(Debug, Clone)]
 pub enum SifSource {
@@ -120,23 +122,44 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         .with_context(|| format!("a work folder in {}", out_dir.display()))?;
     let root = work.path().join("rootfs");
     std::fs::create_dir(&root)?;
+    let mut specials = rootfs::SpecialFiles::default();
     for layer in &resolved.layers {
         let blob = work.path().join("layer");
         client
             .blob_to_file(&image, &layer.digest, layer.size, &blob)
             .await?;
         let file = std::fs::File::open(&blob)?;
-        rootfs::apply_layer(&root, &layer.digest, &layer.media_type, file)?;
+        rootfs::apply_layer(&root, &layer.digest, &layer.media_type, file, &mut specials)?;
         std::fs::remove_file(&blob)?;
     }
 
     let deffile = def_text.unwrap_or_else(|| format!("Bootstrap: docker\nFrom: {pinned}\n"));
-    skeleton(&root, &labels, &deffile, &resolved, def.as_ref())?;
+    let created = std::time::SystemTime::now();
+    labels.extend(schema_labels(&opts.arch, created, &deffile));
+    if def.as_ref().and_then(|d| d.section("help")).is_some() {
+        // Where `apptainer run-help` finds the definition's `%help`.
+        labels.insert(
+            "org.label-schema.usage".into(),
+            "/.singularity.d/runscript.help".into(),
+        );
+    }
+    let inspected = Skeleton {
+        labels: &labels,
+        deffile: &deffile,
+        image: &resolved,
+        def: def.as_ref(),
+    }
+    .write(&root)?;
 
     let squashfs = work.path().join("rootfs.squashfs");
-    let status = Command::new("mksquashfs")
-        .arg(&root)
-        .arg(&squashfs)
+    let mut mksquashfs = Command::new("mksquashfs");
+    mksquashfs.arg(&root).arg(&squashfs);
+    if !specials.is_empty() {
+        let pseudo = work.path().join("devices.pseudo");
+        std::fs::write(&pseudo, specials.pseudo_definitions())?;
+        mksquashfs.arg("-pf").arg(pseudo);
+    }
+    let status = mksquashfs
         // gzip: Singularity refuses zstd squashfs.
         .args(["-comp", "gzip", "-noappend", "-quiet", "-no-progress"])
         // Its default is a quarter of the machine's memory, on runners shared with other jobs.
@@ -153,12 +176,13 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         arch: opts.arch.clone(),
         deffile,
         labels,
+        environment: inspected.environment,
+        runscript: Some(inspected.runscript),
+        startscript: Some(inspected.startscript),
+        helpfile: inspected.helpfile,
+        oci_config: crate::skeleton::oci_config(&resolved.config),
         squashfs,
-        created: Some(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_secs() as i64,
-        ),
+        created: Some(created.duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64),
     };
     // Written aside and renamed: a reader never sees half a SIF.
     let partial = work.path().join("image.sif");
@@ -171,125 +195,90 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
     Ok(digest)
 }
 
-/// What `singularity build` puts in a root filesystem for `run`/`exec` and `inspect` inside
-/// the container: labels, environment, runscript and the definition.
-fn skeleton(
-    root: &Path,
-    labels: &BTreeMap<String, String>,
+/// The `org.label-schema.*` labels Apptainer gives every image it builds: build date and
+/// architecture, schema version, and the definition's header.
+fn schema_labels(
+    arch: &str,
+    created: std::time::SystemTime,
     deffile: &str,
-    image: &common::registry::Resolved,
-    def: Option<&SingularityDef>,
-) -> anyhow::Result<()> {
-    let (env, entrypoint, cmd) = (&image.env, &image.entrypoint, &image.cmd);
-    use std::os::unix::fs::PermissionsExt;
-    let d = root.join(".singularity.d");
-    // Ours to write: an image's own `.singularity.d` that is a symlink could point anywhere,
-    // the build machine included.
-    if d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-        std::fs::remove_file(&d)?;
-    }
-    for sub in ["env", "libs", "actions"] {
-        std::fs::create_dir_all(d.join(sub))?;
-    }
-    for dir in [
-        "dev", "proc", "sys", "tmp", "root", "home", "etc", "var/tmp",
-    ] {
-        std::fs::create_dir_all(root.join(dir))?;
-    }
-    std::fs::write(d.join("labels.json"), serde_json::to_vec_pretty(labels)?)?;
-    std::fs::write(d.join("Singularity"), deffile)?;
-    let mut environment = String::from("#!/bin/sh\n");
-    for kv in env {
-        if let Some((k, v)) = kv.split_once('=') {
-            environment.push_str(&format!("export {k}={}\n", common::ci::shell_quote(v)));
+) -> BTreeMap<String, String> {
+    let mut labels = BTreeMap::from([
+        ("org.label-schema.build-arch".to_string(), arch.to_string()),
+        (
+            "org.label-schema.build-date".to_string(),
+            build_date(created),
+        ),
+        (
+            "org.label-schema.schema-version".to_string(),
+            "1.0".to_string(),
+        ),
+        (
+            "org.label-schema.usage.spacktainerizah.version".to_string(),
+            env!("CARGO_PKG_VERSION").to_string(),
+        ),
+    ]);
+    // The header: `Key: value` lines before the first section.
+    for line in deffile
+        .lines()
+        .take_while(|l| !l.trim_start().starts_with('%'))
+    {
+        if let Some((key, value)) = line.split_once(':')
+            && !key.trim().is_empty()
+            && !key.trim_start().starts_with('#')
+        {
+            labels.insert(
+                format!(
+                    "org.label-schema.usage.singularity.deffile.{}",
+                    key.trim().to_lowercase()
+                ),
+                value.trim().to_string(),
+            );
         }
     }
-    std::fs::write(d.join("env/10-docker2singularity.sh"), environment)?;
-    let section = |name: &str| def.and_then(|d| d.section(name));
-    // `%environment` is sourced after the image's variables, so it can override them.
-    let environment = format!("#!/bin/sh\n{}", section("environment").unwrap_or_default());
-    std::fs::write(d.join("env/90-environment.sh"), environment)?;
-    if let Some(help) = section("help") {
-        std::fs::write(d.join("runscript.help"), help)?;
-    }
-    if let Some(start) = section("startscript") {
-        std::fs::write(d.join("startscript"), format!("#!/bin/sh\n{start}"))?;
-        std::fs::set_permissions(
-            d.join("startscript"),
-            std::fs::Permissions::from_mode(0o755),
-        )?;
-    }
-    let args: Vec<String> = entrypoint
-        .iter()
-        .chain(cmd)
-        .map(|a| common::ci::shell_quote(a))
-        .collect();
-    let runscript = if let Some(body) = section("runscript") {
-        format!("#!/bin/sh\n{body}")
-    } else if args.is_empty() {
-        "#!/bin/sh\nexec \"$@\"\n".to_string()
-    } else if entrypoint.is_empty() {
-        format!(
-            "#!/bin/sh\nif [ $# -gt 0 ]; then exec \"$@\"; fi\nexec {}\n",
-            args.join(" ")
-        )
-    } else {
-        let ep: Vec<String> = entrypoint
-            .iter()
-            .map(|a| common::ci::shell_quote(a))
-            .collect();
-        format!(
-            "#!/bin/sh\nif [ $# -gt 0 ]; then exec {} \"$@\"; fi\nexec {}\n",
-            ep.join(" "),
-            args.join(" ")
-        )
-    };
-    std::fs::write(d.join("runscript"), runscript)?;
-    std::fs::set_permissions(d.join("runscript"), std::fs::Permissions::from_mode(0o755))?;
-    for (name, script) in ACTIONS {
-        let path = d.join("actions").join(name);
-        std::fs::write(&path, format!("{ACTION_PRELUDE}{script}"))?;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755))?;
-    }
-    // The top-level links `singularity build` makes, which older runtimes and users rely on.
-    for (link, target) in [
-        ("singularity", ".singularity.d/runscript"),
-        ("environment", ".singularity.d/env/90-environment.sh"),
-    ] {
-        let path = root.join(link);
-        if path.symlink_metadata().is_ok() {
-            if path.is_dir() && !path.is_symlink() {
-                continue;
-            }
-            std::fs::remove_file(&path)?;
-        }
-        std::os::unix::fs::symlink(target, &path)?;
-    }
-    Ok(())
+    labels
 }
 
-/// What every action script starts with: the environment scripts, in order, as Singularity
-/// sources them before a command.
-const ACTION_PRELUDE: &str = "#!/bin/sh\nfor script in /.singularity.d/env/*.sh; do\n    if [ -f \"$script\" ]; then\n        . \"$script\"\n    fi\ndone\n";
-
-/// `.singularity.d/actions/*`: what `singularity exec|run|shell|instance start|test` run in the
-/// container, for runtimes that use the image's own scripts.
-const ACTIONS: &[(&str, &str)] = &[
-    ("exec", "exec \"$@\"\n"),
-    ("run", "exec /.singularity.d/runscript \"$@\"\n"),
-    (
-        "shell",
-        "if [ -n \"${SINGULARITY_SHELL:-}\" ]; then exec \"$SINGULARITY_SHELL\" \"$@\"; fi\nexec /bin/sh \"$@\"\n",
-    ),
-    (
-        "start",
-        "if [ -x /.singularity.d/startscript ]; then exec /.singularity.d/startscript \"$@\"; fi\n",
-    ),
-    (
-        "test",
-        "if [ -x /.singularity.d/test ]; then exec /.singularity.d/test \"$@\"; fi\necho \"No test script in this container\"\n",
-    ),
-];
+/// Apptainer's build date: `Monday_30_November_2026_12:23:30_UTC`.
+fn build_date(t: std::time::SystemTime) -> String {
+    const DAYS: [&str; 7] = [
+        "Thursday",
+        "Friday",
+        "Saturday",
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+    ];
+    const MONTHS: [&str; 12] = [
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
+    ];
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    // `2026-11-30T12:23:30Z`, taken apart.
+    let stamp = common::printer::rfc3339(t);
+    let (year, month, day) = (&stamp[..4], &stamp[5..7], &stamp[8..10]);
+    let month: usize = month.parse().unwrap_or(1);
+    format!(
+        "{}_{}_{}_{year}_{}_UTC",
+        DAYS[(secs / 86_400 % 7) as usize],
+        day.trim_start_matches('0'),
+        MONTHS[month.clamp(1, 12) - 1],
+        &stamp[11..19]
+    )
+}
 
 /// `text` (a definition) with `labels` added to its `%labels` section (made when missing):
 /// Singularity records them as the image's labels, checksums included.
@@ -364,6 +353,32 @@ fn with_singularity(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn schema_labels_are_apptainers() {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_796_041_410);
+        assert_eq!(build_date(t), "Monday_30_November_2026_12:23:30_UTC");
+        assert_eq!(
+            build_date(std::time::UNIX_EPOCH),
+            "Thursday_1_January_1970_00:00:00_UTC"
+        );
+        let labels = schema_labels(
+            "amd64",
+            t,
+            "Bootstrap: docker\nFrom: r/x:1\n%post\n  a: b\n",
+        );
+        assert_eq!(labels["org.label-schema.build-arch"], "amd64");
+        assert_eq!(labels["org.label-schema.schema-version"], "1.0");
+        assert_eq!(
+            labels["org.label-schema.usage.singularity.deffile.bootstrap"],
+            "docker"
+        );
+        assert_eq!(
+            labels["org.label-schema.usage.singularity.deffile.from"],
+            "r/x:1"
+        );
+        assert!(!labels.contains_key("org.label-schema.usage.singularity.deffile.a"));
+    }
 
     #[test]
     fn labels_go_into_the_definition_for_singularity() {

@@ -78,6 +78,7 @@ fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&published::SifIden
         .collect(),
         squashfs,
         created: Some(1),
+        ..Default::default()
     };
     let mut f = std::fs::File::create(path).unwrap();
     common::sif::format::write(&spec, &mut f, path).unwrap();

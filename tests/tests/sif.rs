@@ -53,6 +53,8 @@ fn siftool_reads_what_we_write_and_the_root_filesystem_comes_back() {
             labels: labels.clone(),
             squashfs: squashfs.clone(),
             created: Some(1_764_000_000),
+            oci_config: Some(serde_json::json!({"Cmd": ["python3"], "Env": ["A=1"]})),
+            ..SifSpec::default()
         };
         let path = dir.path().join(format!("pythons-{shown}.sif"));
         let mut f = std::fs::File::create(&path).unwrap();
@@ -63,14 +65,14 @@ fn siftool_reads_what_we_write_and_the_root_filesystem_comes_back() {
         assert!(header.contains(shown) && header.contains("01"), "{header}");
         let list = run(Command::new(siftool()).arg("list").arg(&path));
         assert!(list.contains("Def.FILE"), "{list}");
-        assert!(list.contains("JSON.Generic"), "{list}");
-        assert!(list.contains("JSON.Labels"), "{list}");
+        // Inspect metadata and OCI config, as Apptainer writes them.
+        assert_eq!(list.matches("JSON.Generic").count(), 2, "{list}");
         assert!(
             list.contains(&format!("FS (Squashfs/*System/{shown})")),
             "{list}"
         );
 
-        // The objects come back as written: definition, inspect metadata, the squashfs.
+        // The objects come back as written: definition, inspect metadata, OCI config, the squashfs.
         let dump = |id: &str| {
             let out = Command::new(siftool())
                 .args(["dump", id])
@@ -86,8 +88,9 @@ fn siftool_reads_what_we_write_and_the_root_filesystem_comes_back() {
             meta["data"]["attributes"]["labels"]["org.spacktainerizah.lockfile-sha256"],
             "0123abcd"
         );
-        let labels_obj: BTreeMap<String, String> = serde_json::from_slice(&dump("3")).unwrap();
-        assert_eq!(labels_obj, labels);
+        let config: serde_json::Value = serde_json::from_slice(&dump("3")).unwrap();
+        assert_eq!(Some(config), spec.oci_config);
+        assert_eq!(sif::read_labels(&path).unwrap(), labels);
         let partition = dump("4");
         assert_eq!(partition, std::fs::read(&squashfs).unwrap());
 

@@ -111,6 +111,9 @@ pub struct Resolved {
     pub env: Vec<String>,
     pub entrypoint: Vec<String>,
     pub cmd: Vec<String>,
+    /// The config's `config` object as the registry holds it (Cmd, Entrypoint, Env,
+    /// WorkingDir, Labels…): what Apptainer keeps in a SIF as `oci-config.json`.
+    pub config: serde_json::Value,
 }
 
 #[derive(Deserialize)]
@@ -131,7 +134,7 @@ struct ConfigDoc {
     #[serde(default)]
     architecture: String,
     #[serde(default)]
-    config: ConfigSection,
+    config: serde_json::Value,
 }
 
 #[derive(Deserialize, Default)]
@@ -619,15 +622,22 @@ impl RegistryClient {
                 arch: arch.into(),
             });
         }
+        let section: ConfigSection = match &config.config {
+            serde_json::Value::Null => ConfigSection::default(),
+            value => {
+                ConfigSection::deserialize(value).map_err(|e| protocol(format!("config: {e}")))?
+            }
+        };
         Ok(Resolved {
             manifest,
             index_digest,
             architecture: config.architecture,
-            labels: config.config.labels.unwrap_or_default(),
+            labels: section.labels.unwrap_or_default(),
             layers: doc.layers,
-            env: config.config.env.unwrap_or_default(),
-            entrypoint: config.config.entrypoint.unwrap_or_default(),
-            cmd: config.config.cmd.unwrap_or_default(),
+            env: section.env.unwrap_or_default(),
+            entrypoint: section.entrypoint.unwrap_or_default(),
+            cmd: section.cmd.unwrap_or_default(),
+            config: config.config,
         })
     }
 

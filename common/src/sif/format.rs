@@ -34,6 +34,8 @@ pub const DATA_PARTITION: i32 = 0x4004;
 pub const DATA_GENERIC_JSON: i32 = 0x4006;
 /// The `JSON.Generic` object `singularity inspect` reads labels and the definition from.
 pub const INSPECT_METADATA: &str = "inspect-metadata.json";
+/// The `JSON.Generic` object holding the image config's `config` (Cmd, Entrypoint, Env…).
+pub const OCI_CONFIG: &str = "oci-config.json";
 
 #[derive(Debug, thiserror::Error)]
 pub enum SifError {
@@ -56,7 +58,7 @@ pub enum SifError {
 }
 
 /// What goes into one SIF file.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub struct SifSpec {
     /// `amd64`/`x86_64`, `arm64`/`aarch64`, or another Go architecture name.
     pub arch: String,
@@ -64,6 +66,14 @@ pub struct SifSpec {
     pub deffile: String,
     /// Image labels plus the project's checksums: `singularity inspect` shows them.
     pub labels: BTreeMap<String, String>,
+    /// The environment scripts `inspect --environment` shows, by path in the image.
+    pub environment: BTreeMap<String, String>,
+    /// What `inspect --runscript`, `--startscript` and `--helpfile` show.
+    pub runscript: Option<String>,
+    pub startscript: Option<String>,
+    pub helpfile: Option<String>,
+    /// The image config's `config` object, kept as Apptainer keeps it (`oci-config.json`).
+    pub oci_config: Option<serde_json::Value>,
     /// The root filesystem, a gzip (or xz, lz4…) squashfs.
     pub squashfs: PathBuf,
     /// Unix seconds; `None` writes a deterministic image (nil id, Go's zero time) as
@@ -93,13 +103,23 @@ pub fn arch_code(arch: &str) -> Result<[u8; 3], SifError> {
     Ok([b[0], b[1], 0])
 }
 
-/// The `inspect-metadata.json` object: labels and the definition file, as
-/// `pkg/inspect/metadata.go` reads them.
-pub fn inspect_metadata(labels: &BTreeMap<String, String>, deffile: &str) -> Vec<u8> {
-    let value = serde_json::json!({
-        "data": {"attributes": {"labels": labels, "deffile": deffile}},
-        "type": "container",
-    });
+/// The `inspect-metadata.json` object: labels, definition file, environment scripts, runscript,
+/// startscript and help, as `pkg/inspect/metadata.go` reads them.
+pub fn inspect_metadata(spec: &SifSpec) -> Vec<u8> {
+    let mut attributes = serde_json::json!({"labels": spec.labels, "deffile": spec.deffile});
+    if !spec.environment.is_empty() {
+        attributes["environment"] = serde_json::json!(spec.environment);
+    }
+    for (key, value) in [
+        ("runscript", &spec.runscript),
+        ("startscript", &spec.startscript),
+        ("helpfile", &spec.helpfile),
+    ] {
+        if let Some(v) = value {
+            attributes[key] = serde_json::json!(v);
+        }
+    }
+    let value = serde_json::json!({"data": {"attributes": attributes}, "type": "container"});
     serde_json::to_vec(&value).expect("a JSON value serialises")
 }
 
@@ -155,13 +175,20 @@ fn align_up(n: u64, align: u64) -> u64 {
 pub fn write(spec: &SifSpec, out: &mut impl Write, out_path: &Path) -> Result<u64, SifError> {
     let arch = arch_code(&spec.arch)?;
     let squashfs_len = check_squashfs(&spec.squashfs)?;
-    let labels = serde_json::to_vec(&spec.labels).expect("labels serialise");
     let mut partition_extra = Vec::with_capacity(11);
     partition_extra.extend_from_slice(&FS_SQUASHFS.to_le_bytes());
     partition_extra.extend_from_slice(&PART_PRIMSYS.to_le_bytes());
     partition_extra.extend_from_slice(&arch);
-    // The order `singularity build` writes: definition, JSON objects by name, the partition.
-    let objects = [
+    // The objects and order `apptainer build` writes: definition, inspect metadata, OCI
+    // config, the partition.
+    let json = |name, bytes| Object {
+        data_type: DATA_GENERIC_JSON,
+        name,
+        extra: Vec::new(),
+        align: 0,
+        source: Source::Bytes(bytes),
+    };
+    let mut objects = vec![
         Object {
             data_type: DATA_DEFFILE,
             name: "",
@@ -169,28 +196,19 @@ pub fn write(spec: &SifSpec, out: &mut impl Write, out_path: &Path) -> Result<u6
             align: 0,
             source: Source::Bytes(spec.deffile.as_bytes().to_vec()),
         },
-        Object {
-            data_type: DATA_GENERIC_JSON,
-            name: INSPECT_METADATA,
-            extra: Vec::new(),
-            align: 0,
-            source: Source::Bytes(inspect_metadata(&spec.labels, &spec.deffile)),
-        },
-        Object {
-            data_type: DATA_LABELS,
-            name: "labels.json",
-            extra: Vec::new(),
-            align: 0,
-            source: Source::Bytes(labels),
-        },
-        Object {
-            data_type: DATA_PARTITION,
-            name: "rootfs.squashfs",
-            extra: partition_extra,
-            align: PARTITION_ALIGN,
-            source: Source::File(&spec.squashfs, squashfs_len),
-        },
+        json(INSPECT_METADATA, inspect_metadata(spec)),
     ];
+    if let Some(config) = &spec.oci_config {
+        let bytes = serde_json::to_vec(config).expect("a JSON value serialises");
+        objects.push(json(OCI_CONFIG, bytes));
+    }
+    objects.push(Object {
+        data_type: DATA_PARTITION,
+        name: "",
+        extra: partition_extra,
+        align: PARTITION_ALIGN,
+        source: Source::File(&spec.squashfs, squashfs_len),
+    });
     // Go's `time.Time{}.Unix()`: what deterministic images store.
     let time = spec.created.unwrap_or(-62_135_596_800);
 
@@ -400,6 +418,15 @@ mod tests {
             arch: "x86_64".into(),
             deffile: "Bootstrap: docker\nFrom: python:3.13\n".into(),
             labels: [("org.example.checksum".to_string(), "abc".to_string())].into(),
+            environment: [(
+                "/.singularity.d/env/10-docker2singularity.sh".to_string(),
+                "#!/bin/sh\nexport A=\"${A:-\"1\"}\"\n".to_string(),
+            )]
+            .into(),
+            runscript: Some("#!/bin/sh\nexec \"$@\"\n".into()),
+            startscript: Some("#!/bin/sh\n".into()),
+            helpfile: None,
+            oci_config: Some(serde_json::json!({"Cmd": ["python3"], "WorkingDir": "/w"})),
             squashfs,
             created: None,
         }
@@ -464,9 +491,31 @@ mod tests {
         );
         assert_eq!(meta["data"]["attributes"]["deffile"], s.deffile);
         assert_eq!(
-            &out[d + 73..d + 73 + INSPECT_METADATA.len()],
-            INSPECT_METADATA.as_bytes()
+            meta["data"]["attributes"]["environment"]["/.singularity.d/env/10-docker2singularity.sh"],
+            "#!/bin/sh\nexport A=\"${A:-\"1\"}\"\n"
         );
+        assert_eq!(
+            meta["data"]["attributes"]["runscript"],
+            "#!/bin/sh\nexec \"$@\"\n"
+        );
+        assert_eq!(meta["data"]["attributes"]["startscript"], "#!/bin/sh\n");
+        assert_eq!(
+            &out[d + 73..d + 73 + INSPECT_METADATA.len() + 1],
+            format!("{INSPECT_METADATA}\0").as_bytes()
+        );
+        // The image config, as Apptainer keeps it: a `JSON.Generic` named oci-config.json.
+        let d = 4096 + 2 * 585;
+        assert_eq!(
+            i32::from_le_bytes(out[d..d + 4].try_into().unwrap()),
+            DATA_GENERIC_JSON
+        );
+        assert_eq!(
+            &out[d + 73..d + 73 + OCI_CONFIG.len() + 1],
+            format!("{OCI_CONFIG}\0").as_bytes()
+        );
+        let (o, n) = (le_i64(&out, d + 17) as usize, le_i64(&out, d + 25) as usize);
+        let config: serde_json::Value = serde_json::from_slice(&out[o..o + n]).unwrap();
+        assert_eq!(Some(config), s.oci_config);
     }
 
     #[test]
