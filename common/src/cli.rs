@@ -35,21 +35,44 @@ where
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 1 a check found work to do or a problem in the data; \
 2 usage or infrastructure error (nothing is changed).";
 
+/// A yes/no value as people write it in variables: `1`, `yes`, `true`, `on` (and `0`, `no`,
+/// `false`, `off`), any case; anything else is a usage error naming the variable.
+pub fn boolish() -> clap::builder::BoolishValueParser {
+    clap::builder::BoolishValueParser::new()
+}
+
 /// How to reach S3-compatible storage. Credentials come from the standard AWS chain, or from
 /// the two variables named here (the flags take names, never values).
 #[derive(Debug, Clone, Default, Args)]
 pub struct S3Args {
-    /// S3-compatible endpoint URL (path-style addressing is used).
+    /// S3-compatible endpoint URL (path-style addressing is used). Without it,
+    /// `AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL` as the AWS CLI reads them, else AWS.
     #[arg(long, env = env_names::S3_ENDPOINT_URL, value_name = "URL", global = true)]
     pub s3_endpoint_url: Option<String>,
-    /// S3 region; most S3-compatible servers accept any.
+    /// S3 region; most S3-compatible servers accept any. Without it, `AWS_REGION` or the
+    /// profile's (`AWS_PROFILE`, `~/.aws/config`), else us-east-1.
     #[arg(long, env = env_names::S3_REGION, value_name = "REGION", global = true)]
     pub s3_region: Option<String>,
-    /// Name of the environment variable holding the access key id.
-    #[arg(long, env = env_names::ACCESS_KEY_ENV, value_name = "VAR", global = true)]
+    /// Name of the environment variable holding the access key id (Spack's
+    /// `--s3-access-key-id-variable`). Without both names: the AWS chain (`AWS_ACCESS_KEY_ID`,
+    /// `AWS_PROFILE` and `~/.aws/credentials`, web identity, instance roles).
+    #[arg(
+        long,
+        env = env_names::ACCESS_KEY_ENV,
+        value_name = "VAR",
+        global = true,
+        alias = "s3-access-key-id-variable"
+    )]
     pub access_key_env: Option<String>,
-    /// Name of the environment variable holding the secret access key.
-    #[arg(long, env = env_names::SECRET_KEY_ENV, value_name = "VAR", global = true)]
+    /// Name of the environment variable holding the secret access key (Spack's
+    /// `--s3-access-key-secret-variable`).
+    #[arg(
+        long,
+        env = env_names::SECRET_KEY_ENV,
+        value_name = "VAR",
+        global = true,
+        alias = "s3-access-key-secret-variable"
+    )]
     pub secret_key_env: Option<String>,
 }
 

@@ -89,7 +89,7 @@ pub enum SifCommand {
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(0..=36_500))]
         keep_days: u64,
         /// Say what would be uploaded and removed; change nothing.
-        #[arg(long, env = env_names::DRY_RUN)]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,
@@ -108,7 +108,7 @@ pub enum SifCommand {
         #[arg(long)]
         delete_removed: bool,
         /// Say what would be copied and removed; change nothing.
-        #[arg(long, env = env_names::DRY_RUN)]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,
@@ -132,7 +132,7 @@ pub enum SifCommand {
         #[arg(long, value_name = "VAR")]
         git_token_env: Option<String>,
         /// Say what would be removed; change nothing.
-        #[arg(long, env = env_names::DRY_RUN)]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,

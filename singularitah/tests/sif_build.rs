@@ -120,7 +120,10 @@ fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
     // value the user sets wins over.
     let env =
         std::fs::read_to_string(back.join(".singularity.d/env/10-docker2singularity.sh")).unwrap();
-    assert!(env.contains("export TOOL_HOME=\"${TOOL_HOME:-\"/opt\"}\""), "{env}");
+    assert!(
+        env.contains("export TOOL_HOME=\"${TOOL_HOME:-\"/opt\"}\""),
+        "{env}"
+    );
 
     // What `singularity exec` and `singularity run` do inside: the environment, then the
     // command or the runscript.

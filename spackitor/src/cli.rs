@@ -82,7 +82,7 @@ pub enum Command {
         #[arg(long, value_name = "PATH|URL", env = env_names::SPACKITOR_KEEP, value_delimiter = ',', value_parser = keep::parse_source)]
         keep: Vec<KeepSource>,
         /// Print what would be deleted and change nothing.
-        #[arg(long, env = env_names::DRY_RUN)]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
         dry_run: bool,
     },
     /// Rebuild the index from the spec files (v2) or spec manifests (v3) present, like
@@ -91,7 +91,7 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
         /// Print what the index would hold and write nothing.
-        #[arg(long, env = env_names::DRY_RUN)]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
         dry_run: bool,
     },
     /// Objects and bytes in total, the largest packages, specs by age band, orphans.
@@ -195,7 +195,7 @@ pub struct CleanArgs {
     #[arg(long, env = env_names::SPACKITOR_ORPHANS)]
     pub orphans: bool,
     /// Print the plan and change nothing.
-    #[arg(long, env = env_names::DRY_RUN)]
+    #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
     pub dry_run: bool,
     /// Leave the index unchanged (it then lists deleted specs until it is rebuilt).
     #[arg(long, env = env_names::SPACKITOR_NO_REINDEX)]

@@ -181,6 +181,34 @@ fn dry_run_leaves_the_cache_byte_for_byte_unchanged() {
     assert_eq!(r["dry_run"], true);
     assert_eq!(deleted(&r).len(), 12, "everything is 40 days old");
     assert_eq!(snapshot(m.path()), before);
+    // The variable, as people write yes in CI settings; a typo is refused, never read as no.
+    for yes in ["1", "yes", "TRUE", "on"] {
+        let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+            .args([
+                "clean",
+                "--output",
+                "json",
+                "--max-age",
+                "30",
+                "--orphans",
+                "--cache",
+            ])
+            .arg(m.path())
+            .env(common::env_names::DRY_RUN, yes)
+            .output()
+            .unwrap();
+        assert_eq!(report(&out)["dry_run"], true, "{yes}");
+        assert_eq!(snapshot(m.path()), before, "{yes}");
+    }
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+        .args(["clean", "--max-age", "30", "--orphans", "--cache"])
+        .arg(m.path())
+        .env(common::env_names::DRY_RUN, "yse")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("yse"));
+    assert_eq!(snapshot(m.path()), before);
 }
 
 /// Extra arguments, damage done to the cache, and what the error must name.
@@ -526,4 +554,42 @@ fn a_blob_two_manifests_share_goes_with_the_last_of_them() {
         !m.path().join(shared.key()).exists(),
         "its last user is gone"
     );
+}
+
+/// As a Ceph or MinIO user configures it: a relaxed bucket name, the endpoint from
+/// `AWS_ENDPOINT_URL` as the AWS CLI reads it, the key variables under Spack's flag names.
+#[tokio::test]
+async fn s3_as_the_aws_cli_and_spack_name_it() {
+    let bucket = format!("Relaxed_{}", spacktainerizah_tests::unique_name("ceph"));
+    spacktainerizah_tests::raw_s3()
+        .await
+        .create_bucket()
+        .bucket(&bucket)
+        .send()
+        .await
+        .unwrap();
+    upload_mirror(&bucket).await;
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+        .args(["ls", "--output", "json", "--cache"])
+        .arg(format!("s3://{bucket}/cache"))
+        .args(["--s3-access-key-id-variable", "TEAM_KEY"])
+        .args(["--s3-access-key-secret-variable", "TEAM_SECRET"])
+        .env_remove("S3_ENDPOINT_URL")
+        .env_remove("AWS_ACCESS_KEY_ID")
+        .env_remove("AWS_SECRET_ACCESS_KEY")
+        .env("AWS_ENDPOINT_URL", spacktainerizah_tests::s3_endpoint())
+        .env(
+            "TEAM_KEY",
+            std::env::var(spacktainerizah_tests::ACCESS_KEY_VAR).unwrap(),
+        )
+        .env(
+            "TEAM_SECRET",
+            std::env::var(spacktainerizah_tests::SECRET_KEY_VAR).unwrap(),
+        )
+        .output()
+        .unwrap();
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    assert!(listed.to_string().contains("libdwarf"), "{listed}");
 }

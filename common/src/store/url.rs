@@ -24,7 +24,7 @@ impl FromStr for StoreUrl {
             let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
             if !valid_bucket(bucket) {
                 return Err(bad(
-                    "bucket names have 3 to 63 lowercase letters, digits, dots or hyphens",
+                    "bucket names have 1 to 255 letters, digits, dots, hyphens or underscores",
                 ));
             }
             let prefix = prefix.trim_matches('/');
@@ -62,12 +62,13 @@ impl fmt::Display for StoreUrl {
     }
 }
 
+/// What an S3-compatible server may accept: AWS's rules are stricter (3 to 63 lowercase), but
+/// Ceph (relaxed names), MinIO and older appliances hold buckets with capitals, underscores or
+/// short names, and the server is the one to refuse what it does not know.
 fn valid_bucket(b: &str) -> bool {
-    (3..=63).contains(&b.len())
+    (1..=255).contains(&b.len())
         && b.bytes()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'.' || c == b'-')
-        && b.as_bytes()[0].is_ascii_alphanumeric()
-        && b.as_bytes()[b.len() - 1].is_ascii_alphanumeric()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'-' | b'_'))
 }
 
 #[cfg(test)]
@@ -98,10 +99,26 @@ mod tests {
     }
 
     #[test]
+    fn accepts_what_s3_compatible_servers_accept() {
+        // Ceph's relaxed names, MinIO's short ones.
+        for bucket in ["Spack_Cache", "ab", "x", "team.cache-2"] {
+            let url = format!("s3://{bucket}/amd64");
+            assert_eq!(
+                url.parse::<StoreUrl>().unwrap(),
+                StoreUrl::S3 {
+                    bucket: bucket.into(),
+                    prefix: "amd64".into()
+                },
+                "{url}"
+            );
+        }
+    }
+
+    #[test]
     fn rejects_bad_urls() {
         for u in [
-            "s3://UPPER",
-            "s3://ab",
+            "s3://",
+            "s3://a b",
             "s3://bucket/../x",
             "http://x",
             "file://relative",
