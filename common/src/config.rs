@@ -278,6 +278,9 @@ pub struct RegistryConfig {
     pub url: String,
     #[serde(default)]
     pub credentials: Option<Credentials>,
+    /// Plain HTTP to a registry that is not on this machine (a lab registry without TLS).
+    #[serde(default)]
+    pub insecure: bool,
     /// An optional public hub (Docker Hub, GHCR) the default branch also publishes to.
     #[serde(default)]
     pub public: Option<PublicRegistryConfig>,
@@ -507,13 +510,23 @@ impl Config {
     pub fn read(path: &Path) -> Result<Config, YamlError> {
         let cfg: Config = yaml::read(path)?;
         cfg.validate(path)?;
+        cfg.allow_insecure();
         Ok(cfg)
     }
 
     pub fn parse(path: &Path, text: &str) -> Result<Config, YamlError> {
         let cfg: Config = yaml::parse(path, text)?;
         cfg.validate(path)?;
+        cfg.allow_insecure();
         Ok(cfg)
+    }
+
+    /// Every registry client of the run reads `insecure` from one place: the project
+    /// registry named insecure here is spoken to over plain HTTP by all of them.
+    fn allow_insecure(&self) {
+        if self.registry.insecure {
+            crate::registry::insecure::allow(&self.registry.url);
+        }
     }
 
     fn validate(&self, path: &Path) -> Result<(), YamlError> {

@@ -24,6 +24,8 @@ pub const SPACKITOR_SPACK_REPO: &str = "SPACKITOR_SPACK_REPO";
 pub const SPACKITOR_ORPHANS: &str = "SPACKITOR_ORPHANS";
 /// Plan only, change nothing (`true`/`false`).
 pub const DRY_RUN: &str = "SPACKTAINERIZAH_DRY_RUN";
+/// Registries (`host[:port]`, comma-separated) spoken to over plain HTTP.
+pub const INSECURE_REGISTRIES: &str = "SPACKTAINERIZAH_INSECURE_REGISTRIES";
 /// `spackitor clean`: leave the index as it is (`true`/`false`).
 pub const SPACKITOR_NO_REINDEX: &str = "SPACKITOR_NO_REINDEX";
 /// `spackitor clean`: the git remote whose branches are alive (recorded keep lists of other

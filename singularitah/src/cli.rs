@@ -61,6 +61,11 @@ pub enum SifCommand {
         /// Variable holding the registry password or token.
         #[arg(long, requires = "user_env")]
         password_env: Option<String>,
+        /// Read this registry (`host[:port]`) over plain HTTP though it is not on this machine,
+        /// as skopeo's `--tls-verify=false`; repeatable (also
+        /// `SPACKTAINERIZAH_INSECURE_REGISTRIES`, comma-separated).
+        #[arg(long, value_name = "HOST[:PORT]")]
+        insecure_registry: Vec<String>,
         /// Use `apptainer`/`singularity build` (when installed) instead of the native path.
         #[arg(long)]
         with_singularity: bool,
@@ -177,6 +182,7 @@ impl Cli {
                         labels,
                         user_env,
                         password_env,
+                        insecure_registry,
                         with_singularity,
                         container,
                         branch,
@@ -194,6 +200,7 @@ impl Cli {
                     output: out,
                     labels: parsed,
                     login_env: user_env.zip(password_env),
+                    insecure_registries: insecure_registry,
                     with_singularity,
                     container,
                     branch,

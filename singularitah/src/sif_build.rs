@@ -34,6 +34,8 @@ pub struct SifBuildOptions {
     pub labels: BTreeMap<String, String>,
     /// Names of the variables holding the registry login.
     pub login_env: Option<(String, String)>,
+    /// Registries (`host[:port]`) read over plain HTTP.
+    pub insecure_registries: Vec<String>,
     /// The container and branch it is published for, recorded in its labels (with the
     /// architecture) so that retiring and pruning it never depend on reading its file name.
     pub container: Option<String>,
@@ -65,6 +67,9 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         }
     };
     let image: ImageRef = image.parse()?;
+    for registry in &opts.insecure_registries {
+        common::registry::insecure::allow(registry);
+    }
     // As every tool reads a registry login: used when the user variable is set.
     let login = match &opts.login_env {
         Some((user_env, secret_env)) => {

@@ -3,7 +3,9 @@
 //! Bearer-token auth; "does not exist" is kept apart from "could not reach" and "denied".
 
 pub mod auth;
+pub mod insecure;
 pub mod reference;
+pub mod saved_logins;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -216,16 +218,24 @@ pub struct RegistryClient {
     registry: String,
     base: String,
     login: Option<Login>,
+    /// The login `docker login`/`podman login` saved, looked up at the first challenge when
+    /// none was given.
+    saved: std::sync::OnceLock<Option<Login>>,
     /// Authorization header per scope, once a challenge was answered.
     auth: Mutex<HashMap<String, String>>,
 }
 
 impl RegistryClient {
-    /// `registry` is `host[:port]`; loopback registries are spoken to over plain HTTP, as Docker
-    /// does, every other over HTTPS.
+    /// `registry` is `host[:port]`; loopback registries and those named insecure
+    /// ([`insecure::is_insecure`]) are spoken to over plain HTTP, every other over HTTPS.
+    /// Without `login`, the one `docker login` or `podman login` saved is used when the
+    /// registry asks for one.
     pub fn new(registry: &str, login: Option<Login>) -> Result<RegistryClient, RegistryError> {
         let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-        let plain = host == "localhost" || host.starts_with("127.") || host == "[::1]";
+        let plain = host == "localhost"
+            || host.starts_with("127.")
+            || host == "[::1]"
+            || insecure::is_insecure(registry);
         let http = reqwest::Client::builder()
             .user_agent(concat!("spacktainerizah/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
@@ -240,8 +250,22 @@ impl RegistryClient {
             registry: registry.to_string(),
             base: format!("{}://{registry}", if plain { "http" } else { "https" }),
             login,
+            saved: std::sync::OnceLock::new(),
             auth: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The login given, else the one saved for this registry (looked up once).
+    fn login(&self) -> Result<Option<&Login>, RegistryError> {
+        if let Some(l) = &self.login {
+            return Ok(Some(l));
+        }
+        if self.saved.get().is_none() {
+            let found = saved_logins::saved_login(&self.registry)
+                .map_err(|e| RegistryError::Credentials(e.to_string()))?;
+            let _ = self.saved.set(found);
+        }
+        Ok(self.saved.get().and_then(Option::as_ref))
     }
 
     fn unreachable(&self, e: impl std::fmt::Display) -> RegistryError {
@@ -298,14 +322,14 @@ impl RegistryClient {
                 status: 401,
             })?;
         let header = match challenge {
-            Challenge::Basic => self
-                .login
-                .as_ref()
-                .map(Login::basic_header)
-                .ok_or_else(|| RegistryError::Denied {
-                    image: image.into(),
-                    status: 401,
-                })?,
+            Challenge::Basic => {
+                self.login()?
+                    .map(Login::basic_header)
+                    .ok_or_else(|| RegistryError::Denied {
+                        image: image.into(),
+                        status: 401,
+                    })?
+            }
             Challenge::Bearer { realm, service, .. } => format!(
                 "Bearer {}",
                 self.token(&realm, service.as_deref(), scope, image).await?
@@ -356,10 +380,11 @@ impl RegistryClient {
         if let Some(s) = service {
             query.push(("service", s));
         }
+        let login = self.login()?;
         let resp = self
             .retried(|| {
                 let req = self.http.get(realm).query(&query);
-                match &self.login {
+                match login {
                     Some(l) => req.header("Authorization", l.basic_header()),
                     None => req,
                 }
@@ -689,5 +714,20 @@ impl RegistryClient {
             message: e.to_string(),
         })?;
         self.put_manifest(image, OCI_INDEX, bytes).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plain_http_only_on_loopback_and_to_registries_named_insecure() {
+        let base = |r: &str| RegistryClient::new(r, None).unwrap().base;
+        assert_eq!(base("127.0.0.1:5000"), "http://127.0.0.1:5000");
+        assert_eq!(base("registry.example.org"), "https://registry.example.org");
+        assert_eq!(base("lab.example.org:5001"), "https://lab.example.org:5001");
+        insecure::allow("lab.example.org:5001");
+        assert_eq!(base("lab.example.org:5001"), "http://lab.example.org:5001");
     }
 }

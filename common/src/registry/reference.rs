@@ -5,6 +5,13 @@ use std::str::FromStr;
 
 /// Docker Hub's registry API host, for references without a registry part.
 pub const DOCKER_HUB: &str = "registry-1.docker.io";
+/// The names Docker Hub goes by in references.
+const DOCKER_HUB_NAMES: &[&str] = &[
+    "docker.io",
+    "index.docker.io",
+    "registry-1.docker.io",
+    "registry.hub.docker.com",
+];
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
@@ -63,10 +70,17 @@ impl FromStr for ImageRef {
             _ if name.contains('/') => (DOCKER_HUB.to_string(), name.to_string()),
             _ => (DOCKER_HUB.to_string(), format!("library/{name}")),
         };
-        let registry = if registry == "docker.io" {
-            DOCKER_HUB.to_string()
+        // Docker Hub under any of its names, its official images under `library/`, as Docker
+        // reads them.
+        let (registry, repository) = if DOCKER_HUB_NAMES.contains(&registry.as_str()) {
+            let repository = if repository.contains('/') {
+                repository
+            } else {
+                format!("library/{repository}")
+            };
+            (DOCKER_HUB.to_string(), repository)
         } else {
-            registry
+            (registry, repository)
         };
         if !repository
             .split('/')
@@ -152,6 +166,23 @@ mod tests {
         let r: ImageRef = "localhost:5000/x@sha256:abcd".parse().unwrap();
         assert!(r.is_digest());
         assert_eq!(r.to_string(), "localhost:5000/x@sha256:abcd");
+        // Docker Hub, however it is named.
+        for name in [
+            "busybox",
+            "docker.io/busybox",
+            "index.docker.io/library/busybox:latest",
+            "registry-1.docker.io/busybox",
+            "docker.io/library/busybox",
+        ] {
+            let r: ImageRef = name.parse().unwrap();
+            assert_eq!(
+                r.to_string(),
+                "registry-1.docker.io/library/busybox:latest",
+                "{name}"
+            );
+        }
+        let r: ImageRef = "docker.io/bluebrain/spack:1".parse().unwrap();
+        assert_eq!(r.repository, "bluebrain/spack");
         for bad in ["Upper/x", "x:+tag", "x@nodigest", "x:-t"] {
             assert!(bad.parse::<ImageRef>().is_err(), "{bad}");
         }
