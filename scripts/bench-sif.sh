@@ -63,6 +63,28 @@ measure "sif build of a ${SIZE_MB} MB image" \
     --label org.example.lockfile-sha256=bench
 echo "SIF: $(du -m "$WORK/bench__1.0.sif" | cut -f1) MB"
 
+# The same build as an ordinary user (owners and modes go to mksquashfs as pseudo-definitions),
+# and mksquashfs alone on the same root: what the build costs beyond the squashfs itself.
+if id spacktainerizah-user >/dev/null 2>&1; then
+    chmod 0777 "$WORK"
+    cp "$stz" "$WORK/singularitah"
+    log "singularitah sif build as an ordinary user"
+    measure "sif build of a ${SIZE_MB} MB image as an ordinary user" \
+        runuser -u spacktainerizah-user -- env HOME="$WORK" "$WORK/singularitah" -q sif build \
+        "127.0.0.1:$port/bench:1" --arch amd64 -o "$WORK/user.sif"
+    rm -f "$WORK/user.sif"
+fi
+SIFTOOL=$CACHE_DIR/bin/siftool
+if [ -x "$SIFTOOL" ]; then
+    "$SIFTOOL" dump 4 "$WORK/bench__1.0.sif" >"$WORK/part.squashfs"
+    unsquashfs -q -d "$WORK/root" "$WORK/part.squashfs" >/dev/null
+    rm -f "$WORK/part.squashfs"
+    log "mksquashfs alone on the same root"
+    measure "mksquashfs alone on the same root" mksquashfs "$WORK/root" "$WORK/alone.squashfs" \
+        -comp gzip -noappend -quiet -no-progress -mem 128M
+    rm -rf "$WORK/root" "$WORK/alone.squashfs"
+fi
+
 log "singularitah sif publish to a directory"
 mkdir -p "$WORK/dir"
 measure "sif publish to a directory" "$stz" -q sif publish "$WORK/bench__1.0.sif" --to "$WORK/dir/"

@@ -61,6 +61,23 @@ fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// As an ordinary user, what was extracted must stay readable (for mksquashfs) and a folder
+/// writable (for the next layers): the owner's bits are added on disk, the layer's mode is
+/// what the squashfs gets.
+fn keep_usable(path: &Path, is_dir: bool) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = fs::symlink_metadata(path)?;
+    if meta.file_type().is_symlink() {
+        return Ok(());
+    }
+    let mode = meta.permissions().mode();
+    let wanted = mode | if is_dir { 0o700 } else { 0o600 };
+    if wanted != mode {
+        fs::set_permissions(path, fs::Permissions::from_mode(wanted))?;
+    }
+    Ok(())
+}
+
 fn remove_any(path: &Path) -> io::Result<()> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.is_dir() => fs::remove_dir_all(path),
@@ -75,49 +92,156 @@ fn remove_any(path: &Path) -> io::Result<()> {
 struct Special {
     /// `c`, `b`, or `i` (a FIFO).
     kind: char,
-    mode: u32,
-    uid: u64,
-    gid: u64,
+    owner: Owner,
     major: u32,
     minor: u32,
 }
 
-/// The device nodes and FIFOs of the layers applied so far. Extraction cannot make them (a
-/// device node needs privileges the build may not have, and tar writes an empty file in its
-/// place), so they are kept here and made in the squashfs by mksquashfs from
-/// [`SpecialFiles::pseudo_definitions`].
-#[derive(Debug, Default)]
-pub struct SpecialFiles(BTreeMap<PathBuf, Special>);
+/// Mode and owner of a path as the layer that wrote it last says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Owner {
+    mode: u32,
+    uid: u64,
+    gid: u64,
+}
 
-impl SpecialFiles {
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+/// What the squashfs gets from the layers beside the extracted files, as mksquashfs
+/// pseudo-definitions: device nodes and FIFOs (extraction cannot make them: a device node needs
+/// privileges the build may not have, and tar writes an empty file in its place), and the mode
+/// and owner of every path, so that an unprivileged build — which can neither give files away
+/// nor keep a folder it cannot write to — still makes the image's tree exactly.
+#[derive(Debug)]
+pub struct PseudoFiles {
+    specials: BTreeMap<PathBuf, Special>,
+    owners: BTreeMap<PathBuf, Owner>,
+    /// Running as root: ownership is kept on disk too.
+    privileged: bool,
+}
+
+impl Default for PseudoFiles {
+    fn default() -> Self {
+        use std::os::unix::fs::MetadataExt;
+        // Our own process folder belongs to our effective user.
+        let privileged = fs::metadata("/proc/self").is_ok_and(|m| m.uid() == 0);
+        PseudoFiles {
+            specials: BTreeMap::new(),
+            owners: BTreeMap::new(),
+            privileged,
+        }
     }
+}
 
-    /// mksquashfs `-pf` lines: `"dev/null" c 0666 0 0 1 3`.
-    pub fn pseudo_definitions(&self) -> String {
+/// `path` quoted for a pseudo file; `None` for names it cannot hold.
+fn pseudo_name(path: &Path) -> Option<String> {
+    let name = path.to_str()?;
+    if name.contains(['\n', '\r']) {
+        return None;
+    }
+    Some(format!(
+        "\"{}\"",
+        name.replace('\\', "\\\\").replace('"', "\\\"")
+    ))
+}
+
+impl PseudoFiles {
+    /// The mksquashfs arguments that make `root`'s squashfs the image's tree: `-pf` with a
+    /// pseudo file written to `pseudo`, and the root folder's mode and owner.
+    pub fn mksquashfs_args(
+        &self,
+        root: &Path,
+        pseudo: &Path,
+    ) -> Result<Vec<std::ffi::OsString>, RootfsError> {
+        let err = |message: String| RootfsError::Layer {
+            layer: "the root filesystem".into(),
+            message,
+        };
         let mut out = String::new();
-        for (path, s) in &self.0 {
-            let name = path
-                .to_string_lossy()
-                .replace('\\', "\\\\")
-                .replace('"', "\\\"");
-            let (mode, uid, gid) = (s.mode & 0o7777, s.uid, s.gid);
+        for entry in walkdir::WalkDir::new(root).min_depth(1).follow_links(false) {
+            let entry = entry.map_err(|e| err(e.to_string()))?;
+            let rel = entry.path().strip_prefix(root).expect("under the root");
+            let meta = entry.metadata().map_err(|e| err(e.to_string()))?;
+            // What no layer wrote (folders a layer left out, what the build adds) is root's.
+            let owner = self.owners.get(rel).copied().unwrap_or_else(|| {
+                use std::os::unix::fs::PermissionsExt;
+                Owner {
+                    mode: meta.permissions().mode(),
+                    uid: 0,
+                    gid: 0,
+                }
+            });
+            let mode = if meta.file_type().is_symlink() {
+                0o777
+            } else {
+                owner.mode & 0o7777
+            };
+            let name = pseudo_name(rel).ok_or_else(|| {
+                err(format!(
+                    "{}: a name mksquashfs cannot be given",
+                    rel.display()
+                ))
+            })?;
+            out.push_str(&format!(
+                "{name} m {mode:04o} {} {}\n",
+                owner.uid, owner.gid
+            ));
+        }
+        for (path, s) in &self.specials {
+            let name = pseudo_name(path).ok_or_else(|| {
+                err(format!(
+                    "{}: a name mksquashfs cannot be given",
+                    path.display()
+                ))
+            })?;
+            let Owner { mode, uid, gid } = s.owner;
+            let mode = mode & 0o7777;
             match s.kind {
-                'i' => out.push_str(&format!("\"{name}\" i {mode:04o} {uid} {gid} f\n")),
+                'i' => out.push_str(&format!("{name} i {mode:04o} {uid} {gid} f\n")),
                 kind => out.push_str(&format!(
-                    "\"{name}\" {kind} {mode:04o} {uid} {gid} {} {}\n",
+                    "{name} {kind} {mode:04o} {uid} {gid} {} {}\n",
                     s.major, s.minor
                 )),
             }
         }
-        out
+        fs::write(pseudo, out).map_err(|e| err(format!("{}: {e}", pseudo.display())))?;
+        let top = self.owners.get(Path::new("")).copied().unwrap_or(Owner {
+            mode: 0o755,
+            uid: 0,
+            gid: 0,
+        });
+        Ok([
+            "-pf".into(),
+            pseudo.as_os_str().to_owned(),
+            "-root-mode".into(),
+            format!("{:o}", top.mode & 0o7777).into(),
+            "-root-uid".into(),
+            top.uid.to_string().into(),
+            "-root-gid".into(),
+            top.gid.to_string().into(),
+        ]
+        .into())
     }
 
-    /// Forget what sits at `path` or below it (replaced or whited out).
-    fn remove_under(&mut self, path: &Path, keep: impl Fn(&Path) -> bool) {
-        self.0.retain(|p, _| !p.starts_with(path) || keep(p));
+    /// Forget what the layers said of `path` and below it: the build wrote it anew, as root's.
+    pub fn forget(&mut self, path: &Path) {
+        self.remove_under(path, |_| false);
     }
+
+    /// Forget what sits at `path` or below it (replaced or whited out), except what `keep`
+    /// says.
+    fn remove_under(&mut self, path: &Path, keep: impl Fn(&Path) -> bool) {
+        self.specials.retain(|p, _| !p.starts_with(path) || keep(p));
+        self.owners.retain(|p, _| !p.starts_with(path) || keep(p));
+    }
+}
+
+/// Mode and owner of a tar entry.
+fn owner(entry: &tar::Entry<'_, impl Read>) -> io::Result<Owner> {
+    let h = entry.header();
+    Ok(Owner {
+        mode: h.mode()?,
+        uid: h.uid()?,
+        gid: h.gid()?,
+    })
 }
 
 /// The special file a tar entry describes, if it is one.
@@ -131,22 +255,20 @@ fn special(entry: &tar::Entry<'_, impl Read>) -> io::Result<Option<Special>> {
     };
     Ok(Some(Special {
         kind,
-        mode: h.mode()?,
-        uid: h.uid()?,
-        gid: h.gid()?,
+        owner: owner(entry)?,
         major: h.device_major()?.unwrap_or(0),
         minor: h.device_minor()?.unwrap_or(0),
     }))
 }
 
-/// Apply the layer in `file` (named `layer` in errors) on top of `root`; its device nodes and
-/// FIFOs go to `specials`.
+/// Apply the layer in `file` (named `layer` in errors) on top of `root`; its device nodes,
+/// FIFOs, modes and owners go to `pseudo` as well.
 pub fn apply_layer(
     root: &Path,
     layer: &str,
     media_type: &str,
     file: fs::File,
-    specials: &mut SpecialFiles,
+    pseudo: &mut PseudoFiles,
 ) -> Result<(), RootfsError> {
     let err = |message: String| RootfsError::Layer {
         layer: layer.into(),
@@ -169,7 +291,8 @@ pub fn apply_layer(
     };
     let mut archive = tar::Archive::new(decompressor(layer, media_type, file)?);
     archive.set_preserve_permissions(true);
-    archive.set_preserve_ownerships(true);
+    // Only root can give files away; without it, `pseudo` keeps the owners.
+    archive.set_preserve_ownerships(pseudo.privileged);
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
@@ -182,7 +305,7 @@ pub fn apply_layer(
         let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let parent = rel.parent().unwrap_or(Path::new(""));
         if name == OPAQUE {
-            specials.remove_under(parent, |p| p == parent || written.contains(p));
+            pseudo.remove_under(parent, |p| p == parent || written.contains(p));
             let Some(dir) = inside(root, parent)? else {
                 continue;
             };
@@ -207,7 +330,7 @@ pub fn apply_layer(
                 )));
             }
             let target = parent.join(hidden);
-            specials.remove_under(&target, |_| false);
+            pseudo.remove_under(&target, |_| false);
             if let Some(dir) = inside(root, parent)? {
                 remove_any(&dir.join(hidden))
                     .map_err(|e| err(format!("{}: {e}", target.display())))?;
@@ -215,14 +338,20 @@ pub fn apply_layer(
             continue;
         }
         let dest = root.join(&rel);
-        specials.remove_under(&rel, |_| false);
+        let is_dir = entry.header().entry_type().is_dir();
+        // A folder over a folder only updates its own metadata; anything else replaces what
+        // was there, and what was below it.
+        if !(is_dir && fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir())) {
+            pseudo.remove_under(&rel, |_| false);
+        }
+        let entry_owner = owner(&entry).map_err(|e| err(e.to_string()))?;
         // A hard link to a device node is another device node.
         let linked = match entry.header().entry_type() {
             tar::EntryType::Link => entry
                 .link_name()
                 .map_err(|e| err(e.to_string()))?
                 .and_then(|l| clean(&l))
-                .and_then(|l| specials.0.get(&l).cloned()),
+                .and_then(|l| pseudo.specials.get(&l).cloned()),
             _ => None,
         };
         if let Some(s) = linked.or(special(&entry).map_err(|e| err(e.to_string()))?) {
@@ -234,13 +363,12 @@ pub fn apply_layer(
                 )));
             }
             remove_any(&dest).map_err(|e| err(format!("{}: {e}", rel.display())))?;
-            specials.0.insert(rel.clone(), s);
+            pseudo.specials.insert(rel.clone(), s);
             written.insert(rel);
             continue;
         }
         // A directory replaces a non-directory and the other way round; a directory over a
         // directory only updates its metadata.
-        let is_dir = entry.header().entry_type().is_dir();
         if let Ok(m) = fs::symlink_metadata(&dest)
             && m.is_dir() != is_dir
             && inside(root, parent)?.is_some()
@@ -250,6 +378,22 @@ pub fn apply_layer(
         entry
             .unpack_in(root)
             .map_err(|e| err(format!("{}: {}", rel.display(), chain(&e))))?;
+        if !pseudo.privileged {
+            keep_usable(&dest, is_dir).map_err(|e| err(format!("{}: {e}", rel.display())))?;
+        }
+        // A hard link shares its target's inode: the target's mode and owner are its own.
+        let link_owner = match entry.header().entry_type() {
+            tar::EntryType::Link => entry
+                .link_name()
+                .ok()
+                .flatten()
+                .and_then(|l| clean(&l))
+                .and_then(|l| pseudo.owners.get(&l).copied()),
+            _ => None,
+        };
+        pseudo
+            .owners
+            .insert(rel.clone(), link_owner.unwrap_or(entry_owner));
         written.insert(rel);
     }
     Ok(())
@@ -304,7 +448,7 @@ mod tests {
                 ("opt/old", Some("1")),
             ],
         );
-        apply_layer(&root, "l1", TAR, l1, &mut SpecialFiles::default()).unwrap();
+        apply_layer(&root, "l1", TAR, l1, &mut PseudoFiles::default()).unwrap();
         let l2 = layer(
             tmp.path(),
             "l2",
@@ -315,7 +459,7 @@ mod tests {
                 ("etc/keep", Some("2")),
             ],
         );
-        apply_layer(&root, "l2", TAR, l2, &mut SpecialFiles::default()).unwrap();
+        apply_layer(&root, "l2", TAR, l2, &mut PseudoFiles::default()).unwrap();
         assert!(!root.join("etc/gone").exists());
         assert_eq!(fs::read_to_string(root.join("etc/keep")).unwrap(), "2");
         assert!(
@@ -335,16 +479,15 @@ mod tests {
         fs::write(outside.join("precious"), "x").unwrap();
         std::os::unix::fs::symlink(&outside, root.join("escape")).unwrap();
         let l = layer(tmp.path(), "l", &[("escape/.wh.precious", Some(""))]);
-        let e =
-            apply_layer(&root, "sha256:evil", TAR, l, &mut SpecialFiles::default()).unwrap_err();
+        let e = apply_layer(&root, "sha256:evil", TAR, l, &mut PseudoFiles::default()).unwrap_err();
         assert!(e.to_string().contains("outside the root"), "{e}");
         assert!(outside.join("precious").exists());
         let l = layer(tmp.path(), "l2", &[("escape/.wh..wh..opq", Some(""))]);
-        assert!(apply_layer(&root, "sha256:evil", TAR, l, &mut SpecialFiles::default()).is_err());
+        assert!(apply_layer(&root, "sha256:evil", TAR, l, &mut PseudoFiles::default()).is_err());
         assert!(outside.join("precious").exists());
         // A directory entry over a file, through the symlink.
         let l = layer(tmp.path(), "l3", &[("escape/precious", None)]);
-        assert!(apply_layer(&root, "sha256:evil", TAR, l, &mut SpecialFiles::default()).is_err());
+        assert!(apply_layer(&root, "sha256:evil", TAR, l, &mut PseudoFiles::default()).is_err());
         assert_eq!(fs::read_to_string(outside.join("precious")).unwrap(), "x");
     }
 
@@ -361,8 +504,8 @@ mod tests {
             .enumerate()
         {
             let l = layer(tmp.path(), &format!("l{i}"), &[(entry, Some(""))]);
-            let e = apply_layer(&root, "sha256:evil", TAR, l, &mut SpecialFiles::default())
-                .unwrap_err();
+            let e =
+                apply_layer(&root, "sha256:evil", TAR, l, &mut PseudoFiles::default()).unwrap_err();
             assert!(e.to_string().contains("sha256:evil"), "{entry}: {e}");
             assert!(root.join("etc/keep").exists(), "{entry}");
             assert!(base.join("beside-the-root").exists(), "{entry}");
@@ -405,7 +548,7 @@ mod tests {
         fs::create_dir(root.join("dev")).unwrap();
         // A lower layer's empty file where the device goes: replaced, not kept beside it.
         fs::write(root.join("dev/null"), "").unwrap();
-        let mut specials = SpecialFiles::default();
+        let mut specials = PseudoFiles::default();
         let l = devices(
             tmp.path(),
             "l1",
@@ -427,13 +570,38 @@ mod tests {
             &[("dev/.wh.gone", Some("")), ("dev/sda", Some("now a file"))],
         );
         apply_layer(&root, "l2", TAR, l, &mut specials).unwrap();
+        let pseudo_file = tmp.path().join("pseudo");
+        let lines = |pseudo: &PseudoFiles| -> Vec<String> {
+            pseudo.mksquashfs_args(&root, &pseudo_file).unwrap();
+            std::fs::read_to_string(&pseudo_file)
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        };
+        let devices = |all: &[String]| -> Vec<String> {
+            all.iter().filter(|l| !l.contains(" m ")).cloned().collect()
+        };
+        let all = lines(&specials);
         assert_eq!(
-            specials.pseudo_definitions(),
-            "\"dev/null\" c 0620 0 5 1 3\n\"dev/pipe \\\"x\\\"\" i 0620 0 5 f\n"
+            devices(&all),
+            [
+                "\"dev/null\" c 0620 0 5 1 3",
+                "\"dev/pipe \\\"x\\\"\" i 0620 0 5 f"
+            ]
         );
-        let l = layer(tmp.path(), "l3", &[("dev/.wh..wh..opq", Some(""))]);
+        // The file over the device has the layer's owner and mode, whoever extracts it.
+        assert!(
+            all.contains(&"\"dev/sda\" m 0644 0 0".to_string()),
+            "{all:?}"
+        );
+        // A folder listed again by an upper layer keeps what lower layers put in it.
+        let l = layer(tmp.path(), "l3", &[("dev", None)]);
         apply_layer(&root, "l3", TAR, l, &mut specials).unwrap();
-        assert!(specials.is_empty(), "{}", specials.pseudo_definitions());
+        assert_eq!(devices(&lines(&specials)).len(), 2);
+        let l = layer(tmp.path(), "l4", &[("dev/.wh..wh..opq", Some(""))]);
+        apply_layer(&root, "l4", TAR, l, &mut specials).unwrap();
+        assert_eq!(devices(&lines(&specials)), Vec::<String>::new());
     }
 
     #[test]
@@ -445,7 +613,7 @@ mod tests {
             "sha256:abc",
             "application/vnd.oci.image.layer.v1.tar+zstd",
             f,
-            &mut SpecialFiles::default(),
+            &mut PseudoFiles::default(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("sha256:abc") && e.to_string().contains("zstd"));
@@ -455,7 +623,7 @@ mod tests {
             "sha256:def",
             "application/vnd.oci.image.layer.v1.tar+gzip",
             fs::File::open(tmp.path().join("junk")).unwrap(),
-            &mut SpecialFiles::default(),
+            &mut PseudoFiles::default(),
         )
         .unwrap_err();
         assert!(e.to_string().contains("sha256:def"), "{e}");

@@ -127,14 +127,14 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         .with_context(|| format!("a work folder in {}", out_dir.display()))?;
     let root = work.path().join("rootfs");
     std::fs::create_dir(&root)?;
-    let mut specials = rootfs::SpecialFiles::default();
+    let mut pseudo = rootfs::PseudoFiles::default();
     for layer in &resolved.layers {
         let blob = work.path().join("layer");
         client
             .blob_to_file(&image, &layer.digest, layer.size, &blob)
             .await?;
         let file = std::fs::File::open(&blob)?;
-        rootfs::apply_layer(&root, &layer.digest, &layer.media_type, file, &mut specials)?;
+        rootfs::apply_layer(&root, &layer.digest, &layer.media_type, file, &mut pseudo)?;
         std::fs::remove_file(&blob)?;
     }
 
@@ -155,15 +155,16 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         def: def.as_ref(),
     }
     .write(&root)?;
+    for path in &inspected.written {
+        pseudo.forget(path);
+    }
 
     let squashfs = work.path().join("rootfs.squashfs");
     let mut mksquashfs = Command::new("mksquashfs");
-    mksquashfs.arg(&root).arg(&squashfs);
-    if !specials.is_empty() {
-        let pseudo = work.path().join("devices.pseudo");
-        std::fs::write(&pseudo, specials.pseudo_definitions())?;
-        mksquashfs.arg("-pf").arg(pseudo);
-    }
+    mksquashfs
+        .arg(&root)
+        .arg(&squashfs)
+        .args(pseudo.mksquashfs_args(&root, &work.path().join("tree.pseudo"))?);
     let status = mksquashfs
         // gzip: Singularity refuses zstd squashfs.
         .args(["-comp", "gzip", "-noappend", "-quiet", "-no-progress"])

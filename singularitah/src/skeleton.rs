@@ -24,6 +24,8 @@ pub struct Inspected {
     pub runscript: String,
     pub startscript: String,
     pub helpfile: Option<String>,
+    /// What the skeleton wrote over the image's, relative to the root.
+    pub written: Vec<std::path::PathBuf>,
 }
 
 const ENV_DIR: &str = ".singularity.d/env";
@@ -104,6 +106,10 @@ impl Skeleton<'_> {
                 0o755,
             )?;
         }
+        let mut written: Vec<std::path::PathBuf> =
+            [".singularity.d", "etc/hosts", "etc/resolv.conf"]
+                .map(Into::into)
+                .into();
         // The top-level links `apptainer build` makes, which older runtimes and users rely on.
         for (link, target) in [
             ("singularity", ".singularity.d/runscript"),
@@ -121,6 +127,7 @@ impl Skeleton<'_> {
                 std::fs::remove_file(&path)?;
             }
             std::os::unix::fs::symlink(target, &path)?;
+            written.push(link.into());
         }
         let environment = [DOCKER_ENV, DEF_ENV]
             .into_iter()
@@ -134,6 +141,7 @@ impl Skeleton<'_> {
             runscript,
             startscript,
             helpfile,
+            written,
         })
     }
 }

@@ -1,7 +1,8 @@
 //! Our SIFs beside the ones a real Apptainer builds from the same registry image (and the same
 //! `.def`), both run by that Apptainer as an unprivileged user: `run`, `exec`, `--env` and
 //! `APPTAINERENV_*`, `LD_LIBRARY_PATH`, `inspect`, `sif list`, the OCI config and the file tree
-//! (names, owners, modes, device nodes) must match. Reported as not run without Apptainer.
+//! (names, owners, modes, device nodes) must match — ours built as that unprivileged user too.
+//! Reported as not run without Apptainer.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -163,9 +164,15 @@ fn our_sifs_behave_like_apptainers_own() {
                 .env("HOME", work),
         );
     }
-    let singularitah = env!("CARGO_BIN_EXE_singularitah");
+    // Ours from the registry image as the unprivileged user (owners, modes and device nodes
+    // must still come out right), from the `.def` as root.
+    let singularitah = work.join("singularitah");
+    std::fs::copy(env!("CARGO_BIN_EXE_singularitah"), &singularitah).unwrap();
     output(
-        Command::new(singularitah)
+        Command::new("runuser")
+            .args(["-u", &user, "--", "env"])
+            .arg(format!("HOME={}", work.display()))
+            .arg(&singularitah)
             .args(["sif", "build", &image, "--out"])
             .arg(work.join("ours.sif")),
     );
@@ -185,7 +192,7 @@ fn our_sifs_behave_like_apptainers_own() {
     }
     let runner = Runner {
         bin: bin.clone(),
-        user,
+        user: user.clone(),
         dir: work.to_path_buf(),
     };
     let sif = |name: &str| work.join(format!("{name}.sif")).display().to_string();

@@ -191,7 +191,7 @@ pub async fn show(
             hash: hash.clone(),
             layout: lm.layout.to_string(),
             arch: node.architecture(),
-            compiler: lm.index.db.compiler_of(node).to_string(),
+            compiler: lm.index.db.compiler_shown(node),
             objects,
             missing,
             dependencies: related(lm, &hash, false, tree),

@@ -91,7 +91,7 @@ pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Re
                 version: node.version.to_string(),
                 hash: node.hash.to_string(),
                 arch: node.architecture(),
-                compiler: lm.index.db.compiler_of(node).to_string(),
+                compiler: lm.index.db.compiler_shown(node),
                 layout: lm.layout.to_string(),
                 size: rec.blobs_known.then_some(rec.bytes),
                 last_modified: rec.newest.map(rfc3339),

@@ -39,7 +39,12 @@ fn lists_both_layouts_of_the_example_cache() {
     let lines: Vec<&str> = text.lines().collect();
     assert!(lines[0].starts_with("NAME") && lines[0].contains("COMPILER"));
     assert_eq!(lines.len(), 13, "{text}");
-    assert!(text.contains("gcc-10.2.1") && text.contains("none-none"));
+    // As Spack shows them: 0.x's own compiler, 1.x's compiler dependencies, none.
+    assert!(
+        text.contains(" gcc@10.2.1 ") && text.contains(" %c=gcc@10.2.1 "),
+        "{text}"
+    );
+    assert!(!text.contains("none-none"), "{text}");
     assert_eq!(lines.iter().filter(|l| l.contains(" v3 ")).count(), 6);
 }
 

@@ -170,6 +170,47 @@ impl SpecNode {
             .unwrap_or_else(Compiler::none)
     }
 
+    /// The compiler as Spack shows it: `gcc@12.2.0` for a node that records its own (Spack
+    /// 0.x), `%c,cxx=gcc@12.2.0` for one whose compilers are dependencies (Spack 1.x, as
+    /// `spack buildcache list` groups them), `-` for "no compilers".
+    pub fn compiler_shown(&self, lookup: impl Fn(&str) -> Option<(Shared, Shared)>) -> String {
+        if let Some(c) = &self.own_compiler {
+            return if *c == Compiler::none() {
+                "-".to_string()
+            } else {
+                format!("{}@{}", c.name, c.version)
+            };
+        }
+        const LANGUAGES: [&str; 3] = ["c", "cxx", "fortran"];
+        // Provider → the languages it provides, in Spack's order.
+        let mut providers: Vec<(String, Vec<&str>)> = Vec::new();
+        for language in LANGUAGES {
+            let Some(edge) = self
+                .dependencies
+                .iter()
+                .find(|e| e.virtuals.iter().any(|v| &**v == language))
+            else {
+                continue;
+            };
+            let provider = match lookup(&edge.hash) {
+                Some((name, version)) => format!("{name}@{version}"),
+                None => edge.name.to_string(),
+            };
+            match providers.iter_mut().find(|(p, _)| *p == provider) {
+                Some((_, languages)) => languages.push(language),
+                None => providers.push((provider, vec![language])),
+            }
+        }
+        if providers.is_empty() {
+            return "-".to_string();
+        }
+        providers
+            .iter()
+            .map(|(p, languages)| format!("%{}={p}", languages.join(",")))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+
     /// Parse a node from its JSON; `key_hash` is the hash it is stored under (lockfile and index
     /// keys), which wins over the node's own `hash` field.
     pub fn from_json(
@@ -420,6 +461,25 @@ mod tests {
             r#"{"name":"compiler-wrapper","version":"1.0","hash":"qeehcxyvluwnihsc2qxstmpomtxo3lrc"}"#,
         );
         assert_eq!(n.compiler(|_| None).to_string(), "none-none");
+        assert_eq!(n.compiler_shown(|_| None), "-");
+    }
+
+    #[test]
+    fn compilers_are_shown_as_spack_shows_them() {
+        let n = node(
+            r#"{"name":"a","version":"1.0","hash":"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa","dependencies":[
+            {"name":"gcc","hash":"gggggggggggggggggggggggggggggggg","parameters":{"deptypes":["build"],"virtuals":["c","cxx"]}},
+            {"name":"llvm","hash":"llllllllllllllllllllllllllllllll","parameters":{"deptypes":["build"],"virtuals":["fortran"]}}]}"#,
+        );
+        let lookup = |h: &str| match h.as_bytes()[0] {
+            b'g' => Some((intern("gcc"), intern("12.2.0"))),
+            _ => None,
+        };
+        assert_eq!(n.compiler_shown(lookup), "%c,cxx=gcc@12.2.0 %fortran=llvm");
+        let old = node(
+            r#"{"name":"x","version":"1","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez","annotations":{"original_specfile_version":4,"compiler":"gcc@=10.2.1"}}"#,
+        );
+        assert_eq!(old.compiler_shown(|_| None), "gcc@10.2.1");
     }
 
     #[test]

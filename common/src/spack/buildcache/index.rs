@@ -196,6 +196,15 @@ impl Database {
         })
     }
 
+    /// The compiler of `node` as Spack shows it ([`SpecNode::compiler_shown`]).
+    pub fn compiler_shown(&self, node: &SpecNode) -> String {
+        node.compiler_shown(|h| {
+            self.entries
+                .get(h)
+                .map(|e| (e.node.name.clone(), e.node.version.clone()))
+        })
+    }
+
     /// The records in buildcache (those with objects).
     pub fn cached(&self) -> impl Iterator<Item = &IndexEntry> {
         self.entries.values().filter(|e| e.in_buildcache)

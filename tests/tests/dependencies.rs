@@ -1,0 +1,128 @@
+//! Every dependency a manifest declares is used by the crate that declares it, and every
+//! workspace dependency by some member: what is declared but unused costs build time and
+//! review, and this catches the next one.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use spacktainerizah_tests::repo_root;
+
+/// The dependency names of `section` in a manifest's text (`name = …`, `name.workspace = …`).
+fn declared(manifest: &str, section: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut inside = false;
+    for line in manifest.lines() {
+        let line = line.trim();
+        if line.starts_with('[') {
+            inside = line == format!("[{section}]");
+            continue;
+        }
+        if !inside || line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let name: String = line
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_')
+            .collect();
+        if !name.is_empty() {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// Every `.rs` file's text under `dirs` of `krate`.
+fn sources(krate: &Path, dirs: &[&str]) -> String {
+    let mut text = String::new();
+    for dir in dirs {
+        let dir = krate.join(dir);
+        if !dir.exists() {
+            continue;
+        }
+        for file in spacktainerizah_tests::walk(&dir) {
+            if file.extension().is_some_and(|e| e == "rs") {
+                text.push_str(&std::fs::read_to_string(&file).unwrap());
+                text.push('\n');
+            }
+        }
+    }
+    text
+}
+
+/// Whether `text` uses the crate `name` (as a path, a macro, or an import).
+fn uses(text: &str, name: &str) -> bool {
+    let ident = name.replace('-', "_");
+    [
+        format!("{ident}::"),
+        format!("use {ident}"),
+        format!("{ident}!"),
+        format!("extern crate {ident}"),
+    ]
+    .iter()
+    .any(|p| {
+        text.match_indices(p.as_str()).any(|(i, _)| {
+            // Not the tail of a longer name (`serde_json::` is not `json::`).
+            i == 0 || !text[..i].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
+        })
+    })
+}
+
+#[test]
+fn no_dependency_is_declared_and_unused() {
+    let root = repo_root();
+    let workspace = std::fs::read_to_string(root.join("Cargo.toml")).unwrap();
+    let mut unused = Vec::new();
+    let mut used_by_members = BTreeSet::new();
+    for member in members() {
+        let dir = root.join(&member);
+        let manifest = std::fs::read_to_string(dir.join("Cargo.toml")).unwrap();
+        for (section, dirs) in [
+            ("dependencies", &["src", "tests", "benches"][..]),
+            ("dev-dependencies", &["src", "tests", "benches"][..]),
+            ("build-dependencies", &["build.rs"][..]),
+        ] {
+            let text = sources(&dir, dirs);
+            for name in declared(&manifest, section) {
+                used_by_members.insert(name.clone());
+                if !uses(&text, &name) {
+                    unused.push(format!("{member}: [{section}] {name}"));
+                }
+            }
+        }
+    }
+    for name in declared(&workspace, "workspace.dependencies") {
+        if !used_by_members.contains(&name) {
+            unused.push(format!("Cargo.toml: [workspace.dependencies] {name}"));
+        }
+    }
+    assert!(
+        unused.is_empty(),
+        "declared but unused:\n{}",
+        unused.join("\n")
+    );
+}
+
+/// The workspace members, from the root manifest's `members` list.
+fn members() -> Vec<String> {
+    let workspace = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
+    let start = workspace.find("members = [").expect("a members list");
+    let end = start + workspace[start..].find(']').unwrap();
+    workspace[start..end]
+        .split('"')
+        .skip(1)
+        .step_by(2)
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn the_check_sees_a_use() {
+    assert!(uses("use serde_json::Value;", "serde_json"));
+    assert!(uses(
+        "let x = spacktainerizah_tests::registry();",
+        "spacktainerizah-tests"
+    ));
+    assert!(uses("tokio::spawn(x)", "tokio"));
+    assert!(!uses("serde_json::to_string(&x)", "json"));
+    assert!(!uses("let bytes = 3;", "bytes"));
+}
