@@ -67,6 +67,23 @@ impl Printer {
         pb
     }
 
+    /// A bar counting `total` bytes, with throughput and time left; hidden unless stderr is a
+    /// terminal.
+    pub fn progress_bytes(&self, total: u64, what: &str) -> ProgressBar {
+        if self.quiet || !std::io::stderr().is_terminal() {
+            return ProgressBar::hidden();
+        }
+        let pb = ProgressBar::new(total).with_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        pb.set_message(what.to_string());
+        pb.enable_steady_tick(Duration::from_millis(120));
+        pb
+    }
+
     /// Write `data` to stdout. A closed pipe (`| head`) is not an error.
     pub fn data(&self, data: &str) -> std::io::Result<()> {
         let mut out = std::io::stdout().lock();

@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
-pub use serde_yaml_ng::{Mapping, Value};
+pub use serde_norway::{Mapping, Value};
 
 /// A YAML file that could not be read or did not have the expected shape.
 #[derive(Debug, thiserror::Error)]
@@ -28,7 +28,7 @@ pub enum YamlError {
 }
 
 impl YamlError {
-    fn from_serde(path: &Path, err: serde_yaml_ng::Error) -> Self {
+    fn from_serde(path: &Path, err: serde_norway::Error) -> Self {
         let full = err.to_string();
         match err.location() {
             Some(loc) => {
@@ -61,7 +61,7 @@ impl YamlError {
 
 /// Parse `text` (the content of `path`) into `T`; errors point into `path`.
 pub fn parse<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T, YamlError> {
-    serde_yaml_ng::from_str(text).map_err(|e| YamlError::from_serde(path, e))
+    serde_norway::from_str(text).map_err(|e| YamlError::from_serde(path, e))
 }
 
 /// Read and parse the YAML file at `path`.
@@ -76,7 +76,7 @@ pub fn read<T: DeserializeOwned>(path: &Path) -> Result<T, YamlError> {
 /// Serialize a value as block-style YAML.
 pub fn to_string<T: serde::Serialize>(value: &T) -> String {
     // Serializing plain data (maps, sequences, scalars) into a String cannot fail.
-    serde_yaml_ng::to_string(value).expect("YAML serialization of plain data")
+    serde_norway::to_string(value).expect("YAML serialization of plain data")
 }
 
 /// Two different scalars (or a map against a list) at the same place of a merge.
@@ -175,7 +175,7 @@ mod tests {
     use super::*;
 
     fn y(s: &str) -> Value {
-        serde_yaml_ng::from_str(s).unwrap()
+        serde_norway::from_str(s).unwrap()
     }
 
     #[test]

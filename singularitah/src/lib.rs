@@ -27,13 +27,13 @@ pub fn main(output: &OutputOptions, command: cli::Run) -> ExitCode {
 pub fn run(printer: &Printer, run: cli::Run) -> anyhow::Result<u8> {
     match run {
         cli::Run::SifBuild(opts) => {
-            let digest = runtime()?.block_on(sif_build::build(&opts))?;
+            let digest = runtime()?.block_on(sif_build::build(&opts, printer))?;
             printer.log(format!("{} from {digest}", opts.output.display()));
             printer.data(&format!("{}\n", opts.output.display()))?;
             Ok(exit::SUCCESS)
         }
         cli::Run::SifPublish(opts) => {
-            let r = runtime()?.block_on(sif_publish::publish(&opts))?;
+            let r = runtime()?.block_on(sif_publish::publish(&opts, printer))?;
             let verb = match (r.uploaded, opts.dry_run) {
                 (true, false) => "uploaded",
                 (true, true) => "would upload",
@@ -55,7 +55,7 @@ pub fn run(printer: &Printer, run: cli::Run) -> anyhow::Result<u8> {
             Ok(exit::SUCCESS)
         }
         cli::Run::SifSync(opts) => {
-            let r = runtime()?.block_on(sif_sync::sync(&opts))?;
+            let r = runtime()?.block_on(sif_sync::sync(&opts, printer))?;
             let verb = if opts.dry_run { "would " } else { "" };
             let mut text = String::new();
             for k in &r.copied {

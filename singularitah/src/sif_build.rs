@@ -45,7 +45,10 @@ pub struct SifBuildOptions {
 }
 
 /// Build the SIF; returns the source image digest.
-pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
+pub async fn build(
+    opts: &SifBuildOptions,
+    printer: &common::printer::Printer,
+) -> anyhow::Result<String> {
     let (image, def, def_text) = match &opts.source {
         SifSource::Image(i) => (i.clone(), None, None),
         SifSource::Def(path) => {
@@ -128,15 +131,21 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
     let root = work.path().join("rootfs");
     std::fs::create_dir(&root)?;
     let mut pseudo = rootfs::PseudoFiles::default();
+    let total: u64 = resolved.layers.iter().map(|l| l.size).sum();
+    let downloaded = printer.progress_bytes(total, &format!("downloading {image}"));
+    let applied = printer.progress(Some(resolved.layers.len() as u64), "applying layers");
     for layer in &resolved.layers {
         let blob = work.path().join("layer");
         client
-            .blob_to_file(&image, &layer.digest, layer.size, &blob)
+            .blob_to_file(&image, &layer.digest, layer.size, &blob, &downloaded)
             .await?;
         let file = std::fs::File::open(&blob)?;
         rootfs::apply_layer(&root, &layer.digest, &layer.media_type, file, &mut pseudo)?;
         std::fs::remove_file(&blob)?;
+        applied.inc(1);
     }
+    downloaded.finish_and_clear();
+    applied.finish_and_clear();
 
     let deffile = def_text.unwrap_or_else(|| format!("Bootstrap: docker\nFrom: {pinned}\n"));
     let created = std::time::SystemTime::now();
@@ -165,6 +174,7 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         .arg(&root)
         .arg(&squashfs)
         .args(pseudo.mksquashfs_args(&root, &work.path().join("tree.pseudo"))?);
+    let squashing = printer.progress(None, "mksquashfs");
     let status = mksquashfs
         // gzip: Singularity refuses zstd squashfs.
         .args(["-comp", "gzip", "-noappend", "-quiet", "-no-progress"])
@@ -173,6 +183,7 @@ pub async fn build(opts: &SifBuildOptions) -> anyhow::Result<String> {
         .stdout(std::process::Stdio::null())
         .status()
         .map_err(|e| anyhow::anyhow!("running mksquashfs ({e}): install squashfs-tools"))?;
+    squashing.finish_and_clear();
     if !status.success() {
         bail!("mksquashfs failed on the root filesystem of {image}");
     }

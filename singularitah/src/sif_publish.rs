@@ -57,7 +57,10 @@ pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, Str
     Ok((url, name.to_string()))
 }
 
-pub async fn publish(opts: &PublishOptions) -> anyhow::Result<PublishReport> {
+pub async fn publish(
+    opts: &PublishOptions,
+    printer: &common::printer::Printer,
+) -> anyhow::Result<PublishReport> {
     // Everything checked before anything is written: the file is a SIF and says what it holds.
     let labels = format::read_labels(&opts.file)?;
     let checksums = published::object_metadata(&labels);
@@ -72,10 +75,13 @@ pub async fn publish(opts: &PublishOptions) -> anyhow::Result<PublishReport> {
         Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {location}"))),
     };
     if uploaded && !opts.dry_run {
+        let size = std::fs::metadata(&opts.file).map(|m| m.len()).unwrap_or(0);
+        let pb = printer.progress_bytes(size, &format!("uploading to {location}"));
         store
-            .put_file(&key, &opts.file, &checksums, opts.part_size)
+            .put_file(&key, &opts.file, &checksums, opts.part_size, &pb)
             .await
             .with_context(|| format!("uploading {} to {location}", opts.file.display()))?;
+        pb.finish_and_clear();
     }
     let removed = match &identity {
         Some(id) => retire_older(&store, &key, id, opts).await?,

@@ -31,7 +31,10 @@ pub struct SyncReport {
     pub removed: Vec<String>,
 }
 
-pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
+pub async fn sync(
+    opts: &SyncOptions,
+    printer: &common::printer::Printer,
+) -> anyhow::Result<SyncReport> {
     if !opts.to.is_dir() {
         bail!("{}: not a directory", opts.to.display());
     }
@@ -67,7 +70,9 @@ pub async fn sync(opts: &SyncOptions) -> anyhow::Result<SyncReport> {
             continue;
         }
         if !opts.dry_run {
-            fetch(&store, &o.key, &local, &want).await?;
+            let pb = printer.progress_bytes(o.size, &format!("copying {}", o.key));
+            fetch(&store, &o.key, &local, &want, &pb).await?;
+            pb.finish_and_clear();
             record.files.insert(o.key.clone());
         }
         report.copied.push(o.key.clone());
@@ -162,6 +167,7 @@ async fn fetch(
     key: &str,
     local: &Path,
     want: &std::collections::BTreeMap<String, String>,
+    progress: &indicatif::ProgressBar,
 ) -> anyhow::Result<()> {
     let dir = local.parent().expect("a path under the target directory");
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -172,7 +178,7 @@ async fn fetch(
         .tempfile_in(dir)
         .with_context(|| format!("a temporary file in {}", dir.display()))?;
     store
-        .get_to_file(key, tmp.path())
+        .get_to_file(key, tmp.path(), progress)
         .await
         .with_context(|| format!("copying {} to {}", store.location(key), local.display()))?;
     if !want.is_empty() {

@@ -104,6 +104,7 @@ async fn put_published(store: &common::store::Store, key: &str, path: &Path) {
             path,
             &published::object_metadata(&labels),
             common::store::DEFAULT_PART_SIZE,
+            &indicatif::ProgressBar::hidden(),
         )
         .await
         .unwrap();

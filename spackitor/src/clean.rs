@@ -174,9 +174,7 @@ pub async fn execute(
     let mut attempt = 0;
     let (model, plans, index_writes) = loop {
         attempt += 1;
-        let pb = printer.progress(None, "listing");
-        let loaded = CacheModel::load(store, manifests::Reads::All, |n| pb.set_position(n)).await;
-        pb.finish_and_clear();
+        let loaded = CacheModel::load_shown(store, manifests::Reads::All, printer).await;
         let model = match loaded {
             Ok(m) => m,
             Err(e) if is_conflict(&e) && attempt < REWRITE_ATTEMPTS => {

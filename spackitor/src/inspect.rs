@@ -152,7 +152,7 @@ pub async fn show(
     tree: bool,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    let model = CacheModel::load(store, Reads::MemoOnly, |_| {}).await?;
+    let model = CacheModel::load_shown(store, Reads::MemoOnly, printer).await?;
     let mut shown = Vec::new();
     for (lm, hash) in resolve(&model, target)? {
         let rec = &lm.specs[&hash];
@@ -259,7 +259,7 @@ pub async fn dependents(
     all_edges: bool,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    let model = CacheModel::load(store, Reads::MemoOnly, |_| {}).await?;
+    let model = CacheModel::load_shown(store, Reads::MemoOnly, printer).await?;
     let types = if all_edges {
         DepTypes::ALL
     } else {
@@ -350,7 +350,7 @@ pub fn orphan_rows(model: &CacheModel, now: SystemTime) -> Vec<OrphanRow> {
 
 pub async fn orphans(store: &Store, printer: &Printer) -> anyhow::Result<u8> {
     // Which blobs are unreferenced is only known from every manifest.
-    let model = CacheModel::load(store, Reads::All, |_| {}).await?;
+    let model = CacheModel::load_shown(store, Reads::All, printer).await?;
     let rows = orphan_rows(&model, SystemTime::now());
     if printer.is_json() {
         printer.json(&rows)?;

@@ -123,14 +123,12 @@ pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Re
 }
 
 pub async fn run(store: &Store, opts: &LsOptions, printer: &Printer) -> anyhow::Result<u8> {
-    let pb = printer.progress(None, "listing");
     let reads = if opts.sizes {
         Reads::All
     } else {
         Reads::MemoOnly
     };
-    let model = CacheModel::load(store, reads, |n| pb.set_position(n)).await?;
-    pb.finish_and_clear();
+    let model = CacheModel::load_shown(store, reads, printer).await?;
     let rows = rows(&model, opts, SystemTime::now())?;
     if printer.is_json() {
         printer.json(&rows)?;

@@ -134,6 +134,19 @@ pub struct CacheModel {
 }
 
 impl CacheModel {
+    /// [`CacheModel::load`] with a count of the objects listed on the terminal: a listing of
+    /// a large cache over S3 takes a while.
+    pub async fn load_shown(
+        store: &Store,
+        reads: Reads,
+        printer: &common::printer::Printer,
+    ) -> anyhow::Result<CacheModel> {
+        let pb = printer.progress(None, "listing");
+        let model = CacheModel::load(store, reads, |n| pb.set_position(n)).await;
+        pb.finish_and_clear();
+        model
+    }
+
     /// `reads`: whether v3 manifests the memo does not know are read (`clean`, `verify`) or left
     /// unknown (`ls`, `stats`: no request per object).
     pub async fn load(

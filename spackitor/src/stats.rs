@@ -130,7 +130,7 @@ pub async fn run(
     printer: &Printer,
 ) -> anyhow::Result<u8> {
     let reads = if sizes { Reads::All } else { Reads::MemoOnly };
-    let model = CacheModel::load(store, reads, |_| {}).await?;
+    let model = CacheModel::load_shown(store, reads, printer).await?;
     let stats = compute(&model, top, SystemTime::now());
     if let Some(path) = html {
         std::fs::write(path, render_html(&stats))

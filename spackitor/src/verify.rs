@@ -1,6 +1,7 @@
 //! `spackitor verify`: is the cache consistent? The v2 hash file matches the index, every index
 //! entry has all its objects, v3 blobs have the sizes their manifests give; `--deep` also reads
-//! every tarball and blob and checks its checksum.
+//! every tarball and blob and checks its checksum — streamed, hashed on a pool of threads, with
+//! memory bounded whatever the tarballs' sizes.
 
 use anyhow::Context;
 use common::cache::hash_file_matches;
@@ -17,6 +18,62 @@ use crate::model::CacheModel;
 
 /// Objects read at once with `--deep`.
 const DEEP_READS_IN_FLIGHT: usize = 16;
+/// Bytes read from an object at a time.
+const CHUNK: usize = 1 << 20;
+/// Chunks of one object waiting for its hasher: with [`DEEP_READS_IN_FLIGHT`] and [`CHUNK`],
+/// at most about 16 × (2 + 2) MiB in memory, whatever the objects' sizes.
+const CHUNKS_QUEUED: usize = 2;
+
+/// The sha256 of the object at `key`, read in chunks hashed on rayon's pool (the executor's
+/// threads only move bytes).
+async fn sha256_of(
+    store: &Store,
+    key: &str,
+    pb: &indicatif::ProgressBar,
+) -> anyhow::Result<String> {
+    use tokio::io::AsyncReadExt;
+    let (_, mut reader) = store
+        .reader(key)
+        .await
+        .with_context(|| format!("reading {}", store.location(key)))?;
+    let (chunks, mut queue) = tokio::sync::mpsc::channel::<Vec<u8>>(CHUNKS_QUEUED);
+    let (done, digest) = tokio::sync::oneshot::channel();
+    rayon::spawn(move || {
+        let mut hasher = Sha256::new();
+        while let Some(chunk) = queue.blocking_recv() {
+            hasher.update(&chunk);
+        }
+        let _ = done.send(hex::encode(hasher.finalize()));
+    });
+    loop {
+        let mut chunk = vec![0u8; CHUNK];
+        let mut filled = 0;
+        // Whole chunks: a network body arrives in pieces of a few kilobytes.
+        while filled < CHUNK {
+            let n = reader
+                .read(&mut chunk[filled..])
+                .await
+                .with_context(|| format!("reading {}", store.location(key)))?;
+            if n == 0 {
+                break;
+            }
+            filled += n;
+        }
+        if filled == 0 {
+            break;
+        }
+        chunk.truncate(filled);
+        pb.inc(filled as u64);
+        if chunks.send(chunk).await.is_err() {
+            anyhow::bail!("hashing {} stopped", store.location(key));
+        }
+        if filled < CHUNK {
+            break;
+        }
+    }
+    drop(chunks);
+    Ok(digest.await?)
+}
 
 #[derive(Debug, Serialize)]
 pub struct Problem {
@@ -29,6 +86,7 @@ pub async fn problems(
     store: &Store,
     model: &CacheModel,
     deep: bool,
+    printer: &Printer,
 ) -> anyhow::Result<Vec<Problem>> {
     let mut out = Vec::new();
     for lm in &model.layouts {
@@ -90,7 +148,7 @@ pub async fn problems(
             }
         }
         if deep {
-            out.extend(deep_problems(store, model, lm).await?);
+            out.extend(deep_problems(store, model, lm, printer).await?);
         }
     }
     Ok(out)
@@ -102,6 +160,7 @@ async fn deep_problems(
     store: &Store,
     model: &CacheModel,
     lm: &crate::model::LayoutModel,
+    printer: &Printer,
 ) -> anyhow::Result<Vec<Problem>> {
     let layout = lm.layout.to_string();
     // (key to hash, expected sha256) pairs.
@@ -142,16 +201,22 @@ async fn deep_problems(
             }
         }
     }
+    let sizes: std::collections::HashMap<&str, u64> = model
+        .catalog
+        .objects
+        .iter()
+        .map(|o| (o.key.as_str(), o.size))
+        .collect();
+    let total: u64 = checks
+        .iter()
+        .filter_map(|(key, _)| sizes.get(key.as_str()))
+        .sum();
+    let pb = printer.progress_bytes(total, "verifying checksums");
     let found: Vec<Option<Problem>> = futures::stream::iter(checks)
         .map(|(key, want)| {
-            let layout = layout.clone();
+            let (layout, pb) = (layout.clone(), pb.clone());
             async move {
-                let bytes = store
-                    .get(&key)
-                    .await
-                    .with_context(|| format!("reading {}", store.location(&key)))?
-                    .bytes;
-                let have = hex::encode(Sha256::digest(&bytes));
+                let have = sha256_of(store, &key, &pb).await?;
                 Ok::<_, anyhow::Error>(match want {
                     Some(w) if w == have => None,
                     Some(w) => Some(Problem {
@@ -170,12 +235,13 @@ async fn deep_problems(
         .buffer_unordered(DEEP_READS_IN_FLIGHT)
         .try_collect()
         .await?;
+    pb.finish_and_clear();
     Ok(found.into_iter().flatten().collect())
 }
 
 pub async fn run(store: &Store, deep: bool, printer: &Printer) -> anyhow::Result<u8> {
-    let model = CacheModel::load(store, Reads::All, |_| {}).await?;
-    let mut found = problems(store, &model, deep).await?;
+    let model = CacheModel::load_shown(store, Reads::All, printer).await?;
+    let mut found = problems(store, &model, deep, printer).await?;
     found.sort_by(|a, b| (&a.layout, &a.key).cmp(&(&b.layout, &b.key)));
     if printer.is_json() {
         printer.json(&found)?;

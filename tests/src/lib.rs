@@ -225,8 +225,8 @@ fn gitlab_validator() -> &'static jsonschema::Validator {
 
 /// Validate a pipeline (YAML text) against GitLab's own CI schema; the errors name the place.
 pub fn validate_gitlab_ci(yaml_text: &str) -> Result<(), Vec<String>> {
-    let value: serde_yaml_ng::Value =
-        serde_yaml_ng::from_str(yaml_text).map_err(|e| vec![e.to_string()])?;
+    let value: serde_norway::Value =
+        serde_norway::from_str(yaml_text).map_err(|e| vec![e.to_string()])?;
     let json = serde_json::to_value(value).map_err(|e| vec![e.to_string()])?;
     let errors: Vec<String> = gitlab_validator()
         .iter_errors(&json)

@@ -422,9 +422,9 @@ impl Runner {
             file: file.to_string(),
             message,
         };
-        let doc: Value = serde_yaml_ng::from_str(text).map_err(|e| bad(e.to_string()))?;
+        let doc: Value = serde_norway::from_str(text).map_err(|e| bad(e.to_string()))?;
         check_keys(&doc).map_err(bad)?;
-        let p: Pipeline = serde_yaml_ng::from_value(doc).map_err(|e| bad(e.to_string()))?;
+        let p: Pipeline = serde_norway::from_value(doc).map_err(|e| bad(e.to_string()))?;
         let id = self.next_pipeline;
         self.next_pipeline += 1;
         // YAML variables may name project and inherited ones (`$BUILD_CACHE_ACCESS_KEY_ID`),
@@ -843,9 +843,9 @@ mod tests {
         assert_eq!(parse_timeout("30m").unwrap(), Duration::from_secs(1800));
         assert!(parse_timeout("soon").is_err());
         let doc: Value =
-            serde_yaml_ng::from_str("job:\n  script: [true]\n  cache: {paths: [x]}\n").unwrap();
+            serde_norway::from_str("job:\n  script: [true]\n  cache: {paths: [x]}\n").unwrap();
         assert!(check_keys(&doc).unwrap_err().contains("`cache`"));
-        let doc: Value = serde_yaml_ng::from_str(
+        let doc: Value = serde_norway::from_str(
             "job:\n  script: [true]\n  rules:\n  - if: $X\n    changes: [a]\n",
         )
         .unwrap();

@@ -495,3 +495,52 @@ mod container_definitions {
         assert!(epilogue.is_some());
     }
 }
+
+/// `verify --deep` streams objects in chunks: blobs of several chunks, one cut short of a
+/// chunk boundary, are confirmed, and one changed byte in the middle is found.
+#[test]
+fn deep_verification_streams_blobs_larger_than_a_chunk() {
+    let dir = tempfile::tempdir().unwrap();
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_gen_cache"))
+        .arg(dir.path())
+        .args(["3", "v3"])
+        .env("GEN_CACHE_TARBALL_KIB", "2600")
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let cache = dir.path().join("cache");
+    let verify = || {
+        spacktainerizah_tests::tool(
+            spacktainerizah_tests::tools_dir()
+                .join("spackitor")
+                .to_str()
+                .unwrap(),
+        )
+        .args(["verify", "--deep", "--output", "json", "--cache"])
+        .arg(&cache)
+        .output()
+        .unwrap()
+    };
+    let out = verify();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let big = spacktainerizah_tests::walk(&cache.join("blobs"))
+        .into_iter()
+        .find(|p| std::fs::metadata(p).unwrap().len() > 2 << 20)
+        .expect("a blob of several chunks");
+    let mut bytes = std::fs::read(&big).unwrap();
+    bytes[1_500_000] ^= 1;
+    std::fs::write(&big, bytes).unwrap();
+    let out = verify();
+    assert_eq!(out.status.code(), Some(1));
+    let found: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let name = big.file_name().unwrap().to_string_lossy().to_string();
+    assert!(
+        found.to_string().contains(&name) && found.to_string().contains("expected"),
+        "{found}"
+    );
+}

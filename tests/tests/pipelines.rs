@@ -21,7 +21,7 @@ fn spack_generated_pipelines_round_trip_and_stay_valid() {
         let text = std::fs::read_to_string(&path).unwrap();
         validate_gitlab_ci(&text).unwrap_or_else(|e| panic!("fixture {name} itself: {e:?}"));
         let pipeline = Pipeline::read(&path).unwrap();
-        let raw: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&text).unwrap();
+        let raw: serde_norway::Mapping = serde_norway::from_str(&text).unwrap();
         let reserved = ["stages", "variables", "workflow"];
         let job_count = raw
             .keys()

@@ -324,13 +324,25 @@ async fn oversized_answers_are_refused_before_their_digest_is_checked() {
     let dir = tempfile::tempdir().unwrap();
     let dest = dir.path().join("blob");
     let err = client
-        .blob_to_file(&image(&reg, &repo, "v1"), digest, size - 1, &dest)
+        .blob_to_file(
+            &image(&reg, &repo, "v1"),
+            digest,
+            size - 1,
+            &dest,
+            &indicatif::ProgressBar::hidden(),
+        )
         .await
         .unwrap_err();
     assert!(err.to_string().contains("longer than"), "{err}");
     assert_eq!(
         client
-            .blob_to_file(&image(&reg, &repo, "v1"), digest, size, &dest)
+            .blob_to_file(
+                &image(&reg, &repo, "v1"),
+                digest,
+                size,
+                &dest,
+                &indicatif::ProgressBar::hidden()
+            )
             .await
             .unwrap(),
         size

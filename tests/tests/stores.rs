@@ -330,10 +330,13 @@ async fn files_stream_up_in_parts_and_down_whole() {
     let m = meta(&[("lockfile-sha256", "abc123")]);
     for (store, _dir) in backends().await {
         let before = store.requests().put;
+        // Progress counts every byte sent and received (the bar draws only on a terminal).
+        let sent = indicatif::ProgressBar::hidden();
         store
-            .put_file("c/big.sif", &path, &m, common::store::MIN_PART_SIZE)
+            .put_file("c/big.sif", &path, &m, common::store::MIN_PART_SIZE, &sent)
             .await
             .unwrap();
+        assert_eq!(sent.position(), data.len() as u64, "{}", store.url());
         let (info, got_meta) = store.head("c/big.sif").await.unwrap();
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(got_meta, m, "{}", store.url());
@@ -343,7 +346,12 @@ async fn files_stream_up_in_parts_and_down_whole() {
             assert!(info.etag.unwrap().ends_with("-3\""), "multipart etag");
         }
         let back = src.path().join("back");
-        let (info, got_meta) = store.get_to_file("c/big.sif", &back).await.unwrap();
+        let received = indicatif::ProgressBar::hidden();
+        let (info, got_meta) = store
+            .get_to_file("c/big.sif", &back, &received)
+            .await
+            .unwrap();
+        assert_eq!(received.position(), data.len() as u64, "{}", store.url());
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(got_meta, m);
         assert!(std::fs::read(&back).unwrap() == data, "{}", store.url());
@@ -356,11 +364,15 @@ async fn files_stream_up_in_parts_and_down_whole() {
                 &small,
                 &BTreeMap::new(),
                 common::store::MIN_PART_SIZE,
+                &indicatif::ProgressBar::hidden(),
             )
             .await
             .unwrap();
         assert_eq!(store.get("c/small").await.unwrap().bytes, b"tiny");
-        let missing = store.get_to_file("c/none", &back).await.unwrap_err();
+        let missing = store
+            .get_to_file("c/none", &back, &indicatif::ProgressBar::hidden())
+            .await
+            .unwrap_err();
         assert!(missing.is_not_found(), "{missing}");
     }
 }
@@ -397,6 +409,7 @@ async fn directory_writes_never_take_another_writers_temporary_file() {
             &src,
             &BTreeMap::new(),
             common::store::DEFAULT_PART_SIZE,
+            &indicatif::ProgressBar::hidden(),
         )
         .await
         .unwrap();

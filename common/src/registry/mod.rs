@@ -568,6 +568,7 @@ impl RegistryClient {
         digest: &str,
         size: u64,
         dest: &std::path::Path,
+        progress: &indicatif::ProgressBar,
     ) -> Result<u64, RegistryError> {
         use std::io::Write;
         let (mut resp, name) = self.get_blob(image, digest).await?;
@@ -589,6 +590,7 @@ impl RegistryClient {
             }
             file.write_all(&chunk)
                 .map_err(|e| protocol(format!("writing {}: {e}", dest.display())))?;
+            progress.inc(chunk.len() as u64);
         }
         if digest.starts_with("sha256:")
             && format!("sha256:{}", hex::encode(hasher.finalize())) != digest

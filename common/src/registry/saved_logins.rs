@@ -130,10 +130,10 @@ fn login_in(path: &Path, text: &str, registry: &str) -> Result<Option<Login>, Sa
         .auths
         .iter()
         .find(|(k, _)| wanted.iter().any(|w| *k == w || host_of(k) == host_of(w)));
-    if let Some((key, entry)) = entry {
-        if let Some(login) = from_entry(path, key, entry)? {
-            return Ok(Some(login));
-        }
+    if let Some((key, entry)) = entry
+        && let Some(login) = from_entry(path, key, entry)?
+    {
+        return Ok(Some(login));
     }
     match &file.creds_store {
         Some(store) => from_helper(store, wanted[0]),

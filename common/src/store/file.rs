@@ -114,6 +114,27 @@ impl FileStore {
         .await
     }
 
+    /// The file, read as it is consumed.
+    pub async fn reader(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, Box<dyn tokio::io::AsyncRead + Send + Unpin>), StoreError> {
+        self.stats.count(Request::Get);
+        let path = self.path_of(key)?;
+        let file = tokio::fs::File::open(&path)
+            .await
+            .map_err(|e| self.io(&path, e))?;
+        let md = file.metadata().await.map_err(|e| self.io(&path, e))?;
+        let info = ObjectInfo {
+            key: key.to_string(),
+            size: md.len(),
+            last_modified: md.modified().map_err(|e| self.io(&path, e))?,
+            // Known only once read: callers that stream hash for themselves.
+            etag: None,
+        };
+        Ok((info, Box::new(file)))
+    }
+
     pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
         self.stats.count(Request::Get);
         self.read(key).await
@@ -196,12 +217,14 @@ impl FileStore {
         key: &str,
         source: &Path,
         metadata: &BTreeMap<String, String>,
+        progress: &indicatif::ProgressBar,
     ) -> Result<(), StoreError> {
         self.stats.count(Request::Put);
         let path = self.path_of(key)?;
         let meta_path = self.meta_path(key);
         let tmp_dir = self.root.join(RESERVED_DIR).join("tmp");
         let metadata = metadata.clone();
+        let source_for_size = source;
         let source = source.to_path_buf();
         let this = self.clone();
         blocking(move || {
@@ -215,13 +238,20 @@ impl FileStore {
                 .map_err(|e| this.io(&source, e))?;
             commit(tmp, &path, &meta_path, &metadata).map_err(|(p, e)| this.io(&p, e))
         })
-        .await
+        .await?;
+        progress.inc(
+            std::fs::metadata(source_for_size)
+                .map(|m| m.len())
+                .unwrap_or(0),
+        );
+        Ok(())
     }
 
     pub async fn get_to_file(
         &self,
         key: &str,
         dest: &Path,
+        progress: &indicatif::ProgressBar,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         self.stats.count(Request::Get);
         let path = self.path_of(key)?;
@@ -243,6 +273,7 @@ impl FileStore {
             Ok((info, read_metadata(&meta_path, &md)?))
         })
         .await
+        .inspect(|(info, _)| progress.inc(info.size))
     }
 
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {

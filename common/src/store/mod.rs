@@ -183,6 +183,18 @@ impl Store {
         }
     }
 
+    /// Read `key` as a stream of bytes (its size known up front), for objects too large to
+    /// hold: memory stays bounded whatever their size.
+    pub async fn reader(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, Box<dyn tokio::io::AsyncRead + Send + Unpin>), StoreError> {
+        match self {
+            Store::File(f) => f.reader(key).await,
+            Store::S3(s) => s.reader(key).await,
+        }
+    }
+
     pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
         match self {
             Store::File(f) => f.get(key).await,
@@ -208,29 +220,33 @@ impl Store {
     /// Upload the file at `path` to `key` with user `metadata`, streamed from disk: a file
     /// larger than `part_size` goes to S3 as a multipart upload (aborted when a part fails, so no
     /// half object appears), and into a directory through a temporary file and a rename.
+    /// `progress` counts the bytes sent (a hidden bar when nobody watches).
     pub async fn put_file(
         &self,
         key: &str,
         path: &std::path::Path,
         metadata: &BTreeMap<String, String>,
         part_size: u64,
+        progress: &indicatif::ProgressBar,
     ) -> Result<(), StoreError> {
         match self {
-            Store::File(f) => f.put_file(key, path, metadata).await,
-            Store::S3(s) => s.put_file(key, path, metadata, part_size).await,
+            Store::File(f) => f.put_file(key, path, metadata, progress).await,
+            Store::S3(s) => s.put_file(key, path, metadata, part_size, progress).await,
         }
     }
 
     /// Stream `key` into the file `path` (created or truncated); returns what a head returns.
     /// The caller writes to a temporary name and renames when the copy must be atomic.
+    /// `progress` counts the bytes received.
     pub async fn get_to_file(
         &self,
         key: &str,
         path: &std::path::Path,
+        progress: &indicatif::ProgressBar,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         match self {
-            Store::File(f) => f.get_to_file(key, path).await,
-            Store::S3(s) => s.get_to_file(key, path).await,
+            Store::File(f) => f.get_to_file(key, path, progress).await,
+            Store::S3(s) => s.get_to_file(key, path, progress).await,
         }
     }
 

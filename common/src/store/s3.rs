@@ -366,6 +366,15 @@ impl S3Store {
         Ok((info, user_metadata(out.metadata()), out.body))
     }
 
+    /// The object's body as it arrives, never whole in memory.
+    pub async fn reader(
+        &self,
+        key: &str,
+    ) -> Result<(ObjectInfo, Box<dyn tokio::io::AsyncRead + Send + Unpin>), StoreError> {
+        let (info, _, body) = self.get_object(key).await?;
+        Ok((info, Box::new(body.into_async_read())))
+    }
+
     pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
         let (info, metadata, body) = self.get_object(key).await?;
         let bytes = body
@@ -421,6 +430,7 @@ impl S3Store {
         path: &std::path::Path,
         metadata: &BTreeMap<String, String>,
         part_size: u64,
+        progress: &indicatif::ProgressBar,
     ) -> Result<(), StoreError> {
         check_key(key)?;
         let part_size = part_size.max(super::MIN_PART_SIZE);
@@ -446,6 +456,7 @@ impl S3Store {
                 .send()
                 .await
                 .map_err(|e| self.map_err(location, e))?;
+            progress.inc(size);
             return Ok(());
         }
         self.inner.stats.count(Request::Put);
@@ -461,7 +472,7 @@ impl S3Store {
             .map_err(|e| self.map_err(location.clone(), e))?;
         let upload_id = created.upload_id().unwrap_or_default().to_string();
         match self
-            .upload_parts(key, path, size, part_size, &upload_id)
+            .upload_parts(key, path, size, part_size, &upload_id, progress)
             .await
         {
             Ok(()) => Ok(()),
@@ -488,6 +499,7 @@ impl S3Store {
         size: u64,
         part_size: u64,
         upload_id: &str,
+        progress: &indicatif::ProgressBar,
     ) -> Result<(), StoreError> {
         use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
         let location = self.location(key);
@@ -515,6 +527,7 @@ impl S3Store {
                         .send()
                         .await
                         .map_err(|e| self.map_err(format!("{location} (part {number})"), e))?;
+                    progress.inc(len);
                     Ok(CompletedPart::builder()
                         .set_e_tag(out.e_tag().map(str::to_string))
                         .part_number(number)
@@ -547,7 +560,9 @@ impl S3Store {
         &self,
         key: &str,
         dest: &std::path::Path,
+        progress: &indicatif::ProgressBar,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
         let (info, metadata, body) = self.get_object(key).await?;
         let io = |source| StoreError::Io {
             location: dest.display().to_string(),
@@ -555,13 +570,23 @@ impl S3Store {
         };
         let mut file = tokio::fs::File::create(dest).await.map_err(io)?;
         let mut body = body.into_async_read();
-        let copied =
-            tokio::io::copy(&mut body, &mut file)
+        let mut buf = vec![0u8; 1 << 20];
+        let mut copied = 0u64;
+        loop {
+            let n = body
+                .read(&mut buf)
                 .await
                 .map_err(|e| StoreError::Unreachable {
                     location: self.location(key),
                     message: format!("reading the body into {}: {e}", dest.display()),
                 })?;
+            if n == 0 {
+                break;
+            }
+            file.write_all(&buf[..n]).await.map_err(io)?;
+            copied += n as u64;
+            progress.inc(n as u64);
+        }
         if copied != info.size {
             return Err(StoreError::Unreachable {
                 location: self.location(key),

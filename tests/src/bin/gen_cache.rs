@@ -4,7 +4,8 @@
 //!
 //! Usage: gen_cache DIR SPECS [v2|v3] [SEED]
 //! Writes the cache under DIR/cache, the keep lockfile at DIR/keep/spack.lock, and prints a
-//! JSON summary (object count, old objects, sizes).
+//! JSON summary (object count, old objects, sizes). `GEN_CACHE_TARBALL_KIB` makes each v3
+//! tarball blob that many KiB of incompressible bytes (checksum benchmarks).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -100,6 +101,9 @@ fn main() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0x5eed_1234_abcd_ef01));
     let cache = out.join("cache");
+    let tarball_kib: Option<usize> = std::env::var("GEN_CACHE_TARBALL_KIB")
+        .ok()
+        .map(|v| v.parse().expect("GEN_CACHE_TARBALL_KIB is a number"));
 
     let hashes: Vec<String> = (0..n).map(|_| hash(&mut rng)).collect();
     let mut nodes: Vec<Value> = Vec::with_capacity(n);
@@ -189,7 +193,14 @@ fn main() {
             }
             _ => {
                 let spec_blob = gzip(&spec);
-                let tar_blob = gzip(&tarball);
+                // Incompressible bytes of the size asked (already "compressed"), else a
+                // gzipped line.
+                let tar_blob = match tarball_kib {
+                    Some(kib) => (0..kib * 128)
+                        .flat_map(|_| rng.next().to_le_bytes())
+                        .collect(),
+                    None => gzip(&tarball),
+                };
                 let mut data = Vec::new();
                 for (blob, media) in [
                     (&tar_blob, "application/vnd.spack.install.v2.tar+gzip"),
