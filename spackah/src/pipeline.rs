@@ -51,7 +51,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         // Image builds and hub pushes need an engine; SIFs are written without one.
         match (stage, ac) {
             ("build", Some(ac)) => job
-                .with_engine(&ac.engine)
+                .with_engine(&ac.engine, &cfg.registry)
                 .with_settings(&cfg.jobs.containers),
             _ => job.with_settings(&cfg.jobs.sifs),
         }

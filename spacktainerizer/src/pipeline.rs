@@ -58,6 +58,7 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                 &cfg.arch(&d.arch)
                     .map(|a| a.engine.clone())
                     .unwrap_or_default(),
+                &cfg.registry,
             )
             .with_settings(&cfg.jobs.base_images),
         );

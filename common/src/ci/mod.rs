@@ -230,6 +230,9 @@ pub struct Service {
     pub name: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alias: Option<String>,
+    /// Arguments of the service's entrypoint (`dockerd` flags for Docker-in-Docker).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub command: Vec<String>,
 }
 
 /// A `needs` entry: a job of this pipeline, or (with `pipeline`) of another one.
@@ -451,14 +454,29 @@ impl Job {
 
     /// The job given a Docker engine as `engine` says: a Docker-in-Docker service reached over
     /// TCP with TLS (the certificates shared through `/certs`, as GitLab documents it), or the
-    /// runner's daemon at the address given. Docker's own variables tell the tools where.
-    pub fn with_engine(mut self, engine: &crate::config::EngineConfig) -> Job {
+    /// runner's daemon at the address given. Docker's own variables tell the tools where. A
+    /// `registry` named insecure is one the service's daemon may push to over plain HTTP (a
+    /// runner's own daemon is its administrator's to configure).
+    pub fn with_engine(
+        mut self,
+        engine: &crate::config::EngineConfig,
+        registry: &crate::config::RegistryConfig,
+    ) -> Job {
         use crate::config::EngineConfig;
         let vars: Vec<(&str, String)> = match engine {
             EngineConfig::Dind(image) => {
+                let command = if registry.insecure {
+                    vec![format!(
+                        "--insecure-registry={}",
+                        crate::registry::insecure::registry_host(&registry.url)
+                    )]
+                } else {
+                    Vec::new()
+                };
                 self.services.push(Service {
                     name: image.clone(),
                     alias: Some("docker".into()),
+                    command,
                 });
                 vec![
                     ("DOCKER_HOST", "tcp://docker:2376".into()),
@@ -485,6 +503,26 @@ pub fn build_cache_generate_job(arch: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_dind_service_may_push_to_a_registry_named_insecure() {
+        let mut registry = crate::config::RegistryConfig {
+            url: "lab.example.org:5000/spacktainers".into(),
+            credentials: None,
+            insecure: false,
+            public: None,
+        };
+        let dind = crate::config::EngineConfig::Dind("docker:27-dind".into());
+        let job = Job::default().with_engine(&dind, &registry);
+        assert!(job.services[0].command.is_empty());
+        registry.insecure = true;
+        let job = Job::default().with_engine(&dind, &registry);
+        assert_eq!(
+            job.services[0].command,
+            ["--insecure-registry=lab.example.org:5000"]
+        );
+        assert_eq!(job.variables["DOCKER_HOST"], "tcp://docker:2376");
+    }
 
     #[test]
     fn reserved_and_duplicate_names_are_refused() {
