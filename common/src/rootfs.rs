@@ -234,6 +234,14 @@ impl PseudoFiles {
     }
 }
 
+/// The path a hard-link entry points to, relative to the root.
+fn link_target(entry: &tar::Entry<'_, impl Read>) -> Option<PathBuf> {
+    match entry.header().entry_type() {
+        tar::EntryType::Link => entry.link_name().ok().flatten().and_then(|l| clean(&l)),
+        _ => None,
+    }
+}
+
 /// Mode and owner of a tar entry.
 fn owner(entry: &tar::Entry<'_, impl Read>) -> io::Result<Owner> {
     let h = entry.header();
@@ -344,15 +352,15 @@ pub fn apply_layer(
         if !(is_dir && fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir())) {
             pseudo.remove_under(&rel, |_| false);
         }
-        let entry_owner = owner(&entry).map_err(|e| err(e.to_string()))?;
-        // A hard link to a device node is another device node.
-        let linked = match entry.header().entry_type() {
-            tar::EntryType::Link => entry
-                .link_name()
-                .map_err(|e| err(e.to_string()))?
-                .and_then(|l| clean(&l))
-                .and_then(|l| pseudo.specials.get(&l).cloned()),
-            _ => None,
+        // A hard link shares its target's inode: a link to a device node is another device
+        // node, and the target's mode and owner are the link's.
+        let target = link_target(&entry);
+        let linked = target
+            .as_ref()
+            .and_then(|t| pseudo.specials.get(t).cloned());
+        let entry_owner = match target.as_ref().and_then(|t| pseudo.owners.get(t)) {
+            Some(o) => *o,
+            None => owner(&entry).map_err(|e| err(e.to_string()))?,
         };
         if let Some(s) = linked.or(special(&entry).map_err(|e| err(e.to_string()))?) {
             // mksquashfs makes it inside a folder of the tree: layers list folders first.
@@ -381,19 +389,7 @@ pub fn apply_layer(
         if !pseudo.privileged {
             keep_usable(&dest, is_dir).map_err(|e| err(format!("{}: {e}", rel.display())))?;
         }
-        // A hard link shares its target's inode: the target's mode and owner are its own.
-        let link_owner = match entry.header().entry_type() {
-            tar::EntryType::Link => entry
-                .link_name()
-                .ok()
-                .flatten()
-                .and_then(|l| clean(&l))
-                .and_then(|l| pseudo.owners.get(&l).copied()),
-            _ => None,
-        };
-        pseudo
-            .owners
-            .insert(rel.clone(), link_owner.unwrap_or(entry_owner));
+        pseudo.owners.insert(rel.clone(), entry_owner);
         written.insert(rel);
     }
     Ok(())
@@ -602,6 +598,48 @@ mod tests {
         let l = layer(tmp.path(), "l4", &[("dev/.wh..wh..opq", Some(""))]);
         apply_layer(&root, "l4", TAR, l, &mut specials).unwrap();
         assert_eq!(devices(&lines(&specials)), Vec::<String>::new());
+    }
+
+    #[test]
+    fn an_unprivileged_extraction_stays_usable_and_the_squashfs_gets_the_layers_modes() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("root");
+        fs::create_dir(&root).unwrap();
+        let path = tmp.path().join("l");
+        let mut b = tar::Builder::new(fs::File::create(&path).unwrap());
+        for (name, kind, mode, uid) in [
+            ("ro", tar::EntryType::Directory, 0o555, 0),
+            ("ro/secret", tar::EntryType::Regular, 0o000, 1234),
+            ("ro/tool", tar::EntryType::Regular, 0o4750, 1234),
+        ] {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(kind);
+            h.set_mode(mode);
+            h.set_uid(uid);
+            h.set_gid(uid);
+            h.set_mtime(0);
+            h.set_size(0);
+            b.append_data(&mut h, name, io::empty()).unwrap();
+        }
+        b.finish().unwrap();
+        drop(b);
+        // As an ordinary user would: no ownership on disk, owner bits added.
+        let mut pseudo = PseudoFiles {
+            privileged: false,
+            ..PseudoFiles::default()
+        };
+        apply_layer(&root, "l", TAR, fs::File::open(&path).unwrap(), &mut pseudo).unwrap();
+        let mode = |p: &str| fs::metadata(root.join(p)).unwrap().permissions().mode() & 0o7777;
+        assert_eq!(mode("ro"), 0o755, "writable for the next layers");
+        assert_eq!(mode("ro/secret"), 0o600, "readable for mksquashfs");
+        let file = tmp.path().join("pseudo");
+        let args = pseudo.mksquashfs_args(&root, &file).unwrap();
+        let text = fs::read_to_string(&file).unwrap();
+        assert!(text.contains("\"ro\" m 0555 0 0\n"), "{text}");
+        assert!(text.contains("\"ro/secret\" m 0000 1234 1234\n"), "{text}");
+        assert!(text.contains("\"ro/tool\" m 4750 1234 1234\n"), "{text}");
+        assert_eq!(args[0], "-pf");
     }
 
     #[test]

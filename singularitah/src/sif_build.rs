@@ -49,26 +49,7 @@ pub async fn build(
     opts: &SifBuildOptions,
     printer: &common::printer::Printer,
 ) -> anyhow::Result<String> {
-    let (image, def, def_text) = match &opts.source {
-        SifSource::Image(i) => (i.clone(), None, None),
-        SifSource::Def(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let def = SingularityDef::parse(path, &text)?;
-            if !opts.with_singularity
-                && let Some((name, _)) = def
-                    .sections
-                    .iter()
-                    .find(|(n, _)| SECTIONS_NEEDING_SINGULARITY.contains(&n.as_str()))
-            {
-                bail!(
-                    "{}: `%{name}` runs commands, which only Singularity can do: build it with --with-singularity",
-                    path.display()
-                );
-            }
-            (def.from.clone(), Some(def), Some(text))
-        }
-    };
+    let (image, def, def_text) = source(opts)?;
     let image: ImageRef = image.parse()?;
     for registry in &opts.insecure_registries {
         common::registry::insecure::allow(registry);
@@ -89,25 +70,7 @@ pub async fn build(
         .resolve(&image, &opts.arch)
         .await
         .with_context(|| format!("resolving {image} for {}", opts.arch))?;
-    let mut labels = resolved.labels.clone();
-    if let Some(def) = &def {
-        labels.extend(def.labels());
-    }
-    labels.extend(opts.labels.clone());
-    if let (Some(container), Some(branch)) = (&opts.container, &opts.branch) {
-        labels.extend(
-            common::sif::published::SifIdentity {
-                container: container.clone(),
-                branch: branch.clone(),
-                arch: opts.arch.clone(),
-            }
-            .labels(),
-        );
-    }
-    labels.insert(
-        common::labels::source_digest_label(),
-        resolved.manifest.digest.clone(),
-    );
+    let mut labels = labels(opts, &resolved, def.as_ref());
     let pinned = image.with_reference(&resolved.manifest.digest);
     if opts.with_singularity {
         let text = match &def_text {
@@ -129,23 +92,7 @@ pub async fn build(
         .tempdir_in(&out_dir)
         .with_context(|| format!("a work folder in {}", out_dir.display()))?;
     let root = work.path().join("rootfs");
-    std::fs::create_dir(&root)?;
-    let mut pseudo = rootfs::PseudoFiles::default();
-    let total: u64 = resolved.layers.iter().map(|l| l.size).sum();
-    let downloaded = printer.progress_bytes(total, &format!("downloading {image}"));
-    let applied = printer.progress(Some(resolved.layers.len() as u64), "applying layers");
-    for layer in &resolved.layers {
-        let blob = work.path().join("layer");
-        client
-            .blob_to_file(&image, &layer.digest, layer.size, &blob, &downloaded)
-            .await?;
-        let file = std::fs::File::open(&blob)?;
-        rootfs::apply_layer(&root, &layer.digest, &layer.media_type, file, &mut pseudo)?;
-        std::fs::remove_file(&blob)?;
-        applied.inc(1);
-    }
-    downloaded.finish_and_clear();
-    applied.finish_and_clear();
+    let mut pseudo = extract(&client, &image, &resolved, &root, printer).await?;
 
     let deffile = def_text.unwrap_or_else(|| format!("Bootstrap: docker\nFrom: {pinned}\n"));
     let created = std::time::SystemTime::now();
@@ -169,24 +116,8 @@ pub async fn build(
     }
 
     let squashfs = work.path().join("rootfs.squashfs");
-    let mut mksquashfs = Command::new("mksquashfs");
-    mksquashfs
-        .arg(&root)
-        .arg(&squashfs)
-        .args(pseudo.mksquashfs_args(&root, &work.path().join("tree.pseudo"))?);
-    let squashing = printer.progress(None, "mksquashfs");
-    let status = mksquashfs
-        // gzip: Singularity refuses zstd squashfs.
-        .args(["-comp", "gzip", "-noappend", "-quiet", "-no-progress"])
-        // Its default is a quarter of the machine's memory, on runners shared with other jobs.
-        .args(["-mem", "128M"])
-        .stdout(std::process::Stdio::null())
-        .status()
-        .map_err(|e| anyhow::anyhow!("running mksquashfs ({e}): install squashfs-tools"))?;
-    squashing.finish_and_clear();
-    if !status.success() {
-        bail!("mksquashfs failed on the root filesystem of {image}");
-    }
+    squash(&root, &pseudo, &squashfs, printer)
+        .with_context(|| format!("the root filesystem of {image}"))?;
     std::fs::remove_dir_all(&root)?;
 
     let spec = format::SifSpec {
@@ -210,6 +141,120 @@ pub async fn build(
     std::fs::rename(&partial, &opts.output)
         .with_context(|| format!("writing {}", opts.output.display()))?;
     Ok(digest)
+}
+
+/// The image the SIF is made of, and the definition when it is a `.def` container (refused
+/// natively when it runs commands).
+fn source(
+    opts: &SifBuildOptions,
+) -> anyhow::Result<(String, Option<SingularityDef>, Option<String>)> {
+    match &opts.source {
+        SifSource::Image(i) => Ok((i.clone(), None, None)),
+        SifSource::Def(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            let def = SingularityDef::parse(path, &text)?;
+            if !opts.with_singularity
+                && let Some((name, _)) = def
+                    .sections
+                    .iter()
+                    .find(|(n, _)| SECTIONS_NEEDING_SINGULARITY.contains(&n.as_str()))
+            {
+                bail!(
+                    "{}: `%{name}` runs commands, which only Singularity can do: build it with --with-singularity",
+                    path.display()
+                );
+            }
+            Ok((def.from.clone(), Some(def), Some(text)))
+        }
+    }
+}
+
+/// The SIF's labels: the image's, the definition's, the `--label`s, the identity it is
+/// published under and the source digest.
+fn labels(
+    opts: &SifBuildOptions,
+    resolved: &common::registry::Resolved,
+    def: Option<&SingularityDef>,
+) -> BTreeMap<String, String> {
+    let mut labels = resolved.labels.clone();
+    if let Some(def) = def {
+        labels.extend(def.labels());
+    }
+    labels.extend(opts.labels.clone());
+    if let (Some(container), Some(branch)) = (&opts.container, &opts.branch) {
+        labels.extend(
+            common::sif::published::SifIdentity {
+                container: container.clone(),
+                branch: branch.clone(),
+                arch: opts.arch.clone(),
+            }
+            .labels(),
+        );
+    }
+    labels.insert(
+        common::labels::source_digest_label(),
+        resolved.manifest.digest.clone(),
+    );
+    labels
+}
+
+/// The image's layers downloaded one at a time and applied in order into `root` (made here);
+/// what the squashfs needs beside the files is returned.
+async fn extract(
+    client: &RegistryClient,
+    image: &ImageRef,
+    resolved: &common::registry::Resolved,
+    root: &Path,
+    printer: &common::printer::Printer,
+) -> anyhow::Result<rootfs::PseudoFiles> {
+    std::fs::create_dir(root)?;
+    let blob = root.with_file_name("layer");
+    let mut pseudo = rootfs::PseudoFiles::default();
+    let total: u64 = resolved.layers.iter().map(|l| l.size).sum();
+    let downloaded = printer.progress_bytes(total, &format!("downloading {image}"));
+    let applied = printer.progress(Some(resolved.layers.len() as u64), "applying layers");
+    for layer in &resolved.layers {
+        client
+            .blob_to_file(image, &layer.digest, layer.size, &blob, &downloaded)
+            .await?;
+        let file = std::fs::File::open(&blob)?;
+        rootfs::apply_layer(root, &layer.digest, &layer.media_type, file, &mut pseudo)?;
+        std::fs::remove_file(&blob)?;
+        applied.inc(1);
+    }
+    downloaded.finish_and_clear();
+    applied.finish_and_clear();
+    Ok(pseudo)
+}
+
+/// `root` made into a gzip squashfs at `squashfs`, with the modes, owners and device nodes
+/// `pseudo` holds.
+fn squash(
+    root: &Path,
+    pseudo: &rootfs::PseudoFiles,
+    squashfs: &Path,
+    printer: &common::printer::Printer,
+) -> anyhow::Result<()> {
+    let mut mksquashfs = Command::new("mksquashfs");
+    mksquashfs
+        .arg(root)
+        .arg(squashfs)
+        .args(pseudo.mksquashfs_args(root, &root.with_file_name("tree.pseudo"))?)
+        // gzip: Singularity refuses zstd squashfs.
+        .args(["-comp", "gzip", "-noappend", "-quiet", "-no-progress"])
+        // Its default is a quarter of the machine's memory, on runners shared with other jobs.
+        .args(["-mem", "128M"])
+        .stdout(std::process::Stdio::null());
+    let squashing = printer.progress(None, "mksquashfs");
+    let status = mksquashfs
+        .status()
+        .map_err(|e| anyhow::anyhow!("running mksquashfs ({e}): install squashfs-tools"))?;
+    squashing.finish_and_clear();
+    if !status.success() {
+        bail!("mksquashfs failed");
+    }
+    Ok(())
 }
 
 /// The `org.label-schema.*` labels Apptainer gives every image it builds: build date and
