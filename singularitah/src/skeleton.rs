@@ -45,14 +45,21 @@ impl Skeleton<'_> {
         for sub in ["env", "libs", "actions"] {
             std::fs::create_dir_all(d.join(sub))?;
         }
+        // The image's own symlinks are never followed out of it (an `etc` pointing at `/etc`
+        // would be the build machine's): what lies behind one is left as the image has it.
         for dir in [
             "dev", "proc", "sys", "tmp", "root", "home", "etc", "var/tmp",
         ] {
-            std::fs::create_dir_all(root.join(dir))?;
+            if !through_symlink(root, dir) {
+                std::fs::create_dir_all(root.join(dir))?;
+            }
         }
         // Apptainer binds the host's over these; the build machine's must not stay in the
         // image (resolv.conf) and a missing one draws a warning on every run (hosts).
         for file in ["etc/hosts", "etc/resolv.conf"] {
+            if through_symlink(root, "etc") {
+                continue;
+            }
             let path = root.join(file);
             if path.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
                 std::fs::remove_file(&path)?;
@@ -166,6 +173,16 @@ pub fn oci_config(config: &serde_json::Value) -> Option<serde_json::Value> {
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect(),
     ))
+}
+
+/// Whether `rel` (below `root`) is, or passes through, a symlink.
+fn through_symlink(root: &Path, rel: &str) -> bool {
+    let mut path = root.to_path_buf();
+    rel.split('/').any(|part| {
+        path.push(part);
+        path.symlink_metadata()
+            .is_ok_and(|m| m.file_type().is_symlink())
+    })
 }
 
 fn write(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
@@ -485,6 +502,48 @@ mod tests {
             }))
         );
         assert_eq!(oci_config(&serde_json::Value::Null), None);
+    }
+
+    #[test]
+    fn the_images_symlinks_never_lead_writes_out_of_it() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (root, outside) = (tmp.path().join("root"), tmp.path().join("host-etc"));
+        std::fs::create_dir_all(&root).unwrap();
+        std::fs::create_dir_all(&outside).unwrap();
+        std::fs::write(outside.join("hosts"), "127.0.0.1 build-machine\n").unwrap();
+        std::os::unix::fs::symlink(&outside, root.join("etc")).unwrap();
+        std::os::unix::fs::symlink("/nowhere", root.join("tmp")).unwrap();
+        let image = Resolved {
+            manifest: common::registry::Descriptor {
+                media_type: String::new(),
+                digest: "sha256:0".into(),
+                size: 0,
+                platform: None,
+            },
+            index_digest: None,
+            architecture: "amd64".into(),
+            labels: BTreeMap::new(),
+            layers: Vec::new(),
+            env: Vec::new(),
+            entrypoint: Vec::new(),
+            cmd: vec!["sh".into()],
+            config: serde_json::Value::Null,
+        };
+        let labels = BTreeMap::new();
+        Skeleton {
+            labels: &labels,
+            deffile: "Bootstrap: docker\nFrom: x\n",
+            image: &image,
+            def: None,
+        }
+        .write(&root)
+        .unwrap();
+        assert_eq!(
+            std::fs::read_to_string(outside.join("hosts")).unwrap(),
+            "127.0.0.1 build-machine\n"
+        );
+        assert!(!outside.join("resolv.conf").exists());
+        assert!(root.join(".singularity.d/env/99-base.sh").exists());
     }
 
     #[test]
