@@ -37,10 +37,12 @@ impl Skeleton<'_> {
     /// Write it into `root`, replacing what the image had at those paths.
     pub fn write(&self, root: &Path) -> anyhow::Result<Inspected> {
         let d = root.join(".singularity.d");
-        // Ours to write: an image's own `.singularity.d` that is a symlink could point
-        // anywhere, the build machine included.
-        if d.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-            std::fs::remove_file(&d)?;
+        // Ours to write, whole: an image's own `.singularity.d` (or a symlink in it) could
+        // point anywhere, the build machine included.
+        match d.symlink_metadata() {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&d)?,
+            Ok(_) => std::fs::remove_file(&d)?,
+            Err(_) => {}
         }
         for sub in ["env", "libs", "actions"] {
             std::fs::create_dir_all(d.join(sub))?;
@@ -513,6 +515,8 @@ mod tests {
         std::fs::write(outside.join("hosts"), "127.0.0.1 build-machine\n").unwrap();
         std::os::unix::fs::symlink(&outside, root.join("etc")).unwrap();
         std::os::unix::fs::symlink("/nowhere", root.join("tmp")).unwrap();
+        std::fs::create_dir_all(root.join(".singularity.d")).unwrap();
+        std::os::unix::fs::symlink(&outside, root.join(".singularity.d/env")).unwrap();
         let image = Resolved {
             manifest: common::registry::Descriptor {
                 media_type: String::new(),
@@ -543,6 +547,11 @@ mod tests {
             "127.0.0.1 build-machine\n"
         );
         assert!(!outside.join("resolv.conf").exists());
+        assert_eq!(
+            std::fs::read_dir(&outside).unwrap().count(),
+            1,
+            "nothing written there"
+        );
         assert!(root.join(".singularity.d/env/99-base.sh").exists());
     }
 
