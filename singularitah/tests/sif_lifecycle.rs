@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use common::sif::published;
 use futures::TryStreamExt;
-use spacktainerizah_tests::{new_bucket, open_store, registry, s3_cli_args, unique_name};
+use spacktainerizah_tests::{git, new_bucket, open_store, registry, s3_cli_args, unique_name};
 
 /// Run `singularitah`; commands that reach S3 get the test server's flags.
 fn singularitah(args: &[&str]) -> Output {
@@ -360,27 +360,6 @@ async fn sync_copies_only_what_changed_atomically() {
         r["copied"],
         serde_json::json!([]),
         "no metadata there: same size is the same"
-    );
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let st = Command::new("git")
-        .args([
-            "-c",
-            "user.name=t",
-            "-c",
-            "user.email=t@e",
-            "-c",
-            "init.defaultBranch=main",
-        ])
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(
-        st.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&st.stderr)
     );
 }
 

@@ -16,7 +16,7 @@ use serde_json::Value;
 use spacktainerizah_tests::proxy::{Decision, FaultProxy, Request};
 use spacktainerizah_tests::spack::{self, Spack};
 use spacktainerizah_tests::{
-    ACCESS_KEY_VAR, SECRET_KEY_VAR, copy_dir, new_bucket, open_store, s3_endpoint, walk,
+    ACCESS_KEY_VAR, SECRET_KEY_VAR, copy_dir, git, new_bucket, open_store, s3_endpoint, walk,
 };
 
 mod support;
@@ -846,17 +846,6 @@ fn a_spack_1_checkout_as_package_repository_is_refused() {
             deleted(&r)
         );
     }
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(["-c", "user.name=t", "-c", "user.email=t@e", "-c"])
-        .arg("init.defaultBranch=main")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {}", stderr(&out));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

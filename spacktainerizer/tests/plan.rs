@@ -2,12 +2,11 @@
 //! with the planned labels, a changed build file, a new Spack commit, an architecture missing
 //! from the index, and a registry that is down.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 use common::registry::{Descriptor, ImageRef, RegistryClient};
 use serde_json::Value;
-use spacktainerizah_tests::{copy_dir, push_test_image, registry, repo_root, unique_name};
+use spacktainerizah_tests::{copy_dir, git, push_test_image, registry, repo_root, unique_name};
 
 /// The repository folder whose build files replace the tools' own.
 const IMAGES: &str = "base-images";
@@ -15,23 +14,6 @@ const IMAGES: &str = "base-images";
 struct Setup {
     dir: tempfile::TempDir,
     namespace: String,
-}
-
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A repository with its own copy of the image folders (`base_images.build_files`), a local

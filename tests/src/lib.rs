@@ -105,6 +105,23 @@ pub fn docker_run(image: &str, script: &str) -> String {
     text
 }
 
+/// Run `git ARGS` in `dir` with a fixed identity and `main` as the first branch, whatever the
+/// machine's git configuration; a failure stops the test with git's message.
+pub fn git(dir: &Path, args: &[&str]) {
+    let out = std::process::Command::new("git")
+        .args(["-c", "user.name=t", "-c", "user.email=t@e"])
+        .args(["-c", "init.defaultBranch=main"])
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("git is installed");
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 /// A bucket name no other test uses (tests run in parallel, in several processes).
 pub fn unique_name(prefix: &str) -> String {
     static N: AtomicU32 = AtomicU32::new(0);

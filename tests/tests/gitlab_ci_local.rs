@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use spacktainerizah_tests::{copy_dir, repo_root};
+use spacktainerizah_tests::{copy_dir, git, repo_root};
 
 mod support;
 
@@ -18,17 +18,14 @@ fn gitlab_ci_local() -> PathBuf {
     )
 }
 
-fn git(dir: &Path, args: &[&str]) {
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", "t")
-        .env("GIT_AUTHOR_EMAIL", "t@t")
-        .env("GIT_COMMITTER_NAME", "t")
-        .env("GIT_COMMITTER_EMAIL", "t@t")
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "git {args:?}: {out:?}");
+/// `dir` made a repository on `main` holding all its files, with the project `name` on the
+/// example GitLab as its `origin`.
+fn commit_all(dir: &Path, name: &str) {
+    git(dir, &["init", "-q", "-b", "main"]);
+    let origin = format!("https://gitlab.example.org/hpc/{name}.git");
+    git(dir, &["remote", "add", "origin", &origin]);
+    git(dir, &["add", "-A"]);
+    git(dir, &["commit", "-q", "-m", name]);
 }
 
 /// A definitions repository like `examples/` with its committed `.gitlab-ci.yml`, the child
@@ -41,18 +38,7 @@ fn checkout(branch: &str) -> tempfile::TempDir {
             std::fs::write(dir.path().join(&file), p.to_yaml()).unwrap();
         }
     }
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(
-        dir.path(),
-        &[
-            "remote",
-            "add",
-            "origin",
-            "https://gitlab.example.org/hpc/definitions.git",
-        ],
-    );
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "definitions"]);
+    commit_all(dir.path(), "definitions");
     if branch != "main" {
         git(dir.path(), &["checkout", "-q", "-b", branch]);
     }
@@ -166,18 +152,7 @@ fn the_projects_own_ci_tests_builds_and_publishes_the_tools_image() {
     )
     .unwrap();
     copy_dir(&repo_root().join(".ci"), &dir.path().join(".ci"));
-    git(dir.path(), &["init", "-q", "-b", "main"]);
-    git(
-        dir.path(),
-        &[
-            "remote",
-            "add",
-            "origin",
-            "https://gitlab.example.org/hpc/spacktainerizah.git",
-        ],
-    );
-    git(dir.path(), &["add", "-A"]);
-    git(dir.path(), &["commit", "-q", "-m", "tools"]);
+    commit_all(dir.path(), "spacktainerizah");
     assert_eq!(
         jobs(dir.path(), ".gitlab-ci.yml", "push"),
         set(&["test", "build tools"])
