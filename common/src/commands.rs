@@ -6,6 +6,16 @@
 use crate::ci::shell_quote;
 use crate::config::BucketConfig;
 
+/// The five tools, in the order of the chain's stages: what the builder and tools images
+/// hold and what generated lines may run.
+pub const TOOLS: [&str; 5] = [
+    "spacktainerizer",
+    "spack-cacher",
+    "spackah",
+    "singularitah",
+    "spackitor",
+];
+
 /// One argument value of a generated line.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Arg {

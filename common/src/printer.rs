@@ -49,36 +49,36 @@ impl Printer {
 
     /// A spinner (no known length) or bar on stderr; hidden unless stderr is a terminal.
     pub fn progress(&self, len: Option<u64>, what: &str) -> ProgressBar {
-        if self.quiet || !std::io::stderr().is_terminal() {
-            return ProgressBar::hidden();
-        }
-        let pb = match len {
-            Some(n) => ProgressBar::new(n).with_style(
-                ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_bar()),
-            ),
-            None => ProgressBar::new_spinner().with_style(
-                ProgressStyle::with_template("{spinner} {msg} {pos} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            ),
-        };
-        pb.set_message(what.to_string());
-        pb.enable_steady_tick(Duration::from_millis(120));
-        pb
+        self.shown(what, || match len {
+            Some(n) => ProgressBar::new(n).with_style(style(
+                "{msg} [{bar:30}] {pos}/{len} ({elapsed})",
+                ProgressStyle::default_bar,
+            )),
+            None => ProgressBar::new_spinner().with_style(style(
+                "{spinner} {msg} {pos} ({elapsed})",
+                ProgressStyle::default_spinner,
+            )),
+        })
     }
 
     /// A bar counting `total` bytes, with throughput and time left; hidden unless stderr is a
     /// terminal.
     pub fn progress_bytes(&self, total: u64, what: &str) -> ProgressBar {
+        self.shown(what, || {
+            ProgressBar::new(total).with_style(style(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
+                ProgressStyle::default_bar,
+            ))
+        })
+    }
+
+    /// The bar `make` makes, labelled `what` and drawn on a terminal; a hidden one (which
+    /// still counts) when quiet or when stderr is a log.
+    fn shown(&self, what: &str, make: impl FnOnce() -> ProgressBar) -> ProgressBar {
         if self.quiet || !std::io::stderr().is_terminal() {
             return ProgressBar::hidden();
         }
-        let pb = ProgressBar::new(total).with_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} ({bytes_per_sec}, {eta} left)",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
+        let pb = make();
         pb.set_message(what.to_string());
         pb.enable_steady_tick(Duration::from_millis(120));
         pb
@@ -174,6 +174,11 @@ pub fn table(headers: &[&str], rows: &[Vec<String>], right: &[bool]) -> String {
         line(&mut row.iter().map(String::as_str));
     }
     out
+}
+
+/// A progress style from `template`, or `fallback` should the template not parse.
+fn style(template: &str, fallback: fn() -> ProgressStyle) -> ProgressStyle {
+    ProgressStyle::with_template(template).unwrap_or_else(|_| fallback())
 }
 
 /// A short age: `45s`, `12m`, `5h`, `3d`.

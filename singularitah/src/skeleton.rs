@@ -138,13 +138,10 @@ impl Skeleton<'_> {
             std::os::unix::fs::symlink(target, &path)?;
             written.push(link.into());
         }
-        let environment = [DOCKER_ENV, DEF_ENV]
+        let environment = [(DOCKER_ENV, docker_env), (DEF_ENV, def_env)]
             .into_iter()
-            .map(|name| {
-                let path = root.join(ENV_DIR).join(name);
-                Ok((format!("/{ENV_DIR}/{name}"), std::fs::read_to_string(path)?))
-            })
-            .collect::<std::io::Result<_>>()?;
+            .map(|(name, text)| (format!("/{ENV_DIR}/{name}"), text))
+            .collect();
         Ok(Inspected {
             environment,
             runscript,

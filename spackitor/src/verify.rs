@@ -163,8 +163,8 @@ async fn deep_problems(
     printer: &Printer,
 ) -> anyhow::Result<Vec<Problem>> {
     let layout = lm.layout.to_string();
-    // (key to hash, expected sha256) pairs.
-    let mut checks: Vec<(String, Option<String>)> = Vec::new();
+    // (catalog position of the object to hash, expected sha256) pairs.
+    let mut checks: Vec<(u32, Option<String>)> = Vec::new();
     match lm.layout {
         Layout::V3 => {
             for i in lm
@@ -174,47 +174,45 @@ async fn deep_problems(
                 .flatten()
                 .filter_map(BlobRef::listed)
             {
-                let key = model.key(i);
-                checks.push((key.to_string(), key.rsplit('/').next().map(str::to_string)));
+                checks.push((i, model.key(i).rsplit('/').next().map(str::to_string)));
             }
             checks.sort();
             checks.dedup();
         }
         Layout::V2 => {
             for rec in lm.specs.values() {
-                let keys: Vec<&str> = rec.objects.iter().map(|&i| model.key(i)).collect();
+                let find = |kind: fn(&v2::Object) -> bool| {
+                    rec.objects
+                        .iter()
+                        .copied()
+                        .find(|&i| v2::classify(model.key(i)).is_some_and(|o| kind(&o)))
+                };
                 let (Some(spec), Some(tarball)) = (
-                    keys.iter()
-                        .find(|k| matches!(v2::classify(k), Some(v2::Object::SpecFile { .. }))),
-                    keys.iter()
-                        .find(|k| matches!(v2::classify(k), Some(v2::Object::Tarball { .. }))),
+                    find(|o| matches!(o, v2::Object::SpecFile { .. })),
+                    find(|o| matches!(o, v2::Object::Tarball { .. })),
                 ) else {
                     continue;
                 };
+                let spec = model.key(spec);
                 let bytes = store
                     .get(spec)
                     .await
                     .with_context(|| format!("reading {}", store.location(spec)))?
                     .bytes;
                 let sum = SpecFile::parse(&store.location(spec), &bytes)?.tarball_sha256;
-                checks.push((tarball.to_string(), sum));
+                checks.push((tarball, sum));
             }
         }
     }
-    let sizes: std::collections::HashMap<&str, u64> = model
-        .catalog
-        .objects
-        .iter()
-        .map(|o| (o.key.as_str(), o.size))
-        .collect();
     let total: u64 = checks
         .iter()
-        .filter_map(|(key, _)| sizes.get(key.as_str()))
+        .map(|&(i, _)| model.catalog.objects[i as usize].size)
         .sum();
     let pb = printer.progress_bytes(total, "verifying checksums");
     let found: Vec<Option<Problem>> = futures::stream::iter(checks)
-        .map(|(key, want)| {
+        .map(|(i, want)| {
             let (layout, pb) = (layout.clone(), pb.clone());
+            let key = model.key(i).to_string();
             async move {
                 let have = sha256_of(store, &key, &pb).await?;
                 Ok::<_, anyhow::Error>(match want {

@@ -25,13 +25,7 @@ pub const LABEL_COMPILERS: &str = "compilers";
 /// The base images, in build order.
 pub const IMAGES: [&str; 3] = ["builder", "runtime", "tools"];
 /// The tools a builder and a tools image hold.
-pub const TOOLS: [&str; 5] = [
-    "spacktainerizer",
-    "spack-cacher",
-    "spackah",
-    "singularitah",
-    "spackitor",
-];
+pub use common::commands::TOOLS;
 
 /// The build files these tools carry: image → (relative path, content).
 fn builtin(image: &str) -> &'static [(&'static str, &'static str)] {

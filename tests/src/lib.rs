@@ -431,13 +431,7 @@ pub fn tools_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>")
         .to_path_buf();
-    for tool in [
-        "spacktainerizer",
-        "spack-cacher",
-        "spackah",
-        "singularitah",
-        "spackitor",
-    ] {
+    for tool in common::commands::TOOLS {
         assert!(
             dir.join(tool).is_file(),
             "{} is missing: build the workspace first (`cargo test --workspace` does)",

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Parser;
-use common::commands::{Arg, S3Access, SifBuild, SifSource, SpackitorClean};
+use common::commands::{Arg, S3Access, SifBuild, SifSource, SpackitorClean, TOOLS};
 use common::store::StoreUrl;
 use spacktainerizah_tests::{repo_root, shell_words};
 
@@ -47,14 +47,6 @@ fn parse(words: &[String]) -> Result<&'static str, String> {
         other => Err(format!("`{other}` is not one of the tools")),
     }
 }
-
-const TOOLS: &[&str] = &[
-    "spacktainerizer",
-    "spack-cacher",
-    "spackah",
-    "singularitah",
-    "spackitor",
-];
 
 #[test]
 fn every_command_line_a_generator_writes_parses_with_its_tool() {

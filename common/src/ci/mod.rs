@@ -468,7 +468,7 @@ impl Job {
                 let command = if registry.insecure {
                     vec![format!(
                         "--insecure-registry={}",
-                        crate::registry::insecure::registry_host(&registry.url)
+                        crate::registry::reference::registry_host(&registry.url)
                     )]
                 } else {
                     Vec::new()

@@ -6,15 +6,11 @@
 use std::collections::BTreeSet;
 use std::sync::Mutex;
 
+use super::reference::registry_host;
 use crate::env_names;
 
 /// Named during this run (configuration, flags), beside the variable's list.
 static ALLOWED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-
-/// `host[:port]` of a registry URL (`host[:port][/namespace]`).
-pub fn registry_host(url: &str) -> &str {
-    url.split('/').next().unwrap_or(url)
-}
 
 /// Speak to `registry` (`host[:port]`, or a registry URL with a namespace) over plain HTTP.
 pub fn allow(registry: &str) {

@@ -13,6 +13,11 @@ const DOCKER_HUB_NAMES: &[&str] = &[
     "registry.hub.docker.com",
 ];
 
+/// `host[:port]` of a registry URL (`host[:port][/namespace]`).
+pub fn registry_host(url: &str) -> &str {
+    url.split('/').next().unwrap_or(url)
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ImageRef {
     /// `host[:port]` of the registry API.

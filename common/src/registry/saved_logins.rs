@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 
 use super::auth::Login;
-use super::reference::DOCKER_HUB;
+use super::reference::{DOCKER_HUB, registry_host};
 use crate::secret::Secret;
 
 /// The key Docker files Docker Hub's login under.
@@ -90,7 +90,7 @@ fn host_of(key: &str) -> &str {
         .strip_prefix("https://")
         .or_else(|| key.strip_prefix("http://"))
         .unwrap_or(key);
-    key.split('/').next().unwrap_or(key)
+    registry_host(key)
 }
 
 /// The saved login for `registry` (`host[:port]`, Docker Hub as [`DOCKER_HUB`]), from the first

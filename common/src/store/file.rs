@@ -224,26 +224,22 @@ impl FileStore {
         let meta_path = self.meta_path(key);
         let tmp_dir = self.root.join(RESERVED_DIR).join("tmp");
         let metadata = metadata.clone();
-        let source_for_size = source;
         let source = source.to_path_buf();
         let this = self.clone();
-        blocking(move || {
+        let copied = blocking(move || {
             std::fs::create_dir_all(&tmp_dir).map_err(|e| this.io(&tmp_dir, e))?;
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(|e| this.io(parent, e))?;
             }
             let tmp = temp_file(&tmp_dir).map_err(|e| this.io(&tmp_dir, e))?;
-            std::fs::copy(&source, tmp.path())
-                .and_then(|_| tmp.as_file().sync_all())
+            let copied = std::fs::copy(&source, tmp.path())
+                .and_then(|n| tmp.as_file().sync_all().map(|_| n))
                 .map_err(|e| this.io(&source, e))?;
-            commit(tmp, &path, &meta_path, &metadata).map_err(|(p, e)| this.io(&p, e))
+            commit(tmp, &path, &meta_path, &metadata).map_err(|(p, e)| this.io(&p, e))?;
+            Ok(copied)
         })
         .await?;
-        progress.inc(
-            std::fs::metadata(source_for_size)
-                .map(|m| m.len())
-                .unwrap_or(0),
-        );
+        progress.inc(copied);
         Ok(())
     }
 
