@@ -118,6 +118,45 @@ fn logins_saved_by_docker_podman_and_credential_helpers() {
     );
     assert!(out.status.success(), "{}", said(&out));
 
+    // A helper that fails after writing its answer: named, with what it said on stderr, and
+    // its stdout (where credentials go) never shown.
+    let failing = bin.join("docker-credential-broken");
+    std::fs::write(
+        &failing,
+        "#!/bin/sh
+printf '{\"Username\":\"u\",\"Secret\":\"%s\"}' \"$TEAM_SECRET\"\necho 'keychain locked' >&2\nexit 3\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(
+        &failing,
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    std::fs::write(
+        docker.join("config.json"),
+        format!(r#"{{"credHelpers": {{"{reg}": "broken"}}}}"#),
+    )
+    .unwrap();
+    let out = build(
+        &image,
+        d,
+        &[
+            ("DOCKER_CONFIG", docker.display().to_string()),
+            (
+                "PATH",
+                format!("{}:{}", bin.display(), std::env::var("PATH").unwrap()),
+            ),
+            ("TEAM_SECRET", password.clone()),
+        ],
+    );
+    let text = said(&out);
+    assert!(
+        !out.status.success()
+            && text.contains("docker-credential-broken")
+            && text.contains("keychain locked"),
+        "{text}"
+    );
+
     // A broken file is named, not taken for "no login".
     std::fs::write(docker.join("config.json"), "{\"auths\": ").unwrap();
     let out = build(

@@ -206,13 +206,16 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Login>, SavedLoginEr
         .map_err(|e| err(e.to_string()))?;
     let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
     if !out.status.success() {
-        let said = String::from_utf8_lossy(&out.stdout).to_string()
-            + &String::from_utf8_lossy(&out.stderr);
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
         // What the helpers answer for a registry they hold nothing for.
-        if said.contains("credentials not found") {
+        if stdout.contains("credentials not found") || stderr.contains("credentials not found") {
             return Ok(None);
         }
-        return Err(err(format!("{}: {}", out.status, said.trim())));
+        // Only stderr is shown: stdout is where a helper writes credentials.
+        return Err(err(format!("{}: {}", out.status, stderr.trim())));
     }
     let answer: HelperAnswer =
         serde_json::from_slice(&out.stdout).map_err(|e| err(format!("unreadable answer: {e}")))?;
