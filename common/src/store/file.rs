@@ -336,6 +336,17 @@ fn etag_of_reader(mut r: impl std::io::Read) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
+/// Whether an error of the listing means the file or folder at `path` was deleted since its
+/// folder was read: gone from the listing, as from an S3 listing. A symlink whose target is
+/// missing is still there, and stays an error.
+fn gone(e: &std::io::Error, path: Option<&Path>) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound
+        && path.is_some_and(|p| {
+            p.symlink_metadata()
+                .is_err_and(|m| m.kind() == std::io::ErrorKind::NotFound)
+        })
+}
+
 fn walk(
     root: &Path,
     prefix: &str,
@@ -382,6 +393,10 @@ fn walk(
     for entry in walker {
         let entry = match entry {
             Ok(e) => e,
+            // Below the folder listed: the folder itself vanishing is no empty listing.
+            Err(e) if e.depth() > 0 && e.io_error().is_some_and(|io| gone(io, e.path())) => {
+                continue;
+            }
             Err(e) => {
                 let location = e
                     .path()
@@ -422,7 +437,13 @@ fn walk(
         if !key.starts_with(prefix) || key.starts_with(&format!("{RESERVED_DIR}/")) {
             continue;
         }
-        let info = entry.metadata().map_err(|e| StoreError::Io {
+        let info = entry.metadata();
+        if let Err(e) = &info
+            && e.io_error().is_some_and(|io| gone(io, Some(entry.path())))
+        {
+            continue;
+        }
+        let info = info.map_err(|e| StoreError::Io {
             location: entry.path().display().to_string(),
             source: e
                 .into_io_error()
@@ -588,5 +609,25 @@ fn prune_empty_parents(path: &Path, stop: &Path) {
             break;
         }
         dir = d.parent();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_was_deleted_drops_out_of_a_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
+        // Deleted by another writer since its folder was read: gone, as from S3.
+        assert!(gone(&not_found(), Some(&dir.path().join("deleted"))));
+        // A symlink to nothing is still there: an error, never a missing object.
+        let link = dir.path().join("dangling");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
+        assert!(!gone(&not_found(), Some(&link)));
+        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        assert!(!gone(&denied, Some(&dir.path().join("deleted"))));
+        assert!(!gone(&not_found(), None));
     }
 }
