@@ -74,18 +74,30 @@ RUNNER=$TOOLS/ci-runner
 
 # Storage: folders, or buckets on an S3 server the containers reach (the Docker bridge's
 # gateway address: build steps run on the bridge network, jobs on the host's).
+#
+# The address is read off the bridge's interface, not `docker network inspect`: Docker 20.10
+# leaves `.IPAM.Config[].Gateway` empty for a default bridge it has just created (it is filled
+# only where an earlier daemon left the interface behind), while the interface always carries it.
+bridge_address() {
+    local name
+    name=$(docker network inspect bridge -f '{{index .Options "com.docker.network.bridge.name"}}')
+    ip -4 -o addr show dev "${name:-docker0}" | awk '{ split($4, a, "/"); print a[1]; exit }'
+}
 SIFS_SHARED=$WORK/shared-sifs
 mkdir -p "$SIFS_SHARED"
 VARIABLES=$WORK/project-variables.env
 : >"$VARIABLES"
 chmod 600 "$VARIABLES"
 if [ "$STORAGE" = s3 ]; then
-    GATEWAY=$(docker network inspect bridge -f '{{(index .IPAM.Config 0).Gateway}}')
+    GATEWAY=$(bridge_address)
+    [ -n "$GATEWAY" ] || fail "the Docker bridge has no IPv4 address: $(ip -4 -o addr show 2>&1)"
     S3_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     "$VENV/bin/moto_server" -H "$GATEWAY" -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
     PIDS+=($!)
     S3=http://$GATEWAY:$S3_PORT
-    for _ in $(seq 100); do curl -sf "$S3/" >/dev/null && break; sleep 0.2; done
+    up=
+    for _ in $(seq 100); do curl -sf "$S3/" >/dev/null && { up=yes; break; }; sleep 0.2; done
+    [ -n "$up" ] || fail "the S3 server on $S3 did not start: $(tail -n 20 "$WORK/moto.log")"
     # moto takes any key pair: test values, handed over as the project's masked variables.
     export AWS_ACCESS_KEY_ID=e2e-key-id AWS_SECRET_ACCESS_KEY=e2e-secret-key AWS_REGION=us-east-1
     s3() { "$VENV/bin/python" "$ROOT/scripts/e2e-s3.py" "$S3" "$@"; }

@@ -34,9 +34,14 @@ pub struct Config {
     /// from: it runs stage 1, which builds the branch's own tools image every other job uses.
     #[serde(default)]
     pub tools_image: Option<String>,
-    /// Timeouts and runner resources per kind of job.
+    /// Timeouts, runner tags, resources, retries per kind of job.
     #[serde(default)]
     pub jobs: JobsConfig,
+    /// The `pull_policy` of every job's image (`always`, `if-not-present`, `never`), for
+    /// runners that allow only some (`allowed_pull_policies`); the runner's default when not
+    /// given. The chain's images are pinned by digest, so `if-not-present` is always safe.
+    #[serde(default)]
+    pub pull_policy: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -49,6 +54,25 @@ pub struct SifSyncConfig {
     /// Also remove SIFs the buckets no longer have (publishing retires old ones).
     #[serde(default)]
     pub delete_removed: bool,
+    /// The executor of that runner. A `shell` runner ignores a job's `image:`, so the tools
+    /// must be installed on its machine: `tools_dir` says where.
+    #[serde(default)]
+    pub executor: Executor,
+    /// With `executor: shell`: the folder on the runner's machine holding `singularitah`.
+    #[serde(default)]
+    pub tools_dir: Option<String>,
+}
+
+/// A GitLab runner's executor, as far as the chain cares: whether `image:` is honoured.
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Executor {
+    /// `docker`, `kubernetes`, `docker-autoscaler`…: the job runs in its `image:`.
+    #[default]
+    #[serde(alias = "kubernetes")]
+    Docker,
+    /// The job runs on the runner's machine, `image:` ignored.
+    Shell,
 }
 
 /// What the base images are built from; a change of any of these rebuilds them.
@@ -101,9 +125,43 @@ impl Default for SourceConfig {
     fn default() -> Self {
         SourceConfig {
             repository: Some("https://github.com/spack/spack.git".into()),
-            branch: Some("develop".into()),
+            // The last release with its packages inside: a 1.x needs `spack_packages` too.
+            branch: Some("releases/v0.23".into()),
             archive: None,
         }
+    }
+}
+
+impl BaseImagesConfig {
+    /// A Spack ≥ 1.0 keeps its packages in spack-packages: without `spack_packages` the
+    /// builder would have no `builtin` repository and every janitor would stop. Only a 0.x
+    /// release (branch `releases/v0.…`, tag `v0.…`, archive `spack-0.…`) brings its own.
+    fn validate(&self) -> Result<(), String> {
+        if self.spack_packages.is_some() {
+            return Ok(());
+        }
+        let s = &self.spack;
+        let release_0x = match (&s.branch, &s.archive) {
+            (_, Some(a)) => Path::new(a)
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with("spack-0.")),
+            (Some(b), None) => b.starts_with("releases/v0.") || b.starts_with("v0."),
+            (None, None) => false,
+        };
+        if release_0x {
+            return Ok(());
+        }
+        let what = s
+            .archive
+            .clone()
+            .or_else(|| s.branch.clone())
+            .unwrap_or_default();
+        Err(format!(
+            "`base_images.spack` is `{what}`, a Spack 1.x whose packages live in \
+             spack-packages: set `base_images.spack_packages` (repository and branch, e.g. \
+             https://github.com/spack/spack-packages.git at releases/v2025.07, or an archive), \
+             or choose a 0.x release (`releases/v0.23`)"
+        ))
     }
 }
 
@@ -156,8 +214,10 @@ impl Config {
     }
 }
 
-/// Settings of the jobs of one kind: how long they may run and what they ask of the runner
-/// (Kubernetes requests and limits, for instance, as CI variables).
+/// Settings of the jobs of one kind: how long they may run, what they ask of the runner
+/// (Kubernetes requests and limits, for instance, as CI variables), which runners take them,
+/// when GitLab retries them and whether a newer pipeline may cancel them. A setting left out
+/// keeps its kind's default (`JobsConfig`), so `spack_builds: {variables: …}` keeps its hours.
 #[derive(Debug, Clone, Default, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JobSettings {
@@ -166,65 +226,244 @@ pub struct JobSettings {
     pub timeout: Option<String>,
     #[serde(default, deserialize_with = "scalar_map")]
     pub variables: IndexMap<String, String>,
+    /// Runner tags the jobs also ask for. Jobs of an architecture always carry its
+    /// `runner_tag`; jobs of no architecture (planning, pipelines, indexes) carry these alone,
+    /// or the first architecture's `runner_tag` when none are given.
+    #[serde(default)]
+    pub tags: Option<Vec<String>>,
+    /// GitLab's `retry:`: how often, and on which failure reasons.
+    #[serde(default)]
+    pub retry: Option<RetrySettings>,
+    /// GitLab's `interruptible:`: a newer pipeline of the branch may cancel the job (work the
+    /// newer pipeline makes moot); never for jobs that publish or delete.
+    #[serde(default)]
+    pub interruptible: Option<bool>,
 }
 
-/// Job settings per kind of job; Spack's build jobs default to hours.
+/// GitLab's `retry: {max, when}`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
+pub struct RetrySettings {
+    /// 0 to 2, GitLab's limit.
+    pub max: u8,
+    /// Failure reasons, as GitLab names them (`runner_system_failure`, …).
+    #[serde(default)]
+    pub when: Vec<String>,
+}
+
+/// The failure reasons GitLab's `retry:when` accepts
+/// (https://docs.gitlab.com/ci/yaml/#retrywhen).
+pub const RETRY_REASONS: &[&str] = &[
+    "always",
+    "unknown_failure",
+    "script_failure",
+    "api_failure",
+    "stuck_or_timeout_failure",
+    "runner_system_failure",
+    "runner_unsupported",
+    "stale_schedule",
+    "job_execution_timeout",
+    "archived_failure",
+    "unmet_prerequisites",
+    "scheduler_failure",
+    "data_integrity_failure",
+];
+
+/// Failures of the infrastructure, not of the work: a job that failed for one of these is
+/// worth running again; one whose script failed is not (a failed build of hours fails again).
+pub const INFRASTRUCTURE_FAILURES: &[&str] = &[
+    "runner_system_failure",
+    "stuck_or_timeout_failure",
+    "scheduler_failure",
+];
+
+/// The kinds of jobs, for messages and defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JobKind {
+    Tools,
+    BaseImages,
+    Generate,
+    SpackBuilds,
+    Containers,
+    Sifs,
+    Cleanup,
+}
+
+impl JobKind {
+    pub const ALL: [JobKind; 7] = [
+        JobKind::Tools,
+        JobKind::BaseImages,
+        JobKind::Generate,
+        JobKind::SpackBuilds,
+        JobKind::Containers,
+        JobKind::Sifs,
+        JobKind::Cleanup,
+    ];
+
+    /// The key under `jobs:`.
+    pub fn key(self) -> &'static str {
+        match self {
+            JobKind::Tools => "tools",
+            JobKind::BaseImages => "base_images",
+            JobKind::Generate => "generate",
+            JobKind::SpackBuilds => "spack_builds",
+            JobKind::Containers => "containers",
+            JobKind::Sifs => "sifs",
+            JobKind::Cleanup => "cleanup",
+        }
+    }
+
+    /// The settings a kind has when the configuration says nothing: Spack builds take hours;
+    /// planning and Spack's builds are moot once a newer pipeline runs, publishing and
+    /// cleaning are not cut off halfway; every kind is retried on infrastructure failures only.
+    pub fn defaults(self) -> JobSettings {
+        let (timeout, interruptible) = match self {
+            JobKind::Tools => ("30m", true),
+            JobKind::Generate => ("1h", true),
+            JobKind::SpackBuilds => ("6h", true),
+            JobKind::BaseImages | JobKind::Containers | JobKind::Sifs | JobKind::Cleanup => {
+                ("2h", false)
+            }
+        };
+        JobSettings {
+            timeout: Some(timeout.into()),
+            variables: IndexMap::new(),
+            tags: None,
+            retry: Some(RetrySettings {
+                max: 2,
+                when: INFRASTRUCTURE_FAILURES.iter().map(|s| s.to_string()).collect(),
+            }),
+            interruptible: Some(interruptible),
+        }
+    }
+}
+
+impl JobSettings {
+    /// These settings, with what they leave out taken from `defaults`.
+    fn or(self, defaults: JobSettings) -> JobSettings {
+        JobSettings {
+            timeout: self.timeout.or(defaults.timeout),
+            variables: if self.variables.is_empty() {
+                defaults.variables
+            } else {
+                self.variables
+            },
+            tags: self.tags.or(defaults.tags),
+            retry: self.retry.or(defaults.retry),
+            interruptible: self.interruptible.or(defaults.interruptible),
+        }
+    }
+}
+
+/// Job settings per kind of job, each setting defaulting on its own (`JobKind::defaults`).
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, from = "RawJobsConfig")]
 pub struct JobsConfig {
-    /// Jobs that only run the tools (planning, generating pipelines, publishing).
-    #[serde(default = "tools_jobs")]
+    /// Jobs that only run the tools (planning, generating pipelines, indexes, fetching).
     pub tools: JobSettings,
     /// Base image builds.
-    #[serde(default = "image_jobs")]
     pub base_images: JobSettings,
     /// `spack concretize` and `spack ci generate`.
-    #[serde(default = "generate_jobs")]
     pub generate: JobSettings,
-    /// Spack's own build jobs, which fill the build cache.
-    #[serde(default = "spack_build_jobs")]
+    /// Spack's own build jobs, which fill the build cache, and its index update.
     pub spack_builds: JobSettings,
     /// Container image builds.
-    #[serde(default = "image_jobs")]
     pub containers: JobSettings,
     /// SIF builds and uploads, and the sync of the shared directory.
-    #[serde(default = "image_jobs")]
     pub sifs: JobSettings,
     /// The janitors.
-    #[serde(default = "image_jobs")]
     pub cleanup: JobSettings,
 }
 
-fn settings(timeout: &str) -> JobSettings {
-    JobSettings {
-        timeout: Some(timeout.into()),
-        variables: IndexMap::new(),
+/// `jobs:` as written: every kind and every setting optional.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawJobsConfig {
+    #[serde(default)]
+    tools: JobSettings,
+    #[serde(default)]
+    base_images: JobSettings,
+    #[serde(default)]
+    generate: JobSettings,
+    #[serde(default)]
+    spack_builds: JobSettings,
+    #[serde(default)]
+    containers: JobSettings,
+    #[serde(default)]
+    sifs: JobSettings,
+    #[serde(default)]
+    cleanup: JobSettings,
+}
+
+impl From<RawJobsConfig> for JobsConfig {
+    fn from(r: RawJobsConfig) -> JobsConfig {
+        JobsConfig {
+            tools: r.tools.or(JobKind::Tools.defaults()),
+            base_images: r.base_images.or(JobKind::BaseImages.defaults()),
+            generate: r.generate.or(JobKind::Generate.defaults()),
+            spack_builds: r.spack_builds.or(JobKind::SpackBuilds.defaults()),
+            containers: r.containers.or(JobKind::Containers.defaults()),
+            sifs: r.sifs.or(JobKind::Sifs.defaults()),
+            cleanup: r.cleanup.or(JobKind::Cleanup.defaults()),
+        }
     }
-}
-fn tools_jobs() -> JobSettings {
-    settings("30m")
-}
-fn image_jobs() -> JobSettings {
-    settings("2h")
-}
-fn generate_jobs() -> JobSettings {
-    settings("1h")
-}
-fn spack_build_jobs() -> JobSettings {
-    settings("6h")
 }
 
 impl Default for JobsConfig {
     fn default() -> Self {
-        JobsConfig {
-            tools: tools_jobs(),
-            base_images: image_jobs(),
-            generate: generate_jobs(),
-            spack_builds: spack_build_jobs(),
-            containers: image_jobs(),
-            sifs: image_jobs(),
-            cleanup: image_jobs(),
+        RawJobsConfig::default().into()
+    }
+}
+
+impl JobsConfig {
+    pub fn get(&self, kind: JobKind) -> &JobSettings {
+        match kind {
+            JobKind::Tools => &self.tools,
+            JobKind::BaseImages => &self.base_images,
+            JobKind::Generate => &self.generate,
+            JobKind::SpackBuilds => &self.spack_builds,
+            JobKind::Containers => &self.containers,
+            JobKind::Sifs => &self.sifs,
+            JobKind::Cleanup => &self.cleanup,
         }
+    }
+
+    /// What GitLab would refuse, or what would turn one failed build into several: retries
+    /// past GitLab's 2, reasons it does not know, and Spack builds retried on their script's
+    /// failure.
+    fn validate(&self) -> Result<(), String> {
+        for kind in JobKind::ALL {
+            let Some(retry) = &self.get(kind).retry else {
+                continue;
+            };
+            let at = format!("`jobs.{}.retry`", kind.key());
+            if retry.max > 2 {
+                return Err(format!(
+                    "{at}: `max: {}` is more than GitLab allows (0 to 2)",
+                    retry.max
+                ));
+            }
+            for reason in &retry.when {
+                if !RETRY_REASONS.contains(&reason.as_str()) {
+                    return Err(format!(
+                        "{at}: `{reason}` is not a failure reason GitLab knows ({})",
+                        RETRY_REASONS.join(", ")
+                    ));
+                }
+                if kind == JobKind::SpackBuilds
+                    && matches!(reason.as_str(), "script_failure" | "always")
+                    && retry.max > 0
+                {
+                    return Err(format!(
+                        "{at}: `{reason}` would run a failed Spack build again (hours, and it \
+                         fails the same way); retry Spack builds on infrastructure failures \
+                         only ({})",
+                        INFRASTRUCTURE_FAILURES.join(", ")
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -401,9 +640,10 @@ impl TagConfig {
 pub struct ArchConfig {
     /// GitLab runner tag of the jobs of this architecture.
     pub runner_tag: String,
-    /// Whether jobs go through the site's HTTP proxy.
+    /// Whether jobs go through the site's HTTP proxy a runner sets: `false` empties the proxy
+    /// variables in its jobs; not given, the runner's environment is left as it is.
     #[serde(default)]
-    pub use_proxy: bool,
+    pub use_proxy: Option<bool>,
     /// Replaces `%BASE_ARCH%` in the template, e.g. `%gcc@12 os=ubuntu22.04 target=x86_64_v3`.
     pub base_requirement: String,
     pub build_cache: BucketConfig,
@@ -415,6 +655,34 @@ pub struct ArchConfig {
     /// How its jobs that build or push images reach a Docker engine.
     #[serde(default)]
     pub engine: EngineConfig,
+}
+
+/// The proxy variables clients read (curl, Python, Go, Spack, git): emptied for architectures
+/// whose jobs must not use the site's proxy.
+pub const PROXY_VARIABLES: &[&str] = &[
+    "http_proxy",
+    "https_proxy",
+    "HTTP_PROXY",
+    "HTTPS_PROXY",
+    "ALL_PROXY",
+    "all_proxy",
+];
+
+impl ArchConfig {
+    /// The CI variables of this architecture's jobs: its own, and with `use_proxy: false` the
+    /// proxy variables a runner may set emptied. A job's YAML variables take precedence over
+    /// a runner's `environment`
+    /// (https://docs.gitlab.com/ci/variables/#cicd-variable-precedence), and clients take an
+    /// empty proxy variable for none.
+    pub fn job_variables(&self) -> IndexMap<String, String> {
+        let mut vars = self.variables.clone();
+        if self.use_proxy == Some(false) {
+            for v in PROXY_VARIABLES {
+                vars.entry(v.to_string()).or_default();
+            }
+        }
+        vars
+    }
 }
 
 /// A bucket (or directory) with its endpoint, credentials and cleaning age.
@@ -534,6 +802,27 @@ impl Config {
         if self.architectures.is_empty() {
             return Err(err("`architectures` lists no architecture".into()));
         }
+        self.jobs.validate().map_err(err)?;
+        self.base_images.validate().map_err(err)?;
+        for policy in self.pull_policy.iter().flatten() {
+            if !matches!(policy.as_str(), "always" | "if-not-present" | "never") {
+                return Err(err(format!(
+                    "`pull_policy`: `{policy}` is not one of always, if-not-present, never"
+                )));
+            }
+        }
+        if let Some(sync) = &self.sif_sync
+            && sync.executor == Executor::Shell
+            && sync.tools_dir.is_none()
+        {
+            return Err(err(format!(
+                "`sif_sync.executor: shell`: a shell runner ignores `image:`, so the sync and \
+                 prune jobs on `{}` would not find `singularitah`; name the folder it is \
+                 installed in on that machine (`sif_sync.tools_dir`), or use a runner with the \
+                 docker or kubernetes executor that mounts {}",
+                sync.runner_tag, sync.dir
+            )));
+        }
         if self.registry.url.contains("://") {
             return Err(err(format!(
                 "`registry.url` is `host[:port][/namespace]`, without a scheme: `{}`",
@@ -563,6 +852,20 @@ impl Config {
 
     pub fn arch(&self, name: &str) -> Option<&ArchConfig> {
         self.architectures.get(name)
+    }
+
+    /// The runner tags of jobs that belong to no architecture: `jobs.tools.tags`, else the
+    /// first architecture's runner (the tools image is built for every architecture).
+    pub fn tools_tags(&self) -> Vec<String> {
+        match &self.jobs.tools.tags {
+            Some(t) => t.clone(),
+            None => self
+                .architectures
+                .values()
+                .next()
+                .map(|a| vec![a.runner_tag.clone()])
+                .unwrap_or_default(),
+        }
     }
 
     /// The released tools image the chain starts from (stage 1's jobs run in it).

@@ -8,7 +8,9 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use common::ci::{Artifacts, Image, Job, Need, Pipeline, Rule, Trigger, Workflow};
+use common::ci::{
+    ARTIFACTS_EXPIRE_IN, Artifacts, Image, Job, Need, Pipeline, Rule, Trigger, Workflow,
+};
 use common::commands::{
     Arg, CacherGenerate, CacherPrepare, CacherProcess, CacherRecord, S3Access, SifPruneBranches,
     SpackahPipeline, SpackitorClean, SpacktainerizerPipeline,
@@ -127,16 +129,19 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             ],
             artifacts: Some(Artifacts {
                 paths: vec!["base-images.yml".into()],
+                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
                 // BUILDER_TAG for the jobs that need this one.
                 extra: [("reports".to_string(), dotenv("base-images.env"))]
                     .into_iter()
                     .collect(),
                 ..Artifacts::default()
             }),
+            tags: cfg.tools_tags(),
             rules: not_on_schedule(),
             ..Job::default()
         }
-        .with_settings(&cfg.jobs.tools),
+        .with_settings(&cfg.jobs.tools)
+        .with_pull_policy(cfg.pull_policy.as_deref()),
     )?;
     p.add_job(
         "base images",
@@ -161,7 +166,7 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     let mut needs: Vec<Need> = vec![Need::with_artifacts(GENERATE_BASE_IMAGES, true)];
     for (generate, trigger_name) in &cache_triggers {
         needs.push(Need::with_artifacts(generate, true));
-        needs.push(Need::job(trigger_name));
+        needs.extend(cache_trigger_needs(&p, trigger_name));
     }
     if cache_triggers.is_empty() {
         // Only `.def` containers: their SIFs need the tools image stage 1 builds.
@@ -183,12 +188,15 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             ],
             artifacts: Some(Artifacts {
                 paths: vec!["containers.yml".into()],
+                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
                 ..Artifacts::default()
             }),
+            tags: cfg.tools_tags(),
             rules: not_on_schedule(),
             ..Job::default()
         }
-        .with_settings(&cfg.jobs.tools),
+        .with_settings(&cfg.jobs.tools)
+        .with_pull_policy(cfg.pull_policy.as_deref()),
     )?;
     p.add_job(
         "containers",
@@ -210,17 +218,13 @@ fn add_build_cache(
     let cfg = &opts.config;
     let generate = common::ci::build_cache_generate_job(arch);
     let scratch = format!("jobs_scratch_dir.{arch}");
-    let mut variables = ac.variables.clone();
+    let mut variables = ac.job_variables();
     variables.extend(ac.build_cache.aws_variables());
     p.add_job(
         generate.clone(),
         Job {
             stage: Some("build-cache".into()),
-            image: Some(Image::Detailed {
-                name: cfg.base_image("builder", &format!("${BUILDER_TAG}")),
-                entrypoint: Some(vec![String::new()]),
-                pull_policy: Some("always".into()),
-            }),
+            image: branch_image(cfg, "builder"),
             tags: vec![ac.runner_tag.clone()],
             variables,
             needs: Some(vec![
@@ -254,23 +258,101 @@ fn add_build_cache(
             artifacts: Some(Artifacts {
                 paths: vec![format!("envs/{arch}"), scratch.clone()],
                 when: Some("always".into()),
+                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
                 ..Artifacts::default()
             }),
             rules: not_on_schedule(),
             ..Job::default()
         }
-        .with_settings(&cfg.jobs.generate),
+        .with_settings(&cfg.jobs.generate)
+        .with_pull_policy(cfg.pull_policy.as_deref()),
     )?;
     let trigger_name = format!("build cache {arch}");
-    p.add_job(
-        trigger_name.clone(),
-        trigger(
-            "build-cache",
-            &generate,
-            &format!("{scratch}/pipelines/{arch}.yml"),
-        ),
-    )?;
+    let file = format!("{scratch}/pipelines/{arch}.yml");
+    let bucket = &ac.build_cache;
+    if bucket.url_for(false) == bucket.url_for(true) {
+        p.add_job(
+            trigger_name.clone(),
+            Job {
+                resource_group: Some(cache_group(bucket.url_for(true))),
+                ..trigger("build-cache", &generate, &file)
+            },
+        )?;
+    } else {
+        // One trigger per cache it may fill, so each holds its own cache's resource group
+        // (a variable in `resource_group:` is not reliably expanded:
+        // https://gitlab.com/gitlab-org/gitlab/-/issues/462514); later jobs need both,
+        // optionally, as only one exists in a pipeline.
+        p.add_job(
+            trigger_name.clone(),
+            Job {
+                resource_group: Some(cache_group(bucket.url_for(true))),
+                rules: vec![
+                    Rule::when_if(SCHEDULE, "never"),
+                    Rule::when_if(DEFAULT_BRANCH, "on_success"),
+                ],
+                ..trigger("build-cache", &generate, &file)
+            },
+        )?;
+        p.add_job(
+            branch_trigger(&trigger_name),
+            Job {
+                resource_group: Some(cache_group(bucket.url_for(false))),
+                rules: vec![
+                    Rule::when_if(SCHEDULE, "never"),
+                    Rule::when_if(DEFAULT_BRANCH, "never"),
+                    Rule::when_if(MERGE_REQUEST, "on_success"),
+                    Rule::when_if(WEB, "on_success"),
+                ],
+                ..trigger("build-cache", &generate, &file)
+            },
+        )?;
+    }
     Ok((generate, trigger_name))
+}
+
+/// The trigger that fills an architecture's branch cache, beside `trigger_name`'s production.
+fn branch_trigger(trigger_name: &str) -> String {
+    format!("{trigger_name} (branches)")
+}
+
+/// The needs on an architecture's build-cache trigger(s): optional, as a pipeline has one of
+/// them when the branches fill a cache of their own
+/// (https://docs.gitlab.com/ci/yaml/#needsoptional).
+fn cache_trigger_needs(p: &Pipeline, trigger_name: &str) -> Vec<Need> {
+    let branch = branch_trigger(trigger_name);
+    if !p.jobs.contains_key(&branch) {
+        return vec![Need::job(trigger_name)];
+    }
+    [trigger_name.to_string(), branch]
+        .into_iter()
+        .map(|job| Need::Detailed {
+            job,
+            pipeline: None,
+            artifacts: Some(false),
+            optional: Some(true),
+        })
+        .collect()
+}
+
+/// The resource group of everything that writes a cache's index or deletes from it: filling
+/// it (Spack's index update runs last in the build-cache child pipeline, and a trigger holds
+/// its group until the child pipeline ends:
+/// https://docs.gitlab.com/ci/resource_groups/#pipeline-level-concurrency-control-with-cross-projectparent-child-pipelines)
+/// and cleaning it never overlap, nor two fills of one cache by two pipelines. GitLab allows
+/// letters, digits, `-`, `_`, `/`, `.` and spaces in the name.
+pub fn cache_group(url: &str) -> String {
+    let name: String = url
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.') {
+                c
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    format!("build-cache-{}", name.trim_matches('-'))
 }
 
 /// The cleaning jobs of `arch`'s caches: after its build (`generate`, `trigger_name`) and on
@@ -285,18 +367,24 @@ fn add_cleaners(
     trigger_name: &str,
 ) -> anyhow::Result<()> {
     let cfg = &opts.config;
+    let trigger_needs = cache_trigger_needs(p, trigger_name);
     let after_build = |on_default: bool| {
         let keep = format!("envs/{arch}");
+        let mut needs = vec![
+            Need::with_artifacts(GENERATE_BASE_IMAGES, true),
+            Need::with_artifacts(generate, true),
+        ];
+        needs.extend(trigger_needs.iter().cloned());
         Job {
-            needs: Some(vec![
-                Need::with_artifacts(GENERATE_BASE_IMAGES, true),
-                Need::with_artifacts(generate, true),
-                Need::job(trigger_name),
-            ]),
+            needs: Some(needs),
+            // A janitor that fails after a build leaves the cache as it was (it validates
+            // everything before its first change): the pipeline shows it as a warning and
+            // still passes, since the containers it built are good. A scheduled janitor's
+            // failure fails its pipeline, so that someone is told.
+            allow_failure: Some(true),
             ..clean_job(
                 opts,
                 ac,
-                arch,
                 on_default,
                 Some(&keep),
                 &format!("${BUILDER_TAG}"),
@@ -349,7 +437,7 @@ fn add_cleaners(
     let scheduled = |on_default: bool| Job {
         needs: Some(vec![]),
         rules: vec![Rule::when_if(SCHEDULE, "always")],
-        ..clean_job(opts, ac, arch, on_default, None, &tag)
+        ..clean_job(opts, ac, on_default, None, &tag)
     };
     p.add_job(
         format!("scheduled clean build cache {arch}"),
@@ -393,19 +481,25 @@ fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
         p.add_job(name, scheduled_job(opts, runner, cmd))?;
     }
     if let Some(sync) = &cfg.sif_sync {
-        p.add_job(
-            "scheduled prune branch SIFs shared",
-            scheduled_job(
-                opts,
-                &sync.runner_tag,
-                SifPruneBranches {
-                    store: sync.dir.clone(),
-                    s3: S3Access::default(),
-                }
-                .line()
-                .render(),
-            ),
-        )?;
+        let mut job = scheduled_job(
+            opts,
+            &sync.runner_tag,
+            SifPruneBranches {
+                store: sync.dir.clone(),
+                s3: S3Access::default(),
+            }
+            .line()
+            .render(),
+        );
+        // A shell runner ignores `image:`: the tools come from where its machine has them.
+        if let (common::config::Executor::Shell, Some(dir)) = (sync.executor, &sync.tools_dir) {
+            job.image = None;
+            job.script.insert(
+                0,
+                format!("export PATH={}:\"$PATH\"", common::ci::shell_quote(dir)),
+            );
+        }
+        p.add_job("scheduled prune branch SIFs shared", job)?;
     }
     Ok(())
 }
@@ -423,6 +517,7 @@ fn scheduled_job(opts: &ChainOptions, runner: &str, cmd: String) -> Job {
         ..Job::default()
     }
     .with_settings(&cfg.jobs.cleanup)
+    .with_pull_policy(cfg.pull_policy.as_deref())
 }
 
 /// `spackitor clean` of the cache branches (`on_default`: the default branch) fill, keeping
@@ -432,7 +527,6 @@ fn scheduled_job(opts: &ChainOptions, runner: &str, cmd: String) -> Job {
 fn clean_job(
     opts: &ChainOptions,
     ac: &ArchConfig,
-    arch: &str,
     on_default: bool,
     own_keep: Option<&str>,
     builder_tag: &str,
@@ -463,14 +557,12 @@ fn clean_job(
         image: image(opts.config.base_image("builder", builder_tag)),
         tags: vec![ac.runner_tag.clone()],
         script: vec![cmd],
-        // One janitor at a time per cache.
-        resource_group: Some(format!(
-            "build-cache-{arch}{}",
-            if on_default { "" } else { "-branches" }
-        )),
+        // Never beside a fill of this cache (its index update) nor another janitor.
+        resource_group: Some(cache_group(bucket.url_for(on_default))),
         ..Job::default()
     }
     .with_settings(&opts.config.jobs.cleanup)
+    .with_pull_policy(opts.config.pull_policy.as_deref())
 }
 
 /// The package repositories the template `spack.yaml` of `repo` lists (`spack: repos:`, a list

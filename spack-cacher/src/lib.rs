@@ -181,18 +181,24 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
             let a = cfg
                 .arch(&arch)
                 .with_context(|| format!("architecture `{arch}` is not in {}", config.display()))?;
-            let mut variables = a.variables.clone();
+            let mut variables = a.job_variables();
             variables.extend(a.build_cache.aws_variables());
+            // The command line overrides the configuration's `jobs.spack_builds`.
+            let mut builds = cfg.jobs.spack_builds.clone();
+            builds.timeout = timeout.or(builds.timeout);
             let opts = process::ProcessOptions {
+                runner_tag: a.runner_tag.clone(),
                 arch,
                 inputs,
                 artifacts_path: out.display().to_string(),
                 output_dir: out,
                 artifacts_job,
                 variables,
-                timeout,
-                pull_policy,
+                builds,
+                tools: cfg.jobs.tools.clone(),
+                pull_policy: pull_policy.map(|p| vec![p]).or(cfg.pull_policy.clone()),
                 max_jobs_per_pipeline: max_jobs,
+                max_file_bytes: process::MAX_FILE_BYTES,
             };
             let written = process::run(&opts).context("processing the generated pipelines")?;
             list(printer, written.iter().map(|p| p.display().to_string()))?;

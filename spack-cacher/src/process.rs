@@ -6,7 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::ci::{Artifacts, Image, Job, Need, Pipeline, Trigger};
+use common::ci::{ARTIFACTS_EXPIRE_IN, Artifacts, Job, Need, Pipeline, Rule, Trigger};
+use common::config::JobSettings;
 use indexmap::IndexMap;
 
 /// Jobs Spack adds that are not package builds; they run once, after every build stage.
@@ -31,11 +32,25 @@ pub struct ProcessOptions {
     /// pair as `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY` references, never values
     /// (`BucketConfig::aws_variables`).
     pub variables: IndexMap<String, String>,
-    pub timeout: Option<String>,
-    pub pull_policy: Option<String>,
+    /// The settings of Spack's jobs (`jobs.spack_builds`: timeout, retry, variables, tags):
+    /// they replace what Spack wrote (its retry runs a failed build three times).
+    pub builds: JobSettings,
+    /// The settings of the jobs that only move files (fetching the pipelines, no-ops).
+    pub tools: JobSettings,
+    /// The architecture's runner tag: jobs Spack leaves untagged get it.
+    pub runner_tag: String,
+    pub pull_policy: Option<Vec<String>>,
     /// A stage with more jobs is split into several child pipelines run side by side.
     pub max_jobs_per_pipeline: usize,
+    /// A child pipeline file stays under this many bytes: GitLab refuses a larger
+    /// configuration (`max_yaml_size_bytes`), so a stage is split further by size.
+    pub max_file_bytes: usize,
 }
+
+/// What `max_file_bytes` defaults to: well under GitLab's smallest configured limit
+/// (`max_yaml_size_bytes`, 1 MB on older instances, 2 MB now:
+/// https://docs.gitlab.com/administration/instance_limits/#maximum-size-and-depth-of-cicd-configuration-yaml-files).
+pub const MAX_FILE_BYTES: usize = 900_000;
 
 /// Where a job sits in the order: a numbered build stage, or the services after them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -144,10 +159,11 @@ pub fn merge(pipelines: Vec<(PathBuf, Pipeline)>) -> anyhow::Result<Merged> {
 /// them.
 pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>, Pipeline) {
     if merged.jobs.is_empty() {
-        return (
-            Vec::new(),
-            Pipeline::noop("All specs already up to date, nothing to rebuild."),
+        let noop = Pipeline::noop(
+            "All specs already up to date, nothing to rebuild.",
+            vec![opts.runner_tag.clone()],
         );
+        return (Vec::new(), noop.into_child());
     }
     let mut by_stage: std::collections::BTreeMap<Stage, Vec<(String, Job)>> = Default::default();
     for (name, (stage, job)) in merged.jobs {
@@ -169,23 +185,30 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
                 "$PARENT_PIPELINE_ID",
                 opts.artifacts_job.clone(),
             )]),
+            tags: vec![opts.runner_tag.clone()],
             script: vec![format!(
                 "ls -R {}",
                 common::ci::shell_quote(&opts.artifacts_path)
             )],
             artifacts: Some(Artifacts {
                 paths: vec![opts.artifacts_path.clone()],
+                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
                 ..Artifacts::default()
             }),
             ..Job::default()
-        },
+        }
+        .with_settings(&opts.tools),
     );
     let mut children = Vec::new();
     let mut previous: Vec<String> = Vec::new();
     for (stage, jobs) in by_stage {
         let stage_name = stage.name();
         trigger.stages.push(stage_name.clone());
-        let parts: Vec<&[(String, Job)]> = jobs.chunks(opts.max_jobs_per_pipeline.max(1)).collect();
+        let jobs: Vec<(String, Job)> = jobs
+            .into_iter()
+            .map(|(name, job)| (name, adapt(job, &stage_name, stage, opts)))
+            .collect();
+        let parts = parts(&jobs, opts);
         let mut this_stage = Vec::new();
         for (i, part) in parts.iter().enumerate() {
             let suffix = if parts.len() > 1 {
@@ -199,13 +222,9 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
                 variables: variables.clone(),
                 ..Pipeline::default()
             };
-            for (name, job) in part.iter().cloned() {
-                child
-                    .jobs
-                    .insert(name, adapt(job, &stage_name, stage, opts));
-            }
+            child.jobs.extend(part.iter().cloned());
             let include = format!("{}/{file}", opts.artifacts_path.trim_end_matches('/'));
-            children.push((file, child));
+            children.push((file, child.into_child()));
             let trigger_name = format!("build {} {stage_name}{suffix}", opts.arch);
             trigger.jobs.insert(
                 trigger_name.clone(),
@@ -218,6 +237,15 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
                             .map(Need::job)
                             .collect(),
                     ),
+                    // Spack gives its index update `when: always`: what the stages before
+                    // uploaded is indexed even when one of them failed partly.
+                    rules: match stage {
+                        Stage::Services => vec![Rule {
+                            when: Some("always".into()),
+                            ..Rule::default()
+                        }],
+                        Stage::Build(_) => Vec::new(),
+                    },
                     ..Job::default()
                 },
             );
@@ -225,11 +253,36 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
         }
         previous = this_stage;
     }
-    (children, trigger)
+    (children, trigger.into_child())
+}
+
+/// The stage's jobs cut into child pipelines of at most `max_jobs_per_pipeline` jobs and
+/// `max_file_bytes` bytes each (a job's size as written: the output has no YAML anchors).
+fn parts<'a>(jobs: &'a [(String, Job)], opts: &ProcessOptions) -> Vec<&'a [(String, Job)]> {
+    // Room for the pipeline's own keys (stages, variables, workflow).
+    let budget = opts.max_file_bytes.saturating_sub(
+        common::yaml::to_string(&opts.variables).len() + 1024,
+    );
+    let mut out = Vec::new();
+    let (mut start, mut bytes) = (0, 0);
+    for (i, (name, job)) in jobs.iter().enumerate() {
+        let size = name.len() + common::yaml::to_string(job).len() + 8;
+        let full = i - start >= opts.max_jobs_per_pipeline.max(1) || bytes + size > budget;
+        if full && i > start {
+            out.push(&jobs[start..i]);
+            (start, bytes) = (i, 0);
+        }
+        bytes += size;
+    }
+    if start < jobs.len() {
+        out.push(&jobs[start..]);
+    }
+    out
 }
 
 /// A job as it runs in its stage's child pipeline: needs on jobs of other stages go (the stage
-/// order covers them), needs on the generating pipeline stay; timeout and pull policy are set.
+/// order covers them), needs on the generating pipeline stay; the configured settings of
+/// Spack's jobs, a runner tag, an artifact expiry and the pull policy are set.
 fn adapt(mut job: Job, stage_name: &str, stage: Stage, opts: &ProcessOptions) -> Job {
     job.stage = Some(stage_name.to_string());
     if let Some(needs) = job.needs.take() {
@@ -245,27 +298,23 @@ fn adapt(mut job: Job, stage_name: &str, stage: Stage, opts: &ProcessOptions) ->
             .collect();
         job.needs = Some(kept);
     }
-    if let Some(t) = &opts.timeout {
-        job.timeout = Some(t.clone());
+    if job.tags.is_empty() {
+        // Spack's `wait-for-build-jobs` has none: on runners that are all tagged it would stay
+        // pending.
+        job.tags.push(opts.runner_tag.clone());
     }
-    if let Some(policy) = &opts.pull_policy {
-        job.image = match job.image.take() {
-            Some(Image::Name(name)) => Some(Image::Detailed {
-                name,
-                entrypoint: None,
-                pull_policy: Some(policy.as_str().into()),
-            }),
-            Some(Image::Detailed {
-                name, entrypoint, ..
-            }) => Some(Image::Detailed {
-                name,
-                entrypoint,
-                pull_policy: Some(policy.as_str().into()),
-            }),
-            None => None,
-        };
+    if let Some(a) = job.artifacts.as_mut()
+        && a.expire_in.is_none()
+    {
+        a.expire_in = Some(ARTIFACTS_EXPIRE_IN.into());
     }
-    job
+    // A job that only waits keeps Spack's settings; every job that runs Spack gets ours.
+    let job = if job.image.is_some() {
+        job.with_settings(&opts.builds)
+    } else {
+        job
+    };
+    job.with_pull_policy(opts.pull_policy.as_deref())
 }
 
 /// Read, merge, split and write. Returns the files written (children, then the trigger).

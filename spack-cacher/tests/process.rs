@@ -75,9 +75,15 @@ fn options(out: &Path, inputs: &[&str], max_jobs: usize) -> ProcessOptions {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
-        timeout: Some("2h".into()),
-        pull_policy: Some("always".into()),
+        builds: common::config::JobSettings {
+            timeout: Some("2h".into()),
+            ..common::config::JobKind::SpackBuilds.defaults()
+        },
+        tools: common::config::JobKind::Tools.defaults(),
+        runner_tag: "kubernetes".into(),
+        pull_policy: Some(vec!["always".into()]),
         max_jobs_per_pipeline: max_jobs,
+        max_file_bytes: process::MAX_FILE_BYTES,
     }
 }
 

@@ -30,7 +30,11 @@ fn containers_bucket<'a>(cfg: &'a Config, arch: &str) -> Option<&'a BucketConfig
 pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
     let cfg = &opts.plan.project.config;
     if !decisions.iter().any(Decision::needs_work) {
-        return Pipeline::noop("All containers, SIFs and hub images are up to date.");
+        return Pipeline::noop(
+            "All containers, SIFs and hub images are up to date.",
+            cfg.tools_tags(),
+        )
+        .into_child();
     }
     let envs = opts.environments.display().to_string();
     let image = Some(Image::Detailed {
@@ -44,17 +48,19 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
             stage: Some(stage.into()),
             image: image.clone(),
             tags: ac.map(|a| a.runner_tag.clone()).into_iter().collect(),
+            variables: ac.map(|a| a.job_variables()).unwrap_or_default(),
             needs: Some(needs),
             script,
             ..Job::default()
         };
         // Image builds and hub pushes need an engine; SIFs are written without one.
-        match (stage, ac) {
+        let job = match (stage, ac) {
             ("build", Some(ac)) => job
                 .with_engine(&ac.engine, &cfg.registry)
                 .with_settings(&cfg.jobs.containers),
             _ => job.with_settings(&cfg.jobs.sifs),
-        }
+        };
+        job.with_pull_policy(cfg.pull_policy.as_deref())
     };
     let mut p = Pipeline::default();
     let mut sif_jobs = Vec::new();
@@ -170,17 +176,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
             .collect();
         p.jobs.insert(
             "sync sifs".into(),
-            Job {
-                stage: Some("sync".into()),
-                image: image.clone(),
-                tags: vec![sync.runner_tag.clone()],
-                needs: Some(sif_jobs.iter().map(Need::job).collect()),
-                script,
-                // Two syncs writing the same directory at once would race on the same files.
-                resource_group: Some("sif-sync".into()),
-                ..Job::default()
-            }
-            .with_settings(&cfg.jobs.sifs),
+            sync_job(cfg, sync, image.clone(), script),
         );
     }
     p.stages = ["build", "sif", "sync"]
@@ -188,7 +184,39 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         .filter(|s| p.jobs.values().any(|j| j.stage.as_deref() == Some(s)))
         .map(String::from)
         .collect();
-    p
+    p.into_child()
+}
+
+/// The sync of the shared directory, after every SIF job: by stage order, not `needs:`, since
+/// GitLab lets a job need at most 50 jobs (https://docs.gitlab.com/ci/yaml/#needs) and a
+/// repository may have more SIFs than that; `dependencies: []`, since it reads the buckets, not
+/// the SIF jobs' artifacts. On a shell runner, which ignores `image:`, the tools come from the
+/// folder the configuration names.
+fn sync_job(
+    cfg: &Config,
+    sync: &common::config::SifSyncConfig,
+    image: Option<Image>,
+    mut script: Vec<String>,
+) -> Job {
+    let image = match (sync.executor, &sync.tools_dir) {
+        (common::config::Executor::Shell, Some(dir)) => {
+            script.insert(0, format!("export PATH={}:\"$PATH\"", shell_quote(dir)));
+            None
+        }
+        _ => image,
+    };
+    Job {
+        stage: Some("sync".into()),
+        image,
+        tags: vec![sync.runner_tag.clone()],
+        dependencies: Some(Vec::new()),
+        script,
+        // Two syncs writing the same directory at once would race on the same files.
+        resource_group: Some("sif-sync".into()),
+        ..Job::default()
+    }
+    .with_settings(&cfg.jobs.sifs)
+    .with_pull_policy(cfg.pull_policy.as_deref())
 }
 
 #[cfg(test)]

@@ -17,7 +17,8 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
     let dotenv = format!("BUILDER_TAG={tag}\n");
     let builds: Vec<&Decision> = decisions.iter().filter(|d| d.build).collect();
     if builds.is_empty() {
-        return (Pipeline::noop("All base images are up to date."), dotenv);
+        let noop = Pipeline::noop("All base images are up to date.", cfg.tools_tags());
+        return (noop.into_child(), dotenv);
     }
     let image = Some(Image::Detailed {
         name: tools_image.into(),
@@ -42,6 +43,10 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                 stage: Some("build".into()),
                 image: image.clone(),
                 tags: runner,
+                variables: cfg
+                    .arch(&d.arch)
+                    .map(|a| a.job_variables())
+                    .unwrap_or_default(),
                 script: vec![
                     SpacktainerizerImage {
                         image: d.image.clone(),
@@ -60,7 +65,8 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                     .unwrap_or_default(),
                 &cfg.registry,
             )
-            .with_settings(&cfg.jobs.base_images),
+            .with_settings(&cfg.jobs.base_images)
+            .with_pull_policy(cfg.pull_policy.as_deref()),
         );
         per_image.entry(&d.image).or_default().push(name);
     }
@@ -70,6 +76,7 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
             Job {
                 stage: Some("index".into()),
                 image: image.clone(),
+                tags: cfg.tools_tags(),
                 needs: Some(needs.into_iter().map(Need::job).collect()),
                 script: vec![
                     SpacktainerizerImage {
@@ -83,8 +90,9 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
                 ],
                 ..Job::default()
             }
-            .with_settings(&cfg.jobs.tools),
+            .with_settings(&cfg.jobs.tools)
+            .with_pull_policy(cfg.pull_policy.as_deref()),
         );
     }
-    (p, dotenv)
+    (p.into_child(), dotenv)
 }

@@ -143,7 +143,11 @@ fn parent_trigger_and_child_needs_validate() {
 
 #[test]
 fn the_noop_pipeline_is_valid() {
-    let p = Pipeline::noop("All images are up to date, nothing to build.");
+    let p = Pipeline::noop(
+        "All images are up to date, nothing to build.",
+        vec!["kubernetes".into()],
+    )
+    .into_child();
     p.check().unwrap();
     validate_gitlab_ci(&p.to_yaml()).unwrap();
 }

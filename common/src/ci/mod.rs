@@ -24,6 +24,16 @@ pub const RESERVED_KEYS: &[&str] = &[
     "spec",
 ];
 
+/// The condition that holds in a child pipeline, whatever started its parent: GitLab sets
+/// `CI_PIPELINE_SOURCE` to `parent_pipeline` there
+/// (https://docs.gitlab.com/ci/jobs/job_rules/#ci_pipeline_source-predefined-variable).
+pub const CHILD_SOURCE: &str = "$CI_PIPELINE_SOURCE == \"parent_pipeline\"";
+
+/// How long the chain's artifacts are kept: GitLab's instance default may be "never expire";
+/// child pipelines read theirs within the pipeline, the longest of which (Spack builds) runs
+/// hours, and the janitor's keep lists live in the cache, not here.
+pub const ARTIFACTS_EXPIRE_IN: &str = "1 week";
+
 /// A pipeline file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pipeline {
@@ -76,17 +86,45 @@ impl Pipeline {
     }
 
     /// A pipeline with one job that only says nothing needs doing: GitLab refuses a pipeline
-    /// without jobs, so "nothing to do" must still be a valid pipeline.
-    pub fn noop(message: &str) -> Pipeline {
+    /// without jobs, so "nothing to do" must still be a valid pipeline. `tags` pick its
+    /// runner: on instances whose runners are all tagged an untagged job stays pending.
+    pub fn noop(message: &str, tags: Vec<String>) -> Pipeline {
         let mut p = Pipeline::default();
         p.jobs.insert(
             "nothing-to-do".into(),
             Job {
+                tags,
                 script: vec![format!("echo {}", shell_quote(message))],
                 ..Job::default()
             },
         );
         p
+    }
+
+    /// The pipeline made fit to run as a child pipeline in every kind of parent, merge-request
+    /// pipelines included. GitLab gives a job without `rules:`/`only:`/`except:` the default
+    /// `only: [branches, tags]` (https://docs.gitlab.com/ci/yaml/#only--except), which a
+    /// merge-request pipeline's ref is not, and a child pipeline of a merge-request pipeline
+    /// is on that ref too, so such a child would have no job and its trigger would fail
+    /// ("downstream pipeline can not be created";
+    /// https://docs.gitlab.com/ci/pipelines/downstream_pipelines/#run-child-pipelines-with-merge-request-pipelines).
+    /// So every job gets `rules:` (its job-level `when:` moves into them, as GitLab refuses
+    /// the two together), and the pipeline a `workflow:` for its only source, a parent.
+    pub fn into_child(mut self) -> Pipeline {
+        self.workflow = Some(Workflow {
+            name: None,
+            rules: vec![Rule::when_if(CHILD_SOURCE, "always")],
+        });
+        for (name, job) in self.jobs.iter_mut() {
+            if name.starts_with('.') || !job.rules.is_empty() {
+                continue;
+            }
+            job.rules = vec![Rule {
+                when: Some(job.when.take().unwrap_or_else(|| "on_success".into())),
+                ..Rule::default()
+            }];
+        }
+        self
     }
 
     /// Check what GitLab would reject beyond the schema: a job in an undeclared stage, a
@@ -440,8 +478,9 @@ fn script<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 }
 
 impl Job {
-    /// The job with `settings` applied: its timeout, and its variables added (the job's own
-    /// win).
+    /// The job with `settings` applied: its timeout, retry policy (replacing any other, such
+    /// as Spack's own) and interruptibility; its variables and runner tags added (the job's
+    /// own variables win).
     pub fn with_settings(mut self, settings: &crate::config::JobSettings) -> Job {
         if let Some(t) = &settings.timeout {
             self.timeout = Some(t.clone());
@@ -449,6 +488,47 @@ impl Job {
         for (k, v) in &settings.variables {
             self.variables.entry(k.clone()).or_insert_with(|| v.clone());
         }
+        for t in settings.tags.iter().flatten() {
+            if !self.tags.contains(t) {
+                self.tags.push(t.clone());
+            }
+        }
+        if let Some(r) = &settings.retry {
+            self.retry = Some(Retry::Detailed {
+                max: r.max,
+                when: r.when.clone(),
+            });
+        }
+        if settings.interruptible.is_some() {
+            self.interruptible = settings.interruptible;
+        }
+        self
+    }
+
+    /// The job's image pulled with `policy` (the runner's `allowed_pull_policies`), when given.
+    pub fn with_pull_policy(mut self, policy: Option<&[String]>) -> Job {
+        let Some(policy) = policy else {
+            return self;
+        };
+        let value = match policy {
+            [one] => Value::String(one.clone()),
+            many => Value::Sequence(many.iter().map(|p| Value::String(p.clone())).collect()),
+        };
+        self.image = match self.image.take() {
+            Some(Image::Name(name)) => Some(Image::Detailed {
+                name,
+                entrypoint: None,
+                pull_policy: Some(value),
+            }),
+            Some(Image::Detailed {
+                name, entrypoint, ..
+            }) => Some(Image::Detailed {
+                name,
+                entrypoint,
+                pull_policy: Some(value),
+            }),
+            None => None,
+        };
         self
     }
 
