@@ -1,9 +1,9 @@
 //! Docker Engine builds (bollard): a context folder plus generated files, build arguments and
 //! labels, the build log streamed line by line; builds that need secrets go through BuildKit's
-//! gRPC session with secret mounts that leave nothing in the image. Then tag and push with
-//! credentials from named variables.
+//! gRPC session with secret mounts that leave nothing in the image. Both pull their base images
+//! with the registry logins given. Then tag and push with credentials from named variables.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bollard::Docker;
@@ -15,7 +15,8 @@ use bollard::grpc::driver::Build;
 use bollard::grpc::driver::moby::Moby;
 use futures::StreamExt;
 
-use crate::registry::Login;
+use crate::registry::reference::DOCKER_HUB;
+use crate::registry::{ImageRef, Login};
 
 /// A registry login as the daemon takes it with a pull or push (in the request, never stored).
 fn docker_credentials(login: &Login) -> DockerCredentials {
@@ -23,6 +24,16 @@ fn docker_credentials(login: &Login) -> DockerCredentials {
         username: Some(login.user.clone()),
         password: Some(login.secret.expose().to_string()),
         ..DockerCredentials::default()
+    }
+}
+
+/// The key the classic builder looks a registry's login up by: Docker Hub's is its historical
+/// index URL, every other registry's its `host[:port]`.
+fn classic_auth_key(registry: &str) -> String {
+    if registry == DOCKER_HUB {
+        "https://index.docker.io/v1/".into()
+    } else {
+        registry.into()
     }
 }
 
@@ -71,6 +82,9 @@ pub struct BuildRequest {
     pub buildkit: bool,
     /// The stage to build (the last one when not given).
     pub target: Option<String>,
+    /// Registry `host[:port]` → the login the daemon pulls the `FROM` images from it with
+    /// (handed over in the request, never a build argument or a file in the context).
+    pub registry_logins: Vec<(String, Login)>,
 }
 
 /// A Docker daemon.
@@ -270,12 +284,18 @@ impl Engine {
                 variant: None,
             });
         }
+        // The session's auth service answers the daemon's questions for these registries.
+        let credentials: HashMap<&str, DockerCredentials> = req
+            .registry_logins
+            .iter()
+            .map(|(registry, login)| (registry.as_str(), docker_credentials(login)))
+            .collect();
         Moby::new(&self.docker)
             .docker_build(
                 tag,
                 opts.build(),
                 ImageBuildLoadInput::Upload(context.into()),
-                None,
+                Some(credentials),
                 None,
             )
             .await
@@ -305,9 +325,24 @@ impl Engine {
             labels: Some(req.labels.clone().into_iter().collect()),
             ..Default::default()
         };
-        let mut stream =
-            self.docker
-                .build_image(options, None, Some(bollard::body_full(context.into())));
+        // Sent in the `X-Registry-Config` header: the daemon pulls the `FROM` images with them.
+        let credentials: HashMap<String, DockerCredentials> = req
+            .registry_logins
+            .iter()
+            .map(|(registry, login)| {
+                let key = classic_auth_key(registry);
+                let credentials = DockerCredentials {
+                    serveraddress: Some(key.clone()),
+                    ..docker_credentials(login)
+                };
+                (key, credentials)
+            })
+            .collect();
+        let mut stream = self.docker.build_image(
+            options,
+            Some(credentials),
+            Some(bollard::body_full(context.into())),
+        );
         let mut tail: std::collections::VecDeque<String> = std::collections::VecDeque::new();
         let fail =
             |message: String, tail: &std::collections::VecDeque<String>| EngineError::Build {
@@ -530,6 +565,107 @@ pub fn host_architecture() -> &'static str {
     }
 }
 
+/// The registries (`host[:port]`, Docker Hub as [`DOCKER_HUB`]) the `FROM` lines of
+/// `dockerfile` pull from, with `build_args` and the `ARG` defaults before the first `FROM`
+/// put in; `scratch`, earlier stages and references that are still not plain names (an
+/// argument without a value) are left out. Sorted, each once.
+pub fn base_registries(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<String> {
+    let mut args: BTreeMap<String, String> = BTreeMap::new();
+    let mut in_stage = false;
+    let mut stages: Vec<String> = Vec::new();
+    let mut registries = std::collections::BTreeSet::new();
+    for line in instructions(dockerfile) {
+        let mut words = line.split_whitespace();
+        let Some(keyword) = words.next() else {
+            continue;
+        };
+        if keyword.eq_ignore_ascii_case("ARG") && !in_stage {
+            // Only arguments declared before the first stage reach `FROM` lines.
+            for decl in words {
+                let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
+                let value = build_args
+                    .get(name)
+                    .cloned()
+                    .unwrap_or_else(|| default.trim_matches(|c| c == '"' || c == '\'').to_string());
+                args.insert(name.to_string(), value);
+            }
+        } else if keyword.eq_ignore_ascii_case("FROM") {
+            let mut rest = words.skip_while(|w| w.starts_with("--"));
+            let Some(image) = rest.next().map(|w| substitute(w, &args)) else {
+                continue;
+            };
+            let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
+            if !is_stage
+                && !image.eq_ignore_ascii_case("scratch")
+                && !image.contains('$')
+                && let Ok(r) = image.parse::<ImageRef>()
+            {
+                registries.insert(r.registry);
+            }
+            if let (Some(kw), Some(name)) = (rest.next(), rest.next())
+                && kw.eq_ignore_ascii_case("AS")
+            {
+                stages.push(name.to_string());
+            }
+            in_stage = true;
+        }
+    }
+    registries.into_iter().collect()
+}
+
+/// The instructions of a Dockerfile: comments dropped, continued lines joined.
+fn instructions(dockerfile: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut current = String::new();
+    for line in dockerfile.lines() {
+        let trimmed = line.trim();
+        if trimmed.starts_with('#') {
+            continue;
+        }
+        match trimmed.strip_suffix('\\') {
+            Some(head) => {
+                current.push_str(head);
+                current.push(' ');
+            }
+            None => {
+                current.push_str(trimmed);
+                out.push(std::mem::take(&mut current));
+            }
+        }
+    }
+    out.push(current);
+    out
+}
+
+/// `$NAME` and `${NAME}` replaced by their values in `args`; unknown names are kept.
+fn substitute(word: &str, args: &BTreeMap<String, String>) -> String {
+    let mut out = String::new();
+    let mut rest = word;
+    while let Some(i) = rest.find('$') {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 1..];
+        let (name, tail) = match after.strip_prefix('{') {
+            Some(inner) => match inner.find('}') {
+                Some(end) => (&inner[..end], &inner[end + 1..]),
+                None => (inner, ""),
+            },
+            None => {
+                let end = after
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+                    .unwrap_or(after.len());
+                (&after[..end], &after[end..])
+            }
+        };
+        match args.get(name).filter(|_| !name.is_empty()) {
+            Some(value) => out.push_str(value),
+            None => out.push_str(&rest[i..rest.len() - tail.len()]),
+        }
+        rest = tail;
+    }
+    out.push_str(rest);
+    out
+}
+
 /// The build context as a tar (uncompressed: it goes to a daemon on this machine or next to
 /// it, and compressing hundreds of megabytes of tools costs more than sending them).
 pub fn context_tarball(
@@ -595,6 +731,37 @@ mod tests {
         assert_eq!(
             parse(Some("tcp://10.0.0.1/"), false).unwrap(),
             EngineAddress::Tcp("10.0.0.1:2375".into())
+        );
+    }
+
+    #[test]
+    fn base_registries_are_read_from_the_from_lines() {
+        let dockerfile = "# FROM commented.example.org/no:1
+ARG OS_IMAGE=ubuntu:22.04
+ARG BUILDER
+FROM --platform=linux/amd64 ${BUILDER} AS builder
+ARG OS_IMAGE=ignored.example.org/x:1
+RUN echo \\
+  FROM continued.example.org/no:1
+FROM builder AS diagnose
+FROM $OS_IMAGE
+FROM scratch
+FROM 127.0.0.1:5001/private/runtime:v1
+FROM ${UNSET}/x:1
+";
+        let args = BTreeMap::from([(
+            "BUILDER".to_string(),
+            "registry.example.org/hpc/builder:latest".to_string(),
+        )]);
+        assert_eq!(
+            base_registries(dockerfile, &args),
+            ["127.0.0.1:5001", DOCKER_HUB, "registry.example.org"]
+        );
+        // A build argument overrides the default.
+        let args = BTreeMap::from([("OS_IMAGE".to_string(), "quay.io/os:1".to_string())]);
+        assert_eq!(
+            base_registries("ARG OS_IMAGE=ubuntu:22.04\nFROM ${OS_IMAGE}\n", &args),
+            ["quay.io"]
         );
     }
 

@@ -6,7 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use common::definitions::Kind;
-use common::engine::{BuildRequest, Engine};
+use common::engine::{BuildRequest, Engine, base_registries};
+use common::registry::Login;
+use common::registry::saved_logins::pull_logins;
 use common::secret::Secret;
 use common::spack::environment::Environment;
 
@@ -27,6 +29,9 @@ pub struct BuildOptions {
     /// The base images' tag (stage 1's `BUILDER_TAG`).
     pub base_tag: String,
     pub push: bool,
+    /// The project registry's login (its named variables, read once): the builder and
+    /// runtime images are pulled, and the image pushed, with it.
+    pub login: Option<Login>,
 }
 
 /// Build (and push) the container on `engine`; returns the image reference.
@@ -110,10 +115,15 @@ pub async fn build(
     }
     let builder = cfg.base_image("builder", &opts.base_tag);
     let runtime = cfg.base_image("runtime", &opts.base_tag);
-    extra.insert(
-        "Dockerfile".to_string(),
-        dockerfile::render(&def, &env, &builder, &runtime, layout)?.into_bytes(),
-    );
+    let rendered = dockerfile::render(&def, &env, &builder, &runtime, layout)?;
+    // The project registry's own login, else the saved one of each registry the bases are in.
+    let configured: Vec<(String, Login)> = opts
+        .login
+        .iter()
+        .map(|l| (planned.image.registry.clone(), l.clone()))
+        .collect();
+    let registry_logins = pull_logins(&base_registries(&rendered, &BTreeMap::new()), &configured)?;
+    extra.insert("Dockerfile".to_string(), rendered.into_bytes());
     let target = planned.image.to_string();
     let mut labels = planned.record;
     labels.insert("org.opencontainers.image.title".into(), def.name.clone());
@@ -130,6 +140,7 @@ pub async fn build(
         // The Dockerfile mounts secrets or a cache folder.
         buildkit: true,
         architecture: Some(def.arch.clone()),
+        registry_logins,
         ..BuildRequest::default()
     };
     if let Err(failed) = engine
@@ -143,7 +154,7 @@ pub async fn build(
         return Err(why.context(failed));
     }
     if opts.push {
-        engine.push(&target, cfg.registry.login()?.as_ref()).await?;
+        engine.push(&target, opts.login.as_ref()).await?;
     }
     Ok(target)
 }

@@ -211,13 +211,16 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 arch,
                 push,
             } => {
+                let project = place.project()?;
+                let login = project.config.registry.login()?;
                 let opts = BuildOptions {
-                    project: place.project()?,
+                    project,
                     container,
                     arch,
                     environments,
                     base_tag,
                     push,
+                    login,
                 };
                 let engine = Engine::connect().await?;
                 let image = build::build(&opts, &engine, printer).await?;

@@ -3,14 +3,20 @@
 //! pair and the stage-2 mirror reached it and "installs" a file): plan, build and push, plan is
 //! up to date, the key pair is nowhere in the image, a changed lockfile needs a rebuild. The
 //! real builder, real Spack and a real cache build the example container in the end-to-end run.
+//! And builder and runtime in a registry that wants a login: pulled with the project
+//! registry's named variables.
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
 use common::engine::{BuildRequest, Engine};
+use common::registry::Login;
 use futures::StreamExt;
-use spacktainerizah_tests::{fixtures, registry, repo_root, unique_name};
+use spacktainerizah_tests::{
+    REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, fixtures, registry, repo_root,
+    unique_name,
+};
 
 const SPACK_STUB: &str = r#"#!/bin/sh
 # Stand-in spack for the tests.
@@ -27,6 +33,16 @@ esac
 
 /// Build and push a stand-in base image (busybox with all its applets, plus `extra` files).
 async fn base_image(engine: &Engine, image: &str, extra: &[(&str, &str)]) {
+    base_image_with_login(engine, image, extra, None).await;
+}
+
+/// [`base_image`], pushed with `login`.
+async fn base_image_with_login(
+    engine: &Engine,
+    image: &str,
+    extra: &[(&str, &str)],
+    login: Option<&Login>,
+) {
     let ctx = tempfile::tempdir().unwrap();
     std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
     let mut dockerfile = String::from(
@@ -50,12 +66,17 @@ async fn base_image(engine: &Engine, image: &str, extra: &[(&str, &str)]) {
         )
         .await
         .unwrap();
-    engine.push(image, None).await.unwrap();
+    engine.push(image, login).await.unwrap();
 }
 
 fn spackah(dir: &Path, args: &[&str], canary: &str) -> Output {
-    spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
-        .args(args)
+    spackah_command(dir, args, canary).output().unwrap()
+}
+
+/// `spackah ARGS` in `dir` with the build cache key pair (`canary` its secret half).
+fn spackah_command(dir: &Path, args: &[&str], canary: &str) -> Command {
+    let mut cmd = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"));
+    cmd.args(args)
         .args(["--branch", "main", "--repo"])
         .arg(dir)
         .arg("--lockfiles")
@@ -63,9 +84,8 @@ fn spackah(dir: &Path, args: &[&str], canary: &str) -> Output {
         .arg("--config")
         .arg(dir.join("spacktainerizah.yaml"))
         .env("BUILD_CACHE_ACCESS_KEY_ID", "AKIA-test")
-        .env("BUILD_CACHE_SECRET_ACCESS_KEY", canary)
-        .output()
-        .unwrap()
+        .env("BUILD_CACHE_SECRET_ACCESS_KEY", canary);
+    cmd
 }
 
 /// Run a generated job's script as a runner would, in `dir`, with the tools on the PATH and the
@@ -355,4 +375,107 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
         err.contains("stale") && err.contains("lockfile-sha256"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn the_builder_and_runtime_are_pulled_with_the_project_registrys_login() {
+    // Both base images only the project registry's login may pull, not left on the daemon.
+    let engine = Engine::connect().await.unwrap();
+    let login = Login::from_env(REGISTRY_USER_VAR, REGISTRY_PASSWORD_VAR).unwrap();
+    let project = format!("{}/{}", auth_registry(), unique_name("private-stage3"));
+    let builder = format!("{project}/builder:base");
+    let runtime = format!("{project}/runtime:base");
+    base_image_with_login(
+        &engine,
+        &builder,
+        &[
+            ("/usr/bin/spack", SPACK_STUB),
+            ("/opt/spack/share/spack/setup-env.sh", "# stand-in\n"),
+        ],
+        Some(&login),
+    )
+    .await;
+    base_image_with_login(&engine, &runtime, &[], Some(&login)).await;
+    for image in [&builder, &runtime] {
+        engine.remove_image(image).await.unwrap();
+    }
+
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir_all(d.join("container_definitions/amd64")).unwrap();
+    std::fs::write(
+        d.join("container_definitions/amd64/pythons.yaml"),
+        "spack:\n  specs:\n    - python@3.13\n",
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("locks/amd64/pythons")).unwrap();
+    std::fs::copy(
+        fixtures().join("spack/lockfiles/spack__all-pythons__spack.lock"),
+        d.join("locks/amd64/pythons/spack.lock"),
+    )
+    .unwrap();
+    std::fs::create_dir_all(d.join("envs/amd64/pythons")).unwrap();
+    std::fs::write(
+        d.join("envs/amd64/pythons/spack.yaml"),
+        "spack:\n  specs: [python@3.13]\n  config:\n    install_tree:\n      root: /opt/software\n  mirrors:\n    buildcache-destination:\n      url: s3://stage3-cache\n",
+    )
+    .unwrap();
+    let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
+        .unwrap()
+        .replace(
+            "url: registry.example.org/hpc/spacktainers",
+            &format!("url: {project}"),
+        )
+        .replace(
+            "user_env: CI_REGISTRY_USER",
+            &format!("user_env: {REGISTRY_USER_VAR}"),
+        )
+        .replace(
+            "secret_env: CI_REGISTRY_PASSWORD",
+            &format!("secret_env: {REGISTRY_PASSWORD_VAR}"),
+        );
+    std::fs::write(d.join("spacktainerizah.yaml"), config).unwrap();
+    let canary = unique_name("canary-secret");
+    let envs = d.join("envs").display().to_string();
+    let args = [
+        "build",
+        "--environments",
+        &envs,
+        "--base-tag",
+        "base",
+        "--container",
+        "pythons",
+        "--arch",
+        "amd64",
+        "--push",
+    ];
+    // Nowhere else to find a login than the named variables.
+    let no_saved_login = tempfile::tempdir().unwrap();
+    let run = |named: bool| {
+        let mut cmd = spackah_command(d, &args, &canary);
+        cmd.env("DOCKER_CONFIG", no_saved_login.path())
+            .env("HOME", no_saved_login.path())
+            .env_remove("REGISTRY_AUTH_FILE")
+            .env_remove("XDG_RUNTIME_DIR")
+            .env_remove("XDG_CONFIG_HOME");
+        if !named {
+            cmd.env_remove(REGISTRY_USER_VAR);
+        }
+        let out = cmd.output().unwrap();
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            !text.contains(login.secret.expose()),
+            "the password in the output"
+        );
+        (out.status.code(), text)
+    };
+    let (code, text) = run(false);
+    assert_eq!(code, Some(2), "refused without the login: {text}");
+    let (code, text) = run(true);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.starts_with(&format!("{project}/pythons:")), "{text}");
 }

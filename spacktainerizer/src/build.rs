@@ -8,22 +8,26 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use common::engine::{BuildRequest, Engine};
+use common::engine::{BuildRequest, Engine, base_registries};
 use common::env_names;
 use common::printer::Printer;
+use common::registry::Login;
+use common::registry::saved_logins::pull_logins;
 
 use crate::Context;
 use crate::images::{self, ImageSpec, SpackTree};
 use crate::tags;
 
 /// Build `spec` for `arch` under its per-architecture tag; returns that tag. `inputs` are what
-/// the plan resolved (Spack trees, tools), `tools` the folder the tools are copied from.
+/// the plan resolved (Spack trees, tools), the tools are copied from `ctx.tools_dir`.
+/// `logins` are the configuration's registry logins (`host[:port]` → login): the base
+/// images are pulled with them, or with the ones `docker login` saved.
 pub async fn build(
     ctx: &Context,
     spec: &ImageSpec,
     arch: &str,
     inputs: &images::Inputs,
-    tools: &Path,
+    logins: &[(String, Login)],
     engine: &Engine,
     printer: &Printer,
 ) -> anyhow::Result<String> {
@@ -97,17 +101,21 @@ pub async fn build(
     if spec.name != "runtime" {
         std::fs::create_dir_all(dir.join("bin"))?;
         for tool in images::TOOLS {
-            let from = tools.join(tool);
+            let from = ctx.tools_dir.join(tool);
             std::fs::copy(&from, dir.join("bin").join(tool))
                 .with_context(|| format!("copying {}", from.display()))?;
         }
     }
+    let dockerfile = spec.files.get("Dockerfile").map(Vec::as_slice);
+    let registries = base_registries(&String::from_utf8_lossy(dockerfile.unwrap_or(&[])), &args);
+    let registry_logins = pull_logins(&registries, logins)?;
     engine
         .build(
             &target,
             &BuildRequest {
                 context: dir.to_path_buf(),
                 build_args: args,
+                registry_logins,
                 labels,
                 // No secret goes into a base image, and every input that decides a rebuild
                 // changes a build file, argument or copied file: the daemon's layer cache is

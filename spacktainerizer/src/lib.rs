@@ -129,12 +129,17 @@ fn context(common: Common) -> anyhow::Result<Context> {
     })
 }
 
+/// `host[:port]` of the project registry, as image references name it.
+fn registry_host(ctx: &Context) -> anyhow::Result<String> {
+    let image: common::registry::ImageRef =
+        format!("{}/x:latest", ctx.config.registry.url).parse()?;
+    Ok(image.registry)
+}
+
 /// The project registry's client, with its login.
 fn registry(ctx: &Context) -> anyhow::Result<RegistryClient> {
-    let host: common::registry::ImageRef =
-        format!("{}/x:latest", ctx.config.registry.url).parse()?;
     Ok(RegistryClient::new(
-        &host.registry,
+        &registry_host(ctx)?,
         ctx.config.registry.login()?,
     )?)
 }
@@ -166,20 +171,16 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 let (mut specs, inputs) = ctx.images(std::slice::from_ref(&image))?;
                 let spec = specs.pop().context("no such image")?;
                 let engine = Engine::connect().await?;
-                let target = build::build(
-                    &ctx,
-                    &spec,
-                    &arch,
-                    &inputs,
-                    &ctx.tools_dir,
-                    &engine,
-                    printer,
-                )
-                .await?;
+                // Read once: the base images are pulled, and the image pushed, with it.
+                let login = ctx.config.registry.login()?;
+                let logins: Vec<_> = login
+                    .iter()
+                    .map(|l| Ok((registry_host(&ctx)?, l.clone())))
+                    .collect::<anyhow::Result<_>>()?;
+                let target =
+                    build::build(&ctx, &spec, &arch, &inputs, &logins, &engine, printer).await?;
                 if push {
-                    engine
-                        .push(&target, ctx.config.registry.login()?.as_ref())
-                        .await?;
+                    engine.push(&target, login.as_ref()).await?;
                 }
                 printer.data(&format!("{target}\n"))?;
                 Ok(exit::SUCCESS)

@@ -1,13 +1,16 @@
 //! Builds on the real Docker daemon (started by the test command): labels and build arguments,
 //! a BuildKit secret that ends up nowhere in the image, the failing step of a broken build, and
-//! a push the registry client then reads back.
+//! a push the registry client then reads back, and base images pulled from registries that
+//! want a login (password and token) by both builders.
 
 use std::collections::BTreeMap;
 
 use common::engine::{BuildRequest, Engine, EngineAddress};
-use common::registry::RegistryClient;
+use common::registry::{Login, RegistryClient};
 use futures::StreamExt;
-use spacktainerizah_tests::{registry, unique_name};
+use spacktainerizah_tests::{
+    REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, registry, token_registry, unique_name,
+};
 
 /// A context with a static busybox as `/bin/sh`, so `RUN` works without pulling anything.
 fn context(dockerfile: &str) -> tempfile::TempDir {
@@ -206,4 +209,82 @@ async fn a_tls_daemon_refuses_a_client_without_its_certificates() {
         err.contains("ca.pem") && err.contains("DOCKER_CERT_PATH"),
         "{err}"
     );
+}
+
+fn test_login() -> Login {
+    Login::from_env(REGISTRY_USER_VAR, REGISTRY_PASSWORD_VAR).unwrap()
+}
+
+/// A base image only the test login may pull from `reg`: built here, pushed with the login,
+/// then its tag removed from the daemon so that a build has to pull it.
+async fn private_base(engine: &Engine, reg: &str) -> String {
+    let image = format!("{reg}/{}:base", unique_name("private-base"));
+    let ctx = context("FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\n");
+    let req = BuildRequest {
+        context: ctx.path().to_path_buf(),
+        ..BuildRequest::default()
+    };
+    engine.build(&image, &req, |_| {}).await.unwrap();
+    engine.push(&image, Some(&test_login())).await.unwrap();
+    engine.remove_image(&image).await.unwrap();
+    image
+}
+
+/// Build `FROM` a private base of `reg` without a login (refused) and with the test login
+/// (built, running the base's shell), through the classic builder or BuildKit's session; the
+/// password shows in no error, log line, history or image config.
+async fn builds_from_a_private_base(reg: &str, buildkit: bool) {
+    let engine = Engine::connect().await.unwrap();
+    let base = private_base(&engine, reg).await;
+    let password = std::env::var(REGISTRY_PASSWORD_VAR).unwrap();
+    let ctx = context(&format!("FROM {base}\nRUN echo derived > /derived\n"));
+    let tag = format!("{}:v1", unique_name("stz-private-from"));
+    let mut req = BuildRequest {
+        context: ctx.path().to_path_buf(),
+        buildkit,
+        no_cache: true,
+        ..BuildRequest::default()
+    };
+    let mut log = Vec::new();
+    let err = engine
+        .build(&tag, &req, |l| log.push(l.to_string()))
+        .await
+        .expect_err("an anonymous pull of a private base is refused");
+    assert!(!err.to_string().contains(&password), "{err}");
+
+    let host = base.split('/').next().unwrap().to_string();
+    req.registry_logins = vec![(host, test_login())];
+    engine
+        .build(&tag, &req, |l| log.push(l.to_string()))
+        .await
+        .unwrap_or_else(|e| panic!("building from {base} with the login: {e}"));
+    assert!(!log.iter().any(|l| l.contains(&password)), "{log:?}");
+    let docker = engine.docker();
+    let history = serde_json::to_string(&docker.image_history(&tag).await.unwrap()).unwrap();
+    assert!(history.contains("/derived"), "the RUN step ran: {history}");
+    assert!(!history.contains(&password), "history");
+    let inspect = serde_json::to_string(&docker.inspect_image(&tag).await.unwrap()).unwrap();
+    assert!(!inspect.contains(&password), "image config");
+    // The next test's daemon state stays as it was: nothing of the private base left tagged.
+    let _ = engine.remove_image(&base).await;
+}
+
+#[tokio::test]
+async fn the_classic_builder_pulls_a_private_base_with_a_password_login() {
+    builds_from_a_private_base(&auth_registry(), false).await;
+}
+
+#[tokio::test]
+async fn the_classic_builder_pulls_a_private_base_from_a_token_registry() {
+    builds_from_a_private_base(&token_registry(), false).await;
+}
+
+#[tokio::test]
+async fn buildkit_pulls_a_private_base_with_a_password_login() {
+    builds_from_a_private_base(&auth_registry(), true).await;
+}
+
+#[tokio::test]
+async fn buildkit_pulls_a_private_base_from_a_token_registry() {
+    builds_from_a_private_base(&token_registry(), true).await;
 }

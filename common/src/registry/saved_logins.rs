@@ -115,6 +115,27 @@ pub fn saved_login(registry: &str) -> Result<Option<Login>, SavedLoginError> {
     Ok(None)
 }
 
+/// The logins a build pulls its base images from `registries` with: the one `configured` for
+/// a registry (the configuration's named variables) first, else the one `docker login` or
+/// `podman login` saved. A registry with neither is left out: its images are pulled
+/// anonymously.
+pub fn pull_logins(
+    registries: &[String],
+    configured: &[(String, Login)],
+) -> Result<Vec<(String, Login)>, SavedLoginError> {
+    let mut logins = Vec::new();
+    for registry in registries {
+        let login = match configured.iter().find(|(r, _)| r == registry) {
+            Some((_, login)) => Some(login.clone()),
+            None => saved_login(registry)?,
+        };
+        if let Some(login) = login {
+            logins.push((registry.clone(), login));
+        }
+    }
+    Ok(logins)
+}
+
 /// The login for `registry` in one auth file's `text`.
 fn login_in(path: &Path, text: &str, registry: &str) -> Result<Option<Login>, SavedLoginError> {
     let file: AuthFile = serde_json::from_str(text).map_err(|e| SavedLoginError::File {
