@@ -227,3 +227,39 @@ ruled:
     );
     assert!(err.contains("generated.yml"), "{err}");
 }
+
+/// Spack's generated pipelines (`spack ci generate`, anchors and aliases, `retry` with a list
+/// of failure types, `interruptible`, the `when: always` index job) are created as GitLab
+/// creates them: every job on the runner with Spack's `kubernetes` tag (which also runs the
+/// untagged no-op job), the index job added with `when: always`.
+#[test]
+fn spack_generated_pipelines_are_created() {
+    use spacktainerizah_tests::fixtures;
+    use spacktainerizah_tests::runner::plan::{Context, Created, create};
+    let runners = [RunnerSpec::parse("kubernetes:docker:run-untagged").unwrap()];
+    let git_ref = PipelineRef::Branch("main".into());
+    for name in ["envA.yml", "envB.yml", "noop.yml", "current.yml"] {
+        let text =
+            std::fs::read_to_string(fixtures().join("spack/ci-generate").join(name)).unwrap();
+        let ctx = Context {
+            source: "parent_pipeline",
+            git_ref: &git_ref,
+            default_branch: "main",
+            project_url: "u",
+            limits: &Limits::default(),
+            runners: &runners,
+            outer: &BTreeMap::new(),
+        };
+        let Created::Plan(plan) =
+            create(&text, 1, &ctx).unwrap_or_else(|e| panic!("{name}: {e:?}"))
+        else {
+            panic!("{name}: no pipeline");
+        };
+        assert!(plan.jobs.iter().all(|j| j.runner.is_some()), "{name}");
+        let index = plan.jobs.iter().find(|j| j.name == "rebuild-index");
+        match name {
+            "noop.yml" => assert!(index.is_none()),
+            _ => assert_eq!(index.expect(name).when, "always", "{name}"),
+        }
+    }
+}
