@@ -263,3 +263,57 @@ fn spack_generated_pipelines_are_created() {
         }
     }
 }
+
+/// The command: `--runner` gives the project's runners; the report names the runner of each
+/// job; a job no runner takes fails the command before any job runs, naming its tags.
+#[test]
+fn the_command_takes_runners() {
+    let dir = tempfile::tempdir().unwrap();
+    let project = dir.path().join("project");
+    std::fs::create_dir_all(&project).unwrap();
+    let ci = "a:\n  script: [echo]\nb:\n  tags: [bb5_map]\n  script: [echo]\n";
+    std::fs::write(project.join(".gitlab-ci.yml"), ci).unwrap();
+    let report = dir.path().join("report.json");
+    let command = |runners: &[&str]| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ci-runner"));
+        cmd.env("DOCKER_HOST", docker_host())
+            .arg(".gitlab-ci.yml")
+            .args(["--source", "push", "--project-url", "u", "--default-image"])
+            .arg(os_image())
+            .arg("--project")
+            .arg(&project)
+            .arg("--work")
+            .arg(dir.path().join("work"))
+            .arg("--report")
+            .arg(&report);
+        for r in runners {
+            cmd.args(["--runner", r]);
+        }
+        cmd.output().unwrap()
+    };
+    let out = command(&["local:docker:run-untagged", "bb5_map:shell"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&report).unwrap()).unwrap();
+    let runners: Vec<(&str, &str)> = json["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| (j["name"].as_str().unwrap(), j["runner"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        runners,
+        [("a", "local:docker:run-untagged"), ("b", "bb5_map:shell")]
+    );
+    let out = command(&["local:docker:run-untagged"]);
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("job `b` needs a runner with tags [bb5_map]"),
+        "{stderr}"
+    );
+}

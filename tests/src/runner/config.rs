@@ -169,11 +169,8 @@ fn depth(v: &Value) -> usize {
     }
 }
 
-/// The size and depth limits. GitLab measures the loaded data, not the file: "The
-/// `max_yaml_size_bytes` value is not directly tied to the size of the YAML file, but rather
-/// the memory allocated for the relevant objects" (instance limits page), so aliases count
-/// once per use. Here: the file's bytes and the bytes of the data with every alias expanded,
-/// against the same limit (the file's checked before it is parsed); GitLab's error is "The parsed YAML is too big".
+/// The size limit on the file itself, checked before it is parsed; GitLab's error is "The
+/// parsed YAML is too big".
 fn check_file_size(text: &str, limits: &Limits) -> Result<(), String> {
     let limit = limits.max_yaml_size_bytes;
     if text.len() > limit {
@@ -185,6 +182,10 @@ fn check_file_size(text: &str, limits: &Limits) -> Result<(), String> {
     Ok(())
 }
 
+/// The size and depth limits on the loaded data. GitLab measures the data, not the file: "The
+/// `max_yaml_size_bytes` value is not directly tied to the size of the YAML file, but rather
+/// the memory allocated for the relevant objects" (instance limits page), so an alias counts
+/// once per use: here, the bytes of the data written out with every alias expanded.
 fn check_loaded_size(doc: &Value, limits: &Limits) -> Result<(), String> {
     let limit = limits.max_yaml_size_bytes;
     let expanded = common::yaml::to_string(doc).len();
