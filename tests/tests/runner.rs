@@ -17,9 +17,19 @@ fn runner(
     dir: &Path,
     ci: &str,
     child: Option<&str>,
-    (source, git_ref): (&str, PipelineRef),
+    source: (&str, PipelineRef),
     runners: &[&str],
 ) -> Runner {
+    Runner::new(options(dir, ci, child, source, runners))
+}
+
+fn options(
+    dir: &Path,
+    ci: &str,
+    child: Option<&str>,
+    (source, git_ref): (&str, PipelineRef),
+    runners: &[&str],
+) -> RunnerOptions {
     let project = dir.join("project");
     let shared = dir.join("shared");
     std::fs::create_dir_all(&project).unwrap();
@@ -28,7 +38,7 @@ fn runner(
     if let Some(child) = child {
         std::fs::write(project.join("child.yml"), child).unwrap();
     }
-    Runner::new(RunnerOptions {
+    RunnerOptions {
         project,
         work: dir.join("work"),
         source: source.into(),
@@ -44,7 +54,7 @@ fn runner(
             .map(|r| RunnerSpec::parse(r).unwrap())
             .collect(),
         limits: Limits::default(),
-    })
+    }
 }
 
 fn run(r: &mut Runner, dir: &Path) -> Result<Option<u32>, RunnerError> {
@@ -262,6 +272,43 @@ fn spack_generated_pipelines_are_created() {
             _ => assert_eq!(index.expect(name).when, "always", "{name}"),
         }
     }
+}
+
+/// With `strategy: depend` the trigger job mirrors its child's failure; without it the
+/// trigger job passes once the child is created (https://docs.gitlab.com/ci/yaml/#triggerstrategy).
+/// A child file over `max_artifacts_content_include_size` is not created.
+#[test]
+fn trigger_jobs_mirror_their_child_with_depend() {
+    let mr = PipelineRef::MergeRequest {
+        iid: 2,
+        source_branch: "feature".into(),
+        target_branch: "main".into(),
+    };
+    let failing = "fails:\n  rules: [{if: $CI_MERGE_REQUEST_IID}]\n  script: [exit 4]\n";
+    let dir = tempfile::tempdir().unwrap();
+    let source = ("merge_request_event", mr.clone());
+    let mut r = runner(dir.path(), PARENT, Some(failing), source, &["-"]);
+    let err = run(&mut r, dir.path()).unwrap_err().to_string();
+    assert!(err.contains("run-child (downstream pipeline"), "{err}");
+    assert!(err.contains("failed: fails (exit status 4"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let independent = PARENT.replace(", strategy: depend", "");
+    let source = ("merge_request_event", mr.clone());
+    let mut r = runner(dir.path(), &independent, Some(failing), source, &["-"]);
+    run(&mut r, dir.path()).unwrap();
+    assert!(r.runs.iter().any(|j| j.name == "fails" && !j.success));
+
+    let dir = tempfile::tempdir().unwrap();
+    let source = ("merge_request_event", mr);
+    let mut opts = options(dir.path(), &independent, Some(failing), source, &["-"]);
+    opts.limits.max_include_artifact_bytes = 20;
+    let mut r = Runner::new(opts);
+    let err = run(&mut r, dir.path()).unwrap_err().to_string();
+    assert!(
+        err.contains("max_artifacts_content_include_size (20)"),
+        "{err}"
+    );
 }
 
 /// The command: `--runner` gives the project's runners; the report names the runner of each

@@ -588,7 +588,11 @@ impl Runner {
     }
 
     /// A trigger job: the child pipeline in an artifact of this pipeline, created with
-    /// `CI_PIPELINE_SOURCE=parent_pipeline` on the parent's ref. It fails when the child
+    /// `CI_PIPELINE_SOURCE=parent_pipeline` ("For pipelines triggered by a parent/child
+    /// pipeline", https://docs.gitlab.com/ci/jobs/job_rules/#ci_pipeline_source-predefined-variable)
+    /// on the parent's ref: "Child pipelines run under the same project, ref, and commit SHA as
+    /// the parent pipeline" (https://docs.gitlab.com/ci/pipelines/downstream_pipelines/#parent-child-pipelines),
+    /// so the child of a merge request pipeline is on the merge request too. It fails when the child
     /// cannot be created ("downstream pipeline can not be created",
     /// https://docs.gitlab.com/ci/pipelines/downstream_pipelines_troubleshooting/), and with
     /// `strategy: depend` (or `mirror`) when the child fails; otherwise it passes "as soon as
