@@ -70,8 +70,9 @@ flaky:
   retry: 1
 broken:
   stage: build
-  script: [exit 3]
+  script: [echo broken > why, exit 3]
   retry: {max: 2, when: runner_system_failure}
+  artifacts: {when: on_failure, paths: [why]}
 tolerated:
   stage: build
   script: [exit 1]
@@ -85,11 +86,11 @@ rebuild-index:
   when: always
 cleanup:
   stage: index
-  script: [touch /shared/cleanup]
+  script: [cp why /shared/cleanup]
   when: on_failure
 "#;
 
-/// https://docs.gitlab.com/ci/yaml/#retry, #when and #allow_failure: a flaky job succeeds on
+/// https://docs.gitlab.com/ci/yaml/#retry, #when, #allow_failure and #artifactswhen: a flaky job succeeds on
 /// its retry; a script failure is not retried when only runner system failures are; the
 /// failed job fails the pipeline but `when: always` (Spack's `rebuild-index`) and
 /// `on_failure` jobs still run, `on_success` ones are skipped, and a failure allowed to fail

@@ -564,8 +564,14 @@ impl Runner {
         let exit = exec::docker_run(&container, &lines, vars)?;
         let success = exit.success();
         let mut done = Done::default();
+        // `artifacts:when`: `on_success` (default), `on_failure` or `always`
+        // (https://docs.gitlab.com/ci/yaml/#artifactswhen).
         if let Some(a) = &c.job.artifacts
-            && (success || a.when.as_deref() == Some("always"))
+            && match a.when.as_deref().unwrap_or("on_success") {
+                "always" => true,
+                "on_failure" => !success,
+                _ => success,
+            }
         {
             let got = exec::collect(a, work, dir, vars)?;
             done.artifacts = Some(got.store);
