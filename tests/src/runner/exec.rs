@@ -1,0 +1,221 @@
+//! Running one job's script in a container on the Docker daemon, with its variables in a
+//! private env file, its timeout, and its artifacts and dotenv report collected afterwards.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::ci::Artifacts;
+
+use super::{RunnerError, expand, io};
+
+/// How to start the container.
+pub struct Container<'a> {
+    pub docker_host: &'a str,
+    /// The job's folder: `job.env`, `job.sh`, `job.log`, `artifacts/`.
+    pub work: &'a Path,
+    /// The project copy, mounted at `/builds/project`.
+    pub dir: &'a Path,
+    pub image: &'a str,
+    /// `--pull` of `docker run`: `always`, `missing` or `never`.
+    pub pull: &'a str,
+    pub volumes: &'a [(PathBuf, PathBuf)],
+    pub timeout: Duration,
+}
+
+/// How `docker run` ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exit {
+    pub code: Option<i32>,
+    pub timed_out: Option<Duration>,
+}
+
+impl Exit {
+    pub fn success(&self) -> bool {
+        self.code == Some(0) && self.timed_out.is_none()
+    }
+
+    pub fn describe(&self) -> String {
+        match (self.timed_out, self.code) {
+            (Some(t), _) => format!("timed out after {t:?}"),
+            (None, c) => format!("exit status {}", c.unwrap_or(-1)),
+        }
+    }
+}
+
+fn write_env(work: &Path, vars: &BTreeMap<String, String>) -> Result<PathBuf, RunnerError> {
+    // The variables, secrets among them, go in a file only this user reads.
+    let env_file = work.join("job.env");
+    let mut env = String::new();
+    for (k, v) in vars {
+        if v.contains('\n') {
+            return Err(io("variables", format!("{k} holds a newline")));
+        }
+        env.push_str(&format!("{k}={v}\n"));
+    }
+    std::fs::write(&env_file, env).map_err(|e| io("env file", e))?;
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&env_file, std::fs::Permissions::from_mode(0o600))
+        .map_err(|e| io("env file", e))?;
+    Ok(env_file)
+}
+
+/// A container name no other runner on the daemon uses at the same time (tests run several
+/// runners at once, each numbering its jobs from 1): the job folder's, made unique by a hash
+/// of its path.
+fn container_name(work: &Path) -> String {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    work.hash(&mut h);
+    let job = work.file_name().unwrap_or_default().to_string_lossy();
+    format!("ci-runner-{job}-{:016x}", h.finish())
+}
+
+/// Run `script` (before_script and script lines) in `c`.
+pub fn docker_run(
+    c: &Container,
+    script_lines: &[String],
+    vars: &BTreeMap<String, String>,
+) -> Result<Exit, RunnerError> {
+    let env_file = write_env(c.work, vars)?;
+    let mut script = String::from("set -e\ncd /builds/project\n");
+    for line in script_lines {
+        script.push_str(line);
+        script.push('\n');
+    }
+    std::fs::write(c.work.join("job.sh"), script).map_err(|e| io("job script", e))?;
+    let container = container_name(c.work);
+    let mut cmd = Command::new("docker");
+    cmd.env("DOCKER_HOST", c.docker_host)
+        .args(["run", "--rm", "--name", &container, "--network", "host"])
+        .args(["--pull", c.pull])
+        .arg("--env-file")
+        .arg(&env_file)
+        .arg("-v")
+        .arg(format!("{}:/builds/project", c.dir.display()))
+        .arg("-v")
+        .arg(format!(
+            "{}:/builds/job.sh:ro",
+            c.work.join("job.sh").display()
+        ));
+    for (host, inside) in c.volumes {
+        cmd.arg("-v")
+            .arg(format!("{}:{}", host.display(), inside.display()));
+    }
+    cmd.args(["--entrypoint", "/bin/sh", c.image, "/builds/job.sh"]);
+    let log = c.work.join("job.log");
+    let out = std::fs::File::create(&log).map_err(|e| io("job log", e))?;
+    let err = out.try_clone().map_err(|e| io("job log", e))?;
+    let mut child = cmd
+        .stdin(Stdio::null())
+        .stdout(out)
+        .stderr(err)
+        .spawn()
+        .map_err(|e| io("docker", e))?;
+    let started = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| io("docker", e))? {
+            return Ok(Exit {
+                code: status.code(),
+                timed_out: None,
+            });
+        }
+        if started.elapsed() > c.timeout {
+            let _ = Command::new("docker")
+                .env("DOCKER_HOST", c.docker_host)
+                .args(["kill", &container])
+                .status();
+            let _ = child.wait();
+            return Ok(Exit {
+                code: None,
+                timed_out: Some(c.timeout),
+            });
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// The last lines of a job's log, for error messages.
+pub fn log_tail(work: &Path) -> String {
+    let text = std::fs::read_to_string(work.join("job.log")).unwrap_or_default();
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(40)..].join("\n")
+}
+
+pub fn copy_tree(from: &Path, to: &Path) -> Result<(), RunnerError> {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", from.display()))
+        .arg(to)
+        .status()
+        .map_err(|e| io("cp", e))?;
+    if !status.success() {
+        return Err(io(
+            "copying",
+            format!("{} to {}", from.display(), to.display()),
+        ));
+    }
+    Ok(())
+}
+
+/// A job's artifacts: where they were copied, and its dotenv report's variables (`Err` with
+/// a message when the report is missing or malformed).
+pub struct Collected {
+    pub store: PathBuf,
+    pub dotenv: Result<BTreeMap<String, String>, String>,
+}
+
+/// The job's `artifacts:paths` copied out of `dir` into `work/artifacts`, and its dotenv
+/// report read.
+pub fn collect(
+    a: &Artifacts,
+    work: &Path,
+    dir: &Path,
+    vars: &BTreeMap<String, String>,
+) -> Result<Collected, RunnerError> {
+    let store = work.join("artifacts");
+    std::fs::create_dir_all(&store).map_err(|e| io("artifacts", e))?;
+    for path in &a.paths {
+        let path = expand(path, vars);
+        let from = dir.join(&path);
+        if !from.exists() {
+            continue;
+        }
+        let to = store.join(&path);
+        std::fs::create_dir_all(to.parent().expect("a relative path"))
+            .map_err(|e| io("artifacts", e))?;
+        let ok = Command::new("cp")
+            .arg("-a")
+            .arg(&from)
+            .arg(&to)
+            .status()
+            .map_err(|e| io("cp", e))?
+            .success();
+        if !ok {
+            return Err(io("artifacts", format!("copying {path}")));
+        }
+    }
+    let mut dotenv = BTreeMap::new();
+    if let Some(file) = a.extra.get("reports").and_then(|r| r.get("dotenv")) {
+        let file = file.as_str().unwrap_or_default();
+        let text = match std::fs::read_to_string(dir.join(file)) {
+            Ok(t) => t,
+            Err(e) => {
+                let dotenv = Err(format!("dotenv report {file}: {e}"));
+                return Ok(Collected { store, dotenv });
+            }
+        };
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let Some((k, v)) = line.split_once('=') else {
+                let dotenv = Err(format!("dotenv report {file}: `{line}`"));
+                return Ok(Collected { store, dotenv });
+            };
+            dotenv.insert(k.to_string(), v.to_string());
+        }
+    }
+    Ok(Collected {
+        store,
+        dotenv: Ok(dotenv),
+    })
+}
