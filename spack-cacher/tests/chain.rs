@@ -103,7 +103,11 @@ fn a_schedule_prunes_sifs_of_deleted_branches_in_the_bucket_and_the_shared_direc
     );
     let shared = &p.jobs["scheduled prune branch SIFs shared"];
     assert_eq!(shared.tags, ["bb5_map"], "on the runner that mounts it");
-    assert!(shared.script[0].contains("--in '/gpfs/bbp.cscs.ch/ssd/containers'"));
+    // A shell runner ignores `image:`: the job has none, and finds the tools where the
+    // configuration says they are installed.
+    assert_eq!(shared.image, None);
+    assert_eq!(shared.script[0], "export PATH='/opt/spacktainerizah/bin':\"$PATH\"");
+    assert!(shared.script[1].contains("--in '/gpfs/bbp.cscs.ch/ssd/containers'"));
 }
 
 #[test]

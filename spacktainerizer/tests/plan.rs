@@ -27,8 +27,13 @@ fn setup(registry_url: &str) -> Setup {
     );
     let spack = dir.path().join("spack.git");
     std::fs::create_dir_all(&spack).unwrap();
-    git(&spack, &["init", "-q", "-b", "develop"]);
+    git(&spack, &["init", "-q", "-b", "releases/v1.0"]);
     git(&spack, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    // The example's Spack 1.x takes its packages from spack-packages.
+    let packages = dir.path().join("spack-packages.git");
+    std::fs::create_dir_all(&packages).unwrap();
+    git(&packages, &["init", "-q", "-b", "releases/v2025.07"]);
+    git(&packages, &["commit", "-q", "--allow-empty", "-m", "one"]);
     let namespace = unique_name("ns");
     let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
         .unwrap()
@@ -39,6 +44,10 @@ fn setup(registry_url: &str) -> Setup {
         .replace(
             "repository: https://github.com/spack/spack.git",
             &format!("repository: {}", spack.display()),
+        )
+        .replace(
+            "repository: https://github.com/spack/spack-packages.git",
+            &format!("repository: {}", packages.display()),
         )
         .replace(
             "base_images:\n",
