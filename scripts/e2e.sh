@@ -102,8 +102,10 @@ if [ "$STORAGE" = s3 ]; then
     export AWS_ACCESS_KEY_ID=e2e-key-id AWS_SECRET_ACCESS_KEY=e2e-secret-key AWS_REGION=us-east-1
     s3() { "$VENV/bin/python" "$ROOT/scripts/e2e-s3.py" "$S3" "$@"; }
     s3 mkbucket e2e-cache
+    s3 mkbucket e2e-cache-branches
     s3 mkbucket e2e-sifs
     CACHE_URL=s3://e2e-cache
+    BRANCH_CACHE_URL=s3://e2e-cache-branches
     SIF_URL=s3://e2e-sifs/containers
     printf '%s\n' "BUILD_CACHE_ACCESS_KEY_ID=$AWS_ACCESS_KEY_ID" \
         "BUILD_CACHE_SECRET_ACCESS_KEY=$AWS_SECRET_ACCESS_KEY" \
@@ -119,12 +121,13 @@ if [ "$STORAGE" = s3 ]; then
         secret_env: CONTAINERS_SECRET_ACCESS_KEY"
     STORAGE_VOLUMES=()
 else
-    mkdir -p "$WORK/build-cache" "$WORK/sifs"
+    mkdir -p "$WORK/build-cache" "$WORK/build-cache-branches" "$WORK/sifs"
     CACHE_URL=file://$WORK/build-cache
+    BRANCH_CACHE_URL=file://$WORK/build-cache-branches
     SIF_URL=file://$WORK/sifs
     CREDENTIALS=
     SIF_CREDENTIALS=
-    STORAGE_VOLUMES=(--volume "$WORK/build-cache" --volume "$WORK/sifs")
+    STORAGE_VOLUMES=(--volume "$WORK/build-cache" --volume "$WORK/build-cache-branches" --volume "$WORK/sifs")
 fi
 
 # The definitions repository: the example template and packages, the one container every
@@ -171,6 +174,7 @@ architectures:
     base_requirement: "%gcc@12 target=x86_64"
     build_cache:
       url: $CACHE_URL
+      branch_url: $BRANCH_CACHE_URL
       max_age_days: {default_branch: 90, other_branches: 30}
 $CREDENTIALS
     containers_bucket:
@@ -194,20 +198,24 @@ log "publishing the release tools image"
 
 DOCKER_SOCKET=${DOCKER_HOST#unix://}
 RUN_COUNT=0
-# run_pipeline SOURCE: the chain for a default-branch pipeline of SOURCE; the report's path.
+# run_pipeline SOURCE [BRANCH]: the chain for a pipeline of SOURCE on BRANCH (the default
+# branch; for a merge request, its source branch), on a runner tagged as the configuration
+# says; the report's path in LAST_REPORT.
 run_pipeline() {
     RUN_COUNT=$((RUN_COUNT + 1))
+    local branch=${2:-main}
     local report=$WORK/pipeline-$RUN_COUNT-$1.json start
     start=$(date +%s)
-    log "pipeline $RUN_COUNT: $1"
+    log "pipeline $RUN_COUNT: $1 on $branch"
     "$RUNNER" .gitlab-ci.yml --project "$DEFS" --work "$WORK/runs/$RUN_COUNT" --source "$1" \
-        --branch main --default-branch main --project-url "$WORK/remote.git" \
+        --branch "$branch" --default-branch main --project-url "$WORK/remote.git" \
+        --runner local:docker:run-untagged \
         --variables-file "$VARIABLES" --default-image "$OS_IMAGE" --report "$report" \
         --volume "$DOCKER_SOCKET:/var/run/docker.sock" --volume "$SHARED/spack" \
         --volume /usr/local/share/ca-certificates --volume "$WORK/remote.git" \
         --volume "$SIFS_SHARED" "${STORAGE_VOLUMES[@]}" ||
-        fail "pipeline $RUN_COUNT ($1): see $WORK/runs/$RUN_COUNT"
-    figure "pipeline $RUN_COUNT ($1): $(($(date +%s) - start)) s"
+        fail "pipeline $RUN_COUNT ($1 on $branch): see $WORK/runs/$RUN_COUNT"
+    figure "pipeline $RUN_COUNT ($1 on $branch): $(($(date +%s) - start)) s"
     LAST_REPORT=$report
 }
 
@@ -217,10 +225,16 @@ stage_times() {
         tee -a "$FIGURES" >&2
 }
 
-cache_size() {
-    if [ "$STORAGE" = s3 ]; then s3 size e2e-cache; else
-        echo "$(du -sb "$WORK/build-cache" | cut -f1) $(find "$WORK/build-cache" -type f | wc -l)"
+cache_size() { # [branches]
+    local name=build-cache${1:+-$1}
+    if [ "$STORAGE" = s3 ]; then s3 size "e2e-cache${1:+-$1}"; else
+        echo "$(du -sb "$WORK/$name" | cut -f1) $(find "$WORK/$name" -type f | wc -l)"
     fi
+}
+
+# The janitor's own words in a pipeline's job logs.
+janitor_said() { # run-number pattern
+    grep -rqsE "$2" "$WORK/runs/$1" --include=job.log
 }
 
 # --- 1. A default-branch push: the whole chain.
@@ -232,6 +246,9 @@ for c in "spacktainerizer build" "spack ci" "spackah build" "singularitah sif" "
 done
 read -r size count < <(cache_size)
 figure "build cache after the first pipeline (cleaned by its janitor): $size bytes in $count objects"
+# A first deployment: the branch cache has no keep list yet, which is no reason to stop.
+jq -e '[.jobs[] | select(.name == "clean build cache amd64") | .success] == [true]' "$LAST_REPORT" >/dev/null ||
+    fail "the first deployment's janitor did not pass"
 for image in builder runtime tools greeter; do
     ref=$REGISTRY/$NS/$image:latest
     [ "$image" = greeter ] && ref=$REGISTRY/$NS/greeter:1.0
@@ -347,7 +364,35 @@ jq -e '[.jobs[] | .commands[] | select(startswith("spackitor clean"))] | length 
     fail "the schedule cleaned nothing"
 read -r size count < <(cache_size)
 figure "build cache after the scheduled janitor: $size bytes in $count objects"
+jq -e '[.jobs[] | select(.name | startswith("scheduled clean")) | .success] | length == 2 and all' "$LAST_REPORT" >/dev/null ||
+    fail "the schedule did not clean both caches, the empty branch cache among them"
+janitor_said "$RUN_COUNT" "nothing recorded yet" ||
+    fail "the janitor of the empty branch cache did not say that nothing was recorded there yet"
 spack_install_from_cache
+
+# --- 7. A merge request from a feature branch: the whole chain again, run as GitLab runs a
+# merge-request pipeline (its children on the merge request's ref, jobs without rules left
+# out), filling the branch cache; then a manual (web) pipeline of that branch, which finds
+# everything done and cleans the branch cache.
+git -C "$DEFS" checkout -q -b feature
+git -C "$DEFS" push -q "$WORK/remote.git" feature
+run_pipeline merge_request_event feature
+for c in "spacktainerizer build" "spack ci" "spackah build" "singularitah sif"; do
+    jq -e --arg c "$c" '[.jobs[] | .commands[] | select(startswith($c))] | length > 0' "$LAST_REPORT" >/dev/null ||
+        fail "the merge-request pipeline ran no \`$c\`"
+done
+jq -e '[.jobs[] | select(.name | startswith("clean "))] | length == 0' "$LAST_REPORT" >/dev/null ||
+    fail "the merge-request pipeline cleaned a cache"
+read -r size count < <(cache_size branches)
+[ "$count" -gt 0 ] || fail "the merge-request pipeline left the branch cache empty"
+figure "branch build cache after the merge request: $size bytes in $count objects"
+run_pipeline web feature
+worked=$(jq -r '[.jobs[] | .commands[] | select(startswith("spacktainerizer build") or startswith("spack ci rebuild")
+    or startswith("spackah build") or startswith("singularitah sif build"))] | join(", ")' "$LAST_REPORT")
+[ -z "$worked" ] || fail "the manual pipeline of the merged branch did work again: $worked"
+jq -e '[.jobs[] | select(.name == "clean branch build cache amd64") | .success] == [true]' "$LAST_REPORT" >/dev/null ||
+    fail "the manual pipeline of the branch did not clean its own cache"
+git -C "$DEFS" checkout -q main
 
 figure "whole run (Spack $SPACK_VERSION, $STORAGE): $(($(date +%s) - STARTED)) s"
 log "e2e passed; figures in $FIGURES"

@@ -940,4 +940,89 @@ mod tests {
             "{err}"
         );
     }
+
+    fn parse_err(text: &str) -> String {
+        Config::parse(Path::new("spacktainerizah.yaml"), text)
+            .unwrap_err()
+            .to_string()
+    }
+
+    #[test]
+    fn a_kind_of_job_keeps_the_defaults_it_does_not_override() {
+        let text = EXAMPLE
+            .replace("    timeout: 8h\n", "    tags: [big-iron]\n")
+            .replace("jobs:\n", "jobs:\n  tools:\n    tags: [small]\n    timeout: 10m\n");
+        let cfg = Config::parse(Path::new("spacktainerizah.yaml"), &text).unwrap();
+        let builds = &cfg.jobs.spack_builds;
+        assert_eq!(builds.timeout.as_deref(), Some("6h"), "the kind's default");
+        assert_eq!(builds.tags.as_deref(), Some(&["big-iron".to_string()][..]));
+        assert_eq!(builds.variables["KUBERNETES_CPU_REQUEST"], "8");
+        let retry = builds.retry.as_ref().unwrap();
+        assert!(!retry.when.iter().any(|w| w == "script_failure"));
+        assert_eq!(cfg.tools_tags(), ["small"]);
+        assert_eq!(cfg.jobs.tools.timeout.as_deref(), Some("10m"));
+        // Without `tools: {tags}`, jobs of no architecture go to the first one's runner.
+        let cfg = Config::parse(Path::new("spacktainerizah.yaml"), EXAMPLE).unwrap();
+        assert_eq!(cfg.tools_tags(), ["kubernetes"]);
+        assert_eq!(cfg.jobs.spack_builds.timeout.as_deref(), Some("8h"));
+    }
+
+    #[test]
+    fn a_spack_build_is_never_retried_on_its_scripts_failure() {
+        let err = parse_err(&EXAMPLE.replace(
+            "    timeout: 8h\n",
+            "    timeout: 8h\n    retry: {max: 2, when: [script_failure]}\n",
+        ));
+        assert!(err.contains("jobs.spack_builds.retry") && err.contains("script_failure"), "{err}");
+        let err = parse_err(&EXAMPLE.replace(
+            "    timeout: 8h\n",
+            "    timeout: 8h\n    retry: {max: 5}\n",
+        ));
+        assert!(err.contains("0 to 2"), "{err}");
+        let err = parse_err(&EXAMPLE.replace(
+            "    timeout: 8h\n",
+            "    timeout: 8h\n    retry: {max: 1, when: [runner_failure]}\n",
+        ));
+        assert!(err.contains("`runner_failure`"), "{err}");
+    }
+
+    #[test]
+    fn a_shell_runner_for_the_sync_needs_the_tools_folder() {
+        let err = parse_err(&EXAMPLE.replace("  tools_dir: /opt/spacktainerizah/bin\n", ""));
+        assert!(
+            err.contains("sif_sync.executor: shell") && err.contains("sif_sync.tools_dir"),
+            "{err}"
+        );
+        let docker = EXAMPLE
+            .replace("  executor: shell\n", "  executor: docker\n")
+            .replace("  tools_dir: /opt/spacktainerizah/bin\n", "");
+        Config::parse(Path::new("spacktainerizah.yaml"), &docker).unwrap();
+    }
+
+    #[test]
+    fn a_spack_1_needs_its_package_repository() {
+        let without = EXAMPLE.replace(
+            "  spack_packages:\n    repository: https://github.com/spack/spack-packages.git\n    branch: releases/v2025.07\n",
+            "",
+        );
+        assert_ne!(without, EXAMPLE);
+        let err = parse_err(&without);
+        assert!(err.contains("base_images.spack_packages"), "{err}");
+        let old = without.replace("branch: releases/v1.0", "branch: releases/v0.23");
+        Config::parse(Path::new("spacktainerizah.yaml"), &old).unwrap();
+        let develop = without.replace("branch: releases/v1.0", "branch: develop");
+        assert!(parse_err(&develop).contains("`develop`"));
+    }
+
+    #[test]
+    fn jobs_of_an_architecture_off_the_proxy_empty_its_variables() {
+        let cfg = Config::parse(Path::new("spacktainerizah.yaml"), EXAMPLE).unwrap();
+        let arm = cfg.arch("arm64").unwrap().job_variables();
+        assert_eq!(arm.get("https_proxy").map(String::as_str), Some(""));
+        // `use_proxy: true` keeps the runner's proxy; not saying leaves the runner alone.
+        let amd = cfg.arch("amd64").unwrap().job_variables();
+        assert!(!amd.contains_key("https_proxy"));
+        assert!(parse_err(&EXAMPLE.replace("jobs:\n", "pull_policy: [sometimes]\njobs:\n"))
+            .contains("`sometimes`"));
+    }
 }

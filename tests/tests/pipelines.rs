@@ -151,3 +151,115 @@ fn the_noop_pipeline_is_valid() {
     p.check().unwrap();
     validate_gitlab_ci(&p.to_yaml()).unwrap();
 }
+
+// What a real GitLab does with every pipeline the chain writes (the chain, stage 1's, stage
+// 2's from Spack's real output, stage 3's).
+
+mod support;
+
+/// Trigger jobs run on GitLab itself: no runner, no tags.
+fn runs_on_a_runner(job: &common::ci::Job) -> bool {
+    job.trigger.is_none()
+}
+
+#[test]
+fn every_child_pipeline_has_jobs_in_a_merge_request_pipeline() {
+    // A job without rules gets `only: [branches, tags]`, which a merge-request pipeline and its
+    // children do not match: each child needs its own rules, or its trigger fails.
+    for (file, p) in support::generated() {
+        if file == ".gitlab-ci.yml" {
+            continue;
+        }
+        let workflow = p.workflow.as_ref().unwrap_or_else(|| panic!("{file}: no workflow"));
+        assert_eq!(
+            workflow.rules[0].if_.as_deref(),
+            Some(common::ci::CHILD_SOURCE),
+            "{file}"
+        );
+        for (name, job) in &p.jobs {
+            assert!(!job.rules.is_empty(), "{file}: `{name}` has no rules");
+            assert!(job.when.is_none(), "{file}: `{name}`: `when` beside `rules`");
+        }
+    }
+}
+
+#[test]
+fn every_job_asks_for_a_runner_by_tag() {
+    for (file, p) in support::generated() {
+        for (name, job) in p.jobs.iter().filter(|(_, j)| runs_on_a_runner(j)) {
+            assert!(!job.tags.is_empty(), "{file}: `{name}` would stay pending");
+        }
+    }
+}
+
+#[test]
+fn gitlab_limits_hold() {
+    for (file, p) in support::generated() {
+        let text = p.to_yaml();
+        assert!(
+            text.len() < spack_cacher::process::MAX_FILE_BYTES,
+            "{file}: {} bytes",
+            text.len()
+        );
+        for (name, job) in &p.jobs {
+            let needs = job.needs.as_ref().map_or(0, Vec::len);
+            assert!(needs <= 50, "{file}: `{name}` needs {needs} jobs");
+            if let Some(a) = &job.artifacts {
+                assert!(a.expire_in.is_some(), "{file}: `{name}`: artifacts never expire");
+            }
+        }
+    }
+}
+
+#[test]
+fn only_infrastructure_failures_are_retried() {
+    for (file, p) in support::generated() {
+        for (name, job) in p.jobs.iter().filter(|(_, j)| runs_on_a_runner(j)) {
+            // `wait-for-build-jobs` only echoes: Spack gives it `retry: 0`.
+            if name == "wait-for-build-jobs" {
+                continue;
+            }
+            match &job.retry {
+                Some(common::ci::Retry::Detailed { max, when }) => {
+                    assert!(*max > 0, "{file}: `{name}`");
+                    assert!(
+                        when.iter().all(|w| common::config::INFRASTRUCTURE_FAILURES
+                            .contains(&w.as_str())),
+                        "{file}: `{name}` is retried on {when:?}"
+                    );
+                }
+                other => panic!("{file}: `{name}` has retry {other:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn the_index_update_runs_after_a_failed_stage_and_shares_the_janitors_lock() {
+    let cache = support::build_cache(&support::config());
+    let trigger = &cache[0].1;
+    let index = trigger
+        .jobs
+        .iter()
+        .find(|(n, _)| n.contains("rebuild-index"))
+        .map(|(_, j)| j)
+        .expect("an index trigger");
+    assert_eq!(index.rules[0].when.as_deref(), Some("always"));
+    let generated = support::generated();
+    let chain = &generated[0].1;
+    for (trigger, janitor) in [
+        ("build cache amd64", "clean build cache amd64"),
+        ("build cache amd64 (branches)", "clean branch build cache amd64"),
+        ("build cache amd64", "scheduled clean build cache amd64"),
+    ] {
+        assert!(chain.jobs[trigger].resource_group.is_some());
+        assert_eq!(
+            chain.jobs[trigger].resource_group, chain.jobs[janitor].resource_group,
+            "{trigger} and {janitor} write one cache"
+        );
+    }
+    assert_ne!(
+        chain.jobs["build cache amd64"].resource_group,
+        chain.jobs["build cache amd64 (branches)"].resource_group
+    );
+}

@@ -93,9 +93,45 @@ pub fn generated() -> Vec<(String, Pipeline)> {
             decision("storage", spackah::plan::ContainerKind::Def),
         ],
     );
-    vec![
+    let mut all = vec![
         (".gitlab-ci.yml".into(), chain),
         ("base-images.yml".into(), base_images),
         ("containers.yml".into(), containers),
-    ]
+    ];
+    all.extend(build_cache(&cfg));
+    all
+}
+
+/// Stage 2's pipelines for amd64, from what Spack's `ci generate` really wrote (the fixtures),
+/// with the configuration's settings of Spack's jobs.
+pub fn build_cache(cfg: &Config) -> Vec<(String, Pipeline)> {
+    let amd64 = cfg.arch("amd64").unwrap();
+    let inputs: Vec<PathBuf> = ["current.yml", "envA.yml", "envB.yml"]
+        .iter()
+        .map(|f| spacktainerizah_tests::fixtures().join("spack/ci-generate").join(f))
+        .collect();
+    let opts = spack_cacher::process::ProcessOptions {
+        arch: "amd64".into(),
+        inputs,
+        output_dir: "unused".into(),
+        artifacts_path: "jobs_scratch_dir.amd64/pipelines".into(),
+        artifacts_job: "generate build cache amd64".into(),
+        variables: amd64.job_variables(),
+        builds: cfg.jobs.spack_builds.clone(),
+        tools: cfg.jobs.tools.clone(),
+        runner_tag: amd64.runner_tag.clone(),
+        pull_policy: cfg.pull_policy.clone(),
+        max_jobs_per_pipeline: 500,
+        max_file_bytes: spack_cacher::process::MAX_FILE_BYTES,
+    };
+    let files = spack_cacher::process::input_files(&opts.inputs).unwrap();
+    let read = files
+        .iter()
+        .map(|f| (f.clone(), Pipeline::read(f).unwrap()))
+        .collect();
+    let (children, trigger) =
+        spack_cacher::process::split(spack_cacher::process::merge(read).unwrap(), &opts);
+    let mut out = vec![("amd64.yml".to_string(), trigger)];
+    out.extend(children);
+    out
 }
