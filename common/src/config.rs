@@ -331,7 +331,10 @@ impl JobKind {
             tags: None,
             retry: Some(RetrySettings {
                 max: 2,
-                when: INFRASTRUCTURE_FAILURES.iter().map(|s| s.to_string()).collect(),
+                when: INFRASTRUCTURE_FAILURES
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect(),
             }),
             interruptible: Some(interruptible),
         }
@@ -951,7 +954,10 @@ mod tests {
     fn a_kind_of_job_keeps_the_defaults_it_does_not_override() {
         let text = EXAMPLE
             .replace("    timeout: 8h\n", "    tags: [big-iron]\n")
-            .replace("jobs:\n", "jobs:\n  tools:\n    tags: [small]\n    timeout: 10m\n");
+            .replace(
+                "jobs:\n",
+                "jobs:\n  tools:\n    tags: [small]\n    timeout: 10m\n",
+            );
         let cfg = Config::parse(Path::new("spacktainerizah.yaml"), &text).unwrap();
         let builds = &cfg.jobs.spack_builds;
         assert_eq!(builds.timeout.as_deref(), Some("6h"), "the kind's default");
@@ -973,7 +979,10 @@ mod tests {
             "    timeout: 8h\n",
             "    timeout: 8h\n    retry: {max: 2, when: [script_failure]}\n",
         ));
-        assert!(err.contains("jobs.spack_builds.retry") && err.contains("script_failure"), "{err}");
+        assert!(
+            err.contains("jobs.spack_builds.retry") && err.contains("script_failure"),
+            "{err}"
+        );
         let err = parse_err(&EXAMPLE.replace(
             "    timeout: 8h\n",
             "    timeout: 8h\n    retry: {max: 5}\n",
@@ -1022,7 +1031,9 @@ mod tests {
         // `use_proxy: true` keeps the runner's proxy; not saying leaves the runner alone.
         let amd = cfg.arch("amd64").unwrap().job_variables();
         assert!(!amd.contains_key("https_proxy"));
-        assert!(parse_err(&EXAMPLE.replace("jobs:\n", "pull_policy: [sometimes]\njobs:\n"))
-            .contains("`sometimes`"));
+        assert!(
+            parse_err(&EXAMPLE.replace("jobs:\n", "pull_policy: [sometimes]\njobs:\n"))
+                .contains("`sometimes`")
+        );
     }
 }

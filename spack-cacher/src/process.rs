@@ -260,9 +260,9 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
 /// `max_file_bytes` bytes each (a job's size as written: the output has no YAML anchors).
 fn parts<'a>(jobs: &'a [(String, Job)], opts: &ProcessOptions) -> Vec<&'a [(String, Job)]> {
     // Room for the pipeline's own keys (stages, variables, workflow).
-    let budget = opts.max_file_bytes.saturating_sub(
-        common::yaml::to_string(&opts.variables).len() + 1024,
-    );
+    let budget = opts
+        .max_file_bytes
+        .saturating_sub(common::yaml::to_string(&opts.variables).len() + 1024);
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, (name, job)) in jobs.iter().enumerate() {

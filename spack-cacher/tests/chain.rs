@@ -106,7 +106,10 @@ fn a_schedule_prunes_sifs_of_deleted_branches_in_the_bucket_and_the_shared_direc
     // A shell runner ignores `image:`: the job has none, and finds the tools where the
     // configuration says they are installed.
     assert_eq!(shared.image, None);
-    assert_eq!(shared.script[0], "export PATH='/opt/spacktainerizah/bin':\"$PATH\"");
+    assert_eq!(
+        shared.script[0],
+        "export PATH='/opt/spacktainerizah/bin':\"$PATH\""
+    );
     assert!(shared.script[1].contains("--in '/gpfs/bbp.cscs.ch/ssd/containers'"));
 }
 

@@ -276,3 +276,50 @@ fn the_command_reads_the_configuration_and_names_secrets_only_by_variable() {
     assert_eq!(bad.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("riscv"));
 }
+
+#[test]
+fn a_stage_too_large_for_one_file_is_split_by_size_and_spack_jobs_get_the_configured_settings() {
+    let out = tempfile::tempdir().unwrap();
+    let mut opts = options(out.path(), &["current.yml"], 500);
+    // GitLab refuses a configuration past `max_yaml_size_bytes`: a stage that would be larger
+    // goes into several files, each under the limit.
+    opts.max_file_bytes = 8_000;
+    opts.builds.tags = Some(vec!["big-iron".into()]);
+    opts.builds
+        .variables
+        .insert("SPACK_BUILD_JOBS".into(), "16".into());
+    let written = process::run(&opts).unwrap();
+    let children: Vec<_> = written
+        .iter()
+        .filter(|p| !p.ends_with("amd64.yml"))
+        .collect();
+    assert!(
+        children
+            .iter()
+            .any(|p| p.to_string_lossy().contains("-part-2")),
+        "{children:?}"
+    );
+    for child in children {
+        let text = std::fs::read_to_string(child).unwrap();
+        assert!(
+            text.len() <= 8_000,
+            "{}: {} bytes",
+            child.display(),
+            text.len()
+        );
+        let p = common::ci::Pipeline::parse(child, &text).unwrap();
+        for (name, job) in p.jobs.iter().filter(|(_, j)| j.image.is_some()) {
+            assert_eq!(job.timeout.as_deref(), Some("2h"), "{name}");
+            assert!(job.tags.contains(&"big-iron".to_string()), "{name}");
+            assert_eq!(job.variables["SPACK_BUILD_JOBS"], "16", "{name}");
+            // Spack's own retry (three runs of a failed build) is replaced.
+            let Some(common::ci::Retry::Detailed { when, .. }) = &job.retry else {
+                panic!("{name}: {:?}", job.retry);
+            };
+            assert!(
+                !when.iter().any(|w| w == "script_failure"),
+                "{name}: {when:?}"
+            );
+        }
+    }
+}

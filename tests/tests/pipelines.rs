@@ -170,7 +170,10 @@ fn every_child_pipeline_has_jobs_in_a_merge_request_pipeline() {
         if file == ".gitlab-ci.yml" {
             continue;
         }
-        let workflow = p.workflow.as_ref().unwrap_or_else(|| panic!("{file}: no workflow"));
+        let workflow = p
+            .workflow
+            .as_ref()
+            .unwrap_or_else(|| panic!("{file}: no workflow"));
         assert_eq!(
             workflow.rules[0].if_.as_deref(),
             Some(common::ci::CHILD_SOURCE),
@@ -178,7 +181,10 @@ fn every_child_pipeline_has_jobs_in_a_merge_request_pipeline() {
         );
         for (name, job) in &p.jobs {
             assert!(!job.rules.is_empty(), "{file}: `{name}` has no rules");
-            assert!(job.when.is_none(), "{file}: `{name}`: `when` beside `rules`");
+            assert!(
+                job.when.is_none(),
+                "{file}: `{name}`: `when` beside `rules`"
+            );
         }
     }
 }
@@ -205,7 +211,10 @@ fn gitlab_limits_hold() {
             let needs = job.needs.as_ref().map_or(0, Vec::len);
             assert!(needs <= 50, "{file}: `{name}` needs {needs} jobs");
             if let Some(a) = &job.artifacts {
-                assert!(a.expire_in.is_some(), "{file}: `{name}`: artifacts never expire");
+                assert!(
+                    a.expire_in.is_some(),
+                    "{file}: `{name}`: artifacts never expire"
+                );
             }
         }
     }
@@ -223,8 +232,8 @@ fn only_infrastructure_failures_are_retried() {
                 Some(common::ci::Retry::Detailed { max, when }) => {
                     assert!(*max > 0, "{file}: `{name}`");
                     assert!(
-                        when.iter().all(|w| common::config::INFRASTRUCTURE_FAILURES
-                            .contains(&w.as_str())),
+                        when.iter()
+                            .all(|w| common::config::INFRASTRUCTURE_FAILURES.contains(&w.as_str())),
                         "{file}: `{name}` is retried on {when:?}"
                     );
                 }
@@ -249,7 +258,10 @@ fn the_index_update_runs_after_a_failed_stage_and_shares_the_janitors_lock() {
     let chain = &generated[0].1;
     for (trigger, janitor) in [
         ("build cache amd64", "clean build cache amd64"),
-        ("build cache amd64 (branches)", "clean branch build cache amd64"),
+        (
+            "build cache amd64 (branches)",
+            "clean branch build cache amd64",
+        ),
         ("build cache amd64", "scheduled clean build cache amd64"),
     ] {
         assert!(chain.jobs[trigger].resource_group.is_some());

@@ -108,7 +108,11 @@ pub fn build_cache(cfg: &Config) -> Vec<(String, Pipeline)> {
     let amd64 = cfg.arch("amd64").unwrap();
     let inputs: Vec<PathBuf> = ["current.yml", "envA.yml", "envB.yml"]
         .iter()
-        .map(|f| spacktainerizah_tests::fixtures().join("spack/ci-generate").join(f))
+        .map(|f| {
+            spacktainerizah_tests::fixtures()
+                .join("spack/ci-generate")
+                .join(f)
+        })
         .collect();
     let opts = spack_cacher::process::ProcessOptions {
         arch: "amd64".into(),
