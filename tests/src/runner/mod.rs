@@ -649,7 +649,7 @@ impl Runner {
             Ok(t) => t,
             Err(e) => return cannot(format!("{artifact} from `{from}`: {e}")),
         };
-        let inherited = forwarded(c.job, trigger, vars);
+        let inherited = forwarded(c.p, c.job, trigger, vars);
         let ran = match self.run_pipeline(&label, &text, "parent_pipeline", inherited) {
             Err(RunnerError::Pipeline { message, .. }) => return cannot(message),
             other => other?,
@@ -672,32 +672,32 @@ impl Runner {
     }
 }
 
-/// What a child pipeline inherits: the trigger job's variables (PARENT_PIPELINE_ID among
-/// them), and with `forward: pipeline_variables` the parent's.
+/// What a child pipeline inherits (https://docs.gitlab.com/ci/yaml/#triggerforward): with
+/// `yaml_variables` (the default), the trigger job's YAML variables, its own
+/// (`PARENT_PIPELINE_ID`) and the top-level ones it inherits; with `pipeline_variables`, the
+/// variables the parent pipeline was run with (a manual run's, a schedule's), of which this
+/// runner's pipelines have none beyond the project's, which every pipeline has anyway.
+/// Predefined variables are never forwarded: the child sets its own
+/// (`CI_PIPELINE_SOURCE=parent_pipeline`).
 fn forwarded(
+    p: &Pipeline,
     job: &Job,
     trigger: &Trigger,
     vars: &BTreeMap<String, String>,
 ) -> BTreeMap<String, String> {
-    let mut inherited: BTreeMap<String, String> = job
-        .variables
-        .keys()
-        .filter_map(|k| vars.get(k).map(|v| (k.clone(), v.clone())))
-        .collect();
-    if trigger
+    let yaml = trigger
         .forward
         .as_ref()
-        .and_then(|f| f.pipeline_variables)
-        .unwrap_or(false)
-    {
-        for (k, v) in vars {
-            inherited.entry(k.clone()).or_insert_with(|| v.clone());
-        }
-        for k in ["CI_PIPELINE_ID", "CI_JOB_NAME", "CI_JOB_ID", "CI_JOB_STAGE"] {
-            inherited.remove(k);
-        }
+        .and_then(|f| f.yaml_variables)
+        .unwrap_or(true);
+    if !yaml {
+        return BTreeMap::new();
     }
-    inherited
+    job.variables
+        .keys()
+        .chain(p.variables.keys())
+        .filter_map(|k| vars.get(k).map(|v| (k.clone(), v.clone())))
+        .collect()
 }
 
 /// `image: pull_policy`: one policy or a list of them.
@@ -715,6 +715,35 @@ fn pull_policies(v: Option<&Value>) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_child_inherits_yaml_variables_never_the_parents_predefined_ones() {
+        let p = Pipeline::parse(
+            Path::new("p.yml"),
+            "variables:\n  CONFIG: c.yaml\nt:\n  variables:\n    PARENT_PIPELINE_ID: $CI_PIPELINE_ID\n  trigger:\n    include:\n    - artifact: x.yml\n      job: g\n    forward:\n      pipeline_variables: true\n",
+        )
+        .unwrap();
+        let job = &p.jobs["t"];
+        let trigger = job.trigger.as_ref().unwrap();
+        let vars: BTreeMap<String, String> = [
+            ("CONFIG", "c.yaml"),
+            ("PARENT_PIPELINE_ID", "1000"),
+            ("CI_PIPELINE_SOURCE", "push"),
+            ("CI_COMMIT_BRANCH", "main"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        let got = forwarded(&p, job, trigger, &vars);
+        assert_eq!(
+            got.keys().collect::<Vec<_>>(),
+            ["CONFIG", "PARENT_PIPELINE_ID"],
+            "a child's CI_PIPELINE_SOURCE is parent_pipeline, not its parent's"
+        );
+        let mut off = trigger.clone();
+        off.forward.as_mut().unwrap().yaml_variables = Some(false);
+        assert!(forwarded(&p, job, &off, &vars).is_empty());
+    }
 
     #[test]
     fn timeouts() {
