@@ -204,6 +204,22 @@ impl SpacktainerizerPipeline {
     }
 }
 
+/// `spacktainerizer pin --dotenv FILE --branch "$CI_COMMIT_REF_SLUG"` (the tag from
+/// `BUILDER_TAG`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpacktainerizerPin {
+    pub dotenv: String,
+}
+
+impl SpacktainerizerPin {
+    pub fn line(&self) -> Line {
+        Line::new("spacktainerizer", &["pin"])
+            .opt("--tag", Arg::var(crate::env_names::BUILDER_TAG))
+            .opt("--dotenv", Arg::word(&self.dotenv))
+            .opt("--branch", Arg::var(crate::env_names::CI_COMMIT_REF_SLUG))
+    }
+}
+
 /// `spacktainerizer build|index --image NAME [--arch ARCH --push] --branch B --date D`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpacktainerizerImage {

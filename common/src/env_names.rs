@@ -41,6 +41,11 @@ pub const CI_JOB_NAME: &str = "CI_JOB_NAME";
 pub const CI_PROJECT_DIR: &str = "CI_PROJECT_DIR";
 /// The base images' tag stage 1 exports for later stages (a dotenv report).
 pub const BUILDER_TAG: &str = "BUILDER_TAG";
+/// The base images a pipeline uses, pinned by digest once stage 1 built them (a dotenv
+/// report): a later push moving the tags cannot change them under the pipeline.
+pub const BUILDER_IMAGE: &str = "BUILDER_IMAGE";
+pub const RUNTIME_IMAGE: &str = "RUNTIME_IMAGE";
+pub const TOOLS_IMAGE: &str = "TOOLS_IMAGE";
 /// The `spack` executable to run.
 pub const SPACK: &str = "SPACK";
 /// The Docker daemon, as Docker's own clients read it.

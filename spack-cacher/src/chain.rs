@@ -2,8 +2,8 @@
 //! in order — base images, build cache (per architecture with Spack definitions), containers,
 //! cleanup — each stage's jobs in a child pipeline taken from the artifacts of the job that
 //! generated it (no API token). Stage 1 runs in the released tools image and builds the
-//! branch's own builder, runtime and tools images; every later job runs in those, at the tag
-//! stage 1 exports (`BUILDER_TAG`), with the timeouts and resources its kind is configured with.
+//! branch's own builder, runtime and tools images; every later job runs in those, pinned by the
+//! digests stage 1 exports (`BUILDER_IMAGE`, `TOOLS_IMAGE`), with its kind's settings.
 
 use std::collections::BTreeMap;
 
@@ -13,10 +13,10 @@ use common::ci::{
 };
 use common::commands::{
     Arg, CacherGenerate, CacherPrepare, CacherProcess, CacherRecord, S3Access, SifPruneBranches,
-    SpackahPipeline, SpackitorClean, SpacktainerizerPipeline,
+    SpackahPipeline, SpackitorClean, SpacktainerizerPin, SpacktainerizerPipeline,
 };
 use common::config::{ArchConfig, Config};
-use common::env_names::BUILDER_TAG;
+use common::env_names;
 
 pub const STAGES: [&str; 5] = [
     "generate",
@@ -35,6 +35,9 @@ const OTHER_BRANCH_WEB: &str =
 
 /// The job that plans stage 1; its dotenv report holds `BUILDER_TAG`.
 pub const GENERATE_BASE_IMAGES: &str = "generate base images";
+/// The job that pins the base images stage 1 built by digest; its dotenv report holds
+/// `BUILDER_IMAGE`, `RUNTIME_IMAGE` and `TOOLS_IMAGE`.
+pub const PIN_BASE_IMAGES: &str = "pin base images";
 
 #[derive(Debug, Clone)]
 pub struct ChainOptions {
@@ -88,9 +91,18 @@ fn trigger(stage: &str, job: &str, file: &str) -> Job {
     }
 }
 
-/// The branch's own image `name` (`builder`, `tools`), at the tag stage 1 exports.
-fn branch_image(cfg: &Config, name: &str) -> Option<Image> {
-    image(cfg.base_image(name, &format!("${BUILDER_TAG}")))
+/// The branch's own image as stage 1 built it, pinned by digest (`$BUILDER_IMAGE`,
+/// `$TOOLS_IMAGE`): a tag another pipeline of the branch may move before this job starts.
+fn pinned_image(variable: &str) -> Option<Image> {
+    image(format!("${variable}"))
+}
+
+/// What a job of stages 2 and 3 needs of stage 1: `BUILDER_TAG`, and the pinned images.
+fn stage_one_needs() -> Vec<Need> {
+    vec![
+        Need::with_artifacts(GENERATE_BASE_IMAGES, true),
+        Need::with_artifacts(PIN_BASE_IMAGES, true),
+    ]
 }
 
 pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
@@ -147,6 +159,38 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
         "base images",
         trigger("base-images", GENERATE_BASE_IMAGES, "base-images.yml"),
     )?;
+    // Two pushes of a branch move the same tags: every later job takes its image by the digest
+    // this pipeline's stage 1 left behind.
+    p.add_job(
+        PIN_BASE_IMAGES,
+        Job {
+            stage: Some("base-images".into()),
+            image: image(cfg.release_tools_image()),
+            needs: Some(vec![
+                Need::with_artifacts(GENERATE_BASE_IMAGES, true),
+                Need::job("base images"),
+            ]),
+            script: vec![
+                SpacktainerizerPin {
+                    dotenv: "pinned.env".into(),
+                }
+                .line()
+                .render(),
+            ],
+            artifacts: Some(Artifacts {
+                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
+                extra: [("reports".to_string(), dotenv("pinned.env"))]
+                    .into_iter()
+                    .collect(),
+                ..Artifacts::default()
+            }),
+            tags: cfg.tools_tags(),
+            rules: not_on_schedule(),
+            ..Job::default()
+        }
+        .with_settings(&cfg.jobs.tools)
+        .with_pull_policy(cfg.pull_policy.as_deref()),
+    )?;
 
     // Stage 2: the build cache, per architecture with Spack definitions, once the builder
     // image exists; cleanup as soon as an architecture's cache is filled.
@@ -163,20 +207,16 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     add_prune_jobs(&mut p, opts)?;
 
     // Stage 3: containers, from the lockfiles of every architecture.
-    let mut needs: Vec<Need> = vec![Need::with_artifacts(GENERATE_BASE_IMAGES, true)];
+    let mut needs: Vec<Need> = stage_one_needs();
     for (generate, trigger_name) in &cache_triggers {
         needs.push(Need::with_artifacts(generate, true));
         needs.extend(cache_trigger_needs(&p, trigger_name));
-    }
-    if cache_triggers.is_empty() {
-        // Only `.def` containers: their SIFs need the tools image stage 1 builds.
-        needs.push(Need::job("base images"));
     }
     p.add_job(
         "generate containers",
         Job {
             stage: Some("containers".into()),
-            image: branch_image(cfg, "tools"),
+            image: pinned_image(env_names::TOOLS_IMAGE),
             needs: Some(needs),
             script: vec![
                 SpackahPipeline {
@@ -224,13 +264,10 @@ fn add_build_cache(
         generate.clone(),
         Job {
             stage: Some("build-cache".into()),
-            image: branch_image(cfg, "builder"),
+            image: pinned_image(env_names::BUILDER_IMAGE),
             tags: vec![ac.runner_tag.clone()],
             variables,
-            needs: Some(vec![
-                Need::with_artifacts(GENERATE_BASE_IMAGES, true),
-                Need::job("base images"),
-            ]),
+            needs: Some(stage_one_needs()),
             script: vec![
                 CacherPrepare { out: "envs".into() }.line().render(),
                 CacherGenerate {
@@ -370,10 +407,8 @@ fn add_cleaners(
     let trigger_needs = cache_trigger_needs(p, trigger_name);
     let after_build = |on_default: bool| {
         let keep = format!("envs/{arch}");
-        let mut needs = vec![
-            Need::with_artifacts(GENERATE_BASE_IMAGES, true),
-            Need::with_artifacts(generate, true),
-        ];
+        let mut needs = stage_one_needs();
+        needs.push(Need::with_artifacts(generate, true));
         needs.extend(trigger_needs.iter().cloned());
         Job {
             needs: Some(needs),
@@ -387,7 +422,7 @@ fn add_cleaners(
                 ac,
                 on_default,
                 Some(&keep),
-                &format!("${BUILDER_TAG}"),
+                &format!("${}", env_names::BUILDER_IMAGE),
             )
         }
     };
@@ -433,11 +468,11 @@ fn add_cleaners(
     }
     // The scheduled runs: the janitor alone, each cache with its own age, on the default
     // branch's builder (no stage 1 runs on a schedule).
-    let tag = cfg.tags.default_branch.clone();
+    let builder = cfg.base_image("builder", &cfg.tags.default_branch);
     let scheduled = |on_default: bool| Job {
         needs: Some(vec![]),
         rules: vec![Rule::when_if(SCHEDULE, "always")],
-        ..clean_job(opts, ac, on_default, None, &tag)
+        ..clean_job(opts, ac, on_default, None, &builder)
     };
     p.add_job(
         format!("scheduled clean build cache {arch}"),
@@ -523,13 +558,13 @@ fn scheduled_job(opts: &ChainOptions, runner: &str, cmd: String) -> Job {
 /// `spackitor clean` of the cache branches (`on_default`: the default branch) fill, keeping
 /// every keep list recorded in any cache of the architecture by a branch the remote still has
 /// (and `own_keep`, this pipeline's own lockfiles), with Spack's package repository (in the
-/// builder, tagged `builder_tag`) and the project's.
+/// image `builder`) and the project's.
 fn clean_job(
     opts: &ChainOptions,
     ac: &ArchConfig,
     on_default: bool,
     own_keep: Option<&str>,
-    builder_tag: &str,
+    builder: &str,
 ) -> Job {
     let bucket = &ac.build_cache;
     let mut caches = vec![bucket.url_for(true)];
@@ -554,7 +589,7 @@ fn clean_job(
     .render();
     Job {
         stage: Some("cleanup".into()),
-        image: image(opts.config.base_image("builder", builder_tag)),
+        image: image(builder.to_string()),
         tags: vec![ac.runner_tag.clone()],
         script: vec![cmd],
         // Never beside a fill of this cache (its index update) nor another janitor.

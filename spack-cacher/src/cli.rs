@@ -39,6 +39,10 @@ pub enum CliCommand {
         /// The base images' tag stage 1 exported: the builder Spack's jobs run in.
         #[arg(long, env = env_names::BUILDER_TAG)]
         base_tag: String,
+        /// That builder pinned by digest (`<registry>/builder@sha256:…`), which Spack's jobs
+        /// then run in.
+        #[arg(long, env = env_names::BUILDER_IMAGE)]
+        builder_image: Option<String>,
         /// The checkout every job has: package repositories inside it are written relative to
         /// `$CI_PROJECT_DIR`, absolute paths otherwise.
         #[arg(long, value_name = "DIR", env = env_names::CI_PROJECT_DIR)]
@@ -145,6 +149,7 @@ impl Cli {
                 out,
                 branch,
                 base_tag,
+                builder_image,
                 project_dir,
             } => Command::Prepare {
                 config,
@@ -152,6 +157,7 @@ impl Cli {
                 out,
                 branch,
                 base_tag,
+                builder_image,
                 project_dir,
             },
             CliCommand::Generate {

@@ -38,6 +38,7 @@ pub enum Command {
         branch: String,
         /// The base images' tag stage 1 exported (`BUILDER_TAG`).
         base_tag: String,
+        builder_image: Option<String>,
         /// `CI_PROJECT_DIR`, the checkout the jobs share.
         project_dir: Option<PathBuf>,
     },
@@ -119,6 +120,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
             out,
             branch,
             base_tag,
+            builder_image,
             project_dir,
         } => {
             let opts = prepare::PrepareOptions {
@@ -127,6 +129,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 output: out,
                 branch,
                 base_tag,
+                builder_image,
                 project_dir,
             };
             let prepared = prepare::run(&opts).context("preparing the Spack environments")?;

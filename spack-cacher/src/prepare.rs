@@ -25,6 +25,8 @@ pub struct PrepareOptions {
     pub branch: String,
     /// The base images' tag stage 1 exported: the builder Spack's jobs run in.
     pub base_tag: String,
+    /// That builder pinned by digest (`BUILDER_IMAGE`), which Spack's jobs run in when given.
+    pub builder_image: Option<String>,
     /// The checkout every job of the pipeline has (`CI_PROJECT_DIR`): package repositories
     /// inside it are written as `$CI_PROJECT_DIR/…`, which Spack expands in each job, wherever
     /// the runner put the checkout. Outside CI they are written as absolute paths.
@@ -66,7 +68,11 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
             anchor_repos(&mut env, &opts.repo, opts.project_dir.as_deref())
                 .with_context(|| format!("the package repositories of {}", def.path.display()))?;
             add_mirror(&mut env, ac, on_default);
-            add_ci(&mut env, &opts.config, ac, &opts.base_tag);
+            let builder = opts
+                .builder_image
+                .clone()
+                .unwrap_or_else(|| opts.config.base_image("builder", &opts.base_tag));
+            add_ci(&mut env, ac, &builder);
             let dir = opts.output.join(arch).join(&def.name);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join("spack.yaml");
@@ -167,9 +173,9 @@ fn add_mirror(env: &mut Environment, ac: &ArchConfig, on_default: bool) {
 }
 
 /// The builder image of this branch, the runner tag, and the key trust every job needs.
-fn add_ci(env: &mut Environment, config: &Config, ac: &ArchConfig, base_tag: &str) {
+fn add_ci(env: &mut Environment, ac: &ArchConfig, builder: &str) {
     let image = map(vec![
-        ("name", s(&config.base_image("builder", base_tag))),
+        ("name", s(builder)),
         ("entrypoint", Value::Sequence(vec![s("")])),
     ]);
     // The deployment key is a File variable (a path), and optional: an unsigned cache needs

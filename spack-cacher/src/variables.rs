@@ -147,6 +147,18 @@ pub fn variables(cfg: &Config) -> Vec<CiVariable> {
             env_names::BUILDER_TAG,
             "stage 1's tag of the base images (dotenv report)",
         ),
+        (
+            env_names::BUILDER_IMAGE,
+            "the builder the pipeline built, pinned by digest (dotenv report)",
+        ),
+        (
+            env_names::RUNTIME_IMAGE,
+            "the runtime the pipeline built, pinned by digest (dotenv report)",
+        ),
+        (
+            env_names::TOOLS_IMAGE,
+            "the tools image the pipeline built, pinned by digest (dotenv report)",
+        ),
         (env_names::CONFIG, "the configuration file"),
         (
             "PARENT_PIPELINE_ID",

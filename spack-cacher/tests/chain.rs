@@ -246,3 +246,35 @@ fn every_cleaning_keeps_what_every_living_branch_recorded() {
         }
     }
 }
+
+#[test]
+fn every_job_after_stage_1_runs_the_images_its_pipeline_built_by_digest() {
+    // Two pushes race on the branch's tags: a job that named `builder:$BUILDER_TAG` could run
+    // the other push's builder. After stage 1, jobs take the digests `pin base images` exports.
+    let p = chain();
+    let pin = &p.jobs["pin base images"];
+    assert!(pin.script[0].starts_with("spacktainerizer pin --tag \"$BUILDER_TAG\""));
+    assert_eq!(
+        pin.artifacts.as_ref().unwrap().extra["reports"]["dotenv"].as_str(),
+        Some("pinned.env")
+    );
+    for (name, job) in &p.jobs {
+        let Some(common::ci::Image::Detailed { name: image, .. }) = &job.image else {
+            continue;
+        };
+        if image.contains("$BUILDER_TAG") {
+            panic!("`{name}` runs {image}, a tag another pipeline may move");
+        }
+        if image.starts_with('$') {
+            assert!(
+                matches!(image.as_str(), "$BUILDER_IMAGE" | "$TOOLS_IMAGE"),
+                "{name}: {image}"
+            );
+            let needs = job.needs.as_ref().unwrap();
+            assert!(
+                needs.iter().any(|n| n.job_name() == "pin base images"),
+                "`{name}` runs {image} without the job that sets it"
+            );
+        }
+    }
+}

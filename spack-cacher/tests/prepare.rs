@@ -19,6 +19,7 @@ fn options(out: &Path, branch: &str) -> PrepareOptions {
         } else {
             format!("2026.11.29-{branch}")
         },
+        builder_image: None,
         // As in a job whose checkout is this repository.
         project_dir: Some(repo_root()),
     }

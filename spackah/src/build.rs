@@ -28,6 +28,8 @@ pub struct BuildOptions {
     pub environments: PathBuf,
     /// The base images' tag (stage 1's `BUILDER_TAG`).
     pub base_tag: String,
+    /// The base images pinned by digest, used instead of the tag when given.
+    pub pinned: crate::Pinned,
     pub push: bool,
     /// The project registry's login (its named variables, read once): the builder and
     /// runtime images are pulled, and the image pushed, with it.
@@ -113,8 +115,13 @@ pub async fn build(
             }
         }
     }
-    let builder = cfg.base_image("builder", &opts.base_tag);
-    let runtime = cfg.base_image("runtime", &opts.base_tag);
+    let base = |pinned: &Option<String>, name| {
+        pinned
+            .clone()
+            .unwrap_or_else(|| cfg.base_image(name, &opts.base_tag))
+    };
+    let builder = base(&opts.pinned.builder, "builder");
+    let runtime = base(&opts.pinned.runtime, "runtime");
     let rendered = dockerfile::render(&def, &env, &builder, &runtime, layout)?;
     // The project registry's own login, else the saved one of each registry the bases are in.
     let configured: Vec<(String, Login)> = opts

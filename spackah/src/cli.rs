@@ -66,8 +66,10 @@ pub enum CliCommand {
         out: PathBuf,
         /// The image with the Spacktainerizah tools the jobs run in (default: the branch's
         /// tools image, `<registry>/tools:<base tag>`).
-        #[arg(long)]
+        #[arg(long, env = env_names::TOOLS_IMAGE)]
         tools_image: Option<String>,
+        #[command(flatten)]
+        pinned: PinnedArgs,
     },
     /// Copy a built container to the public hub: on the default branch only, when the public
     /// repository exists and lacks the tag or holds other checksums.
@@ -101,7 +103,30 @@ pub enum CliCommand {
         /// Push it to the project registry once built.
         #[arg(long)]
         push: bool,
+        #[command(flatten)]
+        pinned: PinnedArgs,
     },
+}
+
+/// The base images pinned by digest (stage 1's `spacktainerizer pin`): used instead of the
+/// tag, which another pipeline may move meanwhile.
+#[derive(Debug, clap::Args)]
+pub struct PinnedArgs {
+    /// The builder image, `<registry>/builder@sha256:…` (default: at the base tag).
+    #[arg(long, env = env_names::BUILDER_IMAGE)]
+    builder_image: Option<String>,
+    /// The runtime image, `<registry>/runtime@sha256:…` (default: at the base tag).
+    #[arg(long, env = env_names::RUNTIME_IMAGE)]
+    runtime_image: Option<String>,
+}
+
+impl From<PinnedArgs> for crate::Pinned {
+    fn from(a: PinnedArgs) -> Self {
+        crate::Pinned {
+            builder: a.builder_image,
+            runtime: a.runtime_image,
+        }
+    }
 }
 
 /// What `plan`, `publish` and `build` all read.
@@ -156,6 +181,7 @@ impl Cli {
                 base_tag,
                 out,
                 tools_image,
+                pinned,
             } => Command::Pipeline {
                 place: Place {
                     config,
@@ -167,6 +193,7 @@ impl Cli {
                 base_tag,
                 out,
                 tools_image,
+                pinned: pinned.into(),
             },
             CliCommand::Publish {
                 common,
@@ -184,6 +211,7 @@ impl Cli {
                 container,
                 arch,
                 push,
+                pinned,
             } => Command::Build {
                 place: common.into(),
                 environments,
@@ -191,6 +219,7 @@ impl Cli {
                 container,
                 arch,
                 push,
+                pinned: pinned.into(),
             },
         };
         (self.output.options(), command)

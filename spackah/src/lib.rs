@@ -67,6 +67,7 @@ pub enum Command {
         container: String,
         arch: String,
         push: bool,
+        pinned: Pinned,
     },
     Publish {
         place: Place,
@@ -79,7 +80,16 @@ pub enum Command {
         base_tag: String,
         out: PathBuf,
         tools_image: Option<String>,
+        pinned: Pinned,
     },
+}
+
+/// The base images pinned by digest, when stage 1 pinned them: containers are built from
+/// these rather than from the tag, which another pipeline may move meanwhile.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pinned {
+    pub builder: Option<String>,
+    pub runtime: Option<String>,
 }
 
 /// One line of the plan table: what needs doing (`build`, `sif`, `hub`, or `skip`) and why.
@@ -181,6 +191,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 base_tag,
                 out,
                 tools_image,
+                pinned,
             } => {
                 let plan = PlanOptions {
                     project: place.project()?,
@@ -195,6 +206,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     environments,
                     base_tag,
                     tools_image,
+                    pinned,
                 };
                 let decisions = plan::plan(&opts.plan, &services).await?;
                 let p = pipeline::pipeline(&opts, &decisions);
@@ -210,6 +222,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 container,
                 arch,
                 push,
+                pinned,
             } => {
                 let project = place.project()?;
                 let login = project.config.registry.login()?;
@@ -219,6 +232,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     arch,
                     environments,
                     base_tag,
+                    pinned,
                     push,
                     login,
                 };

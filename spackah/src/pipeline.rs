@@ -21,6 +21,9 @@ pub struct PipelineOptions {
     pub base_tag: String,
     /// The image with the Spacktainerizah tools the jobs run in.
     pub tools_image: String,
+    /// The base images pinned by digest: given to the build jobs as `BUILDER_IMAGE` and
+    /// `RUNTIME_IMAGE`, which `spackah build` reads.
+    pub pinned: crate::Pinned,
 }
 
 fn containers_bucket<'a>(cfg: &'a Config, arch: &str) -> Option<&'a BucketConfig> {
@@ -184,6 +187,15 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         .filter(|s| p.jobs.values().any(|j| j.stage.as_deref() == Some(s)))
         .map(String::from)
         .collect();
+    let pinned = [
+        (common::env_names::BUILDER_IMAGE, &opts.pinned.builder),
+        (common::env_names::RUNTIME_IMAGE, &opts.pinned.runtime),
+    ];
+    for (name, image) in pinned {
+        if let Some(image) = image {
+            p.variables.insert(name.to_string(), image.clone());
+        }
+    }
     p.into_child()
 }
 
@@ -249,6 +261,7 @@ mod tests {
             environments: "envs".into(),
             base_tag: "2026.11.29".into(),
             tools_image: "tools:latest".into(),
+            pinned: crate::Pinned::default(),
         }
     }
 
@@ -369,6 +382,20 @@ mod tests {
         let text = p.to_yaml();
         spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
         assert!(!text.contains("test-secret"), "variables by name only");
+    }
+
+    #[test]
+    fn build_jobs_get_the_base_images_their_pipeline_pinned() {
+        let mut opts = options("my-branch");
+        opts.pinned = crate::Pinned {
+            builder: Some("reg/builder@sha256:b".into()),
+            runtime: Some("reg/runtime@sha256:r".into()),
+        };
+        let d = decision("pythons", "amd64", ContainerKind::Spack, true, false, None);
+        let p = pipeline(&opts, &[d]);
+        // `spackah build` reads these (`--builder-image`, `--runtime-image`) by their names.
+        assert_eq!(p.variables["BUILDER_IMAGE"], "reg/builder@sha256:b");
+        assert_eq!(p.variables["RUNTIME_IMAGE"], "reg/runtime@sha256:r");
     }
 
     #[test]

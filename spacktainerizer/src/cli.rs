@@ -67,6 +67,19 @@ pub enum CliCommand {
         #[arg(long)]
         tools_image: Option<String>,
     },
+    /// Resolve the base images at a tag to their digests now, and write them as a dotenv
+    /// report (`BUILDER_IMAGE`, `RUNTIME_IMAGE`, `TOOLS_IMAGE`): the later jobs of a pipeline
+    /// run the images it built, whatever another pipeline pushes meanwhile.
+    Pin {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The base images' tag (stage 1's `BUILDER_TAG`).
+        #[arg(long, env = env_names::BUILDER_TAG)]
+        tag: String,
+        /// Where to write the dotenv report.
+        #[arg(long, value_name = "FILE")]
+        dotenv: PathBuf,
+    },
 }
 
 /// Options every command takes.
@@ -135,6 +148,15 @@ impl Cli {
                 out,
                 dotenv,
                 tools_image,
+            },
+            CliCommand::Pin {
+                common,
+                tag,
+                dotenv,
+            } => Command::Pin {
+                common: common.into(),
+                tag,
+                dotenv,
             },
         };
         (self.output.options(), command)

@@ -6,6 +6,7 @@ pub mod build;
 pub mod cli;
 pub mod images;
 pub mod index;
+pub mod pin;
 pub mod pipeline;
 pub mod plan;
 pub mod tags;
@@ -108,6 +109,11 @@ pub enum Command {
         dotenv: Option<PathBuf>,
         tools_image: Option<String>,
     },
+    Pin {
+        common: Common,
+        tag: String,
+        dotenv: PathBuf,
+    },
 }
 
 /// Run `command`, printing through a printer made from `output`; the process exit code.
@@ -208,6 +214,18 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 if let Some(d) = dotenv {
                     std::fs::write(&d, env).with_context(|| format!("writing {}", d.display()))?;
                 }
+                Ok(exit::SUCCESS)
+            }
+            Command::Pin {
+                common,
+                tag,
+                dotenv,
+            } => {
+                let ctx = context(common)?;
+                let env = pin::pin(&ctx.config, &tag, &registry(&ctx)?).await?;
+                std::fs::write(&dotenv, &env)
+                    .with_context(|| format!("writing {}", dotenv.display()))?;
+                printer.data(&env)?;
                 Ok(exit::SUCCESS)
             }
         }

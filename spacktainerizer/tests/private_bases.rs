@@ -49,6 +49,7 @@ fn write_repo(dir: &Path, registry_url: &str, os_image: &str) {
     )
     .unwrap();
     std::fs::write(dir.join("spack.tar"), "a stand-in").unwrap();
+    std::fs::write(dir.join("spack-packages.tar"), "a stand-in").unwrap();
     std::fs::create_dir_all(dir.join("tools")).unwrap();
     for tool in common::commands::TOOLS {
         std::fs::write(dir.join("tools").join(tool), tool).unwrap();
@@ -70,8 +71,12 @@ fn write_repo(dir: &Path, registry_url: &str, os_image: &str) {
         .replace("os_image: ubuntu:22.04", &format!("os_image: {os_image}"))
         // Not fetched: the runtime image only records which Spack it goes with.
         .replace(
-            "repository: https://github.com/spack/spack.git\n    branch: develop",
+            "repository: https://github.com/spack/spack.git\n    branch: releases/v1.0",
             "archive: spack.tar",
+        )
+        .replace(
+            "repository: https://github.com/spack/spack-packages.git\n    branch: releases/v2025.07",
+            "archive: spack-packages.tar",
         )
         .replace(
             "base_images:\n",

@@ -234,6 +234,7 @@ fn the_readme_lists_every_ci_variable_the_chain_reads() {
         output: out.path().to_path_buf(),
         branch: "main".into(),
         base_tag: "latest".into(),
+        builder_image: None,
         project_dir: Some(repo_root()),
     })
     .unwrap();

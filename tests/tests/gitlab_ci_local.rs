@@ -81,6 +81,7 @@ const BUILD: &[&str] = &[
     "build cache arm64",
     "generate containers",
     "containers",
+    "pin base images",
 ];
 
 #[test]

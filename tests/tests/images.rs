@@ -144,6 +144,7 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
         output: out.path().to_path_buf(),
         branch: "main".into(),
         base_tag: "latest".into(),
+        builder_image: None,
         project_dir: None,
     })
     .unwrap();

@@ -166,7 +166,7 @@ fn runs_on_a_runner(job: &common::ci::Job) -> bool {
 fn every_child_pipeline_has_jobs_in_a_merge_request_pipeline() {
     // A job without rules gets `only: [branches, tags]`, which a merge-request pipeline and its
     // children do not match: each child needs its own rules, or its trigger fails.
-    for (file, p) in support::generated() {
+    for (file, p) in support::everything() {
         if file == ".gitlab-ci.yml" {
             continue;
         }
@@ -191,7 +191,7 @@ fn every_child_pipeline_has_jobs_in_a_merge_request_pipeline() {
 
 #[test]
 fn every_job_asks_for_a_runner_by_tag() {
-    for (file, p) in support::generated() {
+    for (file, p) in support::everything() {
         for (name, job) in p.jobs.iter().filter(|(_, j)| runs_on_a_runner(j)) {
             assert!(!job.tags.is_empty(), "{file}: `{name}` would stay pending");
         }
@@ -200,7 +200,7 @@ fn every_job_asks_for_a_runner_by_tag() {
 
 #[test]
 fn gitlab_limits_hold() {
-    for (file, p) in support::generated() {
+    for (file, p) in support::everything() {
         let text = p.to_yaml();
         assert!(
             text.len() < spack_cacher::process::MAX_FILE_BYTES,
@@ -222,7 +222,7 @@ fn gitlab_limits_hold() {
 
 #[test]
 fn only_infrastructure_failures_are_retried() {
-    for (file, p) in support::generated() {
+    for (file, p) in support::everything() {
         for (name, job) in p.jobs.iter().filter(|(_, j)| runs_on_a_runner(j)) {
             // `wait-for-build-jobs` only echoes: Spack gives it `retry: 0`.
             if name == "wait-for-build-jobs" {
@@ -254,7 +254,7 @@ fn the_index_update_runs_after_a_failed_stage_and_shares_the_janitors_lock() {
         .map(|(_, j)| j)
         .expect("an index trigger");
     assert_eq!(index.rules[0].when.as_deref(), Some("always"));
-    let generated = support::generated();
+    let generated = support::everything();
     let chain = &generated[0].1;
     for (trigger, janitor) in [
         ("build cache amd64", "clean build cache amd64"),

@@ -63,6 +63,10 @@ pub fn generated() -> Vec<(String, Pipeline)> {
         base_tag: "latest".into(),
         // As `spackah pipeline` defaults it: this branch's tools image.
         tools_image: cfg.base_image("tools", "latest"),
+        pinned: spackah::Pinned {
+            builder: Some("registry.example.org/hpc/spacktainers/builder@sha256:1".into()),
+            runtime: Some("registry.example.org/hpc/spacktainers/runtime@sha256:2".into()),
+        },
     };
     let decision = |container: &str, kind| spackah::plan::Decision {
         container: container.into(),
@@ -93,17 +97,25 @@ pub fn generated() -> Vec<(String, Pipeline)> {
             decision("storage", spackah::plan::ContainerKind::Def),
         ],
     );
-    let mut all = vec![
+    vec![
         (".gitlab-ci.yml".into(), chain),
         ("base-images.yml".into(), base_images),
         ("containers.yml".into(), containers),
-    ];
-    all.extend(build_cache(&cfg));
+    ]
+}
+
+/// Every pipeline GitLab runs for the chain: what the generators write and, for stage 2, what
+/// `process` makes of Spack's own.
+#[allow(dead_code)] // Not every test binary that shares this module reads it.
+pub fn everything() -> Vec<(String, Pipeline)> {
+    let mut all = generated();
+    all.extend(build_cache(&config()));
     all
 }
 
 /// Stage 2's pipelines for amd64, from what Spack's `ci generate` really wrote (the fixtures),
 /// with the configuration's settings of Spack's jobs.
+#[allow(dead_code)] // Not every test binary that shares this module reads it.
 pub fn build_cache(cfg: &Config) -> Vec<(String, Pipeline)> {
     let amd64 = cfg.arch("amd64").unwrap();
     let inputs: Vec<PathBuf> = ["current.yml", "envA.yml", "envB.yml"]
