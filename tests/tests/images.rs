@@ -92,7 +92,12 @@ fn kind_of(image: &str, cfg: &common::config::Config) -> &'static str {
         return "tools";
     }
     for kind in ["builder", "runtime", "tools"] {
-        if image.starts_with(&format!("{}/{kind}:", cfg.registry.url)) {
+        // By tag, by digest, or as pinned by stage 1 (`$BUILDER_IMAGE`).
+        let pinned = format!("${}_IMAGE", kind.to_uppercase());
+        if image.starts_with(&format!("{}/{kind}:", cfg.registry.url))
+            || image.starts_with(&format!("{}/{kind}@", cfg.registry.url))
+            || image == pinned
+        {
             return kind;
         }
     }
@@ -123,8 +128,15 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
                     service.name
                 );
             }
+            // A shell runner's jobs run on its machine, with the tools from `tools_dir`.
+            let on_shell_runner = cfg.sif_sync.as_ref().is_some_and(|s| {
+                s.executor == common::config::Executor::Shell && job.tags == [s.runner_tag.clone()]
+            });
             let Some(image) = &job.image else {
-                assert!(job.trigger.is_some(), "{file}: {name} has no image");
+                assert!(
+                    job.trigger.is_some() || on_shell_runner,
+                    "{file}: {name} has no image"
+                );
                 continue;
             };
             let image = match image {
