@@ -656,6 +656,31 @@ fn text(r: &Report, each_spec: bool) -> String {
             ));
         }
     }
+    out.push_str(&notes(r, verb));
+    let verb_dropped = if r.dry_run { "would drop" } else { "dropped" };
+    for k in &r.dropped_keep_lists {
+        out.push_str(&format!(
+            "{verb_dropped} the keep list of a deleted branch: {k}\n"
+        ));
+    }
+    out.push_str(&format!(
+        "index writes: {}; v3 manifests read: {} (remembered from the last run: {}); \
+         requests: {} list, {} get, {} put, {} delete; took {:.1}s\n",
+        r.index_writes,
+        r.manifests_read,
+        r.manifests_remembered,
+        r.requests.list,
+        r.requests.get,
+        r.requests.put,
+        r.requests.delete,
+        r.duration_seconds
+    ));
+    out
+}
+
+/// The report's lines on interrupted runs finished, indexes repaired and keep lists read.
+fn notes(r: &Report, verb: &str) -> String {
+    let mut out = String::new();
     if r.totals.leftovers > 0 {
         out.push_str(&format!(
             "finished an interrupted run: {verb} {} object(s) it had taken out of the index, {}\n",
@@ -685,23 +710,5 @@ fn text(r: &Report, each_spec: bool) -> String {
             out.push_str(&format!("nothing recorded yet under {}\n", rec.url));
         }
     }
-    let verb_dropped = if r.dry_run { "would drop" } else { "dropped" };
-    for k in &r.dropped_keep_lists {
-        out.push_str(&format!(
-            "{verb_dropped} the keep list of a deleted branch: {k}\n"
-        ));
-    }
-    out.push_str(&format!(
-        "index writes: {}; v3 manifests read: {} (remembered from the last run: {}); \
-         requests: {} list, {} get, {} put, {} delete; took {:.1}s\n",
-        r.index_writes,
-        r.manifests_read,
-        r.manifests_remembered,
-        r.requests.list,
-        r.requests.get,
-        r.requests.put,
-        r.requests.delete,
-        r.duration_seconds
-    ));
     out
 }
