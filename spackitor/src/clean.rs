@@ -57,6 +57,9 @@ pub struct Report {
     pub index_repairs: Vec<IndexRepair>,
     /// Whether the plan was recorded in the cache before the index was rewritten.
     pub plan_recorded: bool,
+    /// Requests and time spent recording the plan, checking the indexes after the deletes and
+    /// removing the plan (part of `requests` and `duration_seconds`).
+    pub convergence: Convergence,
     /// v3 manifests read this run, and known from the previous run's memo.
     pub manifests_read: usize,
     pub manifests_remembered: usize,
@@ -196,6 +199,7 @@ pub async fn execute(
         mut index_writes,
         recorded,
         plan_recorded,
+        mut convergence,
     } = planned;
     if no_reindex && !dry_run && plans.iter().any(|p| !p.specs.is_empty()) {
         printer.log("--no-reindex: the index still lists the deleted specs until `spackitor reindex` or `spack buildcache update-index` runs");
@@ -210,12 +214,14 @@ pub async fn execute(
         failures = delete(store, printer, &model, &plans).await?;
         remember_manifests(store, &model, &plans).await?;
         if !no_reindex {
-            index_repairs = repair_indexes(store, &model, &plans, printer).await?;
+            index_repairs = convergence
+                .measure(store, repair_indexes(store, &model, &plans, printer))
+                .await?;
             index_writes += index_repairs.iter().map(|r| r.writes).sum::<usize>();
         }
         // A run whose deletes failed keeps its plan: the next one finishes it.
         if failures.is_empty() && (recorded.is_some() || plan_recorded) {
-            journal::remove(store).await?;
+            convergence.measure(store, journal::remove(store)).await?;
         }
     }
 
@@ -227,6 +233,7 @@ pub async fn execute(
         index_writes,
         index_repairs,
         plan_recorded,
+        convergence,
         manifests_read: model.layouts.iter().map(|l| l.manifests.read).sum(),
         manifests_remembered: model.layouts.iter().map(|l| l.manifests.remembered).sum(),
         failures,
@@ -247,6 +254,25 @@ struct Planned {
     recorded: Option<journal::Recorded>,
     /// Whether this run recorded its plan.
     plan_recorded: bool,
+    convergence: Convergence,
+}
+
+/// What converging costs a run: recording its plan, reading the indexes again after the
+/// deletes (and repairing them), removing the plan.
+#[derive(Debug, Default, Serialize)]
+pub struct Convergence {
+    pub requests: u64,
+    pub seconds: f64,
+}
+
+impl Convergence {
+    async fn measure<T>(&mut self, store: &Store, step: impl std::future::Future<Output = T>) -> T {
+        let (before, started) = (store.requests().total(), Instant::now());
+        let out = step.await;
+        self.seconds += started.elapsed().as_secs_f64();
+        self.requests += store.requests().total() - before;
+        out
+    }
 }
 
 /// Load, plan and (unless dry or `no_reindex`) record the plan and rewrite the indexes, again
@@ -293,13 +319,20 @@ async fn plan_and_commit(
             index_writes: 0,
             recorded,
             plan_recorded: false,
+            convergence: Convergence::default(),
         };
         if dry_run || no_reindex {
             return Ok(planned);
         }
-        match commit(store, &planned.model, &planned.plans).await {
-            Ok((recorded, writes)) => {
-                planned.plan_recorded = recorded;
+        let hashes = journal::hashes_of(&planned.plans);
+        let written = planned
+            .convergence
+            .measure(store, journal::write(store, hashes))
+            .await
+            .map_err(|e| e.context("nothing was changed"))?;
+        planned.plan_recorded = written > 0;
+        match rewrite_indexes(store, &planned.model, &planned.plans).await {
+            Ok(writes) => {
                 planned.index_writes = writes;
                 return Ok(planned);
             }

@@ -528,6 +528,8 @@ async fn over_s3_with_a_keep_list_and_few_requests() {
         .filter(|(k, _)| k.ends_with(".manifest.json"))
         .count() as u64;
     assert_eq!(req["get"].as_u64().unwrap(), 1 + 1 + manifests + 3);
+    // What converging costs: the plan written and removed, the indexes read again.
+    assert_eq!(r["convergence"]["requests"], 1 + 3 + 1);
 }
 
 #[test]
