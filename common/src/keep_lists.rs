@@ -3,6 +3,8 @@
 //! (Spack ignores it). Stage 2 writes them as it fills the cache; the janitor keeps every spec
 //! they name, for every branch that still exists, whichever pipeline runs it.
 
+use std::collections::HashSet;
+
 use futures::TryStreamExt;
 
 use crate::store::{Condition, Store, StoreError};
@@ -63,6 +65,35 @@ pub async fn record(
         )
         .await
         .map(|_| ())
+}
+
+/// Record the keep lists of every container of `arch` built on `branch` (name, lockfile bytes),
+/// then remove the lists of that branch and architecture whose container is not among them: a
+/// container taken out of the definitions stops protecting its specs. Returns the keys removed.
+pub async fn record_arch(
+    store: &Store,
+    branch: &str,
+    arch: &str,
+    lists: Vec<(String, Vec<u8>)>,
+) -> Result<Vec<String>, StoreError> {
+    let mut current = HashSet::new();
+    for (container, lockfile) in lists {
+        current.insert(key(branch, arch, &container));
+        record(store, branch, arch, &container, lockfile).await?;
+    }
+    // Written first, pruned after: a janitor reading in between keeps too much, never too little.
+    let retired: Vec<String> = store
+        .list(&format!("{branch}/{arch}/"))
+        .try_filter_map(|o| {
+            let retired = Record::from_key(&o.key).is_some() && !current.contains(&o.key);
+            async move { Ok(retired.then_some(o.key)) }
+        })
+        .try_collect()
+        .await?;
+    if !retired.is_empty() {
+        store.delete_all(retired.clone()).await?;
+    }
+    Ok(retired)
 }
 
 #[cfg(test)]

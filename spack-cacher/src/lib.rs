@@ -168,7 +168,11 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 branch,
             };
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            list(printer, rt.block_on(record::run(&opts))?)?;
+            let recorded = rt.block_on(record::run(&opts))?;
+            list(printer, recorded.written)?;
+            for r in recorded.removed {
+                printer.log(format!("removed the keep list of a retired container: {r}"));
+            }
         }
         Command::Process {
             config,

@@ -27,8 +27,16 @@ pub fn records_url(url: &str) -> anyhow::Result<StoreUrl> {
         .with_context(|| format!("the keep lists of {url}"))
 }
 
-/// Record every lockfile; returns where each went.
-pub async fn run(opts: &RecordOptions) -> anyhow::Result<Vec<String>> {
+/// What `record` did: where each lockfile went, and the lists of retired containers removed.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub written: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// Record every lockfile of the architecture, then remove the lists of this branch and
+/// architecture whose container is no longer defined.
+pub async fn run(opts: &RecordOptions) -> anyhow::Result<Recorded> {
     let cfg = &opts.config;
     let ac = cfg
         .arch(&opts.arch)
@@ -56,12 +64,15 @@ pub async fn run(opts: &RecordOptions) -> anyhow::Result<Vec<String>> {
         );
     }
     let store = Store::open(&url, &bucket.s3_options()).await?;
-    let mut written = Vec::new();
-    for (name, bytes) in locks {
-        keep_lists::record(&store, &opts.branch, &opts.arch, &name, bytes)
-            .await
-            .with_context(|| format!("recording the keep list of {name} in {url}"))?;
-        written.push(store.location(&keep_lists::key(&opts.branch, &opts.arch, &name)));
-    }
-    Ok(written)
+    let written = locks
+        .iter()
+        .map(|(name, _)| store.location(&keep_lists::key(&opts.branch, &opts.arch, name)))
+        .collect();
+    let removed = keep_lists::record_arch(&store, &opts.branch, &opts.arch, locks)
+        .await
+        .with_context(|| format!("recording the keep lists of {} in {url}", opts.arch))?;
+    Ok(Recorded {
+        written,
+        removed: removed.iter().map(|k| store.location(k)).collect(),
+    })
 }

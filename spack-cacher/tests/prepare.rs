@@ -263,3 +263,80 @@ fn record_puts_each_lockfile_in_the_cache_the_branch_fills() {
         }
     }
 }
+
+#[test]
+fn record_leaves_exactly_the_lists_of_the_containers_still_defined() {
+    let work = tempfile::tempdir().unwrap();
+    let prod = work.path().join("prod");
+    let text = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
+        .unwrap()
+        .replace(
+            "url: s3://spack-build-cache\n",
+            &format!("url: file://{}\n", prod.display()),
+        );
+    let config = work.path().join("spacktainerizah.yaml");
+    std::fs::write(&config, text).unwrap();
+    let envs = work.path().join("envs");
+    prepare::run(&PrepareOptions {
+        config: Config::read(&config).unwrap(),
+        ..options(&envs, "main")
+    })
+    .unwrap();
+    let lock = repo_root().join("tests/fixtures/spack/lockfiles/spack__all-pythons__spack.lock");
+    let environments = prepare::environments(&envs, "amd64").unwrap();
+    for e in &environments {
+        std::fs::copy(&lock, e.join("spack.lock")).unwrap();
+    }
+    let records = prod.join(common::keep_lists::PREFIX);
+    let record = || {
+        let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
+            .args(["record", "--arch", "amd64", "--branch", "main", "--envs"])
+            .arg(&envs)
+            .arg("--config")
+            .arg(&config)
+            .output()
+            .unwrap();
+        spacktainerizah_tests::succeeded(&out);
+        out
+    };
+    record();
+    // Lists of another architecture and another branch are not this record's business.
+    for other in ["main/arm64/x", "feature/amd64/x"] {
+        let p = records.join(other).join("spack.lock");
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::copy(&lock, &p).unwrap();
+    }
+    // A container taken out of the definitions: `prepare` no longer writes its environment.
+    let retired = environments[0]
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    std::fs::remove_dir_all(&environments[0]).unwrap();
+    let out = record();
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("main/amd64/{retired}/spack.lock")),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut left: Vec<String> = spacktainerizah_tests::walk(&records)
+        .iter()
+        .map(|p| p.strip_prefix(&records).unwrap().display().to_string())
+        .collect();
+    left.sort();
+    let mut expected: Vec<String> = environments[1..]
+        .iter()
+        .map(|e| {
+            format!(
+                "main/amd64/{}/spack.lock",
+                e.file_name().unwrap().to_string_lossy()
+            )
+        })
+        .chain([
+            "feature/amd64/x/spack.lock".into(),
+            "main/arm64/x/spack.lock".into(),
+        ])
+        .collect();
+    expected.sort();
+    assert_eq!(left, expected);
+}

@@ -19,6 +19,7 @@ use common::store::{
 use serde::Serialize;
 
 use crate::deletion_plan::{self, LayoutPlan, Reason, Rules};
+use crate::journal;
 use crate::keep::{self, KeepSource};
 use crate::manifests;
 use crate::model::{CacheModel, LayoutModel, Unowned};
@@ -50,8 +51,15 @@ pub struct Report {
     pub layouts: Vec<LayoutPlan>,
     pub totals: Totals,
     /// Index objects written (v2: the hash file emptied, the index, its hash; v3: index blob and
-    /// manifest).
+    /// manifest), repairs included.
     pub index_writes: usize,
+    /// Indexes written back by another writer during the deletes, repaired.
+    pub index_repairs: Vec<IndexRepair>,
+    /// Whether the plan was recorded in the cache before the index was rewritten.
+    pub plan_recorded: bool,
+    /// Requests and time spent recording the plan, checking the indexes after the deletes and
+    /// removing the plan (part of `requests` and `duration_seconds`).
+    pub convergence: Convergence,
     /// v3 manifests read this run, and known from the previous run's memo.
     pub manifests_read: usize,
     pub manifests_remembered: usize,
@@ -60,6 +68,8 @@ pub struct Report {
     pub duration_seconds: f64,
     /// Keep lockfiles read.
     pub keep_lists: usize,
+    /// What each records prefix held: nothing yet, or how many lists per branch.
+    pub keep_records: Vec<keep::RecordsRead>,
     /// Recorded keep lists of branches the remote no longer has: left out, and removed.
     pub dropped_keep_lists: Vec<String>,
 }
@@ -71,6 +81,9 @@ pub struct Totals {
     pub bytes: u64,
     pub orphans: usize,
     pub orphan_bytes: u64,
+    /// Objects of an interrupted run's specs, finished by this one.
+    pub leftovers: usize,
+    pub leftover_bytes: u64,
     pub kept: usize,
     /// Specs and bytes by reason label.
     pub by_reason: BTreeMap<String, (usize, u64)>,
@@ -105,6 +118,12 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         None => None,
     };
     let keep = keep::load(&opts.keep, &opts.keep_s3, alive.as_ref()).await?;
+    for r in keep.records.iter().filter(|r| !r.recorded) {
+        printer.log(format!(
+            "nothing recorded yet under {}: it protects no spec (a new deployment, or every branch it recorded for is gone)",
+            r.url
+        ));
+    }
     let lockfiles = &keep.lockfiles;
     let packages = if opts.spack_repos.is_empty() {
         None
@@ -146,6 +165,7 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
     // The records of deleted branches go once the run has done its work.
     let mut report = report;
     report.keep_lists = lockfiles.len();
+    report.keep_records = keep.records.clone();
     for (records, keys) in &keep.dropped {
         report
             .dropped_keep_lists
@@ -160,9 +180,10 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
     print(store, &report, printer)
 }
 
-/// Load the cache, plan with `plan_fn`, rewrite the indexes (re-reading the cache and planning
-/// again when another writer changed an index meanwhile), then delete in order. Shared by
-/// `clean` and `purge`. Nothing is written or deleted with `dry_run`.
+/// Load the cache, plan with `plan_fn` (adding what an interrupted run left), record the plan
+/// and rewrite the indexes (re-reading the cache and planning again when another writer changed
+/// an index meanwhile), delete in order, repair an index written back meanwhile, then remove the
+/// recorded plan. Shared by `clean` and `purge`. Nothing is written or deleted with `dry_run`.
 pub async fn execute(
     store: &Store,
     printer: &Printer,
@@ -171,8 +192,101 @@ pub async fn execute(
     no_reindex: bool,
     plan_fn: impl Fn(&CacheModel) -> anyhow::Result<Vec<LayoutPlan>>,
 ) -> anyhow::Result<Report> {
+    let planned = plan_and_commit(store, printer, started, dry_run, no_reindex, &plan_fn).await?;
+    let Planned {
+        model,
+        plans,
+        mut index_writes,
+        recorded,
+        plan_recorded,
+        mut convergence,
+    } = planned;
+    if no_reindex && !dry_run && plans.iter().any(|p| !p.specs.is_empty()) {
+        printer.log("--no-reindex: the index still lists the deleted specs until `spackitor reindex` or `spack buildcache update-index` runs");
+    }
+    if plans.iter().any(|p| !p.leftovers.is_empty()) {
+        printer.log("finishing the deletions of an interrupted run");
+    }
+
+    let mut failures = Vec::new();
+    let mut index_repairs = Vec::new();
+    if !dry_run {
+        failures = delete(store, printer, &model, &plans).await?;
+        remember_manifests(store, &model, &plans).await?;
+        if !no_reindex {
+            index_repairs = convergence
+                .measure(store, repair_indexes(store, &model, &plans, printer))
+                .await?;
+            index_writes += index_repairs.iter().map(|r| r.writes).sum::<usize>();
+        }
+        // A run whose deletes failed keeps its plan: the next one finishes it.
+        if failures.is_empty() && (recorded.is_some() || plan_recorded) {
+            convergence.measure(store, journal::remove(store)).await?;
+        }
+    }
+
+    Ok(Report {
+        cache: store.url(),
+        dry_run,
+        totals: totals(&plans),
+        layouts: plans,
+        index_writes,
+        index_repairs,
+        plan_recorded,
+        convergence,
+        manifests_read: model.layouts.iter().map(|l| l.manifests.read).sum(),
+        manifests_remembered: model.layouts.iter().map(|l| l.manifests.remembered).sum(),
+        failures,
+        requests: store.requests(),
+        duration_seconds: started.elapsed().as_secs_f64(),
+        keep_lists: 0,
+        keep_records: Vec::new(),
+        dropped_keep_lists: Vec::new(),
+    })
+}
+
+/// The cache as planned, and what was written before the deletes.
+struct Planned {
+    model: CacheModel,
+    plans: Vec<LayoutPlan>,
+    index_writes: usize,
+    /// The plan an interrupted run had recorded.
+    recorded: Option<journal::Recorded>,
+    /// Whether this run recorded its plan.
+    plan_recorded: bool,
+    convergence: Convergence,
+}
+
+/// What converging costs a run: recording its plan, reading the indexes again after the
+/// deletes (and repairing them), removing the plan.
+#[derive(Debug, Default, Serialize)]
+pub struct Convergence {
+    pub requests: u64,
+    pub seconds: f64,
+}
+
+impl Convergence {
+    async fn measure<T>(&mut self, store: &Store, step: impl std::future::Future<Output = T>) -> T {
+        let (before, started) = (store.requests().total(), Instant::now());
+        let out = step.await;
+        self.seconds += started.elapsed().as_secs_f64();
+        self.requests += store.requests().total() - before;
+        out
+    }
+}
+
+/// Load, plan and (unless dry or `no_reindex`) record the plan and rewrite the indexes, again
+/// from the start when another writer changed an index meanwhile.
+async fn plan_and_commit(
+    store: &Store,
+    printer: &Printer,
+    started: Instant,
+    dry_run: bool,
+    no_reindex: bool,
+    plan_fn: &impl Fn(&CacheModel) -> anyhow::Result<Vec<LayoutPlan>>,
+) -> anyhow::Result<Planned> {
     let mut attempt = 0;
-    let (model, plans, index_writes) = loop {
+    loop {
         attempt += 1;
         let loaded = CacheModel::load_shown(store, manifests::Reads::All, printer).await;
         let model = match loaded {
@@ -187,16 +301,41 @@ pub async fn execute(
             "read the cache in {:.1}s",
             started.elapsed().as_secs_f64()
         ));
-        let plans = plan_fn(&model)?;
+        // A corrupt recorded plan stops the run here, before any change.
+        let recorded = journal::read(store, &model).await?;
+        let mut plans = plan_fn(&model)?;
+        if let Some(r) = &recorded {
+            for (lm, plan) in model.layouts.iter().zip(plans.iter_mut()) {
+                plan.leftovers = journal::leftovers(&model, lm, plan, r);
+            }
+        }
         printer.debug(format!(
             "planned in {:.1}s",
             started.elapsed().as_secs_f64()
         ));
+        let mut planned = Planned {
+            model,
+            plans,
+            index_writes: 0,
+            recorded,
+            plan_recorded: false,
+            convergence: Convergence::default(),
+        };
         if dry_run || no_reindex {
-            break (model, plans, 0);
+            return Ok(planned);
         }
-        match rewrite_indexes(store, &model, &plans).await {
-            Ok(writes) => break (model, plans, writes),
+        let hashes = journal::hashes_of(&planned.plans);
+        let written = planned
+            .convergence
+            .measure(store, journal::write(store, hashes))
+            .await
+            .map_err(|e| e.context("nothing was changed"))?;
+        planned.plan_recorded = written > 0;
+        match rewrite_indexes(store, &planned.model, &planned.plans).await {
+            Ok(writes) => {
+                planned.index_writes = writes;
+                return Ok(planned);
+            }
             Err(e) if is_conflict(&e) && attempt < REWRITE_ATTEMPTS => {
                 printer.log(format!(
                     "the index changed while planning ({e:#}); reading the cache again"
@@ -204,53 +343,130 @@ pub async fn execute(
             }
             Err(e) => return Err(e.context("rewriting the index; nothing was deleted")),
         }
-    };
-    if no_reindex && !dry_run && plans.iter().any(|p| !p.specs.is_empty()) {
-        printer.log("--no-reindex: the index still lists the deleted specs until `spackitor reindex` or `spack buildcache update-index` runs");
     }
+}
 
+/// Record the plan in the cache, then write each index without the specs it deletes: a run
+/// killed after this finishes on the next one. Returns whether a plan was recorded and the
+/// index objects written.
+pub async fn commit(
+    store: &Store,
+    model: &CacheModel,
+    plans: &[LayoutPlan],
+) -> anyhow::Result<(bool, usize)> {
+    let recorded = journal::write(store, journal::hashes_of(plans)).await? > 0;
+    Ok((recorded, rewrite_indexes(store, model, plans).await?))
+}
+
+/// Delete the planned keys wave by wave; the per-key failures. A wave with failures stops the
+/// later ones.
+async fn delete(
+    store: &Store,
+    printer: &Printer,
+    model: &CacheModel,
+    plans: &[LayoutPlan],
+) -> anyhow::Result<Vec<Failure>> {
     let mut failures = Vec::new();
-    if !dry_run {
-        let waves = deletion_waves(&model, &plans);
-        let total: usize = waves.iter().map(Vec::len).sum();
-        let pb = printer.progress(Some(total as u64), "deleting");
-        // A wave goes in slices of as many keys as the store has requests in flight, so only a
-        // slice's keys are ever copied; the batches of 1000 stay whole.
-        for wave in waves {
-            for slice in wave.chunks(DELETE_BATCH * DELETE_CONCURRENCY) {
-                let keys = slice.iter().map(|k| k.to_string()).collect();
-                let report = store.delete_many(keys).await.context("deleting objects")?;
-                failures.extend(report.failed.into_iter().map(Failure::from));
-                pb.inc(slice.len() as u64);
-            }
-            // Later waves hold what the failed keys still need (their dependencies, blobs):
-            // stop here. The index no longer lists any of it, so what is left is orphans only.
-            if !failures.is_empty() {
-                printer.log(format!(
-                    "{} object(s) could not be deleted: later deletions are skipped; what is left is unlisted and the next run removes it",
-                    failures.len()
-                ));
+    let waves = deletion_waves(model, plans);
+    let total: usize = waves.iter().map(Vec::len).sum();
+    let pb = printer.progress(Some(total as u64), "deleting");
+    // A wave goes in slices of as many keys as the store has requests in flight, so only a
+    // slice's keys are ever copied; the batches of 1000 stay whole.
+    for wave in waves {
+        for slice in wave.chunks(DELETE_BATCH * DELETE_CONCURRENCY) {
+            let keys = slice.iter().map(|k| k.to_string()).collect();
+            let report = store.delete_many(keys).await.context("deleting objects")?;
+            failures.extend(report.failed.into_iter().map(Failure::from));
+            pb.inc(slice.len() as u64);
+        }
+        // Later waves hold what the failed keys still need (their dependencies, blobs):
+        // stop here. The index no longer lists any of it, so what is left is orphans only.
+        if !failures.is_empty() {
+            printer.log(format!(
+                "{} object(s) could not be deleted: later deletions are skipped; what is left is unlisted and the next run removes it",
+                failures.len()
+            ));
+            break;
+        }
+    }
+    pb.finish_and_clear();
+    Ok(failures)
+}
+
+/// An index another writer put back while this run deleted, rewritten without what it deleted.
+#[derive(Debug, Serialize)]
+pub struct IndexRepair {
+    pub layout: String,
+    /// Deleted specs the index named again.
+    pub specs: usize,
+    #[serde(skip)]
+    pub writes: usize,
+}
+
+/// After the deletes, read each index this run rewrote again: another writer (`spack buildcache
+/// update-index` from a listing made before the deletes) may have put back one that names what
+/// was just deleted. Such an index is rewritten without those specs, guarded by its version tag.
+async fn repair_indexes(
+    store: &Store,
+    model: &CacheModel,
+    plans: &[LayoutPlan],
+    printer: &Printer,
+) -> anyhow::Result<Vec<IndexRepair>> {
+    let mut repairs = Vec::new();
+    for (lm, plan) in model.layouts.iter().zip(plans) {
+        let gone = journal::gone_hashes(plan);
+        for attempt in 1..=REWRITE_ATTEMPTS {
+            if gone.is_empty() {
                 break;
             }
+            let index = match common::cache::load_index(store, lm.layout).await {
+                Ok(i) => i,
+                Err(common::cache::CacheError::MissingIndex { .. }) => break,
+                Err(e) => {
+                    return Err(e).with_context(|| {
+                        format!("reading the {} index again after the deletes", lm.layout)
+                    });
+                }
+            };
+            let named: HashSet<&str> = gone
+                .iter()
+                .map(|h| &**h)
+                .filter(|h| index.db.entries.contains_key(*h))
+                .collect();
+            if named.is_empty() {
+                break;
+            }
+            let guard = index.guard_etag.clone().map(Condition::IfMatch);
+            let written = common::cache::write_index(
+                store,
+                lm.layout,
+                index.db.to_bytes_without(&named),
+                &index.db.version,
+                &guard.unwrap_or_default(),
+            )
+            .await;
+            match written {
+                Ok(writes) => {
+                    printer.log(format!(
+                        "the {} index was written back while deleting and named {} deleted spec(s): rewritten without them",
+                        lm.layout,
+                        named.len()
+                    ));
+                    repairs.push(IndexRepair {
+                        layout: lm.layout.to_string(),
+                        specs: named.len(),
+                        writes,
+                    });
+                    break;
+                }
+                Err(StoreError::PreconditionFailed { .. }) if attempt < REWRITE_ATTEMPTS => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("repairing the {} index", lm.layout));
+                }
+            }
         }
-        pb.finish_and_clear();
-        remember_manifests(store, &model, &plans).await?;
     }
-
-    Ok(Report {
-        cache: store.url(),
-        dry_run,
-        totals: totals(&plans),
-        layouts: plans,
-        index_writes,
-        manifests_read: model.layouts.iter().map(|l| l.manifests.read).sum(),
-        manifests_remembered: model.layouts.iter().map(|l| l.manifests.remembered).sum(),
-        failures,
-        requests: store.requests(),
-        duration_seconds: started.elapsed().as_secs_f64(),
-        keep_lists: 0,
-        dropped_keep_lists: Vec::new(),
-    })
+    Ok(repairs)
 }
 
 /// Print a report (text or JSON) and per-key failures; the exit code says whether every
@@ -291,6 +507,7 @@ async fn remember_manifests(
             .iter()
             .flat_map(|s| s.objects.iter().map(String::as_str))
             .chain(plan.orphans.iter().map(|o| o.key.as_str()))
+            .chain(plan.leftovers.iter().map(|o| o.key.as_str()))
             .collect();
         let gone: HashSet<u32> = lm
             .manifests
@@ -372,7 +589,7 @@ pub fn deletion_waves<'a>(model: &CacheModel, plans: &'a [LayoutPlan]) -> Vec<Ve
                 keyed.push((phase, k));
             }
         }
-        for o in &plan.orphans {
+        for o in plan.orphans.iter().chain(&plan.leftovers) {
             let phase = if o.kind == Unowned::Blob {
                 blobs_phase + 1
             } else {
@@ -416,6 +633,10 @@ fn totals(plans: &[LayoutPlan]) -> Totals {
         for o in &p.orphans {
             t.orphans += 1;
             t.orphan_bytes += o.bytes;
+        }
+        for o in &p.leftovers {
+            t.leftovers += 1;
+            t.leftover_bytes += o.bytes;
         }
     }
     t
@@ -468,6 +689,7 @@ fn text(r: &Report, each_spec: bool) -> String {
             ));
         }
     }
+    out.push_str(&notes(r, verb));
     let verb_dropped = if r.dry_run { "would drop" } else { "dropped" };
     for k in &r.dropped_keep_lists {
         out.push_str(&format!(
@@ -486,5 +708,40 @@ fn text(r: &Report, each_spec: bool) -> String {
         r.requests.delete,
         r.duration_seconds
     ));
+    out
+}
+
+/// The report's lines on interrupted runs finished, indexes repaired and keep lists read.
+fn notes(r: &Report, verb: &str) -> String {
+    let mut out = String::new();
+    if r.totals.leftovers > 0 {
+        out.push_str(&format!(
+            "finished an interrupted run: {verb} {} object(s) it had taken out of the index, {}\n",
+            r.totals.leftovers,
+            human_bytes(r.totals.leftover_bytes)
+        ));
+    }
+    for rep in &r.index_repairs {
+        out.push_str(&format!(
+            "the {} index was written back by another writer while deleting and named {} deleted spec(s): rewritten without them\n",
+            rep.layout, rep.specs
+        ));
+    }
+    for rec in &r.keep_records {
+        if rec.recorded {
+            let per: Vec<String> = rec
+                .by_branch
+                .iter()
+                .map(|(b, n)| format!("{b} {n}"))
+                .collect();
+            out.push_str(&format!(
+                "keep lists read from {}: {}\n",
+                rec.url,
+                per.join(", ")
+            ));
+        } else {
+            out.push_str(&format!("nothing recorded yet under {}\n", rec.url));
+        }
+    }
     out
 }

@@ -85,6 +85,9 @@ pub struct LayoutPlan {
     /// Ordered: dependents before their dependencies.
     pub specs: Vec<PlannedSpec>,
     pub orphans: Vec<PlannedOrphan>,
+    /// Objects of specs an interrupted run took out of the index (`crate::journal`): deleted
+    /// whatever their age.
+    pub leftovers: Vec<PlannedOrphan>,
     /// Cached specs that stay.
     pub kept: usize,
     /// Specs kept because a keep lockfile needs them.
@@ -98,8 +101,15 @@ impl LayoutPlan {
         self.specs.iter().map(|s| s.hash.clone()).collect()
     }
 
+    /// The hashes whose objects are among the leftovers.
+    pub fn leftover_hashes(&self) -> impl Iterator<Item = String> + '_ {
+        self.leftovers
+            .iter()
+            .filter_map(|o| o.kind.hash().map(str::to_string))
+    }
+
     pub fn is_empty(&self) -> bool {
-        self.specs.is_empty() && self.orphans.is_empty()
+        self.specs.is_empty() && self.orphans.is_empty() && self.leftovers.is_empty()
     }
 }
 
@@ -292,6 +302,7 @@ pub fn materialize(
         kept_as_in_flight,
         specs,
         orphans,
+        leftovers: Vec::new(),
     }
 }
 

@@ -2,14 +2,15 @@
 //! folders, or recorded in a store (`s3://…`, `file://…`: every `spack.lock` under it, as stage
 //! 2 records them per branch). Records of branches the git remote no longer has are dropped.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use common::git::Alive;
 use common::keep_lists;
 use common::spack::lockfile::Lockfile;
-use common::store::{S3Options, Store, StoreUrl};
+use common::store::{S3Options, Store, StoreError, StoreUrl};
+use serde::Serialize;
 
 /// Where keep lockfiles come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,11 +50,26 @@ pub struct Loaded {
     /// Records of branches the remote no longer has: (store, keys), for removal once the run
     /// has done its work.
     pub dropped: Vec<(Store, Vec<String>)>,
+    /// What each records prefix held.
+    pub records: Vec<RecordsRead>,
+}
+
+/// What one records prefix (`--keep s3://…`) held.
+#[derive(Debug, Clone, Serialize)]
+pub struct RecordsRead {
+    pub url: String,
+    /// False when the prefix was read and nothing was ever recorded there (a new deployment, a
+    /// branch cache whose branches are all gone): it then protects nothing.
+    pub recorded: bool,
+    /// Keep lists read per branch (`-` for records of no branch's shape).
+    pub by_branch: BTreeMap<String, usize>,
 }
 
 /// Every lockfile named, found or recorded, parsed. Any unreadable one is an error, and so is a
-/// source that holds none: a keep list that silently lost a file would let its specs be
-/// deleted. With `alive`, records of other branches are left out (and reported as dropped).
+/// local source that holds none: a keep list that silently lost a file would let its specs be
+/// deleted. A records prefix where nothing was recorded yet protects nothing and is reported
+/// so; one that cannot be read (no bucket, no permission, a listing error) is an error. With
+/// `alive`, records of other branches are left out (and reported as dropped).
 pub async fn load(
     sources: &[KeepSource],
     s3: &S3Options,
@@ -70,41 +86,78 @@ pub async fn load(
                     );
                 }
             }
-            KeepSource::Store(url) => {
-                let store = Store::open(url, s3)
-                    .await
-                    .with_context(|| format!("opening keep lists {url}"))?;
-                let records = keep_lists::list(&store)
-                    .await
-                    .with_context(|| format!("listing keep lists {url}"))?;
-                if records.is_empty() {
-                    bail!("no spack.lock under {url}: no keep list was recorded there");
-                }
-                let mut dropped = Vec::new();
-                for r in records {
-                    if let (Some(alive), Some(branch)) = (alive, &r.branch)
-                        && !alive.contains(branch)
-                    {
-                        dropped.push(r.key);
-                        continue;
-                    }
-                    let location = store.location(&r.key);
-                    let obj = store
-                        .get(&r.key)
-                        .await
-                        .with_context(|| format!("reading keep list {location}"))?;
-                    out.lockfiles.push(
-                        Lockfile::parse(&location, &obj.bytes)
-                            .with_context(|| format!("reading keep list {location}"))?,
-                    );
-                }
-                if !dropped.is_empty() {
-                    out.dropped.push((store, dropped));
-                }
-            }
+            KeepSource::Store(url) => load_records(url, s3, alive, &mut out).await?,
         }
     }
     Ok(out)
+}
+
+/// Read every record under the prefix `url` into `out`.
+async fn load_records(
+    url: &StoreUrl,
+    s3: &S3Options,
+    alive: Option<&Alive>,
+    out: &mut Loaded,
+) -> anyhow::Result<()> {
+    let store = Store::open(url, s3)
+        .await
+        .with_context(|| format!("opening keep lists {url}"))?;
+    let records = match keep_lists::list(&store).await {
+        Ok(r) => r,
+        // A records folder not created yet, in a cache folder that exists: nothing recorded.
+        Err(StoreError::NotFound { .. }) if records_parent_exists(url) => Vec::new(),
+        Err(e) => {
+            return Err(
+                anyhow::Error::new(e).context(format!("could not read the keep lists under {url}"))
+            );
+        }
+    };
+    let mut read = RecordsRead {
+        url: url.to_string(),
+        recorded: !records.is_empty(),
+        by_branch: BTreeMap::new(),
+    };
+    let mut dropped = Vec::new();
+    for r in records {
+        if let (Some(alive), Some(branch)) = (alive, &r.branch)
+            && !alive.contains(branch)
+        {
+            dropped.push(r.key);
+            continue;
+        }
+        let location = store.location(&r.key);
+        let obj = store
+            .get(&r.key)
+            .await
+            .with_context(|| format!("reading keep list {location}"))?;
+        out.lockfiles.push(
+            Lockfile::parse(&location, &obj.bytes)
+                .with_context(|| format!("reading keep list {location}"))?,
+        );
+        *read
+            .by_branch
+            .entry(r.branch.unwrap_or_else(|| "-".into()))
+            .or_default() += 1;
+    }
+    if !dropped.is_empty() {
+        out.dropped.push((store, dropped));
+    }
+    out.records.push(read);
+    Ok(())
+}
+
+/// For a records folder that does not exist: whether the folder it would be created in does
+/// (the cache's folder for `…/_spacktainerizah/keep`), as a bucket does for an empty prefix.
+fn records_parent_exists(url: &StoreUrl) -> bool {
+    let StoreUrl::Dir(path) = url else {
+        return false;
+    };
+    let parent = path
+        .to_str()
+        .and_then(|p| p.trim_end_matches('/').strip_suffix(keep_lists::PREFIX))
+        .map(PathBuf::from)
+        .or_else(|| path.parent().map(Path::to_path_buf));
+    parent.is_some_and(|p| p.is_dir())
 }
 
 /// The hashes of every spec of the lockfiles.

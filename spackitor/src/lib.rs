@@ -6,6 +6,7 @@ pub mod cli;
 pub mod deletion_plan;
 pub mod diff;
 pub mod inspect;
+pub mod journal;
 pub mod keep;
 pub mod ls;
 pub mod manifests;

@@ -226,7 +226,37 @@ fn bad_inputs_delete_nothing() {
     .unwrap();
     let empty_repo = work.path().join("empty");
     std::fs::create_dir_all(&empty_repo).unwrap();
+    let no_cache = work.path().join("no-cache");
     let cases: Vec<BadInput> = vec![
+        (
+            vec![],
+            Box::new(|root: &Path| {
+                std::fs::create_dir_all(root.join("_spacktainerizah")).unwrap();
+                std::fs::write(
+                    root.join(spackitor::journal::KEY),
+                    "{\"version\":1,\"layouts\":{\"v2\":[\"not-a-hash\"]}}",
+                )
+                .unwrap();
+            }),
+            "clean-plan.json".into(),
+        ),
+        (
+            vec!["--keep".into(), empty_repo.display().to_string()],
+            Box::new(|_| {}),
+            "no spack.lock under".into(),
+        ),
+        (
+            vec![
+                "--keep".into(),
+                format!(
+                    "file://{}/{}",
+                    no_cache.display(),
+                    common::keep_lists::PREFIX
+                ),
+            ],
+            Box::new(|_| {}),
+            "could not read the keep lists".into(),
+        ),
         (
             vec!["--keep".into(), broken_lock.display().to_string()],
             Box::new(|_| {}),
@@ -283,9 +313,60 @@ fn bad_inputs_delete_nothing() {
     }
 }
 
-/// Clean's rules with a 30-day age and nothing else.
+/// The relative paths of a cache's files, the store's own folder left out.
+fn files(root: &Path) -> Vec<String> {
+    snapshot(root)
+        .into_keys()
+        .map(|p| p.strip_prefix(root).unwrap().display().to_string())
+        .collect()
+}
+
+/// A run killed after its index rewrite (before any delete, or after a few) is finished by the
+/// next one, exactly: libdwarf, taken out of the index as a dependent of the expired libelf, is
+/// a day old and no orphan rule would take it for a month.
 #[tokio::test]
-async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
+async fn an_interrupted_run_is_finished_exactly_by_the_next_one() {
+    let reference = mirror("unsigned");
+    fresh_except(reference.path(), &[CORE2_LIBELF]);
+    report(&clean(reference.path(), &["--max-age", "30"]));
+    let expected = files(reference.path());
+    assert!(!any_file_with(reference.path(), CORE2_LIBDWARF));
+
+    for deletes_done in [0, 3] {
+        let m = mirror("unsigned");
+        fresh_except(m.path(), &[CORE2_LIBELF]);
+        let store = open_store(&m.path().display().to_string()).await;
+        let model =
+            spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
+                .await
+                .unwrap();
+        let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
+        spackitor::clean::commit(&store, &model, &plans)
+            .await
+            .unwrap();
+        let waves = spackitor::clean::deletion_waves(&model, &plans);
+        let first: Vec<String> = waves[0].iter().map(|k| k.to_string()).collect();
+        store
+            .delete_all(first[..deletes_done].to_vec())
+            .await
+            .unwrap();
+        assert_eq!(
+            listed(m.path())["v2"].len(),
+            4,
+            "the indexes were rewritten"
+        );
+
+        let r = report(&clean(m.path(), &["--max-age", "30"]));
+        assert!(deleted(&r).is_empty(), "{r:#}");
+        assert!(r["totals"]["leftovers"].as_u64().unwrap() > 0, "{r:#}");
+        assert_eq!(files(m.path()), expected, "after {deletes_done} delete(s)");
+    }
+}
+
+/// What an interrupted run recorded is not deleted when it was uploaded again since (a pipeline
+/// pushing it while the janitor was down).
+#[tokio::test]
+async fn an_interrupted_runs_specs_uploaded_again_since_stay() {
     let m = mirror("unsigned");
     fresh_except(m.path(), &[CORE2_LIBELF]);
     let store = open_store(&m.path().display().to_string()).await;
@@ -293,47 +374,42 @@ async fn an_interrupted_run_leaves_only_orphans_that_the_next_run_removes() {
         spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
             .await
             .unwrap();
-    let rules = rules_30_days();
-    let plans = spackitor::deletion_plan::plan(&model, &rules);
-    // The run stops right after rewriting the indexes, before any delete.
-    spackitor::clean::rewrite_indexes(&store, &model, &plans)
+    let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
+    spackitor::clean::commit(&store, &model, &plans)
         .await
         .unwrap();
-    assert!(any_file_with(m.path(), CORE2_LIBELF));
-    // The indexes are consistent: nothing they list has lost objects.
-    let out = spacktainerizah_tests::run_tool(
-        env!("CARGO_BIN_EXE_spackitor"),
-        [
-            "ls",
-            "--output",
-            "json",
-            "--cache",
-            &m.path().display().to_string(),
-        ],
-    );
-    let rows: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(rows.len(), 8);
-    assert!(
-        rows.iter().all(|r| r["age_seconds"].is_u64()),
-        "every listed spec has its objects"
-    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for f in walk(m.path()) {
+        if f.to_string_lossy().contains(CORE2_LIBDWARF) {
+            std::fs::write(&f, std::fs::read(&f).unwrap()).unwrap();
+        }
+    }
+    let r = report(&clean(m.path(), &["--max-age", "30"]));
+    assert!(any_file_with(m.path(), CORE2_LIBDWARF), "{r:#}");
+    assert!(!any_file_with(m.path(), CORE2_LIBELF), "{r:#}");
+    assert!(!m.path().join(spackitor::journal::KEY).exists());
+}
 
-    let r = report(&clean(m.path(), &["--max-age", "30", "--orphans"]));
-    assert!(deleted(&r).is_empty());
+/// `--keep file://<cache>/_spacktainerizah/keep` before anything was recorded: a new
+/// deployment cleans, and says why nothing is kept.
+#[test]
+fn a_records_folder_where_nothing_was_recorded_yet_keeps_nothing_and_says_so() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[CORE2_LIBELF]);
+    let url = format!(
+        "file://{}/{}",
+        m.path().display(),
+        common::keep_lists::PREFIX
+    );
+    let out = clean(m.path(), &["--max-age", "30", "--keep", &url]);
+    let r = report(&out);
+    assert_eq!(r["keep_records"][0]["recorded"], false, "{r:#}");
     assert!(
-        !any_file_with(m.path(), CORE2_LIBELF),
-        "the old leftovers were orphans"
+        String::from_utf8_lossy(&out.stderr).contains("nothing recorded yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
     );
-    // libdwarf's leftovers are a day old: orphans too, but younger than --max-age.
-    assert!(any_file_with(m.path(), CORE2_LIBDWARF));
-    age_spec(m.path(), CORE2_LIBDWARF, 40.0);
-    report(&clean(m.path(), &["--max-age", "30", "--orphans"]));
-    assert!(!any_file_with(m.path(), CORE2_LIBDWARF));
-    assert_eq!(
-        listed(m.path())["v2"].len(),
-        4,
-        "indexed specs are not orphans"
-    );
+    assert!(!any_file_with(m.path(), CORE2_LIBELF));
 }
 
 #[tokio::test]
@@ -433,22 +509,27 @@ async fn over_s3_with_a_keep_list_and_few_requests() {
             .any(|k| k.contains(CORE2_LIBELF) || k.contains(CORE2_LIBDWARF))
     );
     assert!(keys.iter().any(|k| k.contains(M1_LIBELF)));
-    // One listing page, one batched delete, and the index writes: no request per object.
+    // One listing page, one batched delete and the removal of the recorded plan, and the index
+    // writes: no request per object.
     let req = &r["requests"];
     assert_eq!(req["list"], 1);
-    assert_eq!(req["delete"], 1);
-    // The index writes, and the v3 manifest memo for the next run.
+    assert_eq!(req["delete"], 1 + 1);
+    // The plan, the index writes, and the v3 manifest memo for the next run.
+    assert_eq!(r["plan_recorded"], true);
     assert_eq!(
         req["put"].as_u64().unwrap(),
-        r["index_writes"].as_u64().unwrap() + 1
+        1 + r["index_writes"].as_u64().unwrap() + 1
     );
     assert_eq!(req["head"], 0);
-    // v3 reads each manifest once; v2 needs only its index.
+    // v3 reads each manifest once; v2 needs only its index. After the deletes, each index is
+    // read again (v2: the index; v3: its manifest and blob) to catch one written back.
     let manifests = before
         .iter()
         .filter(|(k, _)| k.ends_with(".manifest.json"))
         .count() as u64;
-    assert_eq!(req["get"].as_u64().unwrap(), 1 + 1 + manifests);
+    assert_eq!(req["get"].as_u64().unwrap(), 1 + 1 + manifests + 3);
+    // What converging costs: the plan written and removed, the indexes read again.
+    assert_eq!(r["convergence"]["requests"], 1 + 3 + 1);
 }
 
 #[test]

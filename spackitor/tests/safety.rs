@@ -893,6 +893,11 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
     let r = report(&clean(&["--dry-run"]));
     assert!(deleted(&r).is_empty(), "{r:#}");
     assert_eq!(r["keep_lists"], 3);
+    assert_eq!(
+        r["keep_records"][0]["by_branch"],
+        serde_json::json!({"main": 1, "feature-alive": 1, "gone-branch": 1}),
+        "{r:#}"
+    );
 
     let r = report(&clean(&[
         "--branches-from",
@@ -903,6 +908,11 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
     let expected: BTreeMap<_, _> = both(CORE2_LIBDWARF, "expired").into_iter().collect();
     assert_eq!(deleted(&r), expected, "{r:#}");
     assert_eq!(r["keep_lists"], 2);
+    assert_eq!(
+        r["keep_records"][0]["by_branch"],
+        serde_json::json!({"main": 1, "feature-alive": 1}),
+        "{r:#}"
+    );
     let dropped = r["dropped_keep_lists"].as_array().unwrap();
     assert_eq!(dropped.len(), 1);
     assert!(
@@ -930,17 +940,242 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
     let out = clean(&["--branches-from", "file:///nonexistent.git"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert_eq!(keys(&store).await, before);
-    // So does a prefix where nothing was recorded.
+    // A prefix where nothing was recorded yet (a new deployment) protects nothing and says so.
+    let nothing = |url: String| {
+        let mut args = vec![
+            "clean".to_string(),
+            "--cache".into(),
+            format!("s3://{bucket}/cache"),
+            "--max-age".into(),
+            "30".into(),
+            "--keep".into(),
+            url,
+        ];
+        args.extend(s3_args(&s3_endpoint()));
+        spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args)
+    };
+    let out = nothing(format!("s3://{bucket}/nothing-here"));
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(said.contains("nothing recorded yet"), "{said}");
+    assert!(!said.contains("could not read"), "{said}");
+    // One that cannot be read (no such bucket) stops the run before any change, and says so.
+    let out = nothing(format!("s3://{bucket}-missing/cache/_spacktainerizah/keep"));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("could not read"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("-missing"), "{}", stderr(&out));
+    assert_eq!(keys(&store).await, before);
+}
+
+/// A package repository without libelf: both libelfs go as removed packages, and both libdwarfs
+/// as their dependents. Nothing here depends on age, so over S3 (where every object is as young
+/// as the test) the orphan rule never takes what a crashed run leaves.
+fn repo_without_libelf(dir: &Path) -> String {
+    let repo = dir.join("repos/spack_repo/builtin");
+    for p in ["libdwarf", "compiler_wrapper", "gcc_runtime"] {
+        std::fs::create_dir_all(repo.join("packages").join(p)).unwrap();
+        std::fs::write(repo.join("packages").join(p).join("package.py"), "").unwrap();
+    }
+    std::fs::write(repo.join("repo.yaml"), "repo:\n  namespace: builtin\n").unwrap();
+    dir.display().to_string()
+}
+
+fn removal_clean_args(bucket: &str, endpoint: &str, repo: &str) -> Vec<String> {
     let mut args = vec![
         "clean".to_string(),
+        "--output".into(),
+        "json".into(),
         "--cache".into(),
         format!("s3://{bucket}/cache"),
-        "--keep".into(),
-        format!("s3://{bucket}/nothing-here"),
+        "--max-age".into(),
+        "30".into(),
+        "--orphans".into(),
+        "--spack-repo".into(),
+        repo.into(),
     ];
-    args.extend(s3_args(&s3_endpoint()));
-    let out = spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("no spack.lock"), "{}", stderr(&out));
-    assert_eq!(keys(&store).await, before);
+    args.extend(s3_args(endpoint));
+    args
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_every_write_a_rerun_finishes_the_crashed_runs_young_deletions_exactly() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = repo_without_libelf(work.path());
+    let upstream = s3_endpoint().trim_start_matches("http://").to_string();
+
+    let reference = new_bucket("plan-ref").await;
+    let ref_store = upload_mirror(&reference).await;
+    let counter = FaultProxy::start(&upstream, |_| Decision::Forward).await;
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+        .args(removal_clean_args(&reference, &counter.url(), &repo))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let writes = counter.requests().iter().filter(|r| r.is_write()).count();
+    let expected = live_keys(&ref_store).await;
+    for h in [CORE2_LIBELF, M1_LIBELF, CORE2_LIBDWARF, M1_LIBDWARF] {
+        assert!(!expected.iter().any(|k| k.contains(h)), "{h} went");
+    }
+
+    for kill_at in 1..=writes {
+        let bucket = new_bucket("plan-kill").await;
+        let store = upload_mirror(&bucket).await;
+        let pid: Arc<Mutex<Option<u32>>> = Arc::default();
+        let pid2 = pid.clone();
+        let mut seen = 0;
+        let proxy = FaultProxy::start(&upstream, move |r| {
+            if r.is_write() {
+                seen += 1;
+                if seen == kill_at {
+                    let p = pid2.lock().unwrap().expect("the janitor's pid");
+                    let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
+                    return Decision::Drop;
+                }
+            }
+            Decision::Forward
+        })
+        .await;
+        let mut child = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+            .args(removal_clean_args(&bucket, &proxy.url(), &repo))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        *pid.lock().unwrap() = Some(child.id());
+        assert!(
+            !child.wait().unwrap().success(),
+            "killed at write {kill_at}"
+        );
+        consistent(&store)
+            .await
+            .unwrap_or_else(|e| panic!("killed at write {kill_at}: {e}"));
+
+        let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+            .args(removal_clean_args(&bucket, &s3_endpoint(), &repo))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rerun after write {kill_at}: {}",
+            stderr(&out)
+        );
+        consistent(&store).await.unwrap();
+        assert_eq!(
+            live_keys(&store).await,
+            expected,
+            "after a kill at write {kill_at}"
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_index_written_back_during_the_deletes_is_repaired_and_reported() {
+    let work = tempfile::tempdir().unwrap();
+    let repo = repo_without_libelf(work.path());
+    let upstream = s3_endpoint().trim_start_matches("http://").to_string();
+    let bucket = new_bucket("written-back").await;
+    let store = upload_mirror(&bucket).await;
+    // The indexes as `spack buildcache update-index` would write them from a listing made
+    // before the janitor's deletes: every spec, the deleted ones too.
+    let mut stale = Vec::new();
+    for layout in [Layout::V2, Layout::V3] {
+        let idx = cache::load_index(&store, layout).await.unwrap();
+        stale.push((layout, idx.db.bytes(), idx.db.version.clone()));
+    }
+    // The first delete request waits until the stale indexes are written.
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut held = false;
+    let proxy = FaultProxy::start(&upstream, move |r| {
+        if r.method == "POST" && r.target.contains("delete") && !held {
+            held = true;
+            let (go, wait) = tokio::sync::oneshot::channel();
+            tx.send(go).unwrap();
+            return Decision::Hold(wait);
+        }
+        Decision::Forward
+    })
+    .await;
+    let args = removal_clean_args(&bucket, &proxy.url(), &repo);
+    let janitor = tokio::task::spawn_blocking(move || {
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+            .args(args)
+            .output()
+            .unwrap()
+    });
+    let go = rx.recv().await.expect("the janitor deletes");
+    for (layout, bytes, version) in stale {
+        cache::write_index(&store, layout, bytes, &version, &Condition::None)
+            .await
+            .unwrap();
+    }
+    go.send(()).unwrap();
+    let out = janitor.await.unwrap();
+    let r = report(&out);
+    consistent(&store).await.unwrap();
+    let repairs = r["index_repairs"].as_array().unwrap();
+    assert_eq!(repairs.len(), 2, "{r:#}");
+    assert!(repairs.iter().all(|x| x["specs"] == 4), "{r:#}");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(said.contains("written back"), "{said}");
+    for layout in [Layout::V2, Layout::V3] {
+        let idx = cache::load_index(&store, layout).await.unwrap();
+        for h in [CORE2_LIBELF, M1_LIBELF, CORE2_LIBDWARF, M1_LIBDWARF] {
+            assert!(!idx.db.entries.contains_key(h), "{layout} lists {h}");
+        }
+        assert!(idx.db.entries.contains_key(GCC_RUNTIME), "{layout}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_removed_from_the_definitions_stops_protecting_its_specs() {
+    let bucket = new_bucket("retired").await;
+    let store = upload_mirror(&bucket).await;
+    let records_url = format!("s3://{bucket}/cache/{}", common::keep_lists::PREFIX);
+    let records = open_store(&records_url).await;
+    let work = tempfile::tempdir().unwrap();
+    let lock = |name: &str, root: &str| {
+        let path = keep_lockfile(&work.path().join(name), root);
+        (name.to_string(), std::fs::read(path).unwrap())
+    };
+    // `record` for main/amd64 with two containers, then with one: the other was removed from
+    // the definitions.
+    let (a, b) = (lock("a", M1_LIBDWARF), lock("b", CORE2_LIBDWARF));
+    common::keep_lists::record_arch(&records, "main", "amd64", vec![a.clone(), b])
+        .await
+        .unwrap();
+    // Another architecture's list is no business of an amd64 record.
+    common::keep_lists::record(&records, "main", "arm64", "c", a.1.clone())
+        .await
+        .unwrap();
+    let clean = || {
+        let mut args = vec![
+            "clean".to_string(),
+            "--output".into(),
+            "json".into(),
+            "--cache".into(),
+            format!("s3://{bucket}/cache"),
+            "--max-age".into(),
+            "0".into(),
+            "--keep".into(),
+            records_url.clone(),
+        ];
+        args.extend(s3_args(&s3_endpoint()));
+        spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args)
+    };
+    let removed = common::keep_lists::record_arch(&records, "main", "amd64", vec![a])
+        .await
+        .unwrap();
+    assert_eq!(removed, vec!["main/amd64/b/spack.lock".to_string()]);
+    let r = report(&clean());
+    let mut expected: BTreeMap<_, _> = both(CORE2_LIBELF, "expired").into_iter().collect();
+    expected.extend(both(CORE2_LIBDWARF, "expired"));
+    assert_eq!(deleted(&r), expected, "{r:#}");
+    assert_eq!(
+        r["keep_records"][0]["by_branch"],
+        serde_json::json!({"main": 2}),
+        "{r:#}"
+    );
+    let left = keys(&store).await;
+    assert!(left.iter().any(|k| k.ends_with("main/amd64/a/spack.lock")));
+    assert!(left.iter().any(|k| k.ends_with("main/arm64/c/spack.lock")));
 }
