@@ -126,34 +126,27 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     };
     // Stage 1: base images, planned in the released tools image (the branch's own does not
     // exist yet). The generating job exports the builder tag for every later job.
+    let generate_base_images = SpacktainerizerPipeline {
+        out: "base-images.yml".into(),
+        dotenv: "base-images.env".into(),
+    };
     p.add_job(
         GENERATE_BASE_IMAGES,
-        Job {
-            stage: Some("generate".into()),
-            image: image(cfg.release_tools_image()),
-            script: vec![
-                SpacktainerizerPipeline {
-                    out: "base-images.yml".into(),
-                    dotenv: "base-images.env".into(),
-                }
-                .line()
-                .render(),
-            ],
-            artifacts: Some(Artifacts {
+        tools_job(
+            cfg,
+            "generate",
+            image(cfg.release_tools_image()),
+            None,
+            generate_base_images.line().render(),
+            Artifacts {
                 paths: vec!["base-images.yml".into()],
-                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
                 // BUILDER_TAG for the jobs that need this one.
                 extra: [("reports".to_string(), dotenv("base-images.env"))]
                     .into_iter()
                     .collect(),
                 ..Artifacts::default()
-            }),
-            tags: cfg.tools_tags(),
-            rules: not_on_schedule(),
-            ..Job::default()
-        }
-        .with_settings(&cfg.jobs.tools)
-        .with_pull_policy(cfg.pull_policy.as_deref()),
+            },
+        ),
     )?;
     p.add_job(
         "base images",
@@ -161,35 +154,27 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     )?;
     // Two pushes of a branch move the same tags: every later job takes its image by the digest
     // this pipeline's stage 1 left behind.
+    let pin = SpacktainerizerPin {
+        dotenv: "pinned.env".into(),
+    };
     p.add_job(
         PIN_BASE_IMAGES,
-        Job {
-            stage: Some("base-images".into()),
-            image: image(cfg.release_tools_image()),
-            needs: Some(vec![
+        tools_job(
+            cfg,
+            "base-images",
+            image(cfg.release_tools_image()),
+            Some(vec![
                 Need::with_artifacts(GENERATE_BASE_IMAGES, true),
                 Need::job("base images"),
             ]),
-            script: vec![
-                SpacktainerizerPin {
-                    dotenv: "pinned.env".into(),
-                }
-                .line()
-                .render(),
-            ],
-            artifacts: Some(Artifacts {
-                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
+            pin.line().render(),
+            Artifacts {
                 extra: [("reports".to_string(), dotenv("pinned.env"))]
                     .into_iter()
                     .collect(),
                 ..Artifacts::default()
-            }),
-            tags: cfg.tools_tags(),
-            rules: not_on_schedule(),
-            ..Job::default()
-        }
-        .with_settings(&cfg.jobs.tools)
-        .with_pull_policy(cfg.pull_policy.as_deref()),
+            },
+        ),
     )?;
 
     // Stage 2: the build cache, per architecture with Spack definitions, once the builder
@@ -212,31 +197,23 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
         needs.push(Need::with_artifacts(generate, true));
         needs.extend(cache_trigger_needs(&p, trigger_name));
     }
+    let containers = SpackahPipeline {
+        environments: "envs".into(),
+        out: "containers.yml".into(),
+    };
     p.add_job(
         "generate containers",
-        Job {
-            stage: Some("containers".into()),
-            image: pinned_image(env_names::TOOLS_IMAGE),
-            needs: Some(needs),
-            script: vec![
-                SpackahPipeline {
-                    environments: "envs".into(),
-                    out: "containers.yml".into(),
-                }
-                .line()
-                .render(),
-            ],
-            artifacts: Some(Artifacts {
+        tools_job(
+            cfg,
+            "containers",
+            pinned_image(env_names::TOOLS_IMAGE),
+            Some(needs),
+            containers.line().render(),
+            Artifacts {
                 paths: vec!["containers.yml".into()],
-                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
                 ..Artifacts::default()
-            }),
-            tags: cfg.tools_tags(),
-            rules: not_on_schedule(),
-            ..Job::default()
-        }
-        .with_settings(&cfg.jobs.tools)
-        .with_pull_policy(cfg.pull_policy.as_deref()),
+            },
+        ),
     )?;
     p.add_job(
         "containers",
@@ -244,6 +221,33 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
     )?;
     p.check().context("the generated .gitlab-ci.yml")?;
     Ok(p)
+}
+
+/// A job of no architecture that runs one tools command in `image`, on the tools' runners
+/// with their settings, never on a schedule; its `artifacts` expire.
+fn tools_job(
+    cfg: &Config,
+    stage: &str,
+    image: Option<Image>,
+    needs: Option<Vec<Need>>,
+    line: String,
+    artifacts: Artifacts,
+) -> Job {
+    Job {
+        stage: Some(stage.into()),
+        image,
+        needs,
+        script: vec![line],
+        artifacts: Some(Artifacts {
+            expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
+            ..artifacts
+        }),
+        tags: cfg.tools_tags(),
+        rules: not_on_schedule(),
+        ..Job::default()
+    }
+    .with_settings(&cfg.jobs.tools)
+    .with_pull_policy(cfg.pull_policy.as_deref())
 }
 
 /// The job that prepares, concretizes and records `arch`'s environments and writes the

@@ -69,22 +69,9 @@ const TRIGGER_KEYS: &[&str] = &["include", "strategy", "forward"];
 const INCLUDE_KEYS: &[&str] = &["artifact", "job"];
 const FORWARD_KEYS: &[&str] = &["pipeline_variables", "yaml_variables"];
 const RETRY_KEYS: &[&str] = &["max", "when"];
-/// The failure types `retry:when` accepts (https://docs.gitlab.com/ci/yaml/#retrywhen).
-pub const RETRY_WHEN: &[&str] = &[
-    "always",
-    "unknown_failure",
-    "script_failure",
-    "api_failure",
-    "stuck_or_timeout_failure",
-    "runner_system_failure",
-    "runner_unsupported",
-    "stale_schedule",
-    "job_execution_timeout",
-    "archived_failure",
-    "unmet_prerequisites",
-    "scheduler_failure",
-    "data_integrity_failure",
-];
+/// The failure types `retry:when` accepts (https://docs.gitlab.com/ci/yaml/#retrywhen): GitLab's
+/// list, which the configuration checks against too.
+pub const RETRY_WHEN: &[&str] = common::config::RETRY_REASONS;
 
 /// Every key of `value` (a mapping) must be in `known`.
 fn keys(value: &Value, known: &[&str], at: &str) -> Result<(), String> {
