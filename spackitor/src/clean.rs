@@ -153,7 +153,7 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         now: SystemTime::now(),
     };
 
-    let report = execute(
+    let report = match execute(
         store,
         printer,
         started,
@@ -161,7 +161,11 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         opts.no_reindex,
         |m| Ok(deletion_plan::plan(m, &rules)),
     )
-    .await?;
+    .await
+    {
+        Err(e) if not_filled_yet(&e) => return nothing_to_clean(store, printer),
+        other => other?,
+    };
     // The records of deleted branches go once the run has done its work.
     let mut report = report;
     report.keep_lists = lockfiles.len();
@@ -178,6 +182,34 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         }
     }
     print(store, &report, printer)
+}
+
+/// Whether `e` says the store holds no build cache at all: no index, and nothing under
+/// `build_cache/` or `v3/` (objects without an index are another error). A missing bucket or an
+/// unreadable listing is not this.
+fn not_filled_yet(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        matches!(
+            c.downcast_ref::<common::cache::CacheError>(),
+            Some(common::cache::CacheError::NoCache { .. })
+        )
+    })
+}
+
+/// A cache no pipeline has filled yet — the branch cache of a new deployment, before any
+/// feature branch built — is the normal life cycle, not a failure: there is nothing to clean.
+fn nothing_to_clean(store: &Store, printer: &Printer) -> anyhow::Result<u8> {
+    let message = format!(
+        "{}: no build cache there yet (no index, nothing under build_cache/ or v3/): nothing to clean",
+        store.url()
+    );
+    if printer.is_json() {
+        printer.json(&serde_json::json!({ "cache": store.url(), "empty": true }))?;
+        printer.log(message);
+    } else {
+        printer.data(&format!("{message}\n"))?;
+    }
+    Ok(exit::SUCCESS)
 }
 
 /// Load the cache, plan with `plan_fn` (adding what an interrupted run left), record the plan

@@ -412,6 +412,38 @@ fn a_records_folder_where_nothing_was_recorded_yet_keeps_nothing_and_says_so() {
     assert!(!any_file_with(m.path(), CORE2_LIBELF));
 }
 
+#[test]
+fn a_cache_nothing_was_built_into_yet_is_nothing_to_clean_but_objects_without_an_index_stop() {
+    // A new deployment's branch cache, before any branch built: its janitor passes.
+    let empty = tempfile::tempdir().unwrap();
+    let records = format!(
+        "file://{}/{}",
+        empty.path().display(),
+        common::keep_lists::PREFIX
+    );
+    let out = clean(empty.path(), &["--max-age", "30", "--keep", &records]);
+    let r = report(&out);
+    assert_eq!(r["empty"], true, "{r:#}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no build cache there yet"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Spec files without the index that names them are not an empty cache: nothing is
+    // deleted and the run fails.
+    let m = mirror("unsigned");
+    std::fs::remove_file(m.path().join("build_cache/index.json")).unwrap();
+    let before = files(m.path());
+    let out = clean(m.path(), &["--max-age", "0"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(files(m.path()), before);
+}
+
 #[tokio::test]
 async fn a_stale_index_is_never_written_over_a_newer_one() {
     let m = mirror("unsigned");
