@@ -438,7 +438,7 @@ pub struct IndexRepair {
 /// After the deletes, read each index this run rewrote again: another writer (`spack buildcache
 /// update-index` from a listing made before the deletes) may have put back one that names what
 /// was just deleted. Such an index is rewritten without those specs, guarded by its version tag.
-async fn repair_indexes(
+pub async fn repair_indexes(
     store: &Store,
     model: &CacheModel,
     plans: &[LayoutPlan],

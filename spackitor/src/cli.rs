@@ -124,8 +124,10 @@ pub enum Command {
     /// A spec goes when it is older than --max-age (age: its newest object), or its package is
     /// in none of the --spack-repo repositories; its dependents (link and run edges) go with
     /// it. Specs in the keep lockfiles and their link/run dependencies, and anything newer than
-    /// the index, stay. The index is rewritten first (conditionally), then objects are deleted,
-    /// dependents before their dependencies.
+    /// the index, stay. The plan is recorded in the cache (`_spacktainerizah/clean-plan.json`),
+    /// the index is rewritten (conditionally), then objects are deleted, dependents before their
+    /// dependencies; an index written back meanwhile naming them is repaired. A run that was
+    /// killed is finished by the next one.
     Clean(CleanArgs),
 }
 
@@ -171,7 +173,8 @@ pub struct CleanArgs {
     pub max_age: f64,
     /// A spack.lock, a folder searched for them, or a store URL (`s3://bucket/prefix`) whose
     /// every spack.lock — as stage 2 records them, `<branch>/<arch>/<container>/spack.lock` — is
-    /// a keep list: their specs are never deleted (repeatable).
+    /// a keep list: their specs are never deleted (repeatable). A store prefix where nothing was
+    /// recorded yet keeps nothing (and says so); one that cannot be read stops the run.
     #[arg(long, value_name = "PATH|URL", env = env_names::SPACKITOR_KEEP, value_delimiter = ',', value_parser = keep::parse_source)]
     pub keep: Vec<KeepSource>,
     /// The project's git remote: recorded keep lists of branches it no longer has (as

@@ -363,6 +363,59 @@ async fn an_interrupted_run_is_finished_exactly_by_the_next_one() {
     }
 }
 
+/// A directory cache whose indexes another writer put back (as `spack buildcache update-index`
+/// writes them from a listing made before the deletes) while the janitor deleted: the check
+/// after the deletes rewrites them without what was deleted.
+#[tokio::test]
+async fn indexes_written_back_during_the_deletes_are_repaired_in_a_directory() {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[CORE2_LIBELF]);
+    let store = open_store(&m.path().display().to_string()).await;
+    let model =
+        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
+            .await
+            .unwrap();
+    let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
+    spackitor::clean::commit(&store, &model, &plans)
+        .await
+        .unwrap();
+    for lm in &model.layouts {
+        common::cache::write_index(
+            &store,
+            lm.layout,
+            lm.index.db.bytes(),
+            &lm.index.db.version,
+            &Default::default(),
+        )
+        .await
+        .unwrap();
+    }
+    for wave in spackitor::clean::deletion_waves(&model, &plans) {
+        store
+            .delete_all(wave.iter().map(|k| k.to_string()).collect())
+            .await
+            .unwrap();
+    }
+    let printer = common::printer::Printer::new(&Default::default());
+    let repairs = spackitor::clean::repair_indexes(&store, &model, &plans, &printer)
+        .await
+        .unwrap();
+    assert_eq!(
+        repairs.iter().map(|r| r.specs).collect::<Vec<_>>(),
+        [2, 2],
+        "{repairs:?}"
+    );
+    let listed = listed(m.path());
+    for layout in ["v2", "v3"] {
+        assert_eq!(listed[layout].len(), 4, "{layout}: {listed:?}");
+        assert!(
+            !listed[layout]
+                .iter()
+                .any(|h| h == CORE2_LIBELF || h == CORE2_LIBDWARF)
+        );
+    }
+}
+
 /// What an interrupted run recorded is not deleted when it was uploaded again since (a pipeline
 /// pushing it while the janitor was down).
 #[tokio::test]
