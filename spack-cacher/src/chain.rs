@@ -210,7 +210,11 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             Some(needs),
             containers.line().render(),
             Artifacts {
-                paths: vec!["containers.yml".into()],
+                // A pipeline too large for one file has its parts beside it.
+                paths: vec![
+                    "containers.yml".into(),
+                    common::ci::CONTAINER_PARTS_DIR.into(),
+                ],
                 ..Artifacts::default()
             },
         ),

@@ -47,10 +47,8 @@ pub struct ProcessOptions {
     pub max_file_bytes: usize,
 }
 
-/// What `max_file_bytes` defaults to: well under GitLab's smallest configured limit
-/// (`max_yaml_size_bytes`, 1 MB on older instances, 2 MB now:
-/// https://docs.gitlab.com/administration/instance_limits/#maximum-size-and-depth-of-cicd-configuration-yaml-files).
-pub const MAX_FILE_BYTES: usize = 900_000;
+/// What `max_file_bytes` defaults to.
+pub const MAX_FILE_BYTES: usize = common::ci::MAX_FILE_BYTES;
 
 /// Where a job sits in the order: a numbered build stage, or the services after them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -266,7 +264,7 @@ fn parts<'a>(jobs: &'a [(String, Job)], opts: &ProcessOptions) -> Vec<&'a [(Stri
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, (name, job)) in jobs.iter().enumerate() {
-        let size = name.len() + common::yaml::to_string(job).len() + 8;
+        let size = common::ci::job_size(name, job);
         let full = i - start >= opts.max_jobs_per_pipeline.max(1) || bytes + size > budget;
         if full && i > start {
             out.push(&jobs[start..i]);

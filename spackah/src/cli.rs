@@ -70,6 +70,10 @@ pub enum CliCommand {
         tools_image: Option<String>,
         #[command(flatten)]
         pinned: PinnedArgs,
+        /// The job writing the pipeline, whose artifacts hold it: a pipeline too large for one
+        /// file is split into parts its first job takes from there.
+        #[arg(long, env = env_names::CI_JOB_NAME, default_value = "generate containers")]
+        artifacts_job: String,
     },
     /// Copy a built container to the public hub: on the default branch only, when the public
     /// repository exists and lacks the tag or holds other checksums.
@@ -182,6 +186,7 @@ impl Cli {
                 out,
                 tools_image,
                 pinned,
+                artifacts_job,
             } => Command::Pipeline {
                 place: Place {
                     config,
@@ -194,6 +199,7 @@ impl Cli {
                 out,
                 tools_image,
                 pinned: pinned.into(),
+                artifacts_job,
             },
             CliCommand::Publish {
                 common,

@@ -13,6 +13,7 @@ pub mod image;
 pub mod pipeline;
 pub mod plan;
 pub mod publish;
+pub mod split;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -81,6 +82,8 @@ pub enum Command {
         out: PathBuf,
         tools_image: Option<String>,
         pinned: Pinned,
+        /// The parent's job whose artifacts hold the pipeline (and its parts).
+        artifacts_job: String,
     },
 }
 
@@ -192,6 +195,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 out,
                 tools_image,
                 pinned,
+                artifacts_job,
             } => {
                 let plan = PlanOptions {
                     project: place.project()?,
@@ -210,9 +214,24 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 };
                 let decisions = plan::plan(&opts.plan, &services).await?;
                 let p = pipeline::pipeline(&opts, &decisions);
-                p.check()?;
-                std::fs::write(&out, p.to_yaml())
-                    .with_context(|| format!("writing {}", out.display()))?;
+                let cfg = &opts.plan.project.config;
+                let files = split::split(
+                    p,
+                    cfg,
+                    &out.display().to_string(),
+                    common::ci::MAX_FILE_BYTES,
+                    &artifacts_job,
+                );
+                for (file, p) in files {
+                    p.check()
+                        .with_context(|| format!("generated pipeline {file}"))?;
+                    if let Some(dir) = std::path::Path::new(&file).parent() {
+                        std::fs::create_dir_all(dir)
+                            .with_context(|| format!("creating {}", dir.display()))?;
+                    }
+                    std::fs::write(&file, p.to_yaml())
+                        .with_context(|| format!("writing {file}"))?;
+                }
                 Ok(exit::SUCCESS)
             }
             Command::Build {

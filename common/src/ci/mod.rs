@@ -34,6 +34,23 @@ pub const CHILD_SOURCE: &str = "$CI_PIPELINE_SOURCE == \"parent_pipeline\"";
 /// hours, and the janitor's keep lists live in the cache, not here.
 pub const ARTIFACTS_EXPIRE_IN: &str = "1 week";
 
+/// The largest pipeline file the generators write: well under GitLab's smallest configured
+/// limit (`max_yaml_size_bytes`, 1 MB on older instances, 2 MB now:
+/// https://docs.gitlab.com/administration/instance_limits/#maximum-size-and-depth-of-cicd-configuration-yaml-files);
+/// what would be larger is split.
+pub const MAX_FILE_BYTES: usize = 900_000;
+
+/// The bytes the job `name` takes in a pipeline file: its YAML, indented one level under its
+/// name. What splitting a pipeline by size adds up.
+pub fn job_size(name: &str, job: &Job) -> usize {
+    let text = yaml::to_string(job);
+    name.len() + 2 + text.len() + 2 * text.lines().count()
+}
+
+/// The folder beside stage 3's pipeline file (`containers.yml`) holding its parts when it is
+/// too large for one file.
+pub const CONTAINER_PARTS_DIR: &str = "containers-parts";
+
 /// A pipeline file.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Pipeline {
