@@ -124,8 +124,31 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
         .collect(),
         ..Pipeline::default()
     };
-    // Stage 1: base images, planned in the released tools image (the branch's own does not
-    // exist yet). The generating job exports the builder tag for every later job.
+    add_base_images(&mut p, cfg)?;
+
+    // Stage 2: the build cache, per architecture with Spack definitions, once the builder
+    // image exists; cleanup as soon as an architecture's cache is filled.
+    let mut cache_triggers = Vec::new();
+    for arch in &opts.spack_architectures {
+        let ac = cfg
+            .arch(arch)
+            .with_context(|| format!("architecture `{arch}` is not in the configuration"))?;
+        let (generate, trigger_name) = add_build_cache(&mut p, opts, arch, ac)?;
+        add_cleaners(&mut p, opts, arch, ac, &generate, &trigger_name)?;
+        cache_triggers.push((generate, trigger_name));
+    }
+
+    add_prune_jobs(&mut p, opts)?;
+
+    add_containers(&mut p, cfg, &cache_triggers)?;
+    p.check().context("the generated .gitlab-ci.yml")?;
+    Ok(p)
+}
+
+/// Stage 1: the base images, planned in the released tools image (the branch's own does not
+/// exist yet), built by a child pipeline, then pinned by digest for every later job.
+fn add_base_images(p: &mut Pipeline, cfg: &Config) -> anyhow::Result<()> {
+    // The generating job exports the builder tag for every later job.
     let generate_base_images = SpacktainerizerPipeline {
         out: "base-images.yml".into(),
         dotenv: "base-images.env".into(),
@@ -176,26 +199,20 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
             },
         ),
     )?;
+    Ok(())
+}
 
-    // Stage 2: the build cache, per architecture with Spack definitions, once the builder
-    // image exists; cleanup as soon as an architecture's cache is filled.
-    let mut cache_triggers = Vec::new();
-    for arch in &opts.spack_architectures {
-        let ac = cfg
-            .arch(arch)
-            .with_context(|| format!("architecture `{arch}` is not in the configuration"))?;
-        let (generate, trigger_name) = add_build_cache(&mut p, opts, arch, ac)?;
-        add_cleaners(&mut p, opts, arch, ac, &generate, &trigger_name)?;
-        cache_triggers.push((generate, trigger_name));
-    }
-
-    add_prune_jobs(&mut p, opts)?;
-
-    // Stage 3: containers, from the lockfiles of every architecture.
+/// Stage 3: the containers, from the lockfiles of every architecture (`cache_triggers`: each
+/// architecture's generating job and build-cache trigger).
+fn add_containers(
+    p: &mut Pipeline,
+    cfg: &Config,
+    cache_triggers: &[(String, String)],
+) -> anyhow::Result<()> {
     let mut needs: Vec<Need> = stage_one_needs();
-    for (generate, trigger_name) in &cache_triggers {
+    for (generate, trigger_name) in cache_triggers {
         needs.push(Need::with_artifacts(generate, true));
-        needs.extend(cache_trigger_needs(&p, trigger_name));
+        needs.extend(cache_trigger_needs(p, trigger_name));
     }
     let containers = SpackahPipeline {
         environments: "envs".into(),
@@ -223,8 +240,7 @@ pub fn pipeline(opts: &ChainOptions) -> anyhow::Result<Pipeline> {
         "containers",
         trigger("containers", "generate containers", "containers.yml"),
     )?;
-    p.check().context("the generated .gitlab-ci.yml")?;
-    Ok(p)
+    Ok(())
 }
 
 /// A job of no architecture that runs one tools command in `image`, on the tools' runners
@@ -312,6 +328,19 @@ fn add_build_cache(
         .with_settings(&cfg.jobs.generate)
         .with_pull_policy(cfg.pull_policy.as_deref()),
     )?;
+    let trigger_name = add_cache_triggers(p, ac, arch, &generate, &scratch)?;
+    Ok((generate, trigger_name))
+}
+
+/// The trigger(s) running `arch`'s build-cache pipeline, which `generate` wrote under
+/// `scratch`; the name later jobs need.
+fn add_cache_triggers(
+    p: &mut Pipeline,
+    ac: &ArchConfig,
+    arch: &str,
+    generate: &str,
+    scratch: &str,
+) -> anyhow::Result<String> {
     let trigger_name = format!("build cache {arch}");
     let file = format!("{scratch}/pipelines/{arch}.yml");
     let bucket = &ac.build_cache;
@@ -320,7 +349,7 @@ fn add_build_cache(
             trigger_name.clone(),
             Job {
                 resource_group: Some(cache_group(bucket.url_for(true))),
-                ..trigger("build-cache", &generate, &file)
+                ..trigger("build-cache", generate, &file)
             },
         )?;
     } else {
@@ -336,7 +365,7 @@ fn add_build_cache(
                     Rule::when_if(SCHEDULE, "never"),
                     Rule::when_if(DEFAULT_BRANCH, "on_success"),
                 ],
-                ..trigger("build-cache", &generate, &file)
+                ..trigger("build-cache", generate, &file)
             },
         )?;
         p.add_job(
@@ -349,11 +378,11 @@ fn add_build_cache(
                     Rule::when_if(MERGE_REQUEST, "on_success"),
                     Rule::when_if(WEB, "on_success"),
                 ],
-                ..trigger("build-cache", &generate, &file)
+                ..trigger("build-cache", generate, &file)
             },
         )?;
     }
-    Ok((generate, trigger_name))
+    Ok(trigger_name)
 }
 
 /// The trigger that fills an architecture's branch cache, beside `trigger_name`'s production.
@@ -411,7 +440,6 @@ fn add_cleaners(
     generate: &str,
     trigger_name: &str,
 ) -> anyhow::Result<()> {
-    let cfg = &opts.config;
     let trigger_needs = cache_trigger_needs(p, trigger_name);
     let after_build = |on_default: bool| {
         let keep = format!("envs/{arch}");
@@ -474,8 +502,19 @@ fn add_cleaners(
             },
         )?;
     }
-    // The scheduled runs: the janitor alone, each cache with its own age, on the default
-    // branch's builder (no stage 1 runs on a schedule).
+    add_scheduled_cleaners(p, opts, arch, ac, separate_branch_cache)
+}
+
+/// The scheduled runs of `arch`'s janitors: the janitor alone, each cache with its own age, on
+/// the default branch's builder (no stage 1 runs on a schedule).
+fn add_scheduled_cleaners(
+    p: &mut Pipeline,
+    opts: &ChainOptions,
+    arch: &str,
+    ac: &ArchConfig,
+    separate_branch_cache: bool,
+) -> anyhow::Result<()> {
+    let cfg = &opts.config;
     let builder = cfg.base_image("builder", &cfg.tags.default_branch);
     let scheduled = |on_default: bool| Job {
         needs: Some(vec![]),

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::ci::{ARTIFACTS_EXPIRE_IN, Artifacts, Job, Need, Pipeline, Rule, Trigger};
+use common::ci::{ARTIFACTS_EXPIRE_IN, Job, Need, Pipeline, Rule, Trigger};
 use common::config::JobSettings;
 use indexmap::IndexMap;
 
@@ -177,24 +177,11 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
     };
     trigger.jobs.insert(
         fetch.clone(),
-        Job {
-            stage: Some("fetch".into()),
-            needs: Some(vec![Need::other_pipeline(
-                "$PARENT_PIPELINE_ID",
-                opts.artifacts_job.clone(),
-            )]),
-            tags: vec![opts.runner_tag.clone()],
-            script: vec![format!(
-                "ls -R {}",
-                common::ci::shell_quote(&opts.artifacts_path)
-            )],
-            artifacts: Some(Artifacts {
-                paths: vec![opts.artifacts_path.clone()],
-                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
-                ..Artifacts::default()
-            }),
-            ..Job::default()
-        }
+        common::ci::fetch_job(
+            &opts.artifacts_job,
+            &opts.artifacts_path,
+            vec![opts.runner_tag.clone()],
+        )
         .with_settings(&opts.tools),
     );
     let mut children = Vec::new();

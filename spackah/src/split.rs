@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use common::ci::{ARTIFACTS_EXPIRE_IN, Artifacts, Job, Need, Pipeline, Trigger, shell_quote};
+use common::ci::{Job, Need, Pipeline, Trigger};
 use common::config::Config;
 
 use common::ci::CONTAINER_PARTS_DIR as PARTS_DIR;
@@ -40,22 +40,8 @@ pub fn split(
     let fetch = "fetch container pipelines".to_string();
     top.jobs.insert(
         fetch.clone(),
-        Job {
-            stage: Some("fetch".into()),
-            tags: cfg.tools_tags(),
-            needs: Some(vec![Need::other_pipeline(
-                "$PARENT_PIPELINE_ID",
-                generating_job,
-            )]),
-            script: vec![format!("ls -R {}", shell_quote(&dir))],
-            artifacts: Some(Artifacts {
-                paths: vec![dir.clone()],
-                expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
-                ..Artifacts::default()
-            }),
-            ..Job::default()
-        }
-        .with_settings(&cfg.jobs.tools),
+        common::ci::fetch_job(generating_job, &dir, cfg.tools_tags())
+            .with_settings(&cfg.jobs.tools),
     );
     for (i, jobs) in parts(&p, max_bytes).into_iter().enumerate() {
         let file = format!("{dir}/part-{}.yml", i + 1);
@@ -108,10 +94,7 @@ fn parts(p: &Pipeline, max_bytes: usize) -> Vec<Vec<(String, Job)>> {
     let mut out: Vec<Vec<(String, Job)>> = vec![Vec::new()];
     let mut bytes = 0;
     for jobs in units.into_values() {
-        let size: usize = jobs
-            .iter()
-            .map(|(n, j)| common::ci::job_size(n, j))
-            .sum();
+        let size: usize = jobs.iter().map(|(n, j)| common::ci::job_size(n, j)).sum();
         if bytes + size > budget && !out.last().is_some_and(|l| l.is_empty()) {
             out.push(Vec::new());
             bytes = 0;

@@ -47,6 +47,27 @@ pub fn job_size(name: &str, job: &Job) -> usize {
     name.len() + 2 + text.len() + 2 * text.lines().count()
 }
 
+/// The first job of a pipeline that triggers child pipelines written by `parent_job` of its
+/// parent (under `path`): GitLab includes a child pipeline only from an artifact of a job of
+/// the same pipeline, so this one takes the files over, by the parent's id.
+pub fn fetch_job(parent_job: &str, path: &str, tags: Vec<String>) -> Job {
+    Job {
+        stage: Some("fetch".into()),
+        needs: Some(vec![Need::other_pipeline(
+            "$PARENT_PIPELINE_ID",
+            parent_job,
+        )]),
+        tags,
+        script: vec![format!("ls -R {}", shell_quote(path))],
+        artifacts: Some(Artifacts {
+            paths: vec![path.to_string()],
+            expire_in: Some(ARTIFACTS_EXPIRE_IN.into()),
+            ..Artifacts::default()
+        }),
+        ..Job::default()
+    }
+}
+
 /// The folder beside stage 3's pipeline file (`containers.yml`) holding its parts when it is
 /// too large for one file.
 pub const CONTAINER_PARTS_DIR: &str = "containers-parts";
