@@ -386,28 +386,29 @@ fn fault_clean_args(bucket: &str, endpoint: &str, lock: &Path) -> Vec<String> {
     args
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
-    let work = tempfile::tempdir().unwrap();
-    let lock = keep_lockfile(work.path(), M1_LIBDWARF);
+/// One uninterrupted `clean` (run with `args(bucket, endpoint)`) of a fresh copy of the
+/// mirror, then, for every write it made, a run killed (-9) just before that write reaches the
+/// server and a rerun: the index is consistent after the kill, and after the rerun the cache
+/// equals the uninterrupted run's. Returns the number of writes and the keys that run left.
+async fn killed_at_every_write(
+    name: &str,
+    args: impl Fn(&str, &str) -> Vec<String>,
+) -> (usize, BTreeSet<String>) {
     let upstream = s3_endpoint().trim_start_matches("http://").to_string();
-
-    // The uninterrupted run: its result, and how many writes it makes.
-    let reference = new_bucket("kill-ref").await;
+    let reference = new_bucket(&format!("{name}-ref")).await;
     let ref_store = upload_mirror(&reference).await;
     let counter = FaultProxy::start(&upstream, |_| Decision::Forward).await;
     let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
-        .args(fault_clean_args(&reference, &counter.url(), &lock))
+        .args(args(&reference, &counter.url()))
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", stderr(&out));
     let writes = counter.requests().iter().filter(|r| r.is_write()).count();
-    assert!(writes >= 6, "index writes, deletes and the memo: {writes}");
     let expected = live_keys(&ref_store).await;
     consistent(&ref_store).await.unwrap();
 
     for kill_at in 1..=writes {
-        let bucket = new_bucket("kill").await;
+        let bucket = new_bucket(name).await;
         let store = upload_mirror(&bucket).await;
         let pid: Arc<Mutex<Option<u32>>> = Arc::default();
         let pid2 = pid.clone();
@@ -426,7 +427,7 @@ async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
         })
         .await;
         let mut child = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
-            .args(fault_clean_args(&bucket, &proxy.url(), &lock))
+            .args(args(&bucket, &proxy.url()))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -439,7 +440,7 @@ async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
             .unwrap_or_else(|e| panic!("killed at write {kill_at}: {e}"));
 
         let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
-            .args(fault_clean_args(&bucket, &s3_endpoint(), &lock))
+            .args(args(&bucket, &s3_endpoint()))
             .output()
             .unwrap();
         assert!(
@@ -454,6 +455,15 @@ async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
             "after a kill at write {kill_at}"
         );
     }
+    (writes, expected)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn killed_at_every_write_a_rerun_converges_and_the_index_never_lies() {
+    let work = tempfile::tempdir().unwrap();
+    let lock = keep_lockfile(work.path(), M1_LIBDWARF);
+    let (writes, _) = killed_at_every_write("kill", |b, e| fault_clean_args(b, e, &lock)).await;
+    assert!(writes >= 6, "index writes, deletes and the memo: {writes}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -1001,70 +1011,12 @@ fn removal_clean_args(bucket: &str, endpoint: &str, repo: &str) -> Vec<String> {
 async fn killed_at_every_write_a_rerun_finishes_the_crashed_runs_young_deletions_exactly() {
     let work = tempfile::tempdir().unwrap();
     let repo = repo_without_libelf(work.path());
-    let upstream = s3_endpoint().trim_start_matches("http://").to_string();
-
-    let reference = new_bucket("plan-ref").await;
-    let ref_store = upload_mirror(&reference).await;
-    let counter = FaultProxy::start(&upstream, |_| Decision::Forward).await;
-    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
-        .args(removal_clean_args(&reference, &counter.url(), &repo))
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", stderr(&out));
-    let writes = counter.requests().iter().filter(|r| r.is_write()).count();
-    let expected = live_keys(&ref_store).await;
+    // libelf's package is gone: it goes, and its young dependents with it, which `--orphans`
+    // alone (older than the index and --max-age) would leave after a crash.
+    let (_, expected) =
+        killed_at_every_write("plan-kill", |b, e| removal_clean_args(b, e, &repo)).await;
     for h in [CORE2_LIBELF, M1_LIBELF, CORE2_LIBDWARF, M1_LIBDWARF] {
         assert!(!expected.iter().any(|k| k.contains(h)), "{h} went");
-    }
-
-    for kill_at in 1..=writes {
-        let bucket = new_bucket("plan-kill").await;
-        let store = upload_mirror(&bucket).await;
-        let pid: Arc<Mutex<Option<u32>>> = Arc::default();
-        let pid2 = pid.clone();
-        let mut seen = 0;
-        let proxy = FaultProxy::start(&upstream, move |r| {
-            if r.is_write() {
-                seen += 1;
-                if seen == kill_at {
-                    let p = pid2.lock().unwrap().expect("the janitor's pid");
-                    let _ = Command::new("kill").args(["-9", &p.to_string()]).status();
-                    return Decision::Drop;
-                }
-            }
-            Decision::Forward
-        })
-        .await;
-        let mut child = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
-            .args(removal_clean_args(&bucket, &proxy.url(), &repo))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        *pid.lock().unwrap() = Some(child.id());
-        assert!(
-            !child.wait().unwrap().success(),
-            "killed at write {kill_at}"
-        );
-        consistent(&store)
-            .await
-            .unwrap_or_else(|e| panic!("killed at write {kill_at}: {e}"));
-
-        let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
-            .args(removal_clean_args(&bucket, &s3_endpoint(), &repo))
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "rerun after write {kill_at}: {}",
-            stderr(&out)
-        );
-        consistent(&store).await.unwrap();
-        assert_eq!(
-            live_keys(&store).await,
-            expected,
-            "after a kill at write {kill_at}"
-        );
     }
 }
 
