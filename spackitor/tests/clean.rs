@@ -321,6 +321,28 @@ fn files(root: &Path) -> Vec<String> {
         .collect()
 }
 
+/// A mirror whose libelf expired, cleaned as far as a run gets before its deletes: the plan
+/// recorded and the indexes rewritten. The mirror, its store, what the run read and planned.
+async fn interrupted_after_the_index_rewrite() -> (
+    tempfile::TempDir,
+    common::store::Store,
+    spackitor::model::CacheModel,
+    Vec<spackitor::deletion_plan::LayoutPlan>,
+) {
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[CORE2_LIBELF]);
+    let store = open_store(&m.path().display().to_string()).await;
+    let model =
+        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
+            .await
+            .unwrap();
+    let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
+    spackitor::clean::commit(&store, &model, &plans)
+        .await
+        .unwrap();
+    (m, store, model, plans)
+}
+
 /// A run killed after its index rewrite (before any delete, or after a few) is finished by the
 /// next one, exactly: libdwarf, taken out of the index as a dependent of the expired libelf, is
 /// a day old and no orphan rule would take it for a month.
@@ -333,17 +355,7 @@ async fn an_interrupted_run_is_finished_exactly_by_the_next_one() {
     assert!(!any_file_with(reference.path(), CORE2_LIBDWARF));
 
     for deletes_done in [0, 3] {
-        let m = mirror("unsigned");
-        fresh_except(m.path(), &[CORE2_LIBELF]);
-        let store = open_store(&m.path().display().to_string()).await;
-        let model =
-            spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
-                .await
-                .unwrap();
-        let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
-        spackitor::clean::commit(&store, &model, &plans)
-            .await
-            .unwrap();
+        let (m, store, model, plans) = interrupted_after_the_index_rewrite().await;
         let waves = spackitor::clean::deletion_waves(&model, &plans);
         let first: Vec<String> = waves[0].iter().map(|k| k.to_string()).collect();
         store
@@ -368,17 +380,7 @@ async fn an_interrupted_run_is_finished_exactly_by_the_next_one() {
 /// after the deletes rewrites them without what was deleted.
 #[tokio::test]
 async fn indexes_written_back_during_the_deletes_are_repaired_in_a_directory() {
-    let m = mirror("unsigned");
-    fresh_except(m.path(), &[CORE2_LIBELF]);
-    let store = open_store(&m.path().display().to_string()).await;
-    let model =
-        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
-            .await
-            .unwrap();
-    let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
-    spackitor::clean::commit(&store, &model, &plans)
-        .await
-        .unwrap();
+    let (m, store, model, plans) = interrupted_after_the_index_rewrite().await;
     for lm in &model.layouts {
         common::cache::write_index(
             &store,
@@ -420,17 +422,7 @@ async fn indexes_written_back_during_the_deletes_are_repaired_in_a_directory() {
 /// pushing it while the janitor was down).
 #[tokio::test]
 async fn an_interrupted_runs_specs_uploaded_again_since_stay() {
-    let m = mirror("unsigned");
-    fresh_except(m.path(), &[CORE2_LIBELF]);
-    let store = open_store(&m.path().display().to_string()).await;
-    let model =
-        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
-            .await
-            .unwrap();
-    let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
-    spackitor::clean::commit(&store, &model, &plans)
-        .await
-        .unwrap();
+    let (m, _, _, _) = interrupted_after_the_index_rewrite().await;
     std::thread::sleep(std::time::Duration::from_millis(20));
     for f in walk(m.path()) {
         if f.to_string_lossy().contains(CORE2_LIBDWARF) {
