@@ -620,7 +620,9 @@ fn clean_job(
     let mut keep: Vec<Arg> = caches
         .into_iter()
         .filter_map(|c| crate::record::records_url(c).ok())
-        .map(|records| Arg::quoted(records.to_string()))
+        // As a URL: a directory cache's records folder may not exist yet (nothing recorded),
+        // which a path would make an error.
+        .map(|records| Arg::quoted(records.as_url()))
         .collect();
     keep.extend(own_keep.map(Arg::word));
     let mut spack_repos = vec![Arg::var("SPACK_ROOT")];

@@ -278,3 +278,32 @@ fn every_job_after_stage_1_runs_the_images_its_pipeline_built_by_digest() {
         }
     }
 }
+
+#[test]
+fn a_directory_caches_records_are_named_as_a_store_not_a_path() {
+    // `--keep PATH` is lockfiles that must exist; `--keep file:///…` is a records prefix, where
+    // nothing recorded yet (a branch cache before any branch built) is no error.
+    let text = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
+        .unwrap()
+        .replace(
+            "url: s3://spack-build-cache-dev",
+            "url: file:///srv/cache-dev",
+        )
+        .replace(
+            "branch_url: s3://spack-build-cache-dev",
+            "branch_url: file:///srv/cache-dev",
+        );
+    let cfg = Config::parse(std::path::Path::new("spacktainerizah.yaml"), &text).unwrap();
+    let p = chain::pipeline(&ChainOptions {
+        config: cfg.clone(),
+        package_repos: vec!["packages".into()],
+        config_path: "spacktainerizah.yaml".into(),
+        spack_architectures: cfg.architectures.keys().cloned().collect(),
+    })
+    .unwrap();
+    let cmd = &p.jobs["clean branch build cache amd64"].script[0];
+    assert!(
+        cmd.contains("--keep 'file:///srv/cache-dev/_spacktainerizah/keep'"),
+        "{cmd}"
+    );
+}

@@ -52,6 +52,18 @@ impl FromStr for StoreUrl {
     }
 }
 
+impl StoreUrl {
+    /// The URL that reads back as this store wherever a path and a store mean different things
+    /// (`spackitor clean --keep` takes a path as lockfiles, a URL as recorded keep lists): an
+    /// absolute directory as `file:///dir`; a relative one stays a path.
+    pub fn as_url(&self) -> String {
+        match self {
+            StoreUrl::Dir(p) if p.is_absolute() => format!("file://{}", p.display()),
+            other => other.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for StoreUrl {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
