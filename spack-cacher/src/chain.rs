@@ -563,24 +563,11 @@ fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
         p.add_job(name, scheduled_job(opts, runner, cmd))?;
     }
     if let Some(sync) = &cfg.sif_sync {
-        let mut job = scheduled_job(
-            opts,
-            &sync.runner_tag,
-            SifPruneBranches {
-                store: sync.dir.clone(),
-                s3: S3Access::default(),
-            }
-            .line()
-            .render(),
-        );
-        // A shell runner ignores `image:`: the tools come from where its machine has them.
-        if let (common::config::Executor::Shell, Some(dir)) = (sync.executor, &sync.tools_dir) {
-            job.image = None;
-            job.script.insert(
-                0,
-                format!("export PATH={}:\"$PATH\"", common::ci::shell_quote(dir)),
-            );
-        }
+        let prune = SifPruneBranches {
+            store: sync.dir.clone(),
+            s3: S3Access::default(),
+        };
+        let job = scheduled_job(opts, &sync.runner_tag, prune.line().render()).on_sync_runner(sync);
         p.add_job("scheduled prune branch SIFs shared", job)?;
     }
     Ok(())

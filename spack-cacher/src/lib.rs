@@ -205,7 +205,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 tools: cfg.jobs.tools.clone(),
                 pull_policy: pull_policy.map(|p| vec![p]).or(cfg.pull_policy.clone()),
                 max_jobs_per_pipeline: max_jobs,
-                max_file_bytes: process::MAX_FILE_BYTES,
+                max_file_bytes: common::ci::MAX_FILE_BYTES,
             };
             let written = process::run(&opts).context("processing the generated pipelines")?;
             list(printer, written.iter().map(|p| p.display().to_string()))?;

@@ -47,9 +47,6 @@ pub struct ProcessOptions {
     pub max_file_bytes: usize,
 }
 
-/// What `max_file_bytes` defaults to.
-pub const MAX_FILE_BYTES: usize = common::ci::MAX_FILE_BYTES;
-
 /// Where a job sits in the order: a numbered build stage, or the services after them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Stage {

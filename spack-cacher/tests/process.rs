@@ -83,7 +83,7 @@ fn options(out: &Path, inputs: &[&str], max_jobs: usize) -> ProcessOptions {
         runner_tag: "kubernetes".into(),
         pull_policy: Some(vec!["always".into()]),
         max_jobs_per_pipeline: max_jobs,
-        max_file_bytes: process::MAX_FILE_BYTES,
+        max_file_bytes: common::ci::MAX_FILE_BYTES,
     }
 }
 

@@ -208,15 +208,8 @@ fn sync_job(
     cfg: &Config,
     sync: &common::config::SifSyncConfig,
     image: Option<Image>,
-    mut script: Vec<String>,
+    script: Vec<String>,
 ) -> Job {
-    let image = match (sync.executor, &sync.tools_dir) {
-        (common::config::Executor::Shell, Some(dir)) => {
-            script.insert(0, format!("export PATH={}:\"$PATH\"", shell_quote(dir)));
-            None
-        }
-        _ => image,
-    };
     Job {
         stage: Some("sync".into()),
         image,
@@ -229,6 +222,7 @@ fn sync_job(
     }
     .with_settings(&cfg.jobs.sifs)
     .with_pull_policy(cfg.pull_policy.as_deref())
+    .on_sync_runner(sync)
 }
 
 #[cfg(test)]

@@ -203,7 +203,7 @@ fn gitlab_limits_hold() {
     for (file, p) in support::everything() {
         let text = p.to_yaml();
         assert!(
-            text.len() < spack_cacher::process::MAX_FILE_BYTES,
+            text.len() < common::ci::MAX_FILE_BYTES,
             "{file}: {} bytes",
             text.len()
         );

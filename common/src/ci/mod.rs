@@ -543,6 +543,18 @@ impl Job {
         self
     }
 
+    /// The job as it runs on the runner that mounts the shared SIF directory: a shell runner
+    /// ignores `image:`, so there the job has none and finds the tools in the folder the
+    /// configuration names (`sif_sync.tools_dir`, required for a shell runner).
+    pub fn on_sync_runner(mut self, sync: &crate::config::SifSyncConfig) -> Job {
+        if let (crate::config::Executor::Shell, Some(dir)) = (sync.executor, &sync.tools_dir) {
+            self.image = None;
+            self.script
+                .insert(0, format!("export PATH={}:\"$PATH\"", shell_quote(dir)));
+        }
+        self
+    }
+
     /// The job's image pulled with `policy` (the runner's `allowed_pull_policies`), when given.
     pub fn with_pull_policy(mut self, policy: Option<&[String]>) -> Job {
         let Some(policy) = policy else {

@@ -138,7 +138,7 @@ pub fn build_cache(cfg: &Config) -> Vec<(String, Pipeline)> {
         runner_tag: amd64.runner_tag.clone(),
         pull_policy: cfg.pull_policy.clone(),
         max_jobs_per_pipeline: 500,
-        max_file_bytes: spack_cacher::process::MAX_FILE_BYTES,
+        max_file_bytes: common::ci::MAX_FILE_BYTES,
     };
     let files = spack_cacher::process::input_files(&opts.inputs).unwrap();
     let read = files
