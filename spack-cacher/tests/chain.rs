@@ -10,10 +10,15 @@ use spacktainerizah_tests::{repo_root, validate_gitlab_ci};
 
 fn chain() -> Pipeline {
     let config = Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap();
+    chain_of(config, Vec::new())
+}
+
+/// The chain of `config`, whose template names `package_repos`, for every architecture.
+fn chain_of(config: Config, package_repos: Vec<String>) -> Pipeline {
     chain::pipeline(&ChainOptions {
         spack_architectures: config.architectures.keys().cloned().collect(),
         config,
-        package_repos: Vec::new(),
+        package_repos,
         config_path: "spacktainerizah.yaml".into(),
     })
     .unwrap()
@@ -157,13 +162,7 @@ fn the_committed_example_gitlab_ci_is_what_chain_writes() {
 #[test]
 fn every_cleaning_keeps_what_every_living_branch_recorded() {
     let cfg = Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap();
-    let p = chain::pipeline(&ChainOptions {
-        config: cfg.clone(),
-        package_repos: vec!["packages".into()],
-        config_path: "spacktainerizah.yaml".into(),
-        spack_architectures: cfg.architectures.keys().cloned().collect(),
-    })
-    .unwrap();
+    let p = chain_of(cfg.clone(), vec!["packages".into()]);
     for (arch, ac) in &cfg.architectures {
         // The generating job records the lockfiles it concretized, before any build.
         let generate = &p.jobs[&format!("generate build cache {arch}")].script;
@@ -294,13 +293,7 @@ fn a_directory_caches_records_are_named_as_a_store_not_a_path() {
             "branch_url: file:///srv/cache-dev",
         );
     let cfg = Config::parse(std::path::Path::new("spacktainerizah.yaml"), &text).unwrap();
-    let p = chain::pipeline(&ChainOptions {
-        config: cfg.clone(),
-        package_repos: vec!["packages".into()],
-        config_path: "spacktainerizah.yaml".into(),
-        spack_architectures: cfg.architectures.keys().cloned().collect(),
-    })
-    .unwrap();
+    let p = chain_of(cfg.clone(), vec!["packages".into()]);
     let cmd = &p.jobs["clean branch build cache amd64"].script[0];
     assert!(
         cmd.contains("--keep 'file:///srv/cache-dev/_spacktainerizah/keep'"),

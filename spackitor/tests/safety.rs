@@ -884,18 +884,7 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
     let remote = format!("file://{}", src.display());
 
     let clean = |extra: &[&str]| {
-        let mut args = vec![
-            "clean".to_string(),
-            "--output".into(),
-            "json".into(),
-            "--cache".into(),
-            format!("s3://{bucket}/cache"),
-            "--max-age".into(),
-            "0".into(),
-            "--keep".into(),
-            records_url.clone(),
-        ];
-        args.extend(s3_args(&s3_endpoint()));
+        let mut args = records_clean_args(&bucket, &records_url);
         args.extend(extra.iter().map(|s| s.to_string()));
         spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args)
     };
@@ -980,6 +969,23 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
 /// A package repository without libelf: both libelfs go as removed packages, and both libdwarfs
 /// as their dependents. Nothing here depends on age, so over S3 (where every object is as young
 /// as the test) the orphan rule never takes what a crashed run leaves.
+/// `clean` of `s3://<bucket>/cache`, everything expired, keeping what `records` holds.
+fn records_clean_args(bucket: &str, records: &str) -> Vec<String> {
+    let mut args = vec![
+        "clean".to_string(),
+        "--output".into(),
+        "json".into(),
+        "--cache".into(),
+        format!("s3://{bucket}/cache"),
+        "--max-age".into(),
+        "0".into(),
+        "--keep".into(),
+        records.to_string(),
+    ];
+    args.extend(s3_args(&s3_endpoint()));
+    args
+}
+
 fn repo_without_libelf(dir: &Path) -> String {
     let repo = dir.join("repos/spack_repo/builtin");
     for p in ["libdwarf", "compiler_wrapper", "gcc_runtime"] {
@@ -1100,18 +1106,7 @@ async fn a_container_removed_from_the_definitions_stops_protecting_its_specs() {
         .await
         .unwrap();
     let clean = || {
-        let mut args = vec![
-            "clean".to_string(),
-            "--output".into(),
-            "json".into(),
-            "--cache".into(),
-            format!("s3://{bucket}/cache"),
-            "--max-age".into(),
-            "0".into(),
-            "--keep".into(),
-            records_url.clone(),
-        ];
-        args.extend(s3_args(&s3_endpoint()));
+        let args = records_clean_args(&bucket, &records_url);
         spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args)
     };
     let removed = common::keep_lists::record_arch(&records, "main", "amd64", vec![a])
