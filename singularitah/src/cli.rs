@@ -4,9 +4,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use common::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions, S3Args};
-use common::env_names;
-use common::store::{DEFAULT_PART_SIZE, StoreUrl};
+use model::env_names;
+use stores::{DEFAULT_PART_SIZE, StoreUrl};
+use terminal::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions, S3Args};
 
 use crate::sif_build::{SifBuildOptions, SifSource};
 use crate::sif_prune::PruneOptions;
@@ -94,7 +94,7 @@ pub enum SifCommand {
         #[arg(long, default_value_t = 7, value_parser = clap::value_parser!(u64).range(0..=36_500))]
         keep_days: u64,
         /// Say what would be uploaded and removed; change nothing.
-        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = terminal::cli::boolish())]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,
@@ -104,7 +104,7 @@ pub enum SifCommand {
     /// renamed into place.
     Sync {
         /// The bucket (`s3://bucket/prefix`) or directory holding the published SIFs.
-        #[arg(long, value_parser = common::cli::parse_store_url)]
+        #[arg(long, value_parser = terminal::cli::parse_store_url)]
         from: StoreUrl,
         /// The directory to bring up to date (a shared filesystem).
         #[arg(long)]
@@ -113,7 +113,7 @@ pub enum SifCommand {
         #[arg(long)]
         delete_removed: bool,
         /// Say what would be copied and removed; change nothing.
-        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = terminal::cli::boolish())]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,
@@ -128,7 +128,7 @@ pub enum SifCommand {
         #[arg(long, default_value = "main", env = env_names::CI_DEFAULT_BRANCH)]
         default_branch: String,
         /// Buckets (`s3://bucket/prefix`) and directories holding SIFs; repeatable.
-        #[arg(long = "in", value_name = "URL", required = true, value_parser = common::cli::parse_store_url)]
+        #[arg(long = "in", value_name = "URL", required = true, value_parser = terminal::cli::parse_store_url)]
         stores: Vec<StoreUrl>,
         /// HTTP user for a private remote (with `--git-token-env`).
         #[arg(long, default_value = "gitlab-ci-token")]
@@ -137,7 +137,7 @@ pub enum SifCommand {
         #[arg(long, value_name = "VAR")]
         git_token_env: Option<String>,
         /// Say what would be removed; change nothing.
-        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = terminal::cli::boolish())]
         dry_run: bool,
         #[command(flatten)]
         s3: S3Args,

@@ -10,8 +10,8 @@ pub mod skeleton;
 
 use std::process::ExitCode;
 
-use common::cli::{OutputOptions, exit};
-use common::printer::Printer;
+use terminal::cli::{OutputOptions, exit};
+use terminal::printer::Printer;
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Runtime::new()?)
@@ -20,7 +20,7 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 /// Run `command`, printing through a printer made from `output`; the process exit code.
 pub fn main(output: &OutputOptions, command: cli::Run) -> ExitCode {
     let printer = Printer::new(output);
-    common::cli::finish(&printer, run(&printer, command))
+    terminal::cli::finish(&printer, run(&printer, command))
 }
 
 /// Run a command; returns the process exit code.

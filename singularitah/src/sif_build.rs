@@ -8,10 +8,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use common::registry::{ImageRef, Login, RegistryClient};
-use common::rootfs;
-use common::sif::definition::{SECTIONS_NEEDING_SINGULARITY, SingularityDef};
-use common::sif::format;
+use model::sif::definition::{SECTIONS_NEEDING_SINGULARITY, SingularityDef};
+use model::sif::format;
+use oci::registry::{ImageRef, Login, RegistryClient};
+use oci::rootfs;
 
 use crate::skeleton::Skeleton;
 
@@ -47,17 +47,17 @@ pub struct SifBuildOptions {
 /// Build the SIF; returns the source image digest.
 pub async fn build(
     opts: &SifBuildOptions,
-    printer: &common::printer::Printer,
+    printer: &terminal::printer::Printer,
 ) -> anyhow::Result<String> {
     let (image, def, def_text) = source(opts)?;
     let image: ImageRef = image.parse()?;
     for registry in &opts.insecure_registries {
-        common::registry::insecure::allow(registry);
+        oci::registry::insecure::allow(registry);
     }
     // As every tool reads a registry login: used when the user variable is set.
     let login = match &opts.login_env {
         Some((user_env, secret_env)) => {
-            common::config::Credentials::registry_login(Some(&common::config::Credentials {
+            model::config::Credentials::registry_login(Some(&model::config::Credentials {
                 user_env: user_env.clone(),
                 secret_env: secret_env.clone(),
             }))
@@ -174,7 +174,7 @@ fn source(
 /// published under and the source digest.
 fn labels(
     opts: &SifBuildOptions,
-    resolved: &common::registry::Resolved,
+    resolved: &oci::registry::Resolved,
     def: Option<&SingularityDef>,
 ) -> BTreeMap<String, String> {
     let mut labels = resolved.labels.clone();
@@ -184,7 +184,7 @@ fn labels(
     labels.extend(opts.labels.clone());
     if let (Some(container), Some(branch)) = (&opts.container, &opts.branch) {
         labels.extend(
-            common::sif::published::SifIdentity {
+            stores::sif_published::SifIdentity {
                 container: container.clone(),
                 branch: branch.clone(),
                 arch: opts.arch.clone(),
@@ -193,7 +193,7 @@ fn labels(
         );
     }
     labels.insert(
-        common::labels::source_digest_label(),
+        model::labels::source_digest_label(),
         resolved.manifest.digest.clone(),
     );
     labels
@@ -204,9 +204,9 @@ fn labels(
 async fn extract(
     client: &RegistryClient,
     image: &ImageRef,
-    resolved: &common::registry::Resolved,
+    resolved: &oci::registry::Resolved,
     root: &Path,
-    printer: &common::printer::Printer,
+    printer: &terminal::printer::Printer,
 ) -> anyhow::Result<rootfs::PseudoFiles> {
     std::fs::create_dir(root)?;
     let blob = root.with_file_name("layer");
@@ -216,7 +216,9 @@ async fn extract(
     let applied = printer.progress(Some(resolved.layers.len() as u64), "applying layers");
     for layer in &resolved.layers {
         client
-            .blob_to_file(image, &layer.digest, layer.size, &blob, &downloaded)
+            .blob_to_file(image, &layer.digest, layer.size, &blob, &|n| {
+                downloaded.inc(n)
+            })
             .await?;
         let file = std::fs::File::open(&blob)?;
         rootfs::apply_layer(root, &layer.digest, &layer.media_type, file, &mut pseudo)?;
@@ -234,7 +236,7 @@ fn squash(
     root: &Path,
     pseudo: &rootfs::PseudoFiles,
     squashfs: &Path,
-    printer: &common::printer::Printer,
+    printer: &terminal::printer::Printer,
 ) -> anyhow::Result<()> {
     let mut mksquashfs = Command::new("mksquashfs");
     mksquashfs
@@ -330,7 +332,7 @@ fn build_date(t: std::time::SystemTime) -> String {
         .map(|d| d.as_secs())
         .unwrap_or(0);
     // `2026-11-30T12:23:30Z`, taken apart.
-    let stamp = common::printer::rfc3339(t);
+    let stamp = terminal::printer::rfc3339(t);
     let (year, month, day) = (&stamp[..4], &stamp[5..7], &stamp[8..10]);
     let month: usize = month.parse().unwrap_or(1);
     format!(

@@ -4,10 +4,10 @@
 //! and record — is read before the first delete.
 
 use anyhow::{Context, bail};
-use common::git::Remote;
-use common::sif::published;
-use common::store::{S3Options, Store, StoreUrl};
+use host::git::Remote;
 use serde::Serialize;
+use stores::sif_published;
+use stores::{S3Options, Store, StoreUrl};
 
 #[derive(Debug, Clone)]
 pub struct PruneOptions {
@@ -53,13 +53,13 @@ pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
             bail!("{}: not a directory", p.display());
         }
         let store = Store::open(url, &opts.s3).await?;
-        let sifs = published::list(&store, "")
+        let sifs = sif_published::list(&store, "")
             .await
             .with_context(|| format!("listing {}", store.url()))?;
         let mut gone = Vec::new();
         for (o, _) in sifs {
             // The branch it records decides; a SIF that records none is never deleted.
-            match published::identity(&store, &o.key)
+            match sif_published::identity(&store, &o.key)
                 .await
                 .with_context(|| format!("reading what {} is", store.location(&o.key)))?
             {

@@ -8,10 +8,10 @@ use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, bail};
-use common::sif::format;
-use common::sif::published::{self, SifIdentity, SifName};
-use common::store::{S3Options, Store, StoreUrl};
+use model::sif::format;
 use serde::Serialize;
+use stores::sif_published::{self, SifIdentity, SifName};
+use stores::{S3Options, Store, StoreUrl};
 
 #[derive(Debug, Clone)]
 pub struct PublishOptions {
@@ -59,17 +59,17 @@ pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, Str
 
 pub async fn publish(
     opts: &PublishOptions,
-    printer: &common::printer::Printer,
+    printer: &terminal::printer::Printer,
 ) -> anyhow::Result<PublishReport> {
     // Everything checked before anything is written: the file is a SIF and says what it holds.
     let labels = format::read_labels(&opts.file)?;
-    let checksums = published::object_metadata(&labels);
+    let checksums = sif_published::object_metadata(&labels);
     let identity = SifIdentity::from_labels(&labels);
     let (url, key) = target(&opts.to, &opts.file)?;
     let store = Store::open(&url, &opts.s3).await?;
     let location = store.location(&key);
     let uploaded = match store.head(&key).await {
-        Ok((_, meta)) if published::same_checksums(&checksums, &meta) => false,
+        Ok((_, meta)) if sif_published::same_checksums(&checksums, &meta) => false,
         Ok(_) => true,
         Err(e) if e.is_not_found() => true,
         Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {location}"))),
@@ -78,7 +78,7 @@ pub async fn publish(
         let size = std::fs::metadata(&opts.file).map(|m| m.len()).unwrap_or(0);
         let pb = printer.progress_bytes(size, &format!("uploading to {location}"));
         store
-            .put_file(&key, &opts.file, &checksums, opts.part_size, &pb)
+            .put_file(&key, &opts.file, &checksums, opts.part_size, &|n| pb.inc(n))
             .await
             .with_context(|| format!("uploading {} to {location}", opts.file.display()))?;
         pb.finish_and_clear();
@@ -110,14 +110,14 @@ async fn retire_older(
         .map(|(d, _)| format!("{d}/"))
         .unwrap_or_default();
     let mut siblings = Vec::new();
-    for (o, _) in published::list(store, &format!("{folder}{}__", id.container))
+    for (o, _) in sif_published::list(store, &format!("{folder}{}__", id.container))
         .await
         .with_context(|| format!("listing the SIFs of {} in {}", id.container, store.url()))?
     {
         if o.key[folder.len()..].contains('/') {
             continue;
         }
-        let theirs = published::identity(store, &o.key)
+        let theirs = sif_published::identity(store, &o.key)
             .await
             .with_context(|| format!("reading what {} is", store.location(&o.key)))?;
         if theirs.as_ref() == Some(id) {

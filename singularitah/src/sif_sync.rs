@@ -9,10 +9,10 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::sif::format;
-use common::sif::published;
-use common::store::{S3Options, Store, StoreUrl};
+use model::sif::format;
 use serde::Serialize;
+use stores::sif_published;
+use stores::{S3Options, Store, StoreUrl};
 
 #[derive(Debug, Clone)]
 pub struct SyncOptions {
@@ -33,13 +33,13 @@ pub struct SyncReport {
 
 pub async fn sync(
     opts: &SyncOptions,
-    printer: &common::printer::Printer,
+    printer: &terminal::printer::Printer,
 ) -> anyhow::Result<SyncReport> {
     if !opts.to.is_dir() {
         bail!("{}: not a directory", opts.to.display());
     }
     let store = Store::open(&opts.from, &opts.s3).await?;
-    let objects = published::list(&store, "")
+    let objects = sif_published::list(&store, "")
         .await
         .with_context(|| format!("listing {}", store.url()))?;
     if objects.is_empty() && opts.delete_removed {
@@ -57,11 +57,11 @@ pub async fn sync(
             .head(&o.key)
             .await
             .with_context(|| format!("reading the metadata of {}", store.location(&o.key)))?;
-        let mut want = published::checksums_of_metadata(&meta);
+        let mut want = sif_published::checksums_of_metadata(&meta);
         if want.is_empty() && store.is_local() {
             // A directory source: its SIF is at hand and says what it records.
             if let Ok(labels) = format::read_labels(Path::new(&store.location(&o.key))) {
-                want = published::checksums(&labels);
+                want = sif_published::checksums(&labels);
             }
         }
         if is_current(&local, &want, o.size) {
@@ -119,7 +119,7 @@ struct Record {
 fn record_path(dir: &Path, source: &str) -> PathBuf {
     use sha2::{Digest, Sha256};
     let id = hex::encode(Sha256::digest(source.as_bytes()));
-    dir.join(common::store::RESERVED_DIR)
+    dir.join(stores::RESERVED_DIR)
         .join("sync")
         .join(format!("{}.json", &id[..16]))
 }
@@ -155,7 +155,7 @@ fn is_current(local: &Path, want: &std::collections::BTreeMap<String, String>, s
         return std::fs::metadata(local).is_ok_and(|m| m.len() == size);
     }
     match format::read_labels(local) {
-        Ok(labels) => published::same_checksums(want, &published::checksums(&labels)),
+        Ok(labels) => sif_published::same_checksums(want, &sif_published::checksums(&labels)),
         // Missing, or not a SIF (a broken copy): fetch it again.
         Err(_) => false,
     }
@@ -178,14 +178,14 @@ async fn fetch(
         .tempfile_in(dir)
         .with_context(|| format!("a temporary file in {}", dir.display()))?;
     store
-        .get_to_file(key, tmp.path(), progress)
+        .get_to_file(key, tmp.path(), &|n| progress.inc(n))
         .await
         .with_context(|| format!("copying {} to {}", store.location(key), local.display()))?;
     if !want.is_empty() {
         let got = format::read_labels(tmp.path())
-            .map(|l| published::checksums(&l))
+            .map(|l| sif_published::checksums(&l))
             .with_context(|| format!("checking the copy of {}", store.location(key)))?;
-        if !published::same_checksums(want, &got) {
+        if !sif_published::same_checksums(want, &got) {
             bail!(
                 "{}: the SIF records other checksums than its object metadata; not installed",
                 store.location(key)

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
-use common::ci::shell_quote;
-use common::registry::Resolved;
-use common::sif::definition::SingularityDef;
+use model::ci::shell_quote;
+use model::sif::definition::SingularityDef;
+use oci::registry::Resolved;
 
 /// What the skeleton is made from.
 pub struct Skeleton<'a> {
@@ -515,7 +515,7 @@ mod tests {
         std::fs::create_dir_all(root.join(".singularity.d")).unwrap();
         std::os::unix::fs::symlink(&outside, root.join(".singularity.d/env")).unwrap();
         let image = Resolved {
-            manifest: common::registry::Descriptor {
+            manifest: oci::registry::Descriptor {
                 media_type: String::new(),
                 digest: "sha256:0".into(),
                 size: 0,

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, SystemTime};
 
-use common::sif::published;
 use futures::TryStreamExt;
 use spacktainerizah_tests::{git, new_bucket, open_store, registry, s3_cli_args, unique_name};
+use stores::sif_published;
 
 /// Run `singularitah`; commands that reach S3 get the test server's flags.
 fn singularitah(args: &[&str]) -> Output {
@@ -37,7 +37,7 @@ fn make_sif(path: &Path, lockfile: &str) {
         None => (base, "amd64"),
     };
     let parts: Vec<&str> = base.splitn(3, "__").collect();
-    let identity = published::SifIdentity {
+    let identity = sif_published::SifIdentity {
         container: parts[0].to_string(),
         branch: parts.get(2).copied().unwrap_or("main").to_string(),
         arch: arch.to_string(),
@@ -46,7 +46,7 @@ fn make_sif(path: &Path, lockfile: &str) {
 }
 
 /// A real SIF recording `lockfile`, and `identity` when given.
-fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&published::SifIdentity>) {
+fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&sif_published::SifIdentity>) {
     let work = tempfile::tempdir().unwrap();
     let root = work.path().join("root");
     std::fs::create_dir_all(root.join("opt")).unwrap();
@@ -60,7 +60,7 @@ fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&published::SifIden
         .status()
         .unwrap();
     assert!(st.success());
-    let spec = common::sif::format::SifSpec {
+    let spec = model::sif::format::SifSpec {
         arch: "amd64".into(),
         deffile: "Bootstrap: docker\nFrom: example/tool:1\n".into(),
         labels: BTreeMap::from([
@@ -81,7 +81,7 @@ fn make_sif_as(path: &Path, lockfile: &str, identity: Option<&published::SifIden
         ..Default::default()
     };
     let mut f = std::fs::File::create(path).unwrap();
-    common::sif::format::write(&spec, &mut f, path).unwrap();
+    model::sif::format::write(&spec, &mut f, path).unwrap();
 }
 
 /// `singularitah sif publish FILE --to TO`, which must succeed; its output.
@@ -96,15 +96,15 @@ fn publish(file: &Path, to: &str) -> String {
 }
 
 /// Upload a SIF as `sif publish` leaves it: with its checksums and identity as metadata.
-async fn put_published(store: &common::store::Store, key: &str, path: &Path) {
-    let labels = common::sif::format::read_labels(path).unwrap();
+async fn put_published(store: &stores::Store, key: &str, path: &Path) {
+    let labels = model::sif::format::read_labels(path).unwrap();
     store
         .put_file(
             key,
             path,
-            &published::object_metadata(&labels),
-            common::store::DEFAULT_PART_SIZE,
-            &indicatif::ProgressBar::hidden(),
+            &sif_published::object_metadata(&labels),
+            stores::DEFAULT_PART_SIZE,
+            &|_| (),
         )
         .await
         .unwrap();
@@ -152,8 +152,8 @@ async fn publish_records_checksums_skips_the_same_and_retires_old_sifs_over_s3()
     let out = ok(singularitah(&["sif", "publish", sif_arg, "--to", &to]));
     assert!(out.starts_with("uploaded s3://"), "{out}");
     let (info, meta) = store.head("tool__1.0.sif").await.unwrap();
-    assert_eq!(meta[published::META_LOCKFILE_SHA256], "lock-a");
-    assert_eq!(meta[published::META_CONTAINER_CHECKSUM], "def1");
+    assert_eq!(meta[sif_published::META_LOCKFILE_SHA256], "lock-a");
+    assert_eq!(meta[sif_published::META_CONTAINER_CHECKSUM], "def1");
     assert_eq!(keys(&url).await.len(), 5);
 
     // The same checksums: not uploaded again.
@@ -205,7 +205,7 @@ async fn publish_records_checksums_skips_the_same_and_retires_old_sifs_over_s3()
         )
     );
     let (info, meta) = store.head("tool__1.0.sif").await.unwrap();
-    assert_eq!(meta[published::META_LOCKFILE_SHA256], "lock-b");
+    assert_eq!(meta[sif_published::META_LOCKFILE_SHA256], "lock-b");
     assert!(info.etag.unwrap().ends_with("-3\""), "uploaded in 3 parts");
     assert_eq!(info.size, 11 * 1024 * 1024);
 
@@ -295,7 +295,7 @@ async fn sync_copies_only_what_changed_atomically() {
     };
     let r = sync(&[]);
     assert_eq!(r["copied"], serde_json::json!(["a__1.sif", "b__1.sif"]));
-    let labels = common::sif::format::read_labels(&shared.path().join("a__1.sif")).unwrap();
+    let labels = model::sif::format::read_labels(&shared.path().join("a__1.sif")).unwrap();
     assert_eq!(labels["org.example.lockfile-sha256"], "a1");
 
     let r = sync(&[]);
@@ -311,7 +311,7 @@ async fn sync_copies_only_what_changed_atomically() {
         serde_json::json!(["a__1.sif", "b__1.sif"]),
         "{r}"
     );
-    let labels = common::sif::format::read_labels(&shared.path().join("a__1.sif")).unwrap();
+    let labels = model::sif::format::read_labels(&shared.path().join("a__1.sif")).unwrap();
     assert_eq!(labels["org.example.lockfile-sha256"], "a2");
 
     // Removed from the bucket: kept locally unless asked; unrelated files never touched.
@@ -329,7 +329,7 @@ async fn sync_copies_only_what_changed_atomically() {
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         // The record of what this sync put there, in the store's own folder.
-        .filter(|n| n != common::store::RESERVED_DIR)
+        .filter(|n| n != stores::RESERVED_DIR)
         .collect();
     left.sort();
     assert_eq!(
@@ -396,7 +396,7 @@ async fn prune_branches_removes_only_sifs_of_deleted_branches() {
     let store = open_store(&url).await;
     // What each SIF records (container, branch slug, architecture); the names alone are
     // ambiguous: is `fix-amd64` a branch, or `fix` built for amd64?
-    let id = |branch: &str, arch: &str| published::SifIdentity {
+    let id = |branch: &str, arch: &str| sif_published::SifIdentity {
         container: "tool".into(),
         branch: branch.into(),
         arch: arch.into(),
@@ -507,7 +507,7 @@ fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_dige
         "-o",
         sif.to_str().unwrap(),
     ]));
-    let labels = common::sif::format::read_labels(&sif).unwrap();
+    let labels = model::sif::format::read_labels(&sif).unwrap();
     assert_eq!(labels["Maintainer"], "hpc");
     assert_eq!(labels["org.opencontainers.image.title"], "nexus");
     let digest = labels["org.spacktainerizah.source-digest"].clone();
@@ -523,14 +523,14 @@ fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_dige
         &format!("{}/", dest.display()),
     ]));
     // The directory store's own record of the object's metadata, read as any client reads it.
-    let store = common::store::Store::File(common::store::FileStore::new(dest.clone()));
+    let store = stores::Store::File(stores::FileStore::new(dest.clone()));
     let meta: BTreeMap<String, String> = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(store.head("nexus-storage__latest.sif"))
         .unwrap()
         .1;
-    assert_eq!(meta[published::META_SOURCE_DIGEST], digest);
-    assert_eq!(meta[published::META_CONTAINER_CHECKSUM], "abc");
+    assert_eq!(meta[sif_published::META_SOURCE_DIGEST], digest);
+    assert_eq!(meta[sif_published::META_CONTAINER_CHECKSUM], "abc");
 
     // The squashfs holds the definition's sections where Singularity looks for them.
     let part = d.path().join("part");
@@ -755,12 +755,12 @@ fn publish_retires_only_its_own_lineage_whatever_the_names_look_like() {
     let work = tempfile::tempdir().unwrap();
     // `a`'s old SIF, and one whose name starts like `a`'s but which records another container
     // (published before such names were refused), and one recording another architecture.
-    let other = published::SifIdentity {
+    let other = sif_published::SifIdentity {
         container: "a__b".into(),
         branch: "main".into(),
         arch: "amd64".into(),
     };
-    let arm = published::SifIdentity {
+    let arm = sif_published::SifIdentity {
         container: "a".into(),
         branch: "main".into(),
         arch: "arm64".into(),

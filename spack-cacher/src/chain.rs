@@ -8,15 +8,15 @@
 use std::collections::BTreeMap;
 
 use anyhow::Context;
-use common::ci::{
+use model::ci::{
     ARTIFACTS_EXPIRE_IN, Artifacts, Image, Job, Need, Pipeline, Rule, Trigger, Workflow,
 };
-use common::commands::{
+use model::commands::{
     Arg, CacherGenerate, CacherPrepare, CacherProcess, CacherRecord, S3Access, SifPruneBranches,
     SpackahPipeline, SpackitorClean, SpacktainerizerPin, SpacktainerizerPipeline,
 };
-use common::config::{ArchConfig, Config};
-use common::env_names;
+use model::config::{ArchConfig, Config};
+use model::env_names;
 
 pub const STAGES: [&str; 5] = [
     "generate",
@@ -230,7 +230,7 @@ fn add_containers(
                 // A pipeline too large for one file has its parts beside it.
                 paths: vec![
                     "containers.yml".into(),
-                    common::ci::CONTAINER_PARTS_DIR.into(),
+                    model::ci::CONTAINER_PARTS_DIR.into(),
                 ],
                 ..Artifacts::default()
             },
@@ -280,7 +280,7 @@ fn add_build_cache(
     ac: &ArchConfig,
 ) -> anyhow::Result<(String, String)> {
     let cfg = &opts.config;
-    let generate = common::ci::build_cache_generate_job(arch);
+    let generate = model::ci::build_cache_generate_job(arch);
     let scratch = format!("jobs_scratch_dir.{arch}");
     let mut variables = ac.job_variables();
     variables.extend(ac.build_cache.aws_variables());
@@ -539,7 +539,7 @@ fn add_scheduled_cleaners(
 /// the job token through git's environment.
 fn add_prune_jobs(p: &mut Pipeline, opts: &ChainOptions) -> anyhow::Result<()> {
     let cfg = &opts.config;
-    let mut buckets: BTreeMap<String, (&common::config::BucketConfig, &str)> = BTreeMap::new();
+    let mut buckets: BTreeMap<String, (&model::config::BucketConfig, &str)> = BTreeMap::new();
     for ac in cfg.architectures.values() {
         if let Some(b) = &ac.containers_bucket {
             for url in [b.url_for(true), b.url_for(false)] {
@@ -643,14 +643,14 @@ pub fn template_repos(repo: &std::path::Path) -> anyhow::Result<Vec<String>> {
     if !path.is_file() {
         return Ok(Vec::new());
     }
-    let doc: common::yaml::Value = common::yaml::read(&path)?;
+    let doc: model::yaml::Value = model::yaml::read(&path)?;
     let repos = doc.get("spack").and_then(|s| s.get("repos"));
     Ok(match repos {
-        Some(common::yaml::Value::Sequence(items)) => items
+        Some(model::yaml::Value::Sequence(items)) => items
             .iter()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
-        Some(common::yaml::Value::Mapping(m)) => m
+        Some(model::yaml::Value::Mapping(m)) => m
             .values()
             .filter_map(|v| v.as_str().map(str::to_string))
             .collect(),
@@ -658,8 +658,8 @@ pub fn template_repos(repo: &std::path::Path) -> anyhow::Result<Vec<String>> {
     })
 }
 
-fn dotenv(file: &str) -> common::yaml::Value {
-    let mut m = common::yaml::Mapping::new();
+fn dotenv(file: &str) -> model::yaml::Value {
+    let mut m = model::yaml::Mapping::new();
     m.insert("dotenv".into(), file.into());
-    common::yaml::Value::Mapping(m)
+    model::yaml::Value::Mapping(m)
 }

@@ -5,8 +5,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use anyhow::{Context, bail};
-use common::printer::Printer;
-use common::spack::command;
+use host::spack;
+use terminal::printer::Printer;
 
 use crate::prepare;
 
@@ -44,7 +44,7 @@ pub fn commands(env: &Path, artifacts_root: &Path, output_file: &Path) -> [Vec<S
 }
 
 pub fn run(opts: &GenerateOptions, printer: &Printer) -> anyhow::Result<Vec<PathBuf>> {
-    let spack = command::find(opts.spack.as_deref())?;
+    let spack = spack::find(opts.spack.as_deref())?;
     let envs = prepare::environments(&opts.envs, &opts.arch)?;
     let pb = printer.progress(Some(envs.len() as u64), "spack ci generate");
     let queue = Mutex::new(envs.clone());
@@ -98,7 +98,7 @@ fn one(spack: &Path, env: &Path, opts: &GenerateOptions) -> anyhow::Result<()> {
     let log_path = env.join("generate.log");
     let mut log = Vec::new();
     for args in commands(env, &root, &root.join("pipeline.yml")) {
-        command::run(spack, &args, &mut log, &log_path)
+        spack::run(spack, &args, &mut log, &log_path)
             .with_context(|| format!("{}/{container}", opts.arch))?;
     }
     Ok(())

@@ -15,9 +15,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use common::cli::{OutputOptions, exit};
-use common::config::Config;
-use common::printer::Printer;
+use model::config::Config;
+use terminal::cli::{OutputOptions, exit};
+use terminal::printer::Printer;
 
 /// A command, as plain options; configuration files are read by [`run`].
 #[derive(Debug, Clone)]
@@ -70,7 +70,7 @@ pub enum Command {
 /// Run `command`, printing through a printer made from `output`; the process exit code.
 pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
     let printer = Printer::new(output);
-    common::cli::finish(&printer, run(&printer, command))
+    terminal::cli::finish(&printer, run(&printer, command))
 }
 
 /// Paths, one a line: what a command wrote.
@@ -84,13 +84,13 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
     match command {
         Command::Chain { config, repo, out } => {
             let cfg = Config::read(&config)?;
-            let defs = common::definitions::discover(&repo)?;
+            let defs = model::definitions::discover(&repo)?;
             let spack_architectures = cfg
                 .architectures
                 .keys()
                 .filter(|a| {
                     defs.for_arch(a)
-                        .any(|d| matches!(d.kind, common::definitions::Kind::Spack { .. }))
+                        .any(|d| matches!(d.kind, model::definitions::Kind::Spack { .. }))
                 })
                 .cloned()
                 .collect();
@@ -205,7 +205,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 tools: cfg.jobs.tools.clone(),
                 pull_policy: pull_policy.map(|p| vec![p]).or(cfg.pull_policy.clone()),
                 max_jobs_per_pipeline: max_jobs,
-                max_file_bytes: common::ci::MAX_FILE_BYTES,
+                max_file_bytes: model::ci::MAX_FILE_BYTES,
             };
             let written = process::run(&opts).context("processing the generated pipelines")?;
             list(printer, written.iter().map(|p| p.display().to_string()))?;

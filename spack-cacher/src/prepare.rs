@@ -6,11 +6,11 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::config::{ArchConfig, Config};
-use common::definitions::{self, Kind};
-use common::env_names;
-use common::spack::environment::Environment;
-use common::yaml::{Mapping, Value};
+use model::config::{ArchConfig, Config};
+use model::definitions::{self, Kind};
+use model::env_names;
+use model::spack::environment::Environment;
+use model::yaml::{Mapping, Value};
 
 /// The mirror name current Spack requires for `spack ci` uploads.
 pub const UPLOAD_MIRROR: &str = "buildcache-destination";

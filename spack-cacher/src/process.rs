@@ -6,9 +6,9 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::ci::{ARTIFACTS_EXPIRE_IN, Job, Need, Pipeline, Rule, Trigger};
-use common::config::JobSettings;
 use indexmap::IndexMap;
+use model::ci::{ARTIFACTS_EXPIRE_IN, Job, Need, Pipeline, Rule, Trigger};
+use model::config::JobSettings;
 
 /// Jobs Spack adds that are not package builds; they run once, after every build stage.
 const SERVICE_JOBS: &[&str] = &["rebuild-index", "wait-for-build-jobs"];
@@ -174,7 +174,7 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
     };
     trigger.jobs.insert(
         fetch.clone(),
-        common::ci::fetch_job(
+        model::ci::fetch_job(
             &opts.artifacts_job,
             &opts.artifacts_path,
             vec![opts.runner_tag.clone()],
@@ -244,11 +244,11 @@ fn parts<'a>(jobs: &'a [(String, Job)], opts: &ProcessOptions) -> Vec<&'a [(Stri
     // Room for the pipeline's own keys (stages, variables, workflow).
     let budget = opts
         .max_file_bytes
-        .saturating_sub(common::yaml::to_string(&opts.variables).len() + 1024);
+        .saturating_sub(model::yaml::to_string(&opts.variables).len() + 1024);
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, (name, job)) in jobs.iter().enumerate() {
-        let size = common::ci::job_size(name, job);
+        let size = model::ci::job_size(name, job);
         let full = i - start >= opts.max_jobs_per_pipeline.max(1) || bytes + size > budget;
         if full && i > start {
             out.push(&jobs[start..i]);

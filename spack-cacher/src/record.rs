@@ -1,14 +1,14 @@
 //! `spack-cacher record`: put each prepared environment's concretized `spack.lock` of one
 //! architecture into the build cache the branch fills, as the keep lists the janitor protects
-//! (`common::keep_lists`). Run with the upload, before any build job: a janitor running while
+//! (`stores::keep_lists`). Run with the upload, before any build job: a janitor running while
 //! the pipeline builds already keeps what it will need.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
-use common::config::Config;
-use common::keep_lists;
-use common::store::{Store, StoreUrl};
+use model::config::Config;
+use stores::keep_lists;
+use stores::{Store, StoreUrl};
 
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
@@ -53,7 +53,7 @@ pub async fn run(opts: &RecordOptions) -> anyhow::Result<Recorded> {
             .unwrap_or_default();
         let bytes =
             std::fs::read(&path).with_context(|| format!("{}: not concretized", path.display()))?;
-        common::spack::lockfile::Lockfile::parse(&path.display().to_string(), &bytes)?;
+        model::spack::lockfile::Lockfile::parse(&path.display().to_string(), &bytes)?;
         locks.push((name, bytes));
     }
     if locks.is_empty() {

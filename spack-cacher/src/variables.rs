@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use common::config::{Config, Credentials};
-use common::env_names;
+use model::config::{Config, Credentials};
+use model::env_names;
 
 /// Who provides a variable, and as what GitLab type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]

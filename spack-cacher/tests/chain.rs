@@ -3,8 +3,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::ci::{Job, Need, Pipeline};
-use common::config::Config;
+use model::ci::{Job, Need, Pipeline};
+use model::config::Config;
 use spack_cacher::chain::{self, ChainOptions, STAGES};
 use spacktainerizah_tests::{repo_root, validate_gitlab_ci};
 
@@ -258,7 +258,7 @@ fn every_job_after_stage_1_runs_the_images_its_pipeline_built_by_digest() {
         Some("pinned.env")
     );
     for (name, job) in &p.jobs {
-        let Some(common::ci::Image::Detailed { name: image, .. }) = &job.image else {
+        let Some(model::ci::Image::Detailed { name: image, .. }) = &job.image else {
             continue;
         };
         if image.contains("$BUILDER_TAG") {

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use common::config::Config;
+use model::config::Config;
 use spack_cacher::prepare::{self, PrepareOptions};
 use spacktainerizah_tests::{repo_root, walk};
 
@@ -254,7 +254,7 @@ fn record_puts_each_lockfile_in_the_cache_the_branch_fills() {
         for c in ["brainbuilder", "neurodamus-neocortex", "system-benchmarks"] {
             let recorded = cache.join(format!(
                 "{}/{branch}/amd64/{c}/spack.lock",
-                common::keep_lists::PREFIX
+                stores::keep_lists::PREFIX
             ));
             assert_eq!(
                 std::fs::read(&recorded).unwrap(),
@@ -287,7 +287,7 @@ fn record_leaves_exactly_the_lists_of_the_containers_still_defined() {
     for e in &environments {
         std::fs::copy(&lock, e.join("spack.lock")).unwrap();
     }
-    let records = prod.join(common::keep_lists::PREFIX);
+    let records = prod.join(stores::keep_lists::PREFIX);
     let record = || {
         let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spack-cacher"))
             .args(["record", "--arch", "amd64", "--branch", "main", "--envs"])

@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use common::ci::{Need, Pipeline};
+use model::ci::{Need, Pipeline};
 use spack_cacher::process::{self, ProcessOptions, Stage};
 use spacktainerizah_tests::{fixtures, repo_root, validate_gitlab_ci};
 
@@ -75,15 +75,15 @@ fn options(out: &Path, inputs: &[&str], max_jobs: usize) -> ProcessOptions {
         .into_iter()
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect(),
-        builds: common::config::JobSettings {
+        builds: model::config::JobSettings {
             timeout: Some("2h".into()),
-            ..common::config::JobKind::SpackBuilds.defaults()
+            ..model::config::JobKind::SpackBuilds.defaults()
         },
-        tools: common::config::JobKind::Tools.defaults(),
+        tools: model::config::JobKind::Tools.defaults(),
         runner_tag: "kubernetes".into(),
         pull_policy: Some(vec!["always".into()]),
         max_jobs_per_pipeline: max_jobs,
-        max_file_bytes: common::ci::MAX_FILE_BYTES,
+        max_file_bytes: model::ci::MAX_FILE_BYTES,
     }
 }
 
@@ -307,13 +307,13 @@ fn a_stage_too_large_for_one_file_is_split_by_size_and_spack_jobs_get_the_config
             child.display(),
             text.len()
         );
-        let p = common::ci::Pipeline::parse(child, &text).unwrap();
+        let p = model::ci::Pipeline::parse(child, &text).unwrap();
         for (name, job) in p.jobs.iter().filter(|(_, j)| j.image.is_some()) {
             assert_eq!(job.timeout.as_deref(), Some("2h"), "{name}");
             assert!(job.tags.contains(&"big-iron".to_string()), "{name}");
             assert_eq!(job.variables["SPACK_BUILD_JOBS"], "16", "{name}");
             // Spack's own retry (three runs of a failed build) is replaced.
-            let Some(common::ci::Retry::Detailed { when, .. }) = &job.retry else {
+            let Some(model::ci::Retry::Detailed { when, .. }) = &job.retry else {
                 panic!("{name}: {:?}", job.retry);
             };
             assert!(

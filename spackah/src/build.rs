@@ -5,14 +5,14 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use common::definitions::Kind;
-use common::engine::{BuildRequest, Engine, base_registries};
-use common::registry::Login;
-use common::registry::saved_logins::pull_logins;
-use common::secret::Secret;
-use common::spack::environment::Environment;
+use model::definitions::Kind;
+use model::secret::Secret;
+use model::spack::environment::Environment;
+use oci::engine::{BuildRequest, Engine, base_registries};
+use oci::registry::Login;
+use oci::registry::saved_logins::pull_logins;
 
-use common::printer::Printer;
+use terminal::printer::Printer;
 
 use crate::context;
 use crate::dockerfile::{self, SECRET_KEY, SECRET_KEY_ID};
@@ -136,7 +136,7 @@ pub async fn build(
     labels.insert("org.opencontainers.image.title".into(), def.name.clone());
     labels.insert(
         "org.opencontainers.image.created".into(),
-        common::printer::rfc3339(std::time::SystemTime::now()),
+        terminal::printer::rfc3339(std::time::SystemTime::now()),
     );
     let request = BuildRequest {
         context: context.path().to_path_buf(),

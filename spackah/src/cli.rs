@@ -3,8 +3,8 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand};
-use common::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
-use common::env_names;
+use model::env_names;
+use terminal::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 
 use crate::{Command, Place};
 

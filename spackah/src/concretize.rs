@@ -2,8 +2,8 @@
 //! environment, for use outside CI where stage 2 left no lockfile.
 
 use anyhow::{Context, bail};
-use common::definitions::ContainerDefinition;
-use common::spack::command;
+use host::spack;
+use model::definitions::ContainerDefinition;
 
 use crate::image::lockfile_path;
 use crate::plan::PlanOptions;
@@ -20,9 +20,9 @@ pub fn concretize(opts: &PlanOptions, def: &ContainerDefinition) -> anyhow::Resu
             env.display()
         );
     }
-    let spack = command::find(opts.spack.as_deref())?;
+    let spack = spack::find(opts.spack.as_deref())?;
     let args = ["-e", &env.display().to_string(), "concretize", "-f"].map(String::from);
-    command::run(&spack, &args, &mut Vec::new(), &env.join("concretize.log"))
+    spack::run(&spack, &args, &mut Vec::new(), &env.join("concretize.log"))
         .with_context(|| format!("{}/{}", def.arch, def.name))?;
     Ok(())
 }

@@ -6,8 +6,8 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::spack::environment::Environment;
-use common::yaml::{Mapping, Value};
+use model::spack::environment::Environment;
+use model::yaml::{Mapping, Value};
 
 /// The view every container's software is linked into (Spack's own `containerize` layout).
 pub const VIEWS: &str = "/opt/views";

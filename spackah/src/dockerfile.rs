@@ -6,9 +6,9 @@
 //! `Dockerfile.epilogue`.
 
 use anyhow::Context;
-use common::definitions::{ContainerDefinition, Kind};
-use common::spack::environment::Environment;
-use common::yaml::Value;
+use model::definitions::{ContainerDefinition, Kind};
+use model::spack::environment::Environment;
+use model::yaml::Value;
 
 use crate::context::{CACHE_MOUNT, Layout, REPOS, VIEW, VIEWS};
 

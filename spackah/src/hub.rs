@@ -3,8 +3,8 @@
 
 use std::collections::BTreeMap;
 
-use common::config::PublicRegistryConfig;
-use common::registry::{ImageRef, RegistryClient, RegistryError};
+use model::config::PublicRegistryConfig;
+use oci::registry::{ImageRef, RegistryClient, RegistryError};
 
 /// What the hub holds of a container's tag.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

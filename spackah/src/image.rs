@@ -6,12 +6,12 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::checksum::{TreeHash, files, relative_name};
-use common::config::Config;
-use common::definitions::{self, ContainerDefinition, Kind};
-use common::labels;
-use common::registry::ImageRef;
-use common::spack::lockfile::Lockfile;
+use model::checksum::{TreeHash, files, relative_name};
+use model::config::Config;
+use model::definitions::{self, ContainerDefinition, Kind};
+use model::labels;
+use model::spack::lockfile::Lockfile;
+use oci::registry::ImageRef;
 
 /// Where a project's containers are defined and concretized, for one branch.
 #[derive(Debug, Clone)]

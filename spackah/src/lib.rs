@@ -19,10 +19,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use common::cli::{OutputOptions, exit};
-use common::config::Config;
-use common::engine::Engine;
-use common::printer::{Printer, table};
+use model::config::Config;
+use oci::engine::Engine;
+use terminal::cli::{OutputOptions, exit};
+use terminal::printer::{Printer, table};
 
 use crate::build::BuildOptions;
 use crate::image::Project;
@@ -44,7 +44,7 @@ impl Place {
     /// The project, its configuration read.
     fn project(self) -> anyhow::Result<Project> {
         Ok(Project {
-            config: Config::read(&self.config)?,
+            config: read_config(&self.config)?,
             repo: self.repo,
             branch: self.branch,
             lockfiles: self.lockfiles,
@@ -134,7 +134,7 @@ fn plan_row(d: &plan::Decision) -> Vec<String> {
 /// Run `command`, printing through a printer made from `output`; the process exit code.
 pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
     let printer = Printer::new(output);
-    common::cli::finish(&printer, run(&printer, command))
+    terminal::cli::finish(&printer, run(&printer, command))
 }
 
 /// Run a command; returns the process exit code. The services (registry clients, containers
@@ -219,7 +219,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     p,
                     cfg,
                     &out.display().to_string(),
-                    common::ci::MAX_FILE_BYTES,
+                    model::ci::MAX_FILE_BYTES,
                     &artifacts_job,
                 );
                 for (file, p) in files {
@@ -262,4 +262,13 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
             }
         }
     })
+}
+
+/// The configuration, with its insecure registries made known to the registry clients.
+fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let config = Config::read(path)?;
+    for registry in config.insecure_registries() {
+        oci::registry::insecure::allow(&registry);
+    }
+    Ok(config)
 }

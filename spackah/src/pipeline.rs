@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::ci::{Image, Job, Need, Pipeline, build_cache_generate_job, shell_quote};
-use common::commands::{S3Access, SifBuild, SifPublish, SifSource, SifSync, SpackahContainer};
-use common::config::{BucketConfig, Config};
+use model::ci::{Image, Job, Need, Pipeline, build_cache_generate_job, shell_quote};
+use model::commands::{S3Access, SifBuild, SifPublish, SifSource, SifSync, SpackahContainer};
+use model::config::{BucketConfig, Config};
 
 use crate::plan::{ContainerKind, Decision, PlanOptions};
 
@@ -123,7 +123,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
                 labels: d
                     .record
                     .iter()
-                    .filter(|(k, _)| **k != common::labels::source_digest_label())
+                    .filter(|(k, _)| **k != model::labels::source_digest_label())
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
             }
@@ -188,8 +188,8 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         .map(String::from)
         .collect();
     let pinned = [
-        (common::env_names::BUILDER_IMAGE, &opts.pinned.builder),
-        (common::env_names::RUNTIME_IMAGE, &opts.pinned.runtime),
+        (model::env_names::BUILDER_IMAGE, &opts.pinned.builder),
+        (model::env_names::RUNTIME_IMAGE, &opts.pinned.runtime),
     ];
     for (name, image) in pinned {
         if let Some(image) = image {
@@ -206,7 +206,7 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
 /// folder the configuration names.
 fn sync_job(
     cfg: &Config,
-    sync: &common::config::SifSyncConfig,
+    sync: &model::config::SifSyncConfig,
     image: Option<Image>,
     script: Vec<String>,
 ) -> Job {
@@ -230,7 +230,7 @@ mod tests {
     use std::collections::BTreeMap;
     use std::path::Path;
 
-    use common::config::Config;
+    use model::config::Config;
 
     use super::*;
     use crate::plan::{HubPlan, SifPlan};
@@ -282,10 +282,7 @@ mod tests {
                     "org.example.spacktainerizah.definition-checksum".to_string(),
                     "abc".to_string(),
                 ),
-                (
-                    common::labels::source_digest_label(),
-                    "sha256:1".to_string(),
-                ),
+                (model::labels::source_digest_label(), "sha256:1".to_string()),
             ]),
             sif: Some(SifPlan {
                 store: "s3://sboinfrastructureassets/containers".into(),

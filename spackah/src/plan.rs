@@ -8,13 +8,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use common::config::{BucketConfig, Config};
-use common::definitions::{self, ContainerDefinition, Kind};
-use common::labels;
-use common::registry::{Clients, ImageRef, RegistryClient};
-use common::sif::published;
-use common::store::{S3Options, Store, StoreUrl};
+use model::config::{BucketConfig, Config};
+use model::definitions::{self, ContainerDefinition, Kind};
+use model::labels;
+use oci::registry::{Clients, ImageRef, RegistryClient};
 use serde::Serialize;
+use stores::sif_published;
+use stores::{S3Options, Store, StoreUrl};
 
 use crate::hub;
 use crate::image::{self, Project, SpackImage, check_arch, definition_checksum};
@@ -88,7 +88,7 @@ pub struct Decision {
     pub build: bool,
     pub reason: String,
     /// Labels the build records: the image's (Spack) or the SIF's (`.def`). The SIF object's
-    /// metadata are their checksums (`common::sif::published::checksums`).
+    /// metadata are their checksums (`stores::sif_published::checksums`).
     pub record: BTreeMap<String, String>,
     /// The SIF in the architecture's containers bucket; none when it has no bucket.
     pub sif: Option<SifPlan>,
@@ -212,10 +212,10 @@ async fn sif_plan(
         .url_for(opts.project.branch == opts.project.config.default_branch)
         .parse()?;
     let store = services.store(&url, &bucket.s3_options()).await?;
-    let key = published::file_name(&def.name, tag);
-    let want = published::checksums(record);
+    let key = sif_published::file_name(&def.name, tag);
+    let want = sif_published::checksums(record);
     let (build, reason, changed) = match store.head(&key).await {
-        Ok((_, meta)) if published::same_checksums(&want, &meta) => {
+        Ok((_, meta)) if sif_published::same_checksums(&want, &meta) => {
             (false, "SIF up to date".to_string(), Vec::new())
         }
         Ok((_, meta)) => {
@@ -319,7 +319,7 @@ async fn def_decision(
         })?;
     let tag = image::tag(cfg, &source.reference, &opts.project.branch, &def.arch);
     let record = BTreeMap::from([
-        (common::labels::source_digest_label(), digest.clone()),
+        (model::labels::source_digest_label(), digest.clone()),
         (
             labels::namespaced(&cfg.labels.namespace, labels::DEFINITION_CHECKSUM),
             definition_checksum(&opts.project.repo, def)?,
@@ -328,9 +328,9 @@ async fn def_decision(
     let sif = sif_plan(opts, services, bucket, def, &tag, &record).await?;
     let store: StoreUrl = sif.store.parse()?;
     let changed = |key: &str| sif.changed.iter().any(|c| c == key);
-    let reason = if changed(published::META_SOURCE_DIGEST) {
+    let reason = if changed(sif_published::META_SOURCE_DIGEST) {
         format!("source image changed (now {digest})")
-    } else if changed(published::META_CONTAINER_CHECKSUM) {
+    } else if changed(sif_published::META_CONTAINER_CHECKSUM) {
         "definition changed".to_string()
     } else {
         sif.reason.clone()

@@ -3,8 +3,8 @@
 //! other checksums.
 
 use anyhow::{Context, bail};
-use common::engine::Engine;
-use common::registry::Clients;
+use oci::engine::Engine;
+use oci::registry::Clients;
 
 use crate::hub;
 use crate::image::Project;
@@ -24,7 +24,7 @@ pub async fn publish<F, Fut>(
 ) -> anyhow::Result<String>
 where
     F: FnOnce() -> Fut,
-    Fut: std::future::Future<Output = Result<Engine, common::engine::EngineError>>,
+    Fut: std::future::Future<Output = Result<Engine, oci::engine::EngineError>>,
 {
     let p = &opts.project;
     let cfg = &p.config;

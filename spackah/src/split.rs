@@ -3,10 +3,10 @@
 
 use std::collections::BTreeMap;
 
-use common::ci::{Job, Need, Pipeline, Trigger};
-use common::config::Config;
+use model::ci::{Job, Need, Pipeline, Trigger};
+use model::config::Config;
 
-use common::ci::CONTAINER_PARTS_DIR as PARTS_DIR;
+use model::ci::CONTAINER_PARTS_DIR as PARTS_DIR;
 
 /// The sync job, which follows every part.
 const SYNC: &str = "sync sifs";
@@ -40,8 +40,7 @@ pub fn split(
     let fetch = "fetch container pipelines".to_string();
     top.jobs.insert(
         fetch.clone(),
-        common::ci::fetch_job(generating_job, &dir, cfg.tools_tags())
-            .with_settings(&cfg.jobs.tools),
+        model::ci::fetch_job(generating_job, &dir, cfg.tools_tags()).with_settings(&cfg.jobs.tools),
     );
     for (i, jobs) in parts(&p, max_bytes).into_iter().enumerate() {
         let file = format!("{dir}/part-{}.yml", i + 1);
@@ -90,11 +89,11 @@ fn parts(p: &Pipeline, max_bytes: usize) -> Vec<Vec<(String, Job)>> {
         let unit = name.split_once(' ').map_or(name.as_str(), |(_, rest)| rest);
         units.entry(unit).or_default().push((name, job));
     }
-    let budget = max_bytes.saturating_sub(common::yaml::to_string(&p.variables).len() + 1024);
+    let budget = max_bytes.saturating_sub(model::yaml::to_string(&p.variables).len() + 1024);
     let mut out: Vec<Vec<(String, Job)>> = vec![Vec::new()];
     let mut bytes = 0;
     for jobs in units.into_values() {
-        let size: usize = jobs.iter().map(|(n, j)| common::ci::job_size(n, j)).sum();
+        let size: usize = jobs.iter().map(|(n, j)| model::ci::job_size(n, j)).sum();
         if bytes + size > budget && !out.last().is_some_and(|l| l.is_empty()) {
             out.push(Vec::new());
             bytes = 0;

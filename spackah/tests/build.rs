@@ -10,9 +10,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use common::engine::{BuildRequest, Engine};
-use common::registry::Login;
 use futures::StreamExt;
+use oci::engine::{BuildRequest, Engine};
+use oci::registry::Login;
 use spacktainerizah_tests::{
     REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, fixtures, registry, repo_root,
     unique_name,
@@ -90,7 +90,7 @@ fn spackah_command(dir: &Path, args: &[&str], canary: &str) -> Command {
 
 /// Run a generated job's script as a runner would, in `dir`, with the tools on the PATH and the
 /// CI variables the jobs read; returns its output.
-fn run_job(dir: &Path, job: &common::ci::Job, canary: &str) -> String {
+fn run_job(dir: &Path, job: &model::ci::Job, canary: &str) -> String {
     let bin_dir = Path::new(env!("CARGO_BIN_EXE_spackah")).parent().unwrap();
     assert!(
         bin_dir.join("singularitah").exists(),
@@ -219,7 +219,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
         let text = std::fs::read_to_string(&pipeline_file).unwrap();
         spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
         assert!(!text.contains(canary), "a secret in the pipeline");
-        common::ci::Pipeline::parse(&pipeline_file, &text).unwrap()
+        model::ci::Pipeline::parse(&pipeline_file, &text).unwrap()
     };
     let p = pipeline(&canary);
     let job_names: Vec<&String> = p.jobs.keys().collect();
@@ -243,7 +243,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     let sif_name = "pythons__3.13.5-amd64.sif";
     assert!(!d.join(sif_name).exists(), "the job cleans up after itself");
     run_job(d, &p.jobs["sync sifs"], &canary);
-    let labels = common::sif::format::read_labels(&d.join("shared").join(sif_name)).unwrap();
+    let labels = model::sif::format::read_labels(&d.join("shared").join(sif_name)).unwrap();
     let plan_json = spackah(d, &["plan", "--output", "json"], &canary);
     let decisions: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
     for (k, v) in decisions[0]["record"].as_object().unwrap() {

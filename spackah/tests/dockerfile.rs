@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use common::config::Config;
-use common::definitions::{self, Kind};
-use common::spack::environment::Environment;
+use model::config::Config;
+use model::definitions::{self, Kind};
+use model::spack::environment::Environment;
 use spackah::context::Layout;
 use spackah::dockerfile;
 use spacktainerizah_tests::repo_root;

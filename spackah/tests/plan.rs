@@ -8,9 +8,9 @@ use std::process::Output;
 
 use std::collections::BTreeMap;
 
-use common::sif::published;
 use serde_json::Value;
 use spacktainerizah_tests::{fixtures, push_test_image, registry, repo_root, unique_name};
+use stores::sif_published;
 
 struct Setup {
     dir: tempfile::TempDir,
@@ -144,7 +144,7 @@ async fn publish(s: &Setup, decisions: &[Value]) {
             .put(
                 sif["key"].as_str().unwrap(),
                 b"SIF".to_vec(),
-                &published::checksums(&record),
+                &sif_published::checksums(&record),
                 &Default::default(),
             )
             .await
@@ -181,7 +181,7 @@ async fn tags_from_the_lockfile_and_rebuilds_on_change() {
         spacktainerizah_tests::open_store(&format!("file://{}/sifs", s.dir.path().display())).await;
     let key = "pythons__3.13.5-amd64.sif";
     let mut meta = store.head(key).await.unwrap().1;
-    meta.insert(published::META_LOCKFILE_SHA256.into(), "other".into());
+    meta.insert(sif_published::META_LOCKFILE_SHA256.into(), "other".into());
     store
         .put(key, b"SIF".to_vec(), &meta, &Default::default())
         .await
@@ -334,10 +334,10 @@ fn bad_lockfiles_and_definitions_are_named() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("filez"));
-    let image: common::registry::ImageRef = format!("{}/{}/pythons:x", registry(), s.namespace)
+    let image: oci::registry::ImageRef = format!("{}/{}/pythons:x", registry(), s.namespace)
         .parse()
         .unwrap();
-    let client = common::registry::RegistryClient::new(&image.registry, None).unwrap();
+    let client = oci::registry::RegistryClient::new(&image.registry, None).unwrap();
     let exists = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(client.repository_exists(&image))

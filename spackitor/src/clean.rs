@@ -5,18 +5,18 @@
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 
-use common::git::Remote;
-use common::store::S3Options;
+use host::git::Remote;
 use std::time::{Instant, SystemTime};
+use stores::S3Options;
 
 use anyhow::{Context, bail};
-use common::cli::exit;
-use common::printer::{Printer, human_bytes, table};
-use common::spack::buildcache::{Layout, v3};
-use common::store::{
+use model::spack::buildcache::{Layout, v3};
+use serde::Serialize;
+use stores::{
     Condition, DELETE_BATCH, DELETE_CONCURRENCY, DeleteFailure, RequestCounts, Store, StoreError,
 };
-use serde::Serialize;
+use terminal::cli::exit;
+use terminal::printer::{Printer, human_bytes, table};
 
 use crate::deletion_plan::{self, LayoutPlan, Reason, Rules};
 use crate::journal;
@@ -137,16 +137,16 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         Some(set)
     };
     if !(opts.max_age_days.is_finite()
-        && (0.0..=common::cli::MAX_DAYS).contains(&opts.max_age_days))
+        && (0.0..=terminal::cli::MAX_DAYS).contains(&opts.max_age_days))
     {
         bail!(
             "--max-age {} is out of range: give 0 to {} days",
             opts.max_age_days,
-            common::cli::MAX_DAYS
+            terminal::cli::MAX_DAYS
         );
     }
     let rules = Rules {
-        max_age: common::cli::days(opts.max_age_days),
+        max_age: terminal::cli::days(opts.max_age_days),
         keep: keep::hashes(lockfiles),
         packages,
         orphans: opts.orphans,
@@ -190,8 +190,8 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
 fn not_filled_yet(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
         matches!(
-            c.downcast_ref::<common::cache::CacheError>(),
-            Some(common::cache::CacheError::NoCache { .. })
+            c.downcast_ref::<stores::cache::CacheError>(),
+            Some(stores::cache::CacheError::NoCache { .. })
         )
     })
 }
@@ -451,9 +451,9 @@ pub async fn repair_indexes(
             if gone.is_empty() {
                 break;
             }
-            let index = match common::cache::load_index(store, lm.layout).await {
+            let index = match stores::cache::load_index(store, lm.layout).await {
                 Ok(i) => i,
-                Err(common::cache::CacheError::MissingIndex { .. }) => break,
+                Err(stores::cache::CacheError::MissingIndex { .. }) => break,
                 Err(e) => {
                     return Err(e).with_context(|| {
                         format!("reading the {} index again after the deletes", lm.layout)
@@ -469,7 +469,7 @@ pub async fn repair_indexes(
                 break;
             }
             let guard = index.guard_etag.clone().map(Condition::IfMatch);
-            let written = common::cache::write_index(
+            let written = stores::cache::write_index(
                 store,
                 lm.layout,
                 index.db.to_bytes_without(&named),
@@ -592,7 +592,7 @@ pub async fn write_index(store: &Store, lm: &LayoutModel, bytes: Vec<u8>) -> any
         .clone()
         .map(Condition::IfMatch)
         .unwrap_or_default();
-    common::cache::write_index(store, lm.layout, bytes, &lm.index.db.version, &guard)
+    stores::cache::write_index(store, lm.layout, bytes, &lm.index.db.version, &guard)
         .await
         .with_context(|| format!("writing the {} index of {}", lm.layout, store.url()))
 }

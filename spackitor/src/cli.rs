@@ -4,16 +4,16 @@
 use std::path::PathBuf;
 
 use clap::{Parser, Subcommand, ValueEnum};
-use common::cli::{CacheArgs, EXIT_CODES_HELP, OutputArgs, OutputOptions, S3Args};
-use common::env_names;
-use common::store::StoreUrl;
+use model::env_names;
+use stores::StoreUrl;
+use terminal::cli::{CacheArgs, EXIT_CODES_HELP, OutputArgs, OutputOptions, S3Args};
 
 use crate::Run;
 use crate::clean::CleanOptions;
 use crate::keep::{self, KeepSource};
 use crate::ls::{LsOptions, SortKey};
 use crate::purge::PurgeOptions;
-use common::git::Remote;
+use host::git::Remote;
 
 #[derive(Debug, Parser)]
 #[command(name = "spackitor", version, about = "The Spack janitor: inspect and clean Spack binary build caches (layouts v2 and v3, S3 or directories).", after_help = EXIT_CODES_HELP)]
@@ -82,7 +82,7 @@ pub enum Command {
         #[arg(long, value_name = "PATH|URL", env = env_names::SPACKITOR_KEEP, value_delimiter = ',', value_parser = keep::parse_source)]
         keep: Vec<KeepSource>,
         /// Print what would be deleted and change nothing.
-        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = terminal::cli::boolish())]
         dry_run: bool,
     },
     /// Rebuild the index from the spec files (v2) or spec manifests (v3) present, like
@@ -91,7 +91,7 @@ pub enum Command {
         #[command(flatten)]
         cache: CacheArgs,
         /// Print what the index would hold and write nothing.
-        #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
+        #[arg(long, env = env_names::DRY_RUN, value_parser = terminal::cli::boolish())]
         dry_run: bool,
     },
     /// Objects and bytes in total, the largest packages, specs by age band, orphans.
@@ -111,10 +111,10 @@ pub enum Command {
     /// Specs present in one cache and not the other. Exit 1 when they differ.
     Diff {
         /// `s3://bucket[/prefix]`, `file:///dir` or a directory.
-        #[arg(value_parser = common::cli::parse_store_url)]
+        #[arg(value_parser = terminal::cli::parse_store_url)]
         a: StoreUrl,
         /// The other cache, in the same forms.
-        #[arg(value_parser = common::cli::parse_store_url)]
+        #[arg(value_parser = terminal::cli::parse_store_url)]
         b: StoreUrl,
         #[command(flatten)]
         s3: S3Args,
@@ -144,10 +144,10 @@ pub struct LsArgs {
     #[arg(long)]
     pub arch: Option<String>,
     /// Only specs whose newest object is older than this many days.
-    #[arg(long, value_name = "DAYS", value_parser = common::cli::parse_days)]
+    #[arg(long, value_name = "DAYS", value_parser = terminal::cli::parse_days)]
     pub older_than: Option<f64>,
     /// Only specs whose newest object is newer than this many days.
-    #[arg(long, value_name = "DAYS", value_parser = common::cli::parse_days)]
+    #[arg(long, value_name = "DAYS", value_parser = terminal::cli::parse_days)]
     pub newer_than: Option<f64>,
     /// Sort order.
     #[arg(long, value_enum, default_value_t = SortArg::Name)]
@@ -169,7 +169,7 @@ pub struct CleanArgs {
     #[command(flatten)]
     pub cache: CacheArgs,
     /// Delete specs whose newest object is older than this many days.
-    #[arg(long, value_name = "DAYS", default_value_t = 30.0, env = env_names::SPACKITOR_MAX_AGE, value_parser = common::cli::parse_days)]
+    #[arg(long, value_name = "DAYS", default_value_t = 30.0, env = env_names::SPACKITOR_MAX_AGE, value_parser = terminal::cli::parse_days)]
     pub max_age: f64,
     /// A spack.lock, a folder searched for them, or a store URL (`s3://bucket/prefix`) whose
     /// every spack.lock — as stage 2 records them, `<branch>/<arch>/<container>/spack.lock` — is
@@ -198,7 +198,7 @@ pub struct CleanArgs {
     #[arg(long, env = env_names::SPACKITOR_ORPHANS)]
     pub orphans: bool,
     /// Print the plan and change nothing.
-    #[arg(long, env = env_names::DRY_RUN, value_parser = common::cli::boolish())]
+    #[arg(long, env = env_names::DRY_RUN, value_parser = terminal::cli::boolish())]
     pub dry_run: bool,
     /// Leave the index unchanged (it then lists deleted specs until it is rebuilt).
     #[arg(long, env = env_names::SPACKITOR_NO_REINDEX)]

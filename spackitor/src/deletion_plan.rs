@@ -4,8 +4,8 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, SystemTime};
 
-use common::spack::buildcache::Layout;
-use common::spack::spec::{DepTypes, Shared};
+use model::spack::buildcache::Layout;
+use model::spack::spec::{DepTypes, Shared};
 use serde::Serialize;
 
 use crate::manifests::BlobRef;

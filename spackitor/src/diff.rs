@@ -3,11 +3,11 @@
 
 use std::collections::BTreeMap;
 
-use common::cache::{detect_layouts, load_index};
-use common::cli::exit;
-use common::printer::{Printer, table};
-use common::store::Store;
 use serde::Serialize;
+use stores::Store;
+use stores::cache::{detect_layouts, load_index};
+use terminal::cli::exit;
+use terminal::printer::{Printer, table};
 
 #[derive(Debug, Serialize, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Entry {

@@ -4,12 +4,12 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use anyhow::bail;
-use common::cli::exit;
-use common::printer::{Printer, human_bytes, rfc3339, short_age, table};
-use common::spack::buildcache::v3::Manifest;
-use common::spack::spec::{DepTypes, Shared};
-use common::store::Store;
+use model::spack::buildcache::v3::Manifest;
+use model::spack::spec::{DepTypes, Shared};
 use serde::Serialize;
+use stores::Store;
+use terminal::cli::exit;
+use terminal::printer::{Printer, human_bytes, rfc3339, short_age, table};
 
 use crate::manifests::Reads;
 use crate::model::{CacheModel, LayoutModel, Unowned};

@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::SystemTime;
 
 use anyhow::{Context, bail};
-use common::spack::buildcache::{Layout, v3};
-use common::spack::spec::Shared;
-use common::store::{Condition, Store};
+use model::spack::buildcache::{Layout, v3};
+use model::spack::spec::Shared;
 use serde::{Deserialize, Serialize};
+use stores::{Condition, Store};
 
 use crate::deletion_plan::{LayoutPlan, PlannedOrphan};
 use crate::manifests::BlobRef;
@@ -243,7 +243,7 @@ pub fn leftovers(
     out
 }
 
-fn orphan(lm: &LayoutModel, o: &common::store::ObjectInfo, kind: Unowned) -> PlannedOrphan {
+fn orphan(lm: &LayoutModel, o: &stores::ObjectInfo, kind: Unowned) -> PlannedOrphan {
     PlannedOrphan {
         layout: lm.layout.to_string(),
         key: o.key.clone(),

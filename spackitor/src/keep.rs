@@ -6,11 +6,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use common::git::Alive;
-use common::keep_lists;
-use common::spack::lockfile::Lockfile;
-use common::store::{S3Options, Store, StoreError, StoreUrl};
+use host::git::Alive;
+use model::spack::lockfile::Lockfile;
 use serde::Serialize;
+use stores::keep_lists;
+use stores::{S3Options, Store, StoreError, StoreUrl};
 
 /// Where keep lockfiles come from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub fn parse_source(s: &str) -> Result<KeepSource, String> {
     if s.contains("://") {
         s.parse()
             .map(KeepSource::Store)
-            .map_err(|e: common::store::StoreError| e.to_string())
+            .map_err(|e: model::store_url::InvalidStoreUrl| e.to_string())
     } else if s.is_empty() {
         Err("empty keep list".into())
     } else {

@@ -21,9 +21,9 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use common::cli::{CacheOptions, OutputOptions};
-use common::printer::Printer;
-use common::store::{S3Options, Store, StoreUrl};
+use stores::{S3Options, Store, StoreUrl};
+use terminal::cli::{CacheOptions, OutputOptions};
+use terminal::printer::Printer;
 
 use crate::clean::CleanOptions;
 use crate::ls::LsOptions;
@@ -70,7 +70,7 @@ pub enum Run {
 /// Run `command`, printing through a printer made from `output`; the process exit code.
 pub fn main(output: &OutputOptions, command: Run) -> ExitCode {
     let printer = Printer::new(output);
-    common::cli::finish(&printer, run(&printer, command))
+    terminal::cli::finish(&printer, run(&printer, command))
 }
 
 /// Run a command; returns the process exit code. The cache's store is opened here, once.

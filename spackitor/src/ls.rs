@@ -3,10 +3,10 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use common::cli::exit;
-use common::printer::{Printer, human_bytes, rfc3339, short_age, table};
-use common::store::Store;
 use serde::Serialize;
+use stores::Store;
+use terminal::cli::exit;
+use terminal::printer::{Printer, human_bytes, rfc3339, short_age, table};
 
 use crate::manifests::Reads;
 use crate::model::CacheModel;
@@ -59,7 +59,7 @@ pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Re
         .map(|p| globset::Glob::new(p).map(|g| g.compile_matcher()))
         .transpose()
         .context("invalid name pattern")?;
-    let days = common::cli::days;
+    let days = terminal::cli::days;
     let mut out = Vec::new();
     for lm in &model.layouts {
         for (hash, rec) in &lm.specs {

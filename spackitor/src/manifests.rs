@@ -7,11 +7,11 @@ use std::io::Read;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
-use common::cache::catalog::Catalog;
-use common::spack::buildcache::v3::{self, Manifest};
-use common::store::{Condition, ObjectInfo, Store};
 use futures::{StreamExt, TryStreamExt};
+use model::spack::buildcache::v3::{self, Manifest};
 use serde::{Deserialize, Serialize};
+use stores::cache::catalog::Catalog;
+use stores::{Condition, ObjectInfo, Store};
 
 /// A manifest the listing showed was gone when read: someone (another janitor) deleted it
 /// meanwhile. The cache is read again rather than guessing what it referenced.

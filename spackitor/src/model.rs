@@ -6,13 +6,13 @@ use std::collections::HashMap;
 use std::time::SystemTime;
 
 use anyhow::Context;
-use common::cache::LoadedIndex;
-use common::cache::catalog::Catalog;
-use common::spack::buildcache::v3;
-use common::spack::buildcache::{Layout, v2};
-use common::spack::graph::SpecGraph;
-use common::spack::spec::{Shared, SpecNode};
-use common::store::{ObjectInfo, Store};
+use model::spack::buildcache::v3;
+use model::spack::buildcache::{Layout, v2};
+use model::spack::graph::SpecGraph;
+use model::spack::spec::{Shared, SpecNode};
+use stores::cache::LoadedIndex;
+use stores::cache::catalog::Catalog;
+use stores::{ObjectInfo, Store};
 
 use crate::manifests::{self, BlobRef, ManifestRefs, Reads};
 
@@ -139,7 +139,7 @@ impl CacheModel {
     pub async fn load_shown(
         store: &Store,
         reads: Reads,
-        printer: &common::printer::Printer,
+        printer: &terminal::printer::Printer,
     ) -> anyhow::Result<CacheModel> {
         let pb = printer.progress(None, "listing");
         let model = CacheModel::load(store, reads, |n| pb.set_position(n)).await;

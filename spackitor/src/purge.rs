@@ -5,16 +5,16 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use anyhow::bail;
-use common::spack::spec::{DepTypes, Shared};
-use common::store::Store;
+use model::spack::spec::{DepTypes, Shared};
+use stores::Store;
 
 use crate::clean;
 use crate::deletion_plan::{self, LayoutPlan, Reason};
 use crate::inspect::resolve;
 use crate::keep::{self, KeepSource};
 use crate::model::CacheModel;
-use common::printer::Printer;
-use common::store::S3Options;
+use stores::S3Options;
+use terminal::printer::Printer;
 
 #[derive(Debug, Clone)]
 pub struct PurgeOptions {

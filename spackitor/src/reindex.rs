@@ -4,13 +4,13 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{Context, bail};
-use common::cli::exit;
-use common::printer::Printer;
-use common::spack::buildcache::{Layout, SpecFile, v2, v3};
-use common::store::{Condition, ObjectInfo, Store};
 use futures::{StreamExt, TryStreamExt};
+use model::spack::buildcache::{Layout, SpecFile, v2, v3};
 use serde::Serialize;
 use serde_json::{Value, json};
+use stores::{Condition, ObjectInfo, Store};
+use terminal::cli::exit;
+use terminal::printer::Printer;
 
 /// Spec files or manifests read at once.
 const READS_IN_FLIGHT: usize = 32;
@@ -247,7 +247,7 @@ async fn previous_index(
             Condition::IfNoneMatch,
         ));
     }
-    match common::cache::load_index(store, layout).await {
+    match stores::cache::load_index(store, layout).await {
         Ok(idx) => {
             let guard = idx
                 .guard_etag
@@ -277,7 +277,7 @@ async fn write(
     guard: Condition,
     listed: &HashMap<&str, &ObjectInfo>,
 ) -> anyhow::Result<()> {
-    common::cache::write_index(store, layout, bytes, db_version, &guard)
+    stores::cache::write_index(store, layout, bytes, db_version, &guard)
         .await
         .with_context(|| format!("writing the {layout} index of {}", store.url()))?;
     if layout == Layout::V3 && !listed.contains_key(v3::LAYOUT_KEY) {

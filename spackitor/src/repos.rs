@@ -99,7 +99,7 @@ fn spack_checkout_repos(root: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
         if !file.is_file() {
             continue;
         }
-        let doc: common::yaml::Value = common::yaml::read(&file)?;
+        let doc: model::yaml::Value = model::yaml::read(&file)?;
         // `repos::` (override) reads as the key `repos:`.
         let entries = doc
             .get("repos")
@@ -107,18 +107,18 @@ fn spack_checkout_repos(root: &Path) -> anyhow::Result<Option<Vec<PathBuf>>> {
             .cloned()
             .unwrap_or_default();
         let paths: Vec<String> = match entries {
-            common::yaml::Value::Mapping(m) => m
+            model::yaml::Value::Mapping(m) => m
                 .into_iter()
                 .filter_map(|(_, v)| match v {
-                    common::yaml::Value::String(p) => Some(p),
-                    common::yaml::Value::Mapping(m) => m
+                    model::yaml::Value::String(p) => Some(p),
+                    model::yaml::Value::Mapping(m) => m
                         .get("destination")
                         .and_then(|d| d.as_str())
                         .map(str::to_string),
                     _ => None,
                 })
                 .collect(),
-            common::yaml::Value::Sequence(items) => items
+            model::yaml::Value::Sequence(items) => items
                 .into_iter()
                 .filter_map(|v| v.as_str().map(str::to_string))
                 .collect(),

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
-use common::cli::exit;
-use common::printer::{Printer, human_bytes, rfc3339, table};
-use common::store::Store;
 use serde::Serialize;
+use stores::Store;
+use terminal::cli::exit;
+use terminal::printer::{Printer, human_bytes, rfc3339, table};
 
 use crate::manifests::Reads;
 use crate::model::{CacheModel, Unowned};

@@ -4,14 +4,14 @@
 //! memory bounded whatever the tarballs' sizes.
 
 use anyhow::Context;
-use common::cache::hash_file_matches;
-use common::cli::exit;
-use common::printer::{Printer, table};
-use common::spack::buildcache::{Layout, SpecFile, v2};
-use common::store::Store;
 use futures::{StreamExt, TryStreamExt};
+use model::spack::buildcache::{Layout, SpecFile, v2};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
+use stores::Store;
+use stores::cache::hash_file_matches;
+use terminal::cli::exit;
+use terminal::printer::{Printer, table};
 
 use crate::manifests::{BlobRef, Reads};
 use crate::model::CacheModel;

@@ -28,7 +28,7 @@ fn expired_specs_take_their_link_dependents_along() {
         // Spack's hash-file rule holds for the rewritten v2 index.
         let idx = std::fs::read(m.path().join("build_cache/index.json")).unwrap();
         let hash = std::fs::read(m.path().join("build_cache/index.json.hash")).unwrap();
-        assert!(common::spack::buildcache::index::hash_file_matches(
+        assert!(model::spack::buildcache::index::hash_file_matches(
             &hash, &idx
         ));
         // Dependents go first: libdwarf is listed (and deleted) before the libelf it links.
@@ -194,7 +194,7 @@ fn dry_run_leaves_the_cache_byte_for_byte_unchanged() {
                 "--cache",
             ])
             .arg(m.path())
-            .env(common::env_names::DRY_RUN, yes)
+            .env(model::env_names::DRY_RUN, yes)
             .output()
             .unwrap();
         assert_eq!(report(&out)["dry_run"], true, "{yes}");
@@ -203,7 +203,7 @@ fn dry_run_leaves_the_cache_byte_for_byte_unchanged() {
     let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
         .args(["clean", "--max-age", "30", "--orphans", "--cache"])
         .arg(m.path())
-        .env(common::env_names::DRY_RUN, "yse")
+        .env(model::env_names::DRY_RUN, "yse")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -251,7 +251,7 @@ fn bad_inputs_delete_nothing() {
                 format!(
                     "file://{}/{}",
                     no_cache.display(),
-                    common::keep_lists::PREFIX
+                    stores::keep_lists::PREFIX
                 ),
             ],
             Box::new(|_| {}),
@@ -325,7 +325,7 @@ fn files(root: &Path) -> Vec<String> {
 /// recorded and the indexes rewritten. The mirror, its store, what the run read and planned.
 async fn interrupted_after_the_index_rewrite() -> (
     tempfile::TempDir,
-    common::store::Store,
+    stores::Store,
     spackitor::model::CacheModel,
     Vec<spackitor::deletion_plan::LayoutPlan>,
 ) {
@@ -382,7 +382,7 @@ async fn an_interrupted_run_is_finished_exactly_by_the_next_one() {
 async fn indexes_written_back_during_the_deletes_are_repaired_in_a_directory() {
     let (m, store, model, plans) = interrupted_after_the_index_rewrite().await;
     for lm in &model.layouts {
-        common::cache::write_index(
+        stores::cache::write_index(
             &store,
             lm.layout,
             lm.index.db.bytes(),
@@ -398,7 +398,7 @@ async fn indexes_written_back_during_the_deletes_are_repaired_in_a_directory() {
             .await
             .unwrap();
     }
-    let printer = common::printer::Printer::new(&Default::default());
+    let printer = terminal::printer::Printer::new(&Default::default());
     let repairs = spackitor::clean::repair_indexes(&store, &model, &plans, &printer)
         .await
         .unwrap();
@@ -444,7 +444,7 @@ fn a_records_folder_where_nothing_was_recorded_yet_keeps_nothing_and_says_so() {
     let url = format!(
         "file://{}/{}",
         m.path().display(),
-        common::keep_lists::PREFIX
+        stores::keep_lists::PREFIX
     );
     let out = clean(m.path(), &["--max-age", "30", "--keep", &url]);
     let r = report(&out);
@@ -464,7 +464,7 @@ fn a_cache_nothing_was_built_into_yet_is_nothing_to_clean_but_objects_without_an
     let records = format!(
         "file://{}/{}",
         empty.path().display(),
-        common::keep_lists::PREFIX
+        stores::keep_lists::PREFIX
     );
     let out = clean(empty.path(), &["--max-age", "30", "--keep", &records]);
     let r = report(&out);
@@ -643,7 +643,7 @@ fn v3_manifests_are_read_once_and_remembered() {
         .iter()
         .map(|o| o["key"].as_str().unwrap())
         .collect();
-    let old_index = common::spack::buildcache::v3::Manifest::parse(
+    let old_index = model::spack::buildcache::v3::Manifest::parse(
         "m",
         &std::fs::read(
             fixtures().join("spack/v3_layout/signed/v3/manifests/index/index.manifest.json"),
@@ -665,7 +665,7 @@ fn a_blob_two_manifests_share_goes_with_the_last_of_them() {
             .find(|p| p.to_string_lossy().contains(hash))
             .unwrap()
     };
-    let elf = common::spack::buildcache::v3::Manifest::parse(
+    let elf = model::spack::buildcache::v3::Manifest::parse(
         "m",
         &std::fs::read(manifest_of(CORE2_LIBELF)).unwrap(),
     )
@@ -678,7 +678,7 @@ fn a_blob_two_manifests_share_goes_with_the_last_of_them() {
         .clone();
     let dwarf_path = manifest_of(M1_LIBDWARF);
     let mut dwarf =
-        common::spack::buildcache::v3::Manifest::parse("m", &std::fs::read(&dwarf_path).unwrap())
+        model::spack::buildcache::v3::Manifest::parse("m", &std::fs::read(&dwarf_path).unwrap())
             .unwrap();
     let own_tarball = dwarf.data[0].key();
     dwarf.data[0] = shared.clone();

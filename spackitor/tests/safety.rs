@@ -8,16 +8,16 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 
-use common::cache;
-use common::spack::buildcache::{self, Layout};
-use common::store::{Condition, Store};
 use futures::TryStreamExt;
+use model::spack::buildcache::{self, Layout};
 use serde_json::Value;
 use spacktainerizah_tests::proxy::{Decision, FaultProxy, Request};
 use spacktainerizah_tests::spack::{self, Spack};
 use spacktainerizah_tests::{
     ACCESS_KEY_VAR, SECRET_KEY_VAR, copy_dir, git, new_bucket, open_store, s3_endpoint, walk,
 };
+use stores::cache;
+use stores::{Condition, Store};
 
 mod support;
 use support::*;
@@ -84,7 +84,7 @@ async fn kept_specs_the_index_does_not_list_are_never_orphans() {
         })
         .unwrap();
     let blobs: Vec<_> =
-        common::spack::buildcache::v3::Manifest::parse("m", &std::fs::read(&manifest).unwrap())
+        model::spack::buildcache::v3::Manifest::parse("m", &std::fs::read(&manifest).unwrap())
             .unwrap()
             .data
             .iter()
@@ -862,7 +862,7 @@ fn a_spack_1_checkout_as_package_repository_is_refused() {
 async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
     let bucket = new_bucket("records").await;
     let store = upload_mirror(&bucket).await;
-    let records_url = format!("s3://{bucket}/cache/{}", common::keep_lists::PREFIX);
+    let records_url = format!("s3://{bucket}/cache/{}", stores::keep_lists::PREFIX);
     let records = open_store(&records_url).await;
     let work = tempfile::tempdir().unwrap();
     for (branch, root) in [
@@ -871,7 +871,7 @@ async fn recorded_keep_lists_of_living_branches_protect_their_specs_over_s3() {
         ("gone-branch", CORE2_LIBDWARF),
     ] {
         let lock = keep_lockfile(&work.path().join(branch), root);
-        common::keep_lists::record(&records, branch, "amd64", "c", std::fs::read(lock).unwrap())
+        stores::keep_lists::record(&records, branch, "amd64", "c", std::fs::read(lock).unwrap())
             .await
             .unwrap();
     }
@@ -1088,7 +1088,7 @@ async fn an_index_written_back_during_the_deletes_is_repaired_and_reported() {
 async fn a_container_removed_from_the_definitions_stops_protecting_its_specs() {
     let bucket = new_bucket("retired").await;
     let store = upload_mirror(&bucket).await;
-    let records_url = format!("s3://{bucket}/cache/{}", common::keep_lists::PREFIX);
+    let records_url = format!("s3://{bucket}/cache/{}", stores::keep_lists::PREFIX);
     let records = open_store(&records_url).await;
     let work = tempfile::tempdir().unwrap();
     let lock = |name: &str, root: &str| {
@@ -1098,18 +1098,18 @@ async fn a_container_removed_from_the_definitions_stops_protecting_its_specs() {
     // `record` for main/amd64 with two containers, then with one: the other was removed from
     // the definitions.
     let (a, b) = (lock("a", M1_LIBDWARF), lock("b", CORE2_LIBDWARF));
-    common::keep_lists::record_arch(&records, "main", "amd64", vec![a.clone(), b])
+    stores::keep_lists::record_arch(&records, "main", "amd64", vec![a.clone(), b])
         .await
         .unwrap();
     // Another architecture's list is no business of an amd64 record.
-    common::keep_lists::record(&records, "main", "arm64", "c", a.1.clone())
+    stores::keep_lists::record(&records, "main", "arm64", "c", a.1.clone())
         .await
         .unwrap();
     let clean = || {
         let args = records_clean_args(&bucket, &records_url);
         spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), &args)
     };
-    let removed = common::keep_lists::record_arch(&records, "main", "amd64", vec![a])
+    let removed = stores::keep_lists::record_arch(&records, "main", "amd64", vec![a])
         .await
         .unwrap();
     assert_eq!(removed, vec!["main/amd64/b/spack.lock".to_string()]);

@@ -8,11 +8,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
-use common::engine::{BuildRequest, Engine, base_registries};
-use common::env_names;
-use common::printer::Printer;
-use common::registry::Login;
-use common::registry::saved_logins::pull_logins;
+use model::env_names;
+use oci::engine::{BuildRequest, Engine, base_registries};
+use oci::registry::Login;
+use oci::registry::saved_logins::pull_logins;
+use terminal::printer::Printer;
 
 use crate::Context;
 use crate::images::{self, ImageSpec, SpackTree};
@@ -42,7 +42,7 @@ pub async fn build(
     labels.insert("org.opencontainers.image.version".into(), tag.clone());
     labels.insert(
         "org.opencontainers.image.created".into(),
-        common::printer::rfc3339(std::time::SystemTime::now()),
+        terminal::printer::rfc3339(std::time::SystemTime::now()),
     );
     labels.insert(
         "org.opencontainers.image.source".into(),

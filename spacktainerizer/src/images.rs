@@ -9,11 +9,11 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context, bail};
-use common::checksum::{TreeHash, files, relative_name};
-use common::config::{Config, SourceConfig};
+use model::checksum::{TreeHash, files, relative_name};
+use model::config::{Config, SourceConfig};
 
 /// Label suffixes (after the configured namespace) the plan compares.
-pub use common::labels::{
+pub use model::labels::{
     BUILD_FILES_CHECKSUM as LABEL_CHECKSUM, OS_IMAGE as LABEL_OS_IMAGE,
     SPACK_COMMIT as LABEL_SPACK_COMMIT, TOOL_VERSIONS as LABEL_TOOL_VERSIONS,
 };
@@ -25,7 +25,7 @@ pub const LABEL_COMPILERS: &str = "compilers";
 /// The base images, in build order.
 pub const IMAGES: [&str; 3] = ["builder", "runtime", "tools"];
 /// The tools a builder and a tools image hold.
-pub use common::commands::TOOLS;
+pub use model::commands::TOOLS;
 
 /// The build files these tools carry: image → (relative path, content).
 fn builtin(image: &str) -> &'static [(&'static str, &'static str)] {

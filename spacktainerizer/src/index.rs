@@ -1,7 +1,7 @@
 //! `spacktainerizer index`: join an image's per-architecture tags under its multi-arch tag.
 
 use anyhow::Context as _;
-use common::registry::{ImageRef, RegistryClient};
+use oci::registry::{ImageRef, RegistryClient};
 
 use crate::Context;
 use crate::tags;

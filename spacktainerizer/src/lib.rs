@@ -15,11 +15,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
-use common::cli::{OutputOptions, exit};
-use common::config::Config;
-use common::engine::Engine;
-use common::printer::{Printer, table};
-use common::registry::RegistryClient;
+use model::config::Config;
+use oci::engine::Engine;
+use oci::registry::RegistryClient;
+use terminal::cli::{OutputOptions, exit};
+use terminal::printer::{Printer, table};
 
 /// What every command works from.
 #[derive(Debug, Clone)]
@@ -119,15 +119,15 @@ pub enum Command {
 /// Run `command`, printing through a printer made from `output`; the process exit code.
 pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
     let printer = Printer::new(output);
-    common::cli::finish(&printer, run(&printer, command))
+    terminal::cli::finish(&printer, run(&printer, command))
 }
 
 fn context(common: Common) -> anyhow::Result<Context> {
     Ok(Context {
-        config: Config::read(&common.config)?,
+        config: read_config(&common.config)?,
         repo: common.repo,
         branch: common.branch,
-        date: common.date.unwrap_or_else(common::config::tag_date_today),
+        date: common.date.unwrap_or_else(model::config::tag_date_today),
         tools_dir: match common.tools_dir {
             Some(d) => d,
             None => images::tools_dir()?,
@@ -137,8 +137,7 @@ fn context(common: Common) -> anyhow::Result<Context> {
 
 /// `host[:port]` of the project registry, as image references name it.
 fn registry_host(ctx: &Context) -> anyhow::Result<String> {
-    let image: common::registry::ImageRef =
-        format!("{}/x:latest", ctx.config.registry.url).parse()?;
+    let image: oci::registry::ImageRef = format!("{}/x:latest", ctx.config.registry.url).parse()?;
     Ok(image.registry)
 }
 
@@ -248,4 +247,13 @@ fn print_plan(printer: &Printer, decisions: &[plan::Decision]) -> std::io::Resul
         })
         .collect();
     printer.data(&table(&["IMAGE", "ARCH", "ACTION", "WHY"], &rows, &[]))
+}
+
+/// The configuration, with its insecure registries made known to the registry clients.
+fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    let config = Config::read(path)?;
+    for registry in config.insecure_registries() {
+        oci::registry::insecure::allow(&registry);
+    }
+    Ok(config)
 }

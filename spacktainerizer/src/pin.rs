@@ -1,9 +1,9 @@
 //! `spacktainerizer pin`: the base images at stage 1's tag resolved to the digests they have
 //! now, as a dotenv report every later job of the pipeline takes its images from.
 
-use common::config::Config;
-use common::env_names::{BUILDER_IMAGE, RUNTIME_IMAGE, TOOLS_IMAGE};
-use common::registry::{ImageRef, RegistryClient};
+use model::config::Config;
+use model::env_names::{BUILDER_IMAGE, RUNTIME_IMAGE, TOOLS_IMAGE};
+use oci::registry::{ImageRef, RegistryClient};
 
 /// Each base image and the variable that names it pinned.
 pub const PINNED: [(&str, &str); 3] = [

@@ -4,8 +4,8 @@
 
 use std::collections::BTreeMap;
 
-use common::ci::{Image, Job, Need, Pipeline};
-use common::commands::SpacktainerizerImage;
+use model::ci::{Image, Job, Need, Pipeline};
+use model::commands::SpacktainerizerImage;
 
 use crate::Context;
 use crate::plan::Decision;

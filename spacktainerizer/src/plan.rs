@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use common::registry::{ImageRef, RegistryClient, RegistryError};
+use oci::registry::{ImageRef, RegistryClient, RegistryError};
 use serde::Serialize;
 
 use crate::Context;
@@ -66,7 +66,7 @@ pub async fn plan(
 pub fn labels(namespace: &str, spec: &ImageSpec) -> BTreeMap<String, String> {
     spec.inputs
         .iter()
-        .map(|(k, v)| (common::labels::namespaced(namespace, k), v.clone()))
+        .map(|(k, v)| (model::labels::namespaced(namespace, k), v.clone()))
         .collect()
 }
 
@@ -81,7 +81,7 @@ fn compare(namespace: &str, spec: &ImageSpec, found: &BTreeMap<String, String>) 
         _ => "base OS image changed",
     };
     for (k, want) in &spec.inputs {
-        let have = found.get(&common::labels::namespaced(namespace, k));
+        let have = found.get(&model::labels::namespaced(namespace, k));
         if have != Some(want) {
             let was = have.map(String::as_str).unwrap_or("none");
             return (true, format!("{} ({was} → {want})", describe(k)));

@@ -2,7 +2,7 @@
 //! `<date>-<branch>` elsewhere) and, when several architectures are built, the per-architecture
 //! tags the multi-arch index joins.
 
-use common::config::Config;
+use model::config::Config;
 
 /// The tag of the base images on `branch` (its slug) for `date` (`YYYY.MM.DD`).
 pub fn tag(cfg: &Config, branch: &str, date: &str) -> String {

@@ -4,7 +4,7 @@
 
 use std::process::Output;
 
-use common::registry::{Descriptor, ImageRef, RegistryClient};
+use oci::registry::{Descriptor, ImageRef, RegistryClient};
 use serde_json::Value;
 use spacktainerizah_tests::{copy_dir, git, push_test_image, registry, repo_root, unique_name};
 
@@ -251,7 +251,7 @@ async fn pipeline_build_index_then_up_to_date() {
     spacktainerizah_tests::succeeded(&out);
     let text = std::fs::read_to_string(&file).unwrap();
     spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
-    let p = common::ci::Pipeline::read(&file).unwrap();
+    let p = model::ci::Pipeline::read(&file).unwrap();
     assert_eq!(p.jobs.keys().filter(|k| k.starts_with("build ")).count(), 6);
     assert_eq!(p.jobs["build builder arm64"].tags, vec!["aws_graviton"]);
     let needs: Vec<&str> = p.jobs["index builder"]
@@ -259,7 +259,7 @@ async fn pipeline_build_index_then_up_to_date() {
         .as_ref()
         .unwrap()
         .iter()
-        .map(common::ci::Need::job_name)
+        .map(model::ci::Need::job_name)
         .collect();
     assert_eq!(needs, ["build builder amd64", "build builder arm64"]);
     assert_eq!(
@@ -314,7 +314,7 @@ async fn pipeline_build_index_then_up_to_date() {
     // Nothing left to build: a pipeline with one no-op job, still valid.
     let out = tool(&s, &["pipeline", "--file", &file.display().to_string()]);
     assert!(out.status.success());
-    let p = common::ci::Pipeline::read(&file).unwrap();
+    let p = model::ci::Pipeline::read(&file).unwrap();
     assert_eq!(p.jobs.len(), 1);
     spacktainerizah_tests::validate_gitlab_ci(&std::fs::read_to_string(&file).unwrap()).unwrap();
 }

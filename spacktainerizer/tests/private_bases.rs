@@ -7,8 +7,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Output;
 
-use common::engine::{BuildRequest, Engine};
-use common::registry::Login;
+use oci::engine::{BuildRequest, Engine};
+use oci::registry::Login;
 use spacktainerizah_tests::{
     REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, registry, repo_root, token_registry,
     unique_name,
@@ -51,7 +51,7 @@ fn write_repo(dir: &Path, registry_url: &str, os_image: &str) {
     std::fs::write(dir.join("spack.tar"), "a stand-in").unwrap();
     std::fs::write(dir.join("spack-packages.tar"), "a stand-in").unwrap();
     std::fs::create_dir_all(dir.join("tools")).unwrap();
-    for tool in common::commands::TOOLS {
+    for tool in model::commands::TOOLS {
         std::fs::write(dir.join("tools").join(tool), tool).unwrap();
     }
     let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))

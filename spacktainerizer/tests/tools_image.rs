@@ -35,7 +35,7 @@ fn build_index_up_to_date_then_new_tools() {
     .unwrap();
     let tools = repo.path().join("tools");
     std::fs::create_dir_all(&tools).unwrap();
-    for tool in common::commands::TOOLS {
+    for tool in model::commands::TOOLS {
         std::fs::write(tools.join(tool), format!("{tool} 1.0")).unwrap();
     }
     let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use common::store::{S3Options, Store, StoreUrl};
+use stores::{S3Options, Store, StoreUrl};
 
 pub mod proxy;
 pub mod runner;
@@ -431,7 +431,7 @@ pub fn tools_dir() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>")
         .to_path_buf();
-    for tool in common::commands::TOOLS {
+    for tool in model::commands::TOOLS {
         assert!(
             dir.join(tool).is_file(),
             "{} is missing: build the workspace first (`cargo test --workspace` does)",

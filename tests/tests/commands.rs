@@ -5,9 +5,9 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Parser;
-use common::commands::{Arg, S3Access, SifBuild, SifSource, SpackitorClean, TOOLS};
-use common::store::StoreUrl;
+use model::commands::{Arg, S3Access, SifBuild, SifSource, SpackitorClean, TOOLS};
 use spacktainerizah_tests::{repo_root, shell_words};
+use stores::StoreUrl;
 
 mod support;
 use support::{config, generated};

@@ -5,9 +5,9 @@
 
 use std::collections::BTreeMap;
 
-use common::engine::{BuildRequest, Engine, EngineAddress};
-use common::registry::{Login, RegistryClient};
 use futures::StreamExt;
+use oci::engine::{BuildRequest, Engine, EngineAddress};
+use oci::registry::{Login, RegistryClient};
 use spacktainerizah_tests::{
     REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, registry, token_registry, unique_name,
 };

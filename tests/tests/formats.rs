@@ -3,19 +3,19 @@
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use common::cache::catalog::Catalog;
-use common::cache::{hash_file_matches, load_index};
-use common::config::Config;
-use common::definitions::{self, Kind};
-use common::spack::buildcache::v3::{self, Manifest};
-use common::spack::buildcache::{Layout, SpecFile, index, v2};
-use common::spack::environment::Environment;
-use common::spack::graph::SpecGraph;
-use common::spack::lockfile::Lockfile;
-use common::spack::spec::DepTypes;
-use common::store::Store;
+use model::config::Config;
+use model::definitions::{self, Kind};
+use model::spack::buildcache::v3::{self, Manifest};
+use model::spack::buildcache::{Layout, SpecFile, index, v2};
+use model::spack::environment::Environment;
+use model::spack::graph::SpecGraph;
+use model::spack::lockfile::Lockfile;
+use model::spack::spec::DepTypes;
 use sha2::{Digest, Sha256};
 use spacktainerizah_tests::{fixtures, open_store, repo_root};
+use stores::Store;
+use stores::cache::catalog::Catalog;
+use stores::cache::{hash_file_matches, load_index};
 
 async fn dir_store(path: &Path) -> Store {
     open_store(&path.display().to_string()).await
@@ -172,7 +172,7 @@ mod layout_v2 {
         let rewritten = idx.db.to_bytes_without(&removed);
         let hash_file = index::hash_file_content(&rewritten);
         assert!(index::hash_file_matches(&hash_file, &rewritten));
-        let again = common::spack::buildcache::Database::parse("rewritten", rewritten).unwrap();
+        let again = model::spack::buildcache::Database::parse("rewritten", rewritten).unwrap();
         assert_eq!(again.entries.len(), idx.db.entries.len() - 1);
         assert_eq!(
             idx.db
@@ -234,7 +234,7 @@ mod layout_v3 {
     async fn signed_fixture_with_clearsigned_manifests() {
         let root = fixtures().join("spack/v3_layout/signed");
         let any_manifest = spacktainerizah_tests::walk(&root.join("v3/manifests/spec")).remove(0);
-        assert!(common::spack::clearsign::is_clearsigned(
+        assert!(model::spack::clearsign::is_clearsigned(
             &std::fs::read(&any_manifest).unwrap()
         ));
         check("signed").await;

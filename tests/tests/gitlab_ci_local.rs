@@ -182,7 +182,7 @@ fn the_projects_own_ci_tests_builds_and_publishes_the_tools_image() {
     assert!(out.status.success());
     let path = dir.path().join("release.yaml");
     std::fs::write(&path, &out.stdout).unwrap();
-    let release = common::config::Config::read(&path).unwrap();
+    let release = model::config::Config::read(&path).unwrap();
     let tag = spacktainerizer::tags::tag(&release, "release", "2026.11.30");
     assert_eq!(
         spacktainerizer::tags::arch_tag(&release, "tools", &tag, "amd64"),

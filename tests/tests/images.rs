@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::process::Output;
 
-use common::ci::Image;
+use model::ci::Image;
 use spacktainerizah_tests::spack::{V0_23, not_run, shared_tools};
 use spacktainerizah_tests::{
     docker_run, host_ca_certificates, os_image, registry, succeeded, tools_dir, unique_name,
@@ -87,7 +87,7 @@ fn commands(line: &str) -> Vec<String> {
 
 /// The base image a job runs in: `builder`, `runtime` or `tools`; panics on any image the
 /// chain does not build and the configuration does not name.
-fn kind_of(image: &str, cfg: &common::config::Config) -> &'static str {
+fn kind_of(image: &str, cfg: &model::config::Config) -> &'static str {
     if image == cfg.release_tools_image() {
         return "tools";
     }
@@ -114,7 +114,7 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
         .architectures
         .values()
         .filter_map(|a| match &a.engine {
-            common::config::EngineConfig::Dind(image) => Some(image.clone()),
+            model::config::EngineConfig::Dind(image) => Some(image.clone()),
             _ => None,
         })
         .collect();
@@ -130,7 +130,7 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
             }
             // A shell runner's jobs run on its machine, with the tools from `tools_dir`.
             let on_shell_runner = cfg.sif_sync.as_ref().is_some_and(|s| {
-                s.executor == common::config::Executor::Shell && job.tags == [s.runner_tag.clone()]
+                s.executor == model::config::Executor::Shell && job.tags == [s.runner_tag.clone()]
             });
             let Some(image) = &job.image else {
                 assert!(
@@ -160,7 +160,7 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
         project_dir: None,
     })
     .unwrap();
-    let env = common::spack::environment::Environment::read(&prepared[0].path).unwrap();
+    let env = model::spack::environment::Environment::read(&prepared[0].path).unwrap();
     let jobs = env.doc["spack"]["ci"]["pipeline-gen"]
         .as_sequence()
         .unwrap();

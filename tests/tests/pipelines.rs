@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use common::ci::{Artifacts, Image, Job, Need, Pipeline, Rule, Trigger, Workflow};
+use model::ci::{Artifacts, Image, Job, Need, Pipeline, Rule, Trigger, Workflow};
 use spacktainerizah_tests::{fixtures, validate_gitlab_ci};
 
 #[test]
@@ -158,7 +158,7 @@ fn the_noop_pipeline_is_valid() {
 mod support;
 
 /// Trigger jobs run on GitLab itself: no runner, no tags.
-fn runs_on_a_runner(job: &common::ci::Job) -> bool {
+fn runs_on_a_runner(job: &model::ci::Job) -> bool {
     job.trigger.is_none()
 }
 
@@ -176,7 +176,7 @@ fn every_child_pipeline_has_jobs_in_a_merge_request_pipeline() {
             .unwrap_or_else(|| panic!("{file}: no workflow"));
         assert_eq!(
             workflow.rules[0].if_.as_deref(),
-            Some(common::ci::CHILD_SOURCE),
+            Some(model::ci::CHILD_SOURCE),
             "{file}"
         );
         for (name, job) in &p.jobs {
@@ -203,7 +203,7 @@ fn gitlab_limits_hold() {
     for (file, p) in support::everything() {
         let text = p.to_yaml();
         assert!(
-            text.len() < common::ci::MAX_FILE_BYTES,
+            text.len() < model::ci::MAX_FILE_BYTES,
             "{file}: {} bytes",
             text.len()
         );
@@ -229,11 +229,11 @@ fn only_infrastructure_failures_are_retried() {
                 continue;
             }
             match &job.retry {
-                Some(common::ci::Retry::Detailed { max, when }) => {
+                Some(model::ci::Retry::Detailed { max, when }) => {
                     assert!(*max > 0, "{file}: `{name}`");
                     assert!(
                         when.iter()
-                            .all(|w| common::config::INFRASTRUCTURE_FAILURES.contains(&w.as_str())),
+                            .all(|w| model::config::INFRASTRUCTURE_FAILURES.contains(&w.as_str())),
                         "{file}: `{name}` is retried on {when:?}"
                     );
                 }

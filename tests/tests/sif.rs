@@ -1,4 +1,4 @@
-//! SIF files written by `common::sif`, read back by the reference `siftool` (built from
+//! SIF files written by `model::sif`, read back by the reference `siftool` (built from
 //! Debian's sif sources by the test script) and their squashfs extracted with `unsquashfs`.
 
 use std::collections::BTreeMap;
@@ -6,7 +6,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::process::Command;
 
-use common::sif::format::{self as sif, SifSpec};
+use model::sif::format::{self as sif, SifSpec};
 use spacktainerizah_tests::siftool;
 
 fn run(cmd: &mut Command) -> String {

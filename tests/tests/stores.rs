@@ -2,9 +2,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::store::{Condition, Store, StoreError};
 use futures::TryStreamExt;
 use spacktainerizah_tests::{new_bucket, open_store, s3_options};
+use stores::{Condition, Store, StoreError};
 
 async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
     let dir = tempfile::tempdir().unwrap();
@@ -331,12 +331,15 @@ async fn files_stream_up_in_parts_and_down_whole() {
     for (store, _dir) in backends().await {
         let before = store.requests().put;
         // Progress counts every byte sent and received (the bar draws only on a terminal).
-        let sent = indicatif::ProgressBar::hidden();
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        let count_sent = |n| {
+            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
         store
-            .put_file("c/big.sif", &path, &m, common::store::MIN_PART_SIZE, &sent)
+            .put_file("c/big.sif", &path, &m, stores::MIN_PART_SIZE, &count_sent)
             .await
             .unwrap();
-        assert_eq!(sent.position(), data.len() as u64, "{}", store.url());
+        assert_eq!(sent.into_inner(), data.len() as u64, "{}", store.url());
         let (info, got_meta) = store.head("c/big.sif").await.unwrap();
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(got_meta, m, "{}", store.url());
@@ -346,12 +349,15 @@ async fn files_stream_up_in_parts_and_down_whole() {
             assert!(info.etag.unwrap().ends_with("-3\""), "multipart etag");
         }
         let back = src.path().join("back");
-        let received = indicatif::ProgressBar::hidden();
+        let received = std::sync::atomic::AtomicU64::new(0);
+        let count_received = |n| {
+            received.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
         let (info, got_meta) = store
-            .get_to_file("c/big.sif", &back, &received)
+            .get_to_file("c/big.sif", &back, &count_received)
             .await
             .unwrap();
-        assert_eq!(received.position(), data.len() as u64, "{}", store.url());
+        assert_eq!(received.into_inner(), data.len() as u64, "{}", store.url());
         assert_eq!(info.size, data.len() as u64);
         assert_eq!(got_meta, m);
         assert!(std::fs::read(&back).unwrap() == data, "{}", store.url());
@@ -363,14 +369,14 @@ async fn files_stream_up_in_parts_and_down_whole() {
                 "c/small",
                 &small,
                 &BTreeMap::new(),
-                common::store::MIN_PART_SIZE,
-                &indicatif::ProgressBar::hidden(),
+                stores::MIN_PART_SIZE,
+                &|_| (),
             )
             .await
             .unwrap();
         assert_eq!(store.get("c/small").await.unwrap().bytes, b"tiny");
         let missing = store
-            .get_to_file("c/none", &back, &indicatif::ProgressBar::hidden())
+            .get_to_file("c/none", &back, &|_| ())
             .await
             .unwrap_err();
         assert!(missing.is_not_found(), "{missing}");
@@ -408,8 +414,8 @@ async fn directory_writes_never_take_another_writers_temporary_file() {
             "f",
             &src,
             &BTreeMap::new(),
-            common::store::DEFAULT_PART_SIZE,
-            &indicatif::ProgressBar::hidden(),
+            stores::DEFAULT_PART_SIZE,
+            &|_| (),
         )
         .await
         .unwrap();

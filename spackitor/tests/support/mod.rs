@@ -59,11 +59,9 @@ pub fn age_spec(root: &Path, hash: &str, days: f64) {
         if name.contains(hash) {
             set_age(&f, days);
             if name.ends_with(".spec.manifest.json") {
-                let m = common::spack::buildcache::v3::Manifest::parse(
-                    "m",
-                    &std::fs::read(&f).unwrap(),
-                )
-                .unwrap();
+                let m =
+                    model::spack::buildcache::v3::Manifest::parse("m", &std::fs::read(&f).unwrap())
+                        .unwrap();
                 for r in m.data {
                     set_age(&root.join(r.key()), days);
                 }
@@ -218,7 +216,7 @@ pub fn rules_30_days() -> spackitor::deletion_plan::Rules {
     }
 }
 
-pub async fn upload_mirror(bucket: &str) -> common::store::Store {
+pub async fn upload_mirror(bucket: &str) -> stores::Store {
     let store = open_store(&format!("s3://{bucket}/cache")).await;
     let src = mirror("unsigned");
     spacktainerizah_tests::upload_dir(&store, src.path()).await;
@@ -253,7 +251,7 @@ pub fn clean_s3(bucket: &str, args: &[&str]) -> Output {
         .unwrap()
 }
 
-pub async fn s3_state(store: &common::store::Store) -> Vec<(String, Option<String>)> {
+pub async fn s3_state(store: &stores::Store) -> Vec<(String, Option<String>)> {
     use futures::TryStreamExt;
     store
         .list("")

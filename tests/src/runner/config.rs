@@ -2,8 +2,8 @@
 //! limits, the keys this runner implements (any other is refused by name), the values GitLab
 //! validates (`retry`), and the `needs` limit.
 
-use common::ci::{Job, Need, Pipeline, Retry};
-use common::yaml::Value;
+use model::ci::{Job, Need, Pipeline, Retry};
+use model::yaml::Value;
 
 /// GitLab's instance limits that refuse a pipeline when it is created.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,7 +71,7 @@ const FORWARD_KEYS: &[&str] = &["pipeline_variables", "yaml_variables"];
 const RETRY_KEYS: &[&str] = &["max", "when"];
 /// The failure types `retry:when` accepts (https://docs.gitlab.com/ci/yaml/#retrywhen): GitLab's
 /// list, which the configuration checks against too.
-pub const RETRY_WHEN: &[&str] = common::config::RETRY_REASONS;
+pub const RETRY_WHEN: &[&str] = model::config::RETRY_REASONS;
 
 /// Every key of `value` (a mapping) must be in `known`.
 fn keys(value: &Value, known: &[&str], at: &str) -> Result<(), String> {
@@ -175,7 +175,7 @@ fn check_file_size(text: &str, limits: &Limits) -> Result<(), String> {
 /// once per use: here, the bytes of the data written out with every alias expanded.
 fn check_loaded_size(doc: &Value, limits: &Limits) -> Result<(), String> {
     let limit = limits.max_yaml_size_bytes;
-    let expanded = common::yaml::to_string(doc).len();
+    let expanded = model::yaml::to_string(doc).len();
     if expanded > limit {
         return Err(format!(
             "The parsed YAML is too big: {expanded} bytes with its aliases expanded, more than max_yaml_size_bytes ({limit})"

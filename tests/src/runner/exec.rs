@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::ci::Artifacts;
+use model::ci::Artifacts;
 
 use super::{RunnerError, expand, io};
 

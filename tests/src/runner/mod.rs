@@ -23,8 +23,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use common::ci::{Image, Job, Need, Pipeline, Trigger};
-use common::yaml::Value;
+use model::ci::{Image, Job, Need, Pipeline, Trigger};
+use model::yaml::Value;
 
 pub use config::Limits;
 use outcome::{FailureReason, Status};

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use common::ci::Retry;
+use model::ci::Retry;
 
 /// GitLab's failure reasons for what can go wrong here
 /// (https://docs.gitlab.com/ci/yaml/#retrywhen).

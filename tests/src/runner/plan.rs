@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use common::ci::{Job, Need, Pipeline};
+use model::ci::{Job, Need, Pipeline};
 
 use super::config::{self, Limits};
 use super::rules::{self, PipelineRef};

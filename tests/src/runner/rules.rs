@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use common::ci::{Job, Rule};
+use model::ci::{Job, Rule};
 
 /// The ref a pipeline runs for.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use common::ci::Pipeline;
-use common::config::Config;
+use model::ci::Pipeline;
+use model::config::Config;
 use spacktainerizah_tests::repo_root;
 
 /// The example configuration.
@@ -138,7 +138,7 @@ pub fn build_cache(cfg: &Config) -> Vec<(String, Pipeline)> {
         runner_tag: amd64.runner_tag.clone(),
         pull_policy: cfg.pull_policy.clone(),
         max_jobs_per_pipeline: 500,
-        max_file_bytes: common::ci::MAX_FILE_BYTES,
+        max_file_bytes: model::ci::MAX_FILE_BYTES,
     };
     let files = spack_cacher::process::input_files(&opts.inputs).unwrap();
     let read = files

@@ -1,0 +1,95 @@
+//! Spack's binary build cache formats in both layouts: key names, spec files, the index
+//! database. Pure formats; reading and writing them through a store is `stores::cache`.
+
+pub mod index;
+pub mod v2;
+pub mod v3;
+
+use std::fmt;
+use std::io::Read;
+
+pub use index::{Database, IndexEntry};
+
+use crate::spack::spec::SpecNode;
+use crate::spack::{FormatError, clearsign};
+
+/// A build-cache layout. A mirror can hold both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Layout {
+    V2,
+    V3,
+}
+
+impl fmt::Display for Layout {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Layout::V2 => "v2",
+            Layout::V3 => "v3",
+        })
+    }
+}
+
+/// A spec file: the nodes of one spec's DAG (root first), from a v2 `.spec.json[.sig]` or a v3
+/// spec blob (gzip-compressed or not).
+#[derive(Debug, Clone)]
+pub struct SpecFile {
+    pub nodes: Vec<SpecNode>,
+    /// The nodes as written, for building an index from spec files.
+    pub raw_nodes: Vec<serde_json::Value>,
+    /// v2 only: the sha256 of the `.spack` tarball.
+    pub tarball_sha256: Option<String>,
+}
+
+impl SpecFile {
+    pub fn parse(what: &str, bytes: &[u8]) -> Result<SpecFile, FormatError> {
+        let mut plain = Vec::new();
+        let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+            flate2::read::GzDecoder::new(bytes)
+                .read_to_end(&mut plain)
+                .map_err(|e| FormatError::invalid(what, format!("corrupt gzip data: {e}")))?;
+            &plain[..]
+        } else {
+            bytes
+        };
+        let body = clearsign::strip(bytes).ok_or_else(|| {
+            FormatError::invalid(
+                what,
+                "clear-signed spec file without a complete body and signature",
+            )
+        })?;
+        #[derive(serde::Deserialize)]
+        struct Raw {
+            spec: RawSpec,
+            #[serde(default)]
+            binary_cache_checksum: Option<Checksum>,
+        }
+        #[derive(serde::Deserialize)]
+        struct RawSpec {
+            nodes: Vec<serde_json::Value>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Checksum {
+            hash: String,
+        }
+        let raw: Raw = serde_json::from_slice(&body)
+            .map_err(|e| FormatError::invalid(what, format!("not a Spack spec file: {e}")))?;
+        if raw.spec.nodes.is_empty() {
+            return Err(FormatError::invalid(what, "spec file without nodes"));
+        }
+        let raw_nodes = raw.spec.nodes;
+        let nodes = raw_nodes
+            .iter()
+            .cloned()
+            .map(|n| SpecNode::from_value(n, None, what))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(SpecFile {
+            nodes,
+            raw_nodes,
+            tarball_sha256: raw.binary_cache_checksum.map(|c| c.hash),
+        })
+    }
+
+    pub fn root(&self) -> &SpecNode {
+        &self.nodes[0]
+    }
+}

@@ -1,0 +1,5 @@
+//! The command-line edge of the tools: clap helpers shared by every tool, the printer (text
+//! and JSON output, tables, progress bars) and exit codes.
+
+pub mod cli;
+pub mod printer;
