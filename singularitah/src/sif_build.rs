@@ -51,9 +51,6 @@ pub async fn build(
 ) -> anyhow::Result<String> {
     let (image, def, def_text) = source(opts)?;
     let image: ImageRef = image.parse()?;
-    for registry in &opts.insecure_registries {
-        oci::registry::insecure::allow(registry);
-    }
     // As every tool reads a registry login: used when the user variable is set.
     let login = match &opts.login_env {
         Some((user_env, secret_env)) => {
@@ -65,7 +62,8 @@ pub async fn build(
         }
         None => None,
     };
-    let client = RegistryClient::new(&image.registry, login.clone())?;
+    let insecure = oci::registry::insecure::Insecure::from_env_and(&opts.insecure_registries);
+    let client = RegistryClient::connect(&image.registry, login.clone(), &insecure)?;
     let resolved = client
         .resolve(&image, &opts.arch)
         .await

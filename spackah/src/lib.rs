@@ -44,7 +44,7 @@ impl Place {
     /// The project, its configuration read.
     fn project(self) -> anyhow::Result<Project> {
         Ok(Project {
-            config: read_config(&self.config)?,
+            config: Config::read(&self.config)?,
             repo: self.repo,
             branch: self.branch,
             lockfiles: self.lockfiles,
@@ -141,7 +141,6 @@ pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
 /// buckets, the Docker daemon) are opened here, once, and only those the command needs.
 pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let services = Services::default();
     rt.block_on(async {
         match command {
             Command::Plan {
@@ -156,6 +155,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     concretize,
                     spack,
                 };
+                let services = Services::new(&opts.project.config);
                 let decisions = plan::plan(&opts, &services).await?;
                 if printer.is_json() {
                     printer.json(&decisions)?;
@@ -184,6 +184,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     container,
                     arch,
                 };
+                let services = Services::new(&opts.project.config);
                 let what = publish::publish(&opts, &services.registries, Engine::connect).await?;
                 printer.data(&format!("{what}\n"))?;
                 Ok(exit::SUCCESS)
@@ -212,6 +213,7 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     tools_image,
                     pinned,
                 };
+                let services = Services::new(&opts.plan.project.config);
                 let decisions = plan::plan(&opts.plan, &services).await?;
                 let p = pipeline::pipeline(&opts, &decisions);
                 let cfg = &opts.plan.project.config;
@@ -262,13 +264,4 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
             }
         }
     })
-}
-
-/// The configuration, with its insecure registries made known to the registry clients.
-fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    let config = Config::read(path)?;
-    for registry in config.insecure_registries() {
-        oci::registry::insecure::allow(&registry);
-    }
-    Ok(config)
 }

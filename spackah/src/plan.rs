@@ -11,6 +11,7 @@ use anyhow::Context;
 use model::config::{BucketConfig, Config};
 use model::definitions::{self, ContainerDefinition, Kind};
 use model::labels;
+use oci::registry::insecure::Insecure;
 use oci::registry::{Clients, ImageRef, RegistryClient};
 use serde::Serialize;
 use stores::sif_published;
@@ -50,6 +51,15 @@ pub struct Services {
 }
 
 impl Services {
+    /// No service opened yet; registries speak plain HTTP to loopback, to the insecure ones
+    /// `config` names and to those of `SPACKTAINERIZAH_INSECURE_REGISTRIES`.
+    pub fn new(config: &Config) -> Services {
+        Services {
+            registries: Clients::new(Insecure::from_env_and(config.insecure_registries())),
+            stores: Default::default(),
+        }
+    }
+
     /// The store behind `url` with `s3`'s access, opened once.
     pub async fn store(&self, url: &StoreUrl, s3: &S3Options) -> anyhow::Result<Store> {
         let mut stores = self.stores.lock().await;

@@ -18,6 +18,7 @@ use anyhow::Context as _;
 use model::config::Config;
 use oci::engine::Engine;
 use oci::registry::RegistryClient;
+use oci::registry::insecure::Insecure;
 use terminal::cli::{OutputOptions, exit};
 use terminal::printer::{Printer, table};
 
@@ -124,7 +125,7 @@ pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
 
 fn context(common: Common) -> anyhow::Result<Context> {
     Ok(Context {
-        config: read_config(&common.config)?,
+        config: Config::read(&common.config)?,
         repo: common.repo,
         branch: common.branch,
         date: common.date.unwrap_or_else(model::config::tag_date_today),
@@ -143,9 +144,10 @@ fn registry_host(ctx: &Context) -> anyhow::Result<String> {
 
 /// The project registry's client, with its login.
 fn registry(ctx: &Context) -> anyhow::Result<RegistryClient> {
-    Ok(RegistryClient::new(
+    Ok(RegistryClient::connect(
         &registry_host(ctx)?,
         ctx.config.registry.login()?,
+        &Insecure::from_env_and(ctx.config.insecure_registries()),
     )?)
 }
 
@@ -247,13 +249,4 @@ fn print_plan(printer: &Printer, decisions: &[plan::Decision]) -> std::io::Resul
         })
         .collect();
     printer.data(&table(&["IMAGE", "ARCH", "ACTION", "WHY"], &rows, &[]))
-}
-
-/// The configuration, with its insecure registries made known to the registry clients.
-fn read_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    let config = Config::read(path)?;
-    for registry in config.insecure_registries() {
-        oci::registry::insecure::allow(&registry);
-    }
-    Ok(config)
 }

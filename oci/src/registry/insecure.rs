@@ -4,33 +4,48 @@
 //! `--tls-verify=false` and crane's `--insecure` allow. Loopback registries always are.
 
 use std::collections::BTreeSet;
-use std::sync::Mutex;
 
 use super::reference::registry_host;
 use model::env_names;
 
-/// Named during this run (configuration, flags), beside the variable's list.
-static ALLOWED: Mutex<BTreeSet<String>> = Mutex::new(BTreeSet::new());
-
-/// Speak to `registry` (`host[:port]`, or a registry URL with a namespace) over plain HTTP.
-pub fn allow(registry: &str) {
-    ALLOWED
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .insert(registry_host(registry).to_string());
+/// The registries of one run spoken to over plain HTTP, besides loopback ones: a value handed
+/// to the registry clients, never process-wide state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Insecure {
+    hosts: BTreeSet<String>,
 }
 
-/// Whether `registry` was named insecure.
-pub fn is_insecure(registry: &str) -> bool {
-    let named = std::env::var(env_names::INSECURE_REGISTRIES).unwrap_or_default();
-    named
-        .split(',')
-        .map(str::trim)
-        .any(|r| !r.is_empty() && registry_host(r) == registry)
-        || ALLOWED
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .contains(registry)
+impl Insecure {
+    /// `named` (configuration, flags) and those of `SPACKTAINERIZAH_INSECURE_REGISTRIES`.
+    pub fn from_env_and<S: AsRef<str>>(named: impl IntoIterator<Item = S>) -> Insecure {
+        let listed = std::env::var(env_names::INSECURE_REGISTRIES).unwrap_or_default();
+        Insecure::named(
+            listed
+                .split(',')
+                .map(str::to_string)
+                .chain(named.into_iter().map(|s| s.as_ref().to_string())),
+        )
+    }
+
+    /// Exactly `named` (`host[:port]`, or registry URLs with a namespace).
+    pub fn named<S: AsRef<str>>(named: impl IntoIterator<Item = S>) -> Insecure {
+        Insecure {
+            hosts: named
+                .into_iter()
+                .map(|r| registry_host(r.as_ref().trim()).to_string())
+                .filter(|h| !h.is_empty())
+                .collect(),
+        }
+    }
+
+    /// Whether `registry` (`host[:port]`) is spoken to over plain HTTP: loopback ones always.
+    pub fn contains(&self, registry: &str) -> bool {
+        let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+        host == "localhost"
+            || host.starts_with("127.")
+            || host == "[::1]"
+            || self.hosts.contains(registry)
+    }
 }
 
 #[cfg(test)]
@@ -38,13 +53,15 @@ mod tests {
     use super::*;
 
     #[test]
-    fn named_registries_only() {
-        assert!(!is_insecure("lab.example.org:5000"));
-        allow("lab.example.org:5000/spacktainers");
-        assert!(is_insecure("lab.example.org:5000"));
+    fn named_registries_and_loopback_only() {
+        let insecure = Insecure::named(["lab.example.org:5000/spacktainers"]);
+        assert!(insecure.contains("lab.example.org:5000"));
         assert!(
-            !is_insecure("lab.example.org"),
+            !insecure.contains("lab.example.org"),
             "another port is another registry"
         );
+        assert!(!Insecure::default().contains("lab.example.org:5000"));
+        assert!(Insecure::default().contains("127.0.0.1:5000"));
+        assert!(Insecure::default().contains("localhost"));
     }
 }

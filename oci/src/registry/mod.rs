@@ -194,10 +194,19 @@ fn sha256_digest(bytes: &[u8]) -> String {
 /// answered once per run.
 #[derive(Debug, Default)]
 pub struct Clients {
+    insecure: insecure::Insecure,
     clients: Mutex<BTreeMap<String, std::sync::Arc<RegistryClient>>>,
 }
 
 impl Clients {
+    /// No client yet; those made speak plain HTTP to loopback and `insecure` registries.
+    pub fn new(insecure: insecure::Insecure) -> Clients {
+        Clients {
+            insecure,
+            clients: Mutex::default(),
+        }
+    }
+
     /// The client for `registry` with `login`; `purpose` tells apart logins of one registry
     /// (`project`, `hub`, `anonymous`).
     pub fn get(
@@ -211,7 +220,11 @@ impl Clients {
         if let Some(c) = clients.get(&key) {
             return Ok(c.clone());
         }
-        let client = std::sync::Arc::new(RegistryClient::new(registry, login.clone())?);
+        let client = std::sync::Arc::new(RegistryClient::connect(
+            registry,
+            login.clone(),
+            &self.insecure,
+        )?);
         clients.insert(key, client.clone());
         Ok(client)
     }
@@ -232,16 +245,20 @@ pub struct RegistryClient {
 }
 
 impl RegistryClient {
-    /// `registry` is `host[:port]`; loopback registries and those named insecure
-    /// ([`insecure::is_insecure`]) are spoken to over plain HTTP, every other over HTTPS.
-    /// Without `login`, the one `docker login` or `podman login` saved is used when the
-    /// registry asks for one.
+    /// `registry` is `host[:port]`, spoken to over plain HTTP when loopback, over HTTPS
+    /// otherwise. Without `login`, the one `docker login` or `podman login` saved is used
+    /// when the registry asks for one.
     pub fn new(registry: &str, login: Option<Login>) -> Result<RegistryClient, RegistryError> {
-        let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
-        let plain = host == "localhost"
-            || host.starts_with("127.")
-            || host == "[::1]"
-            || insecure::is_insecure(registry);
+        RegistryClient::connect(registry, login, &insecure::Insecure::default())
+    }
+
+    /// As [`RegistryClient::new`], with plain HTTP to the registries `insecure` names too.
+    pub fn connect(
+        registry: &str,
+        login: Option<Login>,
+        insecure: &insecure::Insecure,
+    ) -> Result<RegistryClient, RegistryError> {
+        let plain = insecure.contains(registry);
         let http = reqwest::Client::builder()
             .user_agent(concat!("spacktainerizah/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
@@ -735,7 +752,8 @@ mod tests {
         assert_eq!(base("127.0.0.1:5000"), "http://127.0.0.1:5000");
         assert_eq!(base("registry.example.org"), "https://registry.example.org");
         assert_eq!(base("lab.example.org:5001"), "https://lab.example.org:5001");
-        insecure::allow("lab.example.org:5001");
-        assert_eq!(base("lab.example.org:5001"), "http://lab.example.org:5001");
+        let insecure = insecure::Insecure::named(["lab.example.org:5001"]);
+        let client = RegistryClient::connect("lab.example.org:5001", None, &insecure).unwrap();
+        assert_eq!(client.base, "http://lab.example.org:5001");
     }
 }
