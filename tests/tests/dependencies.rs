@@ -126,3 +126,64 @@ fn the_check_sees_a_use() {
     assert!(!uses("serde_json::to_string(&x)", "json"));
     assert!(!uses("let bytes = 3;", "bytes"));
 }
+
+/// The crates (names) `package` links in its normal build, as `cargo tree` resolves them.
+fn linked(package: &str) -> BTreeSet<String> {
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(repo_root())
+        .args([
+            "tree",
+            "--edges",
+            "normal",
+            "--prefix",
+            "none",
+            "--package",
+            package,
+        ])
+        .output()
+        .expect("running cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree -p {package}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .map(str::to_string)
+        .collect()
+}
+
+/// Crates that open connections, run an async runtime or draw a terminal: the adapters'.
+const SERVICE_CRATES: &[&str] = &[
+    "tokio",
+    "aws-config",
+    "aws-sdk-s3",
+    "bollard",
+    "reqwest",
+    "hyper",
+    "clap",
+    "indicatif",
+];
+
+#[test]
+fn the_model_links_no_service_client_runtime_or_terminal() {
+    let model = linked("spacktainerizah-model");
+    assert!(model.contains("serde"), "cargo tree listed {model:?}");
+    let found: Vec<&&str> = SERVICE_CRATES
+        .iter()
+        .filter(|c| model.contains(**c))
+        .collect();
+    assert!(found.is_empty(), "the model links {found:?}");
+}
+
+#[test]
+fn tools_link_only_the_services_they_use() {
+    // Writing pipelines and running Spack needs no registry or Docker client.
+    let cacher = linked("spack-cacher");
+    for docker in ["bollard", "reqwest"] {
+        assert!(!cacher.contains(docker), "spack-cacher links {docker}");
+    }
+    let janitor = linked("spackitor");
+    assert!(!janitor.contains("bollard"), "spackitor links bollard");
+}
