@@ -18,7 +18,7 @@ set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SPACK_VERSION=0.23.1
-STORAGE=file
+STORAGE='file'
 WORK=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -40,7 +40,8 @@ else
     VENV=$CACHE_DIR/venv
     PIDS=()
     log() { printf '==> %s\n' "$*" >&2; }
-    trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
+    stop_started() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
+    trap stop_started EXIT
 fi
 [ -n "${SPACKTAINERIZAH_TEST_OS_IMAGE:-}" ] ||
     SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")

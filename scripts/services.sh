@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by the test command and the end-to-end run: installs what is missing (Debian
 # packages, a moto S3 server and clingo in a virtualenv, gitlab-ci-local) and starts on
 # 127.0.0.1 an S3 server, OCI registries and a Docker daemon on a private socket (and on TCP
@@ -25,7 +26,7 @@ cleanup() {
         kill -9 "$pid" 2>/dev/null || true
     done
     # dockerd leaves overlay mounts behind when killed hard; unmount before removing.
-    grep -o "$RUN_DIR[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    grep -o "${RUN_DIR}[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$RUN_DIR"
     exit "$status"
 }
@@ -43,6 +44,7 @@ install_packages() {
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
     command -v go >/dev/null || missing+=(golang-go)
     [ -d /usr/share/gocode/src/github.com/sylabs/sif ] || missing+=(golang-github-sylabs-sif-dev)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -226,7 +228,8 @@ YAML
     export SPACKTAINERIZAH_TEST_PYTHON="$VENV/bin/python"
     # The workplace's shared tools (real Spack, Apptainer), when the checkout sits beside them.
     if [ -d "$ROOT/../shared/tools" ]; then
-        export SPACKTAINERIZAH_SHARED_TOOLS="$(cd "$ROOT/../shared/tools" && pwd)"
+        SPACKTAINERIZAH_SHARED_TOOLS=$(cd "$ROOT/../shared/tools" && pwd)
+        export SPACKTAINERIZAH_SHARED_TOOLS
     fi
     export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     export SPACKTAINERIZAH_TEST_DOCKER_TLS_HOST="tcp://127.0.0.1:$docker_tls_port"
