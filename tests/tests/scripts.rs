@@ -1,4 +1,5 @@
-//! The shell scripts of `scripts/` and `.ci/`: shellcheck finds nothing in them.
+//! The shell scripts of `scripts/` and `.ci/`: shellcheck finds nothing in them, and the test
+//! command's closing line counts each test once and fails a run where a test did not run.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -16,8 +17,8 @@ fn shell_scripts(dir: &Path) -> Vec<PathBuf> {
         let first_line = std::fs::read_to_string(&path)
             .map(|text| text.lines().next().unwrap_or_default().to_string())
             .unwrap_or_default();
-        let shebang_shell = first_line.starts_with("#!")
-            && ["/sh", "bash"].iter().any(|s| first_line.contains(s));
+        let shebang_shell =
+            first_line.starts_with("#!") && ["/sh", "bash"].iter().any(|s| first_line.contains(s));
         if path.extension().is_some_and(|e| e == "sh") || shebang_shell {
             out.push(path);
         }
@@ -33,7 +34,10 @@ fn shellcheck_finds_nothing_in_the_scripts() {
     let mut scripts = shell_scripts(&root.join("scripts"));
     scripts.extend(shell_scripts(&root.join(".ci")));
     for sourced in ["scripts/services.sh", "scripts/test.sh", ".ci/run"] {
-        assert!(scripts.contains(&root.join(sourced)), "{sourced} not found among {scripts:?}");
+        assert!(
+            scripts.contains(&root.join(sourced)),
+            "{sourced} not found among {scripts:?}"
+        );
     }
     // From the root, where the scripts' `# shellcheck source=scripts/…` directives point.
     let out = Command::new("shellcheck")
@@ -47,5 +51,148 @@ fn shellcheck_finds_nothing_in_the_scripts() {
         "shellcheck found:\n{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `scripts/test-summary.sh` over a cargo log and end-to-end logs: its closing line, and
+/// whether it passed.
+fn summary(cargo_log: &str, e2e_logs: &[&str]) -> (String, bool) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut args = vec![dir.path().join("cargo-test.log")];
+    std::fs::write(&args[0], cargo_log).unwrap();
+    for (i, log) in e2e_logs.iter().enumerate() {
+        let path = dir.path().join(format!("e2e-{i}.log"));
+        std::fs::write(&path, log).unwrap();
+        args.push(path);
+    }
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/test-summary.sh"))
+        .args(&args)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(
+        stdout.lines().count(),
+        1,
+        "one closing line: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (stdout.trim_end().to_string(), out.status.success())
+}
+
+/// A test binary's output as `cargo test` prints it: the tests' lines, anything they printed to
+/// stderr, and the result line.
+fn binary(name: &str, lines: &[&str], result: &str) -> String {
+    format!(
+        "     Running tests/{name}.rs (target/debug/deps/{name}-0123456789abcdef)\n\n\
+         running {} tests\n{}\n\ntest result: {result}; 0 measured; 0 filtered out; finished in 0.01s\n\n",
+        lines.iter().filter(|l| l.starts_with("test ")).count(),
+        lines.join("\n"),
+    )
+}
+
+const FORMATS: &str = "formats";
+
+fn all_passed() -> String {
+    binary(
+        FORMATS,
+        &[
+            "test a_lockfile_parses ... ok",
+            "test an_index_parses ... ok",
+        ],
+        "ok. 2 passed; 0 failed; 0 ignored",
+    )
+}
+
+#[test]
+fn a_run_where_every_test_ran_and_passed_passes() {
+    let e2e = "==> e2e: Spack 1.0.2 (cache layout v3), storage file, in /tmp/stz-e2e.x\n\
+               ==> e2e passed; figures in /tmp/stz-e2e.x/figures.txt\n";
+    assert_eq!(
+        summary(&all_passed(), &[e2e, e2e]),
+        (
+            "tests: 2 passed, 0 failed, 0 not run; end-to-end runs passed: 2".into(),
+            true
+        )
+    );
+}
+
+#[test]
+fn a_test_that_printed_not_run_counts_once_as_not_run_and_fails_the_run() {
+    // cargo counts it as passed; it printed one line per Spack version it missed.
+    let log = all_passed()
+        + &binary(
+            "safety",
+            &[
+                "NOT RUN: reindex_works: no real Spack 0.23.1 in the shared tools",
+                "NOT RUN: reindex_works: no real Spack 1.0.2 in the shared tools",
+                "test reindex_works ... ok",
+                "test a_clean_keeps_what_is_recorded ... ok",
+            ],
+            "ok. 2 passed; 0 failed; 0 ignored",
+        );
+    assert_eq!(
+        summary(&log, &[]),
+        (
+            "tests: 3 passed, 0 failed, 1 not run; end-to-end runs passed: 0".into(),
+            false
+        )
+    );
+}
+
+#[test]
+fn tests_cargo_lists_as_ignored_did_not_run_and_fail_the_run() {
+    let log = all_passed()
+        + &binary(
+            "stores",
+            &[
+                "test s3_contract ... ignored, NOT RUN: needs the S3 server (./scripts/test.sh starts it)",
+                "test file_contract ... ok",
+                "test registry_contract ... ignored, NOT RUN: needs the registry (./scripts/test.sh starts it)",
+            ],
+            "ok. 1 passed; 0 failed; 2 ignored",
+        );
+    assert_eq!(
+        summary(&log, &[]),
+        (
+            "tests: 3 passed, 0 failed, 2 not run; end-to-end runs passed: 0".into(),
+            false
+        )
+    );
+}
+
+#[test]
+fn a_failed_test_fails_the_run() {
+    let log = all_passed()
+        + &binary(
+            "images",
+            &[
+                "test the_image_runs ... FAILED",
+                "test the_tag_is_kept ... ok",
+            ],
+            "FAILED. 1 passed; 1 failed; 0 ignored",
+        );
+    assert_eq!(
+        summary(&log, &[]),
+        (
+            "tests: 3 passed, 1 failed, 0 not run; end-to-end runs passed: 0".into(),
+            false
+        )
+    );
+}
+
+#[test]
+fn what_an_end_to_end_run_skipped_did_not_run_and_fails_the_run() {
+    // One run passed without Apptainer; the other found no Spack archive and stopped at once.
+    let passed_without_apptainer = "==> e2e: Spack 0.23.1 (cache layout v2), storage s3, in /w\n\
+                                    NOT RUN: e2e: the SIF in Apptainer (none installed)\n\
+                                    ==> e2e passed; figures in /w/figures.txt\n";
+    let no_spack = "NOT RUN: e2e with Spack 1.0.2: spack-1.0.2.tar.xz is missing\n";
+    assert_eq!(
+        summary(&all_passed(), &[passed_without_apptainer, no_spack]),
+        (
+            "tests: 2 passed, 0 failed, 2 not run; end-to-end runs passed: 1".into(),
+            false
+        )
     );
 }
