@@ -11,7 +11,8 @@
 # Usage: scripts/e2e.sh [--spack VERSION] [--s3] [--work DIR]
 #   --spack   0.23.1 (build-cache layout v2, the default) or 1.0.2 (v3)
 #   --s3      the build cache and SIFs in S3 (a moto server); default: folders under --work
-#   --work    where everything goes (default: a new folder under /tmp, removed on success)
+#   --work    where everything goes, kept (default: a new folder under /tmp, removed when the
+#             run succeeds and kept, its path printed, when it fails)
 # Alone it installs and starts what it needs (registry, Docker daemon); the test command runs
 # it with its own services.
 set -euo pipefail
@@ -29,19 +30,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# shellcheck source=scripts/services.sh
+. "$ROOT/scripts/services.sh"
 if [ -z "${SPACKTAINERIZAH_TEST_REGISTRY:-}" ]; then
-    # shellcheck source=scripts/services.sh
-    . "$ROOT/scripts/services.sh"
     install_packages
     start_services
-else
-    CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
-    VENV=$CACHE_DIR/venv
-    PIDS=()
-    log() { printf '==> %s\n' "$*" >&2; }
-    stop_started() { for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done; }
-    trap stop_started EXIT
 fi
 [ -n "${SPACKTAINERIZAH_TEST_OS_IMAGE:-}" ] ||
     SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")
@@ -55,9 +48,7 @@ if [ ! -f "$SPACK_ARCHIVE" ]; then
 fi
 SPACK_ARCHIVE=$(cd "$(dirname "$SPACK_ARCHIVE")" && pwd)/$(basename "$SPACK_ARCHIVE")
 case $SPACK_VERSION in 0.*) LAYOUT=v2 ;; *) LAYOUT=v3 ;; esac
-[ -n "$WORK" ] || WORK=$(mktemp -d /tmp/stz-e2e.XXXXXX)
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
+work_folder e2e "$WORK"
 # A namespace of its own: a registry that holds an earlier run's images would make this one a no-op.
 NS=e2e-${SPACK_VERSION//./-}-$(date +%s)
 STARTED=$(date +%s)

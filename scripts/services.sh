@@ -2,8 +2,8 @@
 # Sourced by the test command and the end-to-end run: installs what is missing (Debian
 # packages, a moto S3 server and clingo in a virtualenv, gitlab-ci-local) and starts on
 # 127.0.0.1 an S3 server, OCI registries and a Docker daemon on a private socket (and on TCP
-# with TLS), stopped again when the sourcing script exits. Defines install_packages and
-# start_services; exports the SPACKTAINERIZAH_TEST_* variables the tests read.
+# with TLS), stopped again when the sourcing script exits. Defines install_packages,
+# start_services and work_folder; exports the SPACKTAINERIZAH_TEST_* variables the tests read.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
@@ -13,13 +13,16 @@ VENV=$CACHE_DIR/venv
 SIFTOOL=$CACHE_DIR/bin/siftool
 RUN_DIR=$(mktemp -d /tmp/stz.XXXXXX)
 PIDS=()
+# The work folder work_folder made, removed when the script succeeds.
+MADE_WORK=
 # The unprivileged user SIFs are run as (Apptainer refuses to run as root here).
 APPTAINER_USER=spacktainerizah-user
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-cleanup() {
-    local status=$?
+cleanup() { # [status]
+    local status=${1:-$?}
+    trap - EXIT INT TERM
     for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
     for pid in "${PIDS[@]}"; do
         for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
@@ -28,9 +31,27 @@ cleanup() {
     # dockerd leaves overlay mounts behind when killed hard; unmount before removing.
     grep -o "${RUN_DIR}[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$RUN_DIR"
+    if [ -n "$MADE_WORK" ]; then
+        if [ "$status" = 0 ]; then rm -rf "$MADE_WORK"; else log "kept the work folder: $MADE_WORK"; fi
+    fi
     exit "$status"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Interrupted is failed, whatever the status of the last command.
+trap 'cleanup 130' INT
+trap 'cleanup 143' TERM
+
+# The script's work folder, in WORK: DIR when given, left as it is; else a new folder under
+# /tmp, removed when the script succeeds and kept, its path printed, when it fails.
+work_folder() { # NAME [DIR]
+    if [ -n "${2:-}" ]; then
+        mkdir -p "$2"
+        WORK=$(cd "$2" && pwd)
+    else
+        WORK=$(mktemp -d "/tmp/stz-$1.XXXXXX")
+        MADE_WORK=$WORK
+    fi
+}
 
 install_packages() {
     local missing=()

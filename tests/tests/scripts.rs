@@ -1,5 +1,6 @@
-//! The shell scripts of `scripts/` and `.ci/`: shellcheck finds nothing in them, and the test
-//! command's closing line counts each test once and fails a run where a test did not run.
+//! The shell scripts of `scripts/` and `.ci/`: shellcheck finds nothing in them, the test
+//! command's closing line counts each test once and fails a run where a test did not run, and a
+//! work folder made for a run (the end-to-end run's) goes when the run succeeds.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -195,4 +196,81 @@ fn what_an_end_to_end_run_skipped_did_not_run_and_fails_the_run() {
             false
         )
     );
+}
+
+/// `script` run by bash from the repository root after sourcing `scripts/services.sh` (which
+/// starts nothing by itself): its exit status, stdout and stderr.
+fn after_services_sh(script: &str) -> (Option<i32>, String, String) {
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "set -euo pipefail\n. scripts/services.sh\n{script}"
+        ))
+        .current_dir(repo_root())
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// The work folder a script made and printed, gone when the test ends.
+struct MadeFolder(PathBuf);
+
+impl Drop for MadeFolder {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn made_folder(stdout: &str, stderr: &str) -> MadeFolder {
+    let path = PathBuf::from(stdout.trim());
+    assert!(
+        path.starts_with("/tmp"),
+        "not a folder under /tmp: {stdout:?}; stderr: {stderr}"
+    );
+    MadeFolder(path)
+}
+
+const MAKE_WORK: &str = "work_folder test\necho \"$WORK\"\necho result >\"$WORK/result\"\n";
+
+#[test]
+fn a_work_folder_the_script_made_is_removed_when_it_succeeds() {
+    let (status, stdout, stderr) = after_services_sh(MAKE_WORK);
+    let work = made_folder(&stdout, &stderr);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(!work.0.exists(), "{} is left behind", work.0.display());
+}
+
+#[test]
+fn a_work_folder_the_script_made_is_kept_and_named_when_it_fails_or_is_stopped() {
+    for (end, want) in [("false", 1), ("kill -TERM $$; sleep 5", 143)] {
+        let (status, stdout, stderr) = after_services_sh(&format!("{MAKE_WORK}{end}\n"));
+        let work = made_folder(&stdout, &stderr);
+        assert_eq!(status, Some(want), "{end}: {stderr}");
+        assert!(
+            work.0.join("result").is_file(),
+            "{end}: {} is gone",
+            work.0.display()
+        );
+        assert!(
+            stderr.contains(&work.0.display().to_string()),
+            "{end}: the kept folder is not named: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_work_folder_given_is_never_removed() {
+    let given = tempfile::tempdir().unwrap();
+    let dir = given.path().join("work");
+    let script = format!(
+        "work_folder test '{}'\necho result >\"$WORK/result\"\n",
+        dir.display()
+    );
+    let (status, _, stderr) = after_services_sh(&script);
+    assert_eq!(status, Some(0), "{stderr}");
+    assert!(dir.join("result").is_file(), "{stderr}");
 }
