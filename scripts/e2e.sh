@@ -83,13 +83,9 @@ chmod 600 "$VARIABLES"
 if [ "$STORAGE" = s3 ]; then
     GATEWAY=$(bridge_address)
     [ -n "$GATEWAY" ] || fail "the Docker bridge has no IPv4 address: $(ip -4 -o addr show 2>&1)"
-    S3_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$VENV/bin/moto_server" -H "$GATEWAY" -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
-    PIDS+=($!)
-    S3=http://$GATEWAY:$S3_PORT
-    up=
-    for _ in $(seq 100); do curl -sf "$S3/" >/dev/null && { up=yes; break; }; sleep 0.2; done
-    [ -n "$up" ] || fail "the S3 server on $S3 did not start: $(tail -n 20 "$WORK/moto.log")"
+    gateway_s3_up() { curl -sf "http://$GATEWAY:$1/"; }
+    serve s3 "$WORK/moto.log" gateway_s3_up run_moto "$GATEWAY" || fail "the S3 server on $GATEWAY did not start"
+    S3=http://$GATEWAY:$SERVED_PORT
     # moto takes any key pair: test values, handed over as the project's masked variables.
     export AWS_ACCESS_KEY_ID=e2e-key-id AWS_SECRET_ACCESS_KEY=e2e-secret-key AWS_REGION=us-east-1
     s3() { "$VENV/bin/python" "$ROOT/scripts/e2e-s3.py" "$S3" "$@"; }

@@ -1,7 +1,9 @@
-//! The shell scripts of `scripts/` and `.ci/`: shellcheck finds nothing in them, the test
-//! command's closing line counts each test once and fails a run where a test did not run, and a
-//! work folder made for a run (the end-to-end run's) goes when the run succeeds.
+//! The shell scripts of `scripts/` and `.ci/`: shellcheck finds nothing in them; the test
+//! command's closing line counts each test once and fails a run where a test did not run; a work
+//! folder made for a run (the end-to-end run's) goes when the run succeeds; a server whose port
+//! another process took before the server could bind it is started on another port.
 
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -92,11 +94,9 @@ fn binary(name: &str, lines: &[&str], result: &str) -> String {
     )
 }
 
-const FORMATS: &str = "formats";
-
 fn all_passed() -> String {
     binary(
-        FORMATS,
+        "formats",
         &[
             "test a_lockfile_parses ... ok",
             "test an_index_parses ... ok",
@@ -198,14 +198,17 @@ fn what_an_end_to_end_run_skipped_did_not_run_and_fails_the_run() {
     );
 }
 
-/// `script` run by bash from the repository root after sourcing `scripts/services.sh` (which
-/// starts nothing by itself): its exit status, stdout and stderr.
-fn after_services_sh(script: &str) -> (Option<i32>, String, String) {
+/// `script` run by bash from the repository root after sourcing `sourced` (which starts
+/// nothing by itself), with `env`: its exit status, stdout and stderr.
+fn after_sourcing(
+    sourced: &str,
+    script: &str,
+    env: &[(&str, &str)],
+) -> (Option<i32>, String, String) {
     let out = Command::new("bash")
         .arg("-c")
-        .arg(format!(
-            "set -euo pipefail\n. scripts/services.sh\n{script}"
-        ))
+        .arg(format!("set -euo pipefail\n. {sourced}\n{script}"))
+        .envs(env.iter().copied())
         .current_dir(repo_root())
         .output()
         .unwrap();
@@ -214,6 +217,10 @@ fn after_services_sh(script: &str) -> (Option<i32>, String, String) {
         String::from_utf8(out.stdout).unwrap(),
         String::from_utf8(out.stderr).unwrap(),
     )
+}
+
+fn after_services_sh(script: &str) -> (Option<i32>, String, String) {
+    after_sourcing("scripts/services.sh", script, &[])
 }
 
 /// The work folder a script made and printed, gone when the test ends.
@@ -273,4 +280,88 @@ fn a_work_folder_given_is_never_removed() {
     let (status, _, stderr) = after_services_sh(&script);
     assert_eq!(status, Some(0), "{stderr}");
     assert!(dir.join("result").is_file(), "{stderr}");
+}
+
+/// A server for `serve` to start: Python's HTTP server in a folder holding `marker`, and a
+/// `free_port` that first hands out `$TAKEN`, as when another process binds the port picked for
+/// the server before the server does.
+const HTTP_SERVER: &str = r#"
+trap stop_servers EXIT
+free_port() {
+    if [ ! -e "$DIR/picked" ]; then : >"$DIR/picked"; echo "$TAKEN"; return; fi
+    [ -n "${ALWAYS_TAKEN:-}" ] && { echo "$TAKEN"; return; }
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+run_http() { cd "$DIR" && exec python3 -m http.server --bind 127.0.0.1 "$1"; }
+answers() { : <>"/dev/tcp/127.0.0.1/$1"; }
+serve http "$DIR/http.log" answers run_http
+echo "$SERVED_PORT"
+exec 3<>"/dev/tcp/127.0.0.1/$SERVED_PORT"
+printf 'GET /marker HTTP/1.0\r\n\r\n' >&3
+timeout 10 cat <&3
+"#;
+
+/// A port another process holds, answering every request as a server would.
+fn taken_port() -> String {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut request = [0; 1024];
+            if stream.read(&mut request).is_ok_and(|n| n > 0) {
+                let _ = stream.write_all(b"HTTP/1.0 200 OK\r\n\r\nanother process\n");
+            }
+        }
+    });
+    port.to_string()
+}
+
+#[test]
+#[ignore = "NOT RUN: needs python3 and ss (iproute2, which ./scripts/test.sh installs)"]
+fn a_server_whose_port_was_taken_meanwhile_starts_on_another_port() {
+    let taken_port = taken_port();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("marker"), "the server serve started\n").unwrap();
+    let env = [
+        ("TAKEN", taken_port.as_str()),
+        ("DIR", dir.path().to_str().unwrap()),
+    ];
+    let (status, stdout, stderr) = after_sourcing("scripts/serve.sh", HTTP_SERVER, &env);
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    let port = stdout.lines().next().unwrap();
+    assert!(
+        dir.path().join("picked").exists(),
+        "the taken port was never handed out"
+    );
+    assert_ne!(
+        port, taken_port,
+        "serve settled on the port another process holds"
+    );
+    assert!(
+        stdout.contains("the server serve started"),
+        "what answers on {port} is not the server: {stdout}\n{stderr}"
+    );
+    let addr = format!("127.0.0.1:{port}");
+    assert!(
+        std::net::TcpStream::connect(&addr).is_err(),
+        "the server on {addr} still runs after the script ended"
+    );
+}
+
+#[test]
+#[ignore = "NOT RUN: needs python3 and ss (iproute2, which ./scripts/test.sh installs)"]
+fn a_server_that_never_gets_its_port_fails_with_its_log() {
+    let taken_port = taken_port();
+    let dir = tempfile::tempdir().unwrap();
+    let env = [
+        ("TAKEN", taken_port.as_str()),
+        ("DIR", dir.path().to_str().unwrap()),
+        ("ALWAYS_TAKEN", "yes"),
+    ];
+    let (status, stdout, stderr) = after_sourcing("scripts/serve.sh", HTTP_SERVER, &env);
+    assert_ne!(status, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
+    assert!(stderr.contains("http did not start"), "{stderr}");
+    // Python's own words from the last try's log.
+    assert!(stderr.contains("Address already in use"), "{stderr}");
 }
