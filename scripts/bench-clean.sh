@@ -27,8 +27,9 @@ CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
 TOOLS=$CACHE_DIR/tools
 WORK=$(mktemp -d /tmp/stz-bench.XXXXXX)
-S3_PID=
-trap '[ -n "$S3_PID" ] && kill "$S3_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+# shellcheck source=scripts/serve.sh
+. "$ROOT/scripts/serve.sh"
+trap 'stop_servers; rm -rf "$WORK"' EXIT
 
 log() { printf '==> %s\n' "$*" >&2; }
 
@@ -100,6 +101,12 @@ kill_test() {
     rm -rf "$WORK/kill" "$WORK/ref" "$WORK/k"
 }
 
+# s3s-fs serving the generated cache.
+run_s3s() { # port
+    exec "$TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$1" --access-key AK --secret-key SK "$WORK/gen"
+}
+s3s_up() { curl -s -o /dev/null "http://127.0.0.1:$1/"; }
+
 for layout in $LAYOUTS; do
     log "generating $SPECS specs, layout $layout"
     "$BIN/gen_cache" "$WORK/gen" "$SPECS" "$layout" >"$WORK/gen.json"
@@ -123,13 +130,11 @@ for layout in $LAYOUTS; do
     log "generating $S3_SPECS specs, layout $layout, served by s3s-fs"
     "$BIN/gen_cache" "$WORK/gen" "$S3_SPECS" "$layout" >"$WORK/gen.json"
     OBJECTS=$(jq .objects "$WORK/gen.json")
-    port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$TOOLS/bin/s3s-fs" --host 127.0.0.1 --port "$port" --access-key AK --secret-key SK "$WORK/gen" >"$WORK/s3s.log" 2>&1 &
-    S3_PID=$!
-    for _ in $(seq 50); do curl -s "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.2; done
+    serve s3s-fs "$WORK/s3s.log" s3s_up run_s3s
+    port=$SERVED_PORT
     export BENCH_AK=AK BENCH_SK=SK AWS_EC2_METADATA_DISABLED=true
     s3=(--cache s3://cache --s3-endpoint-url "http://127.0.0.1:$port" --access-key-env BENCH_AK --secret-key-env BENCH_SK)
     run "$layout s3  $S3_SPECS clean  " "${s3[@]}" --keep "$WORK/gen/keep/spack.lock" --max-age 30 --orphans
-    kill "$S3_PID"; wait "$S3_PID" 2>/dev/null || true; S3_PID=
+    stop_servers
     rm -rf "$WORK/gen"
 done

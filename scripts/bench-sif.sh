@@ -14,21 +14,24 @@ CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
 WORK=$(mktemp -d /var/tmp/stz-bench-sif.XXXXXX)
 VENV=$CACHE_DIR/venv
-REGISTRY_PID=
-S3_PID=
-trap '[ -n "$REGISTRY_PID" ] && kill "$REGISTRY_PID" 2>/dev/null; [ -n "$S3_PID" ] && kill "$S3_PID" 2>/dev/null; rm -rf "$WORK"' EXIT
+# shellcheck source=scripts/serve.sh
+. "$ROOT/scripts/serve.sh"
+trap 'stop_servers; rm -rf "$WORK"' EXIT
 
 log() { printf '==> %s\n' "$*" >&2; }
 command -v /usr/bin/time >/dev/null || { apt-get update -qq && apt-get install -y -qq time >/dev/null; }
 
-port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-cat >"$WORK/registry.yml" <<YML
+run_registry() { # port
+    cat >"$WORK/registry.yml" <<YML
 version: 0.1
 storage: {filesystem: {rootdirectory: $WORK/registry}}
-http: {addr: 127.0.0.1:$port}
+http: {addr: 127.0.0.1:$1}
 YML
-docker-registry serve "$WORK/registry.yml" >"$WORK/registry.log" 2>&1 &
-REGISTRY_PID=$!
+    exec docker-registry serve "$WORK/registry.yml"
+}
+registry_up() { curl -sf "http://127.0.0.1:$1/v2/"; }
+serve registry "$WORK/registry.log" registry_up run_registry
+port=$SERVED_PORT
 
 log "building singularitah (release)"
 cargo build -q --release -p singularitah
@@ -90,10 +93,10 @@ mkdir -p "$WORK/dir"
 measure "sif publish to a directory" "$stz" -q sif publish "$WORK/bench__1.0.sif" --to "$WORK/dir/"
 
 if [ -x "$VENV/bin/moto_server" ]; then
-    s3_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$WORK/s3.log" 2>&1 &
-    S3_PID=$!
-    for _ in $(seq 100); do curl -sf "http://127.0.0.1:$s3_port/" >/dev/null && break; sleep 0.2; done
+    run_moto() { exec "$VENV/bin/moto_server" -H 127.0.0.1 -p "$1"; }
+    s3_up() { curl -sf "http://127.0.0.1:$1/"; }
+    serve s3 "$WORK/s3.log" s3_up run_moto
+    s3_port=$SERVED_PORT
     curl -sf -X PUT "http://127.0.0.1:$s3_port/bench" >/dev/null
     export BENCH_AK=bench BENCH_SK=bench
     s3=(--s3-endpoint-url "http://127.0.0.1:$s3_port" --access-key-env BENCH_AK --secret-key-env BENCH_SK)

@@ -11,14 +11,15 @@
 # Usage: scripts/e2e.sh [--spack VERSION] [--s3] [--work DIR]
 #   --spack   0.23.1 (build-cache layout v2, the default) or 1.0.2 (v3)
 #   --s3      the build cache and SIFs in S3 (a moto server); default: folders under --work
-#   --work    where everything goes (default: a new folder under /tmp, removed on success)
+#   --work    where everything goes, kept (default: a new folder under /tmp, removed when the
+#             run succeeds and kept, its path printed, when it fails)
 # Alone it installs and starts what it needs (registry, Docker daemon); the test command runs
 # it with its own services.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SPACK_VERSION=0.23.1
-STORAGE=file
+STORAGE='file'
 WORK=
 while [ $# -gt 0 ]; do
     case $1 in
@@ -29,18 +30,11 @@ while [ $# -gt 0 ]; do
     esac
 done
 
+# shellcheck source=scripts/services.sh
+. "$ROOT/scripts/services.sh"
 if [ -z "${SPACKTAINERIZAH_TEST_REGISTRY:-}" ]; then
-    # shellcheck source=scripts/services.sh
-    . "$ROOT/scripts/services.sh"
     install_packages
     start_services
-else
-    CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
-    export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT" | sha256sum | cut -c1-12)}
-    VENV=$CACHE_DIR/venv
-    PIDS=()
-    log() { printf '==> %s\n' "$*" >&2; }
-    trap 'for p in "${PIDS[@]}"; do kill "$p" 2>/dev/null || true; done' EXIT
 fi
 [ -n "${SPACKTAINERIZAH_TEST_OS_IMAGE:-}" ] ||
     SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")
@@ -54,9 +48,7 @@ if [ ! -f "$SPACK_ARCHIVE" ]; then
 fi
 SPACK_ARCHIVE=$(cd "$(dirname "$SPACK_ARCHIVE")" && pwd)/$(basename "$SPACK_ARCHIVE")
 case $SPACK_VERSION in 0.*) LAYOUT=v2 ;; *) LAYOUT=v3 ;; esac
-[ -n "$WORK" ] || WORK=$(mktemp -d /tmp/stz-e2e.XXXXXX)
-mkdir -p "$WORK"
-WORK=$(cd "$WORK" && pwd)
+work_folder e2e "$WORK"
 # A namespace of its own: a registry that holds an earlier run's images would make this one a no-op.
 NS=e2e-${SPACK_VERSION//./-}-$(date +%s)
 STARTED=$(date +%s)
@@ -91,13 +83,9 @@ chmod 600 "$VARIABLES"
 if [ "$STORAGE" = s3 ]; then
     GATEWAY=$(bridge_address)
     [ -n "$GATEWAY" ] || fail "the Docker bridge has no IPv4 address: $(ip -4 -o addr show 2>&1)"
-    S3_PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    "$VENV/bin/moto_server" -H "$GATEWAY" -p "$S3_PORT" >"$WORK/moto.log" 2>&1 &
-    PIDS+=($!)
-    S3=http://$GATEWAY:$S3_PORT
-    up=
-    for _ in $(seq 100); do curl -sf "$S3/" >/dev/null && { up=yes; break; }; sleep 0.2; done
-    [ -n "$up" ] || fail "the S3 server on $S3 did not start: $(tail -n 20 "$WORK/moto.log")"
+    gateway_s3_up() { curl -sf "http://$GATEWAY:$1/"; }
+    serve s3 "$WORK/moto.log" gateway_s3_up run_moto "$GATEWAY" || fail "the S3 server on $GATEWAY did not start"
+    S3=http://$GATEWAY:$SERVED_PORT
     # moto takes any key pair: test values, handed over as the project's masked variables.
     export AWS_ACCESS_KEY_ID=e2e-key-id AWS_SECRET_ACCESS_KEY=e2e-secret-key AWS_REGION=us-east-1
     s3() { "$VENV/bin/python" "$ROOT/scripts/e2e-s3.py" "$S3" "$@"; }

@@ -1,8 +1,9 @@
+# shellcheck shell=bash
 # Sourced by the test command and the end-to-end run: installs what is missing (Debian
 # packages, a moto S3 server and clingo in a virtualenv, gitlab-ci-local) and starts on
 # 127.0.0.1 an S3 server, OCI registries and a Docker daemon on a private socket (and on TCP
-# with TLS), stopped again when the sourcing script exits. Defines install_packages and
-# start_services; exports the SPACKTAINERIZAH_TEST_* variables the tests read.
+# with TLS), stopped again when the sourcing script exits. Defines install_packages,
+# start_services and work_folder; exports the SPACKTAINERIZAH_TEST_* variables the tests read.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
@@ -11,25 +12,43 @@ export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$CACHE_DIR/target/$(printf %s "$ROOT
 VENV=$CACHE_DIR/venv
 SIFTOOL=$CACHE_DIR/bin/siftool
 RUN_DIR=$(mktemp -d /tmp/stz.XXXXXX)
-PIDS=()
+# shellcheck source=scripts/serve.sh
+. "$ROOT/scripts/serve.sh"
+# The work folder work_folder made, removed when the script succeeds.
+MADE_WORK=
 # The unprivileged user SIFs are run as (Apptainer refuses to run as root here).
 APPTAINER_USER=spacktainerizah-user
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-cleanup() {
-    local status=$?
-    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -9 "$pid" 2>/dev/null || true
-    done
+cleanup() { # [status]
+    local status=${1:-$?}
+    trap - EXIT INT TERM
+    stop_servers
     # dockerd leaves overlay mounts behind when killed hard; unmount before removing.
-    grep -o "$RUN_DIR[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    grep -o "${RUN_DIR}[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     rm -rf "$RUN_DIR"
+    if [ -n "$MADE_WORK" ]; then
+        if [ "$status" = 0 ]; then rm -rf "$MADE_WORK"; else log "kept the work folder: $MADE_WORK"; fi
+    fi
     exit "$status"
 }
-trap cleanup EXIT INT TERM
+trap cleanup EXIT
+# Interrupted is failed, whatever the status of the last command.
+trap 'cleanup 130' INT
+trap 'cleanup 143' TERM
+
+# The script's work folder, in WORK: DIR when given, left as it is; else a new folder under
+# /tmp, removed when the script succeeds and kept, its path printed, when it fails.
+work_folder() { # NAME [DIR]
+    if [ -n "${2:-}" ]; then
+        mkdir -p "$2"
+        WORK=$(cd "$2" && pwd)
+    else
+        WORK=$(mktemp -d "/tmp/stz-$1.XXXXXX")
+        MADE_WORK=$WORK
+    fi
+}
 
 install_packages() {
     local missing=()
@@ -43,6 +62,8 @@ install_packages() {
     command -v htpasswd >/dev/null || missing+=(apache2-utils)
     command -v go >/dev/null || missing+=(golang-go)
     [ -d /usr/share/gocode/src/github.com/sylabs/sif ] || missing+=(golang-github-sylabs-sif-dev)
+    command -v shellcheck >/dev/null || missing+=(shellcheck)
+    command -v ss >/dev/null || missing+=(iproute2)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive
@@ -91,21 +112,6 @@ install_packages() {
     fi
 }
 
-free_port() {
-    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-
-wait_for() { # what, command...
-    local what=$1; shift
-    for _ in $(seq 100); do
-        if "$@" >/dev/null 2>&1; then return 0; fi
-        sleep 0.2
-    done
-    log "$what did not start; its log:"
-    cat "$RUN_DIR/$what.log" >&2 || true
-    return 1
-}
-
 # A CA, a server certificate for 127.0.0.1 and a client certificate, laid out as Docker's
 # clients expect them (DOCKER_CERT_PATH holds ca.pem, cert.pem, key.pem).
 docker_certs() { # dir
@@ -126,91 +132,83 @@ docker_certs() { # dir
     cp "$d/ca.pem" "$d/client/ca.pem"
 }
 
-start_services() {
-    local s3_port registry_port auth_port token_registry_port token_port
-    s3_port=$(free_port)
-    registry_port=$(free_port)
-    auth_port=$(free_port)
-    token_registry_port=$(free_port)
-    token_port=$(free_port)
+# The servers, each exec'd by serve on the port it gives as the first argument.
+run_moto() { # port host
+    exec "$VENV/bin/moto_server" -H "$2" -p "$1"
+}
 
-    "$VENV/bin/moto_server" -H 127.0.0.1 -p "$s3_port" >"$RUN_DIR/s3.log" 2>&1 &
-    PIDS+=($!)
-
-    mkdir -p "$RUN_DIR/registry"
-    cat >"$RUN_DIR/registry.yml" <<YAML
+run_registry() { # port name [auth: YAML]
+    mkdir -p "$RUN_DIR/$2"
+    cat >"$RUN_DIR/$2.yml" <<YAML
 version: 0.1
 log: {level: warn}
 storage:
-  filesystem: {rootdirectory: $RUN_DIR/registry}
+  filesystem: {rootdirectory: $RUN_DIR/$2}
   delete: {enabled: true}
 http:
-  addr: 127.0.0.1:$registry_port
+  addr: 127.0.0.1:$1
+${3:-}
 YAML
-    docker-registry serve "$RUN_DIR/registry.yml" >"$RUN_DIR/registry.log" 2>&1 &
-    PIDS+=($!)
+    exec docker-registry serve "$RUN_DIR/$2.yml"
+}
+
+run_token_server() { # port
+    exec "$VENV/bin/python" "$ROOT/scripts/token-server.py" "$1" "$RUN_DIR/token-key.pem" \
+        "$RUN_DIR/token-cert.pem" test-issuer "$SPACKTAINERIZAH_TEST_REGISTRY_USER" \
+        "$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD"
+}
+
+# dockerd on a private socket, and on TCP with TLS as a Docker-in-Docker service listens.
+run_dockerd() { # port
+    exec /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --host "tcp://127.0.0.1:$1" \
+        --tlsverify --tlscacert "$RUN_DIR/docker-certs/ca.pem" \
+        --tlscert "$RUN_DIR/docker-certs/server-cert.pem" --tlskey "$RUN_DIR/docker-certs/server-key.pem" \
+        --data-root "$RUN_DIR/docker" --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid"
+}
+
+# Whether each answers on its port.
+s3_up() { curl -sf "http://127.0.0.1:$1/"; }
+registry_up() { curl -sf "http://127.0.0.1:$1/v2/"; }
+auth_registry_up() {
+    curl -sf -u "$SPACKTAINERIZAH_TEST_REGISTRY_USER:$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" "http://127.0.0.1:$1/v2/"
+}
+token_server_up() { curl -sf "http://127.0.0.1:$1/token?service=x"; }
+# Without a token it says 401, which is an answer.
+token_registry_up() { curl -s -o /dev/null "http://127.0.0.1:$1/v2/"; }
+# The daemon answers on its socket; serve checks that the TCP port is its own.
+docker_up() { curl -sf --unix-socket "$RUN_DIR/docker.sock" http://localhost/_ping; }
+
+start_services() {
+    local s3_port registry_port auth_port token_port token_registry_port docker_tls_port
+    serve s3 "$RUN_DIR/s3.log" s3_up run_moto 127.0.0.1
+    s3_port=$SERVED_PORT
+
+    serve registry "$RUN_DIR/registry.log" registry_up run_registry registry
+    registry_port=$SERVED_PORT
 
     # A second registry that wants a login (htpasswd); the password is a test value.
     export SPACKTAINERIZAH_TEST_REGISTRY_USER=tester SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD=test-password
     htpasswd -Bbn "$SPACKTAINERIZAH_TEST_REGISTRY_USER" "$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" >"$RUN_DIR/htpasswd"
-    mkdir -p "$RUN_DIR/auth-registry"
-    cat >"$RUN_DIR/auth-registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $RUN_DIR/auth-registry}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$auth_port
-auth:
-  htpasswd: {realm: spacktainerizah-tests, path: $RUN_DIR/htpasswd}
-YAML
-    docker-registry serve "$RUN_DIR/auth-registry.yml" >"$RUN_DIR/auth-registry.log" 2>&1 &
-    PIDS+=($!)
+    serve auth-registry "$RUN_DIR/auth-registry.log" auth_registry_up run_registry auth-registry "auth:
+  htpasswd: {realm: spacktainerizah-tests, path: $RUN_DIR/htpasswd}"
+    auth_port=$SERVED_PORT
 
     # A third registry with token auth, and its token server (RS256 JWTs with an x5c header).
     openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=spacktainerizah-test-tokens \
         -keyout "$RUN_DIR/token-key.pem" -out "$RUN_DIR/token-cert.pem" 2>/dev/null
-    "$VENV/bin/python" "$ROOT/scripts/token-server.py" "$token_port" "$RUN_DIR/token-key.pem" \
-        "$RUN_DIR/token-cert.pem" test-issuer "$SPACKTAINERIZAH_TEST_REGISTRY_USER" \
-        "$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" >"$RUN_DIR/token-server.log" 2>&1 &
-    PIDS+=($!)
-    mkdir -p "$RUN_DIR/token-registry"
-    cat >"$RUN_DIR/token-registry.yml" <<YAML
-version: 0.1
-log: {level: warn}
-storage:
-  filesystem: {rootdirectory: $RUN_DIR/token-registry}
-  delete: {enabled: true}
-http:
-  addr: 127.0.0.1:$token_registry_port
-auth:
+    serve token-server "$RUN_DIR/token-server.log" token_server_up run_token_server
+    token_port=$SERVED_PORT
+    serve token-registry "$RUN_DIR/token-registry.log" token_registry_up run_registry token-registry "auth:
   token:
     realm: http://127.0.0.1:$token_port/token
     service: spacktainerizah-test-registry
     issuer: test-issuer
-    rootcertbundle: $RUN_DIR/token-cert.pem
-YAML
-    docker-registry serve "$RUN_DIR/token-registry.yml" >"$RUN_DIR/token-registry.log" 2>&1 &
-    PIDS+=($!)
+    rootcertbundle: $RUN_DIR/token-cert.pem"
+    token_registry_port=$SERVED_PORT
 
-    # dockerd on a private socket, and on TCP with TLS as a Docker-in-Docker service listens.
-    local docker_tls_port
-    docker_tls_port=$(free_port)
     docker_certs "$RUN_DIR/docker-certs"
-    /usr/sbin/dockerd --host "unix://$RUN_DIR/docker.sock" --host "tcp://127.0.0.1:$docker_tls_port" \
-        --tlsverify --tlscacert "$RUN_DIR/docker-certs/ca.pem" \
-        --tlscert "$RUN_DIR/docker-certs/server-cert.pem" --tlskey "$RUN_DIR/docker-certs/server-key.pem" \
-        --data-root "$RUN_DIR/docker" --exec-root "$RUN_DIR/exec" --pidfile "$RUN_DIR/docker.pid" \
-        >"$RUN_DIR/docker.log" 2>&1 &
-    PIDS+=($!)
-
-    wait_for s3 curl -sf "http://127.0.0.1:$s3_port/"
-    wait_for registry curl -sf "http://127.0.0.1:$registry_port/v2/"
-    wait_for token-server curl -sf "http://127.0.0.1:$token_port/token?service=x"
-    wait_for token-registry curl -s -o /dev/null "http://127.0.0.1:$token_registry_port/v2/"
-    wait_for auth-registry curl -sf -u "$SPACKTAINERIZAH_TEST_REGISTRY_USER:$SPACKTAINERIZAH_TEST_REGISTRY_PASSWORD" "http://127.0.0.1:$auth_port/v2/"
-    wait_for docker curl -sf --unix-socket "$RUN_DIR/docker.sock" http://localhost/_ping
+    serve docker "$RUN_DIR/docker.log" docker_up run_dockerd
+    docker_tls_port=$SERVED_PORT
 
     export SPACKTAINERIZAH_TEST_S3_ENDPOINT="http://127.0.0.1:$s3_port"
     export SPACKTAINERIZAH_TEST_REGISTRY="127.0.0.1:$registry_port"
@@ -226,7 +224,8 @@ YAML
     export SPACKTAINERIZAH_TEST_PYTHON="$VENV/bin/python"
     # The workplace's shared tools (real Spack, Apptainer), when the checkout sits beside them.
     if [ -d "$ROOT/../shared/tools" ]; then
-        export SPACKTAINERIZAH_SHARED_TOOLS="$(cd "$ROOT/../shared/tools" && pwd)"
+        SPACKTAINERIZAH_SHARED_TOOLS=$(cd "$ROOT/../shared/tools" && pwd)
+        export SPACKTAINERIZAH_SHARED_TOOLS
     fi
     export SPACKTAINERIZAH_TEST_DOCKER_HOST="unix://$RUN_DIR/docker.sock"
     export SPACKTAINERIZAH_TEST_DOCKER_TLS_HOST="tcp://127.0.0.1:$docker_tls_port"

@@ -4,6 +4,11 @@
 # Installs what is missing (Debian packages, a moto S3 server in a virtualenv), starts on 127.0.0.1
 # an S3 server, an OCI registry and a Docker daemon on a private socket, runs fmt, clippy and the
 # whole test suite, and stops what it started. Extra arguments go to `cargo test`.
+#
+# Tests that need a service are `#[ignore = "NOT RUN: needs …"]`, so a plain `cargo test` lists
+# them without running them; here they run too (`--include-ignored`), and the run fails when any
+# test did not run (one still ignored, or one printing `NOT RUN: …` because something it needs
+# is missing).
 set -euo pipefail
 
 # shellcheck source=scripts/services.sh
@@ -24,27 +29,28 @@ fi
 E2E=yes
 [ $# -gt 0 ] && E2E=
 [ $# -gt 0 ] || set -- --workspace
+# The ignored tests too: after the arguments' own `--` when they have one.
+separator=--
+for arg in "$@"; do [ "$arg" != -- ] || separator=; done
+set -- "$@" ${separator:+"$separator"} --include-ignored
 log "cargo test $*"
 status=0
 cargo test "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log" || status=$?
+e2e_logs=()
 if [ -n "$E2E" ] && [ "$status" = 0 ]; then
     # The whole chain, as GitLab would run it: both Spack versions (build-cache layouts v2 and
     # v3), S3 and folders.
     for args in "--spack 0.23.1 --s3" "--spack 1.0.2"; do
         log "end-to-end run: $args"
         name=e2e-${args//[ .-]/}
-        # shellcheck disable=SC2086
-        "$ROOT/scripts/e2e.sh" $args --work "$RUN_DIR/$name" >"$RUN_DIR/$name.log" 2>&1 || status=1
+        read -ra options <<<"$args"
+        "$ROOT/scripts/e2e.sh" "${options[@]}" --work "$RUN_DIR/$name" >"$RUN_DIR/$name.log" 2>&1 || status=1
         grep -E '^(==>|E2E|NOT RUN|ci-runner: FAIL|pipeline|  |image|build cache|SIF|whole|no-op)' \
             "$RUN_DIR/$name.log" >&2 || true
-        cat "$RUN_DIR/$name.log" >>"$RUN_DIR/e2e.log"
+        e2e_logs+=("$RUN_DIR/$name.log")
     done
 fi
-# One closing line for the whole run (cargo prints one per test binary); tests that could not
-# run say so.
-awk '/^test result:/ { passed += $4; failed += $6 } END { printf "tests: %d passed, %d failed", passed, failed }' \
-    "$RUN_DIR/cargo-test.log"
-not_run=$(cat "$RUN_DIR/cargo-test.log" "$RUN_DIR/e2e.log" 2>/dev/null | grep -c '^NOT RUN:' || true)
-e2e_runs=$(grep -c '^==> e2e passed' "$RUN_DIR/e2e.log" 2>/dev/null || true)
-printf ', %s not run; end-to-end runs passed: %s\n' "$not_run" "${e2e_runs:-0}"
+# One closing line for the whole run (cargo prints one per test binary); it fails the run when
+# a test failed or did not run.
+"$ROOT/scripts/test-summary.sh" "$RUN_DIR/cargo-test.log" "${e2e_logs[@]}" || status=1
 exit "$status"
