@@ -2,22 +2,22 @@
 //! the builder and runtime images, labelled with what `plan` compares, and push it.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use model::definitions::Kind;
+use model::config::Config;
+use model::definitions::{ContainerDefinition, Kind};
 use model::secret::Secret;
 use model::spack::environment::Environment;
 use oci::engine::{BuildRequest, Engine, base_registries};
 use oci::registry::Login;
 use oci::registry::saved_logins::pull_logins;
-
 use terminal::printer::Printer;
 
+use crate::bases::Pinned;
 use crate::context;
 use crate::dockerfile::{self, SECRET_KEY, SECRET_KEY_ID};
-use crate::image;
-use crate::image::Project;
+use crate::image::{self, Project};
 
 #[derive(Debug, Clone)]
 pub struct BuildOptions {
@@ -29,7 +29,7 @@ pub struct BuildOptions {
     /// The base images' tag (stage 1's `BUILDER_TAG`).
     pub base_tag: String,
     /// The base images pinned by digest, used instead of the tag when given.
-    pub pinned: crate::Pinned,
+    pub pinned: Pinned,
     pub push: bool,
     /// The project registry's login (its named variables, read once): the builder and
     /// runtime images are pulled, and the image pushed, with it.
@@ -45,10 +45,6 @@ pub async fn build(
     let p = &opts.project;
     let cfg = &p.config;
     let def = p.definition(&opts.container, &opts.arch)?;
-    let files = match &def.kind {
-        Kind::Spack { files, .. } => files.as_slice(),
-        Kind::Singularity { .. } => &[],
-    };
     // What the image is called and records; whether it needs building is the plan's business.
     let planned = p.image(&def)?;
     let env_path = opts
@@ -57,71 +53,15 @@ pub async fn build(
         .join(&def.name)
         .join("spack.yaml");
     let env = Environment::read(&env_path)?;
-    let lock = image::lockfile_path(&p.lockfiles, &def);
-
-    // The build cache key pair, by the variable names the configuration gives, as secret files
-    // that live only for this build.
     let secret_dir = tempfile::tempdir().context("a folder for the build secrets")?;
-    let mut secrets = BTreeMap::new();
-    if let Some(c) = cfg
-        .arch(&def.arch)
-        .and_then(|a| a.build_cache.credentials.as_ref())
-    {
-        for (id, var) in [(SECRET_KEY_ID, &c.user_env), (SECRET_KEY, &c.secret_env)] {
-            let value = Secret::from_env(var).with_context(|| {
-                format!("environment variable `{var}` (build cache key pair) is not set")
-            })?;
-            let path = secret_dir.path().join(id);
-            std::fs::write(&path, value.expose()).context("writing a build secret")?;
-            secrets.insert(id.to_string(), path);
-        }
-    }
-
+    let secrets = secrets(cfg, &def.arch, secret_dir.path())?;
     // The context folder gets the environment's repositories (and a directory cache); the
     // generated files go in beside them.
     let context = tempfile::tempdir().context("a folder for the build context")?;
     let (env, layout) = context::prepare(&env_path, &env, context.path(), !secrets.is_empty())?;
-    let mut extra = BTreeMap::new();
-    extra.insert("spack.yaml".to_string(), env.to_yaml().into_bytes());
-    extra.insert(
-        "spack.lock".to_string(),
-        std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?,
-    );
-    extra.insert(
-        "entrypoint.sh".to_string(),
-        dockerfile::ENTRYPOINT.as_bytes().to_vec(),
-    );
-    for (i, copy) in files.iter().enumerate() {
-        let src = p.repo.join(&copy.source);
-        let base = copy
-            .source
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        for entry in walkdir::WalkDir::new(&src) {
-            let entry = entry.with_context(|| format!("reading {}", src.display()))?;
-            if entry.file_type().is_file() {
-                let rel = entry.path().strip_prefix(&src).unwrap_or(entry.path());
-                let name = if rel.as_os_str().is_empty() {
-                    format!("files/{i}/{base}")
-                } else {
-                    format!("files/{i}/{base}/{}", rel.display())
-                };
-                extra.insert(
-                    name,
-                    std::fs::read(entry.path())
-                        .with_context(|| format!("reading {}", entry.path().display()))?,
-                );
-            }
-        }
-    }
-    let base = |pinned: &Option<String>, name| {
-        pinned
-            .clone()
-            .unwrap_or_else(|| cfg.base_image(name, &opts.base_tag))
-    };
-    let builder = base(&opts.pinned.builder, "builder");
-    let runtime = base(&opts.pinned.runtime, "runtime");
+    let mut extra = context_files(p, &def, &env)?;
+    let builder = opts.pinned.builder(cfg, &opts.base_tag);
+    let runtime = opts.pinned.runtime(cfg, &opts.base_tag);
     let rendered = dockerfile::render(&def, &env, &builder, &runtime, layout)?;
     // The project registry's own login, else the saved one of each registry the bases are in.
     let configured: Vec<(String, Login)> = opts
@@ -132,16 +72,10 @@ pub async fn build(
     let registry_logins = pull_logins(&base_registries(&rendered, &BTreeMap::new()), &configured)?;
     extra.insert("Dockerfile".to_string(), rendered.into_bytes());
     let target = planned.image.to_string();
-    let mut labels = planned.record;
-    labels.insert("org.opencontainers.image.title".into(), def.name.clone());
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        terminal::printer::rfc3339(std::time::SystemTime::now()),
-    );
     let request = BuildRequest {
         context: context.path().to_path_buf(),
         extra_files: extra,
-        labels,
+        labels: labels(planned.record, &def.name),
         secrets,
         no_cache: true,
         // The Dockerfile mounts secrets or a cache folder.
@@ -150,20 +84,110 @@ pub async fn build(
         registry_logins,
         ..BuildRequest::default()
     };
-    if let Err(failed) = engine
-        .build(&target, &request, |line| printer.log(line))
-        .await
-    {
-        let why = match diagnose(engine, &target, &request, printer).await {
-            Ok(output) => anyhow::anyhow!(output),
-            Err(e) => e.context("the diagnosis failed too"),
-        };
-        return Err(why.context(failed));
-    }
+    build_or_diagnose(engine, &target, &request, printer).await?;
     if opts.push {
         engine.push(&target, opts.login.as_ref()).await?;
     }
     Ok(target)
+}
+
+/// The build cache key pair of `arch`, by the variable names the configuration gives, as
+/// secret files in `dir` (which lives only for this build): secret id → file. None when the
+/// cache needs no key pair.
+fn secrets(cfg: &Config, arch: &str, dir: &Path) -> anyhow::Result<BTreeMap<String, PathBuf>> {
+    let mut secrets = BTreeMap::new();
+    let Some(c) = cfg
+        .arch(arch)
+        .and_then(|a| a.build_cache.credentials.as_ref())
+    else {
+        return Ok(secrets);
+    };
+    for (id, var) in [(SECRET_KEY_ID, &c.user_env), (SECRET_KEY, &c.secret_env)] {
+        let value = Secret::from_env(var).with_context(|| {
+            format!("environment variable `{var}` (build cache key pair) is not set")
+        })?;
+        let path = dir.join(id);
+        std::fs::write(&path, value.expose()).context("writing a build secret")?;
+        secrets.insert(id.to_string(), path);
+    }
+    Ok(secrets)
+}
+
+/// The files the build adds to the context beside what [`context::prepare`] wrote: the
+/// environment `env` made ready, its lockfile, the entrypoint, and the files the definition
+/// copies (under [`context::copied_file`]).
+fn context_files(
+    p: &Project,
+    def: &ContainerDefinition,
+    env: &Environment,
+) -> anyhow::Result<BTreeMap<String, Vec<u8>>> {
+    let lock = image::lockfile_path(&p.lockfiles, def);
+    let mut extra = BTreeMap::new();
+    extra.insert("spack.yaml".to_string(), env.to_yaml().into_bytes());
+    extra.insert(
+        "spack.lock".to_string(),
+        std::fs::read(&lock).with_context(|| format!("reading {}", lock.display()))?,
+    );
+    extra.insert(
+        "entrypoint.sh".to_string(),
+        dockerfile::ENTRYPOINT.as_bytes().to_vec(),
+    );
+    let files = match &def.kind {
+        Kind::Spack { files, .. } => files.as_slice(),
+        Kind::Singularity { .. } => &[],
+    };
+    for (i, copy) in files.iter().enumerate() {
+        let src = p.repo.join(&copy.source);
+        let name = context::copied_file(i, copy);
+        for entry in walkdir::WalkDir::new(&src) {
+            let entry = entry.with_context(|| format!("reading {}", src.display()))?;
+            if entry.file_type().is_file() {
+                let rel = entry.path().strip_prefix(&src).unwrap_or(entry.path());
+                let name = if rel.as_os_str().is_empty() {
+                    name.clone()
+                } else {
+                    format!("{name}/{}", rel.display())
+                };
+                extra.insert(
+                    name,
+                    std::fs::read(entry.path())
+                        .with_context(|| format!("reading {}", entry.path().display()))?,
+                );
+            }
+        }
+    }
+    Ok(extra)
+}
+
+/// The labels of the image: what the plan compares (`record`), and the standard OCI ones.
+fn labels(mut record: BTreeMap<String, String>, title: &str) -> BTreeMap<String, String> {
+    record.insert("org.opencontainers.image.title".into(), title.to_string());
+    record.insert(
+        "org.opencontainers.image.created".into(),
+        terminal::printer::rfc3339(std::time::SystemTime::now()),
+    );
+    record
+}
+
+/// Build `request` as `target`; when it fails, the error carries Spack's output (see
+/// [`diagnose`]).
+async fn build_or_diagnose(
+    engine: &Engine,
+    target: &str,
+    request: &BuildRequest,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let Err(failed) = engine
+        .build(target, request, |line| printer.log(line))
+        .await
+    else {
+        return Ok(());
+    };
+    let why = match diagnose(engine, target, request, printer).await {
+        Ok(output) => anyhow::anyhow!(output),
+        Err(e) => e.context("the diagnosis failed too"),
+    };
+    Err(why.context(failed))
 }
 
 /// Lines of Spack's output a failed installation shows.

@@ -6,7 +6,9 @@ use clap::{Parser, Subcommand};
 use model::env_names;
 use terminal::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 
-use crate::{Command, Place};
+use crate::{
+    BuildCommand, Command, Pinned, PipelineCommand, PlanCommand, ProjectOptions, PublishCommand,
+};
 
 #[derive(Debug, Parser)]
 #[command(name = "spackah", version, about = "Builds and publishes one container image per container definition (stage 3).", after_help = EXIT_CODES_HELP)]
@@ -27,7 +29,7 @@ pub enum CliCommand {
     /// Exit 1 when something needs work.
     Plan {
         #[command(flatten)]
-        common: Common,
+        project: ProjectArgs,
         /// Only this container (repeatable).
         #[arg(long = "container")]
         containers: Vec<String>,
@@ -79,7 +81,7 @@ pub enum CliCommand {
     /// repository exists and lacks the tag or holds other checksums.
     Publish {
         #[command(flatten)]
-        common: Common,
+        project: ProjectArgs,
         /// The container, as its definition names it.
         #[arg(long)]
         container: String,
@@ -91,7 +93,7 @@ pub enum CliCommand {
     /// images, with the labels `plan` compares; `--push` pushes it.
     Build {
         #[command(flatten)]
-        common: Common,
+        project: ProjectArgs,
         /// Where `spack-cacher prepare` wrote the environments.
         #[arg(long)]
         environments: PathBuf,
@@ -124,18 +126,19 @@ pub struct PinnedArgs {
     runtime_image: Option<String>,
 }
 
-impl From<PinnedArgs> for crate::Pinned {
+impl From<PinnedArgs> for Pinned {
     fn from(a: PinnedArgs) -> Self {
-        crate::Pinned {
+        Pinned {
             builder: a.builder_image,
             runtime: a.runtime_image,
         }
     }
 }
 
-/// What `plan`, `publish` and `build` all read.
+/// The project `plan`, `publish` and `build` work on (`pipeline` takes the same options, its
+/// lockfiles by default where the environments are).
 #[derive(Debug, clap::Args)]
-pub struct Common {
+pub struct ProjectArgs {
     /// The configuration file.
     #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
     config: PathBuf,
@@ -150,9 +153,9 @@ pub struct Common {
     branch: String,
 }
 
-impl From<Common> for Place {
-    fn from(c: Common) -> Place {
-        Place {
+impl From<ProjectArgs> for ProjectOptions {
+    fn from(c: ProjectArgs) -> ProjectOptions {
+        ProjectOptions {
             config: c.config,
             repo: c.repo,
             lockfiles: c.lockfiles,
@@ -166,16 +169,16 @@ impl Cli {
     pub fn into_options(self) -> (OutputOptions, Command) {
         let command = match self.command {
             CliCommand::Plan {
-                common,
+                project,
                 containers,
                 concretize,
                 spack,
-            } => Command::Plan {
-                place: common.into(),
+            } => Command::Plan(PlanCommand {
+                project: project.into(),
                 containers,
                 concretize,
                 spack,
-            },
+            }),
             CliCommand::Pipeline {
                 config,
                 repo,
@@ -187,8 +190,8 @@ impl Cli {
                 tools_image,
                 pinned,
                 artifacts_job,
-            } => Command::Pipeline {
-                place: Place {
+            } => Command::Pipeline(PipelineCommand {
+                project: ProjectOptions {
                     config,
                     repo,
                     lockfiles: lockfiles.unwrap_or_else(|| environments.clone()),
@@ -200,33 +203,33 @@ impl Cli {
                 tools_image,
                 pinned: pinned.into(),
                 artifacts_job,
-            },
+            }),
             CliCommand::Publish {
-                common,
+                project,
                 container,
                 arch,
-            } => Command::Publish {
-                place: common.into(),
+            } => Command::Publish(PublishCommand {
+                project: project.into(),
                 container,
                 arch,
-            },
+            }),
             CliCommand::Build {
-                common,
+                project,
                 environments,
                 base_tag,
                 container,
                 arch,
                 push,
                 pinned,
-            } => Command::Build {
-                place: common.into(),
+            } => Command::Build(BuildCommand {
+                project: project.into(),
                 environments,
                 base_tag,
                 container,
                 arch,
                 push,
                 pinned: pinned.into(),
-            },
+            }),
         };
         (self.output.options(), command)
     }

@@ -1,11 +1,13 @@
-//! The environment a Spack container is installed from, made ready for the build: its software
-//! on `PATH` through a view, its package repositories copied into the context, and the build
-//! cache stage 2 filled as its only mirror (a directory cache copied into the context and
-//! bind-mounted, never a layer).
+//! The build context of a Spack container and the environment it is installed from, made
+//! ready for the build: an install tree of its own (outside Spack's checkout) and its software
+//! on `PATH` through a view, its package repositories copied into the context, the build cache
+//! stage 2 filled as its only mirror (a directory cache copied into the context and
+//! bind-mounted, never a layer), and where the definition's copied files sit in it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use model::definitions::FileCopy;
 use model::spack::environment::Environment;
 use model::yaml::{Mapping, Value};
 
@@ -16,6 +18,9 @@ pub const VIEW: &str = "/opt/views/view";
 pub const REPOS: &str = "/opt/spacktainerizah/repos";
 /// Where a directory build cache is mounted in the builder stage.
 pub const CACHE_MOUNT: &str = "/opt/spacktainerizah/build-cache";
+/// The install tree of an environment that names none (Spack's own default is inside its
+/// checkout, which the runtime stage must not copy).
+pub const DEFAULT_INSTALL_TREE: &str = "/opt/software";
 /// The mirror stage 2 uploads to (`spack-cacher prepare` writes it).
 const UPLOAD_MIRROR: &str = "buildcache-destination";
 
@@ -39,8 +44,8 @@ pub fn prepare(
     secrets: bool,
 ) -> anyhow::Result<(Environment, Layout)> {
     let mut env = env.clone();
-    if crate::dockerfile::install_tree(&env).is_none() {
-        set_install_tree(&mut env, crate::dockerfile::DEFAULT_INSTALL_TREE);
+    if install_tree(&env).is_none() {
+        set_install_tree(&mut env, DEFAULT_INSTALL_TREE);
     }
     let base = env_path.parent().unwrap_or(Path::new("."));
     let mut layout = Layout {
@@ -64,6 +69,27 @@ pub fn prepare(
         Value::Mapping(Mapping::from_iter([(s("build-cache"), mirror.config)])),
     );
     Ok((env, layout))
+}
+
+/// The install tree root the environment sets (`config.install_tree.root`).
+pub fn install_tree(env: &Environment) -> Option<&str> {
+    env.doc
+        .get("spack")
+        .and_then(|s| s.get("config"))
+        .and_then(|c| c.get("install_tree"))
+        .and_then(|t| t.get("root").or(Some(t)))
+        .and_then(Value::as_str)
+}
+
+/// Where the `i`th file or folder a definition copies sits in the context, under its own name:
+/// `files/<i>/<name>`.
+pub fn copied_file(i: usize, copy: &FileCopy) -> String {
+    let name = copy
+        .source
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    format!("files/{i}/{name}")
 }
 
 /// `config: install_tree: root:` of `env`, keeping the rest of its `config`.

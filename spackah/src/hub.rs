@@ -1,5 +1,5 @@
-//! The public hub (Docker Hub, GHCR): where a container goes there, with which login, and
-//! whether the hub already holds it — what both `plan` and `publish` ask.
+//! The public hub (Docker Hub, GHCR): where a container goes there, and whether the hub
+//! already holds it — what both `plan` and `publish` ask.
 
 use std::collections::BTreeMap;
 

@@ -3,6 +3,7 @@
 //! and definition; its SIF, the public hub, and the child pipeline that does it. The library
 //! behind `spackah`, callable from tests.
 
+pub mod bases;
 pub mod build;
 pub mod cli;
 pub mod concretize;
@@ -15,34 +16,37 @@ pub mod plan;
 pub mod publish;
 pub mod split;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use model::ci::Pipeline;
 use model::config::Config;
 use oci::engine::Engine;
 use terminal::cli::{OutputOptions, exit};
 use terminal::printer::{Printer, table};
 
+pub use crate::bases::Pinned;
 use crate::build::BuildOptions;
 use crate::image::Project;
 use crate::pipeline::PipelineOptions;
 use crate::plan::{ContainerKind, PlanOptions, Services};
-use crate::publish::PublishOptions;
+use crate::publish::{Publish, PublishOptions};
 
-/// What every command reads: the configuration file (read by [`run`]), the repository with
-/// `container_definitions/`, where stage 2 left the lockfiles, the branch slug.
+/// The project every command works on, as the command line names it: the configuration file
+/// (read by [`run`]), the repository with `container_definitions/`, where stage 2 left the
+/// lockfiles, the branch slug.
 #[derive(Debug, Clone)]
-pub struct Place {
+pub struct ProjectOptions {
     pub config: PathBuf,
     pub repo: PathBuf,
     pub lockfiles: PathBuf,
     pub branch: String,
 }
 
-impl Place {
+impl ProjectOptions {
     /// The project, its configuration read.
-    fn project(self) -> anyhow::Result<Project> {
+    fn read(self) -> anyhow::Result<Project> {
         Ok(Project {
             config: Config::read(&self.config)?,
             repo: self.repo,
@@ -55,44 +59,173 @@ impl Place {
 /// A command, as plain options.
 #[derive(Debug, Clone)]
 pub enum Command {
-    Plan {
-        place: Place,
-        containers: Vec<String>,
-        concretize: bool,
-        spack: Option<PathBuf>,
-    },
-    Build {
-        place: Place,
-        environments: PathBuf,
-        base_tag: String,
-        container: String,
-        arch: String,
-        push: bool,
-        pinned: Pinned,
-    },
-    Publish {
-        place: Place,
-        container: String,
-        arch: String,
-    },
-    Pipeline {
-        place: Place,
-        environments: PathBuf,
-        base_tag: String,
-        out: PathBuf,
-        tools_image: Option<String>,
-        pinned: Pinned,
-        /// The parent's job whose artifacts hold the pipeline (and its parts).
-        artifacts_job: String,
-    },
+    Plan(PlanCommand),
+    Build(BuildCommand),
+    Publish(PublishCommand),
+    Pipeline(PipelineCommand),
 }
 
-/// The base images pinned by digest, when stage 1 pinned them: containers are built from
-/// these rather than from the tag, which another pipeline may move meanwhile.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Pinned {
-    pub builder: Option<String>,
-    pub runtime: Option<String>,
+/// `spackah plan`.
+#[derive(Debug, Clone)]
+pub struct PlanCommand {
+    pub project: ProjectOptions,
+    pub containers: Vec<String>,
+    pub concretize: bool,
+    pub spack: Option<PathBuf>,
+}
+
+impl PlanCommand {
+    /// The plan's options, the configuration read.
+    fn options(self) -> anyhow::Result<PlanOptions> {
+        Ok(PlanOptions {
+            project: self.project.read()?,
+            containers: self.containers,
+            concretize: self.concretize,
+            spack: self.spack,
+        })
+    }
+}
+
+/// `spackah build`.
+#[derive(Debug, Clone)]
+pub struct BuildCommand {
+    pub project: ProjectOptions,
+    pub environments: PathBuf,
+    pub base_tag: String,
+    pub container: String,
+    pub arch: String,
+    pub push: bool,
+    pub pinned: Pinned,
+}
+
+impl BuildCommand {
+    /// The build's options, the configuration and the project registry's login read.
+    fn options(self) -> anyhow::Result<BuildOptions> {
+        let project = self.project.read()?;
+        Ok(BuildOptions {
+            login: project.config.registry.login()?,
+            project,
+            container: self.container,
+            arch: self.arch,
+            environments: self.environments,
+            base_tag: self.base_tag,
+            pinned: self.pinned,
+            push: self.push,
+        })
+    }
+}
+
+/// `spackah publish`.
+#[derive(Debug, Clone)]
+pub struct PublishCommand {
+    pub project: ProjectOptions,
+    pub container: String,
+    pub arch: String,
+}
+
+impl PublishCommand {
+    /// The publication's options, the configuration read.
+    fn options(self) -> anyhow::Result<PublishOptions> {
+        Ok(PublishOptions {
+            project: self.project.read()?,
+            container: self.container,
+            arch: self.arch,
+        })
+    }
+}
+
+/// `spackah pipeline`.
+#[derive(Debug, Clone)]
+pub struct PipelineCommand {
+    pub project: ProjectOptions,
+    pub environments: PathBuf,
+    pub base_tag: String,
+    /// Where to write the pipeline (its parts beside it).
+    pub out: PathBuf,
+    pub tools_image: Option<String>,
+    pub pinned: Pinned,
+    /// The parent's job whose artifacts hold the pipeline (and its parts).
+    pub artifacts_job: String,
+}
+
+impl PipelineCommand {
+    /// The pipeline's options, the configuration read.
+    fn options(&self) -> anyhow::Result<PipelineOptions> {
+        Ok(PipelineOptions::new(
+            self.project.clone().read()?,
+            self.environments.clone(),
+            self.base_tag.clone(),
+            self.tools_image.clone(),
+            self.pinned.clone(),
+        ))
+    }
+}
+
+/// Run `command`, printing through a printer made from `output`; the process exit code.
+pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
+    let printer = Printer::new(output);
+    terminal::cli::finish(&printer, run(&printer, command))
+}
+
+/// Run a command; returns the process exit code. The services (registry clients, containers
+/// buckets, the Docker daemon) are opened here, once, and only those the command needs.
+pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        match command {
+            Command::Plan(c) => {
+                let opts = c.options()?;
+                let services = Services::new(&opts.project.config);
+                print_plan(printer, &plan::plan(&opts, &services).await?)
+            }
+            Command::Publish(c) => {
+                let opts = c.options()?;
+                let services = Services::new(&opts.project.config);
+                let done = match publish::decide(&opts, &services.registries).await? {
+                    Publish::Nothing(why) => why,
+                    // The daemon only when there is something to push: a job that has nothing
+                    // to publish does not need one.
+                    Publish::Push(push) => publish::push(&push, &Engine::connect().await?).await?,
+                };
+                printer.data(&format!("{done}\n"))?;
+                Ok(exit::SUCCESS)
+            }
+            Command::Pipeline(c) => {
+                let opts = c.options()?;
+                let services = Services::new(&opts.plan.project.config);
+                let decisions = plan::plan(&opts.plan, &services).await?;
+                let p = pipeline::pipeline(&opts, &decisions);
+                write_pipeline(p, &opts.plan.project.config, &c.out, &c.artifacts_job)?;
+                Ok(exit::SUCCESS)
+            }
+            Command::Build(c) => {
+                let opts = c.options()?;
+                let engine = Engine::connect().await?;
+                let image = build::build(&opts, &engine, printer).await?;
+                printer.data(&format!("{image}\n"))?;
+                Ok(exit::SUCCESS)
+            }
+        }
+    })
+}
+
+/// The plan as a table (or JSON); exit 1 when something needs work, since the plan is a check.
+fn print_plan(printer: &Printer, decisions: &[plan::Decision]) -> anyhow::Result<u8> {
+    if printer.is_json() {
+        printer.json(&decisions)?;
+    } else {
+        let rows: Vec<Vec<String>> = decisions.iter().map(plan_row).collect();
+        printer.data(&table(
+            &["CONTAINER", "ARCH", "ACTION", "TARGET", "WHY"],
+            &rows,
+            &[],
+        ))?;
+    }
+    Ok(if decisions.iter().any(plan::Decision::needs_work) {
+        exit::FOUND
+    } else {
+        exit::SUCCESS
+    })
 }
 
 /// One line of the plan table: what needs doing (`build`, `sif`, `hub`, or `skip`) and why.
@@ -131,137 +264,28 @@ fn plan_row(d: &plan::Decision) -> Vec<String> {
     ]
 }
 
-/// Run `command`, printing through a printer made from `output`; the process exit code.
-pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
-    let printer = Printer::new(output);
-    terminal::cli::finish(&printer, run(&printer, command))
-}
-
-/// Run a command; returns the process exit code. The services (registry clients, containers
-/// buckets, the Docker daemon) are opened here, once, and only those the command needs.
-pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
-    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    rt.block_on(async {
-        match command {
-            Command::Plan {
-                place,
-                containers,
-                concretize,
-                spack,
-            } => {
-                let opts = PlanOptions {
-                    project: place.project()?,
-                    containers,
-                    concretize,
-                    spack,
-                };
-                let services = Services::new(&opts.project.config);
-                let decisions = plan::plan(&opts, &services).await?;
-                if printer.is_json() {
-                    printer.json(&decisions)?;
-                } else {
-                    let rows: Vec<Vec<String>> = decisions.iter().map(plan_row).collect();
-                    printer.data(&table(
-                        &["CONTAINER", "ARCH", "ACTION", "TARGET", "WHY"],
-                        &rows,
-                        &[],
-                    ))?;
-                }
-                // The plan is a check: work to do is exit 1.
-                Ok(if decisions.iter().any(plan::Decision::needs_work) {
-                    exit::FOUND
-                } else {
-                    exit::SUCCESS
-                })
-            }
-            Command::Publish {
-                place,
-                container,
-                arch,
-            } => {
-                let opts = PublishOptions {
-                    project: place.project()?,
-                    container,
-                    arch,
-                };
-                let services = Services::new(&opts.project.config);
-                let what = publish::publish(&opts, &services.registries, Engine::connect).await?;
-                printer.data(&format!("{what}\n"))?;
-                Ok(exit::SUCCESS)
-            }
-            Command::Pipeline {
-                place,
-                environments,
-                base_tag,
-                out,
-                tools_image,
-                pinned,
-                artifacts_job,
-            } => {
-                let plan = PlanOptions {
-                    project: place.project()?,
-                    containers: Vec::new(),
-                    concretize: false,
-                    spack: None,
-                };
-                let tools_image = tools_image
-                    .unwrap_or_else(|| plan.project.config.base_image("tools", &base_tag));
-                let opts = PipelineOptions {
-                    plan,
-                    environments,
-                    base_tag,
-                    tools_image,
-                    pinned,
-                };
-                let services = Services::new(&opts.plan.project.config);
-                let decisions = plan::plan(&opts.plan, &services).await?;
-                let p = pipeline::pipeline(&opts, &decisions);
-                let cfg = &opts.plan.project.config;
-                let files = split::split(
-                    p,
-                    cfg,
-                    &out.display().to_string(),
-                    model::ci::MAX_FILE_BYTES,
-                    &artifacts_job,
-                );
-                for (file, p) in files {
-                    p.check()
-                        .with_context(|| format!("generated pipeline {file}"))?;
-                    if let Some(dir) = std::path::Path::new(&file).parent() {
-                        std::fs::create_dir_all(dir)
-                            .with_context(|| format!("creating {}", dir.display()))?;
-                    }
-                    std::fs::write(&file, p.to_yaml())
-                        .with_context(|| format!("writing {file}"))?;
-                }
-                Ok(exit::SUCCESS)
-            }
-            Command::Build {
-                place,
-                environments,
-                base_tag,
-                container,
-                arch,
-                push,
-                pinned,
-            } => {
-                let project = place.project()?;
-                let login = project.config.registry.login()?;
-                let opts = BuildOptions {
-                    project,
-                    container,
-                    arch,
-                    environments,
-                    base_tag,
-                    pinned,
-                    push,
-                    login,
-                };
-                let engine = Engine::connect().await?;
-                let image = build::build(&opts, &engine, printer).await?;
-                printer.data(&format!("{image}\n"))?;
-                Ok(exit::SUCCESS)
-            }
+/// Write `p` at `out`, split into parts (beside it) when too large for one file, each checked
+/// first.
+fn write_pipeline(
+    p: Pipeline,
+    cfg: &Config,
+    out: &Path,
+    artifacts_job: &str,
+) -> anyhow::Result<()> {
+    let files = split::split(
+        p,
+        cfg,
+        &out.display().to_string(),
+        model::ci::MAX_FILE_BYTES,
+        artifacts_job,
+    );
+    for (file, p) in files {
+        p.check()
+            .with_context(|| format!("generated pipeline {file}"))?;
+        if let Some(dir) = Path::new(&file).parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
-    })
+        std::fs::write(&file, p.to_yaml()).with_context(|| format!("writing {file}"))?;
+    }
+    Ok(())
 }

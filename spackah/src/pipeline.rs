@@ -9,7 +9,9 @@ use model::ci::{Image, Job, Need, Pipeline, build_cache_generate_job, shell_quot
 use model::commands::{S3Access, SifBuild, SifPublish, SifSource, SifSync, SpackahContainer};
 use model::config::{BucketConfig, Config};
 
-use crate::plan::{ContainerKind, Decision, PlanOptions};
+use crate::bases::Pinned;
+use crate::image::Project;
+use crate::plan::{ContainerKind, Decision, PlanOptions, SifPlan};
 
 #[derive(Debug, Clone)]
 pub struct PipelineOptions {
@@ -23,7 +25,34 @@ pub struct PipelineOptions {
     pub tools_image: String,
     /// The base images pinned by digest: given to the build jobs as `BUILDER_IMAGE` and
     /// `RUNTIME_IMAGE`, which `spackah build` reads.
-    pub pinned: crate::Pinned,
+    pub pinned: Pinned,
+}
+
+impl PipelineOptions {
+    /// The options for `project`, with every container planned; the jobs run in `tools_image`,
+    /// by default the branch's tools image, `<registry>/tools:<base tag>`.
+    pub fn new(
+        project: Project,
+        environments: PathBuf,
+        base_tag: String,
+        tools_image: Option<String>,
+        pinned: Pinned,
+    ) -> PipelineOptions {
+        let tools_image =
+            tools_image.unwrap_or_else(|| project.config.base_image("tools", &base_tag));
+        PipelineOptions {
+            plan: PlanOptions {
+                project,
+                containers: Vec::new(),
+                concretize: false,
+                spack: None,
+            },
+            environments,
+            base_tag,
+            tools_image,
+            pinned,
+        }
+    }
 }
 
 fn containers_bucket<'a>(cfg: &'a Config, arch: &str) -> Option<&'a BucketConfig> {
@@ -39,67 +68,13 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         )
         .into_child();
     }
-    let envs = opts.environments.display().to_string();
-    let image = Some(Image::Detailed {
-        name: opts.tools_image.clone(),
-        entrypoint: Some(vec![String::new()]),
-        pull_policy: None,
-    });
-    let job = |arch: &str, stage: &str, needs: Vec<Need>, script: Vec<String>| {
-        let ac = cfg.arch(arch);
-        let job = Job {
-            stage: Some(stage.into()),
-            image: image.clone(),
-            tags: ac.map(|a| a.runner_tag.clone()).into_iter().collect(),
-            variables: ac.map(|a| a.job_variables()).unwrap_or_default(),
-            needs: Some(needs),
-            script,
-            ..Job::default()
-        };
-        // Image builds and hub pushes need an engine; SIFs are written without one.
-        let job = match (stage, ac) {
-            ("build", Some(ac)) => job
-                .with_engine(&ac.engine, &cfg.registry)
-                .with_settings(&cfg.jobs.containers),
-            _ => job.with_settings(&cfg.jobs.sifs),
-        };
-        job.with_pull_policy(cfg.pull_policy.as_deref())
-    };
+    let jobs = Jobs::new(opts);
     let mut p = Pipeline::default();
-    let mut sif_jobs = Vec::new();
     // Buckets the SIF jobs upload to, with their access, for the sync.
     let mut synced: BTreeMap<String, &BucketConfig> = BTreeMap::new();
     for d in decisions {
-        let container = SpackahContainer {
-            lockfiles: opts.plan.project.lockfiles.display().to_string(),
-            branch: opts.plan.project.branch.clone(),
-            container: d.container.clone(),
-            arch: d.arch.clone(),
-        };
-        let lockfile_artifacts = || {
-            vec![Need::other_pipeline(
-                "$PARENT_PIPELINE_ID",
-                build_cache_generate_job(&d.arch),
-            )]
-        };
-        let publish = container.publish().render();
-        let build_job = format!("build {} {}", d.container, d.arch);
-        if d.kind == ContainerKind::Spack && d.build {
-            let mut script = vec![container.build(&envs, &opts.base_tag).render()];
-            // In the same job: the image is in this runner's engine, no pull needed. `publish`
-            // checks the hub's repository and tag again when it runs.
-            if d.hub.is_some() {
-                script.push(publish.clone());
-            }
-            p.jobs.insert(
-                build_job.clone(),
-                job(&d.arch, "build", lockfile_artifacts(), script),
-            );
-        } else if d.hub.as_ref().is_some_and(|h| h.push) {
-            p.jobs.insert(
-                format!("publish {} {}", d.container, d.arch),
-                job(&d.arch, "build", lockfile_artifacts(), vec![publish]),
-            );
+        if let Some((name, job)) = jobs.image_job(d) {
+            p.jobs.insert(name, job);
         }
         let (Some(sif), Some(bucket)) = (&d.sif, containers_bucket(cfg, &d.arch)) else {
             continue;
@@ -107,79 +82,16 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         if !sif.build {
             continue;
         }
-        let source = if d.kind == ContainerKind::Spack {
-            SifSource::Image {
-                image: d.target.clone(),
-                login: cfg
-                    .registry
-                    .credentials
-                    .as_ref()
-                    .map(|c| (c.user_env.clone(), c.secret_env.clone())),
-            }
-        } else {
-            SifSource::Def {
-                path: d.definition.display().to_string(),
-                // The source digest is recorded by the build itself, as resolved when it runs.
-                labels: d
-                    .record
-                    .iter()
-                    .filter(|(k, _)| **k != model::labels::source_digest_label())
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect(),
-            }
-        };
-        // What the SIF is, recorded in it: retiring and pruning go by this, not its name.
-        let build = SifBuild {
-            source,
-            arch: d.arch.clone(),
-            out: sif.key.clone(),
-            container: d.container.clone(),
-            branch: opts.plan.project.branch.clone(),
-        };
-        let upload = SifPublish {
-            file: sif.key.clone(),
-            to: format!("{}/{}", sif.store.trim_end_matches('/'), sif.key),
-            s3: S3Access::of(bucket),
-        };
-        let needs = if p.jobs.contains_key(&build_job) {
-            vec![Need::job(build_job)]
-        } else {
-            Vec::new()
-        };
-        let name = format!("sif {} {}", d.container, d.arch);
-        p.jobs.insert(
-            name.clone(),
-            job(
-                &d.arch,
-                "sif",
-                needs,
-                vec![
-                    build.line().render(),
-                    upload.line().render(),
-                    format!("rm -f {}", shell_quote(&sif.key)),
-                ],
-            ),
-        );
-        sif_jobs.push(name);
+        let build_job = build_job_name(d);
+        let after = p.jobs.contains_key(&build_job).then_some(build_job);
+        let (name, job) = jobs.sif_job(d, sif, bucket, after);
+        p.jobs.insert(name, job);
         synced.insert(sif.store.clone(), bucket);
     }
-    if let Some(sync) = cfg.sif_sync.as_ref().filter(|_| !sif_jobs.is_empty()) {
-        let script = synced
-            .iter()
-            .map(|(url, bucket)| {
-                SifSync {
-                    from: url.clone(),
-                    to: sync.dir.clone(),
-                    delete_removed: sync.delete_removed,
-                    s3: S3Access::of(bucket),
-                }
-                .line()
-                .render()
-            })
-            .collect();
+    if let Some(sync) = cfg.sif_sync.as_ref().filter(|_| !synced.is_empty()) {
         p.jobs.insert(
             "sync sifs".into(),
-            sync_job(cfg, sync, image.clone(), script),
+            sync_job(cfg, sync, jobs.image.clone(), &synced),
         );
     }
     p.stages = ["build", "sif", "sync"]
@@ -199,7 +111,150 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
     p.into_child()
 }
 
-/// The sync of the shared directory, after every SIF job: by stage order, not `needs:`, since
+fn build_job_name(d: &Decision) -> String {
+    format!("build {} {}", d.container, d.arch)
+}
+
+/// The jobs of the pipeline: in the tools image, each on its architecture's runner with the
+/// settings of its kind.
+struct Jobs<'a> {
+    opts: &'a PipelineOptions,
+    cfg: &'a Config,
+    image: Option<Image>,
+}
+
+impl<'a> Jobs<'a> {
+    fn new(opts: &'a PipelineOptions) -> Jobs<'a> {
+        Jobs {
+            opts,
+            cfg: &opts.plan.project.config,
+            image: Some(Image::Detailed {
+                name: opts.tools_image.clone(),
+                entrypoint: Some(vec![String::new()]),
+                pull_policy: None,
+            }),
+        }
+    }
+
+    fn job(&self, arch: &str, stage: &str, needs: Vec<Need>, script: Vec<String>) -> Job {
+        let cfg = self.cfg;
+        let ac = cfg.arch(arch);
+        let job = Job {
+            stage: Some(stage.into()),
+            image: self.image.clone(),
+            tags: ac.map(|a| a.runner_tag.clone()).into_iter().collect(),
+            variables: ac.map(|a| a.job_variables()).unwrap_or_default(),
+            needs: Some(needs),
+            script,
+            ..Job::default()
+        };
+        // Image builds and hub pushes need an engine; SIFs are written without one.
+        let job = match (stage, ac) {
+            ("build", Some(ac)) => job
+                .with_engine(&ac.engine, &cfg.registry)
+                .with_settings(&cfg.jobs.containers),
+            _ => job.with_settings(&cfg.jobs.sifs),
+        };
+        job.with_pull_policy(cfg.pull_policy.as_deref())
+    }
+
+    /// The image build of `d` (with its hub push on the default branch), or the hub push of
+    /// an image built before; none when neither needs doing. Both read the lockfiles the
+    /// parent's parent generated.
+    fn image_job(&self, d: &Decision) -> Option<(String, Job)> {
+        let project = &self.opts.plan.project;
+        let container = SpackahContainer {
+            lockfiles: project.lockfiles.display().to_string(),
+            branch: project.branch.clone(),
+            container: d.container.clone(),
+            arch: d.arch.clone(),
+        };
+        let lockfile_artifacts = vec![Need::other_pipeline(
+            "$PARENT_PIPELINE_ID",
+            build_cache_generate_job(&d.arch),
+        )];
+        let publish = container.publish().render();
+        if d.kind == ContainerKind::Spack && d.build {
+            let envs = self.opts.environments.display().to_string();
+            let mut script = vec![container.build(&envs, &self.opts.base_tag).render()];
+            // In the same job: the image is in this runner's engine, no pull needed. `publish`
+            // checks the hub's repository and tag again when it runs.
+            if d.hub.is_some() {
+                script.push(publish);
+            }
+            let job = self.job(&d.arch, "build", lockfile_artifacts, script);
+            Some((build_job_name(d), job))
+        } else if d.hub.as_ref().is_some_and(|h| h.push) {
+            let job = self.job(&d.arch, "build", lockfile_artifacts, vec![publish]);
+            Some((format!("publish {} {}", d.container, d.arch), job))
+        } else {
+            None
+        }
+    }
+
+    /// The SIF of `d`, built (after the image's build job `after`, when there is one),
+    /// uploaded to `bucket` and removed from the runner.
+    fn sif_job(
+        &self,
+        d: &Decision,
+        sif: &SifPlan,
+        bucket: &BucketConfig,
+        after: Option<String>,
+    ) -> (String, Job) {
+        // What the SIF is, recorded in it: retiring and pruning go by this, not its name.
+        let build = SifBuild {
+            source: sif_source(self.cfg, d),
+            arch: d.arch.clone(),
+            out: sif.key.clone(),
+            container: d.container.clone(),
+            branch: self.opts.plan.project.branch.clone(),
+        };
+        let upload = SifPublish {
+            file: sif.key.clone(),
+            to: format!("{}/{}", sif.store.trim_end_matches('/'), sif.key),
+            s3: S3Access::of(bucket),
+        };
+        let script = vec![
+            build.line().render(),
+            upload.line().render(),
+            format!("rm -f {}", shell_quote(&sif.key)),
+        ];
+        let needs = after.into_iter().map(Need::job).collect();
+        (
+            format!("sif {} {}", d.container, d.arch),
+            self.job(&d.arch, "sif", needs, script),
+        )
+    }
+}
+
+/// What the SIF of `d` is built from: the image (read with the project registry's login), or
+/// the `.def` file with the labels it records.
+fn sif_source(cfg: &Config, d: &Decision) -> SifSource {
+    if d.kind == ContainerKind::Spack {
+        SifSource::Image {
+            image: d.target.clone(),
+            login: cfg
+                .registry
+                .credentials
+                .as_ref()
+                .map(|c| (c.user_env.clone(), c.secret_env.clone())),
+        }
+    } else {
+        SifSource::Def {
+            path: d.definition.display().to_string(),
+            // The source digest is recorded by the build itself, as resolved when it runs.
+            labels: d
+                .record
+                .iter()
+                .filter(|(k, _)| **k != model::labels::source_digest_label())
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+        }
+    }
+}
+
+/// The sync of the shared directory from the buckets of `synced` (URL → bucket), after every
+/// SIF job: by stage order, not `needs:`, since
 /// GitLab lets a job need at most 50 jobs (https://docs.gitlab.com/ci/yaml/#needs) and a
 /// repository may have more SIFs than that; `dependencies: []`, since it reads the buckets, not
 /// the SIF jobs' artifacts. On a shell runner, which ignores `image:`, the tools come from the
@@ -208,8 +263,21 @@ fn sync_job(
     cfg: &Config,
     sync: &model::config::SifSyncConfig,
     image: Option<Image>,
-    script: Vec<String>,
+    synced: &BTreeMap<String, &BucketConfig>,
 ) -> Job {
+    let script = synced
+        .iter()
+        .map(|(url, bucket)| {
+            SifSync {
+                from: url.clone(),
+                to: sync.dir.clone(),
+                delete_removed: sync.delete_removed,
+                s3: S3Access::of(bucket),
+            }
+            .line()
+            .render()
+        })
+        .collect();
     Job {
         stage: Some("sync".into()),
         image,
@@ -255,7 +323,7 @@ mod tests {
             environments: "envs".into(),
             base_tag: "2026.11.29".into(),
             tools_image: "tools:latest".into(),
-            pinned: crate::Pinned::default(),
+            pinned: Pinned::default(),
         }
     }
 
@@ -378,7 +446,7 @@ mod tests {
     #[test]
     fn build_jobs_get_the_base_images_their_pipeline_pinned() {
         let mut opts = options("my-branch");
-        opts.pinned = crate::Pinned {
+        opts.pinned = Pinned {
             builder: Some("reg/builder@sha256:b".into()),
             runtime: Some("reg/runtime@sha256:r".into()),
         };

@@ -42,8 +42,8 @@ pub enum ContainerKind {
     Def,
 }
 
-/// The services a plan asks, opened once: registry clients (the project's, the hub's, anonymous
-/// ones for `.def` sources) and the containers buckets, by URL.
+/// The services `plan` and `publish` ask, opened once: registry clients (the project's, the
+/// hub's, anonymous ones for `.def` sources) and the containers buckets, by URL.
 #[derive(Debug, Default)]
 pub struct Services {
     pub registries: Clients,
@@ -169,7 +169,7 @@ async fn spack_decision(
 ) -> anyhow::Result<Decision> {
     let cfg = &opts.project.config;
     if opts.concretize {
-        crate::concretize::concretize(opts, def)?;
+        crate::concretize::concretize(&opts.project.lockfiles, opts.spack.as_deref(), def)?;
     }
     let SpackImage { image, tag, record } = opts.project.image(def)?;
     let client = services.project_registry(cfg, &image)?;

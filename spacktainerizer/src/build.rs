@@ -14,7 +14,7 @@ use oci::registry::Login;
 use oci::registry::saved_logins::pull_logins;
 use terminal::printer::Printer;
 
-use crate::Context;
+use crate::context::Context;
 use crate::images::{self, ImageSpec, SpackTree};
 use crate::tags;
 
@@ -37,75 +37,9 @@ pub async fn build(
     }
     let tag = ctx.tag();
     let target = tags::arch_tag(cfg, spec.name, &tag, arch);
-    let mut labels = crate::plan::labels(&cfg.labels.namespace, spec);
-    labels.insert("org.opencontainers.image.title".into(), spec.name.into());
-    labels.insert("org.opencontainers.image.version".into(), tag.clone());
-    labels.insert(
-        "org.opencontainers.image.created".into(),
-        terminal::printer::rfc3339(std::time::SystemTime::now()),
-    );
-    labels.insert(
-        "org.opencontainers.image.source".into(),
-        std::env::var(env_names::CI_PROJECT_URL).unwrap_or_else(|_| "spacktainerizah".into()),
-    );
-    if let Some(r) = revision(&ctx.repo) {
-        labels.insert("org.opencontainers.image.revision".into(), r);
-    }
-
     let context = tempfile::tempdir().context("a folder for the build context")?;
     let dir = context.path();
-    let put = |rel: &str, content: &[u8]| -> anyhow::Result<()> {
-        let p = dir.join(rel);
-        std::fs::create_dir_all(p.parent().expect("a path in the context"))?;
-        std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))
-    };
-    for (rel, content) in &spec.files {
-        put(rel, content)?;
-    }
-    // Folders every Dockerfile copies, empty when there is nothing to put in them.
-    std::fs::create_dir_all(dir.join("ca-certificates"))?;
-    for (i, c) in images::ca_certificates(&ctx.repo, cfg)?.iter().enumerate() {
-        put(&format!("ca-certificates/{i}.crt"), c)?;
-    }
-    let mut args = BTreeMap::from([("OS_IMAGE".to_string(), cfg.base_images.os_image.clone())]);
-    if spec.name == "builder" {
-        std::fs::create_dir_all(dir.join("spack-source"))?;
-        let trees = [
-            (inputs.spack.as_ref(), "spack.tar", "SPACK"),
-            (
-                inputs.spack_packages.as_ref(),
-                "spack-packages.tar",
-                "SPACK_PACKAGES",
-            ),
-        ];
-        for (tree, archive_name, arg) in trees {
-            match tree {
-                Some(SpackTree::Archive { path, .. }) => {
-                    let to = dir.join("spack-source").join(archive_name);
-                    std::fs::copy(path, &to)
-                        .with_context(|| format!("copying {}", path.display()))?;
-                }
-                Some(SpackTree::Git { repository, commit }) => {
-                    args.insert(format!("{arg}_REPOSITORY"), repository.clone());
-                    args.insert(format!("{arg}_COMMIT"), commit.clone());
-                }
-                None => {}
-            }
-        }
-        args.insert(
-            "COMPILER_PACKAGES".into(),
-            cfg.compiler_packages().join(" "),
-        );
-        put("deployment_key.pub", &deployment_key()?)?;
-    }
-    if spec.name != "runtime" {
-        std::fs::create_dir_all(dir.join("bin"))?;
-        for tool in images::TOOLS {
-            let from = ctx.tools_dir.join(tool);
-            std::fs::copy(&from, dir.join("bin").join(tool))
-                .with_context(|| format!("copying {}", from.display()))?;
-        }
-    }
+    let args = write_context(ctx, spec, inputs, dir)?;
     let dockerfile = spec.files.get("Dockerfile").map(Vec::as_slice);
     let registries = base_registries(&String::from_utf8_lossy(dockerfile.unwrap_or(&[])), &args);
     let registry_logins = pull_logins(&registries, logins)?;
@@ -116,7 +50,7 @@ pub async fn build(
                 context: dir.to_path_buf(),
                 build_args: args,
                 registry_logins,
-                labels,
+                labels: labels(ctx, spec, &tag),
                 // No secret goes into a base image, and every input that decides a rebuild
                 // changes a build file, argument or copied file: the daemon's layer cache is
                 // safe, and spares the compilers' installation when only the tools changed.
@@ -128,6 +62,107 @@ pub async fn build(
         )
         .await?;
     Ok(target)
+}
+
+/// The labels of the image tagged `tag`: those the plan compares, and the standard OCI ones.
+fn labels(ctx: &Context, spec: &ImageSpec, tag: &str) -> BTreeMap<String, String> {
+    let mut labels = crate::plan::labels(&ctx.config.labels.namespace, spec);
+    labels.insert("org.opencontainers.image.title".into(), spec.name.into());
+    labels.insert("org.opencontainers.image.version".into(), tag.to_string());
+    labels.insert(
+        "org.opencontainers.image.created".into(),
+        terminal::printer::rfc3339(std::time::SystemTime::now()),
+    );
+    labels.insert(
+        "org.opencontainers.image.source".into(),
+        std::env::var(env_names::CI_PROJECT_URL).unwrap_or_else(|_| "spacktainerizah".into()),
+    );
+    if let Some(r) = revision(&ctx.repo) {
+        labels.insert("org.opencontainers.image.revision".into(), r);
+    }
+    labels
+}
+
+/// Write the build context of `spec` into `dir`: its build files, the site's CA certificates,
+/// what the builder alone gets, and the tools (but in the runtime); returns the build
+/// arguments.
+fn write_context(
+    ctx: &Context,
+    spec: &ImageSpec,
+    inputs: &images::Inputs,
+    dir: &Path,
+) -> anyhow::Result<BTreeMap<String, String>> {
+    for (rel, content) in &spec.files {
+        put(dir, rel, content)?;
+    }
+    // Folders every Dockerfile copies, empty when there is nothing to put in them.
+    std::fs::create_dir_all(dir.join("ca-certificates"))?;
+    for (i, c) in images::ca_certificates(&ctx.repo, &ctx.config)?
+        .iter()
+        .enumerate()
+    {
+        put(dir, &format!("ca-certificates/{i}.crt"), c)?;
+    }
+    let mut args = BTreeMap::from([(
+        "OS_IMAGE".to_string(),
+        ctx.config.base_images.os_image.clone(),
+    )]);
+    if spec.name == "builder" {
+        builder_context(ctx, inputs, dir, &mut args)?;
+    }
+    if spec.name != "runtime" {
+        std::fs::create_dir_all(dir.join("bin"))?;
+        for tool in images::TOOLS {
+            let from = ctx.tools_dir.join(tool);
+            std::fs::copy(&from, dir.join("bin").join(tool))
+                .with_context(|| format!("copying {}", from.display()))?;
+        }
+    }
+    Ok(args)
+}
+
+/// What the builder alone gets: the Spack trees (archives in `spack-source/`, or repository
+/// and commit as build arguments), its compilers' packages, the deployment key's public half.
+fn builder_context(
+    ctx: &Context,
+    inputs: &images::Inputs,
+    dir: &Path,
+    args: &mut BTreeMap<String, String>,
+) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir.join("spack-source"))?;
+    let trees = [
+        (inputs.spack.as_ref(), "spack.tar", "SPACK"),
+        (
+            inputs.spack_packages.as_ref(),
+            "spack-packages.tar",
+            "SPACK_PACKAGES",
+        ),
+    ];
+    for (tree, archive_name, arg) in trees {
+        match tree {
+            Some(SpackTree::Archive { path, .. }) => {
+                let to = dir.join("spack-source").join(archive_name);
+                std::fs::copy(path, &to).with_context(|| format!("copying {}", path.display()))?;
+            }
+            Some(SpackTree::Git { repository, commit }) => {
+                args.insert(format!("{arg}_REPOSITORY"), repository.clone());
+                args.insert(format!("{arg}_COMMIT"), commit.clone());
+            }
+            None => {}
+        }
+    }
+    args.insert(
+        "COMPILER_PACKAGES".into(),
+        ctx.config.compiler_packages().join(" "),
+    );
+    put(dir, "deployment_key.pub", &deployment_key()?)
+}
+
+/// Write `content` at `rel` in the context `dir`.
+fn put(dir: &Path, rel: &str, content: &[u8]) -> anyhow::Result<()> {
+    let p = dir.join(rel);
+    std::fs::create_dir_all(p.parent().expect("a path in the context"))?;
+    std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))
 }
 
 /// The public half of the deployment key, read from the file `SPACK_DEPLOYMENT_KEY_PUBLIC`

@@ -7,7 +7,7 @@ use clap::{Parser, Subcommand};
 use model::env_names;
 use terminal::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 
-use crate::Command;
+use crate::{Command, ProjectOptions};
 
 #[derive(Debug, Parser)]
 #[command(name = "spacktainerizer", version, about = "Builds the base images: builder, runtime and tools (stage 1).", after_help = EXIT_CODES_HELP)]
@@ -25,7 +25,7 @@ pub enum CliCommand {
     /// Exit 1 when something needs building.
     Plan {
         #[command(flatten)]
-        common: CommonArgs,
+        project: ProjectArgs,
         /// Only this image (`builder`, `runtime`, `tools`; repeatable).
         #[arg(long = "image")]
         images: Vec<String>,
@@ -34,7 +34,7 @@ pub enum CliCommand {
     /// OCI labels; `--push` pushes it under its per-architecture tag.
     Build {
         #[command(flatten)]
-        common: CommonArgs,
+        project: ProjectArgs,
         /// The image: `builder`, `runtime` or `tools`.
         #[arg(long)]
         image: String,
@@ -48,7 +48,7 @@ pub enum CliCommand {
     /// Join the per-architecture tags of an image under its multi-arch tag.
     Index {
         #[command(flatten)]
-        common: CommonArgs,
+        project: ProjectArgs,
         /// The image: `builder`, `runtime` or `tools`.
         #[arg(long)]
         image: String,
@@ -56,7 +56,7 @@ pub enum CliCommand {
     /// Write the stage-1 child pipeline: jobs only for what `plan` says needs building.
     Pipeline {
         #[command(flatten)]
-        common: CommonArgs,
+        project: ProjectArgs,
         /// Where to write the pipeline.
         #[arg(long, alias = "file", value_name = "FILE")]
         out: PathBuf,
@@ -72,7 +72,7 @@ pub enum CliCommand {
     /// run the images it built, whatever another pipeline pushes meanwhile.
     Pin {
         #[command(flatten)]
-        common: CommonArgs,
+        project: ProjectArgs,
         /// The base images' tag (stage 1's `BUILDER_TAG`).
         #[arg(long, env = env_names::BUILDER_TAG)]
         tag: String,
@@ -82,9 +82,9 @@ pub enum CliCommand {
     },
 }
 
-/// Options every command takes.
+/// The project every command works on.
 #[derive(Debug, clap::Args)]
-pub struct CommonArgs {
+pub struct ProjectArgs {
     /// The configuration file.
     #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
     config: PathBuf,
@@ -103,9 +103,9 @@ pub struct CommonArgs {
     tools_dir: Option<PathBuf>,
 }
 
-impl From<CommonArgs> for crate::Common {
-    fn from(a: CommonArgs) -> Self {
-        crate::Common {
+impl From<ProjectArgs> for ProjectOptions {
+    fn from(a: ProjectArgs) -> Self {
+        ProjectOptions {
             config: a.config,
             repo: a.repo,
             branch: a.branch,
@@ -119,42 +119,42 @@ impl Cli {
     /// The plain options: no file is read and nothing is run here.
     pub fn into_options(self) -> (OutputOptions, Command) {
         let command = match self.command {
-            CliCommand::Plan { common, images } => Command::Plan {
-                common: common.into(),
+            CliCommand::Plan { project, images } => Command::Plan {
+                project: project.into(),
                 images,
             },
             CliCommand::Build {
-                common,
+                project,
                 image,
                 arch,
                 push,
             } => Command::Build {
-                common: common.into(),
+                project: project.into(),
                 image,
                 arch,
                 push,
             },
-            CliCommand::Index { common, image } => Command::Index {
-                common: common.into(),
+            CliCommand::Index { project, image } => Command::Index {
+                project: project.into(),
                 image,
             },
             CliCommand::Pipeline {
-                common,
+                project,
                 out,
                 dotenv,
                 tools_image,
             } => Command::Pipeline {
-                common: common.into(),
+                project: project.into(),
                 out,
                 dotenv,
                 tools_image,
             },
             CliCommand::Pin {
-                common,
+                project,
                 tag,
                 dotenv,
             } => Command::Pin {
-                common: common.into(),
+                project: project.into(),
                 tag,
                 dotenv,
             },

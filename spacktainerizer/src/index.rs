@@ -3,7 +3,7 @@
 use anyhow::Context as _;
 use oci::registry::{ImageRef, RegistryClient};
 
-use crate::Context;
+use crate::context::Context;
 use crate::tags;
 
 /// Write the multi-arch tag of `image` from its per-architecture tags in the registry.

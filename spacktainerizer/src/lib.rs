@@ -4,6 +4,7 @@
 
 pub mod build;
 pub mod cli;
+pub mod context;
 pub mod images;
 pub mod index;
 pub mod pin;
@@ -11,7 +12,7 @@ pub mod pipeline;
 pub mod plan;
 pub mod tags;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -22,62 +23,13 @@ use oci::registry::insecure::Insecure;
 use terminal::cli::{OutputOptions, exit};
 use terminal::printer::{Printer, table};
 
-/// What every command works from.
+pub use crate::context::Context;
+
+/// The project every command works on, as the command line names it: the configuration file
+/// (read by [`run`]), the repository with the image folders, the branch, the date of its tag
+/// and the tools folder.
 #[derive(Debug, Clone)]
-pub struct Context {
-    pub config: Config,
-    /// The repository holding the image folders.
-    pub repo: PathBuf,
-    /// The branch slug; the default branch gets the default-branch tag.
-    pub branch: String,
-    /// `YYYY.MM.DD` of branch tags.
-    pub date: String,
-    /// The folder the tools images and builders get their tools from.
-    pub tools_dir: PathBuf,
-}
-
-impl Context {
-    /// The base images' tag on this branch.
-    pub fn tag(&self) -> String {
-        tags::tag(&self.config, &self.branch, &self.date)
-    }
-
-    /// What the images are made from: the Spack trees (only resolved when `spack`), the
-    /// tools.
-    pub fn inputs(&self, spack: bool) -> anyhow::Result<images::Inputs> {
-        let base = &self.config.base_images;
-        let tree = |s, what| images::SpackTree::resolve(&self.repo, s, what);
-        Ok(images::Inputs {
-            spack: spack
-                .then(|| tree(&base.spack, "base_images.spack"))
-                .transpose()?,
-            spack_packages: match (&base.spack_packages, spack) {
-                (Some(p), true) => Some(tree(p, "base_images.spack_packages")?),
-                _ => None,
-            },
-            tools: images::tools_checksum(&self.tools_dir)?,
-        })
-    }
-
-    /// The images `wanted` (all when empty), with their inputs.
-    pub fn images(
-        &self,
-        wanted: &[String],
-    ) -> anyhow::Result<(Vec<images::ImageSpec>, images::Inputs)> {
-        let mut resolved = None;
-        let on_default = self.branch == self.config.default_branch;
-        let specs = images::images(&self.repo, &self.config, wanted, on_default, |spack| {
-            let inputs = self.inputs(spack)?;
-            resolved = Some(inputs.clone());
-            Ok(inputs)
-        })?;
-        Ok((specs, resolved.context("the images' inputs")?))
-    }
-}
-
-/// Where the configuration and images are, and for which branch.
-#[derive(Debug, Clone)]
-pub struct Common {
+pub struct ProjectOptions {
     pub config: PathBuf,
     pub repo: PathBuf,
     pub branch: String,
@@ -87,31 +39,47 @@ pub struct Common {
     pub tools_dir: Option<PathBuf>,
 }
 
+impl ProjectOptions {
+    /// What the commands work from, the configuration read.
+    fn read(self) -> anyhow::Result<Context> {
+        Ok(Context {
+            config: Config::read(&self.config)?,
+            repo: self.repo,
+            branch: self.branch,
+            date: self.date.unwrap_or_else(model::config::tag_date_today),
+            tools_dir: match self.tools_dir {
+                Some(d) => d,
+                None => images::tools_dir()?,
+            },
+        })
+    }
+}
+
 /// A command, as plain options.
 #[derive(Debug, Clone)]
 pub enum Command {
     Plan {
-        common: Common,
+        project: ProjectOptions,
         images: Vec<String>,
     },
     Build {
-        common: Common,
+        project: ProjectOptions,
         image: String,
         arch: String,
         push: bool,
     },
     Index {
-        common: Common,
+        project: ProjectOptions,
         image: String,
     },
     Pipeline {
-        common: Common,
+        project: ProjectOptions,
         out: PathBuf,
         dotenv: Option<PathBuf>,
         tools_image: Option<String>,
     },
     Pin {
-        common: Common,
+        project: ProjectOptions,
         tag: String,
         dotenv: PathBuf,
     },
@@ -123,19 +91,6 @@ pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
     terminal::cli::finish(&printer, run(&printer, command))
 }
 
-fn context(common: Common) -> anyhow::Result<Context> {
-    Ok(Context {
-        config: Config::read(&common.config)?,
-        repo: common.repo,
-        branch: common.branch,
-        date: common.date.unwrap_or_else(model::config::tag_date_today),
-        tools_dir: match common.tools_dir {
-            Some(d) => d,
-            None => images::tools_dir()?,
-        },
-    })
-}
-
 /// `host[:port]` of the project registry, as image references name it.
 fn registry_host(ctx: &Context) -> anyhow::Result<String> {
     let image: oci::registry::ImageRef = format!("{}/x:latest", ctx.config.registry.url).parse()?;
@@ -143,7 +98,7 @@ fn registry_host(ctx: &Context) -> anyhow::Result<String> {
 }
 
 /// The project registry's client, with its login.
-fn registry(ctx: &Context) -> anyhow::Result<RegistryClient> {
+fn project_registry(ctx: &Context) -> anyhow::Result<RegistryClient> {
     Ok(RegistryClient::connect(
         &registry_host(ctx)?,
         ctx.config.registry.login()?,
@@ -151,81 +106,65 @@ fn registry(ctx: &Context) -> anyhow::Result<RegistryClient> {
     )?)
 }
 
-/// Run a command; returns the process exit code.
+/// Run a command; returns the process exit code. The services (the project registry's client,
+/// the Docker daemon) are opened here, once, and only those the command needs.
 pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
         match command {
-            Command::Plan { common, images } => {
-                let ctx = context(common)?;
+            Command::Plan { project, images } => {
+                let ctx = project.read()?;
+                let registry = project_registry(&ctx)?;
                 let (specs, _) = ctx.images(&images)?;
-                let decisions = plan::plan(&ctx, &specs, &registry(&ctx)?).await?;
-                print_plan(printer, &decisions)?;
-                // The plan is a check: work to do is exit 1.
-                Ok(if decisions.iter().any(|d| d.build) {
-                    exit::FOUND
-                } else {
-                    exit::SUCCESS
-                })
+                print_plan(printer, &plan::plan(&ctx, &specs, &registry).await?)
             }
             Command::Build {
-                common,
+                project,
                 image,
                 arch,
                 push,
             } => {
-                let ctx = context(common)?;
-                let (mut specs, inputs) = ctx.images(std::slice::from_ref(&image))?;
-                let spec = specs.pop().context("no such image")?;
+                let ctx = project.read()?;
                 let engine = Engine::connect().await?;
-                // Read once: the base images are pulled, and the image pushed, with it.
-                let login = ctx.config.registry.login()?;
-                let logins: Vec<_> = login
-                    .iter()
-                    .map(|l| Ok((registry_host(&ctx)?, l.clone())))
-                    .collect::<anyhow::Result<_>>()?;
-                let target =
-                    build::build(&ctx, &spec, &arch, &inputs, &logins, &engine, printer).await?;
-                if push {
-                    engine.push(&target, login.as_ref()).await?;
-                }
+                let target = build_image(&ctx, &image, &arch, push, &engine, printer).await?;
                 printer.data(&format!("{target}\n"))?;
                 Ok(exit::SUCCESS)
             }
-            Command::Index { common, image } => {
-                let ctx = context(common)?;
-                let tag = index::index(&ctx, &image, &registry(&ctx)?).await?;
+            Command::Index { project, image } => {
+                let ctx = project.read()?;
+                let registry = project_registry(&ctx)?;
+                let tag = index::index(&ctx, &image, &registry).await?;
                 printer.data(&format!("{tag}\n"))?;
                 Ok(exit::SUCCESS)
             }
             Command::Pipeline {
-                common,
+                project,
                 out,
                 dotenv,
                 tools_image,
             } => {
-                let ctx = context(common)?;
+                let ctx = project.read()?;
+                let registry = project_registry(&ctx)?;
                 let (specs, _) = ctx.images(&[])?;
-                let decisions = plan::plan(&ctx, &specs, &registry(&ctx)?).await?;
+                let decisions = plan::plan(&ctx, &specs, &registry).await?;
                 let tools_image = tools_image.unwrap_or_else(|| ctx.config.release_tools_image());
                 let (p, env) = pipeline::pipeline(&ctx, &decisions, &tools_image);
                 p.check()?;
-                std::fs::write(&out, p.to_yaml())
-                    .with_context(|| format!("writing {}", out.display()))?;
+                write(&out, &p.to_yaml())?;
                 if let Some(d) = dotenv {
-                    std::fs::write(&d, env).with_context(|| format!("writing {}", d.display()))?;
+                    write(&d, &env)?;
                 }
                 Ok(exit::SUCCESS)
             }
             Command::Pin {
-                common,
+                project,
                 tag,
                 dotenv,
             } => {
-                let ctx = context(common)?;
-                let env = pin::pin(&ctx.config, &tag, &registry(&ctx)?).await?;
-                std::fs::write(&dotenv, &env)
-                    .with_context(|| format!("writing {}", dotenv.display()))?;
+                let ctx = project.read()?;
+                let registry = project_registry(&ctx)?;
+                let env = pin::pin(&ctx.config, &tag, &registry).await?;
+                write(&dotenv, &env)?;
                 printer.data(&env)?;
                 Ok(exit::SUCCESS)
             }
@@ -233,20 +172,57 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
     })
 }
 
-fn print_plan(printer: &Printer, decisions: &[plan::Decision]) -> std::io::Result<()> {
-    if printer.is_json() {
-        return printer.json(&decisions);
-    }
-    let rows: Vec<Vec<String>> = decisions
+/// Build `image` for `arch` on `engine`, and push it when `push`; its per-architecture tag.
+/// The project registry's login is read once: the base images are pulled, and the image
+/// pushed, with it.
+async fn build_image(
+    ctx: &Context,
+    image: &str,
+    arch: &str,
+    push: bool,
+    engine: &Engine,
+    printer: &Printer,
+) -> anyhow::Result<String> {
+    let (mut specs, inputs) = ctx.images(&[image.to_string()])?;
+    let spec = specs.pop().context("no such image")?;
+    let login = ctx.config.registry.login()?;
+    let logins: Vec<_> = login
         .iter()
-        .map(|d| {
-            vec![
-                d.image.clone(),
-                d.arch.clone(),
-                if d.build { "build" } else { "skip" }.into(),
-                d.reason.clone(),
-            ]
-        })
-        .collect();
-    printer.data(&table(&["IMAGE", "ARCH", "ACTION", "WHY"], &rows, &[]))
+        .map(|l| Ok((registry_host(ctx)?, l.clone())))
+        .collect::<anyhow::Result<_>>()?;
+    let target = build::build(ctx, &spec, arch, &inputs, &logins, engine, printer).await?;
+    if push {
+        engine.push(&target, login.as_ref()).await?;
+    }
+    Ok(target)
+}
+
+fn write(path: &Path, content: &str) -> anyhow::Result<()> {
+    std::fs::write(path, content).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The plan as a table (or JSON); exit 1 when something needs building, since the plan is a
+/// check.
+fn print_plan(printer: &Printer, decisions: &[plan::Decision]) -> anyhow::Result<u8> {
+    if printer.is_json() {
+        printer.json(&decisions)?;
+    } else {
+        let rows: Vec<Vec<String>> = decisions
+            .iter()
+            .map(|d| {
+                vec![
+                    d.image.clone(),
+                    d.arch.clone(),
+                    if d.build { "build" } else { "skip" }.into(),
+                    d.reason.clone(),
+                ]
+            })
+            .collect();
+        printer.data(&table(&["IMAGE", "ARCH", "ACTION", "WHY"], &rows, &[]))?;
+    }
+    Ok(if decisions.iter().any(|d| d.build) {
+        exit::FOUND
+    } else {
+        exit::SUCCESS
+    })
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use model::ci::{Image, Job, Need, Pipeline};
 use model::commands::SpacktainerizerImage;
 
-use crate::Context;
+use crate::context::Context;
 use crate::plan::Decision;
 
 /// The pipeline, and the dotenv (`BUILDER_TAG=…`) later stages read the builder tag from.
@@ -32,67 +32,62 @@ pub fn pipeline(ctx: &Context, decisions: &[Decision], tools_image: &str) -> (Pi
     let mut per_image: BTreeMap<&str, Vec<String>> = BTreeMap::new();
     for d in &builds {
         let name = format!("build {} {}", d.image, d.arch);
-        let runner = cfg
-            .arch(&d.arch)
-            .map(|a| a.runner_tag.clone())
-            .into_iter()
-            .collect();
-        p.jobs.insert(
-            name.clone(),
-            Job {
-                stage: Some("build".into()),
-                image: image.clone(),
-                tags: runner,
-                variables: cfg
-                    .arch(&d.arch)
-                    .map(|a| a.job_variables())
-                    .unwrap_or_default(),
-                script: vec![
-                    SpacktainerizerImage {
-                        image: d.image.clone(),
-                        arch: Some(d.arch.clone()),
-                        branch: ctx.branch.clone(),
-                        date: ctx.date.clone(),
-                    }
-                    .line()
-                    .render(),
-                ],
-                ..Job::default()
-            }
-            .with_engine(
-                &cfg.arch(&d.arch)
-                    .map(|a| a.engine.clone())
-                    .unwrap_or_default(),
-                &cfg.registry,
-            )
-            .with_settings(&cfg.jobs.base_images)
-            .with_pull_policy(cfg.pull_policy.as_deref()),
-        );
+        p.jobs
+            .insert(name.clone(), build_job(ctx, d, image.clone()));
         per_image.entry(&d.image).or_default().push(name);
     }
     for (name, needs) in per_image {
         p.jobs.insert(
             format!("index {name}"),
-            Job {
-                stage: Some("index".into()),
-                image: image.clone(),
-                tags: cfg.tools_tags(),
-                needs: Some(needs.into_iter().map(Need::job).collect()),
-                script: vec![
-                    SpacktainerizerImage {
-                        image: name.to_string(),
-                        arch: None,
-                        branch: ctx.branch.clone(),
-                        date: ctx.date.clone(),
-                    }
-                    .line()
-                    .render(),
-                ],
-                ..Job::default()
-            }
-            .with_settings(&cfg.jobs.tools)
-            .with_pull_policy(cfg.pull_policy.as_deref()),
+            index_job(ctx, name, needs, image.clone()),
         );
     }
     (p.into_child(), dotenv)
+}
+
+/// The build of one image for one architecture, on that architecture's runner with an engine.
+fn build_job(ctx: &Context, d: &Decision, image: Option<Image>) -> Job {
+    let cfg = &ctx.config;
+    let arch = cfg.arch(&d.arch);
+    Job {
+        stage: Some("build".into()),
+        image,
+        tags: arch.map(|a| a.runner_tag.clone()).into_iter().collect(),
+        variables: arch.map(|a| a.job_variables()).unwrap_or_default(),
+        script: vec![command(ctx, &d.image, Some(&d.arch))],
+        ..Job::default()
+    }
+    .with_engine(
+        &arch.map(|a| a.engine.clone()).unwrap_or_default(),
+        &cfg.registry,
+    )
+    .with_settings(&cfg.jobs.base_images)
+    .with_pull_policy(cfg.pull_policy.as_deref())
+}
+
+/// The index of `image`, after its builds (`needs`), on the tools runners.
+fn index_job(ctx: &Context, image_name: &str, needs: Vec<String>, image: Option<Image>) -> Job {
+    let cfg = &ctx.config;
+    Job {
+        stage: Some("index".into()),
+        image,
+        tags: cfg.tools_tags(),
+        needs: Some(needs.into_iter().map(Need::job).collect()),
+        script: vec![command(ctx, image_name, None)],
+        ..Job::default()
+    }
+    .with_settings(&cfg.jobs.tools)
+    .with_pull_policy(cfg.pull_policy.as_deref())
+}
+
+/// `spacktainerizer build` of `image` for `arch`, or its `index` without one.
+fn command(ctx: &Context, image: &str, arch: Option<&str>) -> String {
+    SpacktainerizerImage {
+        image: image.to_string(),
+        arch: arch.map(String::from),
+        branch: ctx.branch.clone(),
+        date: ctx.date.clone(),
+    }
+    .line()
+    .render()
 }

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use oci::registry::{ImageRef, RegistryClient, RegistryError};
 use serde::Serialize;
 
-use crate::Context;
+use crate::context::Context;
 use crate::images::{
     ImageSpec, LABEL_CHECKSUM, LABEL_COMPILERS, LABEL_SPACK_COMMIT, LABEL_SPACK_PACKAGES,
     LABEL_TOOL_VERSIONS,

@@ -127,6 +127,7 @@ async fn publish(s: &Setup, decisions: &[Value], archs: &[&str]) {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the registry (./scripts/test.sh starts it)"]
 async fn plan_builds_what_changed_and_nothing_else() {
     let s = setup(&registry());
     let (code, decisions, err) = plan(&s);
@@ -174,6 +175,7 @@ async fn plan_builds_what_changed_and_nothing_else() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the registry (./scripts/test.sh starts it)"]
 async fn an_architecture_missing_from_the_index_builds_that_architecture_only() {
     let s = setup(&registry());
     let (_, decisions, _) = plan(&s);
@@ -206,7 +208,7 @@ fn a_registry_that_is_down_stops_the_plan() {
 }
 
 /// Stand-in Dockerfiles (a static busybox, nothing pulled): this test is about the plan, the
-/// pipeline and the index; `base_images.rs` builds the real ones.
+/// pipeline and the index; `tests/tests/images.rs` builds the real ones.
 fn stand_in_images(s: &Setup) {
     for image in ["builder", "runtime", "tools"] {
         let dir = s.dir.path().join(IMAGES).join(image);
@@ -233,6 +235,7 @@ fn tool(s: &Setup, args: &[&str]) -> Output {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon and the registry (./scripts/test.sh starts them)"]
 async fn pipeline_build_index_then_up_to_date() {
     let s = setup(&registry());
     stand_in_images(&s);
