@@ -10,93 +10,101 @@ pub mod skeleton;
 
 use std::process::ExitCode;
 
+use anyhow::Context;
+use oci::registry::insecure::Insecure;
+use oci::registry::{Login, RegistryClient};
+use stores::{S3Options, Store, StoreUrl};
 use terminal::cli::{OutputOptions, exit};
 use terminal::printer::Printer;
 
-fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Runtime::new()?)
+use crate::sif_build::SifBuildOptions;
+use crate::sif_prune::PruneOptions;
+use crate::sif_publish::PublishOptions;
+use crate::sif_sync::SyncOptions;
+
+/// A command, as plain options.
+#[derive(Debug, Clone)]
+pub enum Command {
+    SifBuild(SifBuildOptions),
+    SifPublish(PublishOptions),
+    SifSync(SyncOptions),
+    SifPrune(PruneOptions),
 }
 
 /// Run `command`, printing through a printer made from `output`; the process exit code.
-pub fn main(output: &OutputOptions, command: cli::Run) -> ExitCode {
+pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
     let printer = Printer::new(output);
     terminal::cli::finish(&printer, run(&printer, command))
 }
 
-/// Run a command; returns the process exit code.
-pub fn run(printer: &Printer, run: cli::Run) -> anyhow::Result<u8> {
-    match run {
-        cli::Run::SifBuild(opts) => {
-            let digest = runtime()?.block_on(sif_build::build(&opts, printer))?;
-            printer.log(format!("{} from {digest}", opts.output.display()));
-            printer.data(&format!("{}\n", opts.output.display()))?;
-            Ok(exit::SUCCESS)
-        }
-        cli::Run::SifPublish(opts) => {
-            let r = runtime()?.block_on(sif_publish::publish(&opts, printer))?;
-            let verb = match (r.uploaded, opts.dry_run) {
-                (true, false) => "uploaded",
-                (true, true) => "would upload",
-                (false, _) => "up to date:",
-            };
-            let mut text = format!("{verb} {}\n", r.location);
-            for k in &r.removed {
-                let verb = if opts.dry_run {
-                    "would remove"
-                } else {
-                    "removed"
-                };
-                text.push_str(&format!(
-                    "{verb} {k} (older than {} days)\n",
-                    opts.keep_days
-                ));
+/// Run a command; returns the process exit code. The registry client and the stores a command
+/// needs are opened here, once, and handed to it.
+pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
+    let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    rt.block_on(async {
+        match command {
+            Command::SifBuild(opts) => build(printer, &opts).await,
+            Command::SifPublish(opts) => {
+                let (url, key) = sif_publish::target(&opts.to, &opts.file)?;
+                let store = open(&url, &opts.s3).await?;
+                let report = sif_publish::publish(&store, &key, &opts, printer).await?;
+                printer.emit(&report, &report.text(&opts))?;
+                Ok(())
             }
-            printer.emit(&r, &text)?;
-            Ok(exit::SUCCESS)
-        }
-        cli::Run::SifSync(opts) => {
-            let r = runtime()?.block_on(sif_sync::sync(&opts, printer))?;
-            let verb = if opts.dry_run { "would " } else { "" };
-            let mut text = String::new();
-            for k in &r.copied {
-                text.push_str(&format!("{verb}copy {k}\n"));
+            Command::SifSync(opts) => {
+                let store = open(&opts.from, &opts.s3).await?;
+                let report = sif_sync::sync(&store, &opts, printer).await?;
+                printer.emit(&report, &report.text(opts.dry_run))?;
+                Ok(())
             }
-            for k in &r.removed {
-                text.push_str(&format!("{verb}remove {k}\n"));
+            Command::SifPrune(opts) => {
+                let mut stores = Vec::with_capacity(opts.stores.len());
+                for url in &opts.stores {
+                    if let StoreUrl::Dir(p) = url
+                        && !p.is_dir()
+                    {
+                        anyhow::bail!("{}: not a directory", p.display());
+                    }
+                    stores.push(open(url, &opts.s3).await?);
+                }
+                let report = sif_prune::prune(&stores, &opts).await?;
+                printer.emit(&report, &report.text(opts.dry_run))?;
+                Ok(())
             }
-            let (copied, removed) = match opts.dry_run {
-                true => ("to copy", "to remove"),
-                false => ("copied", "removed"),
-            };
-            text.push_str(&format!(
-                "{} {copied}, {} up to date, {} {removed}\n",
-                r.copied.len(),
-                r.up_to_date.len(),
-                r.removed.len()
-            ));
-            printer.emit(&r, &text)?;
-            Ok(exit::SUCCESS)
         }
-        cli::Run::SifPrune(opts) => {
-            let r = runtime()?.block_on(sif_prune::prune(&opts))?;
-            let verb = if opts.dry_run {
-                "would remove"
-            } else {
-                "removed"
-            };
-            let mut text: String = r.removed.iter().map(|k| format!("{verb} {k}\n")).collect();
-            for k in &r.unattributed {
-                text.push_str(&format!("kept {k}: it records no branch\n"));
-            }
-            text.push_str(&format!(
-                "{} {}, {} kept ({} branches and tags alive)\n",
-                r.removed.len(),
-                if opts.dry_run { "to remove" } else { "removed" },
-                r.kept + r.unattributed.len(),
-                r.alive
-            ));
-            printer.emit(&r, &text)?;
-            Ok(exit::SUCCESS)
+    })?;
+    Ok(exit::SUCCESS)
+}
+
+/// `sif build`, with the registry client of the source image made here.
+async fn build(printer: &Printer, opts: &SifBuildOptions) -> anyhow::Result<()> {
+    let source = sif_build::Source::read(opts)?;
+    let login = registry_login(opts.login_env.as_ref())?;
+    let insecure = Insecure::from_env_and(&opts.insecure_registries);
+    let client = RegistryClient::connect(&source.image.registry, login.clone(), &insecure)?;
+    let digest = sif_build::build(opts, &source, &client, login.as_ref(), printer).await?;
+    printer.log(format!("{} from {digest}", opts.output.display()));
+    printer.data(&format!("{}\n", opts.output.display()))?;
+    Ok(())
+}
+
+/// The registry login the named variables hold, as every tool reads one: used when the user
+/// variable is set, anonymous otherwise.
+fn registry_login(login_env: Option<&(String, String)>) -> anyhow::Result<Option<Login>> {
+    match login_env {
+        Some((user_env, secret_env)) => {
+            model::config::Credentials::registry_login(Some(&model::config::Credentials {
+                user_env: user_env.clone(),
+                secret_env: secret_env.clone(),
+            }))
+            .map_err(anyhow::Error::msg)
         }
+        None => Ok(None),
     }
+}
+
+async fn open(url: &StoreUrl, s3: &S3Options) -> anyhow::Result<Store> {
+    Store::open(url, s3)
+        .await
+        .with_context(|| format!("opening {url}"))
 }

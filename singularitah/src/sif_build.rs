@@ -10,8 +10,9 @@ use std::process::Command;
 use anyhow::{Context, bail};
 use model::sif::definition::{SECTIONS_NEEDING_SINGULARITY, SingularityDef};
 use model::sif::format;
-use oci::registry::{ImageRef, Login, RegistryClient};
+use oci::registry::{ImageRef, Login, RegistryClient, Resolved};
 use oci::rootfs;
+use terminal::printer::Printer;
 
 use crate::skeleton::Skeleton;
 
@@ -44,58 +45,102 @@ pub struct SifBuildOptions {
     pub with_singularity: bool,
 }
 
-/// Build the SIF; returns the source image digest.
+/// What a build starts from: the registry image, and the definition when it is a `.def`
+/// container.
+#[derive(Debug)]
+pub struct Source {
+    pub image: ImageRef,
+    pub def: Option<SingularityDef>,
+    /// The definition's text, as written into the SIF.
+    pub def_text: Option<String>,
+}
+
+impl Source {
+    /// The image the SIF is made of, and the definition when it is a `.def` container (refused
+    /// natively when it runs commands).
+    pub fn read(opts: &SifBuildOptions) -> anyhow::Result<Source> {
+        let (image, def, def_text) = match &opts.source {
+            SifSource::Image(i) => (i.clone(), None, None),
+            SifSource::Def(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
+                let def = SingularityDef::parse(path, &text)?;
+                if !opts.with_singularity
+                    && let Some((name, _)) = def
+                        .sections
+                        .iter()
+                        .find(|(n, _)| SECTIONS_NEEDING_SINGULARITY.contains(&n.as_str()))
+                {
+                    bail!(
+                        "{}: `%{name}` runs commands, which only Singularity can do: build it with --with-singularity",
+                        path.display()
+                    );
+                }
+                (def.from.clone(), Some(def), Some(text))
+            }
+        };
+        Ok(Source {
+            image: image.parse()?,
+            def,
+            def_text,
+        })
+    }
+
+    /// The definition the SIF records: the `.def`'s text, or one bootstrapping `pinned`.
+    fn deffile(&self, pinned: &ImageRef) -> String {
+        match &self.def_text {
+            Some(text) => text.clone(),
+            None => format!("Bootstrap: docker\nFrom: {pinned}\n"),
+        }
+    }
+}
+
+/// Build the SIF of `source`, read through `client`; `login` is handed to Singularity when it
+/// builds. Returns the source image digest.
 pub async fn build(
     opts: &SifBuildOptions,
-    printer: &terminal::printer::Printer,
+    source: &Source,
+    client: &RegistryClient,
+    login: Option<&Login>,
+    printer: &Printer,
 ) -> anyhow::Result<String> {
-    let (image, def, def_text) = source(opts)?;
-    let image: ImageRef = image.parse()?;
-    // As every tool reads a registry login: used when the user variable is set.
-    let login = match &opts.login_env {
-        Some((user_env, secret_env)) => {
-            model::config::Credentials::registry_login(Some(&model::config::Credentials {
-                user_env: user_env.clone(),
-                secret_env: secret_env.clone(),
-            }))
-            .map_err(anyhow::Error::msg)?
-        }
-        None => None,
-    };
-    let insecure = oci::registry::insecure::Insecure::from_env_and(&opts.insecure_registries);
-    let client = RegistryClient::connect(&image.registry, login.clone(), &insecure)?;
+    let image = &source.image;
     let resolved = client
-        .resolve(&image, &opts.arch)
+        .resolve(image, &opts.arch)
         .await
         .with_context(|| format!("resolving {image} for {}", opts.arch))?;
-    let mut labels = labels(opts, &resolved, def.as_ref());
-    let pinned = image.with_reference(&resolved.manifest.digest);
+    let labels = labels(opts, &resolved, source.def.as_ref());
+    let deffile = source.deffile(&image.with_reference(&resolved.manifest.digest));
     if opts.with_singularity {
-        let text = match &def_text {
-            Some(text) => with_labels(text, &labels),
-            None => with_labels(&format!("Bootstrap: docker\nFrom: {pinned}\n"), &labels),
-        };
-        with_singularity(opts, &text, login.as_ref())?;
-        return Ok(resolved.manifest.digest);
+        with_singularity(opts, &with_labels(&deffile, &labels), login)?;
+    } else {
+        native(opts, source, client, &resolved, labels, deffile, printer).await?;
     }
-    let digest = resolved.manifest.digest.clone();
+    Ok(resolved.manifest.digest)
+}
 
-    // Work beside the output: a root filesystem can be larger than /tmp.
-    let out_dir = match opts.output.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    let work = tempfile::Builder::new()
-        .prefix(".sif-build-")
-        .tempdir_in(&out_dir)
-        .with_context(|| format!("a work folder in {}", out_dir.display()))?;
+/// The SIF made here: the layers applied, the skeleton Apptainer adds, a squashfs, the SIF
+/// around it.
+async fn native(
+    opts: &SifBuildOptions,
+    source: &Source,
+    client: &RegistryClient,
+    resolved: &Resolved,
+    mut labels: BTreeMap<String, String>,
+    deffile: String,
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    let work = work_dir(&opts.output)?;
     let root = work.path().join("rootfs");
-    let mut pseudo = extract(&client, &image, &resolved, &root, printer).await?;
-
-    let deffile = def_text.unwrap_or_else(|| format!("Bootstrap: docker\nFrom: {pinned}\n"));
+    let mut pseudo = extract(client, &source.image, resolved, &root, printer).await?;
     let created = std::time::SystemTime::now();
     labels.extend(schema_labels(&opts.arch, created, &deffile));
-    if def.as_ref().and_then(|d| d.section("help")).is_some() {
+    if source
+        .def
+        .as_ref()
+        .and_then(|d| d.section("help"))
+        .is_some()
+    {
         // Where `apptainer run-help` finds the definition's `%help`.
         labels.insert(
             "org.label-schema.usage".into(),
@@ -105,19 +150,17 @@ pub async fn build(
     let inspected = Skeleton {
         labels: &labels,
         deffile: &deffile,
-        image: &resolved,
-        def: def.as_ref(),
+        image: resolved,
+        def: source.def.as_ref(),
     }
     .write(&root)?;
     for path in &inspected.written {
         pseudo.forget(path);
     }
-
     let squashfs = work.path().join("rootfs.squashfs");
     squash(&root, &pseudo, &squashfs, printer)
-        .with_context(|| format!("the root filesystem of {image}"))?;
+        .with_context(|| format!("the root filesystem of {}", source.image))?;
     std::fs::remove_dir_all(&root)?;
-
     let spec = format::SifSpec {
         arch: opts.arch.clone(),
         deffile,
@@ -130,49 +173,37 @@ pub async fn build(
         squashfs,
         created: Some(created.duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64),
     };
-    // Written aside and renamed: a reader never sees half a SIF.
-    let partial = work.path().join("image.sif");
-    let mut f = std::fs::File::create(&partial)?;
-    format::write(&spec, &mut f, &opts.output)?;
-    f.sync_all()?;
-    drop(f);
-    std::fs::rename(&partial, &opts.output)
-        .with_context(|| format!("writing {}", opts.output.display()))?;
-    Ok(digest)
+    write_sif(&spec, work.path(), &opts.output)
 }
 
-/// The image the SIF is made of, and the definition when it is a `.def` container (refused
-/// natively when it runs commands).
-fn source(
-    opts: &SifBuildOptions,
-) -> anyhow::Result<(String, Option<SingularityDef>, Option<String>)> {
-    match &opts.source {
-        SifSource::Image(i) => Ok((i.clone(), None, None)),
-        SifSource::Def(path) => {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading {}", path.display()))?;
-            let def = SingularityDef::parse(path, &text)?;
-            if !opts.with_singularity
-                && let Some((name, _)) = def
-                    .sections
-                    .iter()
-                    .find(|(n, _)| SECTIONS_NEEDING_SINGULARITY.contains(&n.as_str()))
-            {
-                bail!(
-                    "{}: `%{name}` runs commands, which only Singularity can do: build it with --with-singularity",
-                    path.display()
-                );
-            }
-            Ok((def.from.clone(), Some(def), Some(text)))
-        }
-    }
+/// A work folder beside `output`: a root filesystem can be larger than /tmp.
+fn work_dir(output: &Path) -> anyhow::Result<tempfile::TempDir> {
+    let out_dir = match output.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    tempfile::Builder::new()
+        .prefix(".sif-build-")
+        .tempdir_in(&out_dir)
+        .with_context(|| format!("a work folder in {}", out_dir.display()))
+}
+
+/// The SIF of `spec` written in `work` and renamed to `output`: a reader never sees half a SIF.
+fn write_sif(spec: &format::SifSpec, work: &Path, output: &Path) -> anyhow::Result<()> {
+    let partial = work.join("image.sif");
+    let mut f = std::fs::File::create(&partial)?;
+    format::write(spec, &mut f, output)?;
+    f.sync_all()?;
+    drop(f);
+    std::fs::rename(&partial, output).with_context(|| format!("writing {}", output.display()))?;
+    Ok(())
 }
 
 /// The SIF's labels: the image's, the definition's, the `--label`s, the identity it is
 /// published under and the source digest.
 fn labels(
     opts: &SifBuildOptions,
-    resolved: &oci::registry::Resolved,
+    resolved: &Resolved,
     def: Option<&SingularityDef>,
 ) -> BTreeMap<String, String> {
     let mut labels = resolved.labels.clone();
@@ -202,9 +233,9 @@ fn labels(
 async fn extract(
     client: &RegistryClient,
     image: &ImageRef,
-    resolved: &oci::registry::Resolved,
+    resolved: &Resolved,
     root: &Path,
-    printer: &terminal::printer::Printer,
+    printer: &Printer,
 ) -> anyhow::Result<rootfs::PseudoFiles> {
     std::fs::create_dir(root)?;
     let blob = root.with_file_name("layer");
@@ -234,7 +265,7 @@ fn squash(
     root: &Path,
     pseudo: &rootfs::PseudoFiles,
     squashfs: &Path,
-    printer: &terminal::printer::Printer,
+    printer: &Printer,
 ) -> anyhow::Result<()> {
     let mut mksquashfs = Command::new("mksquashfs");
     mksquashfs

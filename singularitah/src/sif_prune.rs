@@ -3,7 +3,7 @@
 //! that does not record its branch. Every input — the remote's branches and tags, every listing
 //! and record — is read before the first delete.
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use host::git::Remote;
 use serde::Serialize;
 use stores::sif_published;
@@ -34,7 +34,31 @@ pub struct PruneReport {
     pub unattributed: Vec<String>,
 }
 
-pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
+impl PruneReport {
+    /// What was removed and what kept without a record, a line each, then the counts.
+    pub fn text(&self, dry_run: bool) -> String {
+        let verb = if dry_run { "would remove" } else { "removed" };
+        let mut text: String = self
+            .removed
+            .iter()
+            .map(|k| format!("{verb} {k}\n"))
+            .collect();
+        for k in &self.unattributed {
+            text.push_str(&format!("kept {k}: it records no branch\n"));
+        }
+        text.push_str(&format!(
+            "{} {}, {} kept ({} branches and tags alive)\n",
+            self.removed.len(),
+            if dry_run { "to remove" } else { "removed" },
+            self.kept + self.unattributed.len(),
+            self.alive
+        ));
+        text
+    }
+}
+
+/// Remove from `stores` (those of `opts.stores`) the SIFs of branches the remote no longer has.
+pub async fn prune(stores: &[Store], opts: &PruneOptions) -> anyhow::Result<PruneReport> {
     let remote = Remote {
         url: opts.repo.clone(),
         login: opts.git_login.clone(),
@@ -46,20 +70,14 @@ pub async fn prune(opts: &PruneOptions) -> anyhow::Result<PruneReport> {
         alive: alive.refs,
         ..PruneReport::default()
     };
-    for url in &opts.stores {
-        if let StoreUrl::Dir(p) = url
-            && !p.is_dir()
-        {
-            bail!("{}: not a directory", p.display());
-        }
-        let store = Store::open(url, &opts.s3).await?;
-        let sifs = sif_published::list(&store, "")
+    for store in stores {
+        let sifs = sif_published::list(store, "")
             .await
             .with_context(|| format!("listing {}", store.url()))?;
         let mut gone = Vec::new();
         for (o, _) in sifs {
             // The branch it records decides; a SIF that records none is never deleted.
-            match sif_published::identity(&store, &o.key)
+            match sif_published::identity(store, &o.key)
                 .await
                 .with_context(|| format!("reading what {} is", store.location(&o.key)))?
             {

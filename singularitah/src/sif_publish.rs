@@ -35,6 +35,30 @@ pub struct PublishReport {
     pub removed: Vec<String>,
 }
 
+impl PublishReport {
+    /// What was uploaded and removed, a line each.
+    pub fn text(&self, opts: &PublishOptions) -> String {
+        let verb = match (self.uploaded, opts.dry_run) {
+            (true, false) => "uploaded",
+            (true, true) => "would upload",
+            (false, _) => "up to date:",
+        };
+        let mut text = format!("{verb} {}\n", self.location);
+        let verb = if opts.dry_run {
+            "would remove"
+        } else {
+            "removed"
+        };
+        for k in &self.removed {
+            text.push_str(&format!(
+                "{verb} {k} (older than {} days)\n",
+                opts.keep_days
+            ));
+        }
+        text
+    }
+}
+
 /// Split `--to` into the store holding the object and its key.
 pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, String)> {
     let (dir, name) = to.rsplit_once('/').with_context(|| {
@@ -57,7 +81,10 @@ pub fn target(to: &str, file: &std::path::Path) -> anyhow::Result<(StoreUrl, Str
     Ok((url, name.to_string()))
 }
 
+/// Publish `opts.file` as `key` of `store` (both from `--to`, [`target`]).
 pub async fn publish(
+    store: &Store,
+    key: &str,
     opts: &PublishOptions,
     printer: &terminal::printer::Printer,
 ) -> anyhow::Result<PublishReport> {
@@ -65,10 +92,8 @@ pub async fn publish(
     let labels = format::read_labels(&opts.file)?;
     let checksums = sif_published::object_metadata(&labels);
     let identity = SifIdentity::from_labels(&labels);
-    let (url, key) = target(&opts.to, &opts.file)?;
-    let store = Store::open(&url, &opts.s3).await?;
-    let location = store.location(&key);
-    let uploaded = match store.head(&key).await {
+    let location = store.location(key);
+    let uploaded = match store.head(key).await {
         Ok((_, meta)) if sif_published::same_checksums(&checksums, &meta) => false,
         Ok(_) => true,
         Err(e) if e.is_not_found() => true,
@@ -78,13 +103,13 @@ pub async fn publish(
         let size = std::fs::metadata(&opts.file).map(|m| m.len()).unwrap_or(0);
         let pb = printer.progress_bytes(size, &format!("uploading to {location}"));
         store
-            .put_file(&key, &opts.file, &checksums, opts.part_size, &|n| pb.inc(n))
+            .put_file(key, &opts.file, &checksums, opts.part_size, &|n| pb.inc(n))
             .await
             .with_context(|| format!("uploading {} to {location}", opts.file.display()))?;
         pb.finish_and_clear();
     }
     let removed = match &identity {
-        Some(id) => retire_older(&store, &key, id, opts).await?,
+        Some(id) => retire_older(store, key, id, opts).await?,
         // What it replaces is unknown: nothing is retired on a guess from file names.
         None => Vec::new(),
     };

@@ -31,15 +31,41 @@ pub struct SyncReport {
     pub removed: Vec<String>,
 }
 
+impl SyncReport {
+    /// What was copied and removed, a line each, then the counts.
+    pub fn text(&self, dry_run: bool) -> String {
+        let verb = if dry_run { "would " } else { "" };
+        let mut text = String::new();
+        for k in &self.copied {
+            text.push_str(&format!("{verb}copy {k}\n"));
+        }
+        for k in &self.removed {
+            text.push_str(&format!("{verb}remove {k}\n"));
+        }
+        let (copied, removed) = match dry_run {
+            true => ("to copy", "to remove"),
+            false => ("copied", "removed"),
+        };
+        text.push_str(&format!(
+            "{} {copied}, {} up to date, {} {removed}\n",
+            self.copied.len(),
+            self.up_to_date.len(),
+            self.removed.len()
+        ));
+        text
+    }
+}
+
+/// Bring `opts.to` up to date with the SIFs of `store` (`opts.from`).
 pub async fn sync(
+    store: &Store,
     opts: &SyncOptions,
     printer: &terminal::printer::Printer,
 ) -> anyhow::Result<SyncReport> {
     if !opts.to.is_dir() {
         bail!("{}: not a directory", opts.to.display());
     }
-    let store = Store::open(&opts.from, &opts.s3).await?;
-    let objects = sif_published::list(&store, "")
+    let objects = sif_published::list(store, "")
         .await
         .with_context(|| format!("listing {}", store.url()))?;
     if objects.is_empty() && opts.delete_removed {
@@ -71,7 +97,7 @@ pub async fn sync(
         }
         if !opts.dry_run {
             let pb = printer.progress_bytes(o.size, &format!("copying {}", o.key));
-            fetch(&store, &o.key, &local, &want, &pb).await?;
+            fetch(store, &o.key, &local, &want, &pb).await?;
             pb.finish_and_clear();
             record.files.insert(o.key.clone());
         }
@@ -79,32 +105,42 @@ pub async fn sync(
     }
     if opts.delete_removed {
         let present: BTreeSet<&str> = objects.iter().map(|(o, _)| o.key.as_str()).collect();
-        let gone: Vec<String> = record
-            .files
-            .iter()
-            .filter(|k| !present.contains(k.as_str()))
-            .cloned()
-            .collect();
-        for key in gone {
-            let path = opts.to.join(&key);
-            if !opts.dry_run {
-                match std::fs::remove_file(&path) {
-                    Ok(()) => {}
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                    Err(e) => {
-                        return Err(e).with_context(|| format!("removing {}", path.display()));
-                    }
-                }
-                record.files.remove(&key);
-            }
-            report.removed.push(key);
-        }
+        report.removed = remove_gone(&mut record, &present, opts)?;
     }
     if !opts.dry_run {
         record.source = store.url();
         record.write(&record_path)?;
     }
     Ok(report)
+}
+
+/// Remove the files `record` holds that the source no longer has (`present`), and forget them;
+/// their keys.
+fn remove_gone(
+    record: &mut Record,
+    present: &BTreeSet<&str>,
+    opts: &SyncOptions,
+) -> anyhow::Result<Vec<String>> {
+    let gone: Vec<String> = record
+        .files
+        .iter()
+        .filter(|k| !present.contains(k.as_str()))
+        .cloned()
+        .collect();
+    for key in &gone {
+        let path = opts.to.join(key);
+        if !opts.dry_run {
+            match std::fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => {
+                    return Err(e).with_context(|| format!("removing {}", path.display()));
+                }
+            }
+            record.files.remove(key);
+        }
+    }
+    Ok(gone)
 }
 
 /// What one source's syncs put in the directory: only these are ever removed by them.

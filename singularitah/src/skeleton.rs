@@ -37,48 +37,52 @@ impl Skeleton<'_> {
     /// Write it into `root`, replacing what the image had at those paths.
     pub fn write(&self, root: &Path) -> anyhow::Result<Inspected> {
         let d = root.join(".singularity.d");
-        // Ours to write, whole: an image's own `.singularity.d` (or a symlink in it) could
-        // point anywhere, the build machine included.
-        match d.symlink_metadata() {
-            Ok(m) if m.is_dir() => std::fs::remove_dir_all(&d)?,
-            Ok(_) => std::fs::remove_file(&d)?,
-            Err(_) => {}
-        }
-        for sub in ["env", "libs", "actions"] {
-            std::fs::create_dir_all(d.join(sub))?;
-        }
-        // The image's own symlinks are never followed out of it (an `etc` pointing at `/etc`
-        // would be the build machine's): what lies behind one is left as the image has it.
-        for dir in [
-            "dev", "proc", "sys", "tmp", "root", "home", "etc", "var/tmp",
-        ] {
-            if !through_symlink(root, dir) {
-                std::fs::create_dir_all(root.join(dir))?;
-            }
-        }
-        // Apptainer binds the host's over these; the build machine's must not stay in the
-        // image (resolv.conf) and a missing one draws a warning on every run (hosts).
-        for file in ["etc/hosts", "etc/resolv.conf"] {
-            if through_symlink(root, "etc") {
-                continue;
-            }
-            let path = root.join(file);
-            if path.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
-                std::fs::remove_file(&path)?;
-            }
-            write(&path, "", 0o644)?;
-        }
+        fresh_singularity_dir(&d)?;
+        bind_targets(root)?;
         let mut labels = serde_json::to_string_pretty(self.labels)?;
         labels.push('\n');
         write(&d.join("labels.json"), &labels, 0o644)?;
         write(&d.join("Singularity"), self.deffile, 0o644)?;
+        let (docker_env, def_env) = self.environment_scripts(root)?;
+        let (runscript, startscript, helpfile) = self.scripts(&d)?;
+        for (name, script) in ACTIONS {
+            write(
+                &d.join("actions").join(name),
+                &format!("{ACTION_PRELUDE}{script}"),
+                0o755,
+            )?;
+        }
+        let mut written: Vec<std::path::PathBuf> =
+            [".singularity.d", "etc/hosts", "etc/resolv.conf"]
+                .map(Into::into)
+                .into();
+        written.extend(top_level_links(root)?);
+        let environment = [(DOCKER_ENV, docker_env), (DEF_ENV, def_env)]
+            .into_iter()
+            .map(|(name, text)| (format!("/{ENV_DIR}/{name}"), text))
+            .collect();
+        Ok(Inspected {
+            environment,
+            runscript,
+            startscript,
+            helpfile,
+            written,
+        })
+    }
 
-        let section = |name: &str| self.def.and_then(|d| d.section(name));
+    /// The definition's section `name`, when there is a definition and it has one.
+    fn section(&self, name: &str) -> Option<String> {
+        self.def.and_then(|d| d.section(name))
+    }
+
+    /// The scripts of `.singularity.d/env`, sourced in name order; the image's `Env` and the
+    /// definition's `%environment` (the two `inspect` shows) are returned.
+    fn environment_scripts(&self, root: &Path) -> std::io::Result<(String, String)> {
         let docker_env = docker_environment(&self.image.env);
         // `%environment` is sourced after the image's variables, so it can override them.
         let def_env = format!(
             "#!/bin/sh\n# The definition's %environment.\n{}",
-            section("environment").unwrap_or_default()
+            self.section("environment").unwrap_or_default()
         );
         let scripts: [(&str, &str); 7] = [
             ("01-base.sh", ENV_BASE),
@@ -96,60 +100,96 @@ impl Skeleton<'_> {
         for (name, text) in scripts {
             write(&root.join(ENV_DIR).join(name), text, 0o755)?;
         }
+        Ok((docker_env, def_env))
+    }
+
+    /// The help, startscript and runscript in `d` (`.singularity.d`): the definition's
+    /// sections, or the image's entrypoint and command; returned as written (runscript,
+    /// startscript, help).
+    fn scripts(&self, d: &Path) -> std::io::Result<(String, String, Option<String>)> {
         // Trailing blank lines dropped, as Apptainer does.
-        let helpfile = section("help").map(|h| h.trim_end().to_string());
+        let helpfile = self.section("help").map(|h| h.trim_end().to_string());
         if let Some(help) = &helpfile {
             write(&d.join("runscript.help"), help, 0o644)?;
         }
-        let startscript = format!("#!/bin/sh\n{}", section("startscript").unwrap_or_default());
+        let startscript = format!(
+            "#!/bin/sh\n{}",
+            self.section("startscript").unwrap_or_default()
+        );
         write(&d.join("startscript"), &startscript, 0o755)?;
-        let runscript = match section("runscript") {
+        let runscript = match self.section("runscript") {
             Some(body) => format!("#!/bin/sh\n{body}"),
             None => oci_runscript(&self.image.entrypoint, &self.image.cmd),
         };
         write(&d.join("runscript"), &runscript, 0o755)?;
-        for (name, script) in ACTIONS {
-            write(
-                &d.join("actions").join(name),
-                &format!("{ACTION_PRELUDE}{script}"),
-                0o755,
-            )?;
-        }
-        let mut written: Vec<std::path::PathBuf> =
-            [".singularity.d", "etc/hosts", "etc/resolv.conf"]
-                .map(Into::into)
-                .into();
-        // The top-level links `apptainer build` makes, which older runtimes and users rely on.
-        for (link, target) in [
-            ("singularity", ".singularity.d/runscript"),
-            ("environment", ".singularity.d/env/90-environment.sh"),
-            (".exec", ".singularity.d/actions/exec"),
-            (".run", ".singularity.d/actions/run"),
-            (".shell", ".singularity.d/actions/shell"),
-            (".test", ".singularity.d/actions/test"),
-        ] {
-            let path = root.join(link);
-            if path.symlink_metadata().is_ok() {
-                if path.is_dir() && !path.is_symlink() {
-                    continue;
-                }
-                std::fs::remove_file(&path)?;
-            }
-            std::os::unix::fs::symlink(target, &path)?;
-            written.push(link.into());
-        }
-        let environment = [(DOCKER_ENV, docker_env), (DEF_ENV, def_env)]
-            .into_iter()
-            .map(|(name, text)| (format!("/{ENV_DIR}/{name}"), text))
-            .collect();
-        Ok(Inspected {
-            environment,
-            runscript,
-            startscript,
-            helpfile,
-            written,
-        })
+        Ok((runscript, startscript, helpfile))
     }
+}
+
+/// `d` (`.singularity.d`) made anew, with its `env`, `libs` and `actions` folders.
+fn fresh_singularity_dir(d: &Path) -> std::io::Result<()> {
+    // Ours to write, whole: an image's own `.singularity.d` (or a symlink in it) could point
+    // anywhere, the build machine included.
+    match d.symlink_metadata() {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(d)?,
+        Ok(_) => std::fs::remove_file(d)?,
+        Err(_) => {}
+    }
+    for sub in ["env", "libs", "actions"] {
+        std::fs::create_dir_all(d.join(sub))?;
+    }
+    Ok(())
+}
+
+/// The folders and files Apptainer binds the host's over, present and empty.
+fn bind_targets(root: &Path) -> std::io::Result<()> {
+    // The image's own symlinks are never followed out of it (an `etc` pointing at `/etc` would
+    // be the build machine's): what lies behind one is left as the image has it.
+    for dir in [
+        "dev", "proc", "sys", "tmp", "root", "home", "etc", "var/tmp",
+    ] {
+        if !through_symlink(root, dir) {
+            std::fs::create_dir_all(root.join(dir))?;
+        }
+    }
+    // The build machine's must not stay in the image (resolv.conf) and a missing one draws a
+    // warning on every run (hosts).
+    for file in ["etc/hosts", "etc/resolv.conf"] {
+        if through_symlink(root, "etc") {
+            continue;
+        }
+        let path = root.join(file);
+        if path.symlink_metadata().is_ok_and(|m| !m.is_dir()) {
+            std::fs::remove_file(&path)?;
+        }
+        write(&path, "", 0o644)?;
+    }
+    Ok(())
+}
+
+/// The top-level links `apptainer build` makes, which older runtimes and users rely on; those
+/// made, relative to `root` (a real folder of the image at that name stays).
+fn top_level_links(root: &Path) -> std::io::Result<Vec<std::path::PathBuf>> {
+    let mut made = Vec::new();
+    for (link, target) in [
+        ("singularity", ".singularity.d/runscript"),
+        ("environment", ".singularity.d/env/90-environment.sh"),
+        (".exec", ".singularity.d/actions/exec"),
+        (".run", ".singularity.d/actions/run"),
+        (".shell", ".singularity.d/actions/shell"),
+        (".test", ".singularity.d/actions/test"),
+    ] {
+        let path = root.join(link);
+        if path.symlink_metadata().is_ok() {
+            if path.is_dir() && !path.is_symlink() {
+                continue;
+            }
+            std::fs::remove_file(&path)?;
+        }
+        std::os::unix::fs::symlink(target, &path)?;
+        made.push(link.into());
+    }
+    Ok(made)
 }
 
 /// The image config's `config`, as Apptainer stores it (`oci-config.json`): empty fields left

@@ -7,7 +7,8 @@ use clap::{Parser, Subcommand};
 use model::env_names;
 use terminal::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 
-use crate::Command;
+use crate::generate::GenerateOptions;
+use crate::{Command, ProcessCommand};
 
 #[derive(Debug, Parser)]
 #[command(name = "spack-cacher", version, about = "Fills the Spack binary build cache from the container definitions (stage 2).", after_help = EXIT_CODES_HELP)]
@@ -166,13 +167,13 @@ impl Cli {
                 pipelines,
                 spack,
                 jobs,
-            } => Command::Generate {
+            } => Command::Generate(GenerateOptions {
                 envs,
                 arch,
-                pipelines,
                 spack,
                 jobs,
-            },
+                output: pipelines,
+            }),
             CliCommand::Record {
                 config,
                 envs,
@@ -193,7 +194,7 @@ impl Cli {
                 timeout,
                 pull_policy,
                 max_jobs,
-            } => Command::Process {
+            } => Command::Process(ProcessCommand {
                 config,
                 arch,
                 inputs,
@@ -202,7 +203,7 @@ impl Cli {
                 timeout,
                 pull_policy,
                 max_jobs,
-            },
+            }),
         };
         (self.output.options(), command)
     }

@@ -164,7 +164,6 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
     for (name, (stage, job)) in merged.jobs {
         by_stage.entry(stage).or_default().push((name, job));
     }
-    let variables = opts.variables.clone();
     // GitLab includes child pipelines only from artifacts of a job of the same pipeline: the
     // trigger pipeline's first job takes the generated files over from the parent's job.
     let fetch = format!("fetch {} pipelines", opts.arch);
@@ -201,7 +200,7 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
             let file = format!("{}/{stage_name}{suffix}.yml", opts.arch);
             let mut child = Pipeline {
                 stages: vec![stage_name.clone()],
-                variables: variables.clone(),
+                variables: opts.variables.clone(),
                 ..Pipeline::default()
             };
             child.jobs.extend(part.iter().cloned());
@@ -210,32 +209,38 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
             let trigger_name = format!("build {} {stage_name}{suffix}", opts.arch);
             trigger.jobs.insert(
                 trigger_name.clone(),
-                Job {
-                    stage: Some(stage_name.clone()),
-                    trigger: Some(Trigger::from_artifact(include, fetch.clone())),
-                    needs: Some(
-                        std::iter::once(&fetch)
-                            .chain(&previous)
-                            .map(Need::job)
-                            .collect(),
-                    ),
-                    // Spack gives its index update `when: always`: what the stages before
-                    // uploaded is indexed even when one of them failed partly.
-                    rules: match stage {
-                        Stage::Services => vec![Rule {
-                            when: Some("always".into()),
-                            ..Rule::default()
-                        }],
-                        Stage::Build(_) => Vec::new(),
-                    },
-                    ..Job::default()
-                },
+                trigger_job(stage, include, &fetch, &previous),
             );
             this_stage.push(trigger_name);
         }
         previous = this_stage;
     }
     (children, trigger.into_child())
+}
+
+/// The job of the trigger pipeline that runs the child pipeline `include` of `stage`, after
+/// the fetch job and the child pipelines of the stage before (`previous`).
+fn trigger_job(stage: Stage, include: String, fetch: &str, previous: &[String]) -> Job {
+    Job {
+        stage: Some(stage.name()),
+        trigger: Some(Trigger::from_artifact(include, fetch.to_string())),
+        needs: Some(
+            std::iter::once(fetch)
+                .chain(previous.iter().map(String::as_str))
+                .map(Need::job)
+                .collect(),
+        ),
+        // Spack gives its index update `when: always`: what the stages before uploaded is
+        // indexed even when one of them failed partly.
+        rules: match stage {
+            Stage::Services => vec![Rule {
+                when: Some("always".into()),
+                ..Rule::default()
+            }],
+            Stage::Build(_) => Vec::new(),
+        },
+        ..Job::default()
+    }
 }
 
 /// The stage's jobs cut into child pipelines of at most `max_jobs_per_pipeline` jobs and

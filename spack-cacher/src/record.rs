@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use model::config::Config;
 use stores::keep_lists;
-use stores::{Store, StoreUrl};
+use stores::{S3Options, Store, StoreUrl};
 
 #[derive(Debug, Clone)]
 pub struct RecordOptions {
@@ -34,16 +34,44 @@ pub struct Recorded {
     pub removed: Vec<String>,
 }
 
-/// Record every lockfile of the architecture, then remove the lists of this branch and
-/// architecture whose container is no longer defined.
-pub async fn run(opts: &RecordOptions) -> anyhow::Result<Recorded> {
+/// The store of the keep lists in the cache the branch fills, and how to reach it.
+pub fn keep_lists_store(opts: &RecordOptions) -> anyhow::Result<(StoreUrl, S3Options)> {
     let cfg = &opts.config;
     let ac = cfg
         .arch(&opts.arch)
         .with_context(|| format!("architecture `{}` is not in the configuration", opts.arch))?;
     let bucket = &ac.build_cache;
     let url = records_url(bucket.url_for(opts.branch == cfg.default_branch))?;
-    // Every lockfile is read before the first is written.
+    Ok((url, bucket.s3_options()))
+}
+
+/// Record every lockfile of the architecture in `store` (the keep lists' store,
+/// [`keep_lists_store`]), then remove the lists of this branch and architecture whose
+/// container is no longer defined.
+pub async fn run(store: &Store, opts: &RecordOptions) -> anyhow::Result<Recorded> {
+    let locks = lockfiles(opts)?;
+    let written = locks
+        .iter()
+        .map(|(name, _)| store.location(&keep_lists::key(&opts.branch, &opts.arch, name)))
+        .collect();
+    let removed = keep_lists::record_arch(store, &opts.branch, &opts.arch, locks)
+        .await
+        .with_context(|| {
+            format!(
+                "recording the keep lists of {} in {}",
+                opts.arch,
+                store.url()
+            )
+        })?;
+    Ok(Recorded {
+        written,
+        removed: removed.iter().map(|k| store.location(k)).collect(),
+    })
+}
+
+/// Every concretized lockfile of the architecture, by container, each checked: all are read
+/// before the first is written.
+fn lockfiles(opts: &RecordOptions) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
     let mut locks = Vec::new();
     for env in crate::prepare::environments(&opts.envs, &opts.arch)? {
         let path = env.join("spack.lock");
@@ -63,16 +91,5 @@ pub async fn run(opts: &RecordOptions) -> anyhow::Result<Recorded> {
             opts.envs.display()
         );
     }
-    let store = Store::open(&url, &bucket.s3_options()).await?;
-    let written = locks
-        .iter()
-        .map(|(name, _)| store.location(&keep_lists::key(&opts.branch, &opts.arch, name)))
-        .collect();
-    let removed = keep_lists::record_arch(&store, &opts.branch, &opts.arch, locks)
-        .await
-        .with_context(|| format!("recording the keep lists of {} in {url}", opts.arch))?;
-    Ok(Recorded {
-        written,
-        removed: removed.iter().map(|k| store.location(k)).collect(),
-    })
+    Ok(locks)
 }

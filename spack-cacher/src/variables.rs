@@ -44,133 +44,156 @@ pub struct CiVariable {
 
 /// Every variable the chain generated from `cfg` reads, sorted: project variables first.
 pub fn variables(cfg: &Config) -> Vec<CiVariable> {
-    let mut found: BTreeMap<String, CiVariable> = BTreeMap::new();
-    let mut add = |name: &str, source: Source, masked: bool, protected: bool, used: &str| {
-        // GitLab's own variables are never the project's to define.
-        let source = if name.starts_with("CI_") {
-            Source::Predefined
-        } else {
-            source
-        };
-        let v = found.entry(name.to_string()).or_insert_with(|| CiVariable {
-            name: name.to_string(),
-            source,
-            masked,
-            protected,
-            uses: Vec::new(),
-        });
-        // Protected only if every use is on protected branches.
-        v.protected &= protected;
-        v.masked |= masked;
-        if !v.uses.iter().any(|u| u == used) {
-            v.uses.push(used.to_string());
-        }
-    };
-    let mut pair = |c: &Credentials, protected: bool, what: &str| {
-        add(
-            &c.user_env,
-            Source::Variable,
-            false,
-            protected,
-            &format!("{what} (user or key id)"),
-        );
-        add(
-            &c.secret_env,
-            Source::Variable,
-            true,
-            protected,
-            &format!("{what} (password, token or secret key)"),
-        );
-    };
-    if let Some(c) = &cfg.registry.credentials {
-        pair(c, false, "project registry: push and read images");
-    }
-    if let Some(c) = cfg
-        .registry
-        .public
-        .as_ref()
-        .and_then(|p| p.credentials.as_ref())
-    {
-        // Only the default branch publishes to the hub.
-        pair(c, true, "public hub: publish from the default branch");
-    }
-    for (arch, ac) in &cfg.architectures {
-        if let Some(c) = &ac.build_cache.credentials {
-            pair(
-                c,
-                false,
-                &format!("{arch} build cache: Spack jobs, containers, janitor"),
-            );
-        }
-        if let Some(c) = ac
-            .containers_bucket
-            .as_ref()
-            .and_then(|b| b.credentials.as_ref())
-        {
-            pair(c, false, "SIF bucket: publish, sync, prune");
-        }
-    }
-    add(
+    let mut found = Found::default();
+    found.credentials(cfg);
+    found.add(
         env_names::SPACK_DEPLOYMENT_KEY_PUBLIC,
         Source::File,
         false,
         false,
         "optional: the public key builders trust (signed build caches)",
     );
-    for (name, used) in [
-        (
-            env_names::CI_COMMIT_REF_SLUG,
-            "the branch: tags, caches, keep lists",
-        ),
-        (env_names::CI_DEFAULT_BRANCH, "which branch is production"),
-        ("CI_COMMIT_BRANCH", "rules: the default branch's pipelines"),
-        (
-            "CI_PIPELINE_SOURCE",
-            "rules: push, merge request, web or schedule",
-        ),
-        (
-            env_names::CI_PROJECT_URL,
-            "the remote whose branches are alive",
-        ),
-        ("CI_JOB_TOKEN", "reading that remote's branches"),
-        ("CI_PIPELINE_ID", "child pipelines' artifacts"),
-        (env_names::CI_JOB_NAME, "child pipelines' artifacts"),
-        (
-            env_names::CI_PROJECT_DIR,
-            "package repositories of the environments",
-        ),
-    ] {
-        add(name, Source::Predefined, false, false, used);
+    for (name, used) in PREDEFINED {
+        found.add(name, Source::Predefined, false, false, used);
     }
-    for (name, used) in [
-        (
-            env_names::BUILDER_TAG,
-            "stage 1's tag of the base images (dotenv report)",
-        ),
-        (
-            env_names::BUILDER_IMAGE,
-            "the builder the pipeline built, pinned by digest (dotenv report)",
-        ),
-        (
-            env_names::RUNTIME_IMAGE,
-            "the runtime the pipeline built, pinned by digest (dotenv report)",
-        ),
-        (
-            env_names::TOOLS_IMAGE,
-            "the tools image the pipeline built, pinned by digest (dotenv report)",
-        ),
-        (env_names::CONFIG, "the configuration file"),
-        (
-            "PARENT_PIPELINE_ID",
-            "child pipelines reading the parent's artifacts",
-        ),
-        (env_names::DOCKER_HOST, "the engine of image-building jobs"),
-    ] {
-        add(name, Source::Chain, false, false, used);
+    for (name, used) in SET_BY_THE_CHAIN {
+        found.add(name, Source::Chain, false, false, used);
     }
-    let mut all: Vec<CiVariable> = found.into_values().collect();
+    let mut all: Vec<CiVariable> = found.0.into_values().collect();
     all.sort_by(|a, b| (a.source, &a.name).cmp(&(b.source, &b.name)));
     all
+}
+
+/// What GitLab sets in every job that the chain reads, and what for.
+const PREDEFINED: [(&str, &str); 9] = [
+    (
+        env_names::CI_COMMIT_REF_SLUG,
+        "the branch: tags, caches, keep lists",
+    ),
+    (env_names::CI_DEFAULT_BRANCH, "which branch is production"),
+    ("CI_COMMIT_BRANCH", "rules: the default branch's pipelines"),
+    (
+        "CI_PIPELINE_SOURCE",
+        "rules: push, merge request, web or schedule",
+    ),
+    (
+        env_names::CI_PROJECT_URL,
+        "the remote whose branches are alive",
+    ),
+    ("CI_JOB_TOKEN", "reading that remote's branches"),
+    ("CI_PIPELINE_ID", "child pipelines' artifacts"),
+    (env_names::CI_JOB_NAME, "child pipelines' artifacts"),
+    (
+        env_names::CI_PROJECT_DIR,
+        "package repositories of the environments",
+    ),
+];
+
+/// What the chain sets itself (job variables, dotenv reports) and reads, and what for.
+const SET_BY_THE_CHAIN: [(&str, &str); 7] = [
+    (
+        env_names::BUILDER_TAG,
+        "stage 1's tag of the base images (dotenv report)",
+    ),
+    (
+        env_names::BUILDER_IMAGE,
+        "the builder the pipeline built, pinned by digest (dotenv report)",
+    ),
+    (
+        env_names::RUNTIME_IMAGE,
+        "the runtime the pipeline built, pinned by digest (dotenv report)",
+    ),
+    (
+        env_names::TOOLS_IMAGE,
+        "the tools image the pipeline built, pinned by digest (dotenv report)",
+    ),
+    (env_names::CONFIG, "the configuration file"),
+    (
+        "PARENT_PIPELINE_ID",
+        "child pipelines reading the parent's artifacts",
+    ),
+    (env_names::DOCKER_HOST, "the engine of image-building jobs"),
+];
+
+/// The variables found so far, by name; a name read for several things is one entry.
+#[derive(Default)]
+struct Found(BTreeMap<String, CiVariable>);
+
+impl Found {
+    fn add(&mut self, name: &str, source: Source, masked: bool, protected: bool, used: &str) {
+        // GitLab's own variables are never the project's to define.
+        let source = if name.starts_with("CI_") {
+            Source::Predefined
+        } else {
+            source
+        };
+        let v = self
+            .0
+            .entry(name.to_string())
+            .or_insert_with(|| CiVariable {
+                name: name.to_string(),
+                source,
+                masked,
+                protected,
+                uses: Vec::new(),
+            });
+        // Protected only if every use is on protected branches.
+        v.protected &= protected;
+        v.masked |= masked;
+        if !v.uses.iter().any(|u| u == used) {
+            v.uses.push(used.to_string());
+        }
+    }
+
+    /// The two variables of a login: the user shown, the secret masked.
+    fn pair(&mut self, c: &Credentials, protected: bool, what: &str) {
+        self.add(
+            &c.user_env,
+            Source::Variable,
+            false,
+            protected,
+            &format!("{what} (user or key id)"),
+        );
+        self.add(
+            &c.secret_env,
+            Source::Variable,
+            true,
+            protected,
+            &format!("{what} (password, token or secret key)"),
+        );
+    }
+
+    /// The logins the configuration names: registries, build caches, SIF buckets.
+    fn credentials(&mut self, cfg: &Config) {
+        if let Some(c) = &cfg.registry.credentials {
+            self.pair(c, false, "project registry: push and read images");
+        }
+        if let Some(c) = cfg
+            .registry
+            .public
+            .as_ref()
+            .and_then(|p| p.credentials.as_ref())
+        {
+            // Only the default branch publishes to the hub.
+            self.pair(c, true, "public hub: publish from the default branch");
+        }
+        for (arch, ac) in &cfg.architectures {
+            if let Some(c) = &ac.build_cache.credentials {
+                self.pair(
+                    c,
+                    false,
+                    &format!("{arch} build cache: Spack jobs, containers, janitor"),
+                );
+            }
+            if let Some(c) = ac
+                .containers_bucket
+                .as_ref()
+                .and_then(|b| b.credentials.as_ref())
+            {
+                self.pair(c, false, "SIF bucket: publish, sync, prune");
+            }
+        }
+    }
 }
 
 /// The Markdown table of `vars`.

@@ -150,7 +150,7 @@ fn a_generated_sif_build_comes_back_from_singularitahs_parser_as_built() {
         let (_, run) = singularitah::cli::Cli::try_parse_from(&words)
             .unwrap()
             .into_options();
-        let singularitah::cli::Run::SifBuild(opts) = run else {
+        let singularitah::Command::SifBuild(opts) = run else {
             panic!("not a sif build: {words:?}")
         };
         assert_eq!(opts.arch, "arm64");

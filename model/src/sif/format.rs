@@ -2,7 +2,7 @@
 //! inspect` reads, labels, and a squashfs root filesystem as the primary partition — and reading
 //! the labels back.
 //!
-//! Layout as in `sylabs/sif` v2 (see `shared/schemas/SIF_FORMAT.md`): a 128-byte header, a table of
+//! Layout as in `sylabs/sif` v2 (its `pkg/sif` package): a 128-byte header, a table of
 //! 48 descriptors of 585 bytes at 4096, then the objects in descriptor order, partitions aligned
 //! to 4096. Everything is little-endian and packed. The squashfs is streamed from its file, never
 //! held in memory.
@@ -175,12 +175,41 @@ fn align_up(n: u64, align: u64) -> u64 {
 pub fn write(spec: &SifSpec, out: &mut impl Write, out_path: &Path) -> Result<u64, SifError> {
     let arch = arch_code(&spec.arch)?;
     let squashfs_len = check_squashfs(&spec.squashfs)?;
+    let objects = objects(spec, arch, squashfs_len);
+    // Go's `time.Time{}.Unix()`: what deterministic images store.
+    let time = spec.created.unwrap_or(-62_135_596_800);
+    let id = match spec.created {
+        Some(_) => random_id(),
+        None => [0; 16],
+    };
+    let (offsets, end) = layout(&objects);
+    let mut buf = header(arch, id, time, objects.len(), end);
+    buf.resize(DESCRIPTORS_OFFSET as usize, 0);
+    for (i, (o, (off, padding))) in objects.iter().zip(&offsets).enumerate() {
+        descriptor(&mut buf, i, o, *off, *padding, time);
+    }
+    buf.resize(DATA_OFFSET as usize, 0);
+    let out_err = |source| SifError::Io {
+        path: out_path.to_path_buf(),
+        source,
+    };
+    out.write_all(&buf).map_err(out_err)?;
+    for (o, (_, padding)) in objects.iter().zip(&offsets) {
+        out.write_all(&vec![0u8; *padding as usize])
+            .map_err(out_err)?;
+        write_object(o, out, out_path)?;
+    }
+    out.flush().map_err(out_err)?;
+    Ok(end)
+}
+
+/// The objects and order `apptainer build` writes: definition, inspect metadata, OCI config,
+/// the partition.
+fn objects(spec: &SifSpec, arch: [u8; 3], squashfs_len: u64) -> Vec<Object<'_>> {
     let mut partition_extra = Vec::with_capacity(11);
     partition_extra.extend_from_slice(&FS_SQUASHFS.to_le_bytes());
     partition_extra.extend_from_slice(&PART_PRIMSYS.to_le_bytes());
     partition_extra.extend_from_slice(&arch);
-    // The objects and order `apptainer build` writes: definition, inspect metadata, OCI
-    // config, the partition.
     let json = |name, bytes| Object {
         data_type: DATA_GENERIC_JSON,
         name,
@@ -209,17 +238,24 @@ pub fn write(spec: &SifSpec, out: &mut impl Write, out_path: &Path) -> Result<u6
         align: PARTITION_ALIGN,
         source: Source::File(&spec.squashfs, squashfs_len),
     });
-    // Go's `time.Time{}.Unix()`: what deterministic images store.
-    let time = spec.created.unwrap_or(-62_135_596_800);
+    objects
+}
 
+/// Where each object starts and the padding before it, and where the data ends.
+fn layout(objects: &[Object]) -> (Vec<(u64, u64)>, u64) {
     let mut offsets = Vec::with_capacity(objects.len());
     let mut end = DATA_OFFSET;
-    for o in &objects {
+    for o in objects {
         let off = align_up(end, o.align);
         offsets.push((off, off - end));
         end = off + o.size();
     }
+    (offsets, end)
+}
 
+/// The global header: launch script, magic, version, architecture, id, times, and where the
+/// descriptors and the data lie.
+fn header(arch: [u8; 3], id: [u8; 16], time: i64, objects: usize, end: u64) -> Vec<u8> {
     let mut buf = Vec::with_capacity(DATA_OFFSET as usize);
     let mut launch = [0u8; 32];
     launch[..LAUNCH_SCRIPT.len()].copy_from_slice(LAUNCH_SCRIPT);
@@ -227,76 +263,71 @@ pub fn write(spec: &SifSpec, out: &mut impl Write, out_path: &Path) -> Result<u6
     buf.extend_from_slice(MAGIC);
     buf.extend_from_slice(VERSION);
     buf.extend_from_slice(&arch);
-    buf.extend_from_slice(&match spec.created {
-        Some(_) => random_id(),
-        None => [0; 16],
-    });
+    buf.extend_from_slice(&id);
     buf.extend_from_slice(&time.to_le_bytes());
     buf.extend_from_slice(&time.to_le_bytes());
     let total = DESCRIPTORS_TOTAL as i64;
-    buf.extend_from_slice(&(total - objects.len() as i64).to_le_bytes());
+    buf.extend_from_slice(&(total - objects as i64).to_le_bytes());
     buf.extend_from_slice(&total.to_le_bytes());
     buf.extend_from_slice(&(DESCRIPTORS_OFFSET as i64).to_le_bytes());
     buf.extend_from_slice(&((DESCRIPTORS_TOTAL * DESCRIPTOR_SIZE) as i64).to_le_bytes());
     buf.extend_from_slice(&(DATA_OFFSET as i64).to_le_bytes());
     buf.extend_from_slice(&((end - DATA_OFFSET) as i64).to_le_bytes());
-    buf.resize(DESCRIPTORS_OFFSET as usize, 0);
-    for (i, (o, (off, padding))) in objects.iter().zip(&offsets).enumerate() {
-        let start = buf.len();
-        buf.extend_from_slice(&o.data_type.to_le_bytes());
-        buf.push(1);
-        buf.extend_from_slice(&(i as u32 + 1).to_le_bytes());
-        buf.extend_from_slice(&GROUP_1.to_le_bytes());
-        buf.extend_from_slice(&0u32.to_le_bytes());
-        buf.extend_from_slice(&(*off as i64).to_le_bytes());
-        buf.extend_from_slice(&(o.size() as i64).to_le_bytes());
-        buf.extend_from_slice(&((padding + o.size()) as i64).to_le_bytes());
-        buf.extend_from_slice(&time.to_le_bytes());
-        buf.extend_from_slice(&time.to_le_bytes());
-        buf.extend_from_slice(&0i64.to_le_bytes());
-        buf.extend_from_slice(&0i64.to_le_bytes());
-        let mut name = [0u8; 128];
-        name[..o.name.len()].copy_from_slice(o.name.as_bytes());
-        buf.extend_from_slice(&name);
-        let mut extra = [0u8; 384];
-        extra[..o.extra.len()].copy_from_slice(&o.extra);
-        buf.extend_from_slice(&extra);
-        debug_assert_eq!(buf.len() - start, DESCRIPTOR_SIZE as usize);
-    }
-    buf.resize(DATA_OFFSET as usize, 0);
+    buf
+}
 
+/// The descriptor of the `i`th object, at `off` after `padding` bytes, appended to `buf`.
+fn descriptor(buf: &mut Vec<u8>, i: usize, o: &Object, off: u64, padding: u64, time: i64) {
+    let start = buf.len();
+    buf.extend_from_slice(&o.data_type.to_le_bytes());
+    buf.push(1);
+    buf.extend_from_slice(&(i as u32 + 1).to_le_bytes());
+    buf.extend_from_slice(&GROUP_1.to_le_bytes());
+    buf.extend_from_slice(&0u32.to_le_bytes());
+    buf.extend_from_slice(&(off as i64).to_le_bytes());
+    buf.extend_from_slice(&(o.size() as i64).to_le_bytes());
+    buf.extend_from_slice(&((padding + o.size()) as i64).to_le_bytes());
+    buf.extend_from_slice(&time.to_le_bytes());
+    buf.extend_from_slice(&time.to_le_bytes());
+    buf.extend_from_slice(&0i64.to_le_bytes());
+    buf.extend_from_slice(&0i64.to_le_bytes());
+    let mut name = [0u8; 128];
+    name[..o.name.len()].copy_from_slice(o.name.as_bytes());
+    buf.extend_from_slice(&name);
+    let mut extra = [0u8; 384];
+    extra[..o.extra.len()].copy_from_slice(&o.extra);
+    buf.extend_from_slice(&extra);
+    debug_assert_eq!(buf.len() - start, DESCRIPTOR_SIZE as usize);
+}
+
+/// The object's bytes, or its file streamed, to `out` (named `out_path` in errors).
+fn write_object(o: &Object, out: &mut impl Write, out_path: &Path) -> Result<(), SifError> {
     let out_err = |source| SifError::Io {
         path: out_path.to_path_buf(),
         source,
     };
-    out.write_all(&buf).map_err(out_err)?;
-    for (o, (_, padding)) in objects.iter().zip(&offsets) {
-        out.write_all(&vec![0u8; *padding as usize])
-            .map_err(out_err)?;
-        match &o.source {
-            Source::Bytes(b) => out.write_all(b).map_err(out_err)?,
-            Source::File(path, len) => {
-                let f = File::open(path).map_err(|source| SifError::Io {
+    match &o.source {
+        Source::Bytes(b) => out.write_all(b).map_err(out_err),
+        Source::File(path, len) => {
+            let f = File::open(path).map_err(|source| SifError::Io {
+                path: path.to_path_buf(),
+                source,
+            })?;
+            // Exactly the length laid out: a file that changed meanwhile must not shift what
+            // the descriptors say.
+            let copied = io::copy(&mut f.take(*len), out).map_err(out_err)?;
+            if copied != *len {
+                return Err(SifError::Io {
                     path: path.to_path_buf(),
-                    source,
-                })?;
-                // Exactly the length laid out: a file that changed meanwhile must not shift
-                // what the descriptors say.
-                let copied = io::copy(&mut f.take(*len), out).map_err(out_err)?;
-                if copied != *len {
-                    return Err(SifError::Io {
-                        path: path.to_path_buf(),
-                        source: io::Error::new(
-                            io::ErrorKind::UnexpectedEof,
-                            "file shrank while written",
-                        ),
-                    });
-                }
+                    source: io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "file shrank while written",
+                    ),
+                });
             }
+            Ok(())
         }
     }
-    out.flush().map_err(out_err)?;
-    Ok(end)
 }
 
 /// The labels a SIF records: its `JSON.Labels` object, else the labels of the inspect metadata

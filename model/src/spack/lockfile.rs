@@ -88,65 +88,9 @@ impl Lockfile {
                 format!("not a Spack lockfile (expected _meta, roots, concrete_specs): {e}"),
             )
         })?;
-        if raw
-            .meta
-            .file_type
-            .as_deref()
-            .is_some_and(|t| t != "spack-lockfile")
-        {
-            return Err(FormatError::invalid(
-                &what,
-                "`_meta.file-type` is not `spack-lockfile`",
-            ));
-        }
-        if !SUPPORTED_VERSIONS.contains(&raw.meta.lockfile_version) {
-            return Err(FormatError::invalid(
-                &what,
-                format!(
-                    "lockfile version {} is not supported (expected {} to {})",
-                    raw.meta.lockfile_version,
-                    SUPPORTED_VERSIONS.start(),
-                    SUPPORTED_VERSIONS.end()
-                ),
-            ));
-        }
-        let mut specs = IndexMap::with_capacity(raw.concrete_specs.len());
-        for (hash, node) in &raw.concrete_specs {
-            if !is_dag_hash(hash) {
-                return Err(FormatError::invalid(
-                    &what,
-                    format!("`{hash}` is not a DAG hash"),
-                ));
-            }
-            let node = SpecNode::from_json(node, Some(hash), &what)?;
-            specs.insert(node.hash.clone(), node);
-        }
-        for root in &raw.roots {
-            if !specs.contains_key(root.hash.as_str()) {
-                return Err(FormatError::invalid(
-                    &what,
-                    format!(
-                        "root `{}` names hash {} that is not among concrete_specs",
-                        root.spec, root.hash
-                    ),
-                ));
-            }
-        }
-        for node in specs.values() {
-            if let Some(e) = node
-                .dependencies
-                .iter()
-                .find(|e| !specs.contains_key(&*e.hash))
-            {
-                return Err(FormatError::invalid(
-                    &what,
-                    format!(
-                        "`{}` depends on {} ({}) which is not among concrete_specs",
-                        node.name, e.name, e.hash
-                    ),
-                ));
-            }
-        }
+        raw.meta.check(&what)?;
+        let specs = concrete_specs(&raw.concrete_specs, &what)?;
+        check_references(&raw.roots, &specs, &what)?;
         Ok(Lockfile {
             source: source.to_string(),
             version: raw.meta.lockfile_version,
@@ -185,6 +129,88 @@ impl Lockfile {
                 )
             })
     }
+}
+
+impl RawMeta {
+    /// A Spack lockfile of a version this code reads.
+    fn check(&self, what: &str) -> Result<(), FormatError> {
+        if self
+            .file_type
+            .as_deref()
+            .is_some_and(|t| t != "spack-lockfile")
+        {
+            return Err(FormatError::invalid(
+                what,
+                "`_meta.file-type` is not `spack-lockfile`",
+            ));
+        }
+        if !SUPPORTED_VERSIONS.contains(&self.lockfile_version) {
+            return Err(FormatError::invalid(
+                what,
+                format!(
+                    "lockfile version {} is not supported (expected {} to {})",
+                    self.lockfile_version,
+                    SUPPORTED_VERSIONS.start(),
+                    SUPPORTED_VERSIONS.end()
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// The `concrete_specs` parsed, keyed by their DAG hash in file order.
+fn concrete_specs(
+    raw: &IndexMap<String, Box<RawValue>>,
+    what: &str,
+) -> Result<IndexMap<Shared, SpecNode>, FormatError> {
+    let mut specs = IndexMap::with_capacity(raw.len());
+    for (hash, node) in raw {
+        if !is_dag_hash(hash) {
+            return Err(FormatError::invalid(
+                what,
+                format!("`{hash}` is not a DAG hash"),
+            ));
+        }
+        let node = SpecNode::from_json(node, Some(hash), what)?;
+        specs.insert(node.hash.clone(), node);
+    }
+    Ok(specs)
+}
+
+/// Every root and every dependency names a spec of the lockfile: the graph is closed.
+fn check_references(
+    roots: &[RawRoot],
+    specs: &IndexMap<Shared, SpecNode>,
+    what: &str,
+) -> Result<(), FormatError> {
+    for root in roots {
+        if !specs.contains_key(root.hash.as_str()) {
+            return Err(FormatError::invalid(
+                what,
+                format!(
+                    "root `{}` names hash {} that is not among concrete_specs",
+                    root.spec, root.hash
+                ),
+            ));
+        }
+    }
+    for node in specs.values() {
+        if let Some(e) = node
+            .dependencies
+            .iter()
+            .find(|e| !specs.contains_key(&*e.hash))
+        {
+            return Err(FormatError::invalid(
+                what,
+                format!(
+                    "`{}` depends on {} ({}) which is not among concrete_specs",
+                    node.name, e.name, e.hash
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
