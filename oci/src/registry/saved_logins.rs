@@ -219,12 +219,14 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Login>, SavedLoginEr
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| err(format!("cannot run it: {e}")))?;
-    child
-        .stdin
-        .take()
-        .expect("piped")
-        .write_all(server.as_bytes())
-        .map_err(|e| err(e.to_string()))?;
+    // A helper that fails fast may exit before reading its input: the broken pipe is not the
+    // error to report, its exit status and stderr below are.
+    let written = child.stdin.take().expect("piped").write_all(server.as_bytes());
+    if let Err(e) = written
+        && e.kind() != std::io::ErrorKind::BrokenPipe
+    {
+        return Err(err(e.to_string()));
+    }
     let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
     if !out.status.success() {
         let (stdout, stderr) = (
