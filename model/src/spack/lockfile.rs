@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use super::spec::{Shared, SpecNode};
+use super::spec::{Interner, Shared, SpecNode};
 use super::spec_string::package_name;
 use super::{FormatError, is_dag_hash};
 
@@ -165,6 +165,7 @@ fn concrete_specs(
     what: &str,
 ) -> Result<IndexMap<Shared, SpecNode>, FormatError> {
     let mut specs = IndexMap::with_capacity(raw.len());
+    let mut strings = Interner::default();
     for (hash, node) in raw {
         if !is_dag_hash(hash) {
             return Err(FormatError::invalid(
@@ -172,7 +173,7 @@ fn concrete_specs(
                 format!("`{hash}` is not a DAG hash"),
             ));
         }
-        let node = SpecNode::from_json(node, Some(hash), what)?;
+        let node = SpecNode::from_json(node, Some(hash), what, &mut strings)?;
         specs.insert(node.hash.clone(), node);
     }
     Ok(specs)

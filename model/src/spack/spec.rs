@@ -1,7 +1,7 @@
 //! Concrete spec nodes as Spack writes them in lockfiles, spec files and build-cache indexes.
 
 use std::collections::HashSet;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 
 use serde::Deserialize;
 
@@ -12,19 +12,21 @@ use super::{FormatError, is_dag_hash};
 /// so each is stored once.
 pub type Shared = Arc<str>;
 
-/// The one copy of `s`.
-pub fn intern(s: &str) -> Shared {
-    static POOL: OnceLock<Mutex<HashSet<Shared>>> = OnceLock::new();
-    let mut pool = POOL
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner());
-    if let Some(existing) = pool.get(s) {
-        return existing.clone();
+/// The strings of one parse (an index, a lockfile, a spec file): each is stored once, and all
+/// are freed with what was parsed.
+#[derive(Debug, Default)]
+pub struct Interner(HashSet<Shared>);
+
+impl Interner {
+    /// The one copy of `s`.
+    pub fn get(&mut self, s: &str) -> Shared {
+        if let Some(existing) = self.0.get(s) {
+            return existing.clone();
+        }
+        let new: Shared = Arc::from(s);
+        self.0.insert(new.clone());
+        new
     }
-    let new: Shared = Arc::from(s);
-    pool.insert(new.clone());
-    new
 }
 
 /// One dependency type of an edge.
@@ -114,8 +116,8 @@ impl Compiler {
     /// The literal `none-none` Spack uses for nodes built without a compiler.
     pub fn none() -> Self {
         Compiler {
-            name: intern("none"),
-            version: intern("none"),
+            name: Shared::from("none"),
+            version: Shared::from("none"),
         }
     }
 }
@@ -217,20 +219,22 @@ impl SpecNode {
         value: &serde_json::value::RawValue,
         key_hash: Option<&str>,
         what: &str,
+        strings: &mut Interner,
     ) -> Result<SpecNode, FormatError> {
         let raw: RawNode = serde_json::from_str(value.get())
             .map_err(|e| FormatError::invalid(what, format!("not a spec node: {e}")))?;
-        raw.into_node(key_hash, what)
+        raw.into_node(key_hash, what, strings)
     }
 
     pub fn from_value(
         value: serde_json::Value,
         key_hash: Option<&str>,
         what: &str,
+        strings: &mut Interner,
     ) -> Result<SpecNode, FormatError> {
         let raw: RawNode = serde_json::from_value(value)
             .map_err(|e| FormatError::invalid(what, format!("not a spec node: {e}")))?;
-        raw.into_node(key_hash, what)
+        raw.into_node(key_hash, what, strings)
     }
 }
 
@@ -310,7 +314,12 @@ fn scalar_string(v: &serde_json::Value) -> String {
 }
 
 impl RawNode {
-    fn into_node(self, key_hash: Option<&str>, what: &str) -> Result<SpecNode, FormatError> {
+    fn into_node(
+        self,
+        key_hash: Option<&str>,
+        what: &str,
+        strings: &mut Interner,
+    ) -> Result<SpecNode, FormatError> {
         let hash = match (key_hash, self.hash) {
             (Some(k), _) => k.to_string(),
             (None, Some(h)) => h,
@@ -334,8 +343,8 @@ impl RawNode {
         });
         let own_compiler = match (self.compiler, self.annotations.and_then(|a| a.compiler)) {
             (Some(c), _) => Some(Compiler {
-                name: intern(&c.name),
-                version: intern(&scalar_string(&c.version)),
+                name: strings.get(&c.name),
+                version: strings.get(&scalar_string(&c.version)),
             }),
             // v8 index: "gcc@=10.2.1" (older writers used "gcc@10.2.1").
             (None, Some(s)) => {
@@ -344,20 +353,20 @@ impl RawNode {
                     .or_else(|| s.split_once('@'))
                     .unwrap_or((s.as_str(), ""));
                 Some(Compiler {
-                    name: intern(name),
-                    version: intern(version),
+                    name: strings.get(name),
+                    version: strings.get(version),
                 })
             }
             (None, None) => None,
         };
-        let dependencies = parse_edges(self.dependencies, &self.name, what)?;
+        let dependencies = parse_edges(self.dependencies, &self.name, what, strings)?;
         Ok(SpecNode {
-            version: intern(&self.version.as_ref().map(scalar_string).unwrap_or_default()),
-            name: intern(&self.name),
-            hash: intern(&hash),
-            platform: intern(arch.platform.as_deref().unwrap_or_default()),
-            platform_os: intern(arch.platform_os.as_deref().unwrap_or_default()),
-            target: intern(match &arch.target {
+            version: strings.get(&self.version.as_ref().map(scalar_string).unwrap_or_default()),
+            name: strings.get(&self.name),
+            hash: strings.get(&hash),
+            platform: strings.get(arch.platform.as_deref().unwrap_or_default()),
+            platform_os: strings.get(arch.platform_os.as_deref().unwrap_or_default()),
+            target: strings.get(match &arch.target {
                 Some(RawTarget::Name(n)) | Some(RawTarget::Object { name: n }) => n,
                 None => "",
             }),
@@ -372,6 +381,7 @@ fn parse_edges(
     deps: Option<serde_json::Value>,
     node: &str,
     what: &str,
+    strings: &mut Interner,
 ) -> Result<Vec<Edge>, FormatError> {
     let Some(deps) = deps else {
         return Ok(Vec::new());
@@ -409,10 +419,10 @@ fn parse_edges(
                 })?);
             }
             Ok(Edge {
-                name: intern(&e.name),
-                hash: intern(&e.hash),
+                name: strings.get(&e.name),
+                hash: strings.get(&e.hash),
                 types,
-                virtuals: virtuals.iter().map(|v| intern(v)).collect(),
+                virtuals: virtuals.iter().map(|v| strings.get(v)).collect(),
             })
         })
         .collect()
@@ -423,7 +433,13 @@ mod tests {
     use super::*;
 
     fn node(json: &str) -> SpecNode {
-        SpecNode::from_value(serde_json::from_str(json).unwrap(), None, "test").unwrap()
+        SpecNode::from_value(
+            serde_json::from_str(json).unwrap(),
+            None,
+            "test",
+            &mut Interner::default(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -449,7 +465,7 @@ mod tests {
         assert_eq!(new.architecture(), "linux-ubuntu24.04-x86_64_v3");
         assert_eq!(
             new.compiler(|h| (h == "gggggggggggggggggggggggggggggggg")
-                .then(|| (intern("gcc"), intern("13.2.0"))))
+                .then(|| (Shared::from("gcc"), Shared::from("13.2.0"))))
                 .to_string(),
             "gcc-13.2.0"
         );
@@ -472,7 +488,7 @@ mod tests {
             {"name":"llvm","hash":"llllllllllllllllllllllllllllllll","parameters":{"deptypes":["build"],"virtuals":["fortran"]}}]}"#,
         );
         let lookup = |h: &str| match h.as_bytes()[0] {
-            b'g' => Some((intern("gcc"), intern("12.2.0"))),
+            b'g' => Some((Shared::from("gcc"), Shared::from("12.2.0"))),
             _ => None,
         };
         assert_eq!(n.compiler_shown(lookup), "%c,cxx=gcc@12.2.0 %fortran=llvm");
@@ -494,14 +510,14 @@ mod tests {
     fn bad_hash_and_bad_edges_are_errors() {
         let v = serde_json::from_str(r#"{"name":"x","hash":"short"}"#).unwrap();
         assert!(
-            SpecNode::from_value(v, None, "f")
+            SpecNode::from_value(v, None, "f", &mut Interner::default())
                 .unwrap_err()
                 .to_string()
                 .contains("invalid DAG hash")
         );
         let v = serde_json::from_str(r#"{"name":"x","hash":"rqh2vuf6fqwkmipzgi2wjx352mq7y7ez","dependencies":[{"name":"y","hash":"h","type":["weird"]}]}"#).unwrap();
         assert!(
-            SpecNode::from_value(v, None, "f")
+            SpecNode::from_value(v, None, "f", &mut Interner::default())
                 .unwrap_err()
                 .to_string()
                 .contains("unknown dependency type")

@@ -221,7 +221,11 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Login>, SavedLoginEr
         .map_err(|e| err(format!("cannot run it: {e}")))?;
     // A helper that fails fast may exit before reading its input: the broken pipe is not the
     // error to report, its exit status and stderr below are.
-    let written = child.stdin.take().expect("piped").write_all(server.as_bytes());
+    let written = child
+        .stdin
+        .take()
+        .expect("piped")
+        .write_all(server.as_bytes());
     if let Err(e) = written
         && e.kind() != std::io::ErrorKind::BrokenPipe
     {

@@ -9,7 +9,7 @@ use futures::StreamExt;
 use super::{CacheError, LoadedIndex, load_index};
 use crate::{ObjectInfo, Store};
 use model::spack::buildcache::{Layout, v2, v3};
-use model::spack::spec::{Shared, intern};
+use model::spack::spec::Shared;
 
 /// The listing and indexes of one cache.
 #[derive(Debug, Clone)]
@@ -68,20 +68,28 @@ impl Catalog {
         if indexes.is_empty() {
             return Err(CacheError::NoCache { url: store.url() });
         }
+        // The hashes the indexes hold are shared, not copied: a cache lists each spec's
+        // objects once per object.
+        let shared = |hash: &str| -> Shared {
+            indexes
+                .iter()
+                .find_map(|i| i.db.entries.get_key_value(hash).map(|(k, _)| k.clone()))
+                .unwrap_or_else(|| Shared::from(hash))
+        };
         let mut v2_objects: HashMap<Shared, Vec<u32>> = HashMap::new();
         let mut v3_manifests = HashMap::new();
         for (i, o) in objects.iter().enumerate() {
             let i = i as u32;
             match v2::classify(&o.key) {
                 Some(v2::Object::SpecFile { hash, .. } | v2::Object::Tarball { hash }) => {
-                    v2_objects.entry(intern(&hash)).or_default().push(i);
+                    v2_objects.entry(shared(&hash)).or_default().push(i);
                     continue;
                 }
                 Some(_) => continue,
                 None => {}
             }
             if let Some(v3::Object::SpecManifest { hash }) = v3::classify(&o.key) {
-                v3_manifests.insert(intern(&hash), i);
+                v3_manifests.insert(shared(&hash), i);
             }
         }
         Ok(Catalog {

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
-use crate::spack::spec::{Compiler, Shared, SpecNode};
+use crate::spack::spec::{Compiler, Interner, Shared, SpecNode};
 use crate::spack::{FormatError, is_dag_hash};
 
 /// Database versions this code reads (`"7"` Spack 0.21–0.23, `"8"` 1.0–1.2, `"9"` 1.3).
@@ -134,6 +134,7 @@ impl Database {
                 }
             }
             let mut entries = IndexMap::with_capacity(raw.database.installs.len());
+            let mut strings = Interner::default();
             for (hash, record) in raw.database.installs {
                 if !is_dag_hash(hash) {
                     return Err(FormatError::invalid(
@@ -143,7 +144,7 @@ impl Database {
                 }
                 let rec: RawRecord<'_> = serde_json::from_str(record.get())
                     .map_err(|e| FormatError::invalid(what, format!("record {hash}: {e}")))?;
-                let node = SpecNode::from_json(rec.spec, Some(hash), what)?;
+                let node = SpecNode::from_json(rec.spec, Some(hash), what, &mut strings)?;
                 let start = record.get().as_ptr() as usize - base;
                 if entries.contains_key(hash) {
                     return Err(FormatError::invalid(

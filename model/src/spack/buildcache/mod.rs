@@ -10,7 +10,7 @@ use std::io::Read;
 
 pub use index::{Database, IndexEntry};
 
-use crate::spack::spec::SpecNode;
+use crate::spack::spec::{Interner, SpecNode};
 use crate::spack::{FormatError, clearsign};
 
 /// A build-cache layout. A mirror can hold both.
@@ -77,10 +77,11 @@ impl SpecFile {
             return Err(FormatError::invalid(what, "spec file without nodes"));
         }
         let raw_nodes = raw.spec.nodes;
+        let mut strings = Interner::default();
         let nodes = raw_nodes
             .iter()
             .cloned()
-            .map(|n| SpecNode::from_value(n, None, what))
+            .map(|n| SpecNode::from_value(n, None, what, &mut strings))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(SpecFile {
             nodes,
