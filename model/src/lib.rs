@@ -1,10 +1,12 @@
 //! The model of the Spacktainerizah tools: Spack formats, container definitions, the
-//! configuration, the CI pipeline model, the SIF format and the typed command lines. It reads
-//! and writes the files of its own formats but opens no connection, runs no program and has no
-//! async: services are the adapter crates' (`stores`, `oci`, `host`, `terminal`).
+//! configuration, the CI pipeline model, the SIF format, the typed command lines and the
+//! build-cache janitor's deletion planner. It reads and writes the files of its own formats but
+//! opens no connection, runs no program and has no async: services are the adapter crates'
+//! (`stores`, `oci`, `host`, `terminal`).
 
 pub mod checksum;
 pub mod ci;
+pub mod cleanup;
 pub mod commands;
 pub mod config;
 pub mod definitions;

@@ -1,28 +1,28 @@
-//! `spackitor clean`: validate every input, plan, rewrite the index (conditionally, re-planning
-//! when someone else rewrote it), then delete in order: dependents before their dependencies,
-//! manifests before their blobs, in batches of 1000 with several requests in flight.
+//! `spackitor clean`: validate every input, plan (`model::cleanup`), rewrite the index
+//! (conditionally, re-planning when someone else rewrote it), then delete in order: dependents
+//! before their dependencies, manifests before their blobs, in batches of 1000 with several
+//! requests in flight.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
-
-use host::git::Remote;
 use std::time::{Instant, SystemTime};
-use stores::S3Options;
 
 use anyhow::{Context, bail};
-use model::spack::buildcache::{Layout, v3};
+use host::git::Remote;
+use model::cleanup::{self, CacheView, LayoutPlan, LayoutView, Reason, Rules};
+use model::spack::buildcache::Layout;
 use serde::Serialize;
 use stores::{
-    Condition, DELETE_BATCH, DELETE_CONCURRENCY, DeleteFailure, RequestCounts, Store, StoreError,
+    Condition, DELETE_BATCH, DELETE_CONCURRENCY, DeleteFailure, RequestCounts, S3Options, Store,
+    StoreError,
 };
 use terminal::cli::exit;
 use terminal::printer::{Printer, human_bytes, table};
 
-use crate::deletion_plan::{self, LayoutPlan, Reason, Rules};
 use crate::journal;
 use crate::keep::{self, KeepSource};
+use crate::loaded::{LoadedCache, WriteBack};
 use crate::manifests;
-use crate::model::{CacheModel, LayoutModel, Unowned};
 use crate::repos::PackageSet;
 
 /// Index rewrites tried before giving up when other writers keep changing the index.
@@ -63,7 +63,12 @@ pub struct Report {
     /// v3 manifests read this run, and known from the previous run's memo.
     pub manifests_read: usize,
     pub manifests_remembered: usize,
+    /// Objects the store refused to delete. When there are any the run exits 2 and its plan
+    /// stays recorded in the cache: the next run deletes what is left.
     pub failures: Vec<Failure>,
+    /// Objects not tried because an earlier wave had failures (they may still be needed by
+    /// what failed to go: a dependency of a spec whose objects remain).
+    pub skipped: usize,
     pub requests: RequestCounts,
     pub duration_seconds: f64,
     /// Keep lockfiles read.
@@ -106,70 +111,33 @@ impl From<DeleteFailure> for Failure {
     }
 }
 
-pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyhow::Result<u8> {
+/// Clean `store`, with the keep lists of `keep` (opened by the run).
+pub async fn run(
+    store: &Store,
+    keep: &[keep::Opened],
+    opts: &CleanOptions,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
     let started = Instant::now();
     // Every input is checked before anything is deleted.
-    let alive = match &opts.branches {
-        Some((remote, default_branch)) => Some(
-            remote
-                .alive(default_branch)
-                .context("reading which branches are alive")?,
-        ),
-        None => None,
-    };
-    let keep = keep::load(&opts.keep, &opts.keep_s3, alive.as_ref()).await?;
-    for r in keep.records.iter().filter(|r| !r.recorded) {
-        printer.log(format!(
-            "nothing recorded yet under {}: it protects no spec (a new deployment, or every branch it recorded for is gone)",
-            r.url
-        ));
-    }
-    let lockfiles = &keep.lockfiles;
-    let packages = if opts.spack_repos.is_empty() {
-        None
-    } else {
-        let set = PackageSet::load(&opts.spack_repos)?;
-        printer.debug(format!(
-            "{} packages in {} repositories",
-            set.len(),
-            set.sources.len()
-        ));
-        Some(set)
-    };
-    if !(opts.max_age_days.is_finite()
-        && (0.0..=terminal::cli::MAX_DAYS).contains(&opts.max_age_days))
-    {
-        bail!(
-            "--max-age {} is out of range: give 0 to {} days",
-            opts.max_age_days,
-            terminal::cli::MAX_DAYS
-        );
-    }
-    let rules = Rules {
-        max_age: terminal::cli::days(opts.max_age_days),
-        keep: keep::hashes(lockfiles),
-        packages,
-        orphans: opts.orphans,
-        now: SystemTime::now(),
-    };
-
-    let report = match execute(
+    let keep = load_keep(keep, opts, printer).await?;
+    let rules = rules(opts, &keep, printer)?;
+    let report = execute(
         store,
         printer,
         started,
         opts.dry_run,
         opts.no_reindex,
-        |m| Ok(deletion_plan::plan(m, &rules)),
+        |view| Ok(cleanup::plan(view, &rules)),
     )
-    .await
-    {
+    .await;
+    let mut report = match report {
         Err(e) if not_filled_yet(&e) => return nothing_to_clean(store, printer),
         other => other?,
     };
-    // The records of deleted branches go once the run has done its work.
-    let mut report = report;
-    report.keep_lists = lockfiles.len();
+    report.keep_lists = keep.lockfiles.len();
     report.keep_records = keep.records.clone();
+    // The records of deleted branches go once the run has done its work.
     for (records, keys) in &keep.dropped {
         report
             .dropped_keep_lists
@@ -182,6 +150,62 @@ pub async fn run(store: &Store, opts: &CleanOptions, printer: &Printer) -> anyho
         }
     }
     print(store, &report, printer)
+}
+
+/// The keep lists, without the records of branches the remote no longer has (when
+/// `opts.branches` names the remote).
+async fn load_keep(
+    keep: &[keep::Opened],
+    opts: &CleanOptions,
+    printer: &Printer,
+) -> anyhow::Result<keep::Loaded> {
+    let alive = match &opts.branches {
+        Some((remote, default_branch)) => Some(
+            remote
+                .alive(default_branch)
+                .context("reading which branches are alive")?,
+        ),
+        None => None,
+    };
+    let keep = keep::load(keep, alive.as_ref()).await?;
+    for r in keep.records.iter().filter(|r| !r.recorded) {
+        printer.log(format!(
+            "nothing recorded yet under {}: it protects no spec (a new deployment, or every branch it recorded for is gone)",
+            r.url
+        ));
+    }
+    Ok(keep)
+}
+
+/// The planner's rules from the options, the keep lists and the package repositories.
+fn rules(opts: &CleanOptions, keep: &keep::Loaded, printer: &Printer) -> anyhow::Result<Rules> {
+    let packages = if opts.spack_repos.is_empty() {
+        None
+    } else {
+        let set = PackageSet::load(&opts.spack_repos)?;
+        printer.debug(format!(
+            "{} packages in {} repositories",
+            set.packages.len(),
+            set.sources.len()
+        ));
+        Some(set.packages)
+    };
+    if !(opts.max_age_days.is_finite()
+        && (0.0..=terminal::cli::MAX_DAYS).contains(&opts.max_age_days))
+    {
+        bail!(
+            "--max-age {} is out of range: give 0 to {} days",
+            opts.max_age_days,
+            terminal::cli::MAX_DAYS
+        );
+    }
+    Ok(Rules {
+        max_age: terminal::cli::days(opts.max_age_days),
+        keep: keep::hashes(&keep.lockfiles),
+        packages,
+        orphans: opts.orphans,
+        now: SystemTime::now(),
+    })
 }
 
 /// Whether `e` says the store holds no build cache at all: no index, and nothing under
@@ -222,11 +246,11 @@ pub async fn execute(
     started: Instant,
     dry_run: bool,
     no_reindex: bool,
-    plan_fn: impl Fn(&CacheModel) -> anyhow::Result<Vec<LayoutPlan>>,
+    plan_fn: impl Fn(&CacheView) -> anyhow::Result<Vec<LayoutPlan>>,
 ) -> anyhow::Result<Report> {
     let planned = plan_and_commit(store, printer, started, dry_run, no_reindex, &plan_fn).await?;
     let Planned {
-        model,
+        loaded,
         plans,
         mut index_writes,
         recorded,
@@ -240,19 +264,19 @@ pub async fn execute(
         printer.log("finishing the deletions of an interrupted run");
     }
 
-    let mut failures = Vec::new();
+    let mut deleted = Deleted::default();
     let mut index_repairs = Vec::new();
     if !dry_run {
-        failures = delete(store, printer, &model, &plans).await?;
-        remember_manifests(store, &model, &plans).await?;
+        deleted = delete(store, printer, &plans).await?;
+        remember_manifests(store, &loaded, &plans).await?;
         if !no_reindex {
             index_repairs = convergence
-                .measure(store, repair_indexes(store, &model, &plans, printer))
+                .measure(store, repair_indexes(store, &loaded.view, &plans, printer))
                 .await?;
             index_writes += index_repairs.iter().map(|r| r.writes).sum::<usize>();
         }
         // A run whose deletes failed keeps its plan: the next one finishes it.
-        if failures.is_empty() && (recorded.is_some() || plan_recorded) {
+        if deleted.failures.is_empty() && (recorded.is_some() || plan_recorded) {
             convergence.measure(store, journal::remove(store)).await?;
         }
     }
@@ -266,9 +290,10 @@ pub async fn execute(
         index_repairs,
         plan_recorded,
         convergence,
-        manifests_read: model.layouts.iter().map(|l| l.manifests.read).sum(),
-        manifests_remembered: model.layouts.iter().map(|l| l.manifests.remembered).sum(),
-        failures,
+        manifests_read: loaded.write_backs.iter().map(|w| w.memo.read).sum(),
+        manifests_remembered: loaded.write_backs.iter().map(|w| w.memo.remembered).sum(),
+        failures: deleted.failures,
+        skipped: deleted.skipped,
         requests: store.requests(),
         duration_seconds: started.elapsed().as_secs_f64(),
         keep_lists: 0,
@@ -279,11 +304,11 @@ pub async fn execute(
 
 /// The cache as planned, and what was written before the deletes.
 struct Planned {
-    model: CacheModel,
+    loaded: LoadedCache,
     plans: Vec<LayoutPlan>,
     index_writes: usize,
     /// The plan an interrupted run had recorded.
-    recorded: Option<journal::Recorded>,
+    recorded: Option<cleanup::Recorded>,
     /// Whether this run recorded its plan.
     plan_recorded: bool,
     convergence: Convergence,
@@ -315,13 +340,13 @@ async fn plan_and_commit(
     started: Instant,
     dry_run: bool,
     no_reindex: bool,
-    plan_fn: &impl Fn(&CacheModel) -> anyhow::Result<Vec<LayoutPlan>>,
+    plan_fn: &impl Fn(&CacheView) -> anyhow::Result<Vec<LayoutPlan>>,
 ) -> anyhow::Result<Planned> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let loaded = CacheModel::load_shown(store, manifests::Reads::All, printer).await;
-        let model = match loaded {
+        let loaded = LoadedCache::load_shown(store, manifests::Reads::All, printer).await;
+        let loaded = match loaded {
             Ok(m) => m,
             Err(e) if is_conflict(&e) && attempt < REWRITE_ATTEMPTS => {
                 printer.log(format!("{e:#}; reading the cache again"));
@@ -334,11 +359,12 @@ async fn plan_and_commit(
             started.elapsed().as_secs_f64()
         ));
         // A corrupt recorded plan stops the run here, before any change.
-        let recorded = journal::read(store, &model).await?;
-        let mut plans = plan_fn(&model)?;
+        let view = &loaded.view;
+        let recorded = journal::read(store, &view.listing).await?;
+        let mut plans = plan_fn(view)?;
         if let Some(r) = &recorded {
-            for (lm, plan) in model.layouts.iter().zip(plans.iter_mut()) {
-                plan.leftovers = journal::leftovers(&model, lm, plan, r);
+            for (lm, plan) in view.layouts.iter().zip(plans.iter_mut()) {
+                plan.leftovers = cleanup::leftovers(view, lm, plan, r);
             }
         }
         printer.debug(format!(
@@ -346,7 +372,7 @@ async fn plan_and_commit(
             started.elapsed().as_secs_f64()
         ));
         let mut planned = Planned {
-            model,
+            loaded,
             plans,
             index_writes: 0,
             recorded,
@@ -363,7 +389,7 @@ async fn plan_and_commit(
             .await
             .map_err(|e| e.context("nothing was changed"))?;
         planned.plan_recorded = written > 0;
-        match rewrite_indexes(store, &planned.model, &planned.plans).await {
+        match rewrite_indexes(store, &planned.loaded, &planned.plans).await {
             Ok(writes) => {
                 planned.index_writes = writes;
                 return Ok(planned);
@@ -383,28 +409,33 @@ async fn plan_and_commit(
 /// index objects written.
 pub async fn commit(
     store: &Store,
-    model: &CacheModel,
+    loaded: &LoadedCache,
     plans: &[LayoutPlan],
 ) -> anyhow::Result<(bool, usize)> {
     let recorded = journal::write(store, journal::hashes_of(plans)).await? > 0;
-    Ok((recorded, rewrite_indexes(store, model, plans).await?))
+    Ok((recorded, rewrite_indexes(store, loaded, plans).await?))
 }
 
-/// Delete the planned keys wave by wave; the per-key failures. A wave with failures stops the
-/// later ones.
-async fn delete(
-    store: &Store,
-    printer: &Printer,
-    model: &CacheModel,
-    plans: &[LayoutPlan],
-) -> anyhow::Result<Vec<Failure>> {
+/// What the deletes did not do.
+#[derive(Debug, Default)]
+struct Deleted {
+    failures: Vec<Failure>,
+    /// Keys of the waves after a failed one, not tried.
+    skipped: usize,
+}
+
+/// Delete the planned keys wave by wave ([`cleanup::deletion_waves`]). A wave with failures
+/// stops the later ones.
+async fn delete(store: &Store, printer: &Printer, plans: &[LayoutPlan]) -> anyhow::Result<Deleted> {
     let mut failures = Vec::new();
-    let waves = deletion_waves(model, plans);
+    let waves = cleanup::deletion_waves(plans, DELETE_BATCH);
     let total: usize = waves.iter().map(Vec::len).sum();
     let pb = printer.progress(Some(total as u64), "deleting");
     // A wave goes in slices of as many keys as the store has requests in flight, so only a
     // slice's keys are ever copied; the batches of 1000 stay whole.
+    let mut done = 0;
     for wave in waves {
+        done += wave.len();
         for slice in wave.chunks(DELETE_BATCH * DELETE_CONCURRENCY) {
             let keys = slice.iter().map(|k| k.to_string()).collect();
             let report = store.delete_many(keys).await.context("deleting objects")?;
@@ -422,7 +453,8 @@ async fn delete(
         }
     }
     pb.finish_and_clear();
-    Ok(failures)
+    let skipped = if failures.is_empty() { 0 } else { total - done };
+    Ok(Deleted { failures, skipped })
 }
 
 /// An index another writer put back while this run deleted, rewritten without what it deleted.
@@ -440,13 +472,13 @@ pub struct IndexRepair {
 /// was just deleted. Such an index is rewritten without those specs, guarded by its version tag.
 pub async fn repair_indexes(
     store: &Store,
-    model: &CacheModel,
+    view: &CacheView,
     plans: &[LayoutPlan],
     printer: &Printer,
 ) -> anyhow::Result<Vec<IndexRepair>> {
     let mut repairs = Vec::new();
-    for (lm, plan) in model.layouts.iter().zip(plans) {
-        let gone = journal::gone_hashes(plan);
+    for (lm, plan) in view.layouts.iter().zip(plans) {
+        let gone = plan.gone_hashes();
         for attempt in 1..=REWRITE_ATTEMPTS {
             if gone.is_empty() {
                 break;
@@ -501,8 +533,9 @@ pub async fn repair_indexes(
     Ok(repairs)
 }
 
-/// Print a report (text or JSON) and per-key failures; the exit code says whether every
-/// delete succeeded.
+/// Print a report (text or JSON) and per-key failures. The exit code: 0 when every delete
+/// succeeded, 2 ([`exit::ERROR`]) when some failed — the cache is then partly cleaned, and the
+/// next run finishes it.
 pub fn print(store: &Store, report: &Report, printer: &Printer) -> anyhow::Result<u8> {
     if printer.is_json() {
         printer.json(report)?;
@@ -527,10 +560,10 @@ pub fn print(store: &Store, report: &Report, printer: &Printer) -> anyhow::Resul
 /// Write the v3 manifest memo for the next run, without the manifests this run deleted.
 async fn remember_manifests(
     store: &Store,
-    model: &CacheModel,
+    loaded: &LoadedCache,
     plans: &[LayoutPlan],
 ) -> anyhow::Result<()> {
-    for (lm, plan) in model.layouts.iter().zip(plans) {
+    for ((lm, back), plan) in loaded.layouts().zip(plans) {
         if lm.layout != Layout::V3 {
             continue;
         }
@@ -546,10 +579,10 @@ async fn remember_manifests(
             .by_manifest
             .keys()
             .copied()
-            .filter(|&i| deleted.contains(model.key(i)))
+            .filter(|&i| deleted.contains(loaded.view.key(i)))
             .collect();
-        if lm.manifests.memo_stale || !gone.is_empty() {
-            manifests::write_memo(store, &model.catalog, &lm.manifests, &gone).await?;
+        if back.memo.stale || !gone.is_empty() {
+            manifests::write_memo(store, loaded.tagged(), &lm.manifests, &gone).await?;
         }
     }
     Ok(())
@@ -565,89 +598,38 @@ fn is_conflict(e: &anyhow::Error) -> bool {
     })
 }
 
-/// Write each index without the deleted specs, guarded by the etag read. Returns the number of
-/// objects written.
+/// Write each index without the deleted specs ([`LayoutPlan::index_after`]), guarded by the
+/// etag read. Returns the number of objects written.
 pub async fn rewrite_indexes(
     store: &Store,
-    model: &CacheModel,
+    loaded: &LoadedCache,
     plans: &[LayoutPlan],
 ) -> anyhow::Result<usize> {
     let mut writes = 0;
-    for (lm, plan) in model.layouts.iter().zip(plans) {
-        let removed = plan.deleted_hashes();
-        if removed.is_empty() {
-            continue;
+    for ((lm, back), plan) in loaded.layouts().zip(plans) {
+        if let Some(bytes) = plan.index_after(lm) {
+            writes += write_index(store, lm, back, bytes).await?;
         }
-        writes += write_index(store, lm, lm.index.db.to_bytes_without(&removed)).await?;
     }
     Ok(writes)
 }
 
 /// Write `bytes` as the index of `lm`'s layout, conditional on the index not having changed
 /// since it was read.
-pub async fn write_index(store: &Store, lm: &LayoutModel, bytes: Vec<u8>) -> anyhow::Result<usize> {
-    let guard = lm
-        .index
-        .guard_etag
+pub async fn write_index(
+    store: &Store,
+    lm: &LayoutView,
+    back: &WriteBack,
+    bytes: Vec<u8>,
+) -> anyhow::Result<usize> {
+    let condition = back
+        .index_etag
         .clone()
         .map(Condition::IfMatch)
         .unwrap_or_default();
-    stores::cache::write_index(store, lm.layout, bytes, &lm.index.db.version, &guard)
+    stores::cache::write_index(store, lm.layout, bytes, &lm.db.version, &condition)
         .await
         .with_context(|| format!("writing the {} index of {}", lm.layout, store.url()))
-}
-
-/// The keys to delete, grouped in waves run one after the other. Keys are ordered by phase
-/// (dependents' objects before their dependencies', v3 manifests before blobs) and cut into
-/// batches of [`DELETE_BATCH`]; consecutive batches of one phase share a wave and run in
-/// parallel, a batch spanning two phases runs alone. So a dependency is never deleted before
-/// its dependent, and there are exactly ceil(keys / 1000) delete requests.
-pub fn deletion_waves<'a>(model: &CacheModel, plans: &'a [LayoutPlan]) -> Vec<Vec<&'a str>> {
-    let max_layer = plans
-        .iter()
-        .flat_map(|p| p.specs.iter().map(|s| s.layer))
-        .max()
-        .unwrap_or(0);
-    let blobs_phase = max_layer + 1;
-    let mut keyed: Vec<(usize, &'a str)> = Vec::new();
-    for (lm, plan) in model.layouts.iter().zip(plans) {
-        for s in &plan.specs {
-            for k in &s.objects {
-                let phase = if lm.layout == Layout::V3 && k.starts_with(v3::BLOBS_PREFIX) {
-                    blobs_phase
-                } else {
-                    s.layer
-                };
-                keyed.push((phase, k));
-            }
-        }
-        for o in plan.orphans.iter().chain(&plan.leftovers) {
-            let phase = if o.kind == Unowned::Blob {
-                blobs_phase + 1
-            } else {
-                blobs_phase
-            };
-            keyed.push((phase, &o.key));
-        }
-    }
-    // A key is deleted once, even when two rules name it.
-    let mut seen = HashSet::new();
-    keyed.retain(|(_, k)| seen.insert(*k));
-    keyed.sort_by_key(|(phase, _)| *phase);
-
-    let mut waves: Vec<Vec<&'a str>> = Vec::new();
-    let mut wave_phase: Option<usize> = None;
-    for chunk in keyed.chunks(DELETE_BATCH) {
-        let (lo, hi) = (chunk[0].0, chunk[chunk.len() - 1].0);
-        let single = (lo == hi).then_some(lo);
-        let keys = chunk.iter().map(|(_, k)| *k);
-        match (single, wave_phase, waves.last_mut()) {
-            (Some(p), Some(w), Some(last)) if p == w => last.extend(keys),
-            _ => waves.push(keys.collect()),
-        }
-        wave_phase = single;
-    }
-    waves
 }
 
 fn totals(plans: &[LayoutPlan]) -> Totals {
@@ -675,7 +657,11 @@ fn totals(plans: &[LayoutPlan]) -> Totals {
 }
 
 fn text(r: &Report, each_spec: bool) -> String {
-    let verb = if r.dry_run { "would delete" } else { "deleted" };
+    let verb = match (r.dry_run, r.failures.is_empty()) {
+        (true, _) => "would delete",
+        (false, true) => "deleted",
+        (false, false) => "tried to delete",
+    };
     let mut out = format!(
         "{}{}: {verb} {} spec(s), {} object(s), {}\n",
         r.cache,
@@ -743,9 +729,22 @@ fn text(r: &Report, each_spec: bool) -> String {
     out
 }
 
-/// The report's lines on interrupted runs finished, indexes repaired and keep lists read.
+/// The report's lines on failed deletes, interrupted runs finished, indexes repaired and keep
+/// lists read.
 fn notes(r: &Report, verb: &str) -> String {
     let mut out = String::new();
+    if !r.failures.is_empty() {
+        let next = if r.plan_recorded {
+            format!("the plan stays recorded in {}: ", journal::KEY)
+        } else {
+            String::new()
+        };
+        out.push_str(&format!(
+            "INCOMPLETE: {} object(s) could not be deleted and {} were not tried; the cache is partly cleaned, {next}the next run finishes it\n",
+            r.failures.len(),
+            r.skipped
+        ));
+    }
     if r.totals.leftovers > 0 {
         out.push_str(&format!(
             "finished an interrupted run: {verb} {} object(s) it had taken out of the index, {}\n",

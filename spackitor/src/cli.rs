@@ -8,7 +8,7 @@ use model::env_names;
 use stores::StoreUrl;
 use terminal::cli::{CacheArgs, EXIT_CODES_HELP, OutputArgs, OutputOptions, S3Args};
 
-use crate::Run;
+use crate::Command;
 use crate::clean::CleanOptions;
 use crate::keep::{self, KeepSource};
 use crate::ls::{LsOptions, SortKey};
@@ -16,16 +16,25 @@ use crate::purge::PurgeOptions;
 use host::git::Remote;
 
 #[derive(Debug, Parser)]
-#[command(name = "spackitor", version, about = "The Spack janitor: inspect and clean Spack binary build caches (layouts v2 and v3, S3 or directories).", after_help = EXIT_CODES_HELP)]
+#[command(name = "spackitor", version, about = "The Spack janitor: inspect and clean Spack binary build caches (layouts v2 and v3, S3 or directories).", after_help = exit_codes_help())]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Command,
+    pub command: CliCommand,
     #[command(flatten)]
     pub output: OutputArgs,
 }
 
+/// What exit 2 means after deletes, beside what it means for every tool.
+pub const PARTIAL_DELETES_HELP: &str = "`clean` and `purge` exit 2 also when some deletes failed: \
+the cache is then partly cleaned, the keys not deleted are printed (JSON: `failures`), and \
+running the same command again deletes what is left.";
+
+fn exit_codes_help() -> String {
+    format!("{EXIT_CODES_HELP}\n\n{PARTIAL_DELETES_HELP}")
+}
+
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub enum CliCommand {
     /// List the specs in the cache's index(es): name, version, hash, architecture, compiler,
     /// layout, size and age.
     Ls(LsArgs),
@@ -207,48 +216,39 @@ pub struct CleanArgs {
 
 impl Cli {
     /// The plain options: no file is read and nothing is run here.
-    pub fn into_options(self) -> (OutputOptions, Run) {
-        let run = match self.command {
-            Command::Ls(a) => Run::Ls(
-                a.cache.options(),
-                LsOptions {
-                    pattern: a.pattern,
-                    version: a.version,
-                    arch: a.arch,
-                    older_than_days: a.older_than,
-                    newer_than_days: a.newer_than,
-                    sort: match a.sort {
-                        SortArg::Name => SortKey::Name,
-                        SortArg::Age => SortKey::Age,
-                        SortArg::Size => SortKey::Size,
-                    },
-                    sizes: a.sizes,
-                },
-            ),
-            Command::Show {
+    pub fn into_options(self) -> (OutputOptions, Command) {
+        (self.output.options(), self.command.into_command())
+    }
+}
+
+impl CliCommand {
+    fn into_command(self) -> Command {
+        match self {
+            CliCommand::Ls(a) => a.into_command(),
+            CliCommand::Show {
                 cache,
                 target,
                 tree,
-            } => Run::Show {
+            } => Command::Show {
                 cache: cache.options(),
                 target,
                 tree,
             },
-            Command::Dependents {
+            CliCommand::Dependents {
                 cache,
                 target,
                 all_edges,
-            } => Run::Dependents {
+            } => Command::Dependents {
                 cache: cache.options(),
                 target,
                 all_edges,
             },
-            Command::Orphans { cache } => Run::Orphans(cache.options()),
-            Command::Verify { cache, deep } => Run::Verify {
+            CliCommand::Orphans { cache } => Command::Orphans(cache.options()),
+            CliCommand::Verify { cache, deep } => Command::Verify {
                 cache: cache.options(),
                 deep,
             },
-            Command::Purge {
+            CliCommand::Purge {
                 cache,
                 target,
                 with_dependents,
@@ -257,63 +257,76 @@ impl Cli {
             } => {
                 let cache = cache.options();
                 let keep_s3 = cache.s3.clone();
-                Run::Purge(
-                    cache,
-                    PurgeOptions {
-                        target,
-                        with_dependents,
-                        keep,
-                        keep_s3,
-                        dry_run,
-                    },
-                )
+                let opts = PurgeOptions {
+                    target,
+                    with_dependents,
+                    keep,
+                    keep_s3,
+                    dry_run,
+                };
+                Command::Purge(cache, opts)
             }
-            Command::Reindex { cache, dry_run } => Run::Reindex {
+            CliCommand::Reindex { cache, dry_run } => Command::Reindex {
                 cache: cache.options(),
                 dry_run,
             },
-            Command::Stats {
+            CliCommand::Stats {
                 cache,
                 top,
                 html,
                 sizes,
-            } => Run::Stats {
+            } => Command::Stats {
                 cache: cache.options(),
                 top,
                 sizes,
                 html,
             },
-            Command::Diff { a, b, s3 } => Run::Diff {
+            CliCommand::Diff { a, b, s3 } => Command::Diff {
                 a,
                 b,
                 s3: s3.options(),
             },
-            Command::Clean(a) => {
-                let cache = a.cache.options();
-                let keep_s3 = cache.s3.clone();
-                Run::Clean(
-                    cache,
-                    CleanOptions {
-                        max_age_days: a.max_age,
-                        keep: a.keep,
-                        keep_s3,
-                        branches: a.branches_from.map(|url| {
-                            (
-                                Remote {
-                                    url,
-                                    login: a.git_token_env.map(|v| (a.git_user, v)),
-                                },
-                                a.default_branch,
-                            )
-                        }),
-                        spack_repos: a.spack_repo,
-                        orphans: a.orphans,
-                        dry_run: a.dry_run,
-                        no_reindex: a.no_reindex,
-                    },
-                )
-            }
+            CliCommand::Clean(a) => a.into_command(),
+        }
+    }
+}
+
+impl LsArgs {
+    fn into_command(self) -> Command {
+        let opts = LsOptions {
+            pattern: self.pattern,
+            version: self.version,
+            arch: self.arch,
+            older_than_days: self.older_than,
+            newer_than_days: self.newer_than,
+            sort: match self.sort {
+                SortArg::Name => SortKey::Name,
+                SortArg::Age => SortKey::Age,
+                SortArg::Size => SortKey::Size,
+            },
+            sizes: self.sizes,
         };
-        (self.output.options(), run)
+        Command::Ls(self.cache.options(), opts)
+    }
+}
+
+impl CleanArgs {
+    fn into_command(self) -> Command {
+        let cache = self.cache.options();
+        let login = self.git_token_env.map(|var| (self.git_user, var));
+        let default_branch = self.default_branch;
+        let opts = CleanOptions {
+            max_age_days: self.max_age,
+            keep: self.keep,
+            keep_s3: cache.s3.clone(),
+            branches: self
+                .branches_from
+                .map(|url| (Remote { url, login }, default_branch)),
+            spack_repos: self.spack_repo,
+            orphans: self.orphans,
+            dry_run: self.dry_run,
+            no_reindex: self.no_reindex,
+        };
+        Command::Clean(cache, opts)
     }
 }

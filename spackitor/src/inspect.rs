@@ -4,6 +4,7 @@ use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use anyhow::bail;
+use model::cleanup::{CacheView, LayoutView, Object, Unowned};
 use model::spack::buildcache::v3::Manifest;
 use model::spack::spec::{DepTypes, Shared};
 use serde::Serialize;
@@ -11,22 +12,22 @@ use stores::Store;
 use terminal::cli::exit;
 use terminal::printer::{Printer, human_bytes, rfc3339, short_age, table};
 
+use crate::loaded::LoadedCache;
 use crate::manifests::Reads;
-use crate::model::{CacheModel, LayoutModel, Unowned};
 
 /// Specs a user named: a DAG hash or a prefix of 7 or more characters (`/` in front allowed,
 /// as in Spack), or a package name with an optional `@version`.
 pub fn resolve<'m>(
-    model: &'m CacheModel,
+    view: &'m CacheView,
     target: &str,
-) -> anyhow::Result<Vec<(&'m LayoutModel, Shared)>> {
+) -> anyhow::Result<Vec<(&'m LayoutView, Shared)>> {
     let t = target.strip_prefix('/').unwrap_or(target);
     let looks_like_hash = t.len() >= 7
         && t.len() <= 32
         && t.bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
     if looks_like_hash {
-        let matches: Vec<(&LayoutModel, Shared)> = model
+        let matches: Vec<(&LayoutView, Shared)> = view
             .layouts
             .iter()
             .flat_map(|lm| {
@@ -60,7 +61,7 @@ pub fn resolve<'m>(
         Some((n, v)) => (n, Some(v)),
         None => (target, None),
     };
-    let matches: Vec<(&LayoutModel, Shared)> = model
+    let matches: Vec<(&LayoutView, Shared)> = view
         .layouts
         .iter()
         .flat_map(|lm| {
@@ -112,7 +113,7 @@ pub struct Shown {
     pub dependents: Vec<Related>,
 }
 
-fn related(lm: &LayoutModel, hash: &str, reverse: bool, tree: bool) -> Vec<Related> {
+fn related(lm: &LayoutView, hash: &str, reverse: bool, tree: bool) -> Vec<Related> {
     let mut out = Vec::new();
     let mut seen = HashSet::new();
     // Depth-first, so a tree prints in order; a spec seen before is not expanded again.
@@ -121,10 +122,10 @@ fn related(lm: &LayoutModel, hash: &str, reverse: bool, tree: bool) -> Vec<Relat
         .neighbours(hash, DepTypes::ALL, reverse)
         .into_iter()
         .rev()
-        .map(|(h, t)| (lm.index.db.entries[h].node.hash.clone(), t, 1))
+        .map(|(h, t)| (lm.db.entries[h].node.hash.clone(), t, 1))
         .collect();
     while let Some((h, types, depth)) = stack.pop() {
-        let n = &lm.index.db.entries[&*h].node;
+        let n = &lm.db.entries[&*h].node;
         out.push(Related {
             name: n.name.clone(),
             version: n.version.clone(),
@@ -139,7 +140,7 @@ fn related(lm: &LayoutModel, hash: &str, reverse: bool, tree: bool) -> Vec<Relat
                 .into_iter()
                 .rev()
             {
-                stack.push((lm.index.db.entries[c].node.hash.clone(), t, depth + 1));
+                stack.push((lm.db.entries[c].node.hash.clone(), t, depth + 1));
             }
         }
     }
@@ -152,105 +153,117 @@ pub async fn show(
     tree: bool,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    let model = CacheModel::load_shown(store, Reads::MemoOnly, printer).await?;
+    let loaded = LoadedCache::load_shown(store, Reads::MemoOnly, printer).await?;
+    let view = &loaded.view;
     let mut shown = Vec::new();
-    for (lm, hash) in resolve(&model, target)? {
-        let rec = &lm.specs[&hash];
-        let node = lm.node(&hash);
-        let mut objects: Vec<ObjectRow> = rec
-            .objects
-            .iter()
-            .map(|&i| {
-                let o = &model.catalog.objects[i as usize];
-                ObjectRow {
-                    key: o.key.clone(),
-                    size: o.size,
-                    last_modified: rfc3339(o.last_modified),
-                }
-            })
-            .collect();
-        let mut missing = rec.missing.clone();
-        if !rec.blobs_known {
-            // `show` reads what it displays: the spec's own manifest.
-            let key = &objects[0].key;
-            let m = Manifest::parse(&store.location(key), &store.get(key).await?.bytes)?;
-            for r in &m.data {
-                match model.catalog.objects.iter().find(|o| o.key == r.key()) {
-                    Some(o) => objects.push(ObjectRow {
-                        key: o.key.clone(),
-                        size: o.size,
-                        last_modified: rfc3339(o.last_modified),
-                    }),
-                    None => missing.push(r.key()),
-                }
-            }
-        }
-        shown.push(Shown {
-            name: node.name.clone(),
-            version: node.version.clone(),
-            hash: hash.clone(),
-            layout: lm.layout.to_string(),
-            arch: node.architecture(),
-            compiler: lm.index.db.compiler_shown(node),
-            objects,
-            missing,
-            dependencies: related(lm, &hash, false, tree),
-            dependents: related(lm, &hash, true, tree),
-        });
+    for (lm, hash) in resolve(view, target)? {
+        shown.push(shown_spec(store, view, lm, &hash, tree).await?);
     }
     if printer.is_json() {
         printer.json(&shown)?;
-        return Ok(exit::SUCCESS);
+    } else {
+        printer.data(&shown.iter().map(shown_text).collect::<String>())?;
     }
-    let mut out = String::new();
-    for s in &shown {
-        out.push_str(&format!(
-            "{}@{} /{}\n  layout {}, arch {}, compiler {}\n  objects:\n",
-            s.name, s.version, s.hash, s.layout, s.arch, s.compiler
-        ));
-        let rows: Vec<Vec<String>> = s
-            .objects
-            .iter()
-            .map(|o| {
-                vec![
-                    format!("    {}", o.key),
-                    human_bytes(o.size),
-                    o.last_modified.clone(),
-                ]
-            })
-            .collect();
-        for line in table(&["", "", ""], &rows, &[false, true, false])
-            .lines()
-            .skip(1)
-        {
-            out.push_str(line);
-            out.push('\n');
-        }
-        for m in &s.missing {
-            out.push_str(&format!("    {m}  MISSING\n"));
-        }
-        for (title, list) in [
-            ("dependencies", &s.dependencies),
-            ("dependents", &s.dependents),
-        ] {
-            out.push_str(&format!(
-                "  {title}:{}\n",
-                if list.is_empty() { " none" } else { "" }
-            ));
-            for r in list {
-                out.push_str(&format!(
-                    "{}{}@{} /{} [{}]\n",
-                    "    ".repeat(r.depth),
-                    r.name,
-                    r.version,
-                    &r.hash[..7],
-                    r.deptypes.join(", ")
-                ));
+    Ok(exit::SUCCESS)
+}
+
+fn object_row(o: &Object) -> ObjectRow {
+    ObjectRow {
+        key: o.key.clone(),
+        size: o.size,
+        last_modified: rfc3339(o.last_modified),
+    }
+}
+
+/// What `show` says of the spec `hash` of `lm`.
+async fn shown_spec(
+    store: &Store,
+    view: &CacheView,
+    lm: &LayoutView,
+    hash: &Shared,
+    tree: bool,
+) -> anyhow::Result<Shown> {
+    let rec = &lm.specs[hash];
+    let node = lm.node(hash);
+    let mut objects: Vec<ObjectRow> = rec
+        .objects
+        .iter()
+        .map(|&i| object_row(view.listing.object(i)))
+        .collect();
+    let mut missing = rec.missing.clone();
+    if !rec.blobs_known {
+        // `show` reads what it displays: the spec's own manifest.
+        let key = &objects[0].key;
+        let m = Manifest::parse(&store.location(key), &store.get(key).await?.bytes)?;
+        let positions = view.listing.positions();
+        for r in &m.data {
+            match positions.get(r.key().as_str()) {
+                Some(&i) => objects.push(object_row(view.listing.object(i))),
+                None => missing.push(r.key()),
             }
         }
     }
-    printer.data(&out)?;
-    Ok(exit::SUCCESS)
+    Ok(Shown {
+        name: node.name.clone(),
+        version: node.version.clone(),
+        hash: hash.clone(),
+        layout: lm.layout.to_string(),
+        arch: node.architecture(),
+        compiler: lm.db.compiler_shown(node),
+        objects,
+        missing,
+        dependencies: related(lm, hash, false, tree),
+        dependents: related(lm, hash, true, tree),
+    })
+}
+
+/// One spec as `show` prints it: objects, missing ones, dependencies and dependents.
+fn shown_text(s: &Shown) -> String {
+    let mut out = format!(
+        "{}@{} /{}\n  layout {}, arch {}, compiler {}\n  objects:\n",
+        s.name, s.version, s.hash, s.layout, s.arch, s.compiler
+    );
+    let rows: Vec<Vec<String>> = s
+        .objects
+        .iter()
+        .map(|o| {
+            vec![
+                format!("    {}", o.key),
+                human_bytes(o.size),
+                o.last_modified.clone(),
+            ]
+        })
+        .collect();
+    for line in table(&["", "", ""], &rows, &[false, true, false])
+        .lines()
+        .skip(1)
+    {
+        out.push_str(line);
+        out.push('\n');
+    }
+    for m in &s.missing {
+        out.push_str(&format!("    {m}  MISSING\n"));
+    }
+    for (title, list) in [
+        ("dependencies", &s.dependencies),
+        ("dependents", &s.dependents),
+    ] {
+        out.push_str(&format!(
+            "  {title}:{}\n",
+            if list.is_empty() { " none" } else { "" }
+        ));
+        for r in list {
+            out.push_str(&format!(
+                "{}{}@{} /{} [{}]\n",
+                "    ".repeat(r.depth),
+                r.name,
+                r.version,
+                &r.hash[..7],
+                r.deptypes.join(", ")
+            ));
+        }
+    }
+    out
 }
 
 pub async fn dependents(
@@ -259,7 +272,7 @@ pub async fn dependents(
     all_edges: bool,
     printer: &Printer,
 ) -> anyhow::Result<u8> {
-    let model = CacheModel::load_shown(store, Reads::MemoOnly, printer).await?;
+    let loaded = LoadedCache::load_shown(store, Reads::MemoOnly, printer).await?;
     let types = if all_edges {
         DepTypes::ALL
     } else {
@@ -274,7 +287,7 @@ pub async fn dependents(
         of: Shared,
     }
     let mut rows = Vec::new();
-    for (lm, hash) in resolve(&model, target)? {
+    for (lm, hash) in resolve(&loaded.view, target)? {
         for h in lm.graph.dependents_closure([&*hash], types) {
             if h == hash || !lm.specs.contains_key(&h) {
                 continue;
@@ -327,10 +340,10 @@ pub struct OrphanRow {
     pub in_flight: bool,
 }
 
-pub fn orphan_rows(model: &CacheModel, now: SystemTime) -> Vec<OrphanRow> {
+pub fn orphan_rows(view: &CacheView, now: SystemTime) -> Vec<OrphanRow> {
     let mut rows = Vec::new();
-    for lm in &model.layouts {
-        for (_, o, kind) in lm.unowned(&model.catalog) {
+    for lm in &view.layouts {
+        for (_, o, kind) in lm.unowned(&view.listing) {
             rows.push(OrphanRow {
                 layout: lm.layout.to_string(),
                 key: o.key.clone(),
@@ -350,8 +363,8 @@ pub fn orphan_rows(model: &CacheModel, now: SystemTime) -> Vec<OrphanRow> {
 
 pub async fn orphans(store: &Store, printer: &Printer) -> anyhow::Result<u8> {
     // Which blobs are unreferenced is only known from every manifest.
-    let model = CacheModel::load_shown(store, Reads::All, printer).await?;
-    let rows = orphan_rows(&model, SystemTime::now());
+    let loaded = LoadedCache::load_shown(store, Reads::All, printer).await?;
+    let rows = orphan_rows(&loaded.view, SystemTime::now());
     if printer.is_json() {
         printer.json(&rows)?;
     } else {

@@ -1,6 +1,7 @@
 //! Keep lists: `spack.lock` files whose specs are never deleted — given as files, found under
 //! folders, or recorded in a store (`s3://…`, `file://…`: every `spack.lock` under it, as stage
 //! 2 records them per branch). Records of branches the git remote no longer has are dropped.
+//! The stores are opened once, by the run ([`open`]), and read here.
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
@@ -65,20 +66,40 @@ pub struct RecordsRead {
     pub by_branch: BTreeMap<String, usize>,
 }
 
+/// A keep source ready to read: a local path, or a records store opened once by the run.
+#[derive(Debug, Clone)]
+pub enum Opened {
+    Path(PathBuf),
+    Store { url: StoreUrl, store: Store },
+}
+
+/// Open the stores `sources` name (the run does this once, before anything is read).
+pub async fn open(sources: &[KeepSource], s3: &S3Options) -> anyhow::Result<Vec<Opened>> {
+    let mut out = Vec::new();
+    for source in sources {
+        out.push(match source {
+            KeepSource::Path(p) => Opened::Path(p.clone()),
+            KeepSource::Store(url) => Opened::Store {
+                url: url.clone(),
+                store: Store::open(url, s3)
+                    .await
+                    .with_context(|| format!("opening keep lists {url}"))?,
+            },
+        });
+    }
+    Ok(out)
+}
+
 /// Every lockfile named, found or recorded, parsed. Any unreadable one is an error, and so is a
 /// local source that holds none: a keep list that silently lost a file would let its specs be
 /// deleted. A records prefix where nothing was recorded yet protects nothing and is reported
 /// so; one that cannot be read (no bucket, no permission, a listing error) is an error. With
 /// `alive`, records of other branches are left out (and reported as dropped).
-pub async fn load(
-    sources: &[KeepSource],
-    s3: &S3Options,
-    alive: Option<&Alive>,
-) -> anyhow::Result<Loaded> {
+pub async fn load(sources: &[Opened], alive: Option<&Alive>) -> anyhow::Result<Loaded> {
     let mut out = Loaded::default();
     for source in sources {
         match source {
-            KeepSource::Path(p) => {
+            Opened::Path(p) => {
                 for f in local_files(p)? {
                     out.lockfiles.push(
                         Lockfile::read(&f)
@@ -86,23 +107,20 @@ pub async fn load(
                     );
                 }
             }
-            KeepSource::Store(url) => load_records(url, s3, alive, &mut out).await?,
+            Opened::Store { url, store } => load_records(url, store, alive, &mut out).await?,
         }
     }
     Ok(out)
 }
 
-/// Read every record under the prefix `url` into `out`.
+/// Read every record under the prefix `url` (opened as `store`) into `out`.
 async fn load_records(
     url: &StoreUrl,
-    s3: &S3Options,
+    store: &Store,
     alive: Option<&Alive>,
     out: &mut Loaded,
 ) -> anyhow::Result<()> {
-    let store = Store::open(url, s3)
-        .await
-        .with_context(|| format!("opening keep lists {url}"))?;
-    let records = match keep_lists::list(&store).await {
+    let records = match keep_lists::list(store).await {
         Ok(r) => r,
         // A records folder not created yet, in a cache folder that exists: nothing recorded.
         Err(StoreError::NotFound { .. }) if records_parent_exists(url) => Vec::new(),
@@ -140,7 +158,7 @@ async fn load_records(
             .or_default() += 1;
     }
     if !dropped.is_empty() {
-        out.dropped.push((store, dropped));
+        out.dropped.push((store.clone(), dropped));
     }
     out.records.push(read);
     Ok(())

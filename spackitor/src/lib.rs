@@ -1,16 +1,16 @@
 //! The Spack janitor: inspection and cleaning of Spack binary build caches. The library behind
-//! the `spackitor` binary, callable from tests.
+//! the `spackitor` binary, callable from tests; what to delete is decided by the pure planner
+//! `model::cleanup`, this crate reads the cache and carries the plan out.
 
 pub mod clean;
 pub mod cli;
-pub mod deletion_plan;
 pub mod diff;
 pub mod inspect;
 pub mod journal;
 pub mod keep;
+pub mod loaded;
 pub mod ls;
 pub mod manifests;
-pub mod model;
 pub mod purge;
 pub mod reindex;
 pub mod repos;
@@ -31,7 +31,7 @@ use crate::purge::PurgeOptions;
 
 /// A command, as plain options.
 #[derive(Debug, Clone)]
-pub enum Run {
+pub enum Command {
     Ls(CacheOptions, LsOptions),
     Show {
         cache: CacheOptions,
@@ -68,57 +68,65 @@ pub enum Run {
 }
 
 /// Run `command`, printing through a printer made from `output`; the process exit code.
-pub fn main(output: &OutputOptions, command: Run) -> ExitCode {
+pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
     let printer = Printer::new(output);
     terminal::cli::finish(&printer, run(&printer, command))
 }
 
-/// Run a command; returns the process exit code. The cache's store is opened here, once.
-pub fn run(printer: &Printer, cmd: Run) -> anyhow::Result<u8> {
+/// Run a command; returns the process exit code. The stores it needs (the cache, the keep-list
+/// stores, both caches of `diff`) are opened here, once, and handed down.
+pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {
-        match cmd {
-            Run::Ls(cache, opts) => ls::run(&open(&cache).await?, &opts, printer).await,
-            Run::Show {
+        match command {
+            Command::Ls(cache, opts) => ls::run(&open(&cache).await?, &opts, printer).await,
+            Command::Show {
                 cache,
                 target,
                 tree,
             } => inspect::show(&open(&cache).await?, &target, tree, printer).await,
-            Run::Dependents {
+            Command::Dependents {
                 cache,
                 target,
                 all_edges,
             } => inspect::dependents(&open(&cache).await?, &target, all_edges, printer).await,
-            Run::Orphans(cache) => inspect::orphans(&open(&cache).await?, printer).await,
-            Run::Verify { cache, deep } => verify::run(&open(&cache).await?, deep, printer).await,
-            Run::Purge(cache, opts) => purge::run(&open(&cache).await?, &opts, printer).await,
-            Run::Reindex { cache, dry_run } => {
+            Command::Orphans(cache) => inspect::orphans(&open(&cache).await?, printer).await,
+            Command::Verify { cache, deep } => {
+                verify::run(&open(&cache).await?, deep, printer).await
+            }
+            Command::Purge(cache, opts) => {
+                let store = open(&cache).await?;
+                let keep = keep::open(&opts.keep, &opts.keep_s3).await?;
+                purge::run(&store, &keep, &opts, printer).await
+            }
+            Command::Reindex { cache, dry_run } => {
                 reindex::run(&open(&cache).await?, dry_run, printer).await
             }
-            Run::Stats {
+            Command::Stats {
                 cache,
                 top,
                 sizes,
                 html,
             } => stats::run(&open(&cache).await?, top, sizes, html.as_deref(), printer).await,
-            Run::Diff { a, b, s3 } => {
-                let open_url = |u: StoreUrl| {
-                    let opts = s3.clone();
-                    async move {
-                        Store::open(&u, &opts)
-                            .await
-                            .with_context(|| format!("opening build cache {u}"))
-                    }
-                };
-                diff::run(&open_url(a).await?, &open_url(b).await?, printer).await
+            Command::Diff { a, b, s3 } => {
+                let (a, b) = (open_url(&a, &s3).await?, open_url(&b, &s3).await?);
+                diff::run(&a, &b, printer).await
             }
-            Run::Clean(cache, opts) => clean::run(&open(&cache).await?, &opts, printer).await,
+            Command::Clean(cache, opts) => {
+                let store = open(&cache).await?;
+                let keep = keep::open(&opts.keep, &opts.keep_s3).await?;
+                clean::run(&store, &keep, &opts, printer).await
+            }
         }
     })
 }
 
 async fn open(cache: &CacheOptions) -> anyhow::Result<Store> {
-    Store::open(&cache.url, &cache.s3)
+    open_url(&cache.url, &cache.s3).await
+}
+
+async fn open_url(url: &StoreUrl, s3: &S3Options) -> anyhow::Result<Store> {
+    Store::open(url, s3)
         .await
-        .with_context(|| format!("opening build cache {}", cache.url))
+        .with_context(|| format!("opening build cache {url}"))
 }

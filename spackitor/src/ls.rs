@@ -3,13 +3,14 @@
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use model::cleanup::CacheView;
 use serde::Serialize;
 use stores::Store;
 use terminal::cli::exit;
 use terminal::printer::{Printer, human_bytes, rfc3339, short_age, table};
 
+use crate::loaded::LoadedCache;
 use crate::manifests::Reads;
-use crate::model::CacheModel;
 
 #[derive(Debug, Clone, Default)]
 pub struct LsOptions {
@@ -52,7 +53,7 @@ pub struct Row {
 }
 
 /// The rows `ls` shows, filtered and sorted by `opts`.
-pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Result<Vec<Row>> {
+pub fn rows(view: &CacheView, opts: &LsOptions, now: SystemTime) -> anyhow::Result<Vec<Row>> {
     let glob = opts
         .pattern
         .as_deref()
@@ -61,7 +62,7 @@ pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Re
         .context("invalid name pattern")?;
     let days = terminal::cli::days;
     let mut out = Vec::new();
-    for lm in &model.layouts {
+    for lm in &view.layouts {
         for (hash, rec) in &lm.specs {
             let node = lm.node(hash);
             if glob.as_ref().is_some_and(|g| !g.is_match(&*node.name))
@@ -91,7 +92,7 @@ pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Re
                 version: node.version.to_string(),
                 hash: node.hash.to_string(),
                 arch: node.architecture(),
-                compiler: lm.index.db.compiler_shown(node),
+                compiler: lm.db.compiler_shown(node),
                 layout: lm.layout.to_string(),
                 size: rec.blobs_known.then_some(rec.bytes),
                 last_modified: rec.newest.map(rfc3339),
@@ -99,7 +100,7 @@ pub fn rows(model: &CacheModel, opts: &LsOptions, now: SystemTime) -> anyhow::Re
                 objects: rec
                     .objects
                     .iter()
-                    .map(|&i| model.key(i).to_string())
+                    .map(|&i| view.key(i).to_string())
                     .collect(),
                 modified: rec.newest,
             });
@@ -128,8 +129,8 @@ pub async fn run(store: &Store, opts: &LsOptions, printer: &Printer) -> anyhow::
     } else {
         Reads::MemoOnly
     };
-    let model = CacheModel::load_shown(store, reads, printer).await?;
-    let rows = rows(&model, opts, SystemTime::now())?;
+    let loaded = LoadedCache::load_shown(store, reads, printer).await?;
+    let rows = rows(&loaded.view, opts, SystemTime::now())?;
     if printer.is_json() {
         printer.json(&rows)?;
         return Ok(exit::SUCCESS);
@@ -158,7 +159,12 @@ pub async fn run(store: &Store, opts: &LsOptions, printer: &Printer) -> anyhow::
         &cells,
         &[false, false, false, false, false, false, true, true],
     ))?;
-    let layouts: Vec<String> = model.layouts.iter().map(|l| l.layout.to_string()).collect();
+    let layouts: Vec<String> = loaded
+        .view
+        .layouts
+        .iter()
+        .map(|l| l.layout.to_string())
+        .collect();
     printer.log(format!(
         "{} spec(s) in {} ({})",
         rows.len(),

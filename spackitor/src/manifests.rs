@@ -2,16 +2,16 @@
 //! the cache itself (`.spackitor/manifests.json.gz`, keyed by the manifest's ETag, or size and
 //! mtime in a directory), so a run reads only the manifests that are new or changed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::io::Read;
 use std::time::UNIX_EPOCH;
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
+use model::cleanup::{BlobRef, Listing, Manifests, Object};
 use model::spack::buildcache::v3::{self, Manifest};
 use serde::{Deserialize, Serialize};
-use stores::cache::catalog::Catalog;
-use stores::{Condition, ObjectInfo, Store};
+use stores::{Condition, Store};
 
 /// A manifest the listing showed was gone when read: someone (another janitor) deleted it
 /// meanwhile. The cache is read again rather than guessing what it referenced.
@@ -30,46 +30,16 @@ const MEMO_VERSION: u32 = 2;
 /// Manifests read at once.
 const READS_IN_FLIGHT: usize = 32;
 
-/// A blob a manifest references, with the length the manifest gives it: its position in the
-/// listing, or its key when it is missing.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum BlobRef {
-    Listed { at: u32, length: u64 },
-    Missing { key: Box<str>, length: u64 },
-}
-
-impl BlobRef {
-    fn new(key: &str, length: u64, position: &HashMap<&str, u32>) -> BlobRef {
-        match position.get(key) {
-            Some(&at) => BlobRef::Listed { at, length },
-            None => BlobRef::Missing {
-                key: key.into(),
-                length,
-            },
-        }
-    }
-
-    pub fn listed(&self) -> Option<u32> {
-        match self {
-            BlobRef::Listed { at, .. } => Some(*at),
-            BlobRef::Missing { .. } => None,
-        }
-    }
-}
-
-/// The blobs each listed manifest references, by the manifest's position in the listing.
-#[derive(Debug, Default)]
-pub struct ManifestRefs {
-    pub by_manifest: HashMap<u32, Vec<BlobRef>>,
-    /// Manifests read from the store this run.
+/// How the manifests of one layout were known this run: for the report, and whether the memo
+/// must be written again.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct MemoUse {
+    /// Manifests read from the store.
     pub read: usize,
     /// Manifests known from the memo.
     pub remembered: usize,
     /// Whether the memo differs from what it should now say.
-    pub memo_stale: bool,
-    /// Manifests neither remembered nor read (with [`Reads::MemoOnly`]): what they reference
-    /// is unknown.
-    pub unread: std::collections::HashSet<u32>,
+    pub stale: bool,
 }
 
 /// Whether manifests missing from the memo may be read (one request each over S3; a
@@ -94,9 +64,10 @@ struct MemoEntry {
     blobs: Vec<(String, u64)>,
 }
 
-fn tag(o: &ObjectInfo) -> String {
-    match &o.etag {
-        Some(e) => e.clone(),
+/// What identifies a version of object `o`: its ETag, else its size and mtime.
+fn tag(o: &Object, etag: Option<&str>) -> String {
+    match etag {
+        Some(e) => e.to_string(),
         None => {
             let mtime = o
                 .last_modified
@@ -112,45 +83,59 @@ fn is_manifest(key: &str) -> bool {
     key.starts_with(v3::MANIFESTS_PREFIX) && key.ends_with(".manifest.json")
 }
 
+/// The listing with the objects' version tags, as the memo needs them.
+#[derive(Debug, Clone, Copy)]
+pub struct Tagged<'a> {
+    pub listing: &'a Listing,
+    /// By position: the object's ETag, where the listing gives one.
+    pub etags: &'a [Option<String>],
+}
+
+impl Tagged<'_> {
+    fn tag(&self, i: u32) -> String {
+        tag(self.listing.object(i), self.etags[i as usize].as_deref())
+    }
+}
+
 /// The references of every manifest in the listing. `index_manifest` (already read with the
 /// index) is taken as given. A manifest that cannot be parsed is an error naming it: nothing is
 /// deleted on a guess.
 pub async fn read(
     store: &Store,
-    catalog: &Catalog,
-    position: &HashMap<&str, u32>,
+    listed: Tagged<'_>,
+    positions: &HashMap<&str, u32>,
     index_manifest: (&str, &Manifest),
     reads: Reads,
-) -> anyhow::Result<ManifestRefs> {
-    let refs_of = |m: &Manifest| -> Vec<BlobRef> {
-        m.data
-            .iter()
-            .map(|r| BlobRef::new(&r.key(), r.content_length, position))
-            .collect()
-    };
-    let memo = read_memo(store, catalog).await;
-    let mut out = ManifestRefs::default();
+) -> anyhow::Result<(Manifests, MemoUse)> {
+    let memo = read_memo(store, listed.listing).await;
+    let mut out = Manifests::default();
+    let mut used = MemoUse::default();
     let mut to_read = Vec::new();
-    let mut listed = 0;
-    for (i, o) in catalog.objects.iter().enumerate() {
+    let mut listed_count = 0;
+    for (i, o) in listed.listing.objects.iter().enumerate() {
         if !is_manifest(&o.key) {
             continue;
         }
         let i = i as u32;
         if o.key == index_manifest.0 {
-            out.by_manifest.insert(i, refs_of(index_manifest.1));
+            out.by_manifest
+                .insert(i, refs_of(index_manifest.1, positions));
             continue;
         }
-        listed += 1;
-        match memo.manifests.get(&o.key).filter(|e| e.tag == tag(o)) {
+        listed_count += 1;
+        match memo
+            .manifests
+            .get(&o.key)
+            .filter(|e| e.tag == listed.tag(i))
+        {
             Some(e) => {
                 let refs = e
                     .blobs
                     .iter()
-                    .map(|(k, len)| BlobRef::new(k, *len, position))
+                    .map(|(k, len)| BlobRef::new(k, *len, positions))
                     .collect();
                 out.by_manifest.insert(i, refs);
-                out.remembered += 1;
+                used.remembered += 1;
             }
             None => to_read.push(i),
         }
@@ -159,11 +144,30 @@ pub async fn read(
     if reads == Reads::MemoOnly && !store.is_local() {
         out.unread = to_read.drain(..).collect();
     }
-    // Each manifest is reduced to its references as soon as it is read.
-    let refs_of = &refs_of;
-    let read: Vec<(u32, Vec<BlobRef>)> = futures::stream::iter(to_read)
+    let read = read_manifests(store, listed.listing, positions, to_read).await?;
+    used.read = read.len();
+    out.by_manifest.extend(read);
+    used.stale = used.read > 0 || memo.manifests.len() != listed_count;
+    Ok((out, used))
+}
+
+fn refs_of(m: &Manifest, positions: &HashMap<&str, u32>) -> Vec<BlobRef> {
+    m.data
+        .iter()
+        .map(|r| BlobRef::new(&r.key(), r.content_length, positions))
+        .collect()
+}
+
+/// Read the manifests at `to_read`, each reduced to its references as soon as it is read.
+async fn read_manifests(
+    store: &Store,
+    listing: &Listing,
+    positions: &HashMap<&str, u32>,
+    to_read: Vec<u32>,
+) -> anyhow::Result<Vec<(u32, Vec<BlobRef>)>> {
+    futures::stream::iter(to_read)
         .map(|i| async move {
-            let key = &catalog.objects[i as usize].key;
+            let key = listing.key(i);
             let obj = match store.get(key).await {
                 Err(e) if e.is_not_found() => {
                     return Err(anyhow::Error::new(Vanished {
@@ -174,22 +178,16 @@ pub async fn read(
                     other.with_context(|| format!("reading manifest {}", store.location(key)))?
                 }
             };
-            Ok::<_, anyhow::Error>((
-                i,
-                refs_of(&Manifest::parse(&store.location(key), &obj.bytes)?),
-            ))
+            let manifest = Manifest::parse(&store.location(key), &obj.bytes)?;
+            Ok::<_, anyhow::Error>((i, refs_of(&manifest, positions)))
         })
         .buffer_unordered(READS_IN_FLIGHT)
         .try_collect()
-        .await?;
-    out.read = read.len();
-    out.by_manifest.extend(read);
-    out.memo_stale = out.read > 0 || memo.manifests.len() != listed;
-    Ok(out)
+        .await
 }
 
-async fn read_memo(store: &Store, catalog: &Catalog) -> Memo {
-    if !catalog.objects.iter().any(|o| o.key == MEMO_KEY) {
+async fn read_memo(store: &Store, listing: &Listing) -> Memo {
+    if !listing.objects.iter().any(|o| o.key == MEMO_KEY) {
         return Memo::default();
     }
     // A memo that cannot be read is only a lost optimisation: read the manifests instead.
@@ -212,24 +210,29 @@ async fn read_memo(store: &Store, catalog: &Catalog) -> Memo {
 /// The memo as written: entries are serialised straight from the references, so a memo of
 /// 100,000 manifests is never built in memory.
 struct MemoOut<'a> {
-    catalog: &'a Catalog,
-    refs: &'a ManifestRefs,
-    gone: &'a std::collections::HashSet<u32>,
+    listed: Tagged<'a>,
+    refs: &'a Manifests,
+    gone: &'a HashSet<u32>,
 }
 
-struct EntryOut<'a>(&'a Catalog, &'a ObjectInfo, &'a [BlobRef]);
+/// One manifest's entry: its tag and the blobs it references.
+struct EntryOut<'a> {
+    listed: Tagged<'a>,
+    manifest: u32,
+    blobs: &'a [BlobRef],
+}
 
 impl Serialize for EntryOut<'_> {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::{SerializeSeq, SerializeStruct};
-        struct Blobs<'a>(&'a Catalog, &'a [BlobRef]);
+        struct Blobs<'a>(&'a Listing, &'a [BlobRef]);
         impl Serialize for Blobs<'_> {
             fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
                 let mut seq = s.serialize_seq(Some(self.1.len()))?;
                 for b in self.1 {
                     match b {
                         BlobRef::Listed { at, length } => {
-                            seq.serialize_element(&(&self.0.objects[*at as usize].key, length))?
+                            seq.serialize_element(&(self.0.key(*at), length))?
                         }
                         BlobRef::Missing { key, length } => {
                             seq.serialize_element(&(key, length))?
@@ -240,8 +243,8 @@ impl Serialize for EntryOut<'_> {
             }
         }
         let mut st = s.serialize_struct("MemoEntry", 2)?;
-        st.serialize_field("tag", &tag(self.1))?;
-        st.serialize_field("blobs", &Blobs(self.0, self.2))?;
+        st.serialize_field("tag", &self.listed.tag(self.manifest))?;
+        st.serialize_field("blobs", &Blobs(self.listed.listing, self.blobs))?;
         st.end()
     }
 }
@@ -255,13 +258,18 @@ impl Serialize for MemoOut<'_> {
                 let m = self.0;
                 let mut map = s.serialize_map(None)?;
                 for (&i, blobs) in &m.refs.by_manifest {
-                    let o = &m.catalog.objects[i as usize];
+                    let key = m.listed.listing.key(i);
                     // The index manifest changes with every index write: it is read with the
                     // index anyway.
-                    if m.gone.contains(&i) || o.key == v3::INDEX_MANIFEST_KEY {
+                    if m.gone.contains(&i) || key == v3::INDEX_MANIFEST_KEY {
                         continue;
                     }
-                    map.serialize_entry(&o.key, &EntryOut(m.catalog, o, blobs))?;
+                    let entry = EntryOut {
+                        listed: m.listed,
+                        manifest: i,
+                        blobs,
+                    };
+                    map.serialize_entry(key, &entry)?;
                 }
                 map.end()
             }
@@ -276,15 +284,11 @@ impl Serialize for MemoOut<'_> {
 /// Remember the references of the manifests that remain (all listed but `gone`).
 pub async fn write_memo(
     store: &Store,
-    catalog: &Catalog,
-    refs: &ManifestRefs,
-    gone: &std::collections::HashSet<u32>,
+    listed: Tagged<'_>,
+    refs: &Manifests,
+    gone: &HashSet<u32>,
 ) -> anyhow::Result<()> {
-    let memo = MemoOut {
-        catalog,
-        refs,
-        gone,
-    };
+    let memo = MemoOut { listed, refs, gone };
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
     serde_json::to_writer(&mut gz, &memo)?;
     store

@@ -1,20 +1,17 @@
 //! `spackitor purge`: delete chosen specs (and, if asked, everything that depends on them),
 //! never a spec a keep lockfile needs; the index is rewritten as `clean` does.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashSet;
 use std::time::Instant;
 
 use anyhow::bail;
-use model::spack::spec::{DepTypes, Shared};
-use stores::Store;
+use model::cleanup::{self, CacheView, LayoutPlan, PurgeRefused, SpecLabel};
+use stores::{S3Options, Store};
+use terminal::printer::Printer;
 
 use crate::clean;
-use crate::deletion_plan::{self, LayoutPlan, Reason};
 use crate::inspect::resolve;
 use crate::keep::{self, KeepSource};
-use crate::model::CacheModel;
-use stores::S3Options;
-use terminal::printer::Printer;
 
 #[derive(Debug, Clone)]
 pub struct PurgeOptions {
@@ -27,84 +24,46 @@ pub struct PurgeOptions {
     pub dry_run: bool,
 }
 
-pub async fn run(store: &Store, opts: &PurgeOptions, printer: &Printer) -> anyhow::Result<u8> {
+/// Purge from `store`, keeping what the keep lists (opened by the run: `keep`) need.
+pub async fn run(
+    store: &Store,
+    keep: &[keep::Opened],
+    opts: &PurgeOptions,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
     let started = Instant::now();
-    let keep_hashes = keep::hashes(&keep::load(&opts.keep, &opts.keep_s3, None).await?.lockfiles);
-    let report = clean::execute(store, printer, started, opts.dry_run, false, |model| {
-        plan(model, opts, &keep_hashes)
+    let keep_hashes = keep::hashes(&keep::load(keep, None).await?.lockfiles);
+    let report = clean::execute(store, printer, started, opts.dry_run, false, |view| {
+        plan(view, opts, &keep_hashes)
     })
     .await?;
     clean::print(store, &report, printer)
 }
 
 fn plan(
-    model: &CacheModel,
+    view: &CacheView,
     opts: &PurgeOptions,
-    keep: &std::collections::HashSet<String>,
+    keep: &HashSet<String>,
 ) -> anyhow::Result<Vec<LayoutPlan>> {
-    let chosen = resolve(model, &opts.target)?;
-    let mut plans = Vec::new();
-    for lm in &model.layouts {
-        let mut reasons: HashMap<Shared, Reason> = HashMap::new();
-        for (_, h) in chosen.iter().filter(|(l, _)| l.layout == lm.layout) {
-            reasons.insert(h.clone(), Reason::Purged);
-        }
-        if opts.with_dependents {
-            let queue: VecDeque<Shared> = reasons.keys().cloned().collect();
-            deletion_plan::cascade(lm, &mut reasons, queue);
-        } else {
-            let broken: Vec<String> = reasons
-                .keys()
-                .flat_map(|h| lm.graph.dependents_closure([&**h], DepTypes::LINK_RUN))
-                .filter(|d| !reasons.contains_key(d) && lm.specs.contains_key(d))
-                .map(|d| {
-                    format!(
-                        "  {}@{} /{} ({})",
-                        lm.node(&d).name,
-                        lm.node(&d).version,
-                        d,
-                        lm.layout
-                    )
-                })
-                .collect();
-            if !broken.is_empty() {
-                bail!(
-                    "{} spec(s) depend on `{}` and would break; nothing was deleted (add --with-dependents to delete them too):\n{}",
-                    broken.len(),
-                    opts.target,
-                    broken.join("\n")
-                );
-            }
-        }
-        let kept = deletion_plan::keep_closure(lm, keep);
-        let refused: Vec<String> = reasons
-            .keys()
-            .filter(|h| kept.contains(*h))
-            .map(|h| {
-                format!(
-                    "  {}@{} /{} ({})",
-                    lm.node(h).name,
-                    lm.node(h).version,
-                    h,
-                    lm.layout
-                )
-            })
-            .collect();
-        if !refused.is_empty() {
-            bail!(
-                "refusing to delete specs a keep lockfile needs; nothing was deleted:\n{}",
-                refused.join("\n")
-            );
-        }
-        plans.push(deletion_plan::materialize(
-            model,
-            lm,
-            reasons,
-            None,
-            keep,
-            kept.len(),
-            0,
-        ));
+    let chosen: Vec<_> = resolve(view, &opts.target)?
+        .into_iter()
+        .map(|(lm, hash)| (lm.layout, hash))
+        .collect();
+    let lines = |specs: &[SpecLabel]| -> String {
+        let lines: Vec<String> = specs.iter().map(|s| format!("  {s}")).collect();
+        lines.join("\n")
+    };
+    match cleanup::purge(view, &chosen, opts.with_dependents, keep) {
+        Ok(plans) => Ok(plans),
+        Err(PurgeRefused::WouldBreak(specs)) => bail!(
+            "{} spec(s) depend on `{}` and would break; nothing was deleted (add --with-dependents to delete them too):\n{}",
+            specs.len(),
+            opts.target,
+            lines(&specs)
+        ),
+        Err(PurgeRefused::Kept(specs)) => bail!(
+            "refusing to delete specs a keep lockfile needs; nothing was deleted:\n{}",
+            lines(&specs)
+        ),
     }
-    Ok(plans)
 }

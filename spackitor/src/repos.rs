@@ -4,41 +4,25 @@
 //! spack-packages checkout (`repos/spack_repo/builtin/…`), and folder names in both styles
 //! (`py-foo`, `py_foo`). Spack's test and mock repositories never count.
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use model::cleanup::Packages;
 
 /// How deep below a given folder package repositories are looked for.
 const MAX_DEPTH: usize = 6;
 
-/// Package names, normalised so `py_foo`, `py-foo` and `_7zip`/`7zip` match.
+/// The packages found, and where.
 #[derive(Debug, Clone, Default)]
 pub struct PackageSet {
-    names: HashSet<String>,
+    pub packages: Packages,
     /// The package folders found, for messages.
     pub sources: Vec<PathBuf>,
 }
 
-/// Spack ≥ 1.0 names package modules after the package: `-` becomes `_`, and a leading digit
-/// gets a `_` in front.
-pub fn normalise(name: &str) -> String {
-    name.trim_start_matches('_')
-        .replace('_', "-")
-        .to_ascii_lowercase()
-}
-
 impl PackageSet {
     pub fn contains(&self, package: &str) -> bool {
-        self.names.contains(&normalise(package))
-    }
-
-    pub fn len(&self) -> usize {
-        self.names.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.names.is_empty()
+        self.packages.contains(package)
     }
 
     /// Find the package folders under every path; a path without any is an error, since it
@@ -67,8 +51,7 @@ impl PackageSet {
                 {
                     let entry = entry.with_context(|| format!("reading {}", dir.display()))?;
                     if entry.path().join("package.py").is_file() {
-                        set.names
-                            .insert(normalise(&entry.file_name().to_string_lossy()));
+                        set.packages.insert(&entry.file_name().to_string_lossy());
                     }
                 }
                 set.sources.push(dir);

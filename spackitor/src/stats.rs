@@ -5,13 +5,14 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime};
 
 use anyhow::Context;
+use model::cleanup::{CacheView, Unowned};
 use serde::Serialize;
 use stores::Store;
 use terminal::cli::exit;
 use terminal::printer::{Printer, human_bytes, rfc3339, table};
 
+use crate::loaded::LoadedCache;
 use crate::manifests::Reads;
-use crate::model::{CacheModel, Unowned};
 
 #[derive(Debug, Serialize)]
 pub struct Stats {
@@ -51,7 +52,8 @@ const BANDS: [(&str, u64); 4] = [
     ("over 90 days", u64::MAX),
 ];
 
-pub fn compute(model: &CacheModel, top: usize, now: SystemTime) -> Stats {
+/// The statistics of the cache `view` read at `url`.
+pub fn compute(url: &str, view: &CacheView, top: usize, now: SystemTime) -> Stats {
     let mut packages: HashMap<&str, Group> = HashMap::new();
     let mut bands: Vec<Group> = BANDS
         .iter()
@@ -62,7 +64,7 @@ pub fn compute(model: &CacheModel, top: usize, now: SystemTime) -> Stats {
         })
         .collect();
     let mut complete = true;
-    for lm in &model.layouts {
+    for lm in &view.layouts {
         complete &= lm.manifests.unread.is_empty();
         for (hash, rec) in &lm.specs {
             let name = &*lm.node(hash).name;
@@ -90,11 +92,11 @@ pub fn compute(model: &CacheModel, top: usize, now: SystemTime) -> Stats {
     let mut packages: Vec<Group> = packages.into_values().collect();
     packages.sort_by(|a, b| b.bytes.cmp(&a.bytes).then(a.label.cmp(&b.label)));
     packages.truncate(top);
-    let orphans: Vec<(u64, Unowned)> = model
+    let orphans: Vec<(u64, Unowned)> = view
         .layouts
         .iter()
         .flat_map(|lm| {
-            lm.unowned(&model.catalog)
+            lm.unowned(&view.listing)
                 .into_iter()
                 .map(|(_, o, k)| (o.size, k))
         })
@@ -102,11 +104,11 @@ pub fn compute(model: &CacheModel, top: usize, now: SystemTime) -> Stats {
         .filter(|(_, k)| complete || *k != Unowned::Blob)
         .collect();
     Stats {
-        cache: model.catalog.url.clone(),
+        cache: url.to_string(),
         generated: rfc3339(now),
-        objects: model.catalog.objects.len(),
-        bytes: model.catalog.objects.iter().map(|o| o.size).sum(),
-        layouts: model
+        objects: view.listing.objects.len(),
+        bytes: view.listing.objects.iter().map(|o| o.size).sum(),
+        layouts: view
             .layouts
             .iter()
             .map(|l| LayoutStats {
@@ -130,8 +132,8 @@ pub async fn run(
     printer: &Printer,
 ) -> anyhow::Result<u8> {
     let reads = if sizes { Reads::All } else { Reads::MemoOnly };
-    let model = CacheModel::load_shown(store, reads, printer).await?;
-    let stats = compute(&model, top, SystemTime::now());
+    let loaded = LoadedCache::load_shown(store, reads, printer).await?;
+    let stats = compute(&loaded.url, &loaded.view, top, SystemTime::now());
     if let Some(path) = html {
         std::fs::write(path, render_html(&stats))
             .with_context(|| format!("writing {}", path.display()))?;

@@ -5,16 +5,17 @@
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
+use model::cleanup::{BlobRef, CacheView, LayoutView};
+use model::spack::buildcache::index::hash_file_matches;
 use model::spack::buildcache::{Layout, SpecFile, v2};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stores::Store;
-use stores::cache::hash_file_matches;
 use terminal::cli::exit;
 use terminal::printer::{Printer, table};
 
-use crate::manifests::{BlobRef, Reads};
-use crate::model::CacheModel;
+use crate::loaded::LoadedCache;
+use crate::manifests::Reads;
 
 /// Objects read at once with `--deep`.
 const DEEP_READS_IN_FLIGHT: usize = 16;
@@ -75,6 +76,16 @@ async fn sha256_of(
     Ok(digest.await?)
 }
 
+/// v2: whether `build_cache/index.json.hash` holds the sha256 of the index read (Spack's rule);
+/// `None` when there is no hash file.
+async fn v2_hash_file_matches(store: &Store, lm: &LayoutView) -> anyhow::Result<Option<bool>> {
+    match store.get(v2::INDEX_HASH_KEY).await {
+        Ok(h) => Ok(Some(hash_file_matches(&h.bytes, &lm.db.bytes()))),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("reading {}", store.location(v2::INDEX_HASH_KEY))),
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Problem {
     pub layout: String,
@@ -84,12 +95,12 @@ pub struct Problem {
 
 pub async fn problems(
     store: &Store,
-    model: &CacheModel,
+    view: &CacheView,
     deep: bool,
     printer: &Printer,
 ) -> anyhow::Result<Vec<Problem>> {
     let mut out = Vec::new();
-    for lm in &model.layouts {
+    for lm in &view.layouts {
         let layout = lm.layout.to_string();
         let mut problem = |key: &str, p: String| {
             out.push(Problem {
@@ -99,7 +110,7 @@ pub async fn problems(
             })
         };
         if lm.layout == Layout::V2 {
-            match hash_file_matches(store, &lm.index).await? {
+            match v2_hash_file_matches(store, lm).await? {
                 Some(true) => {}
                 Some(false) => problem(
                     v2::INDEX_HASH_KEY,
@@ -129,26 +140,26 @@ pub async fn problems(
             for b in blobs {
                 match b {
                     BlobRef::Listed { at, length } => {
-                        let o = &model.catalog.objects[*at as usize];
+                        let o = view.listing.object(*at);
                         if o.size != *length {
                             problem(
                                 &o.key,
-                                format!("{} bytes, but {} says {length}", o.size, model.key(m)),
+                                format!("{} bytes, but {} says {length}", o.size, view.key(m)),
                             );
                         }
                     }
                     // Missing blobs of spec manifests are reported with their index entry.
                     BlobRef::Missing { key, .. }
-                        if !model.key(m).starts_with("v3/manifests/spec/") =>
+                        if !view.key(m).starts_with("v3/manifests/spec/") =>
                     {
-                        problem(key, format!("missing: referenced by {}", model.key(m)));
+                        problem(key, format!("missing: referenced by {}", view.key(m)));
                     }
                     BlobRef::Missing { .. } => {}
                 }
             }
         }
         if deep {
-            out.extend(deep_problems(store, model, lm, printer).await?);
+            out.extend(deep_problems(store, view, lm, printer).await?);
         }
     }
     Ok(out)
@@ -158,12 +169,12 @@ pub async fn problems(
 /// spec file's `binary_cache_checksum`).
 async fn deep_problems(
     store: &Store,
-    model: &CacheModel,
-    lm: &crate::model::LayoutModel,
+    view: &CacheView,
+    lm: &LayoutView,
     printer: &Printer,
 ) -> anyhow::Result<Vec<Problem>> {
     let layout = lm.layout.to_string();
-    // (catalog position of the object to hash, expected sha256) pairs.
+    // (listing position of the object to hash, expected sha256) pairs.
     let mut checks: Vec<(u32, Option<String>)> = Vec::new();
     match lm.layout {
         Layout::V3 => {
@@ -174,7 +185,7 @@ async fn deep_problems(
                 .flatten()
                 .filter_map(BlobRef::listed)
             {
-                checks.push((i, model.key(i).rsplit('/').next().map(str::to_string)));
+                checks.push((i, view.key(i).rsplit('/').next().map(str::to_string)));
             }
             checks.sort();
             checks.dedup();
@@ -185,7 +196,7 @@ async fn deep_problems(
                     rec.objects
                         .iter()
                         .copied()
-                        .find(|&i| v2::classify(model.key(i)).is_some_and(|o| kind(&o)))
+                        .find(|&i| v2::classify(view.key(i)).is_some_and(|o| kind(&o)))
                 };
                 let (Some(spec), Some(tarball)) = (
                     find(|o| matches!(o, v2::Object::SpecFile { .. })),
@@ -193,7 +204,7 @@ async fn deep_problems(
                 ) else {
                     continue;
                 };
-                let spec = model.key(spec);
+                let spec = view.key(spec);
                 let bytes = store
                     .get(spec)
                     .await
@@ -206,13 +217,13 @@ async fn deep_problems(
     }
     let total: u64 = checks
         .iter()
-        .map(|&(i, _)| model.catalog.objects[i as usize].size)
+        .map(|&(i, _)| view.listing.object(i).size)
         .sum();
     let pb = printer.progress_bytes(total, "verifying checksums");
     let found: Vec<Option<Problem>> = futures::stream::iter(checks)
         .map(|(i, want)| {
             let (layout, pb) = (layout.clone(), pb.clone());
-            let key = model.key(i).to_string();
+            let key = view.key(i).to_string();
             async move {
                 let have = sha256_of(store, &key, &pb).await?;
                 Ok::<_, anyhow::Error>(match want {
@@ -238,13 +249,14 @@ async fn deep_problems(
 }
 
 pub async fn run(store: &Store, deep: bool, printer: &Printer) -> anyhow::Result<u8> {
-    let model = CacheModel::load_shown(store, Reads::All, printer).await?;
-    let mut found = problems(store, &model, deep, printer).await?;
+    let loaded = LoadedCache::load_shown(store, Reads::All, printer).await?;
+    let view = &loaded.view;
+    let mut found = problems(store, view, deep, printer).await?;
     found.sort_by(|a, b| (&a.layout, &a.key).cmp(&(&b.layout, &b.key)));
     if printer.is_json() {
         printer.json(&found)?;
     } else if found.is_empty() {
-        let specs: usize = model.layouts.iter().map(|l| l.specs.len()).sum();
+        let specs: usize = view.layouts.iter().map(|l| l.specs.len()).sum();
         printer.data(&format!(
             "{}: consistent ({specs} specs checked{})\n",
             store.url(),

@@ -326,21 +326,21 @@ fn files(root: &Path) -> Vec<String> {
 async fn interrupted_after_the_index_rewrite() -> (
     tempfile::TempDir,
     stores::Store,
-    spackitor::model::CacheModel,
-    Vec<spackitor::deletion_plan::LayoutPlan>,
+    spackitor::loaded::LoadedCache,
+    Vec<model::cleanup::LayoutPlan>,
 ) {
     let m = mirror("unsigned");
     fresh_except(m.path(), &[CORE2_LIBELF]);
     let store = open_store(&m.path().display().to_string()).await;
-    let model =
-        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
+    let loaded =
+        spackitor::loaded::LoadedCache::load(&store, spackitor::manifests::Reads::All, |_| {})
             .await
             .unwrap();
-    let plans = spackitor::deletion_plan::plan(&model, &rules_30_days());
-    spackitor::clean::commit(&store, &model, &plans)
+    let plans = model::cleanup::plan(&loaded.view, &rules_30_days());
+    spackitor::clean::commit(&store, &loaded, &plans)
         .await
         .unwrap();
-    (m, store, model, plans)
+    (m, store, loaded, plans)
 }
 
 /// A run killed after its index rewrite (before any delete, or after a few) is finished by the
@@ -355,8 +355,8 @@ async fn an_interrupted_run_is_finished_exactly_by_the_next_one() {
     assert!(!any_file_with(reference.path(), CORE2_LIBDWARF));
 
     for deletes_done in [0, 3] {
-        let (m, store, model, plans) = interrupted_after_the_index_rewrite().await;
-        let waves = spackitor::clean::deletion_waves(&model, &plans);
+        let (m, store, _, plans) = interrupted_after_the_index_rewrite().await;
+        let waves = model::cleanup::deletion_waves(&plans, stores::DELETE_BATCH);
         let first: Vec<String> = waves[0].iter().map(|k| k.to_string()).collect();
         store
             .delete_all(first[..deletes_done].to_vec())
@@ -380,26 +380,26 @@ async fn an_interrupted_run_is_finished_exactly_by_the_next_one() {
 /// after the deletes rewrites them without what was deleted.
 #[tokio::test]
 async fn indexes_written_back_during_the_deletes_are_repaired_in_a_directory() {
-    let (m, store, model, plans) = interrupted_after_the_index_rewrite().await;
-    for lm in &model.layouts {
+    let (m, store, loaded, plans) = interrupted_after_the_index_rewrite().await;
+    for lm in &loaded.view.layouts {
         stores::cache::write_index(
             &store,
             lm.layout,
-            lm.index.db.bytes(),
-            &lm.index.db.version,
+            lm.db.bytes(),
+            &lm.db.version,
             &Default::default(),
         )
         .await
         .unwrap();
     }
-    for wave in spackitor::clean::deletion_waves(&model, &plans) {
+    for wave in model::cleanup::deletion_waves(&plans, stores::DELETE_BATCH) {
         store
             .delete_all(wave.iter().map(|k| k.to_string()).collect())
             .await
             .unwrap();
     }
     let printer = terminal::printer::Printer::new(&Default::default());
-    let repairs = spackitor::clean::repair_indexes(&store, &model, &plans, &printer)
+    let repairs = spackitor::clean::repair_indexes(&store, &loaded.view, &plans, &printer)
         .await
         .unwrap();
     assert_eq!(
@@ -493,18 +493,18 @@ fn a_cache_nothing_was_built_into_yet_is_nothing_to_clean_but_objects_without_an
 async fn a_stale_index_is_never_written_over_a_newer_one() {
     let m = mirror("unsigned");
     let store = open_store(&m.path().display().to_string()).await;
-    let model =
-        spackitor::model::CacheModel::load(&store, spackitor::manifests::Reads::All, |_| {})
+    let loaded =
+        spackitor::loaded::LoadedCache::load(&store, spackitor::manifests::Reads::All, |_| {})
             .await
             .unwrap();
     let rules = rules_30_days();
-    let plans = spackitor::deletion_plan::plan(&model, &rules);
+    let plans = model::cleanup::plan(&loaded.view, &rules);
     // Someone else rewrites the index meanwhile (a pipeline's `update-index`).
     let idx = m.path().join("build_cache/index.json");
     let mut bytes = std::fs::read(&idx).unwrap();
     bytes.push(b' ');
     std::fs::write(&idx, &bytes).unwrap();
-    let err = spackitor::clean::rewrite_indexes(&store, &model, &plans)
+    let err = spackitor::clean::rewrite_indexes(&store, &loaded, &plans)
         .await
         .unwrap_err();
     assert!(
@@ -559,7 +559,85 @@ fn per_key_delete_failures_are_named_and_fail_the_run() {
     );
 }
 
+/// A file made immutable (`chattr +i`: not even root removes it) until dropped.
+struct Immutable(std::path::PathBuf);
+
+impl Immutable {
+    fn new(path: &Path) -> Immutable {
+        let set = Command::new("chattr").arg("+i").arg(path).status().unwrap();
+        assert!(set.success(), "chattr +i {}", path.display());
+        Immutable(path.to_path_buf())
+    }
+}
+
+impl Drop for Immutable {
+    fn drop(&mut self) {
+        let _ = Command::new("chattr").arg("-i").arg(&self.0).status();
+    }
+}
+
+/// What a script around `clean` relies on: exit 2 after deletes that partly failed means the
+/// cache was partly changed (dependents gone, their index entries too), the run says so and
+/// keeps its plan, `--help` documents exactly that, and running it again finishes the job.
+#[test]
+fn a_partly_failed_clean_exits_2_as_documented_and_the_next_run_finishes_it() {
+    let top = String::from_utf8(
+        spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), ["--help"]).stdout,
+    )
+    .unwrap();
+    let flat = top.split_whitespace().collect::<Vec<_>>().join(" ");
+    assert!(
+        !flat.contains("nothing is changed)") && flat.contains("partly cleaned"),
+        "--help must say what exit 2 after failed deletes means:\n{top}"
+    );
+
+    let m = mirror("unsigned");
+    fresh_except(m.path(), &[CORE2_LIBELF]);
+    // libelf's tarball: its dependent libdwarf goes in an earlier wave, and does go.
+    let stuck = walk(m.path())
+        .into_iter()
+        .find(|p| {
+            p.extension().is_some_and(|e| e == "spack")
+                && p.to_string_lossy().contains(CORE2_LIBELF)
+        })
+        .unwrap();
+    let lock = Immutable::new(&stuck);
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
+        .args(["clean", "--max-age", "30", "--cache"])
+        .arg(m.path())
+        .output()
+        .unwrap();
+    drop(lock);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    let name = stuck.file_name().unwrap().to_string_lossy().to_string();
+    assert!(stderr.contains(&name), "{stderr}");
+    assert!(
+        stdout.contains("tried to delete")
+            && stdout.contains("INCOMPLETE: 1 object(s) could not be deleted"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("the cache is partly cleaned"), "{stdout}");
+    // Partly changed: libdwarf is gone from the cache and both indexes, the plan is kept.
+    assert!(!any_file_with(m.path(), CORE2_LIBDWARF));
+    assert!(stuck.exists());
+    for layout in ["v2", "v3"] {
+        assert_eq!(listed(m.path())[layout].len(), 4, "{layout}");
+    }
+    assert!(m.path().join(spackitor::journal::KEY).exists());
+
+    let r = report(&clean(m.path(), &["--max-age", "30"]));
+    assert!(r["failures"].as_array().unwrap().is_empty(), "{r:#}");
+    assert!(r["totals"]["leftovers"].as_u64().unwrap() > 0, "{r:#}");
+    assert!(!any_file_with(m.path(), CORE2_LIBELF));
+    assert!(!m.path().join(spackitor::journal::KEY).exists());
+}
+
 #[tokio::test]
+#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
 async fn over_s3_with_a_keep_list_and_few_requests() {
     let bucket = new_bucket("clean").await;
     let store = upload_mirror(&bucket).await;
@@ -717,6 +795,7 @@ fn a_blob_two_manifests_share_goes_with_the_last_of_them() {
 /// As a Ceph or MinIO user configures it: a relaxed bucket name, the endpoint from
 /// `AWS_ENDPOINT_URL` as the AWS CLI reads it, the key variables under Spack's flag names.
 #[tokio::test]
+#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
 async fn s3_as_the_aws_cli_and_spack_name_it() {
     let bucket = format!("Relaxed_{}", spacktainerizah_tests::unique_name("ceph"));
     spacktainerizah_tests::raw_s3()

@@ -6,13 +6,15 @@ use clap::{Args, ValueEnum};
 use model::env_names;
 use model::store_url::{S3Options, StoreUrl};
 
-/// Exit codes shared by every tool.
+/// Exit codes shared by every tool (`EXIT_CODES_HELP` says the same to users).
 pub mod exit {
     /// Success: nothing to report.
     pub const SUCCESS: u8 = 0;
     /// A check found work to do or a problem in the data.
     pub const FOUND: u8 = 1;
-    /// Usage or infrastructure error (bad arguments, unreachable service, unreadable input).
+    /// Usage or infrastructure error: bad arguments (nothing is changed), or a failure met
+    /// while working (unreachable service, unreadable input, failed build, upload or delete),
+    /// which may leave the work partly done.
     pub const ERROR: u8 = 2;
 }
 
@@ -31,9 +33,12 @@ where
     }
 }
 
-/// Appended to every tool's `--help`.
+/// Appended to every tool's `--help`. Exit 2 is not "nothing changed": a tool that fails half
+/// way (a push, a delete) has done the first half, and a script must rerun rather than assume.
 pub const EXIT_CODES_HELP: &str = "Exit codes: 0 success; 1 a check found work to do or a problem in the data; \
-2 usage or infrastructure error (nothing is changed).";
+2 usage or infrastructure error: bad arguments change nothing, but a failure met while working \
+(an unreachable service, unreadable input, a failed build, upload or delete) may leave the work \
+partly done; stderr says what failed: fix the cause and run the same command again.";
 
 /// A yes/no value as people write it in variables: `1`, `yes`, `true`, `on` (and `0`, `no`,
 /// `false`, `off`), any case; anything else is a usage error naming the variable.

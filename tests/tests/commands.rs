@@ -96,7 +96,7 @@ fn a_generated_clean_comes_back_from_spackitors_parser_as_built() {
     let (_, run) = spackitor::cli::Cli::try_parse_from(&words)
         .unwrap()
         .into_options();
-    let spackitor::Run::Clean(cache, opts) = run else {
+    let spackitor::Command::Clean(cache, opts) = run else {
         panic!("not a clean: {words:?}")
     };
     assert_eq!(cache.url, "s3://cache/prefix".parse::<StoreUrl>().unwrap());

@@ -206,8 +206,8 @@ pub fn fresh_except(root: &Path, old: &[&str]) {
     }
 }
 
-pub fn rules_30_days() -> spackitor::deletion_plan::Rules {
-    spackitor::deletion_plan::Rules {
+pub fn rules_30_days() -> model::cleanup::Rules {
+    model::cleanup::Rules {
         max_age: Duration::from_secs(30 * 86400),
         keep: Default::default(),
         packages: None,

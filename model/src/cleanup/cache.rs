@@ -1,0 +1,326 @@
+//! The cache as the planner sees it: the listing, and per layout every cached index entry with
+//! its objects, age and size, the dependency graph, and (v3) which blobs each manifest
+//! references. Built from what was read; reads nothing itself.
+
+use std::collections::{HashMap, HashSet};
+use std::time::SystemTime;
+
+use indexmap::IndexMap;
+use serde::Serialize;
+
+use crate::spack::buildcache::index::{Database, IndexEntry};
+use crate::spack::buildcache::{Layout, v2, v3};
+use crate::spack::graph::SpecGraph;
+use crate::spack::spec::{Shared, SpecNode, intern};
+
+/// One listed object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    /// The key relative to the cache's root.
+    pub key: String,
+    pub size: u64,
+    pub last_modified: SystemTime,
+}
+
+/// Every object of the cache, and where each spec's own objects sit among them. Objects are
+/// named by their position in `objects`.
+#[derive(Debug, Clone, Default)]
+pub struct Listing {
+    pub objects: Vec<Object>,
+    /// v2: hash → positions of its spec file(s) and tarball.
+    pub v2_objects: HashMap<Shared, Vec<u32>>,
+    /// v3: hash → position of its spec manifest.
+    pub v3_manifests: HashMap<Shared, u32>,
+}
+
+impl Listing {
+    /// The listing of `objects`, classified by key.
+    pub fn new(objects: Vec<Object>) -> Listing {
+        let mut v2_objects: HashMap<Shared, Vec<u32>> = HashMap::new();
+        let mut v3_manifests = HashMap::new();
+        for (i, o) in objects.iter().enumerate() {
+            let i = i as u32;
+            match v2::classify(&o.key) {
+                Some(v2::Object::SpecFile { hash, .. } | v2::Object::Tarball { hash }) => {
+                    v2_objects.entry(intern(&hash)).or_default().push(i);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(v3::Object::SpecManifest { hash }) = v3::classify(&o.key) {
+                        v3_manifests.insert(intern(&hash), i);
+                    }
+                }
+            }
+        }
+        Listing {
+            objects,
+            v2_objects,
+            v3_manifests,
+        }
+    }
+
+    pub fn object(&self, position: u32) -> &Object {
+        &self.objects[position as usize]
+    }
+
+    pub fn key(&self, position: u32) -> &str {
+        &self.object(position).key
+    }
+
+    /// Key → position, for finding what manifests name.
+    pub fn positions(&self) -> HashMap<&str, u32> {
+        self.objects
+            .iter()
+            .enumerate()
+            .map(|(i, o)| (o.key.as_str(), i as u32))
+            .collect()
+    }
+}
+
+/// A blob a manifest references, with the length the manifest gives it: its position in the
+/// listing, or its key when it is missing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobRef {
+    Listed { at: u32, length: u64 },
+    Missing { key: Box<str>, length: u64 },
+}
+
+impl BlobRef {
+    /// The reference to `key` as the listing has it.
+    pub fn new(key: &str, length: u64, positions: &HashMap<&str, u32>) -> BlobRef {
+        match positions.get(key) {
+            Some(&at) => BlobRef::Listed { at, length },
+            None => BlobRef::Missing {
+                key: key.into(),
+                length,
+            },
+        }
+    }
+
+    pub fn listed(&self) -> Option<u32> {
+        match self {
+            BlobRef::Listed { at, .. } => Some(*at),
+            BlobRef::Missing { .. } => None,
+        }
+    }
+}
+
+/// v3: the blobs each listed manifest references, by the manifest's position.
+#[derive(Debug, Clone, Default)]
+pub struct Manifests {
+    pub by_manifest: HashMap<u32, Vec<BlobRef>>,
+    /// Manifests whose content was not read: what they reference is unknown.
+    pub unread: HashSet<u32>,
+}
+
+/// One index entry that has objects in the cache (`in_buildcache`). Its node (name, version,
+/// architecture) is the index entry's: [`LayoutView::node`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpecRecord {
+    /// Positions of its objects that exist (v2: spec file(s) and tarball; v3: manifest and
+    /// blobs).
+    pub objects: Vec<u32>,
+    /// Objects it should have and that are not in the listing.
+    pub missing: Vec<String>,
+    pub bytes: u64,
+    /// Newest last-modified of its objects; `None` when none is listed.
+    pub newest: Option<SystemTime>,
+    /// False for a v3 spec whose manifest was not read: its blobs (and so its size) are unknown.
+    pub blobs_known: bool,
+}
+
+/// One layout of the cache.
+#[derive(Debug)]
+pub struct LayoutView {
+    pub layout: Layout,
+    pub db: Database,
+    /// Last-modified of the index object as read before the listing: anything newer may belong
+    /// to an upload still running.
+    pub index_time: SystemTime,
+    /// Cached entries by hash, in index order.
+    pub specs: IndexMap<Shared, SpecRecord>,
+    /// Over every index entry (externals included).
+    pub graph: SpecGraph,
+    pub manifests: Manifests,
+}
+
+impl LayoutView {
+    /// The view of the index `db` of `layout` over `listing`, with what the v3 `manifests`
+    /// reference.
+    pub fn new(
+        layout: Layout,
+        db: Database,
+        index_time: SystemTime,
+        listing: &Listing,
+        manifests: Manifests,
+    ) -> LayoutView {
+        let graph = SpecGraph::new(db.entries.values().map(|e| &e.node));
+        let specs = db
+            .cached()
+            .map(|entry| {
+                let (objects, missing, blobs_known) = match layout {
+                    Layout::V2 => v2_objects(&db, entry, listing),
+                    Layout::V3 => v3_objects(entry, listing, &manifests),
+                };
+                let listed = objects.iter().map(|&i| listing.object(i));
+                let record = SpecRecord {
+                    bytes: listed.clone().map(|o| o.size).sum(),
+                    newest: listed.map(|o| o.last_modified).max(),
+                    objects,
+                    missing,
+                    blobs_known,
+                };
+                (entry.node.hash.clone(), record)
+            })
+            .collect();
+        LayoutView {
+            layout,
+            db,
+            index_time,
+            specs,
+            graph,
+            manifests,
+        }
+    }
+
+    /// The index node of a spec.
+    pub fn node(&self, hash: &str) -> &SpecNode {
+        &self.db.entries[hash].node
+    }
+
+    /// Objects of this layout that no cached index entry owns: spec files, tarballs and spec
+    /// manifests of unknown hashes, blobs no manifest references, and stray keys. The index, its
+    /// hash file, keys and `layout.json` belong to the cache and are never listed here.
+    pub fn unowned<'a>(&self, listing: &'a Listing) -> Vec<(u32, &'a Object, Unowned)> {
+        let mut owned = vec![false; listing.objects.len()];
+        for &i in self.specs.values().flat_map(|s| &s.objects) {
+            owned[i as usize] = true;
+        }
+        let mut referenced = vec![false; listing.objects.len()];
+        for i in self
+            .manifests
+            .by_manifest
+            .values()
+            .flatten()
+            .filter_map(BlobRef::listed)
+        {
+            referenced[i as usize] = true;
+        }
+        listing
+            .objects
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !owned[*i])
+            .filter_map(|(i, o)| {
+                let kind = match self.layout {
+                    Layout::V2 => match v2::classify(&o.key)? {
+                        v2::Object::SpecFile { hash, .. } => Unowned::SpecFile { hash },
+                        v2::Object::Tarball { hash } => Unowned::Tarball { hash },
+                        v2::Object::Other => Unowned::Stray,
+                        _ => return None,
+                    },
+                    Layout::V3 => match v3::classify(&o.key)? {
+                        v3::Object::SpecManifest { hash } => Unowned::SpecManifest { hash },
+                        v3::Object::Blob { .. } if !referenced[i] => Unowned::Blob,
+                        v3::Object::Other => Unowned::Stray,
+                        _ => return None,
+                    },
+                };
+                Some((i as u32, o, kind))
+            })
+            .collect()
+    }
+}
+
+/// v2: the listed spec file(s) and tarball of `entry`, and the keys of those missing.
+fn v2_objects(
+    db: &Database,
+    entry: &IndexEntry,
+    listing: &Listing,
+) -> (Vec<u32>, Vec<String>, bool) {
+    let node = &entry.node;
+    let listed = listing
+        .v2_objects
+        .get(&*node.hash)
+        .map(Vec::as_slice)
+        .unwrap_or_default();
+    let has = |want: fn(&v2::Object) -> bool| {
+        listed
+            .iter()
+            .any(|&i| v2::classify(listing.key(i)).is_some_and(|o| want(&o)))
+    };
+    let compiler = db.compiler_of(node);
+    let mut missing = Vec::new();
+    if !has(|o| matches!(o, v2::Object::SpecFile { .. })) {
+        missing.push(v2::spec_key(node, &compiler, true));
+    }
+    if !has(|o| matches!(o, v2::Object::Tarball { .. })) {
+        missing.push(v2::tarball_key(node, &compiler));
+    }
+    (listed.to_vec(), missing, true)
+}
+
+/// v3: the listed spec manifest of `entry` and the blobs it references, the keys of those
+/// missing, and whether the manifest was read.
+fn v3_objects(
+    entry: &IndexEntry,
+    listing: &Listing,
+    manifests: &Manifests,
+) -> (Vec<u32>, Vec<String>, bool) {
+    let node = &entry.node;
+    // The listing finds a manifest by hash even if name or version differ.
+    let Some(&m) = listing.v3_manifests.get(&*node.hash) else {
+        let key = v3::spec_manifest_key(&node.name, &node.version, &node.hash);
+        return (Vec::new(), vec![key], true);
+    };
+    let (mut objects, mut missing) = (vec![m], Vec::new());
+    for blob in manifests.by_manifest.get(&m).into_iter().flatten() {
+        match blob {
+            BlobRef::Listed { at, .. } => objects.push(*at),
+            BlobRef::Missing { key, .. } => missing.push(key.to_string()),
+        }
+    }
+    (objects, missing, !manifests.unread.contains(&m))
+}
+
+/// Why an object belongs to no index entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Unowned {
+    /// A v2 spec file whose hash the index does not list (its tarball may be missing too).
+    SpecFile { hash: String },
+    /// A v2 tarball whose hash the index does not list.
+    Tarball { hash: String },
+    /// A v3 spec manifest whose hash the index does not list.
+    SpecManifest { hash: String },
+    /// A v3 blob no manifest references.
+    Blob,
+    /// Anything else under `build_cache/` or `v3/`: never deleted by the janitor.
+    Stray,
+}
+
+impl Unowned {
+    /// The spec hash the object's name carries (spec files, tarballs, spec manifests).
+    pub fn hash(&self) -> Option<&str> {
+        match self {
+            Unowned::SpecFile { hash }
+            | Unowned::Tarball { hash }
+            | Unowned::SpecManifest { hash } => Some(hash),
+            Unowned::Blob | Unowned::Stray => None,
+        }
+    }
+}
+
+/// The whole cache: its listing and one view per layout that has an index (v2 first).
+#[derive(Debug)]
+pub struct CacheView {
+    pub listing: Listing,
+    pub layouts: Vec<LayoutView>,
+}
+
+impl CacheView {
+    /// The key of a listed object.
+    pub fn key(&self, position: u32) -> &str {
+        self.listing.key(position)
+    }
+}

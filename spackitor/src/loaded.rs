@@ -1,0 +1,148 @@
+//! The cache as the janitor read it: the planner's view of it ([`CacheView`]) and what writing
+//! back needs beside it (the objects' version tags, each index's version tag, how the v3
+//! manifests were known). Read with one listing, one read of each index and, for v3, one read
+//! of each new or changed manifest.
+
+use anyhow::Context;
+use model::cleanup::{CacheView, LayoutView, Listing, Manifests, Object};
+use model::spack::buildcache::Layout;
+use stores::Store;
+use stores::cache::LoadedIndex;
+use stores::cache::catalog::Catalog;
+use terminal::printer::Printer;
+
+use crate::manifests::{self, MemoUse, Reads, Tagged};
+
+/// What writing one layout's index and manifest memo back needs, beside its view.
+#[derive(Debug, Clone)]
+pub struct WriteBack {
+    /// The version tag of the index as read (v2 `index.json`, v3 index manifest): a rewrite is
+    /// conditional on it.
+    pub index_etag: Option<String>,
+    /// How this run knew the layout's v3 manifests.
+    pub memo: MemoUse,
+}
+
+/// The whole cache as read.
+#[derive(Debug)]
+pub struct LoadedCache {
+    pub url: String,
+    pub view: CacheView,
+    /// By listing position: the object's version tag, where the listing gives one.
+    pub etags: Vec<Option<String>>,
+    /// One per layout of `view`, in the same order.
+    pub write_backs: Vec<WriteBack>,
+}
+
+impl LoadedCache {
+    /// [`LoadedCache::load`] with a count of the objects listed on the terminal: a listing of a
+    /// large cache over S3 takes a while.
+    pub async fn load_shown(
+        store: &Store,
+        reads: Reads,
+        printer: &Printer,
+    ) -> anyhow::Result<LoadedCache> {
+        let pb = printer.progress(None, "listing");
+        let loaded = LoadedCache::load(store, reads, |n| pb.set_position(n)).await;
+        pb.finish_and_clear();
+        loaded
+    }
+
+    /// `reads`: whether v3 manifests the memo does not know are read (`clean`, `verify`) or left
+    /// unknown (`ls`, `stats`: no request per object).
+    pub async fn load(
+        store: &Store,
+        reads: Reads,
+        on_listed: impl FnMut(u64),
+    ) -> anyhow::Result<LoadedCache> {
+        let mut catalog = Catalog::load(store, on_listed)
+            .await
+            .with_context(|| format!("reading build cache {}", store.url()))?;
+        // The indexes move into the views: an index can be as large as the rest together.
+        let indexes = std::mem::take(&mut catalog.indexes);
+        let (url, listing, etags) = split(catalog);
+        let positions = listing.positions();
+        let listed = Tagged {
+            listing: &listing,
+            etags: &etags,
+        };
+        let mut layouts = Vec::new();
+        let mut write_backs = Vec::new();
+        for index in indexes {
+            let (refs, memo) = match (&index.manifest, index.layout) {
+                (Some(m), Layout::V3) => {
+                    let index_manifest = (index.guard_key.as_str(), m);
+                    manifests::read(store, listed, &positions, index_manifest, reads).await?
+                }
+                _ => (Manifests::default(), MemoUse::default()),
+            };
+            let (view, back) = layout_of(index, &listing, refs, memo);
+            layouts.push(view);
+            write_backs.push(back);
+        }
+        drop(positions);
+        Ok(LoadedCache {
+            url,
+            view: CacheView { listing, layouts },
+            etags,
+            write_backs,
+        })
+    }
+
+    /// Each layout's view with what writing it back needs.
+    pub fn layouts(&self) -> impl Iterator<Item = (&LayoutView, &WriteBack)> {
+        self.view.layouts.iter().zip(&self.write_backs)
+    }
+
+    /// The listing with the objects' version tags.
+    pub fn tagged(&self) -> Tagged<'_> {
+        Tagged {
+            listing: &self.view.listing,
+            etags: &self.etags,
+        }
+    }
+}
+
+/// The catalog's URL, its listing as the planner takes it, and the objects' version tags apart.
+fn split(catalog: Catalog) -> (String, Listing, Vec<Option<String>>) {
+    let (objects, etags) = catalog
+        .objects
+        .into_iter()
+        .map(|o| {
+            let object = Object {
+                key: o.key,
+                size: o.size,
+                last_modified: o.last_modified,
+            };
+            (object, o.etag)
+        })
+        .unzip();
+    let listing = Listing {
+        objects,
+        v2_objects: catalog.v2_objects,
+        v3_manifests: catalog.v3_manifests,
+    };
+    (catalog.url, listing, etags)
+}
+
+/// One index read, as the planner's view of its layout and what writing it back needs.
+fn layout_of(
+    index: LoadedIndex,
+    listing: &Listing,
+    refs: Manifests,
+    memo: MemoUse,
+) -> (LayoutView, WriteBack) {
+    let LoadedIndex {
+        layout,
+        db,
+        guard_etag,
+        // As read before the listing: an index rewritten since makes its guard fail.
+        guard_time,
+        ..
+    } = index;
+    let back = WriteBack {
+        index_etag: guard_etag,
+        memo,
+    };
+    (LayoutView::new(layout, db, guard_time, listing, refs), back)
+}
