@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::spack::buildcache::index::{Database, IndexEntry};
 use crate::spack::buildcache::{Layout, v2, v3};
 use crate::spack::graph::SpecGraph;
-use crate::spack::spec::{Shared, SpecNode, intern};
+use crate::spack::spec::{Interner, Shared, SpecNode};
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -34,20 +34,20 @@ pub struct Listing {
 }
 
 impl Listing {
-    /// The listing of `objects`, classified by key.
-    pub fn new(objects: Vec<Object>) -> Listing {
+    /// The listing of `objects`, classified by key; hashes from `strings` (the index's).
+    pub fn new(objects: Vec<Object>, strings: &mut Interner) -> Listing {
         let mut v2_objects: HashMap<Shared, Vec<u32>> = HashMap::new();
         let mut v3_manifests = HashMap::new();
         for (i, o) in objects.iter().enumerate() {
             let i = i as u32;
             match v2::classify(&o.key) {
                 Some(v2::Object::SpecFile { hash, .. } | v2::Object::Tarball { hash }) => {
-                    v2_objects.entry(intern(&hash)).or_default().push(i);
+                    v2_objects.entry(strings.get(&hash)).or_default().push(i);
                 }
                 Some(_) => {}
                 None => {
                     if let Some(v3::Object::SpecManifest { hash }) = v3::classify(&o.key) {
-                        v3_manifests.insert(intern(&hash), i);
+                        v3_manifests.insert(strings.get(&hash), i);
                     }
                 }
             }

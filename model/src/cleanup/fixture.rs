@@ -8,7 +8,7 @@ use serde_json::json;
 use super::cache::{BlobRef, CacheView, LayoutView, Listing, Manifests, Object};
 use crate::spack::buildcache::index::Database;
 use crate::spack::buildcache::{Layout, v2, v3};
-use crate::spack::spec::DepTypes;
+use crate::spack::spec::{DepTypes, Interner};
 
 /// The fixed "now" of every test cache.
 pub fn now() -> SystemTime {
@@ -223,7 +223,7 @@ pub fn build(def: &CacheDef) -> CacheView {
     }
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     objects.dedup_by(|a, b| a.key == b.key);
-    let listing = Listing::new(objects);
+    let listing = Listing::new(objects, &mut Interner::default());
     let positions = listing.positions();
     let by_manifest = manifests
         .iter()
