@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
 use super::cache::{BlobRef, CacheView, LayoutView, Unowned};
+use super::decision::{LayoutPlan, PlannedOrphan};
 use super::objects::orphan;
-use super::plan::{LayoutPlan, PlannedOrphan};
 use crate::spack::buildcache::Layout;
 
 /// A plan found in the cache: a run that took these hashes out of the index and may not have

@@ -4,6 +4,7 @@
 //! here as a [`CacheView`], and carries the plan out.
 
 pub mod cache;
+pub mod decision;
 pub mod leftovers;
 pub mod objects;
 pub mod order;
@@ -17,8 +18,9 @@ mod fixture;
 mod tests;
 
 pub use cache::{BlobRef, CacheView, LayoutView, Listing, Manifests, Object, SpecRecord, Unowned};
+pub use decision::{LayoutPlan, PlannedOrphan, PlannedSpec, Reason, Rules};
 pub use leftovers::{Recorded, leftovers};
 pub use order::deletion_waves;
 pub use packages::Packages;
-pub use plan::{LayoutPlan, PlannedOrphan, PlannedSpec, Reason, Rules, plan};
+pub use plan::plan;
 pub use purge::{PurgeRefused, SpecLabel, purge};

@@ -5,8 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, SystemTime};
 
 use super::cache::{BlobRef, CacheView, LayoutView, Object, Unowned};
+use super::decision::{Decided, LayoutPlan, PlannedOrphan, PlannedSpec, Reason, age};
 use super::order;
-use super::plan::{Decided, LayoutPlan, PlannedOrphan, PlannedSpec, Reason, age};
 use crate::spack::spec::Shared;
 
 /// Which unowned objects go (`--orphans`): those older than the index and than `max_age` at

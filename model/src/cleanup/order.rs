@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 
 use super::cache::{LayoutView, Unowned};
-use super::plan::{LayoutPlan, Reason};
+use super::decision::{LayoutPlan, Reason};
 use crate::spack::buildcache::{Layout, v3};
 use crate::spack::spec::{DepTypes, Shared};
 

@@ -5,8 +5,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 
 use super::cache::{CacheView, LayoutView};
+use super::decision::{Decided, LayoutPlan, Reason};
 use super::objects::materialize;
-use super::plan::{Decided, LayoutPlan, Reason, cascade, keep_closure};
+use super::plan::{cascade, keep_closure};
 use crate::spack::buildcache::Layout;
 use crate::spack::spec::{DepTypes, Shared};
 

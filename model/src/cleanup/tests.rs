@@ -7,11 +7,12 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::cache::{CacheView, Unowned};
+use super::decision::{LayoutPlan, Reason, Rules};
 use super::fixture::{CacheDef, OrphanDef, SpecDef, build, days_ago, hash, now, package};
 use super::leftovers::{Recorded, leftovers};
 use super::order::deletion_waves;
 use super::packages::Packages;
-use super::plan::{LayoutPlan, Reason, Rules, plan};
+use super::plan::plan;
 use super::purge::{PurgeRefused, purge};
 use crate::spack::buildcache::index::Database;
 use crate::spack::buildcache::{Layout, v3};
@@ -468,7 +469,7 @@ proptest! {
             plans[0].specs.iter().map(|s| (number(&s.hash), &s.reason)).collect();
         let roots: Vec<usize> = rules.keep.iter().map(|h| number(h)).chain(in_flight(&view)).collect();
         let protected = reach(&def, roots, DepTypes::LINK_RUN);
-        let age = |i: usize| super::plan::age(now(), lm.specs[&*hash(i)].newest);
+        let age = |i: usize| super::decision::age(now(), lm.specs[&*hash(i)].newest);
         let removed = |i: usize| rules.packages.as_ref().is_some_and(|p| !p.contains(&package(def.specs[i].package)));
         let incomplete = |i: usize| !lm.specs[&*hash(i)].missing.is_empty();
         for (&i, reason) in &gone {
@@ -569,7 +570,7 @@ proptest! {
             let listed = view.listing.object(positions[o.key.as_str()]);
             prop_assert!(o.kind != Unowned::Stray);
             prop_assert!(listed.last_modified < lm.index_time);
-            prop_assert!(super::plan::age(now(), Some(listed.last_modified)) > rules.max_age);
+            prop_assert!(super::decision::age(now(), Some(listed.last_modified)) > rules.max_age);
             prop_assert!(o.kind.hash().is_none_or(|h| !rules.keep.contains(h)));
         }
     }

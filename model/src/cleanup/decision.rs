@@ -1,0 +1,146 @@
+//! What the planner decides: the rules it applies and, per layout, the specs and objects that
+//! go and why.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use super::cache::{LayoutView, Unowned};
+use super::packages::Packages;
+use crate::spack::buildcache::Layout;
+use crate::spack::spec::Shared;
+
+/// What the rules of `clean` are applied with.
+#[derive(Debug, Clone)]
+pub struct Rules {
+    pub max_age: Duration,
+    /// Hashes of every spec in the keep lockfiles.
+    pub keep: HashSet<String>,
+    /// Packages that still exist; `None` when no repository was given.
+    pub packages: Option<Packages>,
+    /// Whether unowned objects go too (older than the index and than `max_age`).
+    pub orphans: bool,
+    pub now: SystemTime,
+}
+
+/// Why a spec goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "reason", rename_all = "snake_case")]
+pub enum Reason {
+    /// Older than the maximum age.
+    Expired,
+    /// Its package is in none of the given repositories.
+    PackageRemoved,
+    /// It links to or runs a spec that goes (named here).
+    DependentOf { of_hash: Shared, of_name: Shared },
+    /// Some of its objects are missing: it cannot be installed anyway.
+    Incomplete,
+    /// Named in `spackitor purge`.
+    Purged,
+}
+
+impl Reason {
+    pub fn label(&self) -> &'static str {
+        match self {
+            Reason::Expired => "expired",
+            Reason::PackageRemoved => "package removed",
+            Reason::DependentOf { .. } => "dependent of a deleted spec",
+            Reason::Incomplete => "incomplete",
+            Reason::Purged => "purged",
+        }
+    }
+}
+
+/// A spec that goes, with the objects that go with it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedSpec {
+    pub layout: String,
+    pub hash: Shared,
+    pub name: Shared,
+    pub version: Shared,
+    #[serde(flatten)]
+    pub reason: Reason,
+    /// Objects deleted with it (v3 blobs another manifest still uses are not among them).
+    pub objects: Vec<String>,
+    pub bytes: u64,
+    /// 0 for specs no deleted spec depends on; deleted in increasing order.
+    #[serde(skip)]
+    pub layer: usize,
+}
+
+/// An object no index entry owns that goes.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedOrphan {
+    pub layout: String,
+    pub key: String,
+    pub bytes: u64,
+    #[serde(flatten)]
+    pub kind: Unowned,
+}
+
+/// The plan for one layout.
+#[derive(Debug, Clone, Serialize)]
+pub struct LayoutPlan {
+    #[serde(skip)]
+    pub layout: Layout,
+    /// Ordered: dependents before their dependencies.
+    pub specs: Vec<PlannedSpec>,
+    pub orphans: Vec<PlannedOrphan>,
+    /// Objects of specs an interrupted run took out of the index
+    /// ([`super::leftovers::leftovers`]): deleted whatever their age.
+    pub leftovers: Vec<PlannedOrphan>,
+    /// Cached specs that stay.
+    pub kept: usize,
+    /// Specs kept because a keep lockfile needs them.
+    pub kept_by_lockfile: usize,
+    /// Specs kept because one of their objects is newer than the index (an upload in flight).
+    pub kept_as_in_flight: usize,
+}
+
+impl LayoutPlan {
+    /// The hashes the plan takes out of the index.
+    pub fn deleted_hashes(&self) -> HashSet<Shared> {
+        self.specs.iter().map(|s| s.hash.clone()).collect()
+    }
+
+    /// The hashes whose objects are among the leftovers.
+    pub fn leftover_hashes(&self) -> impl Iterator<Item = String> + '_ {
+        self.leftovers
+            .iter()
+            .filter_map(|o| o.kind.hash().map(str::to_string))
+    }
+
+    /// The hashes of the specs and leftovers, as an index names them: what must not come back.
+    pub fn gone_hashes(&self) -> HashSet<Shared> {
+        let mut out = self.deleted_hashes();
+        out.extend(self.leftover_hashes().map(Shared::from));
+        out
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.specs.is_empty() && self.orphans.is_empty() && self.leftovers.is_empty()
+    }
+
+    /// The index of `lm` once the plan is carried out: every record but the deleted specs',
+    /// kept byte for byte. `None` when the plan takes nothing out of it.
+    pub fn index_after(&self, lm: &LayoutView) -> Option<Vec<u8>> {
+        let removed = self.deleted_hashes();
+        (!removed.is_empty()).then(|| lm.db.to_bytes_without(&removed))
+    }
+}
+
+/// What was decided for a layout before its objects are worked out: why each spec goes, and
+/// why some stay.
+#[derive(Debug, Clone, Default)]
+pub struct Decided {
+    pub reasons: HashMap<Shared, Reason>,
+    pub kept_by_lockfile: usize,
+    pub kept_as_in_flight: usize,
+}
+
+/// How old something last modified at `t` is at `now`; never listed counts as infinitely old.
+pub fn age(now: SystemTime, t: Option<SystemTime>) -> Duration {
+    t.map(|t| now.duration_since(t).unwrap_or_default())
+        .unwrap_or(Duration::MAX)
+}
