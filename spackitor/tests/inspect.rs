@@ -367,6 +367,7 @@ fn diff_shows_what_one_cache_has_and_the_other_lacks() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
 async fn over_s3_show_verify_and_stats_read_no_more_than_they_show() {
     let bucket = new_bucket("inspect").await;
     let src = mirror(&["v2", "v3"]);

@@ -135,6 +135,7 @@ fn age_filters_use_the_objects_last_modified() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
 async fn the_same_listing_over_s3() {
     let bucket = new_bucket("ls").await;
     upload_dir(
@@ -199,6 +200,7 @@ fn a_folder_that_is_no_cache_says_so() {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
 fn a_missing_bucket_is_reported_without_credentials() {
     let secret = std::env::var(SECRET_KEY_VAR).expect("test key pair");
     let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackitor"))
