@@ -1,5 +1,8 @@
-//! The generated Dockerfiles of the example definitions, snapshot-tested; no secret in them.
+//! The generated Dockerfiles of the example definitions, snapshot-tested with insta
+//! (`snapshots/dockerfile__*.snap`; `INSTA_UPDATE=always` rewrites them after a deliberate
+//! change: review the diff); no secret in them.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use model::config::Config;
@@ -10,7 +13,7 @@ use spackah::dockerfile;
 use spacktainerizah_tests::repo_root;
 
 fn snapshots() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/dockerfiles")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")
 }
 
 #[test]
@@ -19,7 +22,7 @@ fn dockerfiles_match_their_snapshots() {
     let config = Config::read(&repo_root().join("examples/spacktainerizah.yaml")).unwrap();
     let template = Environment::read(&repo.join("spack.yaml")).unwrap();
     let defs = definitions::discover(&repo).unwrap();
-    let mut seen = 0;
+    let mut rendered = BTreeMap::new();
     for def in defs.containers.iter().filter(|d| d.arch == "amd64") {
         let Kind::Spack { environment, .. } = &def.kind else {
             continue;
@@ -38,25 +41,20 @@ fn dockerfiles_match_their_snapshots() {
             },
         )
         .unwrap();
-        let snap = snapshots().join(format!("{}.Dockerfile", def.name));
-        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-            std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
-            std::fs::write(&snap, &text).unwrap();
-        }
-        assert_eq!(
-            text,
-            std::fs::read_to_string(&snap).unwrap_or_default(),
-            "{} (UPDATE_SNAPSHOTS=1 rewrites)",
-            snap.display()
-        );
+        let description = format!("Dockerfile of {} ({})", def.name, def.arch);
+        insta::with_settings!({ description => description, omit_expression => true }, {
+            insta::assert_snapshot!(def.name.as_str(), text);
+        });
         assert!(
             !text.contains("AWS_SECRET_ACCESS_KEY=$") || text.contains("/run/secrets/"),
             "the key pair comes only from secret mounts"
         );
-        seen += 1;
+        rendered.insert(def.name.clone(), text);
     }
-    assert_eq!(seen, 4);
-    let neo = std::fs::read_to_string(snapshots().join("neurodamus-neocortex.Dockerfile")).unwrap();
+    let names: Vec<String> = rendered.keys().cloned().collect();
+    assert_eq!(names.len(), 4, "{names:?}");
+    spacktainerizah_tests::snapshots::assert_all_referenced(&snapshots(), "dockerfile", &names);
+    let neo = &rendered["neurodamus-neocortex"];
     assert!(neo.contains("COPY files/0/run-simulation.sh /opt/run-simulation.sh"));
     assert!(
         neo.trim_end().ends_with("rm -rf /var/lib/apt/lists/*"),

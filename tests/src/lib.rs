@@ -14,6 +14,7 @@ use stores::{S3Options, Store, StoreUrl};
 
 pub mod proxy;
 pub mod runner;
+pub mod snapshots;
 pub mod spack;
 
 /// `tests/fixtures` of this repository.
