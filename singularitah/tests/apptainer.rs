@@ -2,7 +2,7 @@
 //! `.def`), both run by that Apptainer as an unprivileged user: `run`, `exec`, `--env` and
 //! `APPTAINERENV_*`, `LD_LIBRARY_PATH`, `inspect`, `sif list`, the OCI config and the file tree
 //! (names, owners, modes, device nodes) must match — ours built as that unprivileged user too.
-//! Reported as not run without Apptainer.
+//! Ignored (`NOT RUN`) without Apptainer; under `--include-ignored` a missing Apptainer fails it.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -118,13 +118,13 @@ fn tree(apptainer: &Path, sif: &Path, work: &Path) -> BTreeMap<String, String> {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs Apptainer, squashfs-tools, the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn our_sifs_behave_like_apptainers_own() {
     let Some((bin, user)) = apptainer() else {
         not_run(
             "our_sifs_behave_like_apptainers_own",
             "no Apptainer (the test command installs it from ../shared/tools/apptainer)",
         );
-        return;
     };
     let dir = tempfile::Builder::new()
         .prefix("stz-apptainer-")

@@ -24,6 +24,7 @@ fn build(image: &str, home: &Path, env: &[(&str, String)]) -> Output {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs the OCI registry with a password login, skopeo, umoci and squashfs-tools (./scripts/test.sh sets them up)"]
 fn logins_saved_by_docker_podman_and_credential_helpers() {
     let reg = auth_registry();
     let user = std::env::var(REGISTRY_USER_VAR).unwrap();

@@ -19,6 +19,7 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo, umoci, siftool and squashfs-tools (./scripts/test.sh sets them up)"]
 fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

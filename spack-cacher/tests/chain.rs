@@ -146,17 +146,15 @@ fn the_committed_example_gitlab_ci_is_what_chain_writes() {
         .current_dir(&examples)
         .output()
         .unwrap();
-    spacktainerizah_tests::succeeded(&out);
-    let path = examples.join(".gitlab-ci.yml");
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        std::fs::write(&path, &out.stdout).unwrap();
-    }
-    assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
-        std::fs::read_to_string(&path).unwrap(),
-        "run `spack-cacher chain` (or UPDATE_SNAPSHOTS=1)"
+    let generated = spacktainerizah_tests::succeeded(&out);
+    let committed = std::fs::read_to_string(examples.join(".gitlab-ci.yml")).unwrap();
+    spacktainerizah_tests::snapshots::assert_generated(
+        "examples/.gitlab-ci.yml",
+        &committed,
+        &generated,
+        "`spack-cacher chain` in examples/",
     );
-    validate_gitlab_ci(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    validate_gitlab_ci(&committed).unwrap();
 }
 
 #[test]

@@ -26,11 +26,11 @@ fn options(out: &Path, branch: &str) -> PrepareOptions {
 }
 
 fn snapshots() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/prepare")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")
 }
 
-/// The written environments must equal the committed snapshots; `UPDATE_SNAPSHOTS=1` rewrites
-/// them after a deliberate change (review the diff).
+/// The written environments must equal their insta snapshots (`snapshots/prepare__*.snap`;
+/// `INSTA_UPDATE=always` rewrites them after a deliberate change: review the diff).
 #[test]
 fn environments_match_their_snapshots() {
     let out = tempfile::tempdir().unwrap();
@@ -50,22 +50,26 @@ fn environments_match_their_snapshots() {
         ],
         "the .def container has no Spack environment"
     );
-    for p in &prepared {
-        let rel = p.path.strip_prefix(out.path()).unwrap();
-        let snap = snapshots().join(rel);
+    let mut snapshot_names = Vec::new();
+    for (p, name) in prepared.iter().zip(&names) {
         let got = std::fs::read_to_string(&p.path).unwrap();
-        if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-            std::fs::create_dir_all(snap.parent().unwrap()).unwrap();
-            std::fs::write(&snap, &got).unwrap();
-        }
-        let want = std::fs::read_to_string(&snap).unwrap_or_else(|_| {
-            panic!(
-                "no snapshot {} (UPDATE_SNAPSHOTS=1 writes it)",
-                snap.display()
-            )
+        let name = name.replace('/', "-");
+        let file = p
+            .path
+            .strip_prefix(out.path())
+            .unwrap()
+            .display()
+            .to_string();
+        insta::with_settings!({ description => file, omit_expression => true }, {
+            insta::assert_snapshot!(name.as_str(), got);
         });
-        assert_eq!(got, want, "{}", rel.display());
+        snapshot_names.push(name);
     }
+    spacktainerizah_tests::snapshots::assert_all_referenced(
+        &snapshots(),
+        "prepare",
+        &snapshot_names,
+    );
     // Deterministic: a second run writes the same bytes.
     let again = tempfile::tempdir().unwrap();
     prepare::run(&options(again.path(), "my-feature")).unwrap();

@@ -122,7 +122,7 @@ fn run_job(dir: &Path, job: &model::ci::Job, canary: &str) -> String {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the Docker daemon and the registry (./scripts/test.sh starts them)"]
+#[ignore = "NOT RUN: needs the Docker daemon, the OCI registries (anonymous and with a password login), skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     let engine = Engine::connect().await.unwrap();
     let ns = unique_name("stage3");
@@ -379,7 +379,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the Docker daemon and the registry that wants a login (./scripts/test.sh starts them)"]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry with a password login (./scripts/test.sh starts them)"]
 async fn the_builder_and_runtime_are_pulled_with_the_project_registrys_login() {
     // Both base images only the project registry's login may pull, not left on the daemon.
     let engine = Engine::connect().await.unwrap();

@@ -153,7 +153,7 @@ async fn publish(s: &Setup, decisions: &[Value]) {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the registry (./scripts/test.sh starts it)"]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn tags_from_the_lockfile_and_rebuilds_on_change() {
     let s = setup();
     let (code, d, err) = plan(s.dir.path());
@@ -253,7 +253,7 @@ async fn tags_from_the_lockfile_and_rebuilds_on_change() {
 }
 
 #[test]
-#[ignore = "NOT RUN: needs the registry (./scripts/test.sh starts it)"]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 fn bad_lockfiles_and_definitions_are_named() {
     let s = setup();
     let def = s
@@ -348,7 +348,7 @@ fn bad_lockfiles_and_definitions_are_named() {
 }
 
 #[test]
-#[ignore = "NOT RUN: needs the registry's address (./scripts/test.sh starts it)"]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 fn a_registry_that_is_down_stops_the_plan() {
     let s = setup();
     let cfg = s.dir.path().join("spacktainerizah.yaml");
@@ -363,7 +363,7 @@ fn a_registry_that_is_down_stops_the_plan() {
 }
 
 #[test]
-#[ignore = "NOT RUN: needs the registry (./scripts/test.sh starts it)"]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 fn plan_concretizes_with_the_real_spack_when_asked() {
     let s = setup();
     let d = s.dir.path();

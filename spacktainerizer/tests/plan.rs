@@ -127,7 +127,7 @@ async fn publish(s: &Setup, decisions: &[Value], archs: &[&str]) {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the registry (./scripts/test.sh starts it)"]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn plan_builds_what_changed_and_nothing_else() {
     let s = setup(&registry());
     let (code, decisions, err) = plan(&s);
@@ -175,7 +175,7 @@ async fn plan_builds_what_changed_and_nothing_else() {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the registry (./scripts/test.sh starts it)"]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn an_architecture_missing_from_the_index_builds_that_architecture_only() {
     let s = setup(&registry());
     let (_, decisions, _) = plan(&s);
@@ -235,7 +235,7 @@ fn tool(s: &Setup, args: &[&str]) -> Output {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the Docker daemon and the registry (./scripts/test.sh starts them)"]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry (./scripts/test.sh starts them)"]
 async fn pipeline_build_index_then_up_to_date() {
     let s = setup(&registry());
     stand_in_images(&s);

@@ -124,7 +124,7 @@ fn output_without_password(out: &Output) -> String {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the Docker daemon and the registries that want a login (./scripts/test.sh starts them)"]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry with a password login (./scripts/test.sh starts them)"]
 async fn the_os_image_is_pulled_with_the_project_registrys_named_variables() {
     let reg = auth_registry();
     let os_image = private_os_image(&reg).await;
@@ -152,7 +152,7 @@ async fn the_os_image_is_pulled_with_the_project_registrys_named_variables() {
 }
 
 #[tokio::test]
-#[ignore = "NOT RUN: needs the Docker daemon and the registries that want a login (./scripts/test.sh starts them)"]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registries (anonymous and with token auth) (./scripts/test.sh starts them)"]
 async fn the_os_image_is_pulled_with_the_login_docker_saved() {
     let reg = token_registry();
     let os_image = private_os_image(&reg).await;

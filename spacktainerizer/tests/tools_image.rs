@@ -23,7 +23,7 @@ fn run(repo: &Path, args: &[&str]) -> Output {
 }
 
 #[test]
-#[ignore = "NOT RUN: needs the Docker daemon and the registry (./scripts/test.sh starts them)"]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry (./scripts/test.sh starts them)"]
 fn build_index_up_to_date_then_new_tools() {
     let repo = tempfile::tempdir().unwrap();
     let image = repo.path().join("base-images/tools");

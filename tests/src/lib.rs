@@ -1,6 +1,10 @@
 //! Test support shared by the integration tests of every crate: fixture paths, the real
 //! services `scripts/test.sh` starts (S3, registry, Docker daemon), unique bucket names and
 //! validation against GitLab's CI schema.
+//!
+//! A test that needs a service or tool is `#[ignore = "NOT RUN: needs …"]`: plain `cargo test`
+//! lists it as ignored with that reason, `cargo test -- --include-ignored` runs it, and there a
+//! missing service fails it (the helpers below panic with `NOT RUN: …`), never skips it.
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
@@ -10,6 +14,7 @@ use stores::{S3Options, Store, StoreUrl};
 
 pub mod proxy;
 pub mod runner;
+pub mod snapshots;
 pub mod spack;
 
 /// `tests/fixtures` of this repository.
@@ -25,9 +30,14 @@ pub fn repo_root() -> PathBuf {
         .to_path_buf()
 }
 
+/// Where a service the test script started answers; panics when the variable is not set, as
+/// this test cannot run (only ignored tests get here, under `--include-ignored`).
 fn service_env(name: &str) -> String {
     std::env::var(name).unwrap_or_else(|_| {
-        panic!("{name} is not set: run the tests with ./scripts/test.sh, which starts the S3 server, the registry and the Docker daemon")
+        panic!(
+            "NOT RUN: {name} is not set: this test needs a service ./scripts/test.sh starts \
+             (S3 server, OCI registries, Docker daemon) or a tool it installs"
+        )
     })
 }
 

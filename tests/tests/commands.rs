@@ -211,16 +211,12 @@ fn the_readme_lists_every_ci_variable_the_chain_reads() {
         .expect("README has the variables table markers")
         + begin.len();
     let stop = readme[start..].find(end).unwrap() + start;
-    if std::env::var_os("UPDATE_SNAPSHOTS").is_some() {
-        let updated = format!("{}{table}{}", &readme[..start], &readme[stop..]);
-        std::fs::write(repo_root().join("README.md"), updated).unwrap();
-    } else {
-        assert_eq!(
-            &readme[start..stop],
-            table,
-            "run `spack-cacher variables --config examples/spacktainerizah.yaml` (or UPDATE_SNAPSHOTS=1)"
-        );
-    }
+    spacktainerizah_tests::snapshots::assert_generated(
+        "README.md's variables table (between the variables markers)",
+        &readme[start..stop],
+        &table,
+        "`spack-cacher variables --config examples/spacktainerizah.yaml`, put its output there,",
+    );
 
     let listed: std::collections::BTreeSet<String> = spack_cacher::variables::variables(&config())
         .into_iter()

@@ -29,6 +29,7 @@ RUN --mount=type=secret,id=token test -s /run/secrets/token && /bin/busybox grep
 ";
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon (./scripts/test.sh starts it)"]
 async fn a_build_secret_is_used_and_left_nowhere() {
     let engine = Engine::connect().await.unwrap();
     let ctx = context(DOCKERFILE);
@@ -76,6 +77,7 @@ async fn a_build_secret_is_used_and_left_nowhere() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon (./scripts/test.sh starts it)"]
 async fn the_build_log_streams_and_a_failing_step_is_named() {
     let engine = Engine::connect().await.unwrap();
     let ctx =
@@ -121,6 +123,7 @@ async fn the_build_log_streams_and_a_failing_step_is_named() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry (./scripts/test.sh starts them)"]
 async fn a_pushed_image_is_read_back_from_the_registry() {
     let engine = Engine::connect().await.unwrap();
     // A generated file joins the context folder's files.
@@ -154,6 +157,7 @@ fn tls_address(cert_path: &std::path::Path) -> EngineAddress {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon's TLS listener (./scripts/test.sh starts it)"]
 async fn a_daemon_behind_tcp_and_tls_builds_with_secrets() {
     let certs = std::env::var("SPACKTAINERIZAH_TEST_DOCKER_CERT_PATH").unwrap();
     let engine = Engine::connect_to(&tls_address(certs.as_ref()))
@@ -179,6 +183,7 @@ async fn a_daemon_behind_tcp_and_tls_builds_with_secrets() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon's TLS listener (./scripts/test.sh starts it)"]
 async fn a_tls_daemon_refuses_a_client_without_its_certificates() {
     // A CA the daemon's certificate is not signed by: the connection is refused, the host named.
     let wrong = tempfile::tempdir().unwrap();
@@ -270,21 +275,25 @@ async fn builds_from_a_private_base(reg: &str, buildkit: bool) {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry with a password login (./scripts/test.sh starts them)"]
 async fn the_classic_builder_pulls_a_private_base_with_a_password_login() {
     builds_from_a_private_base(&auth_registry(), false).await;
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry with token auth (./scripts/test.sh starts them)"]
 async fn the_classic_builder_pulls_a_private_base_from_a_token_registry() {
     builds_from_a_private_base(&token_registry(), false).await;
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry with a password login (./scripts/test.sh starts them)"]
 async fn buildkit_pulls_a_private_base_with_a_password_login() {
     builds_from_a_private_base(&auth_registry(), true).await;
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the Docker daemon and the OCI registry with token auth (./scripts/test.sh starts them)"]
 async fn buildkit_pulls_a_private_base_from_a_token_registry() {
     builds_from_a_private_base(&token_registry(), true).await;
 }

@@ -1,5 +1,6 @@
-//! `--help` of every command of every tool, snapshot-tested (`UPDATE_SNAPSHOTS=1` rewrites the
-//! snapshots after a deliberate change; review the diff), and every argument explained.
+//! `--help` of every command of every tool, snapshot-tested with insta (`snapshots/help__*.snap`
+//! beside this file; `INSTA_UPDATE=always` rewrites them after a deliberate change: review the
+//! diff), and every argument explained.
 
 use std::path::{Path, PathBuf};
 
@@ -38,35 +39,22 @@ fn all() -> Vec<(Vec<String>, clap::Command)> {
 }
 
 fn snapshots() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("snapshots/help")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots")
 }
 
 #[test]
 fn help_of_every_command_matches_its_snapshot() {
-    let update = std::env::var_os("UPDATE_SNAPSHOTS").is_some();
-    let mut failures = Vec::new();
+    let mut names = Vec::new();
     for (path, mut cmd) in all() {
         let help = cmd.render_long_help().to_string();
-        let file = snapshots().join(format!("{}.txt", path.join(" ")));
-        if update {
-            std::fs::create_dir_all(file.parent().unwrap()).unwrap();
-            std::fs::write(&file, &help).unwrap();
-            continue;
-        }
-        match std::fs::read_to_string(&file) {
-            Ok(want) if want == help => {}
-            Ok(_) => failures.push(format!(
-                "{} differs from {}",
-                path.join(" "),
-                file.display()
-            )),
-            Err(_) => failures.push(format!(
-                "no snapshot {} (UPDATE_SNAPSHOTS=1)",
-                file.display()
-            )),
-        }
+        let name = path.join("-");
+        let command = format!("{} --help", path.join(" "));
+        insta::with_settings!({ description => command, omit_expression => true }, {
+            insta::assert_snapshot!(name.as_str(), help);
+        });
+        names.push(name);
     }
-    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    spacktainerizah_tests::snapshots::assert_all_referenced(&snapshots(), "help", &names);
 }
 
 #[test]

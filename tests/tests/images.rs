@@ -183,9 +183,10 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs the shared Spack tools, the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn the_real_base_images_do_their_jobs() {
     let Some(tools) = shared_tools() else {
-        return not_run(
+        not_run(
             "the_real_base_images_do_their_jobs",
             "no ../shared/tools with Spack",
         );

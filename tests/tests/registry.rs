@@ -20,6 +20,7 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn labels_of_one_architecture_and_no_fallback_to_another() {
     let reg = registry();
     let repo = unique_name("single");
@@ -50,6 +51,7 @@ async fn labels_of_one_architecture_and_no_fallback_to_another() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn a_multi_arch_index_is_pushed_and_each_architecture_resolved() {
     let reg = registry();
     let repo = unique_name("multi");
@@ -107,6 +109,7 @@ async fn a_multi_arch_index_is_pushed_and_each_architecture_resolved() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn missing_tags_and_repositories_mean_build_an_unreachable_registry_does_not() {
     let reg = registry();
     let repo = unique_name("missing");
@@ -155,6 +158,7 @@ fn private_image(reg: &str, prefix: &str, arch: &str, label: &str) -> (String, S
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the OCI registry with a password login, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn basic_auth_with_credentials_from_named_variables() {
     let reg = auth_registry();
     let (repo, password) = private_image(&reg, "private", "amd64", "v");
@@ -193,6 +197,7 @@ async fn basic_auth_with_credentials_from_named_variables() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the OCI registry with token auth, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn bearer_tokens_from_the_registrys_token_server() {
     let reg = spacktainerizah_tests::token_registry();
     let (repo, _) = private_image(&reg, "tokens", "arm64", "token");
@@ -250,6 +255,7 @@ async fn failing_first(n: usize, fault: Fault) -> FaultProxy {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn throttled_failing_and_dropped_answers_are_retried() {
     let reg = registry();
     let repo = unique_name("flaky");
@@ -291,6 +297,7 @@ async fn throttled_failing_and_dropped_answers_are_retried() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo and umoci (./scripts/test.sh sets them up)"]
 async fn oversized_answers_are_refused_before_their_digest_is_checked() {
     let reg = registry();
     let repo = unique_name("huge");

@@ -96,6 +96,7 @@ cleanup:
 /// `on_failure` jobs still run, `on_success` ones are skipped, and a failure allowed to fail
 /// fails nothing.
 #[test]
+#[ignore = "NOT RUN: needs the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn a_failed_job_fails_the_pipeline_and_when_always_jobs_still_run() {
     let dir = tempfile::tempdir().unwrap();
     let branch = PipelineRef::Branch("main".into());
@@ -158,6 +159,7 @@ cached:
 /// policy the runner does not allow fails the job as a system failure
 /// (https://docs.gitlab.com/ci/yaml/#imagepull_policy).
 #[test]
+#[ignore = "NOT RUN: needs the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn shell_runners_ignore_image_and_docker_runners_enforce_pull_policies() {
     let dir = tempfile::tempdir().unwrap();
     let branch = PipelineRef::Branch("main".into());
@@ -202,6 +204,7 @@ without-rules:
 /// (https://docs.gitlab.com/ci/pipelines/downstream_pipelines/#run-child-pipelines-with-merge-request-pipelines);
 /// a child left without jobs fails its trigger job: "downstream pipeline can not be created".
 #[test]
+#[ignore = "NOT RUN: needs the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn merge_request_pipelines_and_their_children() {
     let mr = PipelineRef::MergeRequest {
         iid: 7,
@@ -279,6 +282,7 @@ fn spack_generated_pipelines_are_created() {
 /// trigger job passes once the child is created (https://docs.gitlab.com/ci/yaml/#triggerstrategy).
 /// A child file over `max_artifacts_content_include_size` is not created.
 #[test]
+#[ignore = "NOT RUN: needs the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn trigger_jobs_mirror_their_child_with_depend() {
     let mr = PipelineRef::MergeRequest {
         iid: 2,
@@ -315,6 +319,7 @@ fn trigger_jobs_mirror_their_child_with_depend() {
 /// The command: `--runner` gives the project's runners; the report names the runner of each
 /// job; a job no runner takes fails the command before any job runs, naming its tags.
 #[test]
+#[ignore = "NOT RUN: needs the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn the_command_takes_runners() {
     let dir = tempfile::tempdir().unwrap();
     let project = dir.path().join("project");

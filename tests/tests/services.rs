@@ -10,6 +10,7 @@ fn http_get(mut stream: impl Read + Write, path: &str) -> String {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs the OCI registry (./scripts/test.sh starts it)"]
 fn the_registry_speaks_the_distribution_api() {
     let stream = std::net::TcpStream::connect(spacktainerizah_tests::registry()).unwrap();
     let resp = http_get(stream, "/v2/");
@@ -25,6 +26,7 @@ fn the_registry_speaks_the_distribution_api() {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs the Docker daemon (./scripts/test.sh starts it)"]
 fn the_docker_daemon_answers_on_its_private_socket() {
     let host = spacktainerizah_tests::docker_host();
     let path = host.strip_prefix("unix://").expect("a unix socket");
