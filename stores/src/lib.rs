@@ -1,17 +1,22 @@
-//! Object stores: one interface over S3 buckets (`s3://bucket[/prefix]`) and directories
-//! (`file:///dir` or a plain path), with streaming listings, user metadata, conditional puts and
-//! batched deletes.
+//! Object stores: one interface over S3 buckets (`s3://bucket[/prefix]`), directories
+//! (`file:///dir` or a plain path) and memory (the fake tests use), with streaming listings,
+//! user metadata, conditional puts and batched deletes.
 
 mod file;
+mod memory;
 mod s3;
 mod stats;
 
 use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::SystemTime;
 
+use futures::future::BoxFuture;
 use futures::stream::BoxStream;
 
 pub use file::{FileStore, RESERVED_DIR};
+pub use memory::MemoryStore;
 pub use model::progress::Progress;
 pub use model::store_url::{S3Options, StoreUrl};
 pub use s3::S3Store;
@@ -29,6 +34,9 @@ pub const DELETE_CONCURRENCY: usize = 4;
 pub const DEFAULT_PART_SIZE: u64 = 64 * 1024 * 1024;
 /// The smallest part S3 accepts (but for the last one).
 pub const MIN_PART_SIZE: u64 = 5 * 1024 * 1024;
+
+/// User metadata of an object: name → value.
+pub type Metadata = BTreeMap<String, String>;
 
 /// What a listing or a head request tells about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,60 +128,132 @@ impl StoreError {
     }
 }
 
-/// A store: a directory or an S3 bucket (with an optional key prefix).
+/// What a backend hands back for a streamed read.
+pub type ObjectReader = Box<dyn tokio::io::AsyncRead + Send + Unpin>;
+
+/// One kind of object store: S3 ([`S3Store`]), a directory ([`FileStore`]) or memory
+/// ([`MemoryStore`], the fake tests use). [`Store`] is the handle tools hold; every backend
+/// keeps the same contract, which `tests/tests/stores.rs` checks on each:
+///
+/// - Keys are relative to the store's root, `/`-separated, without empty, `.` or `..`
+///   components; another key is [`StoreError::InvalidKey`].
+/// - A missing object is [`StoreError::NotFound`], never a transport error; a store that cannot
+///   be reached is [`StoreError::Unreachable`], never "missing".
+/// - Listings come in the byte order of the keys (S3's order), whatever the backend.
+/// - Puts honour [`Condition`] as S3 honours `If-None-Match: *` and `If-Match`: a put whose
+///   condition does not hold is [`StoreError::PreconditionFailed`] and changes nothing.
+/// - [`ObjectStore::delete_many`] sends the keys in batches of at most [`DELETE_BATCH`]. Per
+///   key: a key that does not exist counts as deleted (as in S3); a key that was not deleted —
+///   an invalid key too, on every backend — is a [`DeleteFailure`] in the report, and the
+///   other keys go on. `Err` only when a request as a whole could not be made or was refused
+///   (the store unreachable, the bucket or folder missing, access to it denied, a server
+///   error): nothing is known then of its keys, and batches not yet sent are not sent.
+pub trait ObjectStore: Send + Sync + std::fmt::Debug {
+    /// The URL of the store root, for messages.
+    fn url(&self) -> String;
+    /// Where `key` lives, for messages (`s3://bucket/prefix/key`, a path, `memory://key`).
+    fn location(&self, key: &str) -> String;
+    /// The folder holding the objects as files, for a directory.
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
+    /// The requests this store (and its clones) sent so far.
+    fn requests(&self) -> RequestCounts;
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>>;
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>>;
+    fn reader<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, ObjectReader), StoreError>>;
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Object, StoreError>>;
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Vec<u8>,
+        metadata: &'a Metadata,
+        condition: &'a Condition,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>>;
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        metadata: &'a Metadata,
+        part_size: u64,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, Result<(), StoreError>>;
+    fn get_to_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>>;
+    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'_, Result<DeleteReport, StoreError>>;
+}
+
+/// A store: a directory, an S3 bucket (with an optional key prefix) or memory. Cloning is
+/// cheap, and clones share the backend (its connections and request counts).
 #[derive(Debug, Clone)]
-pub enum Store {
-    File(FileStore),
-    S3(S3Store),
+pub struct Store {
+    backend: Arc<dyn ObjectStore>,
 }
 
 impl Store {
+    /// A store over `backend`.
+    pub fn new(backend: impl ObjectStore + 'static) -> Store {
+        Store {
+            backend: Arc::new(backend),
+        }
+    }
+
     /// Open the store behind `url`. S3 stores are configured from `s3`; nothing is sent yet.
     pub async fn open(url: &StoreUrl, s3: &S3Options) -> Result<Store, StoreError> {
         Ok(match url {
-            StoreUrl::Dir(path) => Store::File(FileStore::new(path.clone())),
+            StoreUrl::Dir(path) => Store::new(FileStore::new(path.clone())),
             StoreUrl::S3 { bucket, prefix } => {
-                Store::S3(S3Store::connect(bucket.clone(), prefix.clone(), s3).await?)
+                Store::new(S3Store::connect(bucket.clone(), prefix.clone(), s3).await?)
             }
         })
     }
 
-    /// True for a directory: reading an object is a file read, not a network request.
+    /// A new, empty store in memory (`memory://`), behaving as an S3 bucket does. To age its
+    /// objects or make requests fail, make a [`MemoryStore`] and hand a clone to [`Store::new`].
+    pub fn memory() -> Store {
+        Store::new(MemoryStore::new())
+    }
+
+    /// True for a directory: reading an object is a file read, not a network request. A store
+    /// in memory stands in for S3 and answers false, so the code under test takes S3's paths.
     pub fn is_local(&self) -> bool {
-        matches!(self, Store::File(_))
+        self.backend.local_root().is_some()
+    }
+
+    /// The file holding `key`, for a directory.
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        self.backend.local_root().map(|root| root.join(key))
     }
 
     /// The URL of the store root, for messages.
     pub fn url(&self) -> String {
-        match self {
-            Store::File(f) => f.root().display().to_string(),
-            Store::S3(s) => s.url(),
-        }
+        self.backend.url()
     }
 
     /// The requests this store (and its clones) sent so far.
     pub fn requests(&self) -> RequestCounts {
-        match self {
-            Store::File(f) => f.stats().snapshot(),
-            Store::S3(s) => s.stats().snapshot(),
-        }
+        self.backend.requests()
     }
 
-    /// Where `key` lives, for messages (`s3://bucket/prefix/key` or a path).
+    /// Where `key` lives, for messages (`s3://bucket/prefix/key`, a path, `memory://key`).
     pub fn location(&self, key: &str) -> String {
-        match self {
-            Store::File(f) => f.path_of_unchecked(key).display().to_string(),
-            Store::S3(s) => s.location(key),
-        }
+        self.backend.location(key)
     }
 
     /// Every object whose key starts with `prefix`, streamed page by page in the byte order
-    /// of the keys (on both backends).
+    /// of the keys (on every backend).
     pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
-        match self {
-            Store::File(f) => f.list(prefix),
-            Store::S3(s) => s.list(prefix),
-        }
+        self.backend.list(prefix)
     }
 
     /// Size, last-modified, etag and user metadata of `key`.
@@ -181,10 +261,7 @@ impl Store {
         &self,
         key: &str,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
-        match self {
-            Store::File(f) => f.head(key).await,
-            Store::S3(s) => s.head(key).await,
-        }
+        self.backend.head(key).await
     }
 
     /// Read `key` as a stream of bytes (its size known up front), for objects too large to
@@ -193,17 +270,11 @@ impl Store {
         &self,
         key: &str,
     ) -> Result<(ObjectInfo, Box<dyn tokio::io::AsyncRead + Send + Unpin>), StoreError> {
-        match self {
-            Store::File(f) => f.reader(key).await,
-            Store::S3(s) => s.reader(key).await,
-        }
+        self.backend.reader(key).await
     }
 
     pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
-        match self {
-            Store::File(f) => f.get(key).await,
-            Store::S3(s) => s.get(key).await,
-        }
+        self.backend.get(key).await
     }
 
     /// Write `bytes` at `key` with user `metadata`, honouring `condition`; returns the new
@@ -215,10 +286,7 @@ impl Store {
         metadata: &BTreeMap<String, String>,
         condition: &Condition,
     ) -> Result<Option<String>, StoreError> {
-        match self {
-            Store::File(f) => f.put(key, bytes, metadata, condition).await,
-            Store::S3(s) => s.put(key, bytes, metadata, condition).await,
-        }
+        self.backend.put(key, bytes, metadata, condition).await
     }
 
     /// Upload the file at `path` to `key` with user `metadata`, streamed from disk: a file
@@ -233,10 +301,9 @@ impl Store {
         part_size: u64,
         progress: &dyn Progress,
     ) -> Result<(), StoreError> {
-        match self {
-            Store::File(f) => f.put_file(key, path, metadata, progress).await,
-            Store::S3(s) => s.put_file(key, path, metadata, part_size, progress).await,
-        }
+        self.backend
+            .put_file(key, path, metadata, part_size, progress)
+            .await
     }
 
     /// Stream `key` into the file `path` (created or truncated); returns what a head returns.
@@ -248,24 +315,17 @@ impl Store {
         path: &std::path::Path,
         progress: &dyn Progress,
     ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
-        match self {
-            Store::File(f) => f.get_to_file(key, path, progress).await,
-            Store::S3(s) => s.get_to_file(key, path, progress).await,
-        }
+        self.backend.get_to_file(key, path, progress).await
     }
 
     /// Delete `keys` in batches of at most [`DELETE_BATCH`], several batches in flight. A key
-    /// that does not exist counts as deleted, as in S3. Per-key failures are in the report;
-    /// an `Err` means a whole request failed, and nothing about its keys is known.
+    /// that does not exist counts as deleted, as in S3. Per-key failures (an invalid key
+    /// among them) are in the report; an `Err` means a request as a whole could not be made
+    /// or was refused, and nothing about its keys is known (see [`ObjectStore`]).
     pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
-        match self {
-            Store::File(f) => f.delete_many(keys).await,
-            Store::S3(s) => s.delete_many(keys).await,
-        }
+        self.backend.delete_many(keys).await
     }
-}
 
-impl Store {
     /// [`Store::delete_many`] for callers with nothing to do about single keys: the first key
     /// not deleted is the error, named by its location.
     pub async fn delete_all(&self, keys: Vec<String>) -> Result<usize, StoreError> {
@@ -277,6 +337,17 @@ impl Store {
                 code: f.code,
                 message: f.message,
             }),
+        }
+    }
+}
+
+impl DeleteFailure {
+    /// `key` could not even be sent: every backend reports an invalid key this way.
+    pub(crate) fn invalid_key(key: String, error: &StoreError) -> DeleteFailure {
+        DeleteFailure {
+            key,
+            code: "InvalidKey".into(),
+            message: error.to_string(),
         }
     }
 }
