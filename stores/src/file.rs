@@ -18,11 +18,12 @@ use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::stats::{Request, RequestCounts, RequestStats};
-use super::{
+use crate::object_store::{
     Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
-    ObjectStore, Progress, StoreError, check_key,
+    ObjectStore, StoreError, check_key,
 };
+use crate::stats::{Request, RequestCounts, RequestStats};
+use model::progress::Progress;
 
 /// The folder under the root holding metadata, temporary files and the lock.
 pub const RESERVED_DIR: &str = ".spacktainerizah";
@@ -269,7 +270,7 @@ impl FileStore {
         blocking(move || {
             this.check_root()?;
             let mut report = DeleteReport::default();
-            for chunk in keys.chunks(super::DELETE_BATCH) {
+            for chunk in keys.chunks(crate::object_store::DELETE_BATCH) {
                 this.stats.count(Request::Delete);
                 report.requests += 1;
                 for key in chunk {

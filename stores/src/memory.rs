@@ -13,11 +13,12 @@ use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::stats::{Request, RequestCounts, RequestStats};
-use super::{
+use crate::object_store::{
     Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
-    ObjectStore, Progress, StoreError, check_key,
+    ObjectStore, StoreError, check_key,
 };
+use crate::stats::{Request, RequestCounts, RequestStats};
+use model::progress::Progress;
 
 /// S3 lists at most this many keys a page.
 const PAGE: usize = 1000;
@@ -204,7 +205,7 @@ impl MemoryStore {
                 Err(e) => report.failed.push(DeleteFailure::invalid_key(key, &e)),
             }
         }
-        for batch in valid.chunks(super::DELETE_BATCH) {
+        for batch in valid.chunks(crate::object_store::DELETE_BATCH) {
             self.delete_batch(batch, &mut report)?;
         }
         Ok(report)

@@ -21,11 +21,12 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::stats::{Request, RequestCounts, RequestStats};
-use super::{
+use crate::object_store::{
     Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
-    ObjectStore, Progress, StoreError, check_key,
+    ObjectStore, StoreError, check_key,
 };
+use crate::stats::{Request, RequestCounts, RequestStats};
+use model::progress::Progress;
 use model::secret::Secret;
 use model::store_url::S3Options;
 
@@ -426,7 +427,7 @@ impl S3Store {
         progress: &dyn Progress,
     ) -> Result<(), StoreError> {
         check_key(key)?;
-        let part_size = part_size.max(super::MIN_PART_SIZE);
+        let part_size = part_size.max(crate::object_store::MIN_PART_SIZE);
         let size = tokio::fs::metadata(path)
             .await
             .map_err(|source| StoreError::Io {
@@ -603,12 +604,12 @@ impl S3Store {
             }
         }
         let batches: Vec<Vec<String>> = valid
-            .chunks(super::DELETE_BATCH)
+            .chunks(crate::object_store::DELETE_BATCH)
             .map(<[String]>::to_vec)
             .collect();
         let mut results = stream::iter(batches)
             .map(|batch| self.delete_batch(batch))
-            .buffer_unordered(super::DELETE_CONCURRENCY);
+            .buffer_unordered(crate::object_store::DELETE_CONCURRENCY);
         while let Some(batch) = results.next().await {
             let batch = batch?;
             report.requests += 1;
