@@ -219,12 +219,17 @@ fn from_helper(helper: &str, server: &str) -> Result<Option<Login>, SavedLoginEr
         .stderr(Stdio::piped())
         .spawn()
         .map_err(|e| err(format!("cannot run it: {e}")))?;
-    child
+    let written = child
         .stdin
         .take()
         .expect("piped")
-        .write_all(server.as_bytes())
-        .map_err(|e| err(e.to_string()))?;
+        .write_all(server.as_bytes());
+    // A helper may answer (or fail) without reading its input: its exit status and output
+    // say how it went, not the pipe it closed.
+    match written {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => return Err(err(e.to_string())),
+        _ => {}
+    }
     let out = child.wait_with_output().map_err(|e| err(e.to_string()))?;
     if !out.status.success() {
         let (stdout, stderr) = (
