@@ -1,5 +1,5 @@
-//! OCI services: the registry client and the Docker Engine, and applying image layers to a
-//! root filesystem.
+//! OCI services: the registry client and the container engine (real, or in memory for tests),
+//! and applying image layers to a root filesystem.
 
 pub mod engine;
 pub mod registry;

@@ -278,25 +278,6 @@ pub fn apply_layer(
     file: fs::File,
     pseudo: &mut PseudoFiles,
 ) -> Result<(), RootfsError> {
-    let err = |message: String| RootfsError::Layer {
-        layer: layer.into(),
-        message,
-    };
-    let canonical_root =
-        fs::canonicalize(root).map_err(|e| err(format!("{}: {e}", root.display())))?;
-    // A whiteout's directory, resolved: a symlink planted by a lower layer must not lead a
-    // delete out of the root. `None` when it does not exist (nothing to hide).
-    let inside = |root: &Path, parent: &Path| -> Result<Option<PathBuf>, RootfsError> {
-        match fs::canonicalize(root.join(parent)) {
-            Ok(p) if p.starts_with(&canonical_root) => Ok(Some(p)),
-            Ok(p) => Err(err(format!(
-                "{}: resolves to {}, outside the root",
-                parent.display(),
-                p.display()
-            ))),
-            Err(_) => Ok(None),
-        }
-    };
     let mut archive = tar::Archive::new(decompressor(layer, media_type, file)?);
     archive.set_preserve_permissions(true);
     // Only root can give files away; without it, `pseudo` keeps the owners.
@@ -304,95 +285,186 @@ pub fn apply_layer(
     archive.set_preserve_mtime(true);
     archive.set_unpack_xattrs(false);
     archive.set_overwrite(true);
-    // Paths this layer wrote: an opaque marker hides only what lower layers left.
-    let mut written: HashSet<PathBuf> = HashSet::new();
-    for entry in archive.entries().map_err(|e| err(e.to_string()))? {
-        let mut entry = entry.map_err(|e| err(e.to_string()))?;
-        let raw = entry.path().map_err(|e| err(e.to_string()))?.into_owned();
-        let rel = clean(&raw).ok_or_else(|| err(format!("{}: leaves the root", raw.display())))?;
+    let mut applier = Applier::new(root, layer, pseudo)?;
+    for entry in archive.entries().map_err(|e| applier.err(e.to_string()))? {
+        let entry = entry.map_err(|e| applier.err(e.to_string()))?;
+        applier.apply(entry)?;
+    }
+    Ok(())
+}
+
+/// One layer being applied on top of a root: where, and what it wrote so far.
+struct Applier<'a> {
+    root: &'a Path,
+    canonical_root: PathBuf,
+    layer: &'a str,
+    pseudo: &'a mut PseudoFiles,
+    /// Paths this layer wrote: an opaque marker hides only what lower layers left.
+    written: HashSet<PathBuf>,
+}
+
+impl<'a> Applier<'a> {
+    fn new(
+        root: &'a Path,
+        layer: &'a str,
+        pseudo: &'a mut PseudoFiles,
+    ) -> Result<Applier<'a>, RootfsError> {
+        let err = |message: String| RootfsError::Layer {
+            layer: layer.into(),
+            message,
+        };
+        let canonical_root =
+            fs::canonicalize(root).map_err(|e| err(format!("{}: {e}", root.display())))?;
+        Ok(Applier {
+            root,
+            canonical_root,
+            layer,
+            pseudo,
+            written: HashSet::new(),
+        })
+    }
+
+    fn err(&self, message: String) -> RootfsError {
+        RootfsError::Layer {
+            layer: self.layer.into(),
+            message,
+        }
+    }
+
+    /// A whiteout's directory, resolved: a symlink planted by a lower layer must not lead a
+    /// delete out of the root. `None` when it does not exist (nothing to hide).
+    fn inside(&self, parent: &Path) -> Result<Option<PathBuf>, RootfsError> {
+        match fs::canonicalize(self.root.join(parent)) {
+            Ok(p) if p.starts_with(&self.canonical_root) => Ok(Some(p)),
+            Ok(p) => Err(self.err(format!(
+                "{}: resolves to {}, outside the root",
+                parent.display(),
+                p.display()
+            ))),
+            Err(_) => Ok(None),
+        }
+    }
+
+    /// One entry of the layer: an opaque marker, a whiteout, or something to put in place.
+    fn apply(&mut self, entry: tar::Entry<'_, impl Read>) -> Result<(), RootfsError> {
+        let raw = entry
+            .path()
+            .map_err(|e| self.err(e.to_string()))?
+            .into_owned();
+        let rel =
+            clean(&raw).ok_or_else(|| self.err(format!("{}: leaves the root", raw.display())))?;
         let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let parent = rel.parent().unwrap_or(Path::new(""));
         if name == OPAQUE {
-            pseudo.remove_under(parent, |p| p == parent || written.contains(p));
-            let Some(dir) = inside(root, parent)? else {
-                continue;
-            };
-            if let Ok(children) = fs::read_dir(&dir) {
-                for child in children.flatten() {
-                    let child_rel = parent.join(child.file_name());
-                    if !written.contains(&child_rel) {
-                        remove_any(&child.path())
-                            .map_err(|e| err(format!("{}: {e}", child_rel.display())))?;
-                    }
-                }
-            }
-            continue;
+            return self.opaque(parent);
         }
         if let Some(hidden) = name.strip_prefix(WHITEOUT_PREFIX) {
-            // `.wh..` and `.wh...` would hide the folder itself or its parent: the root, or
-            // what is above it. No tool writes them; a layer that does is refused.
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(err(format!(
-                    "{}: a whiteout of `{hidden}` would remove its own folder or the one above",
-                    raw.display()
-                )));
-            }
-            let target = parent.join(hidden);
-            pseudo.remove_under(&target, |_| false);
-            if let Some(dir) = inside(root, parent)? {
-                remove_any(&dir.join(hidden))
-                    .map_err(|e| err(format!("{}: {e}", target.display())))?;
-            }
-            continue;
+            return self.whiteout(&raw, parent, hidden);
         }
-        let dest = root.join(&rel);
+        self.extract(entry, rel)
+    }
+
+    /// Hide what lower layers left in `parent`; what this layer wrote there stays.
+    fn opaque(&mut self, parent: &Path) -> Result<(), RootfsError> {
+        let written = &self.written;
+        self.pseudo
+            .remove_under(parent, |p| p == parent || written.contains(p));
+        let Some(dir) = self.inside(parent)? else {
+            return Ok(());
+        };
+        if let Ok(children) = fs::read_dir(&dir) {
+            for child in children.flatten() {
+                let child_rel = parent.join(child.file_name());
+                if !self.written.contains(&child_rel) {
+                    remove_any(&child.path())
+                        .map_err(|e| self.err(format!("{}: {e}", child_rel.display())))?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove `parent/hidden` and what is below it.
+    fn whiteout(&mut self, raw: &Path, parent: &Path, hidden: &str) -> Result<(), RootfsError> {
+        // `.wh..` and `.wh...` would hide the folder itself or its parent: the root, or
+        // what is above it. No tool writes them; a layer that does is refused.
+        if hidden.is_empty() || hidden == "." || hidden == ".." {
+            return Err(self.err(format!(
+                "{}: a whiteout of `{hidden}` would remove its own folder or the one above",
+                raw.display()
+            )));
+        }
+        let target = parent.join(hidden);
+        self.pseudo.remove_under(&target, |_| false);
+        if let Some(dir) = self.inside(parent)? {
+            remove_any(&dir.join(hidden))
+                .map_err(|e| self.err(format!("{}: {e}", target.display())))?;
+        }
+        Ok(())
+    }
+
+    /// Put a file, folder, link or special file of the layer in place at `rel`.
+    fn extract(
+        &mut self,
+        mut entry: tar::Entry<'_, impl Read>,
+        rel: PathBuf,
+    ) -> Result<(), RootfsError> {
+        let dest = self.root.join(&rel);
+        let parent = rel.parent().unwrap_or(Path::new(""));
         let is_dir = entry.header().entry_type().is_dir();
         // A folder over a folder only updates its own metadata; anything else replaces what
         // was there, and what was below it.
         if !(is_dir && fs::symlink_metadata(&dest).is_ok_and(|m| m.is_dir())) {
-            pseudo.remove_under(&rel, |_| false);
+            self.pseudo.remove_under(&rel, |_| false);
         }
         // A hard link shares its target's inode: a link to a device node is another device
         // node, and the target's mode and owner are the link's.
         let target = link_target(&entry);
         let linked = target
             .as_ref()
-            .and_then(|t| pseudo.specials.get(t).cloned());
-        let entry_owner = match target.as_ref().and_then(|t| pseudo.owners.get(t)) {
+            .and_then(|t| self.pseudo.specials.get(t).cloned());
+        let entry_owner = match target.as_ref().and_then(|t| self.pseudo.owners.get(t)) {
             Some(o) => *o,
-            None => owner(&entry).map_err(|e| err(e.to_string()))?,
+            None => owner(&entry).map_err(|e| self.err(e.to_string()))?,
         };
-        if let Some(s) = linked.or(special(&entry).map_err(|e| err(e.to_string()))?) {
-            // mksquashfs makes it inside a folder of the tree: layers list folders first.
-            if inside(root, parent)?.is_none() {
-                return Err(err(format!(
-                    "{}: its folder is not in this or a lower layer",
-                    rel.display()
-                )));
-            }
-            remove_any(&dest).map_err(|e| err(format!("{}: {e}", rel.display())))?;
-            pseudo.specials.insert(rel.clone(), s);
-            written.insert(rel);
-            continue;
+        if let Some(s) = linked.or(special(&entry).map_err(|e| self.err(e.to_string()))?) {
+            return self.special(rel, s);
         }
         // A directory replaces a non-directory and the other way round; a directory over a
         // directory only updates its metadata.
         if let Ok(m) = fs::symlink_metadata(&dest)
             && m.is_dir() != is_dir
-            && inside(root, parent)?.is_some()
+            && self.inside(parent)?.is_some()
         {
-            remove_any(&dest).map_err(|e| err(format!("{}: {e}", rel.display())))?;
+            remove_any(&dest).map_err(|e| self.err(format!("{}: {e}", rel.display())))?;
         }
         entry
-            .unpack_in(root)
-            .map_err(|e| err(format!("{}: {}", rel.display(), chain(&e))))?;
-        if !pseudo.privileged {
-            keep_usable(&dest, is_dir).map_err(|e| err(format!("{}: {e}", rel.display())))?;
+            .unpack_in(self.root)
+            .map_err(|e| self.err(format!("{}: {}", rel.display(), chain(&e))))?;
+        if !self.pseudo.privileged {
+            keep_usable(&dest, is_dir).map_err(|e| self.err(format!("{}: {e}", rel.display())))?;
         }
-        pseudo.owners.insert(rel.clone(), entry_owner);
-        written.insert(rel);
+        self.pseudo.owners.insert(rel.clone(), entry_owner);
+        self.written.insert(rel);
+        Ok(())
     }
-    Ok(())
+
+    /// A device node or FIFO: recorded for mksquashfs, nothing left in its place on disk.
+    fn special(&mut self, rel: PathBuf, s: Special) -> Result<(), RootfsError> {
+        let parent = rel.parent().unwrap_or(Path::new(""));
+        // mksquashfs makes it inside a folder of the tree: layers list folders first.
+        if self.inside(parent)?.is_none() {
+            return Err(self.err(format!(
+                "{}: its folder is not in this or a lower layer",
+                rel.display()
+            )));
+        }
+        remove_any(&self.root.join(&rel))
+            .map_err(|e| self.err(format!("{}: {e}", rel.display())))?;
+        self.pseudo.specials.insert(rel.clone(), s);
+        self.written.insert(rel);
+        Ok(())
+    }
 }
 
 #[cfg(test)]

@@ -529,7 +529,7 @@ fn a_def_container_becomes_a_sif_with_its_sections_and_publishes_its_source_dige
         &format!("{}/", dest.display()),
     ]));
     // The directory store's own record of the object's metadata, read as any client reads it.
-    let store = stores::Store::File(stores::FileStore::new(dest.clone()));
+    let store = stores::Store::new(stores::FileStore::new(dest.clone()));
     let meta: BTreeMap<String, String> = tokio::runtime::Runtime::new()
         .unwrap()
         .block_on(store.head("nexus-storage__latest.sif"))

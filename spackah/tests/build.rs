@@ -270,7 +270,7 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     );
 
     // The key pair reached the install step and is nowhere in the image.
-    let docker = engine.docker();
+    let docker = engine.docker().expect("a Docker daemon");
     let mut saved = Vec::new();
     let mut stream = docker.export_image(&image);
     while let Some(chunk) = stream.next().await {

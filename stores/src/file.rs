@@ -11,14 +11,19 @@ use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
+use std::sync::Arc;
+
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 use sha2::{Digest, Sha256};
 
-use super::stats::{Request, RequestStats};
-use super::{
-    Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, Progress, StoreError, check_key,
+use crate::object_store::{
+    Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
+    ObjectStore, StoreError, check_key,
 };
-use std::sync::Arc;
+use crate::stats::{Request, RequestCounts, RequestStats};
+use model::progress::Progress;
 
 /// The folder under the root holding metadata, temporary files and the lock.
 pub const RESERVED_DIR: &str = ".spacktainerizah";
@@ -37,16 +42,8 @@ impl FileStore {
         }
     }
 
-    pub(crate) fn stats(&self) -> &RequestStats {
-        &self.stats
-    }
-
     pub fn root(&self) -> &Path {
         &self.root
-    }
-
-    pub(crate) fn path_of_unchecked(&self, key: &str) -> PathBuf {
-        self.root.join(key)
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
@@ -80,7 +77,7 @@ impl FileStore {
         }
     }
 
-    pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
         let root = self.root.clone();
         let prefix = prefix.to_string();
         let (tx, rx) = tokio::sync::mpsc::channel(1024);
@@ -94,10 +91,7 @@ impl FileStore {
 
     /// Size, mtime and metadata from a `stat`: the content is not read, so no etag (as in
     /// listings), whatever the file's size.
-    pub async fn head(
-        &self,
-        key: &str,
-    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+    async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         self.stats.count(Request::Head);
         let path = self.path_of(key)?;
         let meta_path = self.meta_path(key);
@@ -117,10 +111,7 @@ impl FileStore {
     }
 
     /// The file, read as it is consumed.
-    pub async fn reader(
-        &self,
-        key: &str,
-    ) -> Result<(ObjectInfo, Box<dyn tokio::io::AsyncRead + Send + Unpin>), StoreError> {
+    async fn reader(&self, key: &str) -> Result<(ObjectInfo, ObjectReader), StoreError> {
         self.stats.count(Request::Get);
         let path = self.path_of(key)?;
         let file = tokio::fs::File::open(&path)
@@ -137,7 +128,7 @@ impl FileStore {
         Ok((info, Box::new(file)))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
         self.stats.count(Request::Get);
         self.read(key).await
     }
@@ -167,7 +158,7 @@ impl FileStore {
         .await
     }
 
-    pub async fn put(
+    async fn put(
         &self,
         key: &str,
         bytes: Vec<u8>,
@@ -214,7 +205,7 @@ impl FileStore {
         .await
     }
 
-    pub async fn put_file(
+    async fn put_file(
         &self,
         key: &str,
         source: &Path,
@@ -245,7 +236,7 @@ impl FileStore {
         Ok(())
     }
 
-    pub async fn get_to_file(
+    async fn get_to_file(
         &self,
         key: &str,
         dest: &Path,
@@ -274,22 +265,23 @@ impl FileStore {
         .inspect(|(info, _)| progress(info.size))
     }
 
-    pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
+    async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
         let this = self.clone();
         blocking(move || {
+            this.check_root()?;
             let mut report = DeleteReport::default();
-            for chunk in keys.chunks(super::DELETE_BATCH) {
+            for chunk in keys.chunks(crate::object_store::DELETE_BATCH) {
                 this.stats.count(Request::Delete);
                 report.requests += 1;
                 for key in chunk {
                     match this.delete_one(key) {
                         Ok(()) => report.deleted += 1,
+                        Err(e @ StoreError::InvalidKey { .. }) => report
+                            .failed
+                            .push(DeleteFailure::invalid_key(key.clone(), &e)),
                         Err(e) => report.failed.push(DeleteFailure {
                             key: key.clone(),
-                            code: match &e {
-                                StoreError::InvalidKey { .. } => "InvalidKey".into(),
-                                _ => "IoError".into(),
-                            },
+                            code: "IoError".into(),
                             message: e.to_string(),
                         }),
                     }
@@ -298,6 +290,22 @@ impl FileStore {
             Ok(report)
         })
         .await
+    }
+
+    /// The root must be a folder, as a bucket must exist: a key of a store that is not there
+    /// was not deleted, it was never reached.
+    fn check_root(&self) -> Result<(), StoreError> {
+        match std::fs::metadata(&self.root) {
+            Ok(md) if md.is_dir() => Ok(()),
+            Ok(_) => Err(StoreError::Io {
+                location: self.root.display().to_string(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotADirectory,
+                    "the store's root is not a folder",
+                ),
+            }),
+            Err(e) => Err(self.io(&self.root, e)),
+        }
     }
 
     fn delete_one(&self, key: &str) -> Result<(), StoreError> {
@@ -313,6 +321,81 @@ impl FileStore {
         prune_empty_parents(&path, &self.root);
         prune_empty_parents(&meta, &self.root.join(RESERVED_DIR).join("meta"));
         Ok(())
+    }
+}
+
+impl ObjectStore for FileStore {
+    fn url(&self) -> String {
+        self.root.display().to_string()
+    }
+
+    fn location(&self, key: &str) -> String {
+        self.root.join(key).display().to_string()
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        Some(&self.root)
+    }
+
+    fn requests(&self) -> RequestCounts {
+        self.stats.snapshot()
+    }
+
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
+        FileStore::list(self, prefix)
+    }
+
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
+        FileStore::head(self, key).boxed()
+    }
+
+    fn reader<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, ObjectReader), StoreError>> {
+        FileStore::reader(self, key).boxed()
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Object, StoreError>> {
+        FileStore::get(self, key).boxed()
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Vec<u8>,
+        metadata: &'a Metadata,
+        condition: &'a Condition,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        FileStore::put(self, key, bytes, metadata, condition).boxed()
+    }
+
+    /// A directory takes the file whole: `part_size` is S3's.
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        metadata: &'a Metadata,
+        _part_size: u64,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        FileStore::put_file(self, key, path, metadata, progress).boxed()
+    }
+
+    fn get_to_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a Path,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
+        FileStore::get_to_file(self, key, path, progress).boxed()
+    }
+
+    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'_, Result<DeleteReport, StoreError>> {
+        FileStore::delete_many(self, keys).boxed()
     }
 }
 
@@ -349,6 +432,8 @@ fn gone(e: &std::io::Error, path: Option<&Path>) -> bool {
         })
 }
 
+/// List the files below `root` whose keys start with `prefix` into `tx`, in key order, until
+/// the receiver goes away. A page is counted per 1000 entries, as S3 pages.
 fn walk(
     root: &Path,
     prefix: &str,
@@ -356,8 +441,36 @@ fn walk(
     stats: &RequestStats,
 ) {
     stats.count(Request::List);
+    let start = match listing_start(root, prefix) {
+        Ok(Some(start)) => start,
+        Ok(None) => return,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+    };
     let mut listed = 0u64;
-    // Start at the deepest folder the prefix names, so a narrow listing reads little.
+    for entry in sorted_walk(root, &start) {
+        let item = match listed_entry(root, prefix, entry) {
+            Listed::Skip => continue,
+            Listed::Error(e) => Err(e),
+            Listed::Object(item) => {
+                listed += 1;
+                if listed.is_multiple_of(1000) {
+                    stats.count(Request::List);
+                }
+                item
+            }
+        };
+        if tx.blocking_send(item).is_err() {
+            return;
+        }
+    }
+}
+
+/// The deepest folder the prefix names, so a narrow listing reads little; `None` when it does
+/// not exist (nothing to list), an error when the root itself is missing (a missing bucket).
+fn listing_start(root: &Path, prefix: &str) -> Result<Option<PathBuf>, StoreError> {
     let start_rel = match prefix.rfind('/') {
         Some(i) => &prefix[..i],
         None => "",
@@ -367,17 +480,24 @@ fn walk(
     } else {
         root.join(start_rel)
     };
-    if !start.exists() {
-        if !root.is_dir() {
-            let _ = tx.blocking_send(Err(StoreError::NotFound {
-                location: root.display().to_string(),
-            }));
-        }
-        return;
+    if start.exists() {
+        Ok(Some(start))
+    } else if root.is_dir() {
+        Ok(None)
+    } else {
+        Err(StoreError::NotFound {
+            location: root.display().to_string(),
+        })
     }
+}
+
+/// Every entry below `start` but the store's own folder, each folder sorted as if its name
+/// ended in `/`, so files come out in the byte order of their keys, as S3 lists them.
+fn sorted_walk(
+    root: &Path,
+    start: &Path,
+) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> {
     let reserved = root.join(RESERVED_DIR);
-    // Sort a folder as if its name ended in `/`, so files come out in the byte order of their
-    // keys, as S3 lists them.
     let sort_key = |e: &walkdir::DirEntry| {
         let mut k = e.file_name().as_encoded_bytes().to_vec();
         if e.file_type().is_dir() {
@@ -387,89 +507,87 @@ fn walk(
     };
     // Symlinked folders are followed: skipping them would make their objects look missing,
     // and a janitor deletes what looks incomplete. A loop is an error.
-    let walker = walkdir::WalkDir::new(&start)
+    walkdir::WalkDir::new(start)
         .follow_links(true)
         .sort_by(move |a, b| sort_key(a).cmp(&sort_key(b)))
         .into_iter()
-        .filter_entry(|e| e.path() != reserved);
-    for entry in walker {
-        let entry = match entry {
-            Ok(e) => e,
-            // Below the folder listed: the folder itself vanishing is no empty listing.
-            Err(e) if e.depth() > 0 && e.io_error().is_some_and(|io| gone(io, e.path())) => {
-                continue;
-            }
-            Err(e) => {
-                let location = e
-                    .path()
-                    .map(|p| p.display().to_string())
-                    .unwrap_or_default();
-                let source = e
-                    .into_io_error()
-                    .unwrap_or_else(|| std::io::Error::other("file system loop"));
-                if tx
-                    .blocking_send(Err(StoreError::Io { location, source }))
-                    .is_err()
-                {
-                    return;
-                }
-                continue;
-            }
-        };
-        if !entry.file_type().is_file() {
-            continue;
+        .filter_entry(move |e| e.path() != reserved)
+}
+
+/// What one entry of the walk gives the listing.
+enum Listed {
+    /// An object's file: its description, or why its `stat` failed.
+    Object(Result<ObjectInfo, StoreError>),
+    /// A folder that could not be read, or a name that is no key.
+    Error(StoreError),
+    /// Not an object of this listing.
+    Skip,
+}
+
+fn listed_entry(root: &Path, prefix: &str, entry: walkdir::Result<walkdir::DirEntry>) -> Listed {
+    let entry = match entry {
+        Ok(e) => e,
+        // Below the folder listed: the folder itself vanishing is no empty listing.
+        Err(e) if e.depth() > 0 && e.io_error().is_some_and(|io| gone(io, e.path())) => {
+            return Listed::Skip;
         }
-        let Ok(rel) = entry.path().strip_prefix(root) else {
-            continue;
-        };
-        let Some(key) = rel
-            .to_str()
-            .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
-        else {
-            // A name that is no key would otherwise vanish from the listing unnoticed.
-            let item = Err(StoreError::InvalidKey {
-                key: entry.path().display().to_string(),
-                reason: "the file name is not UTF-8, so it cannot be an object key".into(),
-            });
-            if tx.blocking_send(item).is_err() {
-                return;
-            }
-            continue;
-        };
-        if !key.starts_with(prefix) || key.starts_with(&format!("{RESERVED_DIR}/")) {
-            continue;
-        }
-        let info = entry.metadata();
-        if let Err(e) = &info
-            && e.io_error().is_some_and(|io| gone(io, Some(entry.path())))
-        {
-            continue;
-        }
-        let info = info.map_err(|e| StoreError::Io {
-            location: entry.path().display().to_string(),
-            source: e
+        Err(e) => {
+            let location = e
+                .path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
+            let source = e
                 .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("metadata")),
-        });
-        let item = info.and_then(|md| {
-            Ok(ObjectInfo {
-                key,
-                size: md.len(),
-                last_modified: md.modified().map_err(|source| StoreError::Io {
-                    location: entry.path().display().to_string(),
-                    source,
-                })?,
-                etag: None,
-            })
-        });
-        listed += 1;
-        if listed.is_multiple_of(1000) {
-            stats.count(Request::List);
+                .unwrap_or_else(|| std::io::Error::other("file system loop"));
+            return Listed::Error(StoreError::Io { location, source });
         }
-        if tx.blocking_send(item).is_err() {
-            return;
-        }
+    };
+    if !entry.file_type().is_file() {
+        return Listed::Skip;
     }
+    let Ok(rel) = entry.path().strip_prefix(root) else {
+        return Listed::Skip;
+    };
+    let Some(key) = rel
+        .to_str()
+        .map(|s| s.replace(std::path::MAIN_SEPARATOR, "/"))
+    else {
+        // A name that is no key would otherwise vanish from the listing unnoticed.
+        return Listed::Error(StoreError::InvalidKey {
+            key: entry.path().display().to_string(),
+            reason: "the file name is not UTF-8, so it cannot be an object key".into(),
+        });
+    };
+    if !key.starts_with(prefix) || key.starts_with(&format!("{RESERVED_DIR}/")) {
+        return Listed::Skip;
+    }
+    file_info(&entry, key)
+}
+
+/// The object a listed file is; skipped when it was deleted since its folder was read.
+fn file_info(entry: &walkdir::DirEntry, key: String) -> Listed {
+    let io = |source| StoreError::Io {
+        location: entry.path().display().to_string(),
+        source,
+    };
+    let md = match entry.metadata() {
+        Ok(md) => md,
+        Err(e) if e.io_error().is_some_and(|io| gone(io, Some(entry.path()))) => {
+            return Listed::Skip;
+        }
+        Err(e) => {
+            let source = e
+                .into_io_error()
+                .unwrap_or_else(|| std::io::Error::other("metadata"));
+            return Listed::Object(Err(io(source)));
+        }
+    };
+    Listed::Object(md.modified().map_err(io).map(|last_modified| ObjectInfo {
+        key,
+        size: md.len(),
+        last_modified,
+        etag: None,
+    }))
 }
 
 /// The file a metadata record belongs to. Every put renames a new file into place, so another

@@ -17,12 +17,16 @@ use aws_sdk_s3::config::{
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use futures::FutureExt;
+use futures::future::BoxFuture;
 use futures::stream::{self, BoxStream, StreamExt};
 
-use super::stats::{Request, RequestStats};
-use super::{
-    Condition, DeleteFailure, DeleteReport, Object, ObjectInfo, Progress, StoreError, check_key,
+use crate::object_store::{
+    Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
+    ObjectStore, StoreError, check_key,
 };
+use crate::stats::{Request, RequestCounts, RequestStats};
+use model::progress::Progress;
 use model::secret::Secret;
 use model::store_url::S3Options;
 
@@ -150,11 +154,7 @@ impl S3Store {
         })
     }
 
-    pub(crate) fn stats(&self) -> &RequestStats {
-        &self.inner.stats
-    }
-
-    pub fn url(&self) -> String {
+    fn url(&self) -> String {
         if self.inner.prefix.is_empty() {
             format!("s3://{}", self.inner.bucket)
         } else {
@@ -162,7 +162,7 @@ impl S3Store {
         }
     }
 
-    pub fn location(&self, key: &str) -> String {
+    fn location(&self, key: &str) -> String {
         format!("s3://{}/{}", self.inner.bucket, self.full_key(key))
     }
 
@@ -211,7 +211,8 @@ impl S3Store {
                             format!("{code}: {message}")
                         },
                     },
-                    ("PreconditionFailed", _) | (_, 412) => {
+                    // A conditional write that raced another is a conflict like any other.
+                    ("PreconditionFailed" | "ConditionalRequestConflict", _) | (_, 412) => {
                         StoreError::PreconditionFailed { location }
                     }
                     _ => StoreError::Service {
@@ -233,7 +234,7 @@ impl S3Store {
         }
     }
 
-    pub fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
         enum Page {
             First,
             Next(String),
@@ -307,10 +308,7 @@ impl S3Store {
         .boxed()
     }
 
-    pub async fn head(
-        &self,
-        key: &str,
-    ) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
+    async fn head(&self, key: &str) -> Result<(ObjectInfo, BTreeMap<String, String>), StoreError> {
         check_key(key)?;
         self.inner.stats.count(Request::Head);
         let out = self
@@ -360,15 +358,12 @@ impl S3Store {
     }
 
     /// The object's body as it arrives, never whole in memory.
-    pub async fn reader(
-        &self,
-        key: &str,
-    ) -> Result<(ObjectInfo, Box<dyn tokio::io::AsyncRead + Send + Unpin>), StoreError> {
+    async fn reader(&self, key: &str) -> Result<(ObjectInfo, ObjectReader), StoreError> {
         let (info, _, body) = self.get_object(key).await?;
         Ok((info, Box::new(body.into_async_read())))
     }
 
-    pub async fn get(&self, key: &str) -> Result<Object, StoreError> {
+    async fn get(&self, key: &str) -> Result<Object, StoreError> {
         let (info, metadata, body) = self.get_object(key).await?;
         let bytes = body
             .collect()
@@ -386,7 +381,7 @@ impl S3Store {
         })
     }
 
-    pub async fn put(
+    async fn put(
         &self,
         key: &str,
         bytes: Vec<u8>,
@@ -410,14 +405,20 @@ impl S3Store {
             Condition::IfNoneMatch => req.if_none_match("*"),
             Condition::IfMatch(etag) => req.if_match(etag),
         };
-        let out = req
-            .send()
-            .await
-            .map_err(|e| self.map_err(self.location(key), e))?;
+        let out = req.send().await.map_err(|e| {
+            match (self.map_err(self.location(key), e), condition) {
+                // S3 answers NoSuchKey when the version to replace is gone: the condition does
+                // not hold, as when it was replaced.
+                (StoreError::NotFound { location }, Condition::IfMatch(_)) => {
+                    StoreError::PreconditionFailed { location }
+                }
+                (e, _) => e,
+            }
+        })?;
         Ok(out.e_tag().map(str::to_string))
     }
 
-    pub async fn put_file(
+    async fn put_file(
         &self,
         key: &str,
         path: &std::path::Path,
@@ -426,7 +427,7 @@ impl S3Store {
         progress: &dyn Progress,
     ) -> Result<(), StoreError> {
         check_key(key)?;
-        let part_size = part_size.max(super::MIN_PART_SIZE);
+        let part_size = part_size.max(crate::object_store::MIN_PART_SIZE);
         let size = tokio::fs::metadata(path)
             .await
             .map_err(|source| StoreError::Io {
@@ -549,7 +550,7 @@ impl S3Store {
         Ok(())
     }
 
-    pub async fn get_to_file(
+    async fn get_to_file(
         &self,
         key: &str,
         dest: &std::path::Path,
@@ -590,61 +591,54 @@ impl S3Store {
         Ok((info, metadata))
     }
 
-    pub async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
-        for k in &keys {
-            check_key(k)?;
+    /// Invalid keys are failures of their own, never sent; the others go in batches, several
+    /// in flight. The first request that fails as a whole is the error, and no later batch is
+    /// sent.
+    async fn delete_many(&self, keys: Vec<String>) -> Result<DeleteReport, StoreError> {
+        let mut report = DeleteReport::default();
+        let mut valid = Vec::with_capacity(keys.len());
+        for key in keys {
+            match check_key(&key) {
+                Ok(()) => valid.push(key),
+                Err(e) => report.failed.push(DeleteFailure::invalid_key(key, &e)),
+            }
         }
-        let batches: Vec<Vec<String>> = keys
-            .chunks(super::DELETE_BATCH)
+        let batches: Vec<Vec<String>> = valid
+            .chunks(crate::object_store::DELETE_BATCH)
             .map(<[String]>::to_vec)
             .collect();
-        let requests = batches.len();
-        let results: Vec<DeleteReport> = stream::iter(batches)
-            .map(|batch| {
-                let this = self.clone();
-                async move { this.delete_batch(batch).await }
-            })
-            .buffer_unordered(super::DELETE_CONCURRENCY)
-            .collect()
-            .await;
-        let mut report = DeleteReport {
-            requests,
-            ..Default::default()
-        };
-        for r in results {
-            report.deleted += r.deleted;
-            report.failed.extend(r.failed);
+        let mut results = stream::iter(batches)
+            .map(|batch| self.delete_batch(batch))
+            .buffer_unordered(crate::object_store::DELETE_CONCURRENCY);
+        while let Some(batch) = results.next().await {
+            let batch = batch?;
+            report.requests += 1;
+            report.deleted += batch.deleted;
+            report.failed.extend(batch.failed);
         }
         Ok(report)
     }
 
-    /// One DeleteObjects request. A request that fails as a whole marks each of its keys as
-    /// failed: nothing is reported deleted that S3 did not confirm.
-    async fn delete_batch(&self, batch: Vec<String>) -> DeleteReport {
-        let fail_all = |code: &str, message: String| DeleteReport {
-            deleted: 0,
-            failed: batch
-                .iter()
-                .map(|k| DeleteFailure {
-                    key: k.clone(),
-                    code: code.to_string(),
-                    message: message.clone(),
-                })
-                .collect(),
-            requests: 1,
+    /// One DeleteObjects request: the keys S3 did not delete, and how many it did. A request
+    /// that fails as a whole is an error: nothing is reported deleted that S3 did not confirm.
+    async fn delete_batch(&self, batch: Vec<String>) -> Result<DeleteReport, StoreError> {
+        let invalid = |message: String| StoreError::Service {
+            location: self.url(),
+            code: "InvalidRequest".into(),
+            message,
         };
-        let objects: Result<Vec<ObjectIdentifier>, _> = batch
+        let objects = batch
             .iter()
             .map(|k| ObjectIdentifier::builder().key(self.full_key(k)).build())
-            .collect();
-        let delete = match objects
-            .and_then(|o| Delete::builder().set_objects(Some(o)).quiet(true).build())
-        {
-            Ok(d) => d,
-            Err(e) => return fail_all("InvalidRequest", e.to_string()),
-        };
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| invalid(e.to_string()))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| invalid(e.to_string()))?;
         self.inner.stats.count(Request::Delete);
-        let out = match self
+        let out = self
             .inner
             .client
             .delete_objects()
@@ -652,13 +646,7 @@ impl S3Store {
             .delete(delete)
             .send()
             .await
-        {
-            Ok(out) => out,
-            Err(e) => {
-                let err = self.map_err(self.url(), e);
-                return fail_all("RequestFailed", err.to_string());
-            }
-        };
+            .map_err(|e| self.map_err(self.url(), e))?;
         let failed: Vec<DeleteFailure> = out
             .errors()
             .iter()
@@ -669,13 +657,83 @@ impl S3Store {
             })
             .collect();
         let failed_keys: HashSet<&str> = failed.iter().map(|f| f.key.as_str()).collect();
-        DeleteReport {
+        Ok(DeleteReport {
             deleted: batch
                 .iter()
                 .filter(|k| !failed_keys.contains(k.as_str()))
                 .count(),
             failed,
             requests: 1,
-        }
+        })
+    }
+}
+
+impl ObjectStore for S3Store {
+    fn url(&self) -> String {
+        S3Store::url(self)
+    }
+
+    fn location(&self, key: &str) -> String {
+        S3Store::location(self, key)
+    }
+
+    fn requests(&self) -> RequestCounts {
+        self.inner.stats.snapshot()
+    }
+
+    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
+        S3Store::list(self, prefix)
+    }
+
+    fn head<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
+        S3Store::head(self, key).boxed()
+    }
+
+    fn reader<'a>(
+        &'a self,
+        key: &'a str,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, ObjectReader), StoreError>> {
+        S3Store::reader(self, key).boxed()
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Object, StoreError>> {
+        S3Store::get(self, key).boxed()
+    }
+
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        bytes: Vec<u8>,
+        metadata: &'a Metadata,
+        condition: &'a Condition,
+    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
+        S3Store::put(self, key, bytes, metadata, condition).boxed()
+    }
+
+    fn put_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a std::path::Path,
+        metadata: &'a Metadata,
+        part_size: u64,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, Result<(), StoreError>> {
+        S3Store::put_file(self, key, path, metadata, part_size, progress).boxed()
+    }
+
+    fn get_to_file<'a>(
+        &'a self,
+        key: &'a str,
+        path: &'a std::path::Path,
+        progress: &'a dyn Progress,
+    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
+        S3Store::get_to_file(self, key, path, progress).boxed()
+    }
+
+    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'_, Result<DeleteReport, StoreError>> {
+        S3Store::delete_many(self, keys).boxed()
     }
 }

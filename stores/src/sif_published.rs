@@ -90,8 +90,7 @@ pub async fn identity(store: &Store, key: &str) -> Result<Option<SifIdentity>, S
     if let Some(id) = SifIdentity::from_metadata(&metadata) {
         return Ok(Some(id));
     }
-    if store.is_local() {
-        let path = std::path::PathBuf::from(store.location(key));
+    if let Some(path) = store.local_path(key) {
         return Ok(model::sif::format::read_labels(&path)
             .ok()
             .and_then(|l| SifIdentity::from_labels(&l)));

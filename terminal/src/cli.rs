@@ -1,10 +1,13 @@
 //! Command-line pieces shared by all five tools: the cache and S3 flags, the output format,
 //! verbosity, and the exit codes.
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 
 use model::env_names;
 use model::store_url::{S3Options, StoreUrl};
+
+// The tools name the output options where they name the flags that set them.
+pub use crate::output::{OutputFormat, OutputOptions};
 
 /// Exit codes shared by every tool (`EXIT_CODES_HELP` says the same to users).
 pub mod exit {
@@ -168,21 +171,6 @@ mod tests {
         assert_eq!(days(1.0).as_secs(), 86_400);
         assert_eq!(days(1e300), days(MAX_DAYS));
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, ValueEnum)]
-pub enum OutputFormat {
-    #[default]
-    Text,
-    Json,
-}
-
-/// Output format and verbosity, as the libraries take them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct OutputOptions {
-    pub format: OutputFormat,
-    pub verbose: bool,
-    pub quiet: bool,
 }
 
 impl OutputArgs {

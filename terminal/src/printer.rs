@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
-use crate::cli::{OutputFormat, OutputOptions};
+use crate::output::{OutputFormat, OutputOptions};
 
 #[derive(Debug, Clone)]
 pub struct Printer {

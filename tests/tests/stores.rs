@@ -1,58 +1,67 @@
-//! The object-store contract, run against the real S3 server and real directories alike.
+//! The object-store contract (`stores::ObjectStore`): one suite of checks, run against the store
+//! in memory and a directory in plain `cargo test`, and against the real S3 server as ignored
+//! tests (`-- --include-ignored` after the test script started it). Below the suite, what only
+//! one backend has: a directory's own files and S3's multipart uploads and credentials.
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use futures::TryStreamExt;
+use futures::{StreamExt, TryStreamExt};
 use spacktainerizah_tests::{new_bucket, open_store, s3_options};
-use stores::{Condition, Store, StoreError};
+use stores::{Condition, MemoryStore, Store, StoreError};
 
-async fn backends() -> Vec<(Store, Option<tempfile::TempDir>)> {
-    let dir = tempfile::tempdir().unwrap();
-    let file = open_store(&format!("file://{}", dir.path().display())).await;
-    let bucket = new_bucket("stores").await;
-    // A prefix checks that keys are relative to it both ways.
-    let s3 = open_store(&format!("s3://{bucket}/some/prefix")).await;
-    vec![(file, Some(dir)), (s3, None)]
+/// A store to run the suite on, and the folder it lives in (removed when dropped).
+struct Backend {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
 }
 
-async fn keys(store: &Store, prefix: &str) -> BTreeSet<String> {
-    store
-        .list(prefix)
-        .map_ok(|o| o.key)
-        .try_collect()
-        .await
-        .unwrap()
+/// A store whose requests cannot be made as a whole, and a name its errors must give.
+struct Broken {
+    store: Store,
+    named: String,
+    _proxy: Option<FaultProxy>,
 }
 
-fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
-    pairs
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.to_string()))
-        .collect()
+/// A store and a key of it whose deletion fails for that key alone.
+struct Refusing {
+    backend: Backend,
+    key: String,
+    _proxy: Option<FaultProxy>,
 }
 
-#[tokio::test]
-#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
-async fn put_head_get_list_with_metadata() {
-    for (store, _dir) in backends().await {
+/// The checks every backend passes, each on a fresh, empty store.
+mod suite {
+    use super::*;
+
+    async fn keys(store: &Store, prefix: &str) -> BTreeSet<String> {
+        store
+            .list(prefix)
+            .map_ok(|o| o.key)
+            .try_collect()
+            .await
+            .unwrap()
+    }
+
+    pub fn meta(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    pub async fn put_head_get_list_with_metadata(store: &Store) {
         let m = meta(&[("lockfile-sha256", "abc123"), ("container", "neuron")]);
+        let none = BTreeMap::new();
         store
             .put("a/b/one.txt", b"hello".to_vec(), &m, &Condition::None)
             .await
             .unwrap();
-        store
-            .put(
-                "a/two.txt",
-                b"hi".to_vec(),
-                &BTreeMap::new(),
-                &Condition::None,
-            )
-            .await
-            .unwrap();
-        store
-            .put("c.txt", b"c".to_vec(), &BTreeMap::new(), &Condition::None)
-            .await
-            .unwrap();
+        for key in ["a/two.txt", "c.txt", "a-z.txt"] {
+            store
+                .put(key, key.as_bytes()[..1].to_vec(), &none, &Condition::None)
+                .await
+                .unwrap();
+        }
 
         let (info, got_meta) = store.head("a/b/one.txt").await.unwrap();
         assert_eq!(info.size, 5, "{}", store.url());
@@ -70,11 +79,7 @@ async fn put_head_get_list_with_metadata() {
         assert_eq!(obj.bytes, b"hello");
         assert_eq!(obj.metadata, m);
 
-        store
-            .put("a-z.txt", b"-".to_vec(), &BTreeMap::new(), &Condition::None)
-            .await
-            .unwrap();
-        // Listings come in the byte order of the keys on both backends.
+        // Listings come in the byte order of the keys on every backend.
         let ordered: Vec<String> = store
             .list("")
             .map_ok(|o| o.key)
@@ -88,22 +93,19 @@ async fn put_head_get_list_with_metadata() {
             store.url()
         );
         assert_eq!(
-            keys(&store, "a/").await,
+            keys(store, "a/").await,
             ["a/b/one.txt", "a/two.txt"].map(String::from).into()
         );
         assert_eq!(
-            keys(&store, "a/b").await,
+            keys(store, "a/b").await,
             ["a/b/one.txt"].map(String::from).into()
         );
         let listed: Vec<_> = store.list("c").try_collect().await.unwrap();
         assert_eq!(listed[0].size, 1);
+        assert!(keys(store, "nothing/").await.is_empty());
     }
-}
 
-#[tokio::test]
-#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
-async fn missing_objects_are_not_found_not_transport_errors() {
-    for (store, _dir) in backends().await {
+    pub async fn missing_objects_are_not_found_not_transport_errors(store: &Store) {
         let err = store.get("nope/missing.json").await.unwrap_err();
         assert!(err.is_not_found(), "{}: {err}", store.url());
         assert!(err.to_string().contains("nope/missing.json"), "{err}");
@@ -114,13 +116,15 @@ async fn missing_objects_are_not_found_not_transport_errors() {
                 .unwrap_err()
                 .is_not_found()
         );
+        let dir = tempfile::tempdir().unwrap();
+        let err = store
+            .get_to_file("nope/missing.json", &dir.path().join("x"), &|_| ())
+            .await
+            .unwrap_err();
+        assert!(err.is_not_found(), "{err}");
     }
-}
 
-#[tokio::test]
-#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
-async fn conditional_puts() {
-    for (store, _dir) in backends().await {
+    pub async fn conditional_puts(store: &Store) {
         let none = BTreeMap::new();
         store
             .put("index.json", b"v1".to_vec(), &none, &Condition::IfNoneMatch)
@@ -135,6 +139,7 @@ async fn conditional_puts() {
             "{}: {err}",
             store.url()
         );
+        assert!(err.to_string().contains("index.json"), "{err}");
 
         let etag = store
             .get("index.json")
@@ -158,7 +163,7 @@ async fn conditional_puts() {
                 "index.json",
                 b"v3".to_vec(),
                 &none,
-                &Condition::IfMatch(etag),
+                &Condition::IfMatch(etag.clone()),
             )
             .await
             .unwrap_err();
@@ -168,13 +173,25 @@ async fn conditional_puts() {
             store.url()
         );
         assert_eq!(store.get("index.json").await.unwrap().bytes, b"v2");
+        // Replacing the version read needs it to be there.
+        let err = store
+            .put(
+                "absent.json",
+                b"x".to_vec(),
+                &none,
+                &Condition::IfMatch(etag),
+            )
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, StoreError::PreconditionFailed { .. }),
+            "{}: {err}",
+            store.url()
+        );
+        assert!(store.head("absent.json").await.unwrap_err().is_not_found());
     }
-}
 
-#[tokio::test]
-#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
-async fn batched_delete_over_a_thousand_keys() {
-    for (store, _dir) in backends().await {
+    pub async fn batched_delete_over_a_thousand_keys(store: &Store) {
         let none = BTreeMap::new();
         let all: Vec<String> = (0..1205)
             .map(|i| format!("blobs/sha256/{:02x}/{i:064x}", i % 256))
@@ -189,70 +206,398 @@ async fn batched_delete_over_a_thousand_keys() {
             .try_collect::<Vec<_>>()
             .await
             .unwrap();
+        let before = store.requests();
         assert_eq!(
-            keys(&store, "blobs/").await.len(),
+            keys(store, "blobs/").await.len(),
             1205,
             "listing pages past 1000 on {}",
             store.url()
         );
+        assert_eq!(store.requests().list - before.list, 2, "two pages listed");
 
         let mut doomed = all[..1100].to_vec();
         doomed.push("blobs/never/existed".into());
         let report = store.delete_many(doomed).await.unwrap();
         assert_eq!(report.requests, 2, "1101 keys go in two requests");
+        assert_eq!(store.requests().delete - before.delete, 2);
         assert!(report.failed.is_empty(), "{:?}", report.failed);
-        assert_eq!(report.deleted, 1101);
-        let left = keys(&store, "").await;
+        assert_eq!(report.deleted, 1101, "a missing key counts as deleted");
+        let left = keys(store, "").await;
         assert_eq!(left, all[1100..].iter().cloned().collect());
+    }
+
+    /// An invalid key is refused by every request; in a batched delete it is a failure of its
+    /// own and the other keys are deleted, on every backend alike.
+    pub async fn invalid_keys_are_refused_and_fail_alone_in_deletes(store: &Store) {
+        let none = BTreeMap::new();
+        for bad in ["../escape", "/absolute", "a//b", ""] {
+            let err = store
+                .put(bad, b"x".to_vec(), &none, &Condition::None)
+                .await
+                .unwrap_err();
+            assert!(
+                matches!(err, StoreError::InvalidKey { .. }),
+                "{}: {bad}: {err}",
+                store.url()
+            );
+            let err = store.get(bad).await.unwrap_err();
+            assert!(matches!(err, StoreError::InvalidKey { .. }), "{err}");
+        }
+        store
+            .put("fine", b"x".to_vec(), &none, &Condition::None)
+            .await
+            .unwrap();
+        let report = store
+            .delete_many(vec!["../escape".into(), "fine".into(), "a/./b".into()])
+            .await
+            .unwrap_or_else(|e| panic!("{}: {e}", store.url()));
+        assert_eq!(report.deleted, 1, "{}", store.url());
+        let failed: Vec<(&str, &str)> = report
+            .failed
+            .iter()
+            .map(|f| (f.key.as_str(), f.code.as_str()))
+            .collect();
+        assert_eq!(
+            failed,
+            [("../escape", "InvalidKey"), ("a/./b", "InvalidKey")],
+            "{}",
+            store.url()
+        );
+        assert!(store.head("fine").await.unwrap_err().is_not_found());
+    }
+
+    pub async fn files_stream_up_and_down_with_metadata(store: &Store) {
+        let src = tempfile::tempdir().unwrap();
+        // 12 MiB and a bit: three parts of S3's smallest size, the last one short.
+        let data: Vec<u8> = (0..12 * 1024 * 1024 + 333u32)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
+        let path = src.path().join("big.sif");
+        std::fs::write(&path, &data).unwrap();
+        let m = meta(&[("lockfile-sha256", "abc123")]);
+        // Progress counts every byte sent and received (the bar draws only on a terminal).
+        let sent = std::sync::atomic::AtomicU64::new(0);
+        let count_sent = |n| {
+            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        store
+            .put_file("c/big.sif", &path, &m, stores::MIN_PART_SIZE, &count_sent)
+            .await
+            .unwrap();
+        assert_eq!(sent.into_inner(), data.len() as u64, "{}", store.url());
+        let (info, got_meta) = store.head("c/big.sif").await.unwrap();
+        assert_eq!(info.size, data.len() as u64);
+        assert_eq!(got_meta, m, "{}", store.url());
+
+        let back = src.path().join("back");
+        let received = std::sync::atomic::AtomicU64::new(0);
+        let count_received = |n| {
+            received.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+        };
+        let (info, got_meta) = store
+            .get_to_file("c/big.sif", &back, &count_received)
+            .await
+            .unwrap();
+        assert_eq!(received.into_inner(), data.len() as u64, "{}", store.url());
+        assert_eq!(info.size, data.len() as u64);
+        assert_eq!(got_meta, m);
+        assert!(std::fs::read(&back).unwrap() == data, "{}", store.url());
+
+        // A streamed read gives the same bytes, its size known up front.
+        let (info, mut reader) = store.reader("c/big.sif").await.unwrap();
+        assert_eq!(info.size, data.len() as u64);
+        let mut read = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut reader, &mut read)
+            .await
+            .unwrap();
+        assert!(read == data, "{}", store.url());
+
+        let small = src.path().join("small");
+        std::fs::write(&small, b"tiny").unwrap();
+        store
+            .put_file(
+                "c/small",
+                &small,
+                &BTreeMap::new(),
+                stores::MIN_PART_SIZE,
+                &|_| (),
+            )
+            .await
+            .unwrap();
+        assert_eq!(store.get("c/small").await.unwrap().bytes, b"tiny");
+        let err = store
+            .put_file(
+                "c/none",
+                &src.path().join("no-such-file"),
+                &BTreeMap::new(),
+                stores::MIN_PART_SIZE,
+                &|_| (),
+            )
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains("no-such-file"), "{err}");
+    }
+
+    /// A store that cannot be reached (or is not there) fails each request as a whole, naming
+    /// itself; a delete never reports as deleted a key it could not reach.
+    pub async fn whole_request_failures_are_errors(broken: &Broken) {
+        let store = &broken.store;
+        let err = store.list("").try_collect::<Vec<_>>().await.unwrap_err();
+        assert!(err.to_string().contains(&broken.named), "{err}");
+        let err = store
+            .delete_many(vec!["a".into(), "b".into()])
+            .await
+            .expect_err("a delete that reached no store is an error");
+        assert!(err.to_string().contains(&broken.named), "{err}");
+        let err = store.delete_all(vec!["a".into()]).await.unwrap_err();
+        assert!(err.to_string().contains(&broken.named), "{err}");
+    }
+
+    /// A key the store refuses to delete is named in the report with the store's code; the
+    /// other keys of the request are deleted.
+    pub async fn per_key_delete_failures_are_reported_by_key(refusing: &Refusing) {
+        let store = &refusing.backend.store;
+        store
+            .put("ok.txt", b"x".to_vec(), &BTreeMap::new(), &Condition::None)
+            .await
+            .unwrap();
+        let report = store
+            .delete_many(vec!["ok.txt".into(), refusing.key.clone()])
+            .await
+            .unwrap();
+        assert_eq!(report.deleted, 1, "{}", store.url());
+        assert_eq!(report.failed.len(), 1, "{:?}", report.failed);
+        assert_eq!(report.failed[0].key, refusing.key);
+        assert!(!report.failed[0].code.is_empty());
+        assert!(store.head("ok.txt").await.unwrap_err().is_not_found());
+        let err = store
+            .delete_all(vec![refusing.key.clone()])
+            .await
+            .unwrap_err();
+        assert!(err.to_string().contains(&refusing.key), "{err}");
     }
 }
 
-use futures::StreamExt;
+/// One test per check of the suite for a backend: `$open` makes a fresh store, `$broken` one
+/// that cannot be reached, `$refusing` one refusing to delete a key; `[$attrs]` go on each test.
+macro_rules! contract {
+    ($backend:ident, $open:path, $broken:path, $refusing:path, $attrs:tt) => {
+        mod $backend {
+            use super::*;
+            contract!(@each $open, $attrs, put_head_get_list_with_metadata,
+                missing_objects_are_not_found_not_transport_errors, conditional_puts,
+                batched_delete_over_a_thousand_keys,
+                invalid_keys_are_refused_and_fail_alone_in_deletes,
+                files_stream_up_and_down_with_metadata);
+            contract!(@setup whole_request_failures_are_errors, $broken, $attrs);
+            contract!(@setup per_key_delete_failures_are_reported_by_key, $refusing, $attrs);
+        }
+    };
+    (@each $open:path, $attrs:tt, $($check:ident),*) => {
+        $(
+            contract!(@store $check, $open, $attrs);
+        )*
+    };
+    (@store $check:ident, $open:path, [$(#[$attr:meta])*]) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $check() {
+            let backend = $open().await;
+            suite::$check(&backend.store).await;
+        }
+    };
+    (@setup $check:ident, $setup:path, [$(#[$attr:meta])*]) => {
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        $(#[$attr])*
+        async fn $check() {
+            suite::$check(&$setup().await).await;
+        }
+    };
+}
+
+async fn memory() -> Backend {
+    Backend {
+        store: Store::memory(),
+        _dir: None,
+    }
+}
+
+async fn memory_unreachable() -> Broken {
+    let fake = MemoryStore::new();
+    fake.set_unreachable(true);
+    Broken {
+        store: Store::new(fake),
+        named: "memory://".into(),
+        _proxy: None,
+    }
+}
+
+async fn memory_refusing() -> Refusing {
+    let fake = MemoryStore::new();
+    fake.refuse_deletes_of("locked/object");
+    let store = Store::new(fake);
+    store
+        .put(
+            "locked/object",
+            b"x".to_vec(),
+            &BTreeMap::new(),
+            &Condition::None,
+        )
+        .await
+        .unwrap();
+    Refusing {
+        backend: Backend { store, _dir: None },
+        key: "locked/object".into(),
+        _proxy: None,
+    }
+}
+
+contract!(memory, memory, memory_unreachable, memory_refusing, []);
+
+async fn directory() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    Backend {
+        store: open_store(&format!("file://{}", dir.path().display())).await,
+        _dir: Some(dir),
+    }
+}
+
+/// A folder that does not exist is a bucket that does not exist.
+async fn directory_missing() -> Broken {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("absent");
+    Broken {
+        store: open_store(&format!("file://{}", root.display())).await,
+        named: root.display().to_string(),
+        _proxy: None,
+    }
+}
+
+/// `dir` is a folder, not an object: deleting it fails for that key alone.
+async fn directory_refusing() -> Refusing {
+    let backend = directory().await;
+    backend
+        .store
+        .put(
+            "dir/inner.txt",
+            b"x".to_vec(),
+            &BTreeMap::new(),
+            &Condition::None,
+        )
+        .await
+        .unwrap();
+    Refusing {
+        backend,
+        key: "dir".into(),
+        _proxy: None,
+    }
+}
+
+contract!(
+    directory,
+    directory,
+    directory_missing,
+    directory_refusing,
+    []
+);
+
+async fn s3() -> Backend {
+    let bucket = new_bucket("stores").await;
+    // A prefix checks that keys are relative to it both ways.
+    Backend {
+        store: open_store(&format!("s3://{bucket}/some/prefix")).await,
+        _dir: None,
+    }
+}
+
+async fn s3_missing_bucket() -> Broken {
+    Broken {
+        store: open_store("s3://no-such-bucket-spacktainerizah").await,
+        named: "no-such-bucket-spacktainerizah".into(),
+        _proxy: None,
+    }
+}
+
+/// The real server deletes every key it is sent; a proxy rewrites its answer to say it refused
+/// one, as S3 does for an object a policy protects.
+async fn s3_refusing() -> Refusing {
+    let bucket = new_bucket("stores-refusing").await;
+    let upstream = spacktainerizah_tests::s3_endpoint()
+        .trim_start_matches("http://")
+        .to_string();
+    let proxy = FaultProxy::start(&upstream, |r| {
+        if r.method == "POST" && r.target.contains("delete") {
+            Decision::Rewrite(Box::new(|body| {
+                String::from_utf8(body)
+                    .unwrap()
+                    .replace(
+                        "</DeleteResult>",
+                        "<Error><Key>p/locked</Key><Code>AccessDenied</Code><Message>injected</Message></Error></DeleteResult>",
+                    )
+                    .into_bytes()
+            }))
+        } else {
+            Decision::Forward
+        }
+    })
+    .await;
+    let mut opts = s3_options();
+    opts.endpoint_url = Some(proxy.url());
+    let store = Store::open(&format!("s3://{bucket}/p").parse().unwrap(), &opts)
+        .await
+        .unwrap();
+    Refusing {
+        backend: Backend { store, _dir: None },
+        key: "locked".into(),
+        _proxy: Some(proxy),
+    }
+}
+
+contract!(
+    s3,
+    s3,
+    s3_missing_bucket,
+    s3_refusing,
+    [#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]]
+);
+
+use spacktainerizah_tests::proxy::{Decision, FaultProxy};
 
 #[tokio::test]
-async fn per_key_delete_failures_are_reported_by_key() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = open_store(&format!("file://{}", dir.path().display())).await;
-    let none = BTreeMap::new();
+async fn a_memory_store_ages_its_objects_and_counts_its_requests() {
+    let fake = MemoryStore::new();
+    let store = Store::new(fake.clone());
+    assert_eq!(store.url(), "memory://");
+    assert!(!store.is_local(), "memory stands in for S3");
+    assert_eq!(store.local_path("k"), None);
     store
-        .put("ok.txt", b"x".to_vec(), &none, &Condition::None)
+        .put("k", b"v".to_vec(), &BTreeMap::new(), &Condition::None)
         .await
         .unwrap();
-    store
-        .put("dir/inner.txt", b"x".to_vec(), &none, &Condition::None)
-        .await
-        .unwrap();
-    // `dir` is a folder, not an object: deleting it must fail for that key alone.
-    let report = store
-        .delete_many(vec!["ok.txt".into(), "dir".into()])
-        .await
-        .unwrap();
-    assert_eq!(report.deleted, 1);
-    assert!(!dir.path().join("ok.txt").exists());
-    assert_eq!(report.failed.len(), 1);
-    assert_eq!(report.failed[0].key, "dir");
-    assert!(dir.path().join("dir/inner.txt").exists());
+    let old = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(86_400);
+    fake.set_last_modified("k", old).unwrap();
+    assert_eq!(store.head("k").await.unwrap().0.last_modified, old);
+    let listed: Vec<_> = store.list("").try_collect().await.unwrap();
+    assert_eq!(listed[0].last_modified, old);
+    assert!(
+        fake.set_last_modified("other", old)
+            .unwrap_err()
+            .is_not_found()
+    );
+    // A clone of the handle is the same store.
+    assert_eq!(store.clone().get("k").await.unwrap().bytes, b"v");
+    let counts = store.requests();
+    assert_eq!(
+        (counts.put, counts.head, counts.list, counts.get),
+        (1, 1, 1, 1)
+    );
+    fake.set_unreachable(true);
+    let err = store.get("k").await.unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
 }
 
 #[tokio::test]
 #[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
-async fn a_missing_bucket_is_named_and_deletes_report_failure() {
-    let store = open_store("s3://no-such-bucket-spacktainerizah").await;
-    let err = store.list("").try_collect::<Vec<_>>().await.unwrap_err();
-    assert!(
-        matches!(err, StoreError::NoSuchBucket { ref bucket } if bucket == "no-such-bucket-spacktainerizah"),
-        "{err}"
-    );
-    let report = store
-        .delete_many(vec!["a".into(), "b".into()])
-        .await
-        .unwrap();
-    assert_eq!(report.deleted, 0, "nothing may be reported deleted");
-    assert_eq!(report.failed.len(), 2);
-}
-
-#[tokio::test]
-#[ignore = "NOT RUN: needs the S3 server's test key pair (./scripts/test.sh sets it)"]
 async fn an_unreachable_endpoint_is_not_not_found() {
     let mut opts = s3_options();
     // Port 9 (discard) on loopback: nothing listens there.
@@ -262,6 +607,21 @@ async fn an_unreachable_endpoint_is_not_not_found() {
         .unwrap();
     let err = store.get("x").await.unwrap_err();
     assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
+    let err = store.delete_many(vec!["x".into()]).await.unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
+}
+
+#[tokio::test]
+#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
+async fn a_missing_bucket_is_named_as_such() {
+    let store = open_store("s3://no-such-bucket-spacktainerizah").await;
+    let err = store.list("").try_collect::<Vec<_>>().await.unwrap_err();
+    assert!(
+        matches!(err, StoreError::NoSuchBucket { ref bucket } if bucket == "no-such-bucket-spacktainerizah"),
+        "{err}"
+    );
+    let err = store.delete_many(vec!["a".into()]).await.unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchBucket { .. }), "{err}");
 }
 
 #[tokio::test]
@@ -291,14 +651,55 @@ async fn credentials_come_from_named_variables_and_never_show() {
 }
 
 #[tokio::test]
+#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
+async fn large_files_go_to_s3_in_parts() {
+    let Backend { store, .. } = s3().await;
+    let src = tempfile::tempdir().unwrap();
+    let path = src.path().join("big");
+    std::fs::write(&path, vec![7u8; 12 * 1024 * 1024 + 333]).unwrap();
+    let before = store.requests().put;
+    store
+        .put_file(
+            "c/big",
+            &path,
+            &BTreeMap::new(),
+            stores::MIN_PART_SIZE,
+            &|_| (),
+        )
+        .await
+        .unwrap();
+    // create + 3 parts + complete, and S3's multipart etag names the part count.
+    assert_eq!(store.requests().put - before, 5);
+    let (info, _) = store.head("c/big").await.unwrap();
+    assert!(info.etag.unwrap().ends_with("-3\""), "multipart etag");
+    // A small file goes up in one request.
+    let small = src.path().join("small");
+    std::fs::write(&small, b"tiny").unwrap();
+    let before = store.requests().put;
+    store
+        .put_file(
+            "c/small",
+            &small,
+            &BTreeMap::new(),
+            stores::MIN_PART_SIZE,
+            &|_| (),
+        )
+        .await
+        .unwrap();
+    assert_eq!(store.requests().put - before, 1);
+}
+
+#[tokio::test]
 async fn directory_store_keeps_its_own_files_out_of_listings() {
     let dir = tempfile::tempdir().unwrap();
     let store = open_store(&format!("file://{}", dir.path().display())).await;
+    assert!(store.is_local());
+    assert_eq!(store.local_path("k"), Some(dir.path().join("k")));
     store
         .put(
             "k",
             b"v".to_vec(),
-            &meta(&[("a", "b")]),
+            &suite::meta(&[("a", "b")]),
             &Condition::IfNoneMatch,
         )
         .await
@@ -307,88 +708,24 @@ async fn directory_store_keeps_its_own_files_out_of_listings() {
         dir.path().join(".spacktainerizah/meta/k.json").exists(),
         "metadata is stored beside the data"
     );
-    assert_eq!(keys(&store, "").await, ["k".to_string()].into());
-    let err = store
-        .put(
-            "../escape",
-            b"x".to_vec(),
-            &BTreeMap::new(),
-            &Condition::None,
-        )
+    let listed: Vec<String> = store
+        .list("")
+        .map_ok(|o| o.key)
+        .try_collect()
         .await
-        .unwrap_err();
-    assert!(matches!(err, StoreError::InvalidKey { .. }));
-    store.delete_many(vec!["k".into()]).await.unwrap();
+        .unwrap();
+    assert_eq!(listed, ["k"]);
+    // The store's own folder is no key.
+    let report = store
+        .delete_many(vec![".spacktainerizah/lock".into(), "k".into()])
+        .await
+        .unwrap();
+    assert_eq!(report.deleted, 1);
+    assert_eq!(report.failed[0].code, "InvalidKey");
     assert!(
         !dir.path().join(".spacktainerizah/meta/k.json").exists(),
         "metadata goes with the object"
     );
-}
-
-#[tokio::test]
-#[ignore = "NOT RUN: needs the S3 server (./scripts/test.sh starts it)"]
-async fn files_stream_up_in_parts_and_down_whole() {
-    let src = tempfile::tempdir().unwrap();
-    // 12 MiB and a bit, in 5 MiB parts: three parts, the last one short.
-    let data: Vec<u8> = (0..12 * 1024 * 1024 + 333u32)
-        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
-        .collect();
-    let path = src.path().join("big.sif");
-    std::fs::write(&path, &data).unwrap();
-    let m = meta(&[("lockfile-sha256", "abc123")]);
-    for (store, _dir) in backends().await {
-        let before = store.requests().put;
-        // Progress counts every byte sent and received (the bar draws only on a terminal).
-        let sent = std::sync::atomic::AtomicU64::new(0);
-        let count_sent = |n| {
-            sent.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        };
-        store
-            .put_file("c/big.sif", &path, &m, stores::MIN_PART_SIZE, &count_sent)
-            .await
-            .unwrap();
-        assert_eq!(sent.into_inner(), data.len() as u64, "{}", store.url());
-        let (info, got_meta) = store.head("c/big.sif").await.unwrap();
-        assert_eq!(info.size, data.len() as u64);
-        assert_eq!(got_meta, m, "{}", store.url());
-        if !store.is_local() {
-            // create + 3 parts + complete, and S3's multipart etag names the part count.
-            assert_eq!(store.requests().put - before, 5);
-            assert!(info.etag.unwrap().ends_with("-3\""), "multipart etag");
-        }
-        let back = src.path().join("back");
-        let received = std::sync::atomic::AtomicU64::new(0);
-        let count_received = |n| {
-            received.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-        };
-        let (info, got_meta) = store
-            .get_to_file("c/big.sif", &back, &count_received)
-            .await
-            .unwrap();
-        assert_eq!(received.into_inner(), data.len() as u64, "{}", store.url());
-        assert_eq!(info.size, data.len() as u64);
-        assert_eq!(got_meta, m);
-        assert!(std::fs::read(&back).unwrap() == data, "{}", store.url());
-        // A small file goes up in one request.
-        let small = src.path().join("small");
-        std::fs::write(&small, b"tiny").unwrap();
-        store
-            .put_file(
-                "c/small",
-                &small,
-                &BTreeMap::new(),
-                stores::MIN_PART_SIZE,
-                &|_| (),
-            )
-            .await
-            .unwrap();
-        assert_eq!(store.get("c/small").await.unwrap().bytes, b"tiny");
-        let missing = store
-            .get_to_file("c/none", &back, &|_| ())
-            .await
-            .unwrap_err();
-        assert!(missing.is_not_found(), "{missing}");
-    }
 }
 
 #[tokio::test]
@@ -409,7 +746,7 @@ async fn directory_writes_never_take_another_writers_temporary_file() {
             .put(
                 &format!("k{i}"),
                 vec![b'x'; 10],
-                &meta(&[("a", "b")]),
+                &suite::meta(&[("a", "b")]),
                 &Condition::None,
             )
             .await
@@ -440,7 +777,7 @@ async fn directory_metadata_belongs_to_the_file_it_was_written_with() {
         .put(
             "a.sif",
             b"v1".to_vec(),
-            &meta(&[("lockfile-sha256", "one")]),
+            &suite::meta(&[("lockfile-sha256", "one")]),
             &Condition::None,
         )
         .await

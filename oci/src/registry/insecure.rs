@@ -5,8 +5,8 @@
 
 use std::collections::BTreeSet;
 
-use super::reference::registry_host;
 use model::env_names;
+use model::reference::registry_host;
 
 /// The registries of one run spoken to over plain HTTP, besides loopback ones: a value handed
 /// to the registry clients, never process-wide state.

@@ -9,7 +9,7 @@ use std::process::{Command, Stdio};
 use serde::Deserialize;
 
 use super::auth::Login;
-use super::reference::{DOCKER_HUB, registry_host};
+use model::reference::{DOCKER_HUB, registry_host};
 use model::secret::Secret;
 
 /// The key Docker files Docker Hub's login under.

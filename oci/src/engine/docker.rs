@@ -1,10 +1,10 @@
-//! Docker Engine builds (bollard): a context folder plus generated files, build arguments and
+//! The Docker Engine (bollard): a context folder plus generated files, build arguments and
 //! labels, the build log streamed line by line; builds that need secrets go through BuildKit's
 //! gRPC session with secret mounts that leave nothing in the image. Both pull their base images
 //! with the registry logins given. Then tag and push with credentials from named variables.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use bollard::Docker;
 use bollard::auth::DockerCredentials;
@@ -13,9 +13,15 @@ use bollard::grpc::build::{
 };
 use bollard::grpc::driver::Build;
 use bollard::grpc::driver::moby::Moby;
+use futures::FutureExt;
 use futures::StreamExt;
+use futures::future::{BoxFuture, LocalBoxFuture};
 
-use crate::registry::{ImageRef, Login};
+use crate::engine::address::EngineAddress;
+use crate::engine::container_engine::{
+    BuildRequest, ContainerEngine, EngineError, host_architecture,
+};
+use crate::registry::Login;
 use model::reference::DOCKER_HUB;
 
 /// A registry login as the daemon takes it with a pull or push (in the request, never stored).
@@ -40,161 +46,19 @@ fn classic_auth_key(registry: &str) -> String {
 /// Push attempts before a transient failure is final.
 const PUSH_ATTEMPTS: u32 = 3;
 
-#[derive(Debug, thiserror::Error)]
-pub enum EngineError {
-    #[error("DOCKER_HOST={host}: {message}")]
-    Address { host: String, message: String },
-    #[error("could not reach the Docker daemon at {host}: {message}")]
-    Unreachable { host: String, message: String },
-    #[error("building {tag} failed: {message}")]
-    Build { tag: String, message: String },
-    #[error("reading the build context {}: {source}", path.display())]
-    Context {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("pushing {image} failed: {message}")]
-    Push { image: String, message: String },
-    #[error("pulling {image} failed: {message}")]
-    Pull { image: String, message: String },
-    #[error("{image}: {message}")]
-    Inspect { image: String, message: String },
-}
-
-/// What to build.
-#[derive(Debug, Clone, Default)]
-pub struct BuildRequest {
-    /// The folder holding the Dockerfile and what it copies.
-    pub context: PathBuf,
-    /// Files added to the context (generated Dockerfiles, scripts): relative path → content.
-    pub extra_files: BTreeMap<String, Vec<u8>>,
-    pub build_args: BTreeMap<String, String>,
-    pub labels: BTreeMap<String, String>,
-    /// BuildKit secrets: id → file holding the value (`RUN --mount=type=secret,id=…`).
-    pub secrets: BTreeMap<String, PathBuf>,
-    /// Build without the cache: secrets are not part of the cache key, so a changed secret
-    /// needs it.
-    pub no_cache: bool,
-    /// Target architecture (`amd64`, `arm64`); the daemon's own when not given.
-    pub architecture: Option<String>,
-    /// Build with BuildKit even without secrets (the Dockerfile uses `RUN --mount`).
-    pub buildkit: bool,
-    /// The stage to build (the last one when not given).
-    pub target: Option<String>,
-    /// Registry `host[:port]` → the login the daemon pulls the `FROM` images from it with
-    /// (handed over in the request, never a build argument or a file in the context).
-    pub registry_logins: Vec<(String, Login)>,
-}
+/// Seconds a request to the daemon may take (builds stream for hours; each read is bounded).
+const TIMEOUT_SECS: u64 = 600;
 
 /// A Docker daemon.
 #[derive(Debug, Clone)]
-pub struct Engine {
+pub struct DockerEngine {
     docker: Docker,
     host: String,
 }
 
-/// Where the daemon is and how to speak to it, read as Docker's own clients read it:
-/// `DOCKER_HOST` (`unix://` or `tcp://`, the local socket when unset), `DOCKER_TLS_VERIFY`
-/// (non-empty: TLS with the client certificate) and `DOCKER_CERT_PATH` (`ca.pem`, `cert.pem`,
-/// `key.pem`; `~/.docker` when unset).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EngineAddress {
-    Unix(PathBuf),
-    /// Plain HTTP over TCP (`host:port`).
-    Tcp(String),
-    /// TLS over TCP, the daemon's certificate checked against `ca.pem` and ours presented.
-    Tls {
-        addr: String,
-        cert_path: PathBuf,
-    },
-}
-
-impl EngineAddress {
-    pub fn from_env() -> Result<EngineAddress, EngineError> {
-        let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
-        EngineAddress::parse(
-            var(model::env_names::DOCKER_HOST).as_deref(),
-            var(model::env_names::DOCKER_TLS_VERIFY).is_some(),
-            var(model::env_names::DOCKER_CERT_PATH)
-                .map(PathBuf::from)
-                .or_else(|| var("HOME").map(|h| Path::new(&h).join(".docker"))),
-        )
-    }
-
-    /// `host` as `DOCKER_HOST` gives it; `tls_verify` when `DOCKER_TLS_VERIFY` is set.
-    pub fn parse(
-        host: Option<&str>,
-        tls_verify: bool,
-        cert_path: Option<PathBuf>,
-    ) -> Result<EngineAddress, EngineError> {
-        let host = host.unwrap_or("unix:///var/run/docker.sock");
-        let bad = |message: &str| EngineError::Address {
-            host: host.to_string(),
-            message: message.to_string(),
-        };
-        if let Some(path) = host.strip_prefix("unix://") {
-            return Ok(EngineAddress::Unix(PathBuf::from(path)));
-        }
-        let Some(addr) = host
-            .strip_prefix("tcp://")
-            .or_else(|| host.strip_prefix("https://"))
-            .or_else(|| host.strip_prefix("http://"))
-        else {
-            return Err(bad(
-                "only unix:// and tcp:// daemons are supported (ssh:// and named pipes are not)",
-            ));
-        };
-        let addr = addr.trim_end_matches('/');
-        if addr.is_empty() || addr.contains('/') {
-            return Err(bad("expected tcp://HOST:PORT"));
-        }
-        // Without a port Docker's clients take 2376 with TLS and 2375 without.
-        let with_port = |default: u16| {
-            if addr
-                .rsplit_once(':')
-                .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
-            {
-                addr.to_string()
-            } else {
-                format!("{addr}:{default}")
-            }
-        };
-        if tls_verify || host.starts_with("https://") {
-            let cert_path = cert_path.ok_or_else(|| {
-                bad("DOCKER_TLS_VERIFY is set but neither DOCKER_CERT_PATH nor a home folder is")
-            })?;
-            Ok(EngineAddress::Tls {
-                addr: with_port(2376),
-                cert_path,
-            })
-        } else {
-            Ok(EngineAddress::Tcp(with_port(2375)))
-        }
-    }
-}
-
-impl std::fmt::Display for EngineAddress {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            EngineAddress::Unix(p) => write!(f, "unix://{}", p.display()),
-            EngineAddress::Tcp(a) => write!(f, "tcp://{a}"),
-            EngineAddress::Tls { addr, .. } => write!(f, "tcp://{addr} (TLS)"),
-        }
-    }
-}
-
-/// Seconds a request to the daemon may take (builds stream for hours; each read is bounded).
-const TIMEOUT_SECS: u64 = 600;
-
-impl Engine {
-    /// Connect where Docker's own clients would ([`EngineAddress::from_env`]) and agree on an
-    /// API version the daemon speaks.
-    pub async fn connect() -> Result<Engine, EngineError> {
-        Engine::connect_to(&EngineAddress::from_env()?).await
-    }
-
-    pub async fn connect_to(address: &EngineAddress) -> Result<Engine, EngineError> {
+impl DockerEngine {
+    /// Connect to the daemon at `address` and agree on an API version it speaks.
+    pub async fn connect_to(address: &EngineAddress) -> Result<DockerEngine, EngineError> {
         let host = address.to_string();
         let unreachable = |e: bollard::errors::Error| EngineError::Unreachable {
             host: host.clone(),
@@ -232,26 +96,17 @@ impl Engine {
         .map_err(unreachable)?;
         let docker = docker.negotiate_version().await.map_err(unreachable)?;
         docker.ping().await.map_err(unreachable)?;
-        Ok(Engine { docker, host })
-    }
-
-    pub fn docker(&self) -> &Docker {
-        &self.docker
-    }
-
-    /// Where the daemon is, for messages.
-    pub fn host(&self) -> &str {
-        &self.host
+        Ok(DockerEngine { docker, host })
     }
 
     /// Build `tag` from `req`, handing each log line to `on_log`. A build with secrets (or for
     /// another architecture) goes through BuildKit, which gives no log stream: its failures
     /// still carry the failing step and its output.
-    pub async fn build(
+    async fn build(
         &self,
         tag: &str,
         req: &BuildRequest,
-        mut on_log: impl FnMut(&str),
+        on_log: &mut dyn FnMut(&str),
     ) -> Result<(), EngineError> {
         let context = context_tarball(&req.context, &req.extra_files)?;
         let native = req
@@ -259,7 +114,7 @@ impl Engine {
             .as_deref()
             .is_none_or(|a| a == host_architecture());
         if req.secrets.is_empty() && native && !req.buildkit {
-            return self.build_streamed(tag, req, context, &mut on_log).await;
+            return self.build_streamed(tag, req, context, on_log).await;
         }
         on_log(&format!(
             "building {tag} with BuildKit (mounts, secrets or another architecture: no log stream)"
@@ -312,7 +167,7 @@ impl Engine {
         tag: &str,
         req: &BuildRequest,
         context: Vec<u8>,
-        on_log: &mut impl FnMut(&str),
+        on_log: &mut dyn FnMut(&str),
     ) -> Result<(), EngineError> {
         let options = bollard::query_parameters::BuildImageOptions {
             dockerfile: "Dockerfile".into(),
@@ -374,7 +229,7 @@ impl Engine {
     }
 
     /// The labels of a local image.
-    pub async fn labels(&self, image: &str) -> Result<BTreeMap<String, String>, EngineError> {
+    async fn labels(&self, image: &str) -> Result<BTreeMap<String, String>, EngineError> {
         let inspect = self
             .docker
             .inspect_image(image)
@@ -393,7 +248,7 @@ impl Engine {
 
     /// The content of the file `path` in the local image `image` (read from a container that is
     /// created, never started, and removed).
-    pub async fn read_file(&self, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
+    async fn read_file(&self, image: &str, path: &str) -> Result<Vec<u8>, EngineError> {
         let fail = |message: String| EngineError::Inspect {
             image: image.into(),
             message: format!("reading {path}: {message}"),
@@ -451,7 +306,7 @@ impl Engine {
     }
 
     /// Remove the local image `image` (its tag; layers other images share stay).
-    pub async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
+    async fn remove_image(&self, image: &str) -> Result<(), EngineError> {
         self.docker
             .remove_image(
                 image,
@@ -467,7 +322,7 @@ impl Engine {
     }
 
     /// Give the local image `source` the name `target` (`registry/repository:tag`).
-    pub async fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
+    async fn tag(&self, source: &str, target: &str) -> Result<(), EngineError> {
         let (repo, tag) = target
             .rsplit_once(':')
             .filter(|(_, t)| !t.contains('/'))
@@ -487,7 +342,7 @@ impl Engine {
 
     /// Pull `image` for `arch` unless the daemon has it already (a job other than the one that
     /// built it).
-    pub async fn pull(
+    async fn pull(
         &self,
         image: &str,
         arch: &str,
@@ -518,7 +373,7 @@ impl Engine {
     }
 
     /// Push `image` (`registry/repository:tag`), retrying transient failures.
-    pub async fn push(&self, image: &str, login: Option<&Login>) -> Result<(), EngineError> {
+    async fn push(&self, image: &str, login: Option<&Login>) -> Result<(), EngineError> {
         let (name, tag) = image
             .rsplit_once(':')
             .filter(|(_, t)| !t.contains('/'))
@@ -556,114 +411,67 @@ impl Engine {
     }
 }
 
-/// The daemon's architecture in Docker's words (`amd64`, `arm64`).
-pub fn host_architecture() -> &'static str {
-    match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        other => other,
+impl ContainerEngine for DockerEngine {
+    fn host(&self) -> &str {
+        &self.host
     }
-}
 
-/// The registries (`host[:port]`, Docker Hub as [`DOCKER_HUB`]) the `FROM` lines of
-/// `dockerfile` pull from, with `build_args` and the `ARG` defaults before the first `FROM`
-/// put in; `scratch`, earlier stages and references that are still not plain names (an
-/// argument without a value) are left out. Sorted, each once.
-pub fn base_registries(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<String> {
-    let mut args: BTreeMap<String, String> = BTreeMap::new();
-    let mut in_stage = false;
-    let mut stages: Vec<String> = Vec::new();
-    let mut registries = std::collections::BTreeSet::new();
-    for line in instructions(dockerfile) {
-        let mut words = line.split_whitespace();
-        let Some(keyword) = words.next() else {
-            continue;
-        };
-        if keyword.eq_ignore_ascii_case("ARG") && !in_stage {
-            // Only arguments declared before the first stage reach `FROM` lines.
-            for decl in words {
-                let (name, default) = decl.split_once('=').unwrap_or((decl, ""));
-                let value = build_args
-                    .get(name)
-                    .cloned()
-                    .unwrap_or_else(|| default.trim_matches(|c| c == '"' || c == '\'').to_string());
-                args.insert(name.to_string(), value);
-            }
-        } else if keyword.eq_ignore_ascii_case("FROM") {
-            let mut rest = words.skip_while(|w| w.starts_with("--"));
-            let Some(image) = rest.next().map(|w| substitute(w, &args)) else {
-                continue;
-            };
-            let is_stage = stages.iter().any(|s| s.eq_ignore_ascii_case(&image));
-            if !is_stage
-                && !image.eq_ignore_ascii_case("scratch")
-                && !image.contains('$')
-                && let Ok(r) = image.parse::<ImageRef>()
-            {
-                registries.insert(r.registry);
-            }
-            if let (Some(kw), Some(name)) = (rest.next(), rest.next())
-                && kw.eq_ignore_ascii_case("AS")
-            {
-                stages.push(name.to_string());
-            }
-            in_stage = true;
-        }
+    fn docker(&self) -> Option<&Docker> {
+        Some(&self.docker)
     }
-    registries.into_iter().collect()
-}
 
-/// The instructions of a Dockerfile: comments dropped, continued lines joined.
-fn instructions(dockerfile: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut current = String::new();
-    for line in dockerfile.lines() {
-        let trimmed = line.trim();
-        if trimmed.starts_with('#') {
-            continue;
-        }
-        match trimmed.strip_suffix('\\') {
-            Some(head) => {
-                current.push_str(head);
-                current.push(' ');
-            }
-            None => {
-                current.push_str(trimmed);
-                out.push(std::mem::take(&mut current));
-            }
-        }
+    fn build<'a>(
+        &'a self,
+        tag: &'a str,
+        req: &'a BuildRequest,
+        on_log: &'a mut dyn FnMut(&str),
+    ) -> LocalBoxFuture<'a, Result<(), EngineError>> {
+        DockerEngine::build(self, tag, req, on_log).boxed_local()
     }
-    out.push(current);
-    out
-}
 
-/// `$NAME` and `${NAME}` replaced by their values in `args`; unknown names are kept.
-fn substitute(word: &str, args: &BTreeMap<String, String>) -> String {
-    let mut out = String::new();
-    let mut rest = word;
-    while let Some(i) = rest.find('$') {
-        out.push_str(&rest[..i]);
-        let after = &rest[i + 1..];
-        let (name, tail) = match after.strip_prefix('{') {
-            Some(inner) => match inner.find('}') {
-                Some(end) => (&inner[..end], &inner[end + 1..]),
-                None => (inner, ""),
-            },
-            None => {
-                let end = after
-                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-                    .unwrap_or(after.len());
-                (&after[..end], &after[end..])
-            }
-        };
-        match args.get(name).filter(|_| !name.is_empty()) {
-            Some(value) => out.push_str(value),
-            None => out.push_str(&rest[i..rest.len() - tail.len()]),
-        }
-        rest = tail;
+    fn labels<'a>(
+        &'a self,
+        image: &'a str,
+    ) -> BoxFuture<'a, Result<BTreeMap<String, String>, EngineError>> {
+        DockerEngine::labels(self, image).boxed()
     }
-    out.push_str(rest);
-    out
+
+    fn read_file<'a>(
+        &'a self,
+        image: &'a str,
+        path: &'a str,
+    ) -> BoxFuture<'a, Result<Vec<u8>, EngineError>> {
+        DockerEngine::read_file(self, image, path).boxed()
+    }
+
+    fn remove_image<'a>(&'a self, image: &'a str) -> BoxFuture<'a, Result<(), EngineError>> {
+        DockerEngine::remove_image(self, image).boxed()
+    }
+
+    fn tag<'a>(
+        &'a self,
+        source: &'a str,
+        target: &'a str,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        DockerEngine::tag(self, source, target).boxed()
+    }
+
+    fn pull<'a>(
+        &'a self,
+        image: &'a str,
+        arch: &'a str,
+        login: Option<&'a Login>,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        DockerEngine::pull(self, image, arch, login).boxed()
+    }
+
+    fn push<'a>(
+        &'a self,
+        image: &'a str,
+        login: Option<&'a Login>,
+    ) -> BoxFuture<'a, Result<(), EngineError>> {
+        DockerEngine::push(self, image, login).boxed()
+    }
 }
 
 /// The build context as a tar (uncompressed: it goes to a daemon on this machine or next to
@@ -688,97 +496,4 @@ pub fn context_tarball(
             .map_err(io)?;
     }
     tar.into_inner().map_err(io)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn parse(host: Option<&str>, tls: bool) -> Result<EngineAddress, EngineError> {
-        EngineAddress::parse(host, tls, Some(PathBuf::from("/certs/client")))
-    }
-
-    #[test]
-    fn docker_host_is_read_as_docker_reads_it() {
-        assert_eq!(
-            parse(None, false).unwrap(),
-            EngineAddress::Unix("/var/run/docker.sock".into())
-        );
-        assert_eq!(
-            parse(Some("unix:///tmp/d.sock"), false).unwrap(),
-            EngineAddress::Unix("/tmp/d.sock".into())
-        );
-        assert_eq!(
-            parse(Some("tcp://docker:2375"), false).unwrap(),
-            EngineAddress::Tcp("docker:2375".into())
-        );
-        // The Docker-in-Docker service of a GitLab job.
-        assert_eq!(
-            parse(Some("tcp://docker:2376"), true).unwrap(),
-            EngineAddress::Tls {
-                addr: "docker:2376".into(),
-                cert_path: "/certs/client".into()
-            }
-        );
-        // Docker's default ports when none is given.
-        assert_eq!(
-            parse(Some("tcp://docker"), true).unwrap(),
-            EngineAddress::Tls {
-                addr: "docker:2376".into(),
-                cert_path: "/certs/client".into()
-            }
-        );
-        assert_eq!(
-            parse(Some("tcp://10.0.0.1/"), false).unwrap(),
-            EngineAddress::Tcp("10.0.0.1:2375".into())
-        );
-    }
-
-    #[test]
-    fn base_registries_are_read_from_the_from_lines() {
-        let dockerfile = "# FROM commented.example.org/no:1
-ARG OS_IMAGE=ubuntu:22.04
-ARG BUILDER
-FROM --platform=linux/amd64 ${BUILDER} AS builder
-ARG OS_IMAGE=ignored.example.org/x:1
-RUN echo \\
-  FROM continued.example.org/no:1
-FROM builder AS diagnose
-FROM $OS_IMAGE
-FROM scratch
-FROM 127.0.0.1:5001/private/runtime:v1
-FROM ${UNSET}/x:1
-";
-        let args = BTreeMap::from([(
-            "BUILDER".to_string(),
-            "registry.example.org/hpc/builder:latest".to_string(),
-        )]);
-        assert_eq!(
-            base_registries(dockerfile, &args),
-            ["127.0.0.1:5001", DOCKER_HUB, "registry.example.org"]
-        );
-        // A build argument overrides the default.
-        let args = BTreeMap::from([("OS_IMAGE".to_string(), "quay.io/os:1".to_string())]);
-        assert_eq!(
-            base_registries("ARG OS_IMAGE=ubuntu:22.04\nFROM ${OS_IMAGE}\n", &args),
-            ["quay.io"]
-        );
-    }
-
-    #[test]
-    fn an_address_it_cannot_use_is_named_in_the_error() {
-        for host in [
-            "ssh://me@host",
-            "npipe:////./pipe/docker_engine",
-            "tcp://",
-            "tcp://a/b",
-        ] {
-            let err = parse(Some(host), false).unwrap_err().to_string();
-            assert!(err.contains(host), "{err}");
-        }
-        let err = EngineAddress::parse(Some("tcp://docker:2376"), true, None)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("DOCKER_CERT_PATH"), "{err}");
-    }
 }
