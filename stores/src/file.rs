@@ -20,7 +20,7 @@ use sha2::{Digest, Sha256};
 
 use crate::object_store::{
     Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
-    ObjectStore, StoreError, check_key,
+    ObjectStore, StoreError, check_key, forward_to_inherent,
 };
 use crate::stats::{Request, RequestCounts, RequestStats};
 use model::progress::Progress;
@@ -341,38 +341,6 @@ impl ObjectStore for FileStore {
         self.stats.snapshot()
     }
 
-    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
-        FileStore::list(self, prefix)
-    }
-
-    fn head<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
-        FileStore::head(self, key).boxed()
-    }
-
-    fn reader<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, ObjectReader), StoreError>> {
-        FileStore::reader(self, key).boxed()
-    }
-
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Object, StoreError>> {
-        FileStore::get(self, key).boxed()
-    }
-
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        bytes: Vec<u8>,
-        metadata: &'a Metadata,
-        condition: &'a Condition,
-    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        FileStore::put(self, key, bytes, metadata, condition).boxed()
-    }
-
     /// A directory takes the file whole: `part_size` is S3's.
     fn put_file<'a>(
         &'a self,
@@ -385,18 +353,7 @@ impl ObjectStore for FileStore {
         FileStore::put_file(self, key, path, metadata, progress).boxed()
     }
 
-    fn get_to_file<'a>(
-        &'a self,
-        key: &'a str,
-        path: &'a Path,
-        progress: &'a dyn Progress,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
-        FileStore::get_to_file(self, key, path, progress).boxed()
-    }
-
-    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'_, Result<DeleteReport, StoreError>> {
-        FileStore::delete_many(self, keys).boxed()
-    }
+    forward_to_inherent!(FileStore);
 }
 
 async fn blocking<T: Send + 'static>(

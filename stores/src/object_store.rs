@@ -210,3 +210,74 @@ pub(crate) fn check_key(key: &str) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// The methods of [`ObjectStore`] a backend with inherent async methods of the same names and
+/// arguments (`S3Store`, `FileStore`) implements by calling them: written once here rather than
+/// once per backend.
+macro_rules! forward_to_inherent {
+    ($backend:ty) => {
+        fn list(
+            &self,
+            prefix: &str,
+        ) -> futures::stream::BoxStream<'static, Result<$crate::ObjectInfo, $crate::StoreError>> {
+            <$backend>::list(self, prefix)
+        }
+
+        fn head<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> futures::future::BoxFuture<
+            'a,
+            Result<($crate::ObjectInfo, $crate::Metadata), $crate::StoreError>,
+        > {
+            futures::FutureExt::boxed(<$backend>::head(self, key))
+        }
+
+        fn reader<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> futures::future::BoxFuture<
+            'a,
+            Result<($crate::ObjectInfo, $crate::ObjectReader), $crate::StoreError>,
+        > {
+            futures::FutureExt::boxed(<$backend>::reader(self, key))
+        }
+
+        fn get<'a>(
+            &'a self,
+            key: &'a str,
+        ) -> futures::future::BoxFuture<'a, Result<$crate::Object, $crate::StoreError>> {
+            futures::FutureExt::boxed(<$backend>::get(self, key))
+        }
+
+        fn put<'a>(
+            &'a self,
+            key: &'a str,
+            bytes: Vec<u8>,
+            metadata: &'a $crate::Metadata,
+            condition: &'a $crate::Condition,
+        ) -> futures::future::BoxFuture<'a, Result<Option<String>, $crate::StoreError>> {
+            futures::FutureExt::boxed(<$backend>::put(self, key, bytes, metadata, condition))
+        }
+
+        fn get_to_file<'a>(
+            &'a self,
+            key: &'a str,
+            path: &'a std::path::Path,
+            progress: &'a dyn $crate::Progress,
+        ) -> futures::future::BoxFuture<
+            'a,
+            Result<($crate::ObjectInfo, $crate::Metadata), $crate::StoreError>,
+        > {
+            futures::FutureExt::boxed(<$backend>::get_to_file(self, key, path, progress))
+        }
+
+        fn delete_many(
+            &self,
+            keys: Vec<String>,
+        ) -> futures::future::BoxFuture<'_, Result<$crate::DeleteReport, $crate::StoreError>> {
+            futures::FutureExt::boxed(<$backend>::delete_many(self, keys))
+        }
+    };
+}
+pub(crate) use forward_to_inherent;

@@ -23,7 +23,7 @@ use futures::stream::{self, BoxStream, StreamExt};
 
 use crate::object_store::{
     Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
-    ObjectStore, StoreError, check_key,
+    ObjectStore, StoreError, check_key, forward_to_inherent,
 };
 use crate::stats::{Request, RequestCounts, RequestStats};
 use model::progress::Progress;
@@ -681,38 +681,6 @@ impl ObjectStore for S3Store {
         self.inner.stats.snapshot()
     }
 
-    fn list(&self, prefix: &str) -> BoxStream<'static, Result<ObjectInfo, StoreError>> {
-        S3Store::list(self, prefix)
-    }
-
-    fn head<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
-        S3Store::head(self, key).boxed()
-    }
-
-    fn reader<'a>(
-        &'a self,
-        key: &'a str,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, ObjectReader), StoreError>> {
-        S3Store::reader(self, key).boxed()
-    }
-
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Object, StoreError>> {
-        S3Store::get(self, key).boxed()
-    }
-
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        bytes: Vec<u8>,
-        metadata: &'a Metadata,
-        condition: &'a Condition,
-    ) -> BoxFuture<'a, Result<Option<String>, StoreError>> {
-        S3Store::put(self, key, bytes, metadata, condition).boxed()
-    }
-
     fn put_file<'a>(
         &'a self,
         key: &'a str,
@@ -724,16 +692,5 @@ impl ObjectStore for S3Store {
         S3Store::put_file(self, key, path, metadata, part_size, progress).boxed()
     }
 
-    fn get_to_file<'a>(
-        &'a self,
-        key: &'a str,
-        path: &'a std::path::Path,
-        progress: &'a dyn Progress,
-    ) -> BoxFuture<'a, Result<(ObjectInfo, Metadata), StoreError>> {
-        S3Store::get_to_file(self, key, path, progress).boxed()
-    }
-
-    fn delete_many(&self, keys: Vec<String>) -> BoxFuture<'_, Result<DeleteReport, StoreError>> {
-        S3Store::delete_many(self, keys).boxed()
-    }
+    forward_to_inherent!(S3Store);
 }

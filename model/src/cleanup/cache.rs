@@ -9,7 +9,7 @@ use indexmap::IndexMap;
 use serde::Serialize;
 
 use crate::spack::buildcache::index::{Database, IndexEntry};
-use crate::spack::buildcache::{Layout, v2, v3};
+use crate::spack::buildcache::{Layout, SpecObjects, v2, v3};
 use crate::spack::graph::SpecGraph;
 use crate::spack::spec::{Interner, Shared, SpecNode};
 
@@ -36,26 +36,12 @@ pub struct Listing {
 impl Listing {
     /// The listing of `objects`, classified by key; hashes from `strings` (the index's).
     pub fn new(objects: Vec<Object>, strings: &mut Interner) -> Listing {
-        let mut v2_objects: HashMap<Shared, Vec<u32>> = HashMap::new();
-        let mut v3_manifests = HashMap::new();
-        for (i, o) in objects.iter().enumerate() {
-            let i = i as u32;
-            match v2::classify(&o.key) {
-                Some(v2::Object::SpecFile { hash, .. } | v2::Object::Tarball { hash }) => {
-                    v2_objects.entry(strings.get(&hash)).or_default().push(i);
-                }
-                Some(_) => {}
-                None => {
-                    if let Some(v3::Object::SpecManifest { hash }) = v3::classify(&o.key) {
-                        v3_manifests.insert(strings.get(&hash), i);
-                    }
-                }
-            }
-        }
+        let found =
+            SpecObjects::classify(objects.iter().map(|o| o.key.as_str()), |h| strings.get(h));
         Listing {
             objects,
-            v2_objects,
-            v3_manifests,
+            v2_objects: found.v2,
+            v3_manifests: found.v3,
         }
     }
 

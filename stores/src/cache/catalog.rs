@@ -8,7 +8,7 @@ use futures::StreamExt;
 
 use super::{CacheError, LoadedIndex, load_index};
 use crate::{ObjectInfo, Store};
-use model::spack::buildcache::{Layout, v2, v3};
+use model::spack::buildcache::{Layout, SpecObjects, v2, v3};
 use model::spack::spec::Shared;
 
 /// The listing and indexes of one cache.
@@ -76,28 +76,13 @@ impl Catalog {
                 .find_map(|i| i.db.entries.get_key_value(hash).map(|(k, _)| k.clone()))
                 .unwrap_or_else(|| Shared::from(hash))
         };
-        let mut v2_objects: HashMap<Shared, Vec<u32>> = HashMap::new();
-        let mut v3_manifests = HashMap::new();
-        for (i, o) in objects.iter().enumerate() {
-            let i = i as u32;
-            match v2::classify(&o.key) {
-                Some(v2::Object::SpecFile { hash, .. } | v2::Object::Tarball { hash }) => {
-                    v2_objects.entry(shared(&hash)).or_default().push(i);
-                    continue;
-                }
-                Some(_) => continue,
-                None => {}
-            }
-            if let Some(v3::Object::SpecManifest { hash }) = v3::classify(&o.key) {
-                v3_manifests.insert(shared(&hash), i);
-            }
-        }
+        let found = SpecObjects::classify(objects.iter().map(|o| o.key.as_str()), shared);
         Ok(Catalog {
             url: store.url(),
             objects,
             indexes,
-            v2_objects,
-            v3_manifests,
+            v2_objects: found.v2,
+            v3_manifests: found.v3,
         })
     }
 

@@ -5,12 +5,13 @@ pub mod index;
 pub mod v2;
 pub mod v3;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::io::Read;
 
 pub use index::{Database, IndexEntry};
 
-use crate::spack::spec::{Interner, SpecNode};
+use crate::spack::spec::{Interner, Shared, SpecNode};
 use crate::spack::{FormatError, clearsign};
 
 /// A build-cache layout. A mirror can hold both.
@@ -92,5 +93,39 @@ impl SpecFile {
 
     pub fn root(&self) -> &SpecNode {
         &self.nodes[0]
+    }
+}
+
+/// Where each spec's own objects sit in a listing of a cache, by position: v2 spec files and
+/// tarballs, v3 spec manifests.
+#[derive(Debug, Clone, Default)]
+pub struct SpecObjects {
+    pub v2: HashMap<Shared, Vec<u32>>,
+    pub v3: HashMap<Shared, u32>,
+}
+
+impl SpecObjects {
+    /// The spec objects among `keys` (listed in that order); `shared` gives each hash's string
+    /// (the index's own, so that the listing does not copy it).
+    pub fn classify<'k>(
+        keys: impl IntoIterator<Item = &'k str>,
+        mut shared: impl FnMut(&str) -> Shared,
+    ) -> SpecObjects {
+        let mut found = SpecObjects::default();
+        for (i, key) in keys.into_iter().enumerate() {
+            let i = i as u32;
+            match v2::classify(key) {
+                Some(v2::Object::SpecFile { hash, .. } | v2::Object::Tarball { hash }) => {
+                    found.v2.entry(shared(&hash)).or_default().push(i);
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(v3::Object::SpecManifest { hash }) = v3::classify(key) {
+                        found.v3.insert(shared(&hash), i);
+                    }
+                }
+            }
+        }
+        found
     }
 }
