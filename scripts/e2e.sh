@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole product for real, as GitLab would run it: a definitions repository made from
 # examples/ (the `greeter` container of the example packages, built offline), its chain written
-# by `spack-cacher chain`, run job by job by a test-only GitLab runner (tests/src/runner.rs) on
+# by `spack-cacher chain`, run job by job by a test-only GitLab runner (tests/src/runner/) on
 # the real Docker daemon: base images from a real Debian and real Spack, the build cache filled
 # by Spack's own generated jobs, the container built from that cache and pushed, its SIF
 # published and synced, the cache cleaned. Then checked: the program runs from the image and
