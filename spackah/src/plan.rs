@@ -54,10 +54,25 @@ impl Services {
     /// No service opened yet; registries speak plain HTTP to loopback, to the insecure ones
     /// `config` names and to those of `SPACKTAINERIZAH_INSECURE_REGISTRIES`.
     pub fn new(config: &Config) -> Services {
+        Services::with_registries(Clients::new(Insecure::from_env_and(
+            config.insecure_registries(),
+        )))
+    }
+
+    /// Services asking `registries` (those of a `MemoryRegistry` in tests); containers
+    /// buckets are opened by URL unless given with [`Services::with_store`].
+    pub fn with_registries(registries: Clients) -> Services {
         Services {
-            registries: Clients::new(Insecure::from_env_and(config.insecure_registries())),
+            registries,
             stores: Default::default(),
         }
+    }
+
+    /// These services with `store` standing for the containers bucket at `url` (a store in
+    /// memory in tests): it is used instead of opening `url`.
+    pub fn with_store(mut self, url: &StoreUrl, store: Store) -> Services {
+        self.stores.get_mut().insert(url.to_string(), store);
+        self
     }
 
     /// The store behind `url` with `s3`'s access, opened once.
