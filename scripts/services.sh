@@ -27,6 +27,17 @@ cleanup() { # [status]
     stop_servers
     # dockerd leaves overlay mounts behind when killed hard; unmount before removing.
     grep -o "${RUN_DIR}[^ ]*" /proc/mounts 2>/dev/null | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
+    # What a failed run leaves to read (its logs, the end-to-end work folders) outlives it; the
+    # services' data goes.
+    if [ "$status" != 0 ] && compgen -G "$RUN_DIR/*.log" >/dev/null; then
+        local kept
+        kept=$(mktemp -d /tmp/stz-failed.XXXXXX)
+        mv "$RUN_DIR"/*.log "$kept"/ 2>/dev/null || true
+        for work in "$RUN_DIR"/e2e-*/; do
+            [ -d "$work" ] && mv "$work" "$kept"/
+        done
+        log "kept the logs and end-to-end work folders of the failed run: $kept"
+    fi
     rm -rf "$RUN_DIR"
     if [ -n "$MADE_WORK" ]; then
         if [ "$status" = 0 ]; then rm -rf "$MADE_WORK"; else log "kept the work folder: $MADE_WORK"; fi

@@ -7,8 +7,9 @@
 #
 # Tests that need a service are `#[ignore = "NOT RUN: needs …"]`, so a plain `cargo test` lists
 # them without running them; here they run too (`--include-ignored`), and the run fails when any
-# test did not run (one still ignored, or one printing `NOT RUN: …` because something it needs
-# is missing).
+# test did not run (one still ignored, or one stopped with `NOT RUN: …` because something it
+# needs is missing: counted as not run, not as failed). A failed run keeps its logs and
+# end-to-end work folders (the path is printed).
 set -euo pipefail
 
 # shellcheck source=scripts/services.sh

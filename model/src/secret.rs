@@ -1,4 +1,5 @@
-//! A wrapper for secret strings that never shows its value in `Debug` or `Display`.
+//! Secrets: a string that never shows its value in `Debug` or `Display`, and a login (user and
+//! secret) read from the environment variables the configuration names.
 
 use std::fmt;
 

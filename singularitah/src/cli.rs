@@ -48,8 +48,8 @@ pub enum CliSifCommand {
     /// those whose checksums differ from what the local SIF records, through a temporary file
     /// renamed into place.
     Sync(SifSyncArgs),
-    /// Remove SIFs (`NAME__VERSION__BRANCH.sif`) of branches the remote no longer has
-    /// (`git ls-remote --heads --tags`), never those of the default branch or of tags.
+    /// Remove the SIFs of branches the remote no longer has (`git ls-remote --heads --tags`),
+    /// by the branch each SIF records, never those of the default branch or of tags.
     PruneBranches(SifPruneBranchesArgs),
 }
 

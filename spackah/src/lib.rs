@@ -168,7 +168,8 @@ pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
 }
 
 /// Run a command; returns the process exit code. The services (registry clients, containers
-/// buckets, the Docker daemon) are opened here, once, and only those the command needs.
+/// buckets, the Docker daemon) are made here, once per run, and each opens at its first use:
+/// only those the command needs.
 pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
     let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     rt.block_on(async {

@@ -51,8 +51,9 @@ pub struct Services {
 }
 
 impl Services {
-    /// No service opened yet; registries speak plain HTTP to loopback, to the insecure ones
-    /// `config` names and to those of `SPACKTAINERIZAH_INSECURE_REGISTRIES`.
+    /// The services of one run: each registry client and containers bucket is opened at its
+    /// first use and shared by everything after; registries speak plain HTTP to loopback, to
+    /// the insecure ones `config` names and to those of `SPACKTAINERIZAH_INSECURE_REGISTRIES`.
     pub fn new(config: &Config) -> Services {
         Services::with_registries(Clients::new(Insecure::from_env_and(
             config.insecure_registries(),

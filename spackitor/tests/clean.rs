@@ -519,6 +519,7 @@ async fn a_stale_index_is_never_written_over_a_newer_one() {
 }
 
 #[test]
+#[ignore = "NOT RUN: needs root (chattr +i makes a file undeletable; ./scripts/test.sh runs as root)"]
 fn per_key_delete_failures_are_named_and_fail_the_run() {
     let m = mirror("unsigned");
     fresh_except(m.path(), &[CORE2_LIBELF]);
@@ -580,6 +581,7 @@ impl Drop for Immutable {
 /// cache was partly changed (dependents gone, their index entries too), the run says so and
 /// keeps its plan, `--help` documents exactly that, and running it again finishes the job.
 #[test]
+#[ignore = "NOT RUN: needs root (chattr +i makes a file undeletable; ./scripts/test.sh runs as root)"]
 fn a_partly_failed_clean_exits_2_as_documented_and_the_next_run_finishes_it() {
     let top = String::from_utf8(
         spacktainerizah_tests::run_tool(env!("CARGO_BIN_EXE_spackitor"), ["--help"]).stdout,

@@ -163,6 +163,52 @@ fn tests_cargo_lists_as_ignored_did_not_run_and_fail_the_run() {
 }
 
 #[test]
+fn a_test_stopped_by_a_missing_service_counts_once_as_not_run_not_as_failed() {
+    // Run with --include-ignored where the S3 server is missing: two tests panic with the
+    // support code's reason (the same for both), and one fails for a reason of its own.
+    let log = all_passed()
+        + &binary(
+            "stores",
+            &[
+                "test s3_contract_list ... FAILED",
+                "test s3_contract_put ... FAILED",
+                "test memory_contract_put ... FAILED",
+                "",
+                "failures:",
+                "",
+                "---- s3_contract_list stdout ----",
+                "",
+                "thread 's3_contract_list' (11) panicked at tests/src/lib.rs:36:9:",
+                "NOT RUN: SPACKTAINERIZAH_TEST_S3_ENDPOINT is not set: this test needs a service",
+                "",
+                "---- s3_contract_put stdout ----",
+                "",
+                "thread 's3_contract_put' (12) panicked at tests/src/lib.rs:36:9:",
+                "NOT RUN: SPACKTAINERIZAH_TEST_S3_ENDPOINT is not set: this test needs a service",
+                "",
+                "---- memory_contract_put stdout ----",
+                "",
+                "thread 'memory_contract_put' (13) panicked at tests/tests/stores.rs:80:5:",
+                "assertion `left == right` failed",
+                "",
+                "",
+                "failures:",
+                "    memory_contract_put",
+                "    s3_contract_list",
+                "    s3_contract_put",
+            ],
+            "FAILED. 0 passed; 3 failed; 0 ignored",
+        );
+    assert_eq!(
+        summary(&log, &[]),
+        (
+            "tests: 2 passed, 1 failed, 2 not run; end-to-end runs passed: 0".into(),
+            false
+        )
+    );
+}
+
+#[test]
 fn a_failed_test_fails_the_run() {
     let log = all_passed()
         + &binary(

@@ -1,5 +1,5 @@
-//! Singularity images: the SIF file format, the published SIF objects in buckets and
-//! directories, and the `.def` definition files they can be built from.
+//! Singularity images: the SIF file format and the `.def` definition files they can be built
+//! from (the published SIF objects are `stores::sif_published`).
 
 pub mod definition;
 pub mod format;
