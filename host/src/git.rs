@@ -1,7 +1,8 @@
-//! Which branches still exist: the branches and tags of a git remote (`git ls-remote`, no
-//! clone), under their names and GitLab slugs. What is built per branch (SIFs, keep lists) is
-//! dropped only for names this says are gone, and a remote that lists no branch is an error,
-//! never "everything is gone".
+//! What git says of a remote without cloning it (`git ls-remote`) — which branches still
+//! exist, under their names and GitLab slugs, and the commit at a branch's head — and of a
+//! checkout, its revision. What is built per branch (SIFs, keep lists) is dropped only for
+//! names this says are gone, and a remote that lists no branch is an error, never "everything
+//! is gone".
 
 use std::collections::BTreeSet;
 use std::process::Command;
@@ -19,6 +20,44 @@ pub enum GitError {
     Failed { repo: String, message: String },
     #[error("git ls-remote {repo} listed no branch: refusing to treat every branch as deleted")]
     NoBranch { repo: String },
+    #[error("branch `{branch}` does not exist in {repo}")]
+    NoSuchBranch { repo: String, branch: String },
+}
+
+/// The commit at the head of `branch` in `repository`, from `git ls-remote` (no clone).
+pub fn branch_head(repository: &str, branch: &str) -> Result<String, GitError> {
+    let out = Command::new("git")
+        .args(["ls-remote", "--heads", "--", repository])
+        .arg(format!("refs/heads/{branch}"))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .map_err(GitError::Missing)?;
+    if !out.status.success() {
+        return Err(GitError::Failed {
+            repo: repository.to_string(),
+            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    match text.split_whitespace().next() {
+        Some(commit) if commit.len() >= 40 => Ok(commit.to_string()),
+        _ => Err(GitError::NoSuchBranch {
+            repo: repository.to_string(),
+            branch: branch.to_string(),
+        }),
+    }
+}
+
+/// The revision of the checkout at `repo`, when it is one (`git rev-parse HEAD`).
+pub fn revision(repo: &std::path::Path) -> Option<String> {
+    let out = Command::new("git")
+        .args(["rev-parse", "HEAD"])
+        .current_dir(repo)
+        .output()
+        .ok()?;
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }
 
 /// A git remote and, for a private one, the HTTP user and the name of the variable holding its

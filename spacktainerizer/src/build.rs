@@ -77,7 +77,7 @@ fn labels(ctx: &Context, spec: &ImageSpec, tag: &str) -> BTreeMap<String, String
         "org.opencontainers.image.source".into(),
         std::env::var(env_names::CI_PROJECT_URL).unwrap_or_else(|_| "spacktainerizah".into()),
     );
-    if let Some(r) = revision(&ctx.repo) {
+    if let Some(r) = host::git::revision(&ctx.repo) {
         labels.insert("org.opencontainers.image.revision".into(), r);
     }
     labels
@@ -178,16 +178,4 @@ fn deployment_key() -> anyhow::Result<Vec<u8>> {
         }),
         _ => Ok(Vec::new()),
     }
-}
-
-/// The revision of the repository, when it is a git checkout.
-pub fn revision(repo: &Path) -> Option<String> {
-    let out = std::process::Command::new("git")
-        .args(["rev-parse", "HEAD"])
-        .current_dir(repo)
-        .output()
-        .ok()?;
-    out.status
-        .success()
-        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
 }

@@ -6,7 +6,6 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use anyhow::{Context, bail};
 use model::checksum::{TreeHash, files, relative_name};
@@ -82,7 +81,7 @@ impl SpackTree {
                 let branch = source.branch.as_deref().unwrap_or("develop");
                 Ok(SpackTree::Git {
                     repository: repository.clone(),
-                    commit: spack_commit(repository, branch)?,
+                    commit: host::git::branch_head(repository, branch)?,
                 })
             }
             (None, None) => bail!("{what}: give a `repository` (and `branch`) or an `archive`"),
@@ -271,28 +270,4 @@ pub fn tools_checksum(dir: &Path) -> anyhow::Result<String> {
         })?;
     }
     Ok(h.finish())
-}
-
-/// The commit at the head of `branch` in `repository`, from `git ls-remote` (no clone).
-pub fn spack_commit(repository: &str, branch: &str) -> anyhow::Result<String> {
-    let out = Command::new("git")
-        .args([
-            "ls-remote",
-            "--heads",
-            repository,
-            &format!("refs/heads/{branch}"),
-        ])
-        .output()
-        .context("running git (needed to look up the Spack commit)")?;
-    if !out.status.success() {
-        bail!(
-            "git ls-remote {repository} failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    match text.split_whitespace().next() {
-        Some(commit) if commit.len() >= 40 => Ok(commit.to_string()),
-        _ => bail!("branch `{branch}` does not exist in {repository}"),
-    }
 }
