@@ -189,7 +189,13 @@ fn the_model_links_no_service_client_runtime_or_terminal() {
     // The check sees what it looks for, under every name it stands for.
     let adapters = linked("spacktainerizah-stores");
     let seen = service_crates(&adapters);
-    for c in ["tokio", "futures", "aws-sdk-s3", "aws-smithy-runtime", "hyper"] {
+    for c in [
+        "tokio",
+        "futures",
+        "aws-sdk-s3",
+        "aws-smithy-runtime",
+        "hyper",
+    ] {
         assert!(seen.iter().any(|s| *s == c), "{c} not seen in {seen:?}");
     }
 }
