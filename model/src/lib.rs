@@ -4,6 +4,7 @@
 //! opens no connection, runs no program and has no async: services are the adapter crates'
 //! (`stores`, `oci`, `host`, `terminal`).
 
+pub mod attest;
 pub mod checksum;
 pub mod ci;
 pub mod cleanup;
