@@ -558,8 +558,7 @@ mod tests {
             manifest: oci::registry::Descriptor {
                 media_type: String::new(),
                 digest: "sha256:0".into(),
-                size: 0,
-                platform: None,
+                ..Default::default()
             },
             index_digest: None,
             architecture: "amd64".into(),

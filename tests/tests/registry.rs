@@ -1,12 +1,16 @@
 //! The registry contract (`oci::registry::Distribution` under `RegistryClient`): one suite of
 //! checks — tags, multi-arch indexes, labels, reads by digest, "missing" versus "unreachable"
-//! and "denied" — run against the registry in memory in plain `cargo test`, and against real
-//! registries (Debian's docker-registry) as ignored tests. Below the suite, what only real
+//! and "denied", documents attached as OCI referrers — run against the registry in memory
+//! (with and without the referrers API) in plain `cargo test`, and against real registries
+//! (Debian's docker-registry, which has no referrers API) as ignored tests. Below the suite, what only real
 //! registries do: Basic and Bearer auth with named variables, retries, answers too large.
 
 use std::collections::BTreeMap;
 
-use oci::registry::{Clients, ImageRef, Login, MemoryRegistry, RegistryClient, RegistryError};
+use model::attest::{Document, DocumentKind};
+use oci::registry::{
+    Clients, ImageRef, Login, MemoryRegistry, RegistryClient, RegistryError, referrers_tag,
+};
 use spacktainerizah_tests::{
     REGISTRY_PASSWORD_VAR, REGISTRY_USER_VAR, auth_registry, push_test_image, registry, unique_name,
 };
@@ -28,6 +32,8 @@ struct Registry {
     host: String,
     /// The registry in memory, when it is the one.
     fake: Option<MemoryRegistry>,
+    /// Whether it answers the referrers API (else clients keep the referrers tag schema).
+    referrers_api: bool,
 }
 
 impl Registry {
@@ -267,6 +273,36 @@ mod suite {
         assert!(matches!(err, RegistryError::Unreachable { .. }), "{err}");
     }
 
+    /// Documents attached to an image are listed as its referrers (through the referrers API,
+    /// or the referrers tag schema where there is none) and read back byte for byte; attaching
+    /// the same again adds nothing; other images have none.
+    pub async fn documents_are_attached_as_referrers_and_read_back(reg: &Registry) {
+        let repo = unique_name("attest");
+        reg.push(&repo, "v1", "amd64", &[("k", "v")]);
+        reg.push(&repo, "other", "arm64", &[]);
+        check_attach_and_read(&reg.client, &reg.image(&repo, "v1"), reg.referrers_api).await;
+        let other = reg
+            .client
+            .manifest(&reg.image(&repo, "other"))
+            .await
+            .unwrap();
+        let image = reg.image(&repo, "other");
+        assert!(
+            reg.client
+                .referrers(&image, &other.digest)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            reg.client
+                .documents(&image, &other.digest)
+                .await
+                .unwrap()
+                .is_empty()
+        );
+    }
+
     /// A registry that refuses is "denied", never "missing".
     pub async fn a_refusing_registry_is_denied_not_missing(refused: &Refused) {
         let err = refused
@@ -292,6 +328,7 @@ macro_rules! contract {
             contract!(@test missing_tags_repositories_and_blobs_mean_build, $open, $attrs);
             contract!(@test manifests_and_blobs_are_read_by_digest, $open, $attrs);
             contract!(@test a_manifest_naming_what_the_repository_lacks_is_refused, $open, $attrs);
+            contract!(@test documents_are_attached_as_referrers_and_read_back, $open, $attrs);
             contract!(@test an_unreachable_registry_does_not_mean_build, $down, $attrs);
             contract!(@test a_refusing_registry_is_denied_not_missing, $refusing, $attrs);
         }
@@ -313,6 +350,17 @@ fn memory() -> Registry {
         client: RegistryClient::memory(&fake),
         host: FAKE_HOST.into(),
         fake: Some(fake),
+        referrers_api: true,
+    }
+}
+
+fn memory_without_referrers_api() -> Registry {
+    let fake = MemoryRegistry::without_referrers_api();
+    Registry {
+        client: RegistryClient::memory(&fake),
+        host: FAKE_HOST.into(),
+        fake: Some(fake),
+        referrers_api: false,
     }
 }
 
@@ -337,6 +385,13 @@ fn memory_refusing() -> Refused {
 }
 
 contract!(memory, memory, memory_down, memory_refusing, []);
+contract!(
+    memory_tag_schema,
+    memory_without_referrers_api,
+    memory_down,
+    memory_refusing,
+    []
+);
 
 fn real() -> Registry {
     let host = registry();
@@ -344,6 +399,8 @@ fn real() -> Registry {
         client: RegistryClient::new(&host, None).unwrap(),
         host,
         fake: None,
+        // Debian's docker-registry (distribution 2.8) has none: the tag schema is exercised.
+        referrers_api: false,
     }
 }
 
@@ -582,4 +639,117 @@ async fn oversized_answers_are_refused_before_their_digest_is_checked() {
         .await
         .unwrap_err();
     assert!(err.to_string().contains("allowed"), "{err}");
+}
+
+/// Two small JSON documents, one of each kind.
+fn documents() -> Vec<Document> {
+    vec![
+        Document {
+            kind: DocumentKind::Sbom,
+            bytes: br#"{"spdxVersion":"SPDX-2.3","name":"test"}"#.to_vec(),
+        },
+        Document {
+            kind: DocumentKind::Provenance,
+            bytes: br#"{"_type":"https://in-toto.io/Statement/v1"}"#.to_vec(),
+        },
+    ]
+}
+
+/// Attach [`documents`] to `image` through `client` and read them back; on a registry without
+/// the referrers API, the referrers tag holds the index of them.
+async fn check_attach_and_read(client: &RegistryClient, image: &ImageRef, referrers_api: bool) {
+    let subject = client.manifest(image).await.unwrap();
+    let mut attached = Vec::new();
+    for doc in documents() {
+        let d = client
+            .attach(image, &subject.descriptor(), &doc)
+            .await
+            .unwrap();
+        assert_eq!(d.artifact_type.as_deref(), Some(doc.kind.artifact_type()));
+        attached.push(d);
+    }
+    // The artifact manifest as the image spec wants one: its type, an empty config, the
+    // document as its one layer, the image as its subject.
+    let m = client
+        .manifest(&image.with_reference(&attached[0].digest))
+        .await
+        .unwrap();
+    let m: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
+    assert_eq!(m["artifactType"], "application/spdx+json");
+    assert_eq!(
+        m["config"]["mediaType"],
+        "application/vnd.oci.empty.v1+json"
+    );
+    assert_eq!(m["layers"].as_array().unwrap().len(), 1);
+    assert_eq!(m["subject"]["digest"], subject.digest.as_str());
+    // Attaching the same document again lists it once.
+    client
+        .attach(image, &subject.descriptor(), &documents()[0])
+        .await
+        .unwrap();
+    let mut listed = client.referrers(image, &subject.digest).await.unwrap();
+    listed.sort_by(|a, b| a.artifact_type.cmp(&b.artifact_type));
+    let mut want = attached.clone();
+    want.sort_by(|a, b| a.artifact_type.cmp(&b.artifact_type));
+    assert_eq!(listed, want);
+    let read = client.documents(image, &subject.digest).await.unwrap();
+    assert_eq!(
+        read.iter().map(|a| a.document.clone()).collect::<Vec<_>>(),
+        documents()
+    );
+    let tag = client
+        .manifest(&image.with_reference(&referrers_tag(&subject.digest)))
+        .await;
+    if referrers_api {
+        assert!(
+            matches!(tag, Err(RegistryError::NotFound { .. })),
+            "{tag:?}"
+        );
+    } else {
+        let index = tag.unwrap();
+        assert_eq!(index.media_type, oci::registry::OCI_INDEX);
+        let index: serde_json::Value = serde_json::from_slice(&index.bytes).unwrap();
+        assert_eq!(index["manifests"].as_array().unwrap().len(), 2, "{index}");
+        assert_eq!(
+            index["manifests"][0]["annotations"]["org.opencontainers.image.title"],
+            "sbom.spdx.json"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_referrers_tag_holding_something_else_is_not_overwritten() {
+    let fake = MemoryRegistry::without_referrers_api();
+    let client = RegistryClient::memory(&fake);
+    let image = image(FAKE_HOST, "org/app", "v1");
+    let subject = fake.put_image(&image, "amd64", &labels(&[]));
+    fake.put_image(
+        &image.with_reference(&referrers_tag(&subject.digest)),
+        "amd64",
+        &labels(&[]),
+    );
+    let err = client
+        .attach(&image, &subject.descriptor(), &documents()[0])
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("not the image index"), "{err}");
+    // Read, it means no referrers.
+    assert!(
+        client
+            .referrers(&image, &subject.digest)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[tokio::test]
+#[ignore = "NOT RUN: needs the test registries (./scripts/test.sh starts them)"]
+async fn documents_are_attached_with_basic_and_token_logins() {
+    for reg in [auth_registry(), spacktainerizah_tests::token_registry()] {
+        let (repo, _) = private_image(&reg, "attest", "amd64", "v");
+        let login = Login::from_env(REGISTRY_USER_VAR, REGISTRY_PASSWORD_VAR).unwrap();
+        let client = RegistryClient::new(&reg, Some(login)).unwrap();
+        check_attach_and_read(&client, &image(&reg, &repo, "v1"), false).await;
+    }
 }

@@ -15,6 +15,9 @@ pub const OCI_INDEX: &str = "application/vnd.oci.image.index.v1+json";
 pub const DOCKER_LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
 pub const DOCKER_MANIFEST: &str = "application/vnd.docker.distribution.manifest.v2+json";
+/// The config of an artifact manifest, whose content is `{}` (image-spec `manifest.md`,
+/// "Guidance for an Empty Descriptor").
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
 /// Every manifest kind, so no registry falls back to the deprecated schema 1.
 pub const MANIFEST_ACCEPT: &str = "application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json, application/vnd.oci.image.manifest.v1+json, application/vnd.docker.distribution.manifest.v2+json";
 
@@ -73,6 +76,17 @@ impl Fetched {
                 os: "linux".into(),
                 variant: None,
             }),
+            ..Descriptor::default()
+        }
+    }
+
+    /// This manifest as the `subject` of a referrer.
+    pub fn descriptor(&self) -> Descriptor {
+        Descriptor {
+            media_type: self.media_type.clone(),
+            digest: self.digest.clone(),
+            size: self.bytes.len() as u64,
+            ..Descriptor::default()
         }
     }
 }
@@ -86,8 +100,9 @@ pub struct Platform {
     pub variant: Option<String>,
 }
 
-/// One manifest of a multi-arch index.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Content a manifest or index points at: one manifest of a multi-arch index, a config, a
+/// layer, or a referrer (with its artifact type and annotations).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Descriptor {
     pub media_type: String,
@@ -95,6 +110,18 @@ pub struct Descriptor {
     pub size: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub platform: Option<Platform>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub artifact_type: Option<String>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// What a manifest PUT answered: the digest, and whether the registry processed the manifest's
+/// `subject` (its `OCI-Subject` header), which only a registry with the referrers API does.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pushed {
+    pub digest: String,
+    pub subject_processed: bool,
 }
 
 /// What a tag resolves to for one architecture.
@@ -124,12 +151,41 @@ pub(crate) struct IndexDoc {
     pub(crate) manifests: Vec<Descriptor>,
 }
 
-/// An image manifest as read: its config and layers.
+/// An image manifest as read: its config and layers, and for an artifact its type and
+/// subject.
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub(crate) struct ManifestDoc {
     pub(crate) config: Descriptor,
     #[serde(default)]
     pub(crate) layers: Vec<Descriptor>,
+    #[serde(default)]
+    pub(crate) artifact_type: Option<String>,
+    #[serde(default)]
+    pub(crate) subject: Option<Descriptor>,
+    #[serde(default)]
+    pub(crate) annotations: BTreeMap<String, String>,
+}
+
+impl ManifestDoc {
+    /// This manifest (of `digest` and `size`) as a referrer of its subject: its artifact type,
+    /// else its config's media type, and its annotations (distribution spec, "Listing
+    /// Referrers").
+    pub(crate) fn referrer(&self, digest: &str, size: u64) -> Descriptor {
+        Descriptor {
+            media_type: OCI_MANIFEST.into(),
+            digest: digest.into(),
+            size,
+            artifact_type: Some(
+                self.artifact_type
+                    .clone()
+                    .filter(|t| !t.is_empty())
+                    .unwrap_or_else(|| self.config.media_type.clone()),
+            ),
+            annotations: self.annotations.clone(),
+            ..Descriptor::default()
+        }
+    }
 }
 
 /// An image config as read.
@@ -193,11 +249,26 @@ pub trait Distribution: Send + Sync + std::fmt::Debug {
         dest: &'a std::path::Path,
         progress: &'a dyn Progress,
     ) -> BoxFuture<'a, Result<u64, RegistryError>>;
-    /// Put a manifest (or index) at the tag or digest of `image`; its digest.
+    /// Put a manifest (or index) at the tag or digest of `image`; its digest, and whether the
+    /// registry processed its `subject`.
     fn put_manifest<'a>(
         &'a self,
         image: &'a ImageRef,
         media_type: &'a str,
         bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Pushed, RegistryError>>;
+    /// Put a blob into the repository of `image` unless it holds it already; its digest.
+    fn put_blob<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        bytes: Vec<u8>,
     ) -> BoxFuture<'a, Result<String, RegistryError>>;
+    /// The referrers API's answer for the manifest `digest` in the repository of `image`: the
+    /// descriptors of the manifests whose `subject` it is, or `None` when the registry has no
+    /// referrers API (it answers 404, distribution spec "Listing Referrers").
+    fn referrers<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        digest: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<Descriptor>>, RegistryError>>;
 }

@@ -1,7 +1,7 @@
 //! The registry client over HTTP: the distribution API's requests to one registry, with
 //! Anonymous, Basic and Bearer-token auth (a login given, else the one `docker login` or
 //! `podman login` saved), retries of throttled and failed answers, and answers read within
-//! their size limits and checked against their digests.
+//! their size limits and checked against their digests; blob uploads, and the referrers API.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -14,8 +14,8 @@ use sha2::{Digest, Sha256};
 
 use crate::registry::auth::{Challenge, Login, parse_challenge};
 use crate::registry::distribution::{
-    Distribution, Fetched, MANIFEST_ACCEPT, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, RegistryError,
-    sha256_digest,
+    Descriptor, Distribution, Fetched, IndexDoc, MANIFEST_ACCEPT, MAX_CONFIG_BYTES,
+    MAX_MANIFEST_BYTES, OCI_INDEX, Pushed, RegistryError, sha256_digest,
 };
 use crate::registry::insecure::Insecure;
 use crate::registry::saved_logins;
@@ -110,8 +110,10 @@ impl HttpRegistry {
         }
     }
 
-    /// Send a request, answering one auth challenge (Basic, or a Bearer token for `scope`).
-    /// Requests are idempotent (GET, HEAD, PUT of a manifest): a throttled or failed answer
+    /// Send a request to `path` on this registry (or to `path` as an absolute URL of it, as an
+    /// upload's `Location` may be), answering one auth challenge (Basic, or a Bearer token for
+    /// `scope`). Requests are idempotent (GET, HEAD, PUT of a manifest or a blob by digest) or
+    /// harmless to repeat (the POST opening an upload session): a throttled or failed answer
     /// (429, 5xx) and a dropped connection are retried with backoff.
     async fn send(
         &self,
@@ -122,8 +124,14 @@ impl HttpRegistry {
         body: Option<Vec<u8>>,
         image: &str,
     ) -> Result<reqwest::Response, RegistryError> {
-        debug_assert!(matches!(method, Method::GET | Method::HEAD | Method::PUT));
-        let url = format!("{}{path}", self.base);
+        debug_assert!(matches!(
+            method,
+            Method::GET | Method::HEAD | Method::PUT | Method::POST
+        ));
+        let url = match path.starts_with(&self.base) {
+            true => path.to_string(),
+            false => format!("{}{path}", self.base),
+        };
         let build = |auth: Option<&str>| {
             let mut req = self.http.request(method.clone(), &url);
             for (k, v) in headers {
@@ -435,13 +443,14 @@ impl HttpRegistry {
         Ok(len)
     }
 
-    /// Put a manifest (or index) at a tag; returns its digest.
+    /// Put a manifest (or index) at a tag; returns its digest and whether the registry
+    /// processed its `subject`.
     async fn put_manifest(
         &self,
         image: &ImageRef,
         media_type: &str,
         bytes: Vec<u8>,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<Pushed, RegistryError> {
         let name = image.to_string();
         let scope = format!("repository:{}:pull,push", image.repository);
         let digest = sha256_digest(&bytes);
@@ -457,8 +466,117 @@ impl HttpRegistry {
             )
             .await?;
         self.check_status(&resp, &name)?;
+        // Distribution spec, "Pushing Manifests with Subject": only a registry with the
+        // referrers API answers `OCI-Subject`.
+        let subject_processed = resp.headers().contains_key("oci-subject");
+        Ok(Pushed {
+            digest,
+            subject_processed,
+        })
+    }
+
+    /// Put a blob unless the repository holds it: a monolithic upload, a POST opening the
+    /// session then one PUT of the whole content with its digest (distribution spec, "Pushing
+    /// a blob monolithically", the POST-then-PUT form every registry accepts).
+    async fn put_blob(&self, image: &ImageRef, bytes: Vec<u8>) -> Result<String, RegistryError> {
+        let digest = sha256_digest(&bytes);
+        let name = image.with_reference(&digest).to_string();
+        let scope = format!("repository:{}:pull,push", image.repository);
+        let blob = format!("/v2/{}/blobs/{digest}", image.repository);
+        let resp = self
+            .send(Method::HEAD, &blob, &scope, &[], None, &name)
+            .await?;
+        if resp.status().is_success() {
+            return Ok(digest);
+        }
+        if resp.status() != StatusCode::NOT_FOUND {
+            self.check_status(&resp, &name)?;
+        }
+        let uploads = format!("/v2/{}/blobs/uploads/", image.repository);
+        let resp = self
+            .send(Method::POST, &uploads, &scope, &[], Some(Vec::new()), &name)
+            .await?;
+        self.check_status(&resp, &name)?;
+        let location = resp
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .ok_or_else(|| RegistryError::Protocol {
+                image: name.clone(),
+                message: "the upload answer has no Location".into(),
+            })?;
+        let target = self.upload_target(location, &digest, &name)?;
+        let headers = [("Content-Type", "application/octet-stream")];
+        let resp = self
+            .send(Method::PUT, &target, &scope, &headers, Some(bytes), &name)
+            .await?;
+        self.check_status(&resp, &name)?;
         Ok(digest)
     }
+
+    /// Where to PUT the content of an upload the registry opened at `location` (a path, or a
+    /// URL of this registry: credentials never go to another host).
+    fn upload_target(
+        &self,
+        location: &str,
+        digest: &str,
+        name: &str,
+    ) -> Result<String, RegistryError> {
+        if !location.starts_with('/') && !location.starts_with(&self.base) {
+            return Err(RegistryError::Protocol {
+                image: name.into(),
+                message: format!("the upload goes to another host ({location})"),
+            });
+        }
+        let sep = if location.contains('?') { '&' } else { '?' };
+        Ok(format!("{location}{sep}digest={digest}"))
+    }
+
+    /// The referrers API's answer for `digest`, every page of it; `None` when it answers 404
+    /// (no referrers API: a registry that has one never does, distribution spec "Listing
+    /// Referrers").
+    async fn referrers(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        let name = image.with_reference(digest).to_string();
+        let scope = format!("repository:{}:pull", image.repository);
+        let mut path = format!("/v2/{}/referrers/{digest}", image.repository);
+        let mut all = Vec::new();
+        // Pages follow `Link: <…>; rel="next"`; a registry looping on them is cut short.
+        for _ in 0..100 {
+            let accept = [("Accept", OCI_INDEX)];
+            let resp = self
+                .send(Method::GET, &path, &scope, &accept, None, &name)
+                .await?;
+            if resp.status() == StatusCode::NOT_FOUND {
+                return Ok(None);
+            }
+            self.check_status(&resp, &name)?;
+            let next = next_page(resp.headers());
+            let bytes = self.read_capped(resp, MAX_MANIFEST_BYTES, &name).await?;
+            let index: IndexDoc =
+                serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+                    image: name.clone(),
+                    message: format!("referrers: {e}"),
+                })?;
+            all.extend(index.manifests);
+            match next {
+                Some(p) => path = p,
+                None => break,
+            }
+        }
+        Ok(Some(all))
+    }
+}
+
+/// The next page a `Link` header names (RFC 5988, `rel="next"`).
+fn next_page(headers: &reqwest::header::HeaderMap) -> Option<String> {
+    let link = headers.get("link")?.to_str().ok()?;
+    link.split(',')
+        .find(|l| l.contains("rel=\"next\""))
+        .and_then(|l| Some(l[l.find('<')? + 1..l.find('>')?].trim().to_string()))
 }
 
 /// The requests go to this client's registry, whatever registry an image names.
@@ -501,8 +619,24 @@ impl Distribution for HttpRegistry {
         image: &'a ImageRef,
         media_type: &'a str,
         bytes: Vec<u8>,
-    ) -> BoxFuture<'a, Result<String, RegistryError>> {
+    ) -> BoxFuture<'a, Result<Pushed, RegistryError>> {
         HttpRegistry::put_manifest(self, image, media_type, bytes).boxed()
+    }
+
+    fn put_blob<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<String, RegistryError>> {
+        HttpRegistry::put_blob(self, image, bytes).boxed()
+    }
+
+    fn referrers<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        digest: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<Descriptor>>, RegistryError>> {
+        HttpRegistry::referrers(self, image, digest).boxed()
     }
 }
 

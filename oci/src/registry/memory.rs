@@ -2,7 +2,9 @@
 //! (of any registry host) with their blobs, manifests, indexes and tags, answers as a
 //! registry does (missing is "not found", manifests by digest are checked, a manifest naming a
 //! blob or manifest the repository lacks is refused), records every manifest written, and
-//! fails on demand (a registry that cannot be reached, or that refuses).
+//! fails on demand (a registry that cannot be reached, or that refuses). It has the referrers
+//! API unless made [`without_referrers_api`](MemoryRegistry::without_referrers_api), as the
+//! Debian `docker-registry` is.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -11,8 +13,8 @@ use futures::FutureExt;
 use futures::future::BoxFuture;
 
 use crate::registry::distribution::{
-    DOCKER_LIST, Distribution, Fetched, IndexDoc, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
-    ManifestDoc, OCI_INDEX, OCI_MANIFEST, RegistryError, sha256_digest,
+    DOCKER_LIST, Descriptor, Distribution, Fetched, IndexDoc, MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES,
+    ManifestDoc, OCI_INDEX, OCI_MANIFEST, Pushed, RegistryError, sha256_digest,
 };
 use model::progress::Progress;
 use model::reference::ImageRef;
@@ -38,6 +40,8 @@ struct State {
     denied: BTreeSet<String>,
     /// Every manifest written through a client, as `registry/repository:reference`.
     written: Vec<String>,
+    /// The registries answer 404 to the referrers API and ignore `subject`.
+    no_referrers_api: bool,
 }
 
 /// Registries in memory. Clones share their content: hand one to [`RegistryClient::memory`]
@@ -56,9 +60,17 @@ fn repository_key(image: &ImageRef) -> String {
 }
 
 impl MemoryRegistry {
-    /// Registries without any repository.
+    /// Registries without any repository, with the referrers API.
     pub fn new() -> MemoryRegistry {
         MemoryRegistry::default()
+    }
+
+    /// Registries without any repository nor the referrers API: clients keep the referrers
+    /// tag schema instead.
+    pub fn without_referrers_api() -> MemoryRegistry {
+        let fake = MemoryRegistry::default();
+        fake.state().no_referrers_api = true;
+        fake
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -121,7 +133,7 @@ impl MemoryRegistry {
         // Nothing reaches a registry that is down, not even the blobs.
         drop(self.answering(image)?);
         let manifest = self.image_blobs(image, arch, serde_json::json!({ "Labels": labels }), &[]);
-        self.write_manifest(image, OCI_MANIFEST, manifest)
+        Ok(self.write(image, OCI_MANIFEST, manifest)?.digest)
     }
 
     /// Put the config and layer blobs of an image into the repository of `image`; the image
@@ -233,12 +245,12 @@ impl MemoryRegistry {
             })
     }
 
-    fn write_manifest(
+    fn write(
         &self,
         image: &ImageRef,
         media_type: &str,
         bytes: Vec<u8>,
-    ) -> Result<String, RegistryError> {
+    ) -> Result<Pushed, RegistryError> {
         let refused = |message: String| RegistryError::Protocol {
             image: image.to_string(),
             message,
@@ -254,12 +266,52 @@ impl MemoryRegistry {
             return Err(refused(format!("content has digest {digest}")));
         }
         let mut state = self.answering(image)?;
+        let subject_processed = !state.no_referrers_api && subject(media_type, &bytes).is_some();
         let repo = state.repositories.entry(repository_key(image)).or_default();
         missing_references(repo, media_type, &bytes).map_err(refused)?;
         let digest = store_manifest(repo, image, media_type, bytes);
         state.written.push(image.to_string());
-        Ok(digest)
+        Ok(Pushed {
+            digest,
+            subject_processed,
+        })
     }
+
+    /// The referrers API: the manifests of the repository of `image` whose subject is
+    /// `digest`, as descriptors; `None` without the API.
+    fn read_referrers(
+        &self,
+        image: &ImageRef,
+        digest: &str,
+    ) -> Result<Option<Vec<Descriptor>>, RegistryError> {
+        let state = self.answering(image)?;
+        if state.no_referrers_api {
+            return Ok(None);
+        }
+        let Some(repo) = state.repositories.get(&repository_key(image)) else {
+            return Ok(Some(Vec::new()));
+        };
+        Ok(Some(
+            repo.manifests
+                .iter()
+                .filter_map(|(d, (media_type, bytes))| {
+                    let doc = subject(media_type, bytes)?;
+                    let s = doc.subject.as_ref()?;
+                    (s.digest == digest).then(|| doc.referrer(d, bytes.len() as u64))
+                })
+                .collect(),
+        ))
+    }
+}
+
+/// An image manifest with a `subject`, read.
+fn subject(media_type: &str, bytes: &[u8]) -> Option<ManifestDoc> {
+    if media_type != OCI_MANIFEST {
+        return None;
+    }
+    serde_json::from_slice::<ManifestDoc>(bytes)
+        .ok()
+        .filter(|d| d.subject.is_some())
 }
 
 /// Keep a manifest in `repo`, at the tag of `image` when it names one; its digest.
@@ -379,7 +431,28 @@ impl Distribution for MemoryRegistry {
         image: &'a ImageRef,
         media_type: &'a str,
         bytes: Vec<u8>,
+    ) -> BoxFuture<'a, Result<Pushed, RegistryError>> {
+        async move { self.write(image, media_type, bytes) }.boxed()
+    }
+
+    fn put_blob<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        bytes: Vec<u8>,
     ) -> BoxFuture<'a, Result<String, RegistryError>> {
-        async move { self.write_manifest(image, media_type, bytes) }.boxed()
+        async move {
+            // Nothing reaches a registry that is down or refuses.
+            drop(self.answering(image)?);
+            Ok(MemoryRegistry::put_blob(self, image, bytes))
+        }
+        .boxed()
+    }
+
+    fn referrers<'a>(
+        &'a self,
+        image: &'a ImageRef,
+        digest: &'a str,
+    ) -> BoxFuture<'a, Result<Option<Vec<Descriptor>>, RegistryError>> {
+        async move { self.read_referrers(image, digest) }.boxed()
     }
 }

@@ -1,6 +1,6 @@
 //! OCI distribution client: resolve a tag to a manifest or an index, pick one architecture's
-//! manifest, read the config labels, push manifests and multi-arch indexes; over HTTP to a real
-//! registry, or to one in memory for tests. "Does not exist" is kept apart from "could not
+//! manifest, read the config labels, push manifests and multi-arch indexes, attach documents
+//! as OCI referrers and list them; over HTTP to a real registry, or to one in memory for tests. "Does not exist" is kept apart from "could not
 //! reach" and "denied".
 
 pub mod auth;
@@ -9,6 +9,7 @@ mod http;
 pub mod insecure;
 mod memory;
 pub use model::reference;
+mod referrers;
 pub mod saved_logins;
 
 use std::collections::BTreeMap;
@@ -20,13 +21,14 @@ pub use auth::Login;
 use distribution::{ConfigDoc, ConfigSection, IndexDoc, ManifestDoc};
 pub use distribution::{
     DOCKER_LIST, DOCKER_MANIFEST, Descriptor, Distribution, Fetched, MANIFEST_ACCEPT,
-    MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, OCI_INDEX, OCI_MANIFEST, Platform, RegistryError,
-    Resolved,
+    MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, OCI_EMPTY, OCI_INDEX, OCI_MANIFEST, Platform, Pushed,
+    RegistryError, Resolved,
 };
 pub use http::HttpRegistry;
 pub use memory::MemoryRegistry;
 pub use model::progress::Progress;
 pub use model::reference::ImageRef;
+pub use referrers::{Attached, referrers_tag};
 
 /// Where the clients of [`Clients`] go.
 #[derive(Debug)]
@@ -164,7 +166,11 @@ impl RegistryClient {
         media_type: &str,
         bytes: Vec<u8>,
     ) -> Result<String, RegistryError> {
-        self.api.put_manifest(image, media_type, bytes).await
+        Ok(self
+            .api
+            .put_manifest(image, media_type, bytes)
+            .await?
+            .digest)
     }
 
     /// What `image` is for `arch` (`amd64`, `arm64`): from an index, the entry for linux/arch —
@@ -195,13 +201,7 @@ impl RegistryClient {
                 let m = self.manifest(&image.with_reference(&entry.digest)).await?;
                 (entry, Some(top.digest), m.bytes)
             } else {
-                let d = Descriptor {
-                    media_type: top.media_type.clone(),
-                    digest: top.digest.clone(),
-                    size: top.bytes.len() as u64,
-                    platform: None,
-                };
-                (d, None, top.bytes)
+                (top.descriptor(), None, top.bytes)
             };
         let doc: ManifestDoc =
             serde_json::from_slice(&bytes).map_err(|e| protocol(format!("manifest: {e}")))?;
