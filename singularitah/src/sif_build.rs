@@ -1,7 +1,7 @@
 //! `singularitah sif build`: an image from the registry, or a `.def` bootstrapped from one, made
 //! into a SIF without Singularity — layers streamed to disk and applied in order, the
-//! definition's sections, a gzip squashfs, the SIF around it — or with `singularity`/`apptainer`
-//! when asked.
+//! definition's sections, a gzip squashfs, the SIF around it with the SBOM and provenance
+//! attached to the image — or with `singularity`/`apptainer` when asked.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -120,7 +120,7 @@ pub async fn build(
 }
 
 /// The SIF made here: the layers applied, the skeleton Apptainer adds, a squashfs, the SIF
-/// around it.
+/// around it, carrying the documents attached to the image (its OCI referrers of our kinds).
 async fn native(
     opts: &SifBuildOptions,
     source: &Source,
@@ -130,6 +130,18 @@ async fn native(
     deffile: String,
     printer: &Printer,
 ) -> anyhow::Result<()> {
+    let documents = client
+        .documents(&source.image, &resolved.manifest.digest)
+        .await
+        .with_context(|| {
+            format!(
+                "the documents attached to {}",
+                source.image.with_reference(&resolved.manifest.digest)
+            )
+        })?
+        .into_iter()
+        .map(|a| a.document)
+        .collect();
     let work = work_dir(&opts.output)?;
     let root = work.path().join("rootfs");
     let mut pseudo = extract(client, &source.image, resolved, &root, printer).await?;
@@ -172,6 +184,7 @@ async fn native(
         oci_config: crate::skeleton::oci_config(&resolved.config),
         squashfs,
         created: Some(created.duration_since(std::time::UNIX_EPOCH)?.as_secs() as i64),
+        documents,
     };
     write_sif(&spec, work.path(), &opts.output)
 }

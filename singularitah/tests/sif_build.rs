@@ -1,6 +1,7 @@
 //! `singularitah sif build` on a two-layer image (made locally with umoci, pushed to the real
 //! registry): the SIF is read back by the reference siftool and its squashfs extracted equals
-//! the image's root filesystem — deletions, hard links, symlinks, modes and ownership.
+//! the image's root filesystem — deletions, hard links, symlinks, modes and ownership; the
+//! documents attached to the image come along as SIF data objects, and Apptainer still runs it.
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
@@ -173,4 +174,127 @@ fn same(image: &Path, sif: &Path) {
         Path::new("tool")
     );
     assert_eq!(sif.join("data/b").metadata().unwrap().uid(), 1234);
+}
+
+/// A one-layer image with a shell, pushed to the real registry (without the referrers API)
+/// with an SBOM and a provenance attached: its SIF carries them as an SPDX JSON `SBOM` object
+/// and a `JSON.Generic` named `provenance.intoto.json`, which siftool gives back byte for byte,
+/// and Apptainer (where installed) still runs it.
+#[test]
+#[ignore = "NOT RUN: needs the OCI registry, skopeo, umoci, siftool and squashfs-tools (./scripts/test.sh sets them up)"]
+fn the_documents_attached_to_the_image_go_into_the_sif() {
+    use model::attest::{Document, DocumentKind};
+    use oci::registry::RegistryClient;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let image = format!("{}:img", d.join("oci").display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(d.join("oci")));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    let bundle = d.join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle));
+    let rootfs = bundle.join("rootfs");
+    std::fs::create_dir_all(rootfs.join("bin")).unwrap();
+    std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    run(Command::new("umoci")
+        .args(["repack", "--image", &image])
+        .arg(&bundle));
+    run(Command::new("umoci").args([
+        "config",
+        "--image",
+        &image,
+        "--os",
+        "linux",
+        "--architecture",
+        "amd64",
+    ]));
+    let target = format!("{}/{}:1.0", registry(), unique_name("sif-docs"));
+    run(Command::new("skopeo")
+        .args(["copy", "--quiet", "--dest-tls-verify=false"])
+        .arg(format!("oci:{image}"))
+        .arg(format!("docker://{target}")));
+    let documents = [
+        Document {
+            kind: DocumentKind::Sbom,
+            bytes: br#"{"spdxVersion":"SPDX-2.3","name":"sif-docs"}"#.to_vec(),
+        },
+        Document {
+            kind: DocumentKind::Provenance,
+            bytes: br#"{"_type":"https://in-toto.io/Statement/v1","subject":[]}"#.to_vec(),
+        },
+    ];
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let target = target.parse().unwrap();
+        let client = RegistryClient::new(&registry(), None).unwrap();
+        let subject = client.manifest(&target).await.unwrap().descriptor();
+        for doc in &documents {
+            client.attach(&target, &subject, doc).await.unwrap();
+        }
+    });
+
+    let sif = d.join("docs.sif");
+    run(
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_singularitah"))
+            .args(["sif", "build", &target, "--arch", "amd64", "-o"])
+            .arg(&sif),
+    );
+    let list = String::from_utf8(run(Command::new(siftool()).arg("list").arg(&sif))).unwrap();
+    // `ID |GROUP |LINK |SIF POSITION (start-end) |TYPE`, one line per object; `info ID` names
+    // it.
+    let info = |id: &str| {
+        String::from_utf8(run(Command::new(siftool()).args(["info", id]).arg(&sif))).unwrap()
+    };
+    let object = |kind: &str, name: &str| -> (String, String) {
+        list.lines()
+            .filter(|l| l.contains(kind))
+            .map(|l| l.split('|').next().unwrap().trim().to_string())
+            .map(|id| (info(&id), id))
+            .find(|(info, _)| info.contains(&format!("Name:         {name}")))
+            .unwrap_or_else(|| panic!("no {kind} named {name} in {list}"))
+    };
+    for (doc, kind) in documents.iter().zip(["SBOM", "JSON.Generic"]) {
+        let (info, id) = object(kind, doc.kind.file_name());
+        if doc.kind == DocumentKind::Sbom {
+            assert!(info.to_lowercase().contains("spdx-json"), "{info}");
+        }
+        assert_eq!(
+            run(Command::new(siftool()).args(["dump", &id]).arg(&sif)),
+            doc.bytes,
+            "{kind}"
+        );
+    }
+    assert_eq!(model::sif::format::read_documents(&sif).unwrap(), documents);
+    apptainer_runs(&sif);
+}
+
+/// Apptainer, where the test command installed it, runs a shell in `sif` as its unprivileged
+/// user.
+fn apptainer_runs(sif: &Path) {
+    let (Some(bin), Ok(user)) = (
+        std::env::var_os("SPACKTAINERIZAH_TEST_APPTAINER"),
+        std::env::var("SPACKTAINERIZAH_TEST_APPTAINER_USER"),
+    ) else {
+        return;
+    };
+    let dir = tempfile::Builder::new()
+        .prefix("stz-apptainer-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let copy = dir.path().join("docs.sif");
+    std::fs::copy(sif, &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let out = run(Command::new("runuser")
+        .args(["-u", &user, "--", "env"])
+        .arg(format!("HOME={}", dir.path().display()))
+        .arg(bin)
+        .arg("exec")
+        .arg(&copy)
+        .args(["/bin/sh", "-c", "echo runs"]));
+    assert_eq!(String::from_utf8_lossy(&out), "runs\n");
 }

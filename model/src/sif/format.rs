@@ -1,6 +1,6 @@
 //! SIF (Singularity Image Format) writing — a definition file, the metadata `singularity
-//! inspect` reads, labels, and a squashfs root filesystem as the primary partition — and reading
-//! the labels back.
+//! inspect` reads, labels, a squashfs root filesystem as the primary partition, and the
+//! image's SBOM and provenance — and reading the labels and documents back.
 //!
 //! Layout as in `sylabs/sif` v2 (its `pkg/sif` package): a 128-byte header, a table of
 //! 48 descriptors of 585 bytes at 4096, then the objects in descriptor order, partitions aligned
@@ -11,6 +11,8 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+
+use crate::attest::{Document, DocumentKind};
 
 const LAUNCH_SCRIPT: &[u8] = b"#!/usr/bin/env run-singularity\n";
 const MAGIC: &[u8] = b"SIF_MAGIC\0";
@@ -32,6 +34,11 @@ pub const DATA_DEFFILE: i32 = 0x4001;
 pub const DATA_LABELS: i32 = 0x4003;
 pub const DATA_PARTITION: i32 = 0x4004;
 pub const DATA_GENERIC_JSON: i32 = 0x4006;
+pub const DATA_SBOM: i32 = 0x4009;
+/// The SBOM object's format (its Extra, an i32): `SBOMFormatSPDXJSON`, the fourth of the
+/// `SBOMFormat` constants from 1 in `sylabs/sif` `pkg/sif/sif.go` (`siftool add --sbomformat
+/// spdx-json`).
+pub const SBOM_FORMAT_SPDX_JSON: i32 = 4;
 /// The `JSON.Generic` object `singularity inspect` reads labels and the definition from.
 pub const INSPECT_METADATA: &str = "inspect-metadata.json";
 /// The `JSON.Generic` object holding the image config's `config` (Cmd, Entrypoint, Env…).
@@ -79,6 +86,9 @@ pub struct SifSpec {
     /// Unix seconds; `None` writes a deterministic image (nil id, Go's zero time) as
     /// `sif.OptCreateDeterministic` does.
     pub created: Option<i64>,
+    /// The image's SBOM (an `SBOM` object, SPDX JSON) and provenance (a `JSON.Generic`
+    /// object), each named by its file name.
+    pub documents: Vec<Document>,
 }
 
 /// The SIF code of an architecture (`02` for amd64).
@@ -204,7 +214,7 @@ pub fn write(spec: &SifSpec, out: &mut impl Write, out_path: &Path) -> Result<u6
 }
 
 /// The objects and order `apptainer build` writes: definition, inspect metadata, OCI config,
-/// the partition.
+/// the partition; then the documents.
 fn objects(spec: &SifSpec, arch: [u8; 3], squashfs_len: u64) -> Vec<Object<'_>> {
     let mut partition_extra = Vec::with_capacity(11);
     partition_extra.extend_from_slice(&FS_SQUASHFS.to_le_bytes());
@@ -238,7 +248,24 @@ fn objects(spec: &SifSpec, arch: [u8; 3], squashfs_len: u64) -> Vec<Object<'_>> 
         align: PARTITION_ALIGN,
         source: Source::File(&spec.squashfs, squashfs_len),
     });
+    objects.extend(spec.documents.iter().map(document_object));
     objects
+}
+
+/// The object carrying `doc`: the SBOM as an SPDX JSON `SBOM`, the provenance as a named
+/// `JSON.Generic`.
+fn document_object(doc: &Document) -> Object<'_> {
+    let (data_type, extra) = match doc.kind {
+        DocumentKind::Sbom => (DATA_SBOM, SBOM_FORMAT_SPDX_JSON.to_le_bytes().to_vec()),
+        DocumentKind::Provenance => (DATA_GENERIC_JSON, Vec::new()),
+    };
+    Object {
+        data_type,
+        name: doc.kind.file_name(),
+        extra,
+        align: 0,
+        source: Source::Bytes(doc.bytes.clone()),
+    }
 }
 
 /// Where each object starts and the padding before it, and where the data ends.
@@ -330,82 +357,149 @@ fn write_object(o: &Object, out: &mut impl Write, out_path: &Path) -> Result<(),
     }
 }
 
-/// The labels a SIF records: its `JSON.Labels` object, else the labels of the inspect metadata
-/// `singularity build` writes. Only the header and the descriptor table are read, then the one
-/// object, so a SIF of gigabytes costs a few kilobytes of reading.
-pub fn read_labels(path: &Path) -> Result<BTreeMap<String, String>, SifError> {
-    use std::io::{Seek, SeekFrom};
-    let io_err = |source| SifError::Io {
-        path: path.to_path_buf(),
-        source,
-    };
-    let bad = |reason: &str| SifError::NotSif {
+/// One used descriptor of a SIF, as read.
+struct Entry {
+    data_type: i32,
+    offset: i64,
+    size: i64,
+    name: String,
+    extra: [u8; 4],
+}
+
+/// A SIF opened for reading its metadata: only the header and the descriptor table are read,
+/// then the objects asked for, so a SIF of gigabytes costs a few kilobytes of reading.
+struct Reader<'a> {
+    path: &'a Path,
+    file: File,
+    entries: Vec<Entry>,
+}
+
+impl<'a> Reader<'a> {
+    fn open(path: &'a Path) -> Result<Reader<'a>, SifError> {
+        use std::io::{Seek, SeekFrom};
+        let mut file = File::open(path).map_err(|source| SifError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let bad = |reason: &str| not_sif(path, reason);
+        let mut header = [0u8; 128];
+        file.read_exact(&mut header)
+            .map_err(|_| bad("shorter than a SIF header"))?;
+        if &header[32..42] != MAGIC {
+            return Err(bad("no SIF_MAGIC"));
+        }
+        let (total, table) = (le_i64(&header, 88), le_i64(&header, 96));
+        if !(0..=4096).contains(&total) || table < 128 {
+            return Err(bad("descriptor table out of range"));
+        }
+        let mut descriptors = vec![0u8; total as usize * DESCRIPTOR_SIZE as usize];
+        file.seek(SeekFrom::Start(table as u64))
+            .and_then(|_| file.read_exact(&mut descriptors))
+            .map_err(|_| bad("descriptor table cut short"))?;
+        let entries = descriptors
+            .chunks(DESCRIPTOR_SIZE as usize)
+            .filter(|d| d[4] == 1)
+            .map(|d| {
+                let name = &d[73..201];
+                let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                Entry {
+                    data_type: i32::from_le_bytes(d[..4].try_into().expect("4 bytes")),
+                    offset: le_i64(d, 17),
+                    size: le_i64(d, 25),
+                    name: String::from_utf8_lossy(name).into_owned(),
+                    extra: d[201..205].try_into().expect("4 bytes"),
+                }
+            })
+            .collect();
+        Ok(Reader {
+            path,
+            file,
+            entries,
+        })
+    }
+
+    /// The content of `entry` (at most 64 MiB: metadata, never a partition).
+    fn read(&mut self, entry: &Entry) -> Result<Vec<u8>, SifError> {
+        use std::io::{Seek, SeekFrom};
+        if !(0..=64 << 20).contains(&entry.size) || entry.offset < 0 {
+            return Err(not_sif(self.path, "metadata object out of range"));
+        }
+        let mut buf = vec![0u8; entry.size as usize];
+        self.file
+            .seek(SeekFrom::Start(entry.offset as u64))
+            .and_then(|_| self.file.read_exact(&mut buf))
+            .map_err(|_| not_sif(self.path, "metadata object cut short"))?;
+        Ok(buf)
+    }
+
+    /// The content of the first object `pick` chooses, if any.
+    fn first(&mut self, pick: impl Fn(&Entry) -> bool) -> Result<Option<Vec<u8>>, SifError> {
+        let Some(i) = self.entries.iter().position(pick) else {
+            return Ok(None);
+        };
+        let entry = self.entries.swap_remove(i);
+        self.read(&entry).map(Some)
+    }
+}
+
+fn not_sif(path: &Path, reason: &str) -> SifError {
+    SifError::NotSif {
         path: path.to_path_buf(),
         reason: reason.to_string(),
-    };
-    let mut f = File::open(path).map_err(io_err)?;
-    let mut header = [0u8; 128];
-    f.read_exact(&mut header)
-        .map_err(|_| bad("shorter than a SIF header"))?;
-    if &header[32..42] != MAGIC {
-        return Err(bad("no SIF_MAGIC"));
     }
-    let le =
-        |b: &[u8], off: usize| i64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"));
-    let (total, table) = (le(&header, 88), le(&header, 96));
-    if !(0..=4096).contains(&total) || table < 128 {
-        return Err(bad("descriptor table out of range"));
-    }
-    let mut descriptors = vec![0u8; total as usize * DESCRIPTOR_SIZE as usize];
-    f.seek(SeekFrom::Start(table as u64)).map_err(io_err)?;
-    f.read_exact(&mut descriptors)
-        .map_err(|_| bad("descriptor table cut short"))?;
-    let objects: Vec<(i32, i64, i64, String)> = descriptors
-        .chunks(DESCRIPTOR_SIZE as usize)
-        .filter(|d| d[4] == 1)
-        .map(|d| {
-            let name = &d[73..201];
-            let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-            (
-                i32::from_le_bytes(d[..4].try_into().expect("4 bytes")),
-                le(d, 17),
-                le(d, 25),
-                String::from_utf8_lossy(name).into_owned(),
-            )
-        })
-        .collect();
-    let mut read_object = |offset: i64, size: i64| -> Result<Vec<u8>, SifError> {
-        if !(0..=64 << 20).contains(&size) || offset < 0 {
-            return Err(bad("metadata object out of range"));
-        }
-        let mut buf = vec![0u8; size as usize];
-        f.seek(SeekFrom::Start(offset as u64)).map_err(io_err)?;
-        f.read_exact(&mut buf)
-            .map_err(|_| bad("metadata object cut short"))?;
-        Ok(buf)
-    };
-    let json_err = |what: &str, e: serde_json::Error| bad(&format!("{what}: {e}"));
-    if let Some((_, off, size, _)) = objects.iter().find(|o| o.0 == DATA_LABELS) {
-        let bytes = read_object(*off, *size)?;
+}
+
+fn le_i64(b: &[u8], off: usize) -> i64 {
+    i64::from_le_bytes(b[off..off + 8].try_into().expect("8 bytes"))
+}
+
+/// The labels a SIF records: its `JSON.Labels` object, else the labels of the inspect metadata
+/// `singularity build` writes.
+pub fn read_labels(path: &Path) -> Result<BTreeMap<String, String>, SifError> {
+    let mut sif = Reader::open(path)?;
+    let json_err = |what: &str, e: serde_json::Error| not_sif(path, &format!("{what}: {e}"));
+    if let Some(bytes) = sif.first(|e| e.data_type == DATA_LABELS)? {
         return serde_json::from_slice(&bytes).map_err(|e| json_err("labels object", e));
     }
-    if let Some((_, off, size, _)) = objects
-        .iter()
-        .find(|o| o.0 == DATA_GENERIC_JSON && o.3 == INSPECT_METADATA)
-    {
-        let bytes = read_object(*off, *size)?;
-        let value: serde_json::Value =
-            serde_json::from_slice(&bytes).map_err(|e| json_err(INSPECT_METADATA, e))?;
-        let labels = value
-            .pointer("/data/attributes/labels")
-            .cloned()
-            .unwrap_or_default();
-        if labels.is_null() {
-            return Ok(BTreeMap::new());
-        }
-        return serde_json::from_value(labels).map_err(|e| json_err(INSPECT_METADATA, e));
+    let Some(bytes) =
+        sif.first(|e| e.data_type == DATA_GENERIC_JSON && e.name == INSPECT_METADATA)?
+    else {
+        return Ok(BTreeMap::new());
+    };
+    let value: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| json_err(INSPECT_METADATA, e))?;
+    let labels = value
+        .pointer("/data/attributes/labels")
+        .cloned()
+        .unwrap_or_default();
+    if labels.is_null() {
+        return Ok(BTreeMap::new());
     }
-    Ok(BTreeMap::new())
+    serde_json::from_value(labels).map_err(|e| json_err(INSPECT_METADATA, e))
+}
+
+/// The documents a SIF carries, in its order: each SPDX JSON `SBOM` object, and each
+/// `JSON.Generic` named as a provenance document.
+pub fn read_documents(path: &Path) -> Result<Vec<Document>, SifError> {
+    let mut sif = Reader::open(path)?;
+    let entries = std::mem::take(&mut sif.entries);
+    let mut documents = Vec::new();
+    for entry in &entries {
+        let kind = match entry.data_type {
+            DATA_SBOM if i32::from_le_bytes(entry.extra) == SBOM_FORMAT_SPDX_JSON => {
+                DocumentKind::Sbom
+            }
+            DATA_GENERIC_JSON if entry.name == DocumentKind::Provenance.file_name() => {
+                DocumentKind::Provenance
+            }
+            _ => continue,
+        };
+        documents.push(Document {
+            kind,
+            bytes: sif.read(entry)?,
+        });
+    }
+    Ok(documents)
 }
 
 /// A random RFC 4122 version-4 id, as the sif library gives new images.
@@ -460,6 +554,7 @@ mod tests {
             oci_config: Some(serde_json::json!({"Cmd": ["python3"], "WorkingDir": "/w"})),
             squashfs,
             created: None,
+            documents: Vec::new(),
         }
     }
 
@@ -579,6 +674,46 @@ mod tests {
         std::fs::write(&not, vec![7u8; 300]).unwrap();
         let err = read_labels(&not).unwrap_err().to_string();
         assert!(err.contains("b.sif: not a SIF file"), "{err}");
+    }
+
+    #[test]
+    fn documents_are_objects_of_their_kind_and_read_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let documents = vec![
+            Document {
+                kind: DocumentKind::Sbom,
+                bytes: br#"{"spdxVersion":"SPDX-2.3"}"#.to_vec(),
+            },
+            Document {
+                kind: DocumentKind::Provenance,
+                bytes: br#"{"_type":"https://in-toto.io/Statement/v1"}"#.to_vec(),
+            },
+        ];
+        let s = SifSpec {
+            documents: documents.clone(),
+            ..spec(squashfs(dir.path(), 1, 5000))
+        };
+        let path = dir.path().join("a.sif");
+        write(&s, &mut File::create(&path).unwrap(), &path).unwrap();
+        assert_eq!(read_documents(&path).unwrap(), documents);
+        // Labels are still found beside them.
+        assert_eq!(read_labels(&path).unwrap(), s.labels);
+        let bytes = std::fs::read(&path).unwrap();
+        // After definition, inspect metadata, OCI config and partition: the SBOM, as SPDX JSON.
+        let sbom = &bytes[4096 + 4 * 585..4096 + 5 * 585];
+        assert_eq!(i32::from_le_bytes(sbom[..4].try_into().unwrap()), DATA_SBOM);
+        assert_eq!(&sbom[73..87], b"sbom.spdx.json");
+        assert_eq!(&sbom[201..205], &4i32.to_le_bytes());
+        let provenance = &bytes[4096 + 5 * 585..4096 + 6 * 585];
+        assert_eq!(
+            i32::from_le_bytes(provenance[..4].try_into().unwrap()),
+            DATA_GENERIC_JSON
+        );
+        // A SIF without documents has none.
+        let bare = dir.path().join("b.sif");
+        let s = spec(squashfs(dir.path(), 1, 5000));
+        write(&s, &mut File::create(&bare).unwrap(), &bare).unwrap();
+        assert!(read_documents(&bare).unwrap().is_empty());
     }
 
     #[test]
