@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use model::env_names;
 use terminal::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 
+use crate::provenance::{ProvenanceOptions, Target};
 use crate::{
     BuildCommand, Command, Pinned, PipelineCommand, PlanCommand, ProjectOptions, PublishCommand,
 };
@@ -111,6 +112,19 @@ pub enum CliCommand {
         push: bool,
         #[command(flatten)]
         pinned: PinnedArgs,
+    },
+    /// List the SBOM and provenance of an image (the OCI referrers attached to its manifest, or
+    /// to each manifest of a multi-arch index) or of a SIF (its data objects): kind, artifact
+    /// type, digest and size of each document. Exit 1 when there is none.
+    Provenance {
+        /// An image (`registry/repository:tag` or `…@sha256:…`), or the path of a `.sif` file.
+        #[arg(value_name = "IMAGE|SIF", value_parser = Target::parse)]
+        target: Target,
+        /// Write each document into DIR (made when missing) under its file name
+        /// (`sbom.spdx.json`, `provenance.intoto.json`; prefixed with the start of its digest
+        /// when a kind comes more than once).
+        #[arg(long, value_name = "DIR")]
+        extract: Option<PathBuf>,
     },
 }
 
@@ -230,6 +244,9 @@ impl Cli {
                 push,
                 pinned: pinned.into(),
             }),
+            CliCommand::Provenance { target, extract } => {
+                Command::Provenance(ProvenanceOptions { target, extract })
+            }
         };
         (self.output.options(), command)
     }

@@ -13,6 +13,7 @@ pub mod hub;
 pub mod image;
 pub mod pipeline;
 pub mod plan;
+pub mod provenance;
 pub mod publish;
 pub mod split;
 
@@ -23,6 +24,7 @@ use anyhow::Context;
 use model::ci::Pipeline;
 use model::config::Config;
 use oci::engine::Engine;
+use oci::registry::insecure::Insecure;
 use terminal::cli::{OutputOptions, exit};
 use terminal::printer::{Printer, table};
 
@@ -31,6 +33,7 @@ use crate::build::BuildOptions;
 use crate::image::Project;
 use crate::pipeline::PipelineOptions;
 use crate::plan::{ContainerKind, PlanOptions, Services};
+use crate::provenance::ProvenanceOptions;
 use crate::publish::{Publish, PublishOptions};
 
 /// The project every command works on, as the command line names it: the configuration file
@@ -63,6 +66,7 @@ pub enum Command {
     Build(BuildCommand),
     Publish(PublishCommand),
     Pipeline(PipelineCommand),
+    Provenance(ProvenanceOptions),
 }
 
 /// `spackah plan`.
@@ -130,6 +134,9 @@ impl PublishCommand {
             project: self.project.read()?,
             container: self.container,
             arch: self.arch,
+            // The SBOM and provenance generators are wired in here; until then nothing is
+            // attached.
+            documents: Vec::new(),
         })
     }
 }
@@ -186,7 +193,10 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     Publish::Nothing(why) => why,
                     // The daemon only when there is something to push: a job that has nothing
                     // to publish does not need one.
-                    Publish::Push(push) => publish::push(&push, &Engine::connect().await?).await?,
+                    Publish::Push(push) => {
+                        let engine = Engine::connect().await?;
+                        publish::push(&push, &engine, &services.registries).await?
+                    }
                 };
                 printer.data(&format!("{done}\n"))?;
                 Ok(exit::SUCCESS)
@@ -199,6 +209,11 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 write_pipeline(p, &opts.plan.project.config, &c.out, &c.artifacts_job)?;
                 Ok(exit::SUCCESS)
             }
+            Command::Provenance(opts) => {
+                let registries =
+                    oci::registry::Clients::new(Insecure::from_env_and(std::iter::empty::<&str>()));
+                print_provenance(printer, &opts, &registries).await
+            }
             Command::Build(c) => {
                 let opts = c.options()?;
                 let engine = Engine::connect().await?;
@@ -208,6 +223,45 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
             }
         }
     })
+}
+
+/// The documents of `opts.target` as a table (or JSON), written out with `--extract`; exit 1
+/// when it carries none.
+async fn print_provenance(
+    printer: &Printer,
+    opts: &ProvenanceOptions,
+    registries: &oci::registry::Clients,
+) -> anyhow::Result<u8> {
+    let found = provenance::find(opts, registries).await?;
+    if found.is_empty() {
+        printer.warn(format!(
+            "{} carries no SBOM or provenance",
+            provenance::describe(&opts.target)
+        ));
+        return Ok(exit::FOUND);
+    }
+    if let Some(dir) = &opts.extract {
+        provenance::extract(&found, dir)?;
+    }
+    let rows: Vec<Vec<String>> = found
+        .iter()
+        .map(|f| {
+            vec![
+                f.kind.to_string(),
+                f.artifact_type.to_string(),
+                f.digest.clone(),
+                f.size.to_string(),
+                f.file.clone(),
+            ]
+        })
+        .collect();
+    let text = table(
+        &["KIND", "ARTIFACT TYPE", "DIGEST", "SIZE", "FILE"],
+        &rows,
+        &[false, false, false, true, false],
+    );
+    printer.emit(&found, &text)?;
+    Ok(exit::SUCCESS)
 }
 
 /// The plan as a table (or JSON); exit 1 when something needs work, since the plan is a check.

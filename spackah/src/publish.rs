@@ -1,12 +1,13 @@
 //! `spackah publish`: copy a built container to the public hub (Docker Hub, GHCR), on the
 //! default branch only, and only when the public repository exists and lacks the tag or holds
-//! other checksums.
+//! other checksums; then attach its SBOM and provenance to the pushed manifest.
 
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
+use model::attest::Document;
 use oci::engine::Engine;
-use oci::registry::{Clients, ImageRef, Login};
+use oci::registry::{Clients, Descriptor, ImageRef, Login, RegistryClient};
 
 use crate::hub;
 use crate::image::Project;
@@ -16,6 +17,8 @@ pub struct PublishOptions {
     pub project: Project,
     pub container: String,
     pub arch: String,
+    /// Attached to the image once pushed (as OCI referrers); none attaches nothing.
+    pub documents: Vec<Document>,
 }
 
 /// What publishing comes to, as the registries tell: nothing (and why), or a push.
@@ -37,6 +40,7 @@ pub struct HubPush {
     project_login: Option<Login>,
     target: ImageRef,
     hub_login: Option<Login>,
+    documents: Vec<Document>,
 }
 
 /// Whether the container of `opts` goes to the hub, asking the hub through `registries`.
@@ -79,12 +83,14 @@ pub async fn decide(opts: &PublishOptions, registries: &Clients) -> anyhow::Resu
         project_login: cfg.registry.login()?,
         target,
         hub_login,
+        documents: opts.documents.clone(),
     })))
 }
 
 /// Pull the image from the project registry on `engine`, check it is the one the plan
-/// describes, tag it for the hub and push it; what was done, for the log.
-pub async fn push(push: &HubPush, engine: &Engine) -> anyhow::Result<String> {
+/// describes, tag it for the hub, push it and attach its documents through `registries`; what
+/// was done, for the log.
+pub async fn push(push: &HubPush, engine: &Engine, registries: &Clients) -> anyhow::Result<String> {
     let source = &push.source;
     let name = push.target.to_string();
     // A hub-only job runs where the image was not built.
@@ -102,5 +108,39 @@ pub async fn push(push: &HubPush, engine: &Engine) -> anyhow::Result<String> {
     }
     engine.tag(source, &name).await?;
     engine.push(&name, push.hub_login.as_ref()).await?;
-    Ok(format!("pushed {name}"))
+    if push.documents.is_empty() {
+        return Ok(format!("pushed {name}"));
+    }
+    let client = registries.get("hub", &push.target.registry, &push.hub_login)?;
+    let attached = attach_documents(&client, &push.target, &push.arch, &push.documents).await?;
+    Ok(format!(
+        "pushed {name} with {} attached document(s)",
+        attached.len()
+    ))
+}
+
+/// Attach `documents` to the manifest `image` holds for `arch` (the one just pushed), through
+/// `client`; the referrers written.
+pub async fn attach_documents(
+    client: &RegistryClient,
+    image: &ImageRef,
+    arch: &str,
+    documents: &[Document],
+) -> anyhow::Result<Vec<Descriptor>> {
+    let subject = client
+        .resolve(image, arch)
+        .await
+        .with_context(|| format!("reading back {image} to attach its documents"))?
+        .manifest;
+    let mut attached = Vec::with_capacity(documents.len());
+    for doc in documents {
+        attached.push(client.attach(image, &subject, doc).await.with_context(|| {
+            format!(
+                "attaching {} to {}",
+                doc.kind.file_name(),
+                image.with_reference(&subject.digest)
+            )
+        })?);
+    }
+    Ok(attached)
 }

@@ -3,20 +3,23 @@
 //! what was published with the planned checksums is up to date, a changed lockfile, definition
 //! or source image remakes that container only, an architecture missing from a multi-arch index
 //! builds that architecture only, a registry or bucket that is down stops the plan naming it,
-//! only the image the plan describes reaches the hub, and plan → build → push → plan ends with
-//! nothing to do. `plan.rs` and `build.rs` hold the same against the real services.
+//! only the image the plan describes reaches the hub and gets the documents given attached
+//! (with and without the referrers API), and plan → build → push → plan ends with nothing to
+//! do. `plan.rs` and `build.rs` hold the same against the real services.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use model::attest::{Document, DocumentKind};
 use model::config::Config;
 use oci::engine::{Engine, MemoryEngine};
-use oci::registry::{Clients, ImageRef, MemoryRegistry, RegistryClient};
+use oci::registry::{Clients, ImageRef, MemoryRegistry, RegistryClient, referrers_tag};
 use spackah::Pinned;
 use spackah::build::{self, BuildOptions};
 use spackah::image::Project;
 use spackah::pipeline::{self, PipelineOptions};
 use spackah::plan::{self, ContainerKind, Decision, PlanOptions, Services};
+use spackah::provenance::{self, ProvenanceOptions, Target};
 use spackah::publish::{self, Publish, PublishOptions};
 use spacktainerizah_tests::{fixtures, repo_root};
 use stores::{MemoryStore, Store, sif_published};
@@ -89,6 +92,17 @@ fn setup_with(edit: impl FnOnce(String) -> String) -> Setup {
         registry,
         bucket: MemoryStore::new(),
         source_digest: source.digest,
+    }
+}
+
+/// [`setup`] on `registry` (one without the referrers API, say).
+fn setup_on(registry: MemoryRegistry) -> Setup {
+    let s = setup();
+    let source = registry.put_image(&image(SOURCE), "amd64", &labels(&[("rev", "1")]));
+    Setup {
+        registry,
+        source_digest: source.digest,
+        ..s
     }
 }
 
@@ -444,6 +458,7 @@ fn publish_options(s: &Setup, branch: &str) -> PublishOptions {
         project: s.project(branch),
         container: "pythons".into(),
         arch: "amd64".into(),
+        documents: Vec::new(),
     }
 }
 
@@ -484,7 +499,7 @@ async fn publish_copies_to_the_hub_only_the_image_the_plan_describes() {
     else {
         panic!("the hub lacks the image: a push")
     };
-    let done = publish::push(&push, &Engine::memory(&engine))
+    let done = publish::push(&push, &Engine::memory(&engine), &clients)
         .await
         .unwrap();
     let target = hub.with_reference("3.13.5-amd64").to_string();
@@ -505,7 +520,7 @@ async fn publish_copies_to_the_hub_only_the_image_the_plan_describes() {
     let engine = MemoryEngine::new(&s.registry);
     let err = format!(
         "{:#}",
-        publish::push(&push, &Engine::memory(&engine))
+        publish::push(&push, &Engine::memory(&engine), &clients)
             .await
             .unwrap_err()
     );
@@ -528,6 +543,69 @@ async fn publish_copies_to_the_hub_only_the_image_the_plan_describes() {
         err.contains(&format!("looking up {target}")) && err.contains("could not reach registry"),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn publish_attaches_the_documents_given_to_the_pushed_image() {
+    let documents = vec![
+        Document {
+            kind: DocumentKind::Sbom,
+            bytes: br#"{"spdxVersion":"SPDX-2.3","name":"pythons"}"#.to_vec(),
+        },
+        Document {
+            kind: DocumentKind::Provenance,
+            bytes: br#"{"_type":"https://in-toto.io/Statement/v1"}"#.to_vec(),
+        },
+    ];
+    for (registry, api) in [
+        (MemoryRegistry::new(), true),
+        (MemoryRegistry::without_referrers_api(), false),
+    ] {
+        let s = setup_on(registry);
+        s.publish(&s.plan().await).await;
+        let hub = image(HUB_REPOSITORY);
+        s.registry
+            .put_image(&hub.with_reference("seed"), "amd64", &BTreeMap::new());
+        let clients = Clients::memory(&s.registry);
+        let opts = PublishOptions {
+            documents: documents.clone(),
+            ..publish_options(&s, "main")
+        };
+        let Publish::Push(push) = publish::decide(&opts, &clients).await.unwrap() else {
+            panic!("the hub lacks the image: a push")
+        };
+        let engine = MemoryEngine::new(&s.registry);
+        let done = publish::push(&push, &Engine::memory(&engine), &clients)
+            .await
+            .unwrap();
+        let target = hub.with_reference("3.13.5-amd64");
+        assert_eq!(done, format!("pushed {target} with 2 attached document(s)"));
+        let digest = RegistryClient::memory(&s.registry)
+            .manifest(&target)
+            .await
+            .unwrap()
+            .digest;
+        // Where the registry does not keep referrers, the tag schema's index does.
+        let tagged = s.registry.tags(&hub).contains(&referrers_tag(&digest));
+        assert_eq!(tagged, !api);
+        // What `spackah provenance` lists and extracts.
+        let dir = tempfile::tempdir().unwrap();
+        let opts = ProvenanceOptions {
+            target: Target::Image(target.clone()),
+            extract: Some(dir.path().join("docs")),
+        };
+        let found = provenance::find(&opts, &clients).await.unwrap();
+        assert_eq!(
+            found.iter().map(|f| f.kind).collect::<Vec<_>>(),
+            ["sbom", "provenance"]
+        );
+        assert!(found.iter().all(|f| f.subject.as_deref() == Some(&digest)));
+        provenance::extract(&found, &dir.path().join("docs")).unwrap();
+        for doc in &documents {
+            let file = dir.path().join("docs").join(doc.kind.file_name());
+            assert_eq!(std::fs::read(file).unwrap(), doc.bytes);
+        }
+    }
 }
 
 /// The example configuration with caches that need no key pair (the build reads a key pair
