@@ -120,7 +120,8 @@ pub async fn build(
 }
 
 /// The SIF made here: the layers applied, the skeleton Apptainer adds, a squashfs, the SIF
-/// around it, carrying the documents attached to the image (its OCI referrers of our kinds).
+/// around it, carrying the documents attached to a registry image (its OCI referrers of our
+/// kinds).
 async fn native(
     opts: &SifBuildOptions,
     source: &Source,
@@ -130,18 +131,23 @@ async fn native(
     deffile: String,
     printer: &Printer,
 ) -> anyhow::Result<()> {
-    let documents = client
-        .documents(&source.image, &resolved.manifest.digest)
-        .await
-        .with_context(|| {
-            format!(
-                "the documents attached to {}",
-                source.image.with_reference(&resolved.manifest.digest)
-            )
-        })?
-        .into_iter()
-        .map(|a| a.document)
-        .collect();
+    // A `.def`'s SIF is another artifact than its source image (often someone else's): the
+    // image's SBOM and provenance do not describe it.
+    let documents = match source.def {
+        Some(_) => Vec::new(),
+        None => client
+            .documents(&source.image, &resolved.manifest.digest)
+            .await
+            .with_context(|| {
+                format!(
+                    "the documents attached to {}",
+                    source.image.with_reference(&resolved.manifest.digest)
+                )
+            })?
+            .into_iter()
+            .map(|a| a.document)
+            .collect(),
+    };
     let work = work_dir(&opts.output)?;
     let root = work.path().join("rootfs");
     let mut pseudo = extract(client, &source.image, resolved, &root, printer).await?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use model::attest::{Document, DocumentKind};
-use oci::registry::{Clients, ImageRef, OCI_INDEX, RegistryError};
+use oci::registry::{Clients, DOCKER_LIST, ImageRef, OCI_INDEX, RegistryError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
@@ -110,7 +110,7 @@ async fn image_documents(image: &ImageRef, registries: &Clients) -> anyhow::Resu
         other => other.with_context(|| format!("reading {image}"))?,
     };
     let mut subjects = vec![top.digest.clone()];
-    if top.media_type == OCI_INDEX {
+    if top.media_type == OCI_INDEX || top.media_type == DOCKER_LIST {
         #[derive(serde::Deserialize)]
         struct Index {
             manifests: Vec<oci::registry::Descriptor>,
