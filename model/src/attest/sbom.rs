@@ -21,8 +21,11 @@ use crate::reference::ImageRef;
 use crate::spack::lockfile::Lockfile;
 use crate::spack::spec::{DepTypes, Edge, SpecNode};
 
-/// Where our document namespaces and build types live: the project's URL.
+/// Where our document namespaces and build types live: the project's URL (the workspace's
+/// `repository`).
 pub const PROJECT_URL: &str = env!("CARGO_PKG_REPOSITORY");
+// Without it, namespaces would be relative paths, which SPDX refuses.
+const _: () = assert!(!PROJECT_URL.is_empty());
 
 /// The OS packages of an image and the distribution they come from.
 #[derive(Debug, Clone, Copy)]
@@ -405,6 +408,7 @@ mod tests {
             "CONTAINS",
             "SPDXRef-Deb-libstdc-X2B--X2B-6-amd64"
         ));
+        assert!(PROJECT_URL.starts_with("https://"));
         assert_eq!(
             d["documentNamespace"],
             format!(
