@@ -193,7 +193,12 @@ mod tests {
                 .unwrap(),
             Some(b"new".to_vec())
         );
-        assert_eq!(read(&[base.clone()], "/etc/hostname").await.unwrap(), None);
+        assert_eq!(
+            read(std::slice::from_ref(&base), "/etc/hostname")
+                .await
+                .unwrap(),
+            None
+        );
         let whiteout = layer(&[("var/lib/.wh.dpkg", Some(""))]);
         assert_eq!(read(&[base.clone(), whiteout], STATUS).await.unwrap(), None);
         let opaque = layer(&[("var/lib/dpkg/.wh..wh..opq", Some(""))]);
