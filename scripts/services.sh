@@ -121,6 +121,14 @@ install_packages() {
         python3 -m venv "$VENV"
         "$VENV/bin/pip" install -q 'moto[s3]>=5,<6' flask flask-cors clingo boto3
     fi
+    # The third-party validators of the SBOM and provenance (tests/tests/attest.rs): the SPDX
+    # project's own (pyspdxtools), JSON Schema, and in-toto's own Statement/Provenance types.
+    if [ ! -x "$VENV/bin/pyspdxtools" ] \
+        || ! "$VENV/bin/python" -c 'import jsonschema, in_toto_attestation' 2>/dev/null; then
+        log "installing spdx-tools, jsonschema and in-toto-attestation into $VENV"
+        "$VENV/bin/pip" install -q 'spdx-tools==0.8.5' 'jsonschema==4.26.0' \
+            'in-toto-attestation==0.9.3'
+    fi
 }
 
 # A CA, a server certificate for 127.0.0.1 and a client certificate, laid out as Docker's

@@ -36,6 +36,12 @@ impl TreeHash {
     }
 }
 
+/// The sha256 of `bytes` (plain, not a tree hash), in hex: what a file is recorded by in a
+/// build's provenance.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
 /// Every file under `dir` (or `dir` itself when it is a file), in sorted order.
 pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();

@@ -56,3 +56,8 @@ pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 pub const SPACK_DEPLOYMENT_KEY_PUBLIC: &str = "SPACK_DEPLOYMENT_KEY_PUBLIC";
 /// `spacktainerizer`: the folder of the tools the tools image and the builder get.
 pub const TOOLS_DIR: &str = "SPACKTAINERIZAH_TOOLS_DIR";
+/// GitLab's predefined variables naming the pipeline and job a build runs in, recorded in its
+/// provenance (<https://docs.gitlab.com/ci/variables/predefined_variables/>).
+pub const CI_PIPELINE_URL: &str = "CI_PIPELINE_URL";
+pub const CI_PIPELINE_ID: &str = "CI_PIPELINE_ID";
+pub const CI_JOB_URL: &str = "CI_JOB_URL";

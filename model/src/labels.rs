@@ -11,6 +11,8 @@ pub const SOURCE_DIGEST: &str = "source-digest";
 /// Base images: checksum of the build folder, the Spack commit, tool versions, the OS image.
 pub const BUILD_FILES_CHECKSUM: &str = "build-files-checksum";
 pub const SPACK_COMMIT: &str = "spack-commit";
+/// The spack-packages commit (or archive checksum) of a Spack ≥ 1.0 builder.
+pub const SPACK_PACKAGES_COMMIT: &str = "spack-packages-commit";
 pub const TOOL_VERSIONS: &str = "tool-versions";
 pub const OS_IMAGE: &str = "os-image";
 

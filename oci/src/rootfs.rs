@@ -7,8 +7,8 @@ use std::fs;
 use std::io::{self, BufReader, Read};
 use std::path::{Component, Path, PathBuf};
 
-const WHITEOUT_PREFIX: &str = ".wh.";
-const OPAQUE: &str = ".wh..wh..opq";
+pub(crate) const WHITEOUT_PREFIX: &str = ".wh.";
+pub(crate) const OPAQUE: &str = ".wh..wh..opq";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RootfsError {
@@ -19,7 +19,7 @@ pub enum RootfsError {
 }
 
 /// How a layer blob is compressed, from its media type.
-fn decompressor<'a>(
+pub(crate) fn decompressor<'a>(
     layer: &str,
     media_type: &str,
     file: fs::File,
@@ -38,7 +38,7 @@ fn decompressor<'a>(
 }
 
 /// A layer path made relative and checked not to climb out of the root.
-fn clean(path: &Path) -> Option<PathBuf> {
+pub(crate) fn clean(path: &Path) -> Option<PathBuf> {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {

@@ -3,6 +3,7 @@
 //! and definition; its SIF, the public hub, and the child pipeline that does it. The library
 //! behind `spackah`, callable from tests.
 
+pub mod attest;
 pub mod bases;
 pub mod build;
 pub mod cli;

@@ -148,6 +148,7 @@ mod tests {
             platform_os: "debian12".into(),
             target: "x86_64".into(),
             own_compiler: None,
+            variants: Vec::new(),
             external: false,
             dependencies: deps
                 .iter()

@@ -143,6 +143,10 @@ pub struct SpecNode {
     /// annotation); `None` when it must be found through a compiler dependency.
     pub own_compiler: Option<Compiler>,
     pub external: bool,
+    /// Variants, compiler flags and patches as a spec string writes them (`+shared`,
+    /// `build_system=cmake`, `languages:=c,c++`, `cflags="-O2"`), sorted by name; flags that
+    /// are empty are left out.
+    pub variants: Vec<Shared>,
     pub dependencies: Vec<Edge>,
 }
 
@@ -255,6 +259,9 @@ struct RawNode {
     annotations: Option<RawAnnotations>,
     #[serde(default)]
     hash: Option<String>,
+    /// Variants, flags and patches (spec file v2 and later).
+    #[serde(default)]
+    parameters: Option<serde_json::Map<String, serde_json::Value>>,
 }
 
 #[derive(Deserialize)]
@@ -372,9 +379,51 @@ impl RawNode {
             }),
             own_compiler,
             external: self.external.is_some(),
+            variants: variants(self.parameters.as_ref(), strings),
             dependencies,
         })
     }
+}
+
+/// Compiler flags among a node's parameters: written `name="value"`, and left out when empty.
+const FLAGS: [&str; 6] = [
+    "cflags", "cppflags", "cxxflags", "fflags", "ldflags", "ldlibs",
+];
+
+/// A node's parameters as spec-string words, as Spack prints a concrete variant (Spack 1.0
+/// `lib/spack/spack/variant.py`, `VariantValue.__str__`): a boolean is `+name` or `~name`, a
+/// multi-valued one `name:=a,b`, any other `name=value`.
+fn variants(
+    parameters: Option<&serde_json::Map<String, serde_json::Value>>,
+    strings: &mut Interner,
+) -> Vec<Shared> {
+    let Some(parameters) = parameters else {
+        return Vec::new();
+    };
+    let mut words: Vec<(&String, String)> = parameters
+        .iter()
+        .filter_map(|(name, value)| {
+            let word = match value {
+                serde_json::Value::Bool(true) => format!("+{name}"),
+                serde_json::Value::Bool(false) => format!("~{name}"),
+                serde_json::Value::Array(items) if FLAGS.contains(&name.as_str()) => {
+                    if items.is_empty() {
+                        return None;
+                    }
+                    let flags: Vec<String> = items.iter().map(scalar_string).collect();
+                    format!("{name}=\"{}\"", flags.join(" "))
+                }
+                serde_json::Value::Array(items) => {
+                    let items: Vec<String> = items.iter().map(scalar_string).collect();
+                    format!("{name}:={}", items.join(","))
+                }
+                other => format!("{name}={}", scalar_string(other)),
+            };
+            Some((name, word))
+        })
+        .collect();
+    words.sort();
+    words.into_iter().map(|(_, w)| strings.get(&w)).collect()
 }
 
 fn parse_edges(
