@@ -82,6 +82,21 @@ pub async fn documents(
     Ok(vec![sbom, provenance])
 }
 
+/// Make the documents of the container of `opts` and attach them to its image in the project
+/// registry as OCI referrers (what `sif build` and the hub copy read); the documents attached.
+pub async fn attach(opts: &AttestOptions, registries: &Clients) -> anyhow::Result<Vec<Document>> {
+    let docs = documents(opts, registries).await?;
+    let p = &opts.project;
+    let planned = p.image(&p.definition(&opts.container, &opts.arch)?)?;
+    let client = registries.get(
+        "project",
+        &planned.image.registry,
+        &p.config.registry.login()?,
+    )?;
+    crate::publish::attach_documents(&client, &planned.image, &opts.arch, &docs).await?;
+    Ok(docs)
+}
+
 /// What the registries and files say of the container of `opts`.
 async fn gather(opts: &AttestOptions, registries: &Clients) -> anyhow::Result<Gathered> {
     let p = &opts.project;

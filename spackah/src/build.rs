@@ -14,6 +14,9 @@ use oci::registry::Login;
 use oci::registry::saved_logins::pull_logins;
 use terminal::printer::Printer;
 
+use model::attest::provenance::Invocation;
+
+use crate::attest::AttestOptions;
 use crate::bases::Pinned;
 use crate::context;
 use crate::dockerfile::{self, SECRET_KEY, SECRET_KEY_ID};
@@ -34,6 +37,23 @@ pub struct BuildOptions {
     /// The project registry's login (its named variables, read once): the builder and
     /// runtime images are pulled, and the image pushed, with it.
     pub login: Option<Login>,
+    /// The CI run that builds it (GitLab's predefined variables), for its provenance.
+    pub invocation: Invocation,
+}
+
+impl BuildOptions {
+    /// What the SBOM and provenance of the pushed image are made from, recorded now.
+    pub fn attest(&self) -> AttestOptions {
+        AttestOptions {
+            project: self.project.clone(),
+            container: self.container.clone(),
+            arch: self.arch.clone(),
+            base_tag: self.base_tag.clone(),
+            pinned: self.pinned.clone(),
+            invocation: self.invocation.clone(),
+            created: model::time::rfc3339(std::time::SystemTime::now()),
+        }
+    }
 }
 
 /// Build (and push) the container on `engine`; returns the image reference.

@@ -116,7 +116,19 @@ impl BuildCommand {
             base_tag: self.base_tag,
             pinned: self.pinned,
             push: self.push,
+            invocation: invocation_from_env(),
         })
+    }
+}
+
+/// The CI run this process belongs to, from GitLab's predefined variables (unset outside CI).
+fn invocation_from_env() -> model::attest::provenance::Invocation {
+    use model::env_names::{CI_JOB_URL, CI_PIPELINE_ID, CI_PIPELINE_URL};
+    let var = |name| std::env::var(name).ok().filter(|v| !v.is_empty());
+    model::attest::provenance::Invocation {
+        pipeline_url: var(CI_PIPELINE_URL),
+        pipeline_id: var(CI_PIPELINE_ID),
+        job_url: var(CI_JOB_URL),
     }
 }
 
@@ -135,9 +147,6 @@ impl PublishCommand {
             project: self.project.read()?,
             container: self.container,
             arch: self.arch,
-            // The SBOM and provenance generators are wired in here; until then nothing is
-            // attached.
-            documents: Vec::new(),
         })
     }
 }
@@ -219,6 +228,15 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 let opts = c.options()?;
                 let engine = Engine::connect().await?;
                 let image = build::build(&opts, &engine, printer).await?;
+                if opts.push {
+                    let registries = Services::new(&opts.project.config).registries;
+                    let docs = attest::attach(&opts.attest(), &registries).await?;
+                    let sizes: Vec<String> = docs
+                        .iter()
+                        .map(|d| format!("{} ({} bytes)", d.kind.file_name(), d.bytes.len()))
+                        .collect();
+                    printer.log(format!("attached to {image}: {}", sizes.join(", ")));
+                }
                 printer.data(&format!("{image}\n"))?;
                 Ok(exit::SUCCESS)
             }

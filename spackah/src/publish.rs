@@ -17,8 +17,6 @@ pub struct PublishOptions {
     pub project: Project,
     pub container: String,
     pub arch: String,
-    /// Attached to the image once pushed (as OCI referrers); none attaches nothing.
-    pub documents: Vec<Document>,
 }
 
 /// What publishing comes to, as the registries tell: nothing (and why), or a push.
@@ -83,8 +81,29 @@ pub async fn decide(opts: &PublishOptions, registries: &Clients) -> anyhow::Resu
         project_login: cfg.registry.login()?,
         target,
         hub_login,
-        documents: opts.documents.clone(),
+        documents: project_documents(registries, cfg, &planned.image, &opts.arch).await?,
     })))
+}
+
+/// The SBOM and provenance the project registry holds for the image `image` of `arch` (what
+/// `spackah build --push` attached): the hub copy gets the same documents.
+async fn project_documents(
+    registries: &Clients,
+    cfg: &model::config::Config,
+    image: &ImageRef,
+    arch: &str,
+) -> anyhow::Result<Vec<Document>> {
+    let client = registries.get("project", &image.registry, &cfg.registry.login()?)?;
+    let manifest = client
+        .resolve(image, arch)
+        .await
+        .with_context(|| format!("looking up {image} for {arch}"))?
+        .manifest;
+    let attached = client
+        .documents(image, &manifest.digest)
+        .await
+        .with_context(|| format!("reading the documents attached to {image}"))?;
+    Ok(attached.into_iter().map(|a| a.document).collect())
 }
 
 /// Pull the image from the project registry on `engine`, check it is the one the plan

@@ -3,7 +3,7 @@
 //! what was published with the planned checksums is up to date, a changed lockfile, definition
 //! or source image remakes that container only, an architecture missing from a multi-arch index
 //! builds that architecture only, a registry or bucket that is down stops the plan naming it,
-//! only the image the plan describes reaches the hub and gets the documents given attached
+//! only the image the plan describes reaches the hub, with the documents the project image carries
 //! (with and without the referrers API), and plan → build → push → plan ends with nothing to
 //! do. `plan.rs` and `build.rs` hold the same against the real services.
 
@@ -458,7 +458,6 @@ fn publish_options(s: &Setup, branch: &str) -> PublishOptions {
         project: s.project(branch),
         container: "pythons".into(),
         arch: "amd64".into(),
-        documents: Vec::new(),
     }
 }
 
@@ -546,7 +545,7 @@ async fn publish_copies_to_the_hub_only_the_image_the_plan_describes() {
 }
 
 #[tokio::test]
-async fn publish_attaches_the_documents_given_to_the_pushed_image() {
+async fn publish_copies_the_project_images_documents_to_the_hub() {
     let documents = vec![
         Document {
             kind: DocumentKind::Sbom,
@@ -562,15 +561,19 @@ async fn publish_attaches_the_documents_given_to_the_pushed_image() {
         (MemoryRegistry::without_referrers_api(), false),
     ] {
         let s = setup_on(registry);
-        s.publish(&s.plan().await).await;
+        let decisions = s.plan().await;
+        s.publish(&decisions).await;
+        // What `spackah build --push` attached to the project's image.
+        let built = image(&find(&decisions, "pythons", "amd64").target);
+        let clients = Clients::memory(&s.registry);
+        let project = RegistryClient::memory(&s.registry);
+        publish::attach_documents(&project, &built, "amd64", &documents)
+            .await
+            .unwrap();
         let hub = image(HUB_REPOSITORY);
         s.registry
             .put_image(&hub.with_reference("seed"), "amd64", &BTreeMap::new());
-        let clients = Clients::memory(&s.registry);
-        let opts = PublishOptions {
-            documents: documents.clone(),
-            ..publish_options(&s, "main")
-        };
+        let opts = publish_options(&s, "main");
         let Publish::Push(push) = publish::decide(&opts, &clients).await.unwrap() else {
             panic!("the hub lacks the image: a push")
         };
@@ -630,6 +633,7 @@ fn build_options(s: &Setup, d: &Decision) -> BuildOptions {
         pinned: Pinned::default(),
         push: true,
         login: None,
+        invocation: Default::default(),
     }
 }
 
