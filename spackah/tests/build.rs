@@ -31,6 +31,8 @@ case "$*" in
 esac
 "#;
 
+const STAND_IN_SPACK_COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
 /// Build and push a stand-in base image (busybox with all its applets, plus `extra` files).
 async fn base_image(engine: &Engine, image: &str, extra: &[(&str, &str)]) {
     base_image_with_login(engine, image, extra, None).await;
@@ -48,6 +50,11 @@ async fn base_image_with_login(
     let mut dockerfile = String::from(
         "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nRUN /bin/busybox --install -s /bin\nENV SPACK_ROOT=/opt/spack PATH=/usr/bin:/bin\n",
     );
+    // The Spack commit stage 1 records on a builder, which the image's provenance names.
+    dockerfile.push_str(&format!(
+        "LABEL {}={STAND_IN_SPACK_COMMIT}\n",
+        model::labels::namespaced("org.example.spacktainerizah", model::labels::SPACK_COMMIT)
+    ));
     let mut files = BTreeMap::new();
     for (i, (target, content)) in extra.iter().enumerate() {
         files.insert(format!("f{i}"), content.as_bytes().to_vec());
@@ -245,6 +252,30 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     assert!(!d.join(sif_name).exists(), "the job cleans up after itself");
     run_job(d, &p.jobs["sync sifs"], &canary);
     let labels = model::sif::format::read_labels(&d.join("shared").join(sif_name)).unwrap();
+    // The build attached the image's SBOM and provenance; the SIF carries the same documents.
+    let in_sif = model::sif::format::read_documents(&d.join("shared").join(sif_name)).unwrap();
+    let found = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
+        .args(["provenance", &image, "--output", "json"])
+        .output()
+        .unwrap();
+    let listed = String::from_utf8_lossy(&found.stdout);
+    assert_eq!(
+        found.status.code(),
+        Some(0),
+        "{listed}{}",
+        String::from_utf8_lossy(&found.stderr)
+    );
+    assert_eq!(
+        in_sif.iter().map(|doc| doc.kind).collect::<Vec<_>>(),
+        model::attest::DocumentKind::ALL,
+        "{listed}"
+    );
+    for doc in &in_sif {
+        let digest = format!("sha256:{}", model::checksum::sha256_hex(&doc.bytes));
+        assert!(listed.contains(&digest), "{digest} not in {listed}");
+    }
+    let provenance = String::from_utf8_lossy(&in_sif[1].bytes);
+    assert!(provenance.contains(STAND_IN_SPACK_COMMIT), "{provenance}");
     let plan_json = spackah(d, &["plan", "--output", "json"], &canary);
     let decisions: serde_json::Value = serde_json::from_slice(&plan_json.stdout).unwrap();
     for (k, v) in decisions[0]["record"].as_object().unwrap() {
