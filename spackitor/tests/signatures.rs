@@ -38,8 +38,13 @@ fn verify(root: &Path, keys: &[&Path]) -> Output {
 
 /// The per-spec signatures of a `verify --trust --output json` report.
 fn signatures(out: &Output) -> Vec<Value> {
-    let report: Value = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), stderr(out)));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "{e}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            stderr(out)
+        )
+    });
     assert_eq!(report["problems"], serde_json::json!([]), "{report:#}");
     report["signatures"].as_array().unwrap().clone()
 }
@@ -54,7 +59,9 @@ fn of<'a>(sigs: &'a [Value], key: &str) -> &'a Value {
 #[test]
 fn the_signed_fixtures_are_signed_by_their_keys_and_the_unsigned_reported() {
     let m = mirror("signed");
-    let v2_pub = fixtures().join(format!("spack/v2_layout/signed/build_cache/_pgp/{V2_KEY}.pub"));
+    let v2_pub = fixtures().join(format!(
+        "spack/v2_layout/signed/build_cache/_pgp/{V2_KEY}.pub"
+    ));
     let v3_pub = m
         .path()
         .join("blobs/sha256/3a/3a12130b61d83c0441cdf9e7ef085dea4d60d39f735a9968e14439f2252a2d1c");
@@ -104,7 +111,11 @@ fn a_key_file_that_is_no_public_key_stops_the_run_naming_it() {
     let public = std::fs::read_to_string(&key.public).unwrap();
     let broken = dir.path().join("broken.asc");
     let mid = public.len() / 2;
-    std::fs::write(&broken, format!("{}***{}", &public[..mid], &public[mid + 3..])).unwrap();
+    std::fs::write(
+        &broken,
+        format!("{}***{}", &public[..mid], &public[mid + 3..]),
+    )
+    .unwrap();
     let missing = dir.path().join("missing.asc");
     for (file, says) in [
         (&key.secret, "secret key"),
@@ -135,7 +146,12 @@ fn tampered(doc: &[u8]) -> Vec<u8> {
 
 /// Real Spack installs `spec` from the signed cache at `mirror` alone, trusting `key` and
 /// checking signatures (`signed: true`, no `--no-check-signature`); its output on failure.
-fn spack_installs_signed(spack: &Spack, mirror: &Path, key: &Key, spec: &str) -> Result<(), String> {
+fn spack_installs_signed(
+    spack: &Spack,
+    mirror: &Path,
+    key: &Key,
+    spec: &str,
+) -> Result<(), String> {
     let work = tempfile::tempdir().unwrap();
     let scope = spack.scope(&work.path().join("scope"), &work.path().join("opt"));
     std::fs::write(
@@ -151,7 +167,15 @@ fn spack_installs_signed(spack: &Spack, mirror: &Path, key: &Key, spec: &str) ->
     let scope = scope.to_str().unwrap();
     let out = spack
         .command(&home)
-        .args(["-C", scope, "install", "--cache-only", spec, "target=x86_64"])
+        .args(spack::GPG_ENABLED)
+        .args([
+            "-C",
+            scope,
+            "install",
+            "--cache-only",
+            spec,
+            "target=x86_64",
+        ])
         .output()
         .unwrap();
     spack.stop_gpg(&home);
@@ -191,7 +215,10 @@ fn altered_specs_are_reported(spack: &Spack, mirror: &Path, key: &Key, docs: &[S
     std::fs::write(t.path().join(changed), tampered(&read(changed))).unwrap();
     let body = clearsign::strip(&read(unsigned)).unwrap().into_owned();
     // v2: an unsigned spec file is `.spec.json`; v3 keeps the manifest's name.
-    let unsigned_key = unsigned.strip_suffix(".sig").unwrap_or(unsigned).to_string();
+    let unsigned_key = unsigned
+        .strip_suffix(".sig")
+        .unwrap_or(unsigned)
+        .to_string();
     std::fs::remove_file(t.path().join(unsigned)).unwrap();
     std::fs::write(t.path().join(&unsigned_key), body).unwrap();
     let keys = tempfile::tempdir().unwrap();

@@ -245,6 +245,12 @@ impl Spack {
     }
 }
 
+/// Spack runs gpg only with bootstrapping enabled, even when `gpg` is on the PATH and nothing
+/// is bootstrapped (`util/gpg.py: init` enters `ensure_bootstrap_configuration`, whose
+/// `bootstrap/config.py: store_path` raises "bootstrapping is currently disabled"): the
+/// arguments that enable it for one command, which then finds the host's gpg.
+pub const GPG_ENABLED: [&str; 2] = ["-c", "bootstrap:enable:true"];
+
 /// The key the signed example mirrors are signed with: made once per machine by the host's
 /// GnuPG (a test key, no passphrase, kept beside the mirrors).
 pub fn signing_key() -> crate::gpg::Key {
@@ -275,7 +281,16 @@ impl Spack {
         std::fs::create_dir_all(&gnupg).unwrap();
         std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
             .unwrap();
-        self.run(home, &["gpg", "trust", key_file.to_str().unwrap()]);
+        self.run(
+            home,
+            &[
+                GPG_ENABLED[0],
+                GPG_ENABLED[1],
+                "gpg",
+                "trust",
+                key_file.to_str().unwrap(),
+            ],
+        );
     }
 
     /// Stop the gpg-agent Spack's gpg started for `home`.
@@ -284,7 +299,8 @@ impl Spack {
     }
 
     /// The example mirror of [`Spack::examples_mirror`], pushed again signed with
-    /// [`signing_key`] (installed from the unsigned one, then `buildcache push --key`): built
+    /// [`signing_key`] (installed from the unsigned one, then `buildcache push --key`; without
+    /// the build-only dependencies, which a binary install leaves out): built
     /// once per machine, example repository and key. Returns the read-only original and the key.
     pub fn signed_examples_mirror(&self) -> (PathBuf, crate::gpg::Key) {
         let key = signing_key();
@@ -316,11 +332,34 @@ impl Spack {
             let pushed = std::panic::catch_unwind(|| {
                 self.run(
                     &home,
-                    &["-C", scope, "install", "--cache-only", "--no-check-signature", "greeter", "target=x86_64"],
+                    &[
+                        "-C",
+                        scope,
+                        "install",
+                        "--cache-only",
+                        "--no-check-signature",
+                        "greeter",
+                        "target=x86_64",
+                    ],
                 );
                 self.run(
                     &home,
-                    &["-C", scope, "buildcache", "push", "--key", &key.fingerprint, "--update-index", &to, "greeter"],
+                    &[
+                        GPG_ENABLED[0],
+                        GPG_ENABLED[1],
+                        "-C",
+                        scope,
+                        "buildcache",
+                        "push",
+                        "--key",
+                        &key.fingerprint,
+                        // Installed from binaries, build-only dependencies (1.x:
+                        // compiler-wrapper) are not installed, so cannot be pushed.
+                        "--without-build-dependencies",
+                        "--update-index",
+                        &to,
+                        "greeter",
+                    ],
                 );
             });
             self.stop_gpg(&home);

@@ -29,7 +29,8 @@ fn trusting(keys: &[&str]) -> TrustedKeys {
     t
 }
 
-const V2_PUB: &str = "v2_layout/signed/build_cache/_pgp/CBAB2C1032C6FF5078049EC0FA61D50C12CAD37E.pub";
+const V2_PUB: &str =
+    "v2_layout/signed/build_cache/_pgp/CBAB2C1032C6FF5078049EC0FA61D50C12CAD37E.pub";
 const V3_PUB: &str = "v3_layout/signed/blobs/sha256/3a/3a12130b61d83c0441cdf9e7ef085dea4d60d39f735a9968e14439f2252a2d1c";
 
 #[test]
@@ -100,7 +101,8 @@ fn a_file_that_is_no_public_key_is_an_error_naming_it() {
     // Armor whose base64 is damaged in the middle.
     let mid = key.len() / 2;
     let broken = format!("{}!!!{}", &key[..mid], &key[mid + 3..]);
-    let signed = std::fs::read(&files("v2_layout/signed/build_cache", ".spec.json.sig")[0]).unwrap();
+    let signed =
+        std::fs::read(&files("v2_layout/signed/build_cache", ".spec.json.sig")[0]).unwrap();
     for (what, data) in [
         ("broken.asc", broken.as_bytes()),
         ("spec.sig", &signed[..]),
