@@ -312,7 +312,7 @@ async fn caches_signed_by_real_spack_verify_and_stay_installable_after_reindex_a
         age_spec(m.path(), &greeter, 40.0);
         let r = report(&clean(m.path(), &["--max-age", "30"]));
         let gone: Vec<_> = deleted(&r).into_keys().map(|(_, h)| h).collect();
-        assert_eq!(gone, [greeter.clone()], "{version}: {r:#}");
+        assert_eq!(gone, [greeter], "{version}: {r:#}");
         let out = verify(m.path(), &[&key.public]);
         assert_eq!(out.status.code(), Some(0), "{version}: {}", stderr(&out));
         assert_eq!(signatures(&out).len(), sigs.len() - 1, "{version}");
