@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use model::cleanup::{CacheView, LayoutView};
-use model::spack::buildcache::{v2, v3};
+use model::spack::buildcache::{Layout, v2, v3};
 use model::spack::signature::{TrustedKeys, Verdict};
 use serde::Serialize;
 use stores::Store;
@@ -45,7 +45,7 @@ pub struct SpecSignature {
 fn spec_document<'v>(view: &'v CacheView, lm: &LayoutView, hash: &str) -> Option<&'v str> {
     let keys = lm.specs[hash].objects.iter().map(|&i| view.key(i));
     match lm.layout {
-        model::spack::buildcache::Layout::V2 => {
+        Layout::V2 => {
             let mut best = None;
             for k in keys {
                 match v2::classify(k) {
@@ -56,7 +56,7 @@ fn spec_document<'v>(view: &'v CacheView, lm: &LayoutView, hash: &str) -> Option
             }
             best
         }
-        model::spack::buildcache::Layout::V3 => keys
+        Layout::V3 => keys
             .into_iter()
             .find(|k| matches!(v3::classify(k), Some(v3::Object::SpecManifest { .. }))),
     }
