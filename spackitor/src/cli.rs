@@ -67,13 +67,25 @@ pub enum CliCommand {
         cache: CacheArgs,
     },
     /// Check consistency: the v2 hash file matches the index, every index entry has all its
-    /// objects, v3 blob sizes match their manifests. Exit 1 when something is wrong.
+    /// objects, v3 blob sizes match their manifests; with --trust, that every spec is signed by
+    /// a trusted key. Exit 1 when something is wrong or a spec is not signed by a trusted key.
+    ///
+    /// With --trust, each spec's signed document (v2 `.spec.json.sig`, v3 the clear-signed spec
+    /// manifest) is reported as signed by a trusted key (its fingerprint), unsigned, bad
+    /// signature (changed after signing), signed by an unknown key (the key the signature
+    /// names), or unreadable. `--output json` then prints `{"problems": [...], "signatures":
+    /// [...]}`.
     Verify {
         #[command(flatten)]
         cache: CacheArgs,
         /// Also read every tarball and blob and check its checksum.
         #[arg(long)]
         deep: bool,
+        /// OpenPGP public key files (`gpg --armor --export FINGERPRINT`, Spack's `_pgp/*.pub`):
+        /// every spec must be signed by one of their keys. A file that is not a public key (a
+        /// secret key, broken armor) is an error (exit 2).
+        #[arg(long, value_name = "KEYFILE", num_args = 1..)]
+        trust: Vec<PathBuf>,
     },
     /// Delete chosen specs (by hash, or name with optional @version); the index is rewritten
     /// first, as `clean` does. Refuses specs a keep lockfile needs, and specs others depend on
@@ -244,9 +256,10 @@ impl CliCommand {
                 all_edges,
             },
             CliCommand::Orphans { cache } => Command::Orphans(cache.options()),
-            CliCommand::Verify { cache, deep } => Command::Verify {
+            CliCommand::Verify { cache, deep, trust } => Command::Verify {
                 cache: cache.options(),
                 deep,
+                trust,
             },
             CliCommand::Purge {
                 cache,

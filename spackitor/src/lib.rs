@@ -14,6 +14,7 @@ pub mod manifests;
 pub mod purge;
 pub mod reindex;
 pub mod repos;
+pub mod signatures;
 pub mod stats;
 pub mod verify;
 
@@ -47,6 +48,8 @@ pub enum Command {
     Verify {
         cache: CacheOptions,
         deep: bool,
+        /// Public key files: check that every spec is signed by one of them.
+        trust: Vec<PathBuf>,
     },
     Purge(CacheOptions, PurgeOptions),
     Reindex {
@@ -91,8 +94,14 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 all_edges,
             } => inspect::dependents(&open(&cache).await?, &target, all_edges, printer).await,
             Command::Orphans(cache) => inspect::orphans(&open(&cache).await?, printer).await,
-            Command::Verify { cache, deep } => {
-                verify::run(&open(&cache).await?, deep, printer).await
+            Command::Verify { cache, deep, trust } => {
+                // The key files first: a wrong one stops the run before the cache is read.
+                let keys = if trust.is_empty() {
+                    None
+                } else {
+                    Some(signatures::load_keys(&trust)?)
+                };
+                verify::run(&open(&cache).await?, deep, keys.as_ref(), printer).await
             }
             Command::Purge(cache, opts) => {
                 let store = open(&cache).await?;

@@ -1,13 +1,15 @@
 //! `spackitor verify`: is the cache consistent? The v2 hash file matches the index, every index
 //! entry has all its objects, v3 blobs have the sizes their manifests give; `--deep` also reads
 //! every tarball and blob and checks its checksum — streamed, hashed on a pool of threads, with
-//! memory bounded whatever the tarballs' sizes.
+//! memory bounded whatever the tarballs' sizes; `--trust` also checks who signed each spec
+//! (`signatures`).
 
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use model::cleanup::{BlobRef, CacheView, LayoutView};
 use model::spack::buildcache::index::hash_file_matches;
 use model::spack::buildcache::{Layout, SpecFile, v2};
+use model::spack::signature::TrustedKeys;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use stores::Store;
@@ -16,6 +18,7 @@ use terminal::printer::{Printer, table};
 
 use crate::loaded::LoadedCache;
 use crate::manifests::Reads;
+use crate::signatures;
 
 /// Objects read at once with `--deep`.
 const DEEP_READS_IN_FLIGHT: usize = 16;
@@ -248,14 +251,49 @@ async fn deep_problems(
     Ok(found.into_iter().flatten().collect())
 }
 
-pub async fn run(store: &Store, deep: bool, printer: &Printer) -> anyhow::Result<u8> {
+/// `keys`: also check who signed each spec (`--trust`); the JSON report is then
+/// `{"problems": […], "signatures": […]}` instead of the list of problems.
+pub async fn run(
+    store: &Store,
+    deep: bool,
+    keys: Option<&TrustedKeys>,
+    printer: &Printer,
+) -> anyhow::Result<u8> {
     let loaded = LoadedCache::load_shown(store, Reads::All, printer).await?;
     let view = &loaded.view;
     let mut found = problems(store, view, deep, printer).await?;
     found.sort_by(|a, b| (&a.layout, &a.key).cmp(&(&b.layout, &b.key)));
+    let signed = match keys {
+        Some(keys) => Some(signatures::check(store, view, keys, printer).await?),
+        None => None,
+    };
     if printer.is_json() {
-        printer.json(&found)?;
-    } else if found.is_empty() {
+        match &signed {
+            Some(s) => printer.json(&serde_json::json!({"problems": found, "signatures": s}))?,
+            None => printer.json(&found)?,
+        }
+    } else {
+        if let Some(s) = &signed {
+            signatures::print(s, printer)?;
+        }
+        print_problems(store, view, deep, &found, printer)?;
+    }
+    let untrusted = signed.iter().flatten().any(|s| !s.verdict.is_trusted());
+    Ok(if found.is_empty() && !untrusted {
+        exit::SUCCESS
+    } else {
+        exit::FOUND
+    })
+}
+
+fn print_problems(
+    store: &Store,
+    view: &CacheView,
+    deep: bool,
+    found: &[Problem],
+    printer: &Printer,
+) -> anyhow::Result<()> {
+    if found.is_empty() {
         let specs: usize = view.layouts.iter().map(|l| l.specs.len()).sum();
         printer.data(&format!(
             "{}: consistent ({specs} specs checked{})\n",
@@ -270,9 +308,5 @@ pub async fn run(store: &Store, deep: bool, printer: &Printer) -> anyhow::Result
         printer.data(&table(&["LAYOUT", "KEY", "PROBLEM"], &rows, &[]))?;
         printer.log(format!("{} problem(s) in {}", found.len(), store.url()));
     }
-    Ok(if found.is_empty() {
-        exit::SUCCESS
-    } else {
-        exit::FOUND
-    })
+    Ok(())
 }

@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use stores::{S3Options, Store, StoreUrl};
 
+pub mod gpg;
 pub mod proxy;
 pub mod runner;
 pub mod snapshots;

@@ -1,6 +1,7 @@
 //! Real Spack for tests: the release archives in the workplace's shared tools, extracted once
 //! into the cache folder and configured to run offline (clingo from the test virtualenv, no
-//! bootstrapping, the system gcc as compiler). Each test gets its own user config and caches.
+//! bootstrapping, the system gcc as compiler). Each test gets its own user config, caches and
+//! gpg home.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -124,6 +125,8 @@ impl Spack {
             .env("SPACK_DISABLE_LOCAL_CONFIG", "1")
             .env("SPACK_USER_CONFIG_PATH", home.join("user"))
             .env("SPACK_USER_CACHE_PATH", home.join("cache"))
+            // Spack's keys otherwise live in the shared extracted tree (`opt/spack/gpg`).
+            .env("SPACK_GNUPGHOME", home.join("gnupg"))
             .env("PATH", "/usr/bin:/bin")
             .env_remove("SPACK_ROOT");
         // Spack's S3 client (boto3) reads the endpoint from here, the keys from AWS_*.
@@ -239,5 +242,132 @@ impl Spack {
             std::fs::write(dir.join(".ready"), "").unwrap();
         }
         mirror
+    }
+}
+
+/// Spack runs gpg only with bootstrapping enabled, even when `gpg` is on the PATH and nothing
+/// is bootstrapped (`util/gpg.py: init` enters `ensure_bootstrap_configuration`, whose
+/// `bootstrap/config.py: store_path` raises "bootstrapping is currently disabled"): the
+/// arguments that enable it for one command, which then finds the host's gpg.
+pub const GPG_ENABLED: [&str; 2] = ["-c", "bootstrap:enable:true"];
+
+/// The key the signed example mirrors are signed with: made once per machine by the host's
+/// GnuPG (a test key, no passphrase, kept beside the mirrors).
+pub fn signing_key() -> crate::gpg::Key {
+    let dir = cache_dir().join("mirrors/signing-key");
+    std::fs::create_dir_all(&dir).unwrap();
+    let lock = std::fs::File::create(dir.join(".lock")).unwrap();
+    lock.lock().unwrap();
+    let fingerprint = dir.join("fingerprint");
+    if !dir.join(".ready").exists() {
+        let key = crate::gpg::Keyring::new().create("spack-mirror", &dir);
+        std::fs::write(&fingerprint, &key.fingerprint).unwrap();
+        std::fs::write(dir.join("signing-subkey"), &key.signing_subkey).unwrap();
+        std::fs::write(dir.join(".ready"), "").unwrap();
+    }
+    crate::gpg::Key {
+        fingerprint: std::fs::read_to_string(fingerprint).unwrap(),
+        signing_subkey: std::fs::read_to_string(dir.join("signing-subkey")).unwrap(),
+        public: dir.join("spack-mirror.pub.asc"),
+        secret: dir.join("spack-mirror.secret.asc"),
+    }
+}
+
+impl Spack {
+    /// Trust `key` in the gpg home of `home` (`spack gpg trust`): with its secret key, Spack
+    /// signs with it; with its public key, Spack accepts what it signed.
+    pub fn trust(&self, home: &Path, key_file: &Path) {
+        let gnupg = home.join("gnupg");
+        std::fs::create_dir_all(&gnupg).unwrap();
+        std::fs::set_permissions(&gnupg, std::os::unix::fs::PermissionsExt::from_mode(0o700))
+            .unwrap();
+        self.run(
+            home,
+            &[
+                GPG_ENABLED[0],
+                GPG_ENABLED[1],
+                "gpg",
+                "trust",
+                key_file.to_str().unwrap(),
+            ],
+        );
+    }
+
+    /// Stop the gpg-agent Spack's gpg started for `home`.
+    pub fn stop_gpg(&self, home: &Path) {
+        crate::gpg::stop_agent(&home.join("gnupg"));
+    }
+
+    /// The example mirror of [`Spack::examples_mirror`], pushed again signed with
+    /// [`signing_key`] (installed from the unsigned one, then `buildcache push --key`; without
+    /// the build-only dependencies, which a binary install leaves out): built
+    /// once per machine, example repository and key. Returns the read-only original and the key.
+    pub fn signed_examples_mirror(&self) -> (PathBuf, crate::gpg::Key) {
+        let key = signing_key();
+        let unsigned = self.examples_mirror();
+        let dir = cache_dir().join("mirrors").join(format!(
+            "{}-{}-signed-{}",
+            self.version,
+            tree_hash(&examples_repo()),
+            &key.fingerprint[..16]
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let lock = std::fs::File::create(dir.join(".lock")).unwrap();
+        lock.lock().unwrap();
+        let mirror = dir.join("mirror");
+        if !dir.join(".ready").exists() {
+            let _ = std::fs::remove_dir_all(&mirror);
+            let work = tempfile::tempdir().unwrap();
+            let scope = self.scope(&work.path().join("scope"), &work.path().join("opt"));
+            let from = format!("file://{}", unsigned.display());
+            std::fs::write(
+                scope.join("mirrors.yaml"),
+                format!("mirrors:\n  unsigned:\n    url: {from}\n    signed: false\n"),
+            )
+            .unwrap();
+            let scope = scope.to_str().unwrap();
+            let home = work.path().join("home");
+            self.trust(&home, &key.secret);
+            let to = format!("file://{}", mirror.display());
+            let pushed = std::panic::catch_unwind(|| {
+                self.run(
+                    &home,
+                    &[
+                        "-C",
+                        scope,
+                        "install",
+                        "--cache-only",
+                        "--no-check-signature",
+                        "greeter",
+                        "target=x86_64",
+                    ],
+                );
+                self.run(
+                    &home,
+                    &[
+                        GPG_ENABLED[0],
+                        GPG_ENABLED[1],
+                        "-C",
+                        scope,
+                        "buildcache",
+                        "push",
+                        "--key",
+                        &key.fingerprint,
+                        // Installed from binaries, build-only dependencies (1.x:
+                        // compiler-wrapper) are not installed, so cannot be pushed.
+                        "--without-build-dependencies",
+                        "--update-index",
+                        &to,
+                        "greeter",
+                    ],
+                );
+            });
+            self.stop_gpg(&home);
+            if let Err(e) = pushed {
+                std::panic::resume_unwind(e);
+            }
+            std::fs::write(dir.join(".ready"), "").unwrap();
+        }
+        (mirror, key)
     }
 }

@@ -1,5 +1,5 @@
-//! OpenPGP clear-signed documents: Spack signs spec files and spec manifests this way, and the
-//! tools only need the signed text (they never verify signatures).
+//! OpenPGP clear-signed documents: Spack signs spec files and spec manifests this way; most of
+//! the tools only need the signed text (`signature` checks who signed it).
 
 const BEGIN: &str = "-----BEGIN PGP SIGNED MESSAGE-----";
 const SIGNATURE: &str = "-----BEGIN PGP SIGNATURE-----";

@@ -6,6 +6,7 @@ pub mod clearsign;
 pub mod environment;
 pub mod graph;
 pub mod lockfile;
+pub mod signature;
 pub mod spec;
 pub mod spec_string;
 
