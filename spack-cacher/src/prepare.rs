@@ -201,7 +201,7 @@ impl Keys {
         let trust = vec![
             required(
                 &signing.trust_variable,
-                "the trusted public key (a File variable)",
+                "the public key to trust, a File variable",
             ),
             format!("spack gpg trust \"${}\"", signing.trust_variable),
         ];
@@ -233,10 +233,13 @@ fn required(var: &str, what: &str) -> String {
 /// a job without one fail instead of pushing unsigned packages (lib/spack/spack/cmd/ci.py
 /// `ci_rebuild`).
 fn import_signing_key(var: &str) -> Vec<String> {
+    // Each job runs in a container of its own: a fixed name in its /tmp, readable by the job's
+    // user only, and removed whether the import worked or not.
+    const KEY_FILE: &str = "/tmp/spacktainerizah-signing-key";
     vec![
-        required(var, "the protected signing key"),
+        required(var, "the signing key, a protected variable"),
         format!(
-            "if [ -f \"${var}\" ]; then spack gpg trust \"${var}\"; else key_file=$(mktemp) && printf '%s' \"${var}\" | base64 -d > \"$key_file\" && spack gpg trust \"$key_file\"; rm -f \"$key_file\"; fi"
+            "if [ -f \"${var}\" ]; then spack gpg trust \"${var}\"; else (umask 077 && printf '%s' \"${var}\" | base64 -d > {KEY_FILE}) && spack gpg trust {KEY_FILE}; rm -f {KEY_FILE}; fi"
         ),
         format!("unset {var}"),
         "export SPACK_REQUIRE_SIGNING=True".to_string(),

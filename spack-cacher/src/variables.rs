@@ -46,13 +46,7 @@ pub struct CiVariable {
 pub fn variables(cfg: &Config) -> Vec<CiVariable> {
     let mut found = Found::default();
     found.credentials(cfg);
-    found.add(
-        env_names::SPACK_DEPLOYMENT_KEY_PUBLIC,
-        Source::File,
-        false,
-        false,
-        "optional: the public key builders trust (signed build caches)",
-    );
+    found.keys(cfg);
     for (name, used) in PREDEFINED {
         found.add(name, Source::Predefined, false, false, used);
     }
@@ -160,6 +154,36 @@ impl Found {
             true,
             protected,
             &format!("{what} (password, token or secret key)"),
+        );
+    }
+
+    /// The keys of a signed build cache (`signing`): the secret key only where pipelines sign
+    /// (protected: the default branch), masked as GitLab masks a single-line base64 value; the
+    /// public key everywhere. Without `signing` the public key is optional.
+    fn keys(&mut self, cfg: &Config) {
+        let Some(signing) = &cfg.signing else {
+            self.add(
+                env_names::SPACK_DEPLOYMENT_KEY_PUBLIC,
+                Source::File,
+                false,
+                false,
+                "optional: the public key builders trust (signed build caches)",
+            );
+            return;
+        };
+        self.add(
+            &signing.key_variable,
+            Source::Variable,
+            true,
+            true,
+            "the secret key signing the default branch's build cache (base64 of the armored key, or a File variable)",
+        );
+        self.add(
+            &signing.trust_variable,
+            Source::File,
+            false,
+            false,
+            "the public key builders and container builds verify the build cache with",
         );
     }
 
