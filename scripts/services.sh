@@ -75,6 +75,7 @@ install_packages() {
     [ -d /usr/share/gocode/src/github.com/sylabs/sif ] || missing+=(golang-github-sylabs-sif-dev)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
     command -v ss >/dev/null || missing+=(iproute2)
+    command -v gpg >/dev/null || missing+=(gnupg)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"
         export DEBIAN_FRONTEND=noninteractive

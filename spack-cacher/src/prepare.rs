@@ -234,12 +234,13 @@ fn required(var: &str, what: &str) -> String {
 /// `ci_rebuild`).
 fn import_signing_key(var: &str) -> Vec<String> {
     // Each job runs in a container of its own: a fixed name in its /tmp, readable by the job's
-    // user only, and removed whether the import worked or not.
+    // user only, and removed whether the import worked or not. `|| exit 1`: `set -e` does not
+    // stop a shell at a failure inside an `&&` list.
     const KEY_FILE: &str = "/tmp/spacktainerizah-signing-key";
     vec![
         required(var, "the signing key, a protected variable"),
         format!(
-            "if [ -f \"${var}\" ]; then spack gpg trust \"${var}\"; else (umask 077 && printf '%s' \"${var}\" | base64 -d > {KEY_FILE}) && spack gpg trust {KEY_FILE}; rm -f {KEY_FILE}; fi"
+            "if [ -f \"${var}\" ]; then spack gpg trust \"${var}\" || exit 1; else (umask 077 && printf '%s' \"${var}\" | base64 -d > {KEY_FILE}) || exit 1; spack gpg trust {KEY_FILE} || {{ rm -f {KEY_FILE}; exit 1; }}; rm -f {KEY_FILE}; fi"
         ),
         format!("unset {var}"),
         "export SPACK_REQUIRE_SIGNING=True".to_string(),
