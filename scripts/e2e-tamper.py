@@ -1,6 +1,6 @@
 """Tamper with one package of a copy of a build cache, as someone who can write to the bucket
 could, for the end-to-end run: its tarball (one byte changed) or its signed spec file (a space
-put into the signed JSON, which stays valid JSON). Layout v2 (`build_cache/`) or v3 (`v3/`,
+put into a line of the signed JSON, which stays valid JSON). Layout v2 (`build_cache/`) or v3 (`v3/`,
 `blobs/`). Prints the file changed.
 
 Usage: e2e-tamper.py CACHE NAME tarball|spec
@@ -48,8 +48,9 @@ def main():
     if what == "tarball":
         data[len(data) // 2] ^= 0xFF
     else:
-        brace = data.index(b"{")
-        data[brace + 1 : brace + 1] = b" "
+        # Within a line: clear-signing ignores trailing whitespace.
+        colon = data.index(b'":', data.index(b"{")) + 2
+        data[colon:colon] = b" "
     open(path, "wb").write(data)
     print(path)
 
