@@ -241,3 +241,37 @@ pub fn markdown(vars: &[CiVariable]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "{}{extra}",
+            include_str!("../../examples/spacktainerizah.yaml").replace(
+                "url: s3://spack-cache-arm64\n",
+                "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            )
+        );
+        Config::parse(std::path::Path::new("c.yaml"), &text).unwrap()
+    }
+
+    fn find<'a>(vars: &'a [CiVariable], name: &str) -> Option<&'a CiVariable> {
+        vars.iter().find(|v| v.name == name)
+    }
+
+    #[test]
+    fn a_signed_cache_needs_a_protected_masked_key_and_the_public_key() {
+        let vars = variables(&config("signing: {key_variable: CACHE_KEY}\n"));
+        let key = find(&vars, "CACHE_KEY").unwrap();
+        assert!(key.protected && key.masked && key.source == Source::Variable);
+        let public = find(&vars, "SPACK_DEPLOYMENT_KEY_PUBLIC").unwrap();
+        assert!(!public.protected && public.source == Source::File);
+        assert!(!public.uses[0].starts_with("optional"), "{:?}", public.uses);
+        let unsigned = variables(&config(""));
+        assert!(find(&unsigned, "CACHE_KEY").is_none());
+        let public = find(&unsigned, "SPACK_DEPLOYMENT_KEY_PUBLIC").unwrap();
+        assert!(public.uses[0].starts_with("optional"), "{:?}", public.uses);
+    }
+}

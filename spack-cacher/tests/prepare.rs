@@ -345,12 +345,17 @@ fn record_leaves_exactly_the_lists_of_the_containers_still_defined() {
     assert_eq!(left, expected);
 }
 
-/// The example configuration without its `signing` section: every cache unsigned.
-fn unsigned_options(out: &Path, branch: &str) -> PrepareOptions {
-    let text = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml")).unwrap();
-    let start = text.find("\nsigning:\n").unwrap();
-    let end = start + text[start..].find("\n\n").unwrap();
-    let text = format!("{}{}", &text[..start], &text[end..]);
+/// The example configuration with a signed cache (`signing: {}`, and a branch cache for
+/// arm64, which signing needs).
+fn signed_options(out: &Path, branch: &str) -> PrepareOptions {
+    let text = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
+        .unwrap()
+        .replacen(
+            "url: s3://spack-cache-arm64\n",
+            "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            1,
+        )
+        + "signing: {}\n";
     PrepareOptions {
         config: Config::parse(Path::new("spacktainerizah.yaml"), &text).unwrap(),
         ..options(out, branch)
@@ -384,7 +389,7 @@ fn written(out: &Path) -> model::yaml::Value {
 #[test]
 fn the_default_branch_signs_with_the_protected_key_and_hides_it_from_spack() {
     let out = tempfile::tempdir().unwrap();
-    prepare::run(&options(out.path(), "main")).unwrap();
+    prepare::run(&signed_options(out.path(), "main")).unwrap();
     let env = written(out.path());
     let mirror = &env["spack"]["mirrors"]["buildcache-destination"];
     assert_eq!(mirror["signed"].as_bool(), Some(true), "{mirror:?}");
@@ -416,7 +421,7 @@ fn the_default_branch_signs_with_the_protected_key_and_hides_it_from_spack() {
 #[test]
 fn other_branches_write_an_unsigned_branch_cache_and_say_so() {
     let out = tempfile::tempdir().unwrap();
-    prepare::run(&options(out.path(), "my-feature")).unwrap();
+    prepare::run(&signed_options(out.path(), "my-feature")).unwrap();
     let env = written(out.path());
     let mirror = &env["spack"]["mirrors"]["buildcache-destination"];
     assert_eq!(mirror["url"].as_str(), Some("s3://spack-build-cache-dev"));
@@ -432,7 +437,7 @@ fn other_branches_write_an_unsigned_branch_cache_and_say_so() {
 #[test]
 fn without_signing_every_cache_is_unsigned_and_the_public_key_optional() {
     let out = tempfile::tempdir().unwrap();
-    prepare::run(&unsigned_options(out.path(), "main")).unwrap();
+    prepare::run(&options(out.path(), "main")).unwrap();
     let env = written(out.path());
     let mirror = &env["spack"]["mirrors"]["buildcache-destination"];
     assert_eq!(mirror["signed"].as_bool(), Some(false), "{mirror:?}");

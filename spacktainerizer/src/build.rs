@@ -198,11 +198,13 @@ mod tests {
 
     #[test]
     fn a_signed_cache_needs_the_public_key_and_an_unsigned_one_does_not() {
-        let example = include_str!("../../examples/spacktainerizah.yaml");
-        // A variable no environment sets.
-        let text = example.replace(
-            "trust_variable: SPACK_DEPLOYMENT_KEY_PUBLIC",
-            "trust_variable: STZ_TEST_UNSET_PUBLIC_KEY",
+        // Signed, with a trust variable no environment sets.
+        let text = format!(
+            "{}signing: {{trust_variable: STZ_TEST_UNSET_PUBLIC_KEY}}\n",
+            include_str!("../../examples/spacktainerizah.yaml").replace(
+                "url: s3://spack-cache-arm64\n",
+                "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            )
         );
         let cfg = Config::parse(Path::new("c.yaml"), &text).unwrap();
         let err = format!("{:#}", deployment_key(&cfg).unwrap_err());

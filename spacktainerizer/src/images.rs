@@ -281,8 +281,14 @@ mod tests {
 
     #[test]
     fn the_builder_verifies_the_default_branch_cache_when_it_is_signed() {
-        let text = include_str!("../../examples/spacktainerizah.yaml");
-        let cfg = Config::parse(Path::new("c.yaml"), text).unwrap();
+        let text = format!(
+            "{}signing: {{}}\n",
+            include_str!("../../examples/spacktainerizah.yaml").replace(
+                "url: s3://spack-cache-arm64\n",
+                "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            )
+        );
+        let cfg = Config::parse(Path::new("c.yaml"), &text).unwrap();
         let mirrors = |cfg: &Config, on_default| {
             String::from_utf8(
                 spack_config(cfg, on_default, false)["spack-config/mirrors.yaml"].clone(),
