@@ -482,6 +482,10 @@ jq -e '[.jobs[] | select(.name | startswith("clean "))] | length == 0' "$LAST_RE
 read -r size count < <(cache_size branches)
 [ "$count" -gt 0 ] || fail "the merge-request pipeline left the branch cache empty"
 figure "branch build cache after the merge request: $size bytes in $count objects"
+# What signing costs: the same packages built by the default branch (signed, verified) and by
+# the merge request (unsigned), each from an empty cache.
+stage_seconds() { jq --arg n "$2" '[.jobs[] | select(.name == $n) | .seconds] | add // 0 | floor' "$1"; }
+figure "signing: the build-cache stage took $(stage_seconds "$WORK/pipeline-1-push.json" "build cache amd64") s signed (pipeline 1), $(stage_seconds "$LAST_REPORT" "build cache amd64 (branches)") s unsigned (the merge request)"
 grep -rqsE "The branch build cache .* is unsigned" "$WORK/runs/$RUN_COUNT" --include=job.log ||
     fail "the merge request's build jobs did not say that the branch cache is unsigned"
 if [ "$LAYOUT" = v2 ] && [ "$STORAGE" = file ]; then
