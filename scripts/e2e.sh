@@ -438,7 +438,7 @@ PY
     fi
     grep -q "greetlib" "$t/build.log" ||
         fail "the build from a tampered $1 failed without naming greetlib: $(tail -n 40 "$t/build.log")"
-    figure "tampered $1 of greetlib: the container build failed in $(($(date +%s) - start)) s, naming it: $(grep -m1 -E "checksum failed|Failed to verify" "$t/build.log" | cut -c1-200)"
+    figure "tampered $1 of greetlib: the container build failed in $(($(date +%s) - start)) s, naming it: $(grep -m1 -E "checksum failed|Failed to verify|Failed to install" "$t/build.log" | cut -c1-200)"
     rm -rf "$t/cache"
 }
 tampered_build tarball
