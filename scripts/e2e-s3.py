@@ -5,9 +5,11 @@ Usage: e2e-s3.py ENDPOINT mkbucket BUCKET
        e2e-s3.py ENDPOINT get BUCKET KEY FILE
        e2e-s3.py ENDPOINT put BUCKET KEY FILE
        e2e-s3.py ENDPOINT exists BUCKET KEY           -> exit 0 when it does
+       e2e-s3.py ENDPOINT download BUCKET DIR         -> every object, under DIR/KEY
 Keys come from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY.
 """
 
+import os
 import sys
 
 import boto3
@@ -39,6 +41,12 @@ def main():
             s3.head_object(Bucket=bucket, Key=sys.argv[4])
         except botocore.exceptions.ClientError:
             sys.exit(1)
+    elif command == "download":
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            for obj in page.get("Contents", []):
+                to = os.path.join(sys.argv[4], obj["Key"])
+                os.makedirs(os.path.dirname(to), exist_ok=True)
+                s3.download_file(bucket, obj["Key"], to)
     else:
         sys.exit(f"unknown command {command}")
 

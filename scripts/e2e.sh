@@ -4,9 +4,13 @@
 # by `spack-cacher chain`, run job by job by a test-only GitLab runner (tests/src/runner/) on
 # the real Docker daemon: base images from a real Debian and real Spack, the build cache filled
 # by Spack's own generated jobs, the container built from that cache and pushed, its SIF
-# published and synced, the cache cleaned. Then checked: the program runs from the image and
-# from the SIF, real Spack installs the environment from the cleaned cache, a second push does
-# nothing, a schedule runs only the janitors and the cache still serves.
+# published and synced, the cache cleaned. The default branch's cache is signed with a canary key
+# handed over as a protected variable. Then checked: every package in the cache is signed, the
+# program runs from the image and from the SIF, real Spack installs the environment from the
+# cleaned cache with signature checks, a tampered copy of the cache fails the container build, a
+# second push does nothing, a schedule runs only the janitors and the cache still serves, a merge
+# request fills its unsigned branch cache, and the canary key is nowhere: not in job logs,
+# artifacts, generated YAML, images or SIFs.
 #
 # Usage: scripts/e2e.sh [--spack VERSION] [--s3] [--work DIR]
 #   --spack   0.23.1 (build-cache layout v2, the default) or 1.0.2 (v3)
@@ -118,6 +122,29 @@ else
     STORAGE_VOLUMES=(--volume "$WORK/build-cache" --volume "$WORK/build-cache-branches" --volume "$WORK/sifs")
 fi
 
+# The canary signing key, made here: the protected project variable (base64 of the armored
+# secret key, as Spack's own jobs take SPACK_SIGNING_KEY), its public half a file every job
+# mounts (SPACK_DEPLOYMENT_KEY_PUBLIC). Step 9 looks for the secret key everywhere the run left
+# something.
+KEYS=$WORK/keys
+PUBLIC_KEYS=$WORK/public-key
+rm -rf "$KEYS" "$PUBLIC_KEYS"
+mkdir -p "$KEYS/gnupg" "$KEYS/verify" "$PUBLIC_KEYS"
+chmod -R 700 "$KEYS"
+keys_gpg() { gpg --homedir "$KEYS/$1" --batch --quiet --pinentry-mode loopback --passphrase '' "${@:2}"; }
+keys_gpg gnupg --quick-gen-key "Spacktainerizah e2e canary <e2e-canary@example.org>" rsa2048 sign never
+keys_gpg gnupg --armor --export-secret-keys >"$KEYS/secret.asc"
+keys_gpg gnupg --armor --export >"$PUBLIC_KEYS/deployment.pub"
+keys_gpg verify --import "$PUBLIC_KEYS/deployment.pub"
+gpgconf --homedir "$KEYS/gnupg" --kill gpg-agent
+base64 -w0 "$KEYS/secret.asc" >"$KEYS/secret.b64"
+# What would betray the key: a line of its secret part (the armored data's lines 9 to 16 encode
+# the secret numbers, after the public ones the public key shares), and a stretch of the base64
+# the variable holds.
+{ sed -n '14p;16p' "$KEYS/secret.asc"; cut -c1201-1264 "$KEYS/secret.b64"; } >"$KEYS/canary"
+printf '%s\n' "protected SPACK_SIGNING_KEY=$(cat "$KEYS/secret.b64")" \
+    "SPACK_DEPLOYMENT_KEY_PUBLIC=$PUBLIC_KEYS/deployment.pub" >>"$VARIABLES"
+
 # The definitions repository: the example template and packages, the one container every
 # machine can build offline.
 DEFS=$WORK/definitions
@@ -170,6 +197,7 @@ $CREDENTIALS
 $SIF_CREDENTIALS
     engine:
       host: unix:///var/run/docker.sock
+signing: {}
 YAML
 (cd "$DEFS" && "$TOOLS/spack-cacher" chain)
 git -C "$DEFS" init -q -b main
@@ -201,7 +229,7 @@ run_pipeline() {
         --variables-file "$VARIABLES" --default-image "$OS_IMAGE" --report "$report" \
         --volume "$DOCKER_SOCKET:/var/run/docker.sock" --volume "$SHARED/spack" \
         --volume /usr/local/share/ca-certificates --volume "$WORK/remote.git" \
-        --volume "$SIFS_SHARED" "${STORAGE_VOLUMES[@]}" ||
+        --volume "$SIFS_SHARED" --volume "$PUBLIC_KEYS" "${STORAGE_VOLUMES[@]}" ||
         fail "pipeline $RUN_COUNT ($1 on $branch): see $WORK/runs/$RUN_COUNT"
     figure "pipeline $RUN_COUNT ($1 on $branch): $(($(date +%s) - start)) s"
     LAST_REPORT=$report
@@ -242,6 +270,35 @@ for image in builder runtime tools greeter; do
     [ "$image" = greeter ] && ref=$REGISTRY/$NS/greeter:1.0
     figure "image $image: $(docker image inspect -f '{{.Size}}' "$ref") bytes"
 done
+
+# A local copy of the default branch's cache (the folder itself, or the bucket downloaded).
+cache_copy() { # DIR
+    rm -rf "$1"
+    if [ "$STORAGE" = s3 ]; then s3 download e2e-cache "$1"; else cp -a "$WORK/build-cache" "$1"; fi
+}
+
+# Every package the default branch pushed is signed by the canary key: each spec file (v2
+# `.spec.json.sig`, no unsigned `.spec.json`) or spec manifest (v3) verified by gpg with the
+# public key alone.
+check_signed() {
+    local cache=$WORK/signed-check files unsigned
+    cache_copy "$cache"
+    if [ "$LAYOUT" = v2 ]; then
+        unsigned=$(find "$cache/build_cache" -name '*.spec.json' | wc -l)
+        [ "$unsigned" -eq 0 ] || fail "$unsigned unsigned spec files in the signed cache"
+        mapfile -t files < <(find "$cache/build_cache" -name '*.spec.json.sig')
+    else
+        mapfile -t files < <(find "$cache/v3/manifests/spec" -name '*.spec.manifest.json')
+    fi
+    [ "${#files[@]}" -gt 0 ] || fail "no spec file in the cache to check"
+    for f in "${files[@]}"; do
+        keys_gpg verify --verify "$f" 2>/dev/null || fail "$(basename "$f") is not signed by the deployment key"
+    done
+    gpgconf --homedir "$KEYS/verify" --kill gpg-agent 2>/dev/null || true
+    figure "signed cache: ${#files[@]} spec files, each verified with the deployment key"
+    rm -rf "$cache"
+}
+check_signed
 
 # --- 2. The container runs the program by name.
 out=$(docker run --rm "$REGISTRY/$NS/greeter:1.0" greeter)
@@ -306,8 +363,13 @@ $repos
   mirrors::
     e2e:
       url: $CACHE_URL
-      signed: false
+      signed: true
 $( [ "$STORAGE" = s3 ] && echo "      endpoint_url: $S3" )
+  # Spack's gpg commands go through its bootstrapping setup even where gpg is installed (it
+  # is, so nothing is bootstrapped): enabled here, with a root of this check's own.
+  bootstrap:
+    enable: true
+    root: $dir/bootstrap
 YAML
     local spack_dir=$CACHE_DIR/e2e-spack/$SPACK_VERSION
     if [ ! -x "$spack_dir/bin/spack" ]; then
@@ -324,17 +386,63 @@ YAML
         PATH=/usr/bin:/bin SPACK_PYTHON=$VENV/bin/python SPACK_DISABLE_LOCAL_CONFIG=1 \
             "$spack_dir/bin/spack" compiler find --scope site >/dev/null
     fi
-    PATH=/usr/bin:/bin SPACK_PYTHON=$VENV/bin/python SPACK_DISABLE_LOCAL_CONFIG=1 \
-        SPACK_USER_CONFIG_PATH=$dir/user SPACK_USER_CACHE_PATH=$dir/cache \
-        "$spack_dir/bin/spack" -e "$dir/env" install --cache-only >"$dir/install.log" 2>&1 ||
+    # A keyring of this check's own that trusts the deployment key: the mirror is signed, so
+    # every package's signature is checked.
+    mkdir -p "$dir/gnupg" && chmod 700 "$dir/gnupg"
+    local spack_env=(PATH=/usr/bin:/bin SPACK_PYTHON="$VENV/bin/python" SPACK_DISABLE_LOCAL_CONFIG=1
+        SPACK_USER_CONFIG_PATH="$dir/user" SPACK_USER_CACHE_PATH="$dir/cache" SPACK_GNUPGHOME="$dir/gnupg")
+    env "${spack_env[@]}" "$spack_dir/bin/spack" -e "$dir/env" gpg trust "$PUBLIC_KEYS/deployment.pub" \
+        >"$dir/trust.log" 2>&1 ||
+        fail "spack gpg trust of the deployment key: $(cat "$dir/trust.log")"
+    env "${spack_env[@]}" "$spack_dir/bin/spack" -e "$dir/env" install --cache-only >"$dir/install.log" 2>&1 ||
         fail "spack install --cache-only from the cleaned cache: $(tail -n 30 "$dir/install.log")"
     local greeter
     greeter=$(find "$root" -path '*/bin/greeter' | head -n1)
     out=$(PATH=$(find "$root" -path '*greeter-banner*/bin' -type d | head -n1):$PATH "$greeter")
     echo "$out" | grep -q "Hello from libgreet" || fail "greeter installed from the cache printed: $out"
-    log "spack $SPACK_VERSION install --cache-only from the cleaned cache: ok"
+    gpgconf --homedir "$dir/gnupg" --kill gpg-agent 2>/dev/null || true
+    log "spack $SPACK_VERSION install --cache-only from the cleaned, signed cache: ok"
 }
 spack_install_from_cache
+
+# --- 4b. Someone who can write to the bucket changes a dependency's tarball, or its spec file:
+# the container build from that cache fails and names the package. `spackah build` of the
+# greeter as its job runs it, on the first pipeline's environment and lockfile pointed at a
+# tampered copy of the cache.
+ENVS=$(find "$WORK/runs/1" -path '*/envs/amd64/greeter/spack.lock' -printf '%h\n' | head -n1)
+[ -n "$ENVS" ] || fail "no prepared greeter environment with its lockfile under $WORK/runs/1"
+ENVS=$(dirname "$(dirname "$ENVS")")
+tampered_build() { # tarball|spec
+    local t=$WORK/tampered-$1 changed start
+    rm -rf "$t"
+    mkdir -p "$t/envs/amd64"
+    cache_copy "$t/cache"
+    changed=$("$VENV/bin/python" "$ROOT/scripts/e2e-tamper.py" "$t/cache" greetlib "$1")
+    cp -a "$ENVS/amd64/greeter" "$t/envs/amd64/"
+    # The upload mirror the container installs from: the tampered copy, a folder.
+    "$VENV/bin/python" - "$t/envs/amd64/greeter/spack.yaml" "file://$t/cache" <<'PY'
+import sys, yaml
+path, url = sys.argv[1:3]
+env = yaml.safe_load(open(path))
+env["spack"]["mirrors"]["buildcache-destination"] = {"url": url, "signed": True}
+yaml.safe_dump(env, open(path, "w"))
+PY
+    start=$(date +%s)
+    # The environment names its package repository under the checkout, as its job sees it.
+    if (cd "$DEFS" && CI_PROJECT_DIR=$DEFS BUILD_CACHE_ACCESS_KEY_ID=${AWS_ACCESS_KEY_ID:-} \
+        BUILD_CACHE_SECRET_ACCESS_KEY=${AWS_SECRET_ACCESS_KEY:-} \
+        "$TOOLS/spackah" build --config spacktainerizah.yaml --repo . --lockfiles "$t/envs" \
+        --branch main --environments "$t/envs" --base-tag latest --container greeter \
+        --arch amd64) >"$t/build.log" 2>&1; then
+        fail "the greeter was built from a cache with a tampered $1 ($changed)"
+    fi
+    grep -q "greetlib" "$t/build.log" ||
+        fail "the build from a tampered $1 failed without naming greetlib: $(tail -n 40 "$t/build.log")"
+    figure "tampered $1 of greetlib: the container build failed in $(($(date +%s) - start)) s, naming it: $(grep -m1 -E "checksum failed|Failed to verify|Failed to install" "$t/build.log" | cut -c1-200)"
+    rm -rf "$t/cache"
+}
+tampered_build tarball
+tampered_build spec
 
 # --- 5. A second push: nothing to do anywhere.
 run_pipeline push
@@ -374,6 +482,16 @@ jq -e '[.jobs[] | select(.name | startswith("clean "))] | length == 0' "$LAST_RE
 read -r size count < <(cache_size branches)
 [ "$count" -gt 0 ] || fail "the merge-request pipeline left the branch cache empty"
 figure "branch build cache after the merge request: $size bytes in $count objects"
+# What signing costs: the same packages built by the default branch (signed, verified) and by
+# the merge request (unsigned), each from an empty cache.
+stage_seconds() { jq --arg n "$2" '[.jobs[] | select(.name == $n) | .seconds] | add // 0 | floor' "$1"; }
+figure "signing: the build-cache stage took $(stage_seconds "$WORK/pipeline-1-push.json" "build cache amd64") s signed (pipeline 1), $(stage_seconds "$LAST_REPORT" "build cache amd64 (branches)") s unsigned (the merge request)"
+grep -rqsE "The branch build cache .* is unsigned" "$WORK/runs/$RUN_COUNT" --include=job.log ||
+    fail "the merge request's build jobs did not say that the branch cache is unsigned"
+if [ "$LAYOUT" = v2 ] && [ "$STORAGE" = file ]; then
+    [ -z "$(find "$WORK/build-cache-branches" -name '*.spec.json.sig')" ] ||
+        fail "the merge request signed packages: it had the protected key"
+fi
 run_pipeline web feature
 worked=$(jq -r '[.jobs[] | .commands[] | select(startswith("spacktainerizer build") or startswith("spack ci rebuild")
     or startswith("spackah build") or startswith("singularitah sif build"))] | join(", ")' "$LAST_REPORT")
@@ -381,6 +499,20 @@ worked=$(jq -r '[.jobs[] | .commands[] | select(startswith("spacktainerizer buil
 jq -e '[.jobs[] | select(.name == "clean branch build cache amd64") | .success] == [true]' "$LAST_REPORT" >/dev/null ||
     fail "the manual pipeline of the branch did not clean its own cache"
 git -C "$DEFS" checkout -q main
+
+# --- 9. The canary key is nowhere: job logs, artifacts and generated YAML (the runs), every
+# image the run made (its layers, configuration and history), the SIFs and their root.
+canary_in() { grep -rlaF -f "$KEYS/canary" "$@" 2>/dev/null || true; }
+hits=$(canary_in "$WORK/runs" "$SIFS_SHARED" "$WORK/sif-root" "$WORK"/pipeline-*.json)
+[ "$STORAGE" = file ] && hits+=$(canary_in "$WORK/sifs" "$WORK/build-cache" "$WORK/build-cache-branches")
+[ -z "$hits" ] || fail "the signing key is in: $hits"
+mapfile -t made < <(docker images --format '{{.Repository}}:{{.Tag}}' | grep -F "$REGISTRY/$NS/" | grep -v ':<none>$')
+[ "${#made[@]}" -ge 4 ] || fail "the run made only these images: ${made[*]}"
+for image in "${made[@]}"; do
+    n=$(docker save "$image" | tar -xO | grep -caF -f "$KEYS/canary" || true)
+    [ "${n:-0}" -eq 0 ] || fail "the signing key is in the image $image"
+done
+figure "canary key: in no job log, artifact, generated file, SIF or any of ${#made[@]} images"
 
 figure "whole run (Spack $SPACK_VERSION, $STORAGE): $(($(date +%s) - STARTED)) s"
 log "e2e passed; figures in $FIGURES"

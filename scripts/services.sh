@@ -75,7 +75,7 @@ install_packages() {
     [ -d /usr/share/gocode/src/github.com/sylabs/sif ] || missing+=(golang-github-sylabs-sif-dev)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
     command -v ss >/dev/null || missing+=(iproute2)
-    # Signing keys and signatures in the tests (Spack signs with gpg too).
+    # Signing keys and signatures in the tests and the end-to-end run (Spack signs with gpg too).
     { command -v gpg && command -v gpg-agent; } >/dev/null || missing+=(gnupg)
     if [ ${#missing[@]} -gt 0 ]; then
         log "installing ${missing[*]}"

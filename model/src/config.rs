@@ -42,6 +42,42 @@ pub struct Config {
     /// given. The chain's images are pinned by digest, so `if-not-present` is always safe.
     #[serde(default)]
     pub pull_policy: Option<Vec<String>>,
+    /// Signing of the default branch's build cache; not given, every cache is unsigned.
+    #[serde(default)]
+    pub signing: Option<SigningConfig>,
+}
+
+/// A signed build cache: the default branch's pipelines sign everything they push with the
+/// secret key of a protected variable, and every installation from that cache checks the
+/// signatures against the trusted public key. Branch caches stay unsigned: merge-request
+/// pipelines never see the secret key. Both are named by variable, never given here.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SigningConfig {
+    /// The protected CI/CD variable holding the armored secret key, as a File variable (a
+    /// path) or base64 text as Spack's own jobs take `SPACK_SIGNING_KEY`.
+    #[serde(default = "default_signing_key_variable")]
+    pub key_variable: String,
+    /// The File variable holding the public key(s) builders trust.
+    #[serde(default = "default_trust_variable")]
+    pub trust_variable: String,
+}
+
+fn default_signing_key_variable() -> String {
+    crate::env_names::SPACK_SIGNING_KEY.to_string()
+}
+
+fn default_trust_variable() -> String {
+    crate::env_names::SPACK_DEPLOYMENT_KEY_PUBLIC.to_string()
+}
+
+impl Default for SigningConfig {
+    fn default() -> Self {
+        SigningConfig {
+            key_variable: default_signing_key_variable(),
+            trust_variable: default_trust_variable(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -830,6 +866,7 @@ impl Config {
                 self.registry.url
             )));
         }
+        self.validate_signing().map_err(err)?;
         for (name, arch) in &self.architectures {
             if arch.base_requirement.trim().is_empty() {
                 return Err(err(format!(
@@ -849,6 +886,41 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// A signed cache needs a branch cache of its own: merge-request pipelines cannot sign,
+    /// and their unsigned packages in the signed cache would fail every verified install.
+    fn validate_signing(&self) -> Result<(), String> {
+        let Some(signing) = &self.signing else {
+            return Ok(());
+        };
+        for (what, v) in [
+            ("key_variable", &signing.key_variable),
+            ("trust_variable", &signing.trust_variable),
+        ] {
+            if v.is_empty() || !v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(format!(
+                    "`signing.{what}`: `{v}` is not a variable name (letters, digits, _)"
+                ));
+            }
+        }
+        for (name, arch) in &self.architectures {
+            let b = &arch.build_cache;
+            if b.url_for(false) == b.url_for(true) {
+                return Err(format!(
+                    "`signing`: `architectures.{name}.build_cache` needs a `branch_url` of its \
+                     own: other branches' pipelines cannot sign, and their unsigned packages \
+                     must not go into the signed cache {}",
+                    b.url
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the cache `on_default_branch` pipelines write to is signed.
+    pub fn signs(&self, on_default_branch: bool) -> bool {
+        self.signing.is_some() && on_default_branch
     }
 
     pub fn arch(&self, name: &str) -> Option<&ArchConfig> {
@@ -910,6 +982,38 @@ mod tests {
             "2026.11.29-my-branch"
         );
         assert_eq!(cfg.tags.base_tag(true, "main", "2026.11.29"), "latest");
+    }
+
+    #[test]
+    fn signing_names_its_variables_and_needs_a_branch_cache_of_its_own() {
+        let signed = |extra: &str| format!("{EXAMPLE}signing: {extra}\n");
+        assert!(
+            Config::parse(Path::new("c.yaml"), EXAMPLE)
+                .unwrap()
+                .signing
+                .is_none()
+        );
+        // arm64 has no branch cache: its merge requests would write unsigned packages into
+        // the signed cache.
+        let err = parse_err(&signed("{}"));
+        assert!(
+            err.contains("architectures.arm64.build_cache") && err.contains("branch_url"),
+            "{err}"
+        );
+        let text = signed("{}").replacen(
+            "url: s3://spack-cache-arm64\n",
+            "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            1,
+        );
+        let cfg = Config::parse(Path::new("c.yaml"), &text).unwrap();
+        assert_eq!(cfg.signing, Some(SigningConfig::default()));
+        assert_eq!(
+            cfg.signing.as_ref().unwrap().key_variable,
+            "SPACK_SIGNING_KEY"
+        );
+        assert!(cfg.signs(true) && !cfg.signs(false));
+        let text = text.replace("signing: {}", "signing: {key_variable: \"$KEY\"}");
+        assert!(parse_err(&text).contains("`$KEY` is not a variable name"));
     }
 
     #[test]

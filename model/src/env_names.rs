@@ -54,6 +54,9 @@ pub const DOCKER_TLS_VERIFY: &str = "DOCKER_TLS_VERIFY";
 pub const DOCKER_CERT_PATH: &str = "DOCKER_CERT_PATH";
 /// The public half of the build-cache deployment key (a file path), which the builder trusts.
 pub const SPACK_DEPLOYMENT_KEY_PUBLIC: &str = "SPACK_DEPLOYMENT_KEY_PUBLIC";
+/// The secret key that signs the default branch's build cache (a protected variable: a File
+/// variable's path or the base64 of the armored key, as Spack's own CI jobs read it).
+pub const SPACK_SIGNING_KEY: &str = "SPACK_SIGNING_KEY";
 /// `spacktainerizer`: the folder of the tools the tools image and the builder get.
 pub const TOOLS_DIR: &str = "SPACKTAINERIZAH_TOOLS_DIR";
 /// GitLab's predefined variables naming the pipeline and job a build runs in, recorded in its

@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use model::config::{ArchConfig, Config};
+use model::config::{ArchConfig, Config, SigningConfig};
 use model::definitions::{self, Kind};
 use model::env_names;
 use model::spack::environment::Environment;
@@ -67,12 +67,14 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
             env.substitute_base_arch(&ac.base_requirement);
             anchor_repos(&mut env, &opts.repo, opts.project_dir.as_deref())
                 .with_context(|| format!("the package repositories of {}", def.path.display()))?;
-            add_mirror(&mut env, ac, on_default);
+            let signed = opts.config.signs(on_default);
+            add_mirror(&mut env, ac, on_default, signed);
             let builder = opts
                 .builder_image
                 .clone()
                 .unwrap_or_else(|| opts.config.base_image("builder", &opts.base_tag));
-            add_ci(&mut env, ac, &builder);
+            let keys = Keys::of(opts.config.signing.as_ref(), on_default, ac);
+            add_ci(&mut env, ac, &builder, &keys);
             let dir = opts.output.join(arch).join(&def.name);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join("spack.yaml");
@@ -149,12 +151,15 @@ fn map(pairs: Vec<(&str, Value)>) -> Value {
 }
 
 /// The upload mirror replaces the template's mirrors: where packages go is configuration. The
-/// key pair is given to Spack by variable *name* (`access_pair`), never by value.
-fn add_mirror(env: &mut Environment, ac: &ArchConfig, on_default: bool) {
+/// key pair is given to Spack by variable *name* (`access_pair`), never by value. `signed`
+/// decides both ways: Spack signs what it pushes there, and `spack install` without
+/// `--no-check-signature` verifies what it takes from there (`unsigned=None` falls back to
+/// the mirror's `signed`, lib/spack/spack/binary_distribution.py `download_tarball`).
+fn add_mirror(env: &mut Environment, ac: &ArchConfig, on_default: bool, signed: bool) {
     let bucket = &ac.build_cache;
     let mut mirror = vec![
         ("url", s(bucket.url_for(on_default))),
-        ("signed", Value::Bool(false)),
+        ("signed", Value::Bool(signed)),
     ];
     if let Some(endpoint) = &bucket.endpoint_url {
         mirror.push(("endpoint_url", s(endpoint)));
@@ -172,34 +177,107 @@ fn add_mirror(env: &mut Environment, ac: &ArchConfig, on_default: bool) {
         .insert(s("mirrors"), map(vec![(UPLOAD_MIRROR, map(mirror))]));
 }
 
-/// The builder image of this branch, the runner tag, and the key trust every job needs.
-fn add_ci(env: &mut Environment, ac: &ArchConfig, builder: &str) {
+/// The key handling of a stage-2 job's `before_script`, after Spack's setup: every job
+/// trusts the public key(s); build jobs of a signed cache import the secret key, and build jobs
+/// of an unsigned branch cache say so.
+struct Keys {
+    trust: Vec<String>,
+    build: Vec<String>,
+}
+
+impl Keys {
+    fn of(signing: Option<&SigningConfig>, on_default: bool, ac: &ArchConfig) -> Keys {
+        let Some(signing) = signing else {
+            // An unsigned cache: the deployment key is optional, and verifies nothing while
+            // the mirrors say `signed: false`.
+            let var = env_names::SPACK_DEPLOYMENT_KEY_PUBLIC;
+            return Keys {
+                trust: vec![format!(
+                    "if [ -n \"${{{var}:-}}\" ]; then spack gpg trust \"${var}\"; fi"
+                )],
+                build: Vec::new(),
+            };
+        };
+        let trust = vec![
+            required(
+                &signing.trust_variable,
+                "the public key to trust, a File variable",
+            ),
+            format!("spack gpg trust \"${}\"", signing.trust_variable),
+        ];
+        let build = if on_default {
+            import_signing_key(&signing.key_variable)
+        } else {
+            vec![format!(
+                "echo \"The branch build cache {} is unsigned: only the default branch's protected pipelines get the signing key; the default branch's cache is signed and verified.\"",
+                ac.build_cache.url_for(false)
+            )]
+        };
+        Keys { trust, build }
+    }
+}
+
+/// A line that stops the job when `var` is not set, saying why it is needed.
+fn required(var: &str, what: &str) -> String {
+    format!(
+        "if [ -z \"${{{var}:-}}\" ]; then echo \"{var} ({what}) is not set, and the build cache is signed (signing: in the configuration)\" >&2; exit 1; fi"
+    )
+}
+
+/// The secret key goes from the protected variable `var` (a File variable's path, or the
+/// base64 of the armored key as Spack's `import_signing_key` reads `SPACK_SIGNING_KEY`) into
+/// Spack's keyring through a private temporary file, and the variable is unset before
+/// `spack ci rebuild`: Spack would otherwise import it itself and keep it in the build
+/// environment it records (`spack-build-env.txt`, uploaded as an artifact). With exactly one
+/// secret key Spack signs every push (`can_sign_binaries`), and `SPACK_REQUIRE_SIGNING` makes
+/// a job without one fail instead of pushing unsigned packages (lib/spack/spack/cmd/ci.py
+/// `ci_rebuild`).
+fn import_signing_key(var: &str) -> Vec<String> {
+    // Each job runs in a container of its own: a fixed name in its /tmp, readable by the job's
+    // user only, and removed whether the import worked or not. `|| exit 1`: `set -e` does not
+    // stop a shell at a failure inside an `&&` list.
+    const KEY_FILE: &str = "/tmp/spacktainerizah-signing-key";
+    vec![
+        required(var, "the signing key, a protected variable"),
+        format!(
+            "if [ -f \"${var}\" ]; then spack gpg trust \"${var}\" || exit 1; else (umask 077 && printf '%s' \"${var}\" | base64 -d > {KEY_FILE}) || exit 1; spack gpg trust {KEY_FILE} || {{ rm -f {KEY_FILE}; exit 1; }}; rm -f {KEY_FILE}; fi"
+        ),
+        format!("unset {var}"),
+        "export SPACK_REQUIRE_SIGNING=True".to_string(),
+    ]
+}
+
+/// The builder image of this branch, the runner tag, and the key handling of `keys`.
+fn add_ci(env: &mut Environment, ac: &ArchConfig, builder: &str, keys: &Keys) {
     let image = map(vec![
         ("name", s(builder)),
         ("entrypoint", Value::Sequence(vec![s("")])),
     ]);
-    // The deployment key is a File variable (a path), and optional: an unsigned cache needs
-    // none.
-    let before = Value::Sequence(vec![
-        s(". $SPACK_ROOT/share/spack/setup-env.sh"),
-        s(
-            "if [ -n \"${SPACK_DEPLOYMENT_KEY_PUBLIC:-}\" ]; then spack gpg trust \"$SPACK_DEPLOYMENT_KEY_PUBLIC\"; fi",
-        ),
-    ]);
-    let job = |with_before: bool| {
+    let setup = s(". $SPACK_ROOT/share/spack/setup-env.sh");
+    let trust = keys.trust.iter().map(|l| s(l));
+    let before = |build: bool| {
+        let mut lines: Vec<Value> = std::iter::once(setup.clone())
+            .chain(trust.clone())
+            .collect();
+        if build {
+            lines.extend(keys.build.iter().map(|l| s(l)));
+        }
+        Value::Sequence(lines)
+    };
+    let job = |before: Option<Value>| {
         let mut pairs = vec![
             ("tags", Value::Sequence(vec![s(&ac.runner_tag)])),
             ("image", image.clone()),
         ];
-        if with_before {
-            pairs.push(("before_script", before.clone()));
+        if let Some(before) = before {
+            pairs.push(("before_script", before));
         }
         map(pairs)
     };
     let entries = vec![
-        map(vec![("build-job", job(true))]),
-        map(vec![("reindex-job", job(true))]),
-        map(vec![("noop-job", job(false))]),
+        map(vec![("build-job", job(Some(before(true))))]),
+        map(vec![("reindex-job", job(Some(before(false))))]),
+        map(vec![("noop-job", job(None))]),
     ];
     let spack = env.spack_mut();
     let ci = spack

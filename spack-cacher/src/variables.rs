@@ -46,13 +46,7 @@ pub struct CiVariable {
 pub fn variables(cfg: &Config) -> Vec<CiVariable> {
     let mut found = Found::default();
     found.credentials(cfg);
-    found.add(
-        env_names::SPACK_DEPLOYMENT_KEY_PUBLIC,
-        Source::File,
-        false,
-        false,
-        "optional: the public key builders trust (signed build caches)",
-    );
+    found.keys(cfg);
     for (name, used) in PREDEFINED {
         found.add(name, Source::Predefined, false, false, used);
     }
@@ -163,6 +157,36 @@ impl Found {
         );
     }
 
+    /// The keys of a signed build cache (`signing`): the secret key only where pipelines sign
+    /// (protected: the default branch), masked as GitLab masks a single-line base64 value; the
+    /// public key everywhere. Without `signing` the public key is optional.
+    fn keys(&mut self, cfg: &Config) {
+        let Some(signing) = &cfg.signing else {
+            self.add(
+                env_names::SPACK_DEPLOYMENT_KEY_PUBLIC,
+                Source::File,
+                false,
+                false,
+                "optional: the public key builders trust (signed build caches)",
+            );
+            return;
+        };
+        self.add(
+            &signing.key_variable,
+            Source::Variable,
+            true,
+            true,
+            "the secret key signing the default branch's build cache (base64 of the armored key, or a File variable)",
+        );
+        self.add(
+            &signing.trust_variable,
+            Source::File,
+            false,
+            false,
+            "the public key builders and container builds verify the build cache with",
+        );
+    }
+
     /// The logins the configuration names: registries, build caches, SIF buckets.
     fn credentials(&mut self, cfg: &Config) {
         if let Some(c) = &cfg.registry.credentials {
@@ -216,4 +240,38 @@ pub fn markdown(vars: &[CiVariable]) -> String {
         ));
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(extra: &str) -> Config {
+        let text = format!(
+            "{}{extra}",
+            include_str!("../../examples/spacktainerizah.yaml").replace(
+                "url: s3://spack-cache-arm64\n",
+                "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            )
+        );
+        Config::parse(std::path::Path::new("c.yaml"), &text).unwrap()
+    }
+
+    fn find<'a>(vars: &'a [CiVariable], name: &str) -> Option<&'a CiVariable> {
+        vars.iter().find(|v| v.name == name)
+    }
+
+    #[test]
+    fn a_signed_cache_needs_a_protected_masked_key_and_the_public_key() {
+        let vars = variables(&config("signing: {key_variable: CACHE_KEY}\n"));
+        let key = find(&vars, "CACHE_KEY").unwrap();
+        assert!(key.protected && key.masked && key.source == Source::Variable);
+        let public = find(&vars, "SPACK_DEPLOYMENT_KEY_PUBLIC").unwrap();
+        assert!(!public.protected && public.source == Source::File);
+        assert!(!public.uses[0].starts_with("optional"), "{:?}", public.uses);
+        let unsigned = variables(&config(""));
+        assert!(find(&unsigned, "CACHE_KEY").is_none());
+        let public = find(&unsigned, "SPACK_DEPLOYMENT_KEY_PUBLIC").unwrap();
+        assert!(public.uses[0].starts_with("optional"), "{:?}", public.uses);
+    }
 }

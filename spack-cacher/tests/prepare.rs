@@ -344,3 +344,107 @@ fn record_leaves_exactly_the_lists_of_the_containers_still_defined() {
     expected.sort();
     assert_eq!(left, expected);
 }
+
+/// The example configuration with a signed cache (`signing: {}`, and a branch cache for
+/// arm64, which signing needs).
+fn signed_options(out: &Path, branch: &str) -> PrepareOptions {
+    let text = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
+        .unwrap()
+        .replacen(
+            "url: s3://spack-cache-arm64\n",
+            "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            1,
+        )
+        + "signing: {}\n";
+    PrepareOptions {
+        config: Config::parse(Path::new("spacktainerizah.yaml"), &text).unwrap(),
+        ..options(out, branch)
+    }
+}
+
+/// The pipeline-gen entry `job` (`build-job`, `reindex-job`) of a written environment.
+fn ci_job(env: &model::yaml::Value, job: &str) -> model::yaml::Value {
+    env["spack"]["ci"]["pipeline-gen"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find_map(|e| e.get(job).cloned())
+        .unwrap()
+}
+
+fn before_script(env: &model::yaml::Value, job: &str) -> Vec<String> {
+    ci_job(env, job)["before_script"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap().to_string())
+        .collect()
+}
+
+fn written(out: &Path) -> model::yaml::Value {
+    let path = out.join("amd64/greeter/spack.yaml");
+    model::yaml::parse(&path, &std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+#[test]
+fn the_default_branch_signs_with_the_protected_key_and_hides_it_from_spack() {
+    let out = tempfile::tempdir().unwrap();
+    prepare::run(&signed_options(out.path(), "main")).unwrap();
+    let env = written(out.path());
+    let mirror = &env["spack"]["mirrors"]["buildcache-destination"];
+    assert_eq!(mirror["signed"].as_bool(), Some(true), "{mirror:?}");
+    let build = before_script(&env, "build-job").join("\n");
+    assert!(
+        build.contains("spack gpg trust \"$SPACK_DEPLOYMENT_KEY_PUBLIC\""),
+        "{build}"
+    );
+    // The key is imported from a file or from its base64, then gone before `spack ci rebuild`
+    // (which would record it in spack-build-env.txt), and an unsigned push fails.
+    assert!(build.contains("base64 -d"), "{build}");
+    let unset = build.find("unset SPACK_SIGNING_KEY").expect(&build);
+    assert!(
+        build.rfind("SPACK_SIGNING_KEY").unwrap() < unset + 10,
+        "{build}"
+    );
+    assert!(
+        build.contains("export SPACK_REQUIRE_SIGNING=True"),
+        "{build}"
+    );
+    // The reindex job pushes no package: it never gets the secret key.
+    let reindex = before_script(&env, "reindex-job").join("\n");
+    assert!(
+        !reindex.contains("SPACK_SIGNING_KEY") && reindex.contains("gpg trust"),
+        "{reindex}"
+    );
+}
+
+#[test]
+fn other_branches_write_an_unsigned_branch_cache_and_say_so() {
+    let out = tempfile::tempdir().unwrap();
+    prepare::run(&signed_options(out.path(), "my-feature")).unwrap();
+    let env = written(out.path());
+    let mirror = &env["spack"]["mirrors"]["buildcache-destination"];
+    assert_eq!(mirror["url"].as_str(), Some("s3://spack-build-cache-dev"));
+    assert_eq!(mirror["signed"].as_bool(), Some(false), "{mirror:?}");
+    let build = before_script(&env, "build-job").join("\n");
+    assert!(!build.contains("SPACK_SIGNING_KEY"), "{build}");
+    assert!(
+        build.contains("The branch build cache s3://spack-build-cache-dev is unsigned"),
+        "{build}"
+    );
+}
+
+#[test]
+fn without_signing_every_cache_is_unsigned_and_the_public_key_optional() {
+    let out = tempfile::tempdir().unwrap();
+    prepare::run(&options(out.path(), "main")).unwrap();
+    let env = written(out.path());
+    let mirror = &env["spack"]["mirrors"]["buildcache-destination"];
+    assert_eq!(mirror["signed"].as_bool(), Some(false), "{mirror:?}");
+    let build = before_script(&env, "build-job").join("\n");
+    assert!(
+        !build.contains("SPACK_SIGNING_KEY")
+            && build.contains("if [ -n \"${SPACK_DEPLOYMENT_KEY_PUBLIC:-}\" ]"),
+        "{build}"
+    );
+}

@@ -202,7 +202,7 @@ struct InstallMirror {
     local: bool,
 }
 
-/// The build cache the environment's upload mirror names, read-only, without the key pair's
+/// The build cache the environment's upload mirror names, read-only and signed as it is, without the key pair's
 /// variable names (the build exports the pair as `AWS_*` from its secrets); a directory cache
 /// is copied to `local_copy` and named by its mount point.
 fn install_mirror(
@@ -252,7 +252,14 @@ fn install_mirror(
     };
     config.insert(s("binary"), Value::Bool(true));
     config.insert(s("source"), Value::Bool(false));
-    config.insert(s("signed"), Value::Bool(false));
+    // Signed where stage 2 signs (`spack-cacher prepare` says so on the upload mirror): the
+    // installation then checks every package's signature against the keys the builder
+    // trusts, and a tampered package or spec file fails the build.
+    let signed = upload
+        .get("signed")
+        .and_then(Value::as_bool)
+        .unwrap_or(false);
+    config.insert(s("signed"), Value::Bool(signed));
     Ok(InstallMirror {
         config: Value::Mapping(config),
         local,
@@ -349,6 +356,19 @@ mod tests {
             "{text}"
         );
         assert!(text.contains("endpoint_url: http://s3.example"), "{text}");
+        assert!(text.contains("signed: false"), "{text}");
+    }
+
+    #[test]
+    fn a_signed_cache_is_installed_from_with_signature_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, e) = env(
+            dir.path(),
+            "spack:\n  mirrors:\n    buildcache-destination:\n      url: s3://bucket\n      signed: true\n",
+        );
+        let (out, _) = prepare(&path, &e, &dir.path().join("ctx"), true).unwrap();
+        let mirror = &out.doc["spack"]["mirrors:"]["build-cache"];
+        assert_eq!(mirror["signed"].as_bool(), Some(true), "{mirror:?}");
     }
 
     #[test]

@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context as _, bail};
+use model::config::Config;
 use model::env_names;
 use oci::engine::{BuildRequest, Engine, base_registries};
 use oci::registry::Login;
@@ -155,7 +156,7 @@ fn builder_context(
         "COMPILER_PACKAGES".into(),
         ctx.config.compiler_packages().join(" "),
     );
-    put(dir, "deployment_key.pub", &deployment_key()?)
+    put(dir, "deployment_key.pub", &deployment_key(&ctx.config)?)
 }
 
 /// Write `content` at `rel` in the context `dir`.
@@ -165,17 +166,56 @@ fn put(dir: &Path, rel: &str, content: &[u8]) -> anyhow::Result<()> {
     std::fs::write(&p, content).with_context(|| format!("writing {}", p.display()))
 }
 
-/// The public half of the deployment key, read from the file `SPACK_DEPLOYMENT_KEY_PUBLIC`
-/// names (a GitLab File variable); empty when the variable is unset.
-fn deployment_key() -> anyhow::Result<Vec<u8>> {
-    match std::env::var_os(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC) {
+/// The public half of the deployment key, read from the file its variable names (a GitLab
+/// File variable: `signing.trust_variable`, else `SPACK_DEPLOYMENT_KEY_PUBLIC`); empty when the
+/// variable is unset and the cache unsigned. A signed cache needs it: a builder trusting no key
+/// could install nothing from it.
+fn deployment_key(cfg: &Config) -> anyhow::Result<Vec<u8>> {
+    let var = cfg
+        .signing
+        .as_ref()
+        .map_or(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC, |s| {
+            &s.trust_variable
+        });
+    match std::env::var_os(var) {
         Some(path) if !path.is_empty() => std::fs::read(&path).with_context(|| {
             format!(
-                "reading the deployment key {} (`{}` names a file)",
+                "reading the deployment key {} (`{var}` names a file)",
                 Path::new(&path).display(),
-                env_names::SPACK_DEPLOYMENT_KEY_PUBLIC
             )
         }),
+        _ if cfg.signing.is_some() => bail!(
+            "`{var}` (the public key to trust, a File variable) is not set, and the build cache \
+             is signed (`signing` in the configuration)"
+        ),
         _ => Ok(Vec::new()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_signed_cache_needs_the_public_key_and_an_unsigned_one_does_not() {
+        // Signed, with a trust variable no environment sets.
+        let text = format!(
+            "{}signing: {{trust_variable: STZ_TEST_UNSET_PUBLIC_KEY}}\n",
+            include_str!("../../examples/spacktainerizah.yaml").replace(
+                "url: s3://spack-cache-arm64\n",
+                "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            )
+        );
+        let cfg = Config::parse(Path::new("c.yaml"), &text).unwrap();
+        let err = format!("{:#}", deployment_key(&cfg).unwrap_err());
+        assert!(err.contains("`STZ_TEST_UNSET_PUBLIC_KEY`"), "{err}");
+        let unsigned = Config {
+            signing: None,
+            ..cfg
+        };
+        assert!(
+            deployment_key(&unsigned).unwrap().is_empty()
+                || std::env::var_os(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC).is_some()
+        );
     }
 }

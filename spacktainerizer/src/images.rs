@@ -208,8 +208,11 @@ pub fn spack_config(
     for (arch, ac) in &cfg.architectures {
         let cache = &ac.build_cache;
         mirrors.push_str(&format!(
-            "  build-cache-{arch}:\n    url: {}\n    binary: true\n    source: false\n    signed: false\n",
-            cache.url_for(on_default)
+            "  build-cache-{arch}:\n    url: {}\n    binary: true\n    source: false\n    signed: {}\n",
+            cache.url_for(on_default),
+            // Installing from a signed mirror checks every package's signature against the
+            // keys the builder trusts (the deployment key).
+            cfg.signs(on_default)
         ));
         if let Some(e) = &cache.endpoint_url {
             mirrors.push_str(&format!("    endpoint_url: {e}\n"));
@@ -270,4 +273,42 @@ pub fn tools_checksum(dir: &Path) -> anyhow::Result<String> {
         })?;
     }
     Ok(h.finish())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_builder_verifies_the_default_branch_cache_when_it_is_signed() {
+        let text = format!(
+            "{}signing: {{}}\n",
+            include_str!("../../examples/spacktainerizah.yaml").replace(
+                "url: s3://spack-cache-arm64\n",
+                "url: s3://spack-cache-arm64\n      branch_url: s3://spack-cache-arm64-dev\n",
+            )
+        );
+        let cfg = Config::parse(Path::new("c.yaml"), &text).unwrap();
+        let mirrors = |cfg: &Config, on_default| {
+            String::from_utf8(
+                spack_config(cfg, on_default, false)["spack-config/mirrors.yaml"].clone(),
+            )
+            .unwrap()
+        };
+        let main = mirrors(&cfg, true);
+        assert!(
+            main.contains("url: s3://spack-build-cache\n") && main.contains("signed: true"),
+            "{main}"
+        );
+        let branch = mirrors(&cfg, false);
+        assert!(
+            branch.contains("-dev\n") && !branch.contains("signed: true"),
+            "{branch}"
+        );
+        let unsigned = Config {
+            signing: None,
+            ..cfg
+        };
+        assert!(!mirrors(&unsigned, true).contains("signed: true"));
+    }
 }

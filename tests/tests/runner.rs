@@ -46,6 +46,7 @@ fn options(
         default_branch: "main".into(),
         project_url: "https://example.invalid/project.git".into(),
         project_variables: BTreeMap::new(),
+        protected_variables: BTreeMap::new(),
         volumes: vec![(shared, "/shared".into())],
         default_image: os_image(),
         docker_host: docker_host(),

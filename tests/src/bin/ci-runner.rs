@@ -42,7 +42,9 @@ struct Cli {
     /// `CI_PROJECT_URL`: a git remote the jobs can read.
     #[arg(long)]
     project_url: String,
-    /// Project CI/CD variables, `KEY=VALUE` lines (secrets stay out of arguments).
+    /// Project CI/CD variables, `KEY=VALUE` lines (secrets stay out of arguments);
+    /// `protected KEY=VALUE` for a protected variable, which only pipelines of the default
+    /// branch get (not merge requests, not other branches).
     #[arg(long)]
     variables_file: Option<PathBuf>,
     /// `HOST[:CONTAINER]` mounted in every job (repeatable).
@@ -79,19 +81,31 @@ struct Cli {
     report: PathBuf,
 }
 
-fn project_variables(cli: &Cli) -> Result<BTreeMap<String, String>, String> {
-    let mut vars = BTreeMap::new();
+/// The project variables of `--variables-file`: the open ones, and those marked protected.
+type ProjectVariables = (BTreeMap<String, String>, BTreeMap<String, String>);
+
+/// `KEY=VALUE` lines; `protected KEY=VALUE` for a variable only protected refs get.
+fn project_variables(cli: &Cli) -> Result<ProjectVariables, String> {
+    let (mut open, mut protected) = (BTreeMap::new(), BTreeMap::new());
     let Some(f) = &cli.variables_file else {
-        return Ok(vars);
+        return Ok((open, protected));
     };
     let text = std::fs::read_to_string(f).map_err(|e| format!("{}: {e}", f.display()))?;
     for line in text.lines().filter(|l| !l.trim().is_empty()) {
-        let Some((k, v)) = line.split_once('=') else {
-            return Err(format!("{}: `{line}` is not KEY=VALUE", f.display()));
+        let (vars, entry) = match line.strip_prefix("protected ") {
+            Some(rest) => (&mut protected, rest),
+            None => (&mut open, line),
+        };
+        // The line itself is never shown: it holds the value.
+        let Some((k, v)) = entry.split_once('=') else {
+            return Err(format!(
+                "{}: a line is not KEY=VALUE or protected KEY=VALUE",
+                f.display()
+            ));
         };
         vars.insert(k.to_string(), v.to_string());
     }
-    Ok(vars)
+    Ok((open, protected))
 }
 
 fn options(cli: &Cli) -> Result<RunnerOptions, String> {
@@ -122,6 +136,7 @@ fn options(cli: &Cli) -> Result<RunnerOptions, String> {
         },
         _ => PipelineRef::Branch(cli.branch.clone()),
     };
+    let (project_variables, protected_variables) = project_variables(cli)?;
     Ok(RunnerOptions {
         project: cli.project.clone(),
         work: cli.work.clone(),
@@ -129,7 +144,8 @@ fn options(cli: &Cli) -> Result<RunnerOptions, String> {
         git_ref,
         default_branch: cli.default_branch.clone(),
         project_url: cli.project_url.clone(),
-        project_variables: project_variables(cli)?,
+        project_variables,
+        protected_variables,
         volumes,
         default_image: cli.default_image.clone(),
         docker_host: std::env::var("DOCKER_HOST")

@@ -13,7 +13,7 @@ use super::{RunnerError, expand, io};
 /// How to start the container.
 pub struct Container<'a> {
     pub docker_host: &'a str,
-    /// The job's folder: `job.env`, `job.sh`, `job.log`, `artifacts/`.
+    /// The job's folder: `job.env` (while the job runs), `job.sh`, `job.log`, `artifacts/`.
     pub work: &'a Path,
     /// The project copy, mounted at `/builds/project`.
     pub dir: &'a Path,
@@ -113,6 +113,18 @@ pub fn docker_run(
         .stderr(err)
         .spawn()
         .map_err(|e| io("docker", e))?;
+    let exit = wait(&mut child, c, &container);
+    // Like GitLab's runners, leave no variable (secrets among them) behind once the job ended.
+    let _ = std::fs::remove_file(&env_file);
+    exit
+}
+
+/// Wait for the job's `docker run`, killing its container after the job's timeout.
+fn wait(
+    child: &mut std::process::Child,
+    c: &Container,
+    container: &str,
+) -> Result<Exit, RunnerError> {
     let started = Instant::now();
     loop {
         if let Some(status) = child.try_wait().map_err(|e| io("docker", e))? {
@@ -124,7 +136,7 @@ pub fn docker_run(
         if started.elapsed() > c.timeout {
             let _ = Command::new("docker")
                 .env("DOCKER_HOST", c.docker_host)
-                .args(["kill", &container])
+                .args(["kill", container])
                 .status();
             let _ = child.wait();
             return Ok(Exit {

@@ -49,6 +49,9 @@ pub struct RunnerOptions {
     /// Project CI/CD variables (secrets among them): given to jobs in an env file, never as
     /// arguments.
     pub project_variables: BTreeMap<String, String>,
+    /// Project CI/CD variables marked protected: given only to pipelines of protected refs
+    /// (see [`RunnerOptions::variables`]).
+    pub protected_variables: BTreeMap<String, String>,
     /// `(host, container)` paths mounted in every job (a directory cache, a shared folder,
     /// the Docker socket of a runner that exposes it).
     pub volumes: Vec<(PathBuf, PathBuf)>,
@@ -60,6 +63,29 @@ pub struct RunnerOptions {
     /// The project's runners, in the order they ask for jobs.
     pub runners: Vec<RunnerSpec>,
     pub limits: Limits,
+}
+
+impl RunnerOptions {
+    /// Whether the pipeline runs on a protected ref: GitLab protects a project's default
+    /// branch when the project is made
+    /// (https://docs.gitlab.com/user/project/repository/branches/protected/), and a merge
+    /// request pipeline runs on the merge request's ref, which is never protected, whatever its
+    /// source branch (https://gitlab.com/groups/gitlab-org/-/epics/17186: "protected variables
+    /// ... not available in merge request pipelines").
+    pub fn protected_ref(&self) -> bool {
+        matches!(&self.git_ref, PipelineRef::Branch(b) if *b == self.default_branch)
+    }
+
+    /// The project variables a job of this pipeline gets: a protected variable is exported
+    /// "to pipelines running on protected branches and protected tags only"
+    /// (https://docs.gitlab.com/ci/variables/#protect-a-cicd-variable).
+    pub fn variables(&self) -> BTreeMap<String, String> {
+        let mut vars = self.project_variables.clone();
+        if self.protected_ref() {
+            vars.extend(self.protected_variables.clone());
+        }
+        vars
+    }
 }
 
 /// One run of a job.
@@ -247,7 +273,7 @@ impl Runner {
         inherited: &BTreeMap<String, String>,
     ) -> Result<Result<plan::Plan, String>, RunnerError> {
         let mut outer = inherited.clone();
-        outer.extend(self.opts.project_variables.clone());
+        outer.extend(self.opts.variables());
         let ctx = plan::Context {
             source,
             git_ref: &self.opts.git_ref,
@@ -459,7 +485,7 @@ impl Runner {
         for i in &inputs {
             vars.extend(i.dotenv.clone());
         }
-        vars.extend(self.opts.project_variables.clone());
+        vars.extend(self.opts.variables());
         vars.extend(c.inherited.clone());
         Ok((vars, inputs))
     }
@@ -743,6 +769,37 @@ mod tests {
         let mut off = trigger.clone();
         off.forward.as_mut().unwrap().yaml_variables = Some(false);
         assert!(forwarded(&p, job, &off, &vars).is_empty());
+    }
+
+    #[test]
+    fn protected_variables_reach_only_the_default_branch_not_merge_requests() {
+        let opts = |git_ref| RunnerOptions {
+            project: "p".into(),
+            work: "w".into(),
+            source: "push".into(),
+            git_ref,
+            default_branch: "main".into(),
+            project_url: "u".into(),
+            project_variables: [("OPEN".to_string(), "1".to_string())].into(),
+            protected_variables: [("KEY".to_string(), "secret".to_string())].into(),
+            volumes: Vec::new(),
+            default_image: "i".into(),
+            docker_host: "h".into(),
+            runners: Vec::new(),
+            limits: Limits::default(),
+        };
+        let main = opts(PipelineRef::Branch("main".into())).variables();
+        assert_eq!(main.keys().collect::<Vec<_>>(), ["KEY", "OPEN"]);
+        let feature = opts(PipelineRef::Branch("feature".into())).variables();
+        assert_eq!(feature.keys().collect::<Vec<_>>(), ["OPEN"]);
+        // A merge request from the default branch itself runs on the merge request's ref.
+        let mr = opts(PipelineRef::MergeRequest {
+            iid: 1,
+            source_branch: "main".into(),
+            target_branch: "release".into(),
+        })
+        .variables();
+        assert_eq!(mr.keys().collect::<Vec<_>>(), ["OPEN"]);
     }
 
     #[test]
