@@ -295,7 +295,10 @@ check_signed() {
         keys_gpg verify --verify "$f" 2>/dev/null || fail "$(basename "$f") is not signed by the deployment key"
     done
     gpgconf --homedir "$KEYS/verify" --kill gpg-agent 2>/dev/null || true
-    figure "signed cache: ${#files[@]} spec files, each verified with the deployment key"
+    # And the janitor's own check, which reads the signatures with the pgp crate, not gpg.
+    "$TOOLS/spackitor" verify --cache "$cache" --trust "$PUBLIC_KEYS/deployment.pub" >"$WORK/verify.log" 2>&1 ||
+        fail "spackitor verify --trust on the signed cache: $(tail -n 20 "$WORK/verify.log")"
+    figure "signed cache: ${#files[@]} spec files, each verified with the deployment key (gpg and spackitor verify --trust)"
     rm -rf "$cache"
 }
 check_signed
@@ -339,6 +342,48 @@ if [ -n "${SPACKTAINERIZAH_TEST_APPTAINER:-}" ]; then
 else
     echo "NOT RUN: e2e: the SIF in Apptainer (none installed)" >&2
 fi
+
+# --- 3b. What the image and its SIF say about themselves: the SBOM and provenance attached to
+# the pushed image (docker-registry has no referrers API: through the referrers tag schema) and
+# carried by the SIF, the same documents, valid for the SPDX project's validator and in-toto's
+# own types, describing this image and this cache.
+docs=$WORK/documents
+rm -rf "$docs"
+"$TOOLS/spackah" provenance "$REGISTRY/$NS/greeter:1.0" --extract "$docs/image" >"$docs.image.txt" 2>&1 ||
+    fail "spackah provenance of the pushed greeter: $(cat "$docs.image.txt")"
+"$TOOLS/spackah" provenance "$SIF" --extract "$docs/sif" >"$docs.sif.txt" 2>&1 ||
+    fail "spackah provenance of the greeter's SIF: $(cat "$docs.sif.txt")"
+for where in image sif; do
+    "$VENV/bin/python" "$ROOT/scripts/check-documents.py" "$docs/$where" >&2 ||
+        fail "the $where's SBOM or provenance did not pass the third-party validators"
+done
+diff -r "$docs/image" "$docs/sif" >/dev/null || fail "the SIF carries other documents than the image"
+SBOM=$docs/image/sbom.spdx.json
+PROVENANCE=$docs/image/provenance.intoto.json
+# The amd64 manifest the registry serves for greeter:1.0 (through an index if it is one).
+manifest_digest() { # REFERENCE
+    curl -fsSI -H "Accept: $MANIFEST_TYPES" "http://$REGISTRY/v2/$NS/greeter/manifests/$1" |
+        tr -d '\r' | awk 'tolower($1) == "docker-content-digest:" { print $2 }'
+}
+MANIFEST_TYPES='application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.index.v1+json,application/vnd.docker.distribution.manifest.list.v2+json'
+digest=$(manifest_digest 1.0)
+amd64=$(curl -fsS -H "Accept: $MANIFEST_TYPES" "http://$REGISTRY/v2/$NS/greeter/manifests/1.0" |
+    jq -r '[.manifests[]? | select(.platform.architecture == "amd64") | .digest][0] // empty')
+[ -z "$amd64" ] || digest=$amd64
+[ -n "$digest" ] || fail "the registry gave no digest for greeter:1.0"
+jq -e --arg d "${digest#sha256:}" '.subject[0].digest.sha256 == $d' "$PROVENANCE" >/dev/null ||
+    fail "the provenance's subject is not the pushed image ($digest): $(jq -c .subject "$PROVENANCE")"
+# The SBOM lists every spec the cache served, by its DAG hash, and where it came from.
+LOCK=$(find "$WORK/runs/1" -path '*/envs/amd64/greeter/spack.lock' | head -n1)
+[ -n "$LOCK" ] || fail "no greeter lockfile under $WORK/runs/1"
+mapfile -t hashes < <(jq -r '.concrete_specs | keys[]' "$LOCK")
+[ "${#hashes[@]}" -gt 0 ] || fail "no spec in $LOCK"
+for hash in "${hashes[@]}"; do
+    grep -q "$hash" "$SBOM" || fail "the SBOM lacks the spec $hash of the greeter's lockfile"
+done
+grep -qF "$CACHE_URL" "$SBOM" || fail "the SBOM does not name the build cache $CACHE_URL"
+figure "greeter SBOM: $(jq '.packages | length' "$SBOM") packages ($(jq '[.packages[] | select((.externalRefs // []) | any(.referenceLocator | startswith("pkg:deb")))] | length' "$SBOM") dpkg), $(stat -c %s "$SBOM") bytes; provenance $(stat -c %s "$PROVENANCE") bytes; both valid (pyspdxtools, in-toto) and the same in the SIF"
+log "SBOM and provenance of the image and the SIF: ok"
 
 # --- 4. Real Spack installs the recorded environment from the cleaned cache into a new root.
 spack_install_from_cache() {
@@ -438,6 +483,13 @@ PY
     fi
     grep -q "greetlib" "$t/build.log" ||
         fail "the build from a tampered $1 failed without naming greetlib: $(tail -n 40 "$t/build.log")"
+    # The janitor's check names it too, before any build would.
+    if "$TOOLS/spackitor" verify --cache "$t/cache" --trust "$PUBLIC_KEYS/deployment.pub" --deep \
+        >"$t/verify.log" 2>&1; then
+        fail "spackitor verify --trust --deep passed a cache with a tampered $1"
+    fi
+    grep -q "greetlib" "$t/verify.log" ||
+        fail "spackitor verify did not name greetlib in a cache with a tampered $1: $(tail -n 20 "$t/verify.log")"
     figure "tampered $1 of greetlib: the container build failed in $(($(date +%s) - start)) s, naming it: $(grep -m1 -E "checksum failed|Failed to verify|Failed to install" "$t/build.log" | cut -c1-200)"
     rm -rf "$t/cache"
 }
