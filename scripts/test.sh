@@ -46,7 +46,7 @@ if [ -n "$E2E" ] && [ "$status" = 0 ]; then
         name=e2e-${args//[ .-]/}
         read -ra options <<<"$args"
         "$ROOT/scripts/e2e.sh" "${options[@]}" --work "$RUN_DIR/$name" >"$RUN_DIR/$name.log" 2>&1 || status=1
-        grep -E '^(==>|E2E|NOT RUN|ci-runner: FAIL|pipeline|  |image|build cache|SIF|whole|no-op)' \
+        grep -E '^(==>|E2E|NOT RUN|ci-runner: FAIL|pipeline|  |image|build cache|SIF|whole|no-op|signed|tampered|greeter SBOM|canary|signing)' \
             "$RUN_DIR/$name.log" >&2 || true
         e2e_logs+=("$RUN_DIR/$name.log")
     done

@@ -230,12 +230,17 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 let image = build::build(&opts, &engine, printer).await?;
                 if opts.push {
                     let registries = Services::new(&opts.project.config).registries;
+                    let started = std::time::Instant::now();
                     let docs = attest::attach(&opts.attest(), &registries).await?;
                     let sizes: Vec<String> = docs
                         .iter()
                         .map(|d| format!("{} ({} bytes)", d.kind.file_name(), d.bytes.len()))
                         .collect();
-                    printer.log(format!("attached to {image}: {}", sizes.join(", ")));
+                    printer.log(format!(
+                        "attached to {image} in {:.1} s: {}",
+                        started.elapsed().as_secs_f64(),
+                        sizes.join(", ")
+                    ));
                 }
                 printer.data(&format!("{image}\n"))?;
                 Ok(exit::SUCCESS)
