@@ -179,14 +179,27 @@ fn add_mirror(env: &mut Environment, ac: &ArchConfig, on_default: bool, signed: 
 
 /// The key handling of a stage-2 job's `before_script`, after Spack's setup: every job
 /// trusts the public key(s); build jobs of a signed cache import the secret key, and build jobs
-/// of an unsigned branch cache say so.
+/// of an unsigned branch cache say so; then every job drops the secret key's variable.
 struct Keys {
     trust: Vec<String>,
     build: Vec<String>,
+    /// GitLab gives protected variables to every protected branch and tag, not only the
+    /// default branch (https://docs.gitlab.com/ci/variables/#protect-a-cicd-variable), and a
+    /// project may define `SPACK_SIGNING_KEY` without `signing:`: whatever the branch, the
+    /// variable is unset before `spack ci rebuild` imports it itself and records it in
+    /// `spack-build-env.txt`.
+    unset: String,
 }
 
 impl Keys {
     fn of(signing: Option<&SigningConfig>, on_default: bool, ac: &ArchConfig) -> Keys {
+        let spack_reads = env_names::SPACK_SIGNING_KEY;
+        let unset = match signing {
+            Some(s) if s.key_variable != spack_reads => {
+                format!("unset {} {spack_reads}", s.key_variable)
+            }
+            _ => format!("unset {spack_reads}"),
+        };
         let Some(signing) = signing else {
             // An unsigned cache: the deployment key is optional, and verifies nothing while
             // the mirrors say `signed: false`.
@@ -196,6 +209,7 @@ impl Keys {
                     "if [ -n \"${{{var}:-}}\" ]; then spack gpg trust \"${var}\"; fi"
                 )],
                 build: Vec::new(),
+                unset,
             };
         };
         let trust = vec![
@@ -213,7 +227,11 @@ impl Keys {
                 ac.build_cache.url_for(false)
             )]
         };
-        Keys { trust, build }
+        Keys {
+            trust,
+            build,
+            unset,
+        }
     }
 }
 
@@ -242,7 +260,6 @@ fn import_signing_key(var: &str) -> Vec<String> {
         format!(
             "if [ -f \"${var}\" ]; then spack gpg trust \"${var}\" || exit 1; else (umask 077 && printf '%s' \"${var}\" | base64 -d > {KEY_FILE}) || exit 1; spack gpg trust {KEY_FILE} || {{ rm -f {KEY_FILE}; exit 1; }}; rm -f {KEY_FILE}; fi"
         ),
-        format!("unset {var}"),
         "export SPACK_REQUIRE_SIGNING=True".to_string(),
     ]
 }
@@ -262,6 +279,7 @@ fn add_ci(env: &mut Environment, ac: &ArchConfig, builder: &str, keys: &Keys) {
         if build {
             lines.extend(keys.build.iter().map(|l| s(l)));
         }
+        lines.push(s(&keys.unset));
         Value::Sequence(lines)
     };
     let job = |before: Option<Value>| {

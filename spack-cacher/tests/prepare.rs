@@ -410,10 +410,12 @@ fn the_default_branch_signs_with_the_protected_key_and_hides_it_from_spack() {
         build.contains("export SPACK_REQUIRE_SIGNING=True"),
         "{build}"
     );
-    // The reindex job pushes no package: it never gets the secret key.
+    // The reindex job pushes no package: it never imports the secret key, and drops it.
     let reindex = before_script(&env, "reindex-job").join("\n");
     assert!(
-        !reindex.contains("SPACK_SIGNING_KEY") && reindex.contains("gpg trust"),
+        !reindex.contains("base64 -d")
+            && reindex.contains("gpg trust")
+            && reindex.ends_with("unset SPACK_SIGNING_KEY"),
         "{reindex}"
     );
 }
@@ -427,11 +429,21 @@ fn other_branches_write_an_unsigned_branch_cache_and_say_so() {
     assert_eq!(mirror["url"].as_str(), Some("s3://spack-build-cache-dev"));
     assert_eq!(mirror["signed"].as_bool(), Some(false), "{mirror:?}");
     let build = before_script(&env, "build-job").join("\n");
-    assert!(!build.contains("SPACK_SIGNING_KEY"), "{build}");
+    assert!(!build.contains("base64 -d"), "no key imported: {build}");
     assert!(
         build.contains("The branch build cache s3://spack-build-cache-dev is unsigned"),
         "{build}"
     );
+    // A protected branch other than the default one gets the protected key too: every job
+    // drops it before Spack could import it and record it in its build environment.
+    for job in ["build-job", "reindex-job"] {
+        let lines = before_script(&env, job);
+        assert_eq!(
+            lines.last().map(String::as_str),
+            Some("unset SPACK_SIGNING_KEY"),
+            "{lines:?}"
+        );
+    }
 }
 
 #[test]
@@ -443,8 +455,9 @@ fn without_signing_every_cache_is_unsigned_and_the_public_key_optional() {
     assert_eq!(mirror["signed"].as_bool(), Some(false), "{mirror:?}");
     let build = before_script(&env, "build-job").join("\n");
     assert!(
-        !build.contains("SPACK_SIGNING_KEY")
-            && build.contains("if [ -n \"${SPACK_DEPLOYMENT_KEY_PUBLIC:-}\" ]"),
+        !build.contains("base64 -d")
+            && build.contains("if [ -n \"${SPACK_DEPLOYMENT_KEY_PUBLIC:-}\" ]")
+            && build.ends_with("unset SPACK_SIGNING_KEY"),
         "{build}"
     );
 }
