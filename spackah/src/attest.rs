@@ -49,6 +49,8 @@ struct Gathered {
     builder: Base,
     runtime: Base,
     os: Os,
+    /// OS packages the image has beyond the runtime's.
+    added: Vec<OsPackage>,
     build_cache: String,
 }
 
@@ -75,6 +77,7 @@ pub async fn documents(
             digest: &g.runtime.resolved.manifest.digest,
             distro: &g.os.distro,
             packages: &g.os.packages,
+            added: &g.added,
         },
     })
     .with_context(|| format!("the SBOM of {}", g.planned.image))?;
@@ -122,6 +125,19 @@ async fn gather(opts: &AttestOptions, registries: &Clients) -> anyhow::Result<Ga
     let runtime_ref = opts.pinned.runtime(cfg, &opts.base_tag);
     let runtime = base(registries, cfg, &runtime_ref, &opts.arch).await?;
     let os = os_packages(&runtime).await?;
+    // The image's own database too: what its epilogue installed is in it, not the runtime's.
+    let image = Base {
+        image: planned.image.clone(),
+        client,
+        resolved: built,
+    };
+    let added: Vec<OsPackage> = os_packages(&image)
+        .await?
+        .packages
+        .into_iter()
+        .filter(|p| !os.packages.contains(p))
+        .collect();
+    let built = image.resolved;
     let build_cache = cfg
         .arch(&opts.arch)
         .with_context(|| format!("architecture `{}` is not in the configuration", opts.arch))?
@@ -136,6 +152,7 @@ async fn gather(opts: &AttestOptions, registries: &Clients) -> anyhow::Result<Ga
         builder,
         runtime,
         os,
+        added,
         build_cache,
     })
 }
@@ -427,7 +444,46 @@ mod tests {
         assert!(err.contains("other checksums"), "{err}");
         push_built(&opts, &registry);
         let docs = documents(&opts, &clients).await.unwrap();
-        assert_eq!(json(&docs[0])["packages"].as_array().unwrap().len(), 2 + 7);
+        let sbom = json(&docs[0]);
+        assert_eq!(sbom["packages"].as_array().unwrap().len(), 2 + 7);
+        // Said, not left to look like a runtime without packages.
+        let runtime = sbom["packages"][1]["comment"].as_str().unwrap();
+        assert!(runtime.contains("no dpkg database"), "{runtime}");
+    }
+
+    #[tokio::test]
+    async fn packages_the_image_adds_to_its_runtime_are_the_images_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let (opts, registry) = setup(dir.path(), &[("var/lib/dpkg/status", STATUS)]);
+        let p = &opts.project;
+        let planned = p.image(&p.definition("greeter", "amd64").unwrap()).unwrap();
+        // The epilogue installed curl on top of the runtime's packages.
+        let status = format!(
+            "{STATUS}\nPackage: curl\nStatus: install ok installed\nArchitecture: amd64\nVersion: 7.88.1-10\n"
+        );
+        registry.put_image_config(
+            &planned.image,
+            "amd64",
+            serde_json::json!({ "Labels": planned.record }),
+            &[layer(&[("var/lib/dpkg/status", &status)])],
+        );
+        let docs = documents(&opts, &Clients::memory(&registry)).await.unwrap();
+        let sbom = json(&docs[0]);
+        assert_eq!(sbom["packages"].as_array().unwrap().len(), 2 + 7 + 3);
+        let contains = |from: &str| -> Vec<String> {
+            sbom["relationships"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .filter(|r| r["spdxElementId"] == from && r["relationshipType"] == "CONTAINS")
+                .map(|r| r["relatedSpdxElement"].as_str().unwrap().to_string())
+                .filter(|id| id.contains("Deb") || id.contains("deb"))
+                .collect()
+        };
+        let (image, runtime) = (contains("SPDXRef-Image"), contains("SPDXRef-RuntimeImage"));
+        assert_eq!(image.len(), 1, "{image:?}");
+        assert!(image[0].contains("curl"), "{image:?}");
+        assert_eq!(runtime.len(), 2, "{runtime:?}");
     }
 
     #[tokio::test]

@@ -98,6 +98,7 @@ async fn the_greeter_documents_pass_the_spdx_and_in_toto_validators() {
             digest: &os_digest,
             distro: "debian",
             packages: &packages,
+            added: &[],
         },
     })
     .unwrap();

@@ -36,6 +36,9 @@ pub struct OsPackages<'a> {
     /// The distribution's `ID` (`/etc/os-release`): the purl namespace, `debian`, `ubuntu`.
     pub distro: &'a str,
     pub packages: &'a [OsPackage],
+    /// Those the image itself has beyond the runtime's (installed by the definition's
+    /// `Dockerfile.epilogue`): in the image's own database, not the runtime's.
+    pub added: &'a [OsPackage],
 }
 
 /// What the SBOM of one image is made from.
@@ -64,10 +67,14 @@ pub fn sbom(input: &SbomInput) -> Result<Document, AttestError> {
     check_created(input.created)?;
     let runtime_hex = sha256_hex(input.os.digest, "runtime image digest")?;
     let lock = input.lockfile;
-    let mut packages = vec![
-        image_package(input.image, hex, None),
-        image_package(input.os.image, runtime_hex, Some(RUNTIME_ID)),
-    ];
+    let mut runtime = image_package(input.os.image, runtime_hex, Some(RUNTIME_ID));
+    if input.os.packages.is_empty() {
+        // Said, not left to look like an image without packages.
+        runtime["comment"] = json!(
+            "the runtime base image the container's software was copied onto; it has no dpkg database, so its OS packages are not listed (rpm databases are not read)"
+        );
+    }
+    let mut packages = vec![image_package(input.image, hex, None), runtime];
     let mut specs: Vec<&SpecNode> = lock.specs.values().collect();
     specs.sort_by(|a, b| (&a.name, &a.hash).cmp(&(&b.name, &b.hash)));
     packages.extend(
@@ -80,6 +87,7 @@ pub fn sbom(input: &SbomInput) -> Result<Document, AttestError> {
             .os
             .packages
             .iter()
+            .chain(input.os.added)
             .map(|p| os_package(p, input.os.distro)),
     );
     let doc = json!({
@@ -97,7 +105,7 @@ pub fn sbom(input: &SbomInput) -> Result<Document, AttestError> {
         },
         "documentDescribes": [IMAGE_ID],
         "packages": packages,
-        "relationships": relationships(lock, &specs, input.os.packages),
+        "relationships": relationships(lock, &specs, &input.os),
     });
     Ok(Document {
         kind: DocumentKind::Sbom,
@@ -253,7 +261,7 @@ fn relationship(from: &str, kind: &str, to: &str, comment: Option<String>) -> Va
 /// The document describes the image; the image contains the roots of the lockfile and its
 /// runtime base, which contains the OS packages; every dependency edge of the lockfile is one
 /// relationship (see [`edge_relationship`]).
-fn relationships(lock: &Lockfile, specs: &[&SpecNode], os: &[OsPackage]) -> Vec<Value> {
+fn relationships(lock: &Lockfile, specs: &[&SpecNode], os: &OsPackages) -> Vec<Value> {
     let mut out = vec![relationship(
         "SPDXRef-DOCUMENT",
         "DESCRIBES",
@@ -274,8 +282,14 @@ fn relationships(lock: &Lockfile, specs: &[&SpecNode], os: &[OsPackage]) -> Vec<
     );
     out.push(relationship(IMAGE_ID, "CONTAINS", RUNTIME_ID, None));
     out.extend(
-        os.iter()
+        os.packages
+            .iter()
             .map(|p| relationship(RUNTIME_ID, "CONTAINS", &os_id(p), None)),
+    );
+    out.extend(
+        os.added
+            .iter()
+            .map(|p| relationship(IMAGE_ID, "CONTAINS", &os_id(p), None)),
     );
     for n in specs {
         let mut edges: Vec<&Edge> = n.dependencies.iter().collect();
@@ -349,6 +363,7 @@ mod tests {
                 digest: &format!("sha256:{}", "b".repeat(64)),
                 distro: "debian",
                 packages: &os,
+                added: &[],
             },
         };
         let d = sbom(&input)?;
