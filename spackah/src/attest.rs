@@ -86,7 +86,8 @@ pub async fn documents(
 }
 
 /// Make the documents of the container of `opts` and attach them to its image in the project
-/// registry as OCI referrers (what `sif build` and the hub copy read); the documents attached.
+/// registry as OCI referrers (what `sif build` and the hub copy read); the documents attached
+/// (none of a kind the image already has).
 pub async fn attach(opts: &AttestOptions, registries: &Clients) -> anyhow::Result<Vec<Document>> {
     let docs = documents(opts, registries).await?;
     let p = &opts.project;
@@ -96,8 +97,16 @@ pub async fn attach(opts: &AttestOptions, registries: &Clients) -> anyhow::Resul
         &planned.image.registry,
         &p.config.registry.login()?,
     )?;
-    crate::publish::attach_documents(&client, &planned.image, &opts.arch, &docs).await?;
-    Ok(docs)
+    let attached =
+        crate::publish::attach_documents(&client, &planned.image, &opts.arch, &docs).await?;
+    Ok(docs
+        .into_iter()
+        .filter(|d| {
+            attached
+                .iter()
+                .any(|a| a.artifact_type.as_deref() == Some(d.kind.artifact_type()))
+        })
+        .collect())
 }
 
 /// What the registries and files say of the container of `opts`.

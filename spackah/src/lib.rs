@@ -236,10 +236,14 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                         .iter()
                         .map(|d| format!("{} ({} bytes)", d.kind.file_name(), d.bytes.len()))
                         .collect();
-                    printer.log(format!(
-                        "attached to {image} in {:.1} s: {}",
-                        started.elapsed().as_secs_f64(),
+                    let what = if sizes.is_empty() {
+                        "nothing new (its SBOM and provenance were there)".to_string()
+                    } else {
                         sizes.join(", ")
+                    };
+                    printer.log(format!(
+                        "attached to {image} in {:.1} s: {what}",
+                        started.elapsed().as_secs_f64()
                     ));
                 }
                 printer.data(&format!("{image}\n"))?;

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use anyhow::{Context, bail};
-use model::attest::Document;
+use model::attest::{Document, DocumentKind};
 use oci::engine::Engine;
 use oci::registry::{Clients, Descriptor, ImageRef, Login, RegistryClient};
 
@@ -139,7 +139,9 @@ pub async fn push(push: &HubPush, engine: &Engine, registries: &Clients) -> anyh
 }
 
 /// Attach `documents` to the manifest `image` holds for `arch` (the one just pushed), through
-/// `client`; the referrers written.
+/// `client`; the referrers written. A kind already attached to that manifest (a retried job,
+/// the same image pushed again) is not attached twice: every later SIF and hub copy would
+/// carry both.
 pub async fn attach_documents(
     client: &RegistryClient,
     image: &ImageRef,
@@ -151,8 +153,15 @@ pub async fn attach_documents(
         .await
         .with_context(|| format!("reading back {image} to attach its documents"))?
         .manifest;
+    let present: Vec<DocumentKind> = client
+        .documents(image, &subject.digest)
+        .await
+        .with_context(|| format!("reading the documents attached to {image}"))?
+        .into_iter()
+        .map(|a| a.document.kind)
+        .collect();
     let mut attached = Vec::with_capacity(documents.len());
-    for doc in documents {
+    for doc in documents.iter().filter(|d| !present.contains(&d.kind)) {
         attached.push(client.attach(image, &subject, doc).await.with_context(|| {
             format!(
                 "attaching {} to {}",

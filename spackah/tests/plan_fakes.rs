@@ -567,9 +567,15 @@ async fn publish_copies_the_project_images_documents_to_the_hub() {
         let built = image(&find(&decisions, "pythons", "amd64").target);
         let clients = Clients::memory(&s.registry);
         let project = RegistryClient::memory(&s.registry);
-        publish::attach_documents(&project, &built, "amd64", &documents)
+        let attached = publish::attach_documents(&project, &built, "amd64", &documents)
             .await
             .unwrap();
+        assert_eq!(attached.len(), 2);
+        // A retried job attaches nothing twice.
+        let again = publish::attach_documents(&project, &built, "amd64", &documents)
+            .await
+            .unwrap();
+        assert!(again.is_empty(), "{again:?}");
         let hub = image(HUB_REPOSITORY);
         s.registry
             .put_image(&hub.with_reference("seed"), "amd64", &BTreeMap::new());
