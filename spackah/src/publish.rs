@@ -38,6 +38,8 @@ pub struct HubPush {
     project_login: Option<Login>,
     target: ImageRef,
     hub_login: Option<Login>,
+    /// The project image's manifest for `arch`, which the documents describe.
+    source_digest: String,
     documents: Vec<Document>,
 }
 
@@ -74,6 +76,8 @@ pub async fn decide(opts: &PublishOptions, registries: &Clients) -> anyhow::Resu
         hub::State::UpToDate => return Ok(Publish::Nothing(format!("{target} is up to date"))),
         hub::State::OtherChecksums | hub::State::Missing => {}
     }
+    let (source_digest, documents) =
+        project_documents(registries, cfg, &planned.image, &opts.arch).await?;
     Ok(Publish::Push(Box::new(HubPush {
         source: planned.image.to_string(),
         arch: opts.arch.clone(),
@@ -81,18 +85,19 @@ pub async fn decide(opts: &PublishOptions, registries: &Clients) -> anyhow::Resu
         project_login: cfg.registry.login()?,
         target,
         hub_login,
-        documents: project_documents(registries, cfg, &planned.image, &opts.arch).await?,
+        source_digest,
+        documents,
     })))
 }
 
-/// The SBOM and provenance the project registry holds for the image `image` of `arch` (what
-/// `spackah build --push` attached): the hub copy gets the same documents.
+/// The manifest digest of the image `image` of `arch` in the project registry and the SBOM
+/// and provenance attached to it (by `spackah build --push`): the hub copy gets the same.
 async fn project_documents(
     registries: &Clients,
     cfg: &model::config::Config,
     image: &ImageRef,
     arch: &str,
-) -> anyhow::Result<Vec<Document>> {
+) -> anyhow::Result<(String, Vec<Document>)> {
     let client = registries.get("project", &image.registry, &cfg.registry.login()?)?;
     let manifest = client
         .resolve(image, arch)
@@ -103,7 +108,10 @@ async fn project_documents(
         .documents(image, &manifest.digest)
         .await
         .with_context(|| format!("reading the documents attached to {image}"))?;
-    Ok(attached.into_iter().map(|a| a.document).collect())
+    Ok((
+        manifest.digest,
+        attached.into_iter().map(|a| a.document).collect(),
+    ))
 }
 
 /// Pull the image from the project registry on `engine`, check it is the one the plan
@@ -131,6 +139,21 @@ pub async fn push(push: &HubPush, engine: &Engine, registries: &Clients) -> anyh
         return Ok(format!("pushed {name}"));
     }
     let client = registries.get("hub", &push.target.registry, &push.hub_login)?;
+    // The documents name the project image's manifest as their subject: a hub that stored the
+    // push as another manifest (other media types) gets none rather than documents about
+    // another digest.
+    let hub = client
+        .resolve(&push.target, &push.arch)
+        .await
+        .with_context(|| format!("reading back {name}"))?
+        .manifest
+        .digest;
+    if hub != push.source_digest {
+        return Ok(format!(
+            "pushed {name}; its SBOM and provenance not attached: the hub holds the manifest {hub}, they describe {}",
+            push.source_digest
+        ));
+    }
     let attached = attach_documents(&client, &push.target, &push.arch, &push.documents).await?;
     Ok(format!(
         "pushed {name} with {} attached document(s)",
