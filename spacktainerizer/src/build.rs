@@ -156,7 +156,7 @@ fn builder_context(
         "COMPILER_PACKAGES".into(),
         ctx.config.compiler_packages().join(" "),
     );
-    put(dir, "deployment_key.pub", &deployment_key(&ctx.config)?)
+    Ok(())
 }
 
 /// Write `content` at `rel` in the context `dir`.
@@ -170,14 +170,17 @@ fn put(dir: &Path, rel: &str, content: &[u8]) -> anyhow::Result<()> {
 /// File variable: `signing.trust_variable`, else `SPACK_DEPLOYMENT_KEY_PUBLIC`); empty when the
 /// variable is unset and the cache unsigned. A signed cache needs it: a builder trusting no key
 /// could install nothing from it.
-fn deployment_key(cfg: &Config) -> anyhow::Result<Vec<u8>> {
+pub fn deployment_key(
+    cfg: &Config,
+    env: impl Fn(&str) -> Option<std::ffi::OsString>,
+) -> anyhow::Result<Vec<u8>> {
     let var = cfg
         .signing
         .as_ref()
         .map_or(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC, |s| {
             &s.trust_variable
         });
-    match std::env::var_os(var) {
+    match env(var) {
         Some(path) if !path.is_empty() => std::fs::read(&path).with_context(|| {
             format!(
                 "reading the deployment key {} (`{var}` names a file)",
@@ -207,15 +210,22 @@ mod tests {
             )
         );
         let cfg = Config::parse(Path::new("c.yaml"), &text).unwrap();
-        let err = format!("{:#}", deployment_key(&cfg).unwrap_err());
+        let unset = |_: &str| None;
+        let err = format!("{:#}", deployment_key(&cfg, unset).unwrap_err());
         assert!(err.contains("`STZ_TEST_UNSET_PUBLIC_KEY`"), "{err}");
+        // Set, it is the file the variable names.
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("deployment.pub");
+        std::fs::write(&key, "-----BEGIN PGP PUBLIC KEY BLOCK-----\n").unwrap();
+        let named = |v: &str| (v == "STZ_TEST_UNSET_PUBLIC_KEY").then(|| key.clone().into());
+        assert_eq!(
+            deployment_key(&cfg, named).unwrap(),
+            b"-----BEGIN PGP PUBLIC KEY BLOCK-----\n"
+        );
         let unsigned = Config {
             signing: None,
             ..cfg
         };
-        assert!(
-            deployment_key(&unsigned).unwrap().is_empty()
-                || std::env::var_os(env_names::SPACK_DEPLOYMENT_KEY_PUBLIC).is_some()
-        );
+        assert!(deployment_key(&unsigned, unset).unwrap().is_empty());
     }
 }

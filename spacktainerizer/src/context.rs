@@ -43,6 +43,12 @@ impl Context {
                 _ => None,
             },
             tools: images::tools_checksum(&self.tools_dir)?,
+            // Only the builder trusts it, and a signed cache's builder needs it.
+            deployment_key: if spack {
+                crate::build::deployment_key(&self.config, |v| std::env::var_os(v))?
+            } else {
+                Vec::new()
+            },
         })
     }
 

@@ -116,6 +116,9 @@ fn build_files(
         .collect()
 }
 
+/// Where the builder's build context holds the public key it trusts.
+pub const DEPLOYMENT_KEY: &str = "deployment_key.pub";
+
 /// What the images are made from besides their build files: the Spack trees (resolved only
 /// when the builder or runtime is wanted) and the tools' checksum.
 #[derive(Debug, Clone)]
@@ -124,6 +127,10 @@ pub struct Inputs {
     pub spack_packages: Option<SpackTree>,
     /// sha256 over the tools' executables.
     pub tools: String,
+    /// The public key(s) the builder trusts (empty: none). A build file of the builder, so a
+    /// rotated key rebuilds it: a builder trusting the old key could install nothing signed
+    /// with the new one, and would go on trusting a revoked one.
+    pub deployment_key: Vec<u8>,
 }
 
 /// The images `wanted` (all when empty), with their inputs; `on_default` when they are the
@@ -161,6 +168,7 @@ pub fn images(
                 on_default,
                 inputs.spack_packages.is_some(),
             ));
+            files.insert(DEPLOYMENT_KEY.to_string(), inputs.deployment_key.clone());
         }
         let mut labels = BTreeMap::new();
         labels.insert(LABEL_OS_IMAGE, base.os_image.clone());

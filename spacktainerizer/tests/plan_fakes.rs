@@ -1,9 +1,9 @@
 //! `spacktainerizer plan`, `build` and `index` against the registry and engine in memory (no
 //! service): nothing in the registry builds every image and architecture, images with the
 //! planned labels are up to date, each input (build files, CA certificates, the build cache,
-//! the OS image, the Spack and spack-packages commits, the compilers, the tools) rebuilds
-//! exactly the images made from it, an architecture missing from the index builds that
-//! architecture only, a registry that is down or refuses stops the plan naming it, and
+//! the OS image, the Spack and spack-packages commits, the deployment key, the compilers, the
+//! tools) rebuilds exactly the images made from it, an architecture missing from the index
+//! builds that architecture only, a registry that is down or refuses stops the plan naming it, and
 //! plan → build → push → index → plan ends with nothing to do. `plan.rs` holds the same against
 //! the real registry and daemon.
 
@@ -35,6 +35,8 @@ struct Setup {
     dir: tempfile::TempDir,
     spack_commit: String,
     packages_commit: String,
+    /// The public key the builder trusts.
+    deployment_key: Vec<u8>,
     registry: MemoryRegistry,
 }
 
@@ -57,6 +59,7 @@ fn setup() -> Setup {
         dir,
         spack_commit: SPACK_COMMIT.into(),
         packages_commit: PACKAGES_COMMIT.into(),
+        deployment_key: b"deployment key 1\n".to_vec(),
         registry: MemoryRegistry::new(),
     }
 }
@@ -93,6 +96,7 @@ impl Setup {
                 &self.packages_commit,
             )),
             tools: images::tools_checksum(&self.path("tools")).unwrap(),
+            deployment_key: self.deployment_key.clone(),
         }
     }
 
@@ -285,6 +289,12 @@ const CHANGES: &[Change] = &[
         change: |s| s.packages_commit = "4".repeat(40),
         rebuilds: &["builder/amd64", "builder/arm64"],
         reason: "spack-packages commit changed",
+    },
+    Change {
+        what: "the deployment key the builder trusts (rotated)",
+        change: |s| s.deployment_key = b"deployment key 2\n".to_vec(),
+        rebuilds: &["builder/amd64", "builder/arm64"],
+        reason: "build files changed",
     },
     Change {
         what: "the compilers",
