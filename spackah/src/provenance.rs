@@ -138,6 +138,14 @@ async fn image_documents(image: &ImageRef, registries: &Clients) -> anyhow::Resu
 
 /// Write each document into `dir` (made when missing) under its file name.
 pub fn extract(found: &[Found], dir: &Path) -> anyhow::Result<()> {
+    // Nothing already there is overwritten, and nothing is written when something is: the
+    // documents of another image would otherwise be silently replaced, or half of them.
+    if let Some(there) = found.iter().map(|f| dir.join(&f.file)).find(|p| p.exists()) {
+        anyhow::bail!(
+            "{} exists: extract into an empty or new folder (nothing was written)",
+            there.display()
+        );
+    }
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     for f in found {
         let path = dir.join(&f.file);

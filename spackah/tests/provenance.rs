@@ -82,6 +82,19 @@ fn a_sifs_documents_are_listed_and_extracted() {
     let path = dir.path().join("pythons.sif");
     sif(&path, documents());
     check_listed_and_extracted(path.to_str().unwrap(), &dir.path().join("out"));
+    // A second extraction into the same folder overwrites nothing and says why.
+    let sbom = dir.path().join("out/sbom.spdx.json");
+    std::fs::write(&sbom, b"kept").unwrap();
+    let out = spackah([
+        "provenance",
+        path.to_str().unwrap(),
+        "--extract",
+        dir.path().join("out").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{stdout}{stderr}");
+    assert!(stderr.contains("sbom.spdx.json exists"), "{stderr}");
+    assert_eq!(std::fs::read(&sbom).unwrap(), b"kept");
 }
 
 #[test]
