@@ -202,9 +202,9 @@ struct InstallMirror {
     local: bool,
 }
 
-/// The build cache the environment's upload mirror names, read-only and signed as it is, without the key pair's
-/// variable names (the build exports the pair as `AWS_*` from its secrets); a directory cache
-/// is copied to `local_copy` and named by its mount point.
+/// The build cache the environment's upload mirror names, read-only and signed as it is,
+/// without the key pair's variable names (the build exports the pair as `AWS_*` from its
+/// secrets); a directory cache is copied to `local_copy` and named by its mount point.
 fn install_mirror(
     spack: &Mapping,
     env_path: &Path,

@@ -1,7 +1,7 @@
 //! OCI distribution client: resolve a tag to a manifest or an index, pick one architecture's
 //! manifest, read the config labels, push manifests and multi-arch indexes, attach documents
-//! as OCI referrers and list them; over HTTP to a real registry, or to one in memory for tests. "Does not exist" is kept apart from "could not
-//! reach" and "denied".
+//! as OCI referrers and list them; over HTTP to a real registry, or to one in memory for
+//! tests. "Does not exist" is kept apart from "could not reach" and "denied".
 
 pub mod auth;
 mod distribution;
