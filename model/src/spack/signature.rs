@@ -138,20 +138,24 @@ impl TrustedKeys {
 
     /// Check a spec file or spec manifest as stored (clear-signed or not).
     pub fn check(&self, document: &[u8]) -> Verdict {
+        self.check_text(document).0
+    }
+
+    /// [`Self::check`], with the text the trusted signature covers when it is trusted: what a
+    /// reader must use, since anything outside the signed text is the attacker's to choose.
+    pub fn check_text(&self, document: &[u8]) -> (Verdict, Option<String>) {
         if !clearsign::is_clearsigned(document) {
-            return Verdict::Unsigned;
+            return (Verdict::Unsigned, None);
         }
         let Ok(text) = std::str::from_utf8(document) else {
-            return Verdict::Malformed {
-                reason: "not UTF-8 text".into(),
-            };
+            let reason = "not UTF-8 text".into();
+            return (Verdict::Malformed { reason }, None);
         };
         let msg = match CleartextSignedMessage::from_string(text.trim_start()) {
             Ok((msg, _)) => msg,
             Err(e) => {
-                return Verdict::Malformed {
-                    reason: e.to_string(),
-                };
+                let reason = e.to_string();
+                return (Verdict::Malformed { reason }, None);
             }
         };
         let signed = msg.signed_text();
@@ -159,14 +163,16 @@ impl TrustedKeys {
         let mut signers = Vec::new();
         for sig in msg.signatures() {
             match self.check_one(sig, signed.as_bytes()) {
-                Signer::Trusted(fingerprint) => return Verdict::Trusted { fingerprint },
+                Signer::Trusted(fingerprint) => {
+                    return (Verdict::Trusted { fingerprint }, Some(signed));
+                }
                 Signer::Bad(fingerprint) => bad = bad.or(Some(fingerprint)),
                 Signer::Unknown(named) => signers.extend(named),
             }
         }
         match bad {
-            Some(fingerprint) => Verdict::BadSignature { fingerprint },
-            None => Verdict::UnknownSigner { signers },
+            Some(fingerprint) => (Verdict::BadSignature { fingerprint }, None),
+            None => (Verdict::UnknownSigner { signers }, None),
         }
     }
 
