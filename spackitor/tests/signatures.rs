@@ -379,3 +379,57 @@ fn deep_trust_checks_tarballs_against_the_signed_checksum_not_an_unsigned_copy()
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains(&format!("expected {good}")), "{text}");
 }
+
+/// The fixture mirror with one v2 spec re-signed by `key` of `keyring`; the re-signed key.
+fn resigned(keyring: &Keyring, key: &Key) -> (tempfile::TempDir, String) {
+    let m = mirror("signed");
+    let spec = "build_cache/test-debian6-core2-gcc-10.2.1-libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spec.json.sig";
+    let body = clearsign::strip(&std::fs::read(m.path().join(spec)).unwrap())
+        .unwrap()
+        .into_owned();
+    std::fs::write(m.path().join(spec), keyring.clearsign(key, &body)).unwrap();
+    (m, spec.to_string())
+}
+
+#[test]
+#[ignore = "NOT RUN: needs gpg (./scripts/test.sh installs it)"]
+fn a_key_certified_by_others_is_trusted_and_a_revoked_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::new();
+    let (alice, bob) = (
+        keyring.create("alice", dir.path()),
+        keyring.create("bob", dir.path()),
+    );
+    // `gpg --export` of a key others certified carries their certifications.
+    keyring.certify(&bob, &alice);
+    let (m, spec) = resigned(&keyring, &alice);
+    let v2_pub = fixtures().join(format!(
+        "spack/v2_layout/signed/build_cache/_pgp/{V2_KEY}.pub"
+    ));
+    let v3_pub = m
+        .path()
+        .join("blobs/sha256/3a/3a12130b61d83c0441cdf9e7ef085dea4d60d39f735a9968e14439f2252a2d1c");
+    let out = verify(m.path(), &[&alice.public, &v2_pub, &v3_pub]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sigs = signatures(&out);
+    assert_eq!(of(&sigs, &spec)["fingerprint"], alice.fingerprint.as_str());
+
+    // Revoked (GnuPG's own revocation certificate imported): its signatures no longer count,
+    // and the report names it.
+    keyring.revoke(&alice);
+    let out = verify(m.path(), &[&alice.public, &v2_pub, &v3_pub]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let sigs = signatures(&out);
+    let s = of(&sigs, &spec);
+    assert_eq!(s["verdict"], "revoked", "{s:#}");
+    assert_eq!(s["fingerprint"], alice.fingerprint.as_str(), "{s:#}");
+    let root = m.path().display().to_string();
+    let keys = [&alice.public, &v2_pub, &v3_pub].map(|k| k.display().to_string());
+    let mut args = vec!["verify", "--cache", &root, "--trust"];
+    args.extend(keys.iter().map(String::as_str));
+    let text = String::from_utf8_lossy(&spackitor(&args).stdout).into_owned();
+    assert!(
+        text.contains(&format!("signed by revoked key {}", alice.fingerprint)),
+        "{text}"
+    );
+}
