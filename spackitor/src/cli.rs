@@ -72,13 +72,16 @@ pub enum CliCommand {
     ///
     /// With --trust, each spec's signed document (v2 `.spec.json.sig`, v3 the clear-signed spec
     /// manifest) is reported as signed by a trusted key (its fingerprint), unsigned, bad
-    /// signature (changed after signing), signed by an unknown key (the key the signature
-    /// names), or unreadable. `--output json` then prints `{"problems": [...], "signatures":
-    /// [...]}`.
+    /// signature (changed after signing), signed by a revoked key, signed by a subkey not bound
+    /// for signing, signed by an unknown key (the key the signature names), or unreadable. `--output json` then prints `{"problems": [...], "signatures":
+    /// [...]}`. --trust checks the signed documents only: add --deep to check that the tarballs
+    /// and blobs hold what their signed checksums say (without it, a tarball changed in place
+    /// but kept at its size is not seen).
     Verify {
         #[command(flatten)]
         cache: CacheArgs,
-        /// Also read every tarball and blob and check its checksum.
+        /// Also read every tarball and blob and check its checksum (with --trust, the checksum
+        /// of the signed text): what finds a tarball or blob changed in place.
         #[arg(long)]
         deep: bool,
         /// OpenPGP public key files (`gpg --armor --export FINGERPRINT`, Spack's `_pgp/*.pub`):

@@ -42,7 +42,11 @@ pub struct SpecSignature {
 /// The document Spack reads for a spec of `lm`: v2 the signed spec file when there is one (Spack
 /// tries `.spec.json.sig` first, `URLBuildcacheEntryV2`), v3 the spec manifest; `None` when it
 /// is missing (reported as such by `verify`).
-fn spec_document<'v>(view: &'v CacheView, lm: &LayoutView, hash: &str) -> Option<&'v str> {
+pub(crate) fn spec_document<'v>(
+    view: &'v CacheView,
+    lm: &LayoutView,
+    hash: &str,
+) -> Option<&'v str> {
     let keys = lm.specs[hash].objects.iter().map(|&i| view.key(i));
     match lm.layout {
         Layout::V2 => {

@@ -9,6 +9,7 @@ use futures::{StreamExt, TryStreamExt};
 use model::cleanup::{BlobRef, CacheView, LayoutView};
 use model::spack::buildcache::index::hash_file_matches;
 use model::spack::buildcache::{Layout, SpecFile, v2};
+use model::spack::clearsign;
 use model::spack::signature::TrustedKeys;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -100,6 +101,7 @@ pub async fn problems(
     store: &Store,
     view: &CacheView,
     deep: bool,
+    keys: Option<&TrustedKeys>,
     printer: &Printer,
 ) -> anyhow::Result<Vec<Problem>> {
     let mut out = Vec::new();
@@ -161,19 +163,81 @@ pub async fn problems(
                 }
             }
         }
+        if lm.layout == Layout::V2 {
+            out.extend(v2_unsigned_copies(store, view, lm).await?);
+        }
         if deep {
-            out.extend(deep_problems(store, view, lm, printer).await?);
+            out.extend(deep_problems(store, view, lm, keys, printer).await?);
+        }
+    }
+    Ok(out)
+}
+
+/// The `binary_cache_checksum` of the v2 spec document `spec`; with `keys`, the one of the text
+/// a trusted key signed when it is signed so (an untrusted one is reported by `--trust`).
+async fn tarball_sha256(
+    store: &Store,
+    spec: &str,
+    keys: Option<&TrustedKeys>,
+) -> anyhow::Result<Option<String>> {
+    let what = store.location(spec);
+    let bytes = store
+        .get(spec)
+        .await
+        .with_context(|| format!("reading {what}"))?
+        .bytes;
+    let signed = keys.and_then(|k| k.check_text(&bytes).1);
+    let text = signed.as_ref().map_or(&bytes[..], |t| t.as_bytes());
+    Ok(SpecFile::parse(&what, text)?.tarball_sha256)
+}
+
+/// v2 specs with both a `.spec.json.sig` and a `.spec.json` whose content is not the signed
+/// text: Spack reads the `.sig` first (`URLBuildcacheEntryV2`), other readers may take the
+/// unsigned copy, an attacker's easiest place for another checksum.
+async fn v2_unsigned_copies(
+    store: &Store,
+    view: &CacheView,
+    lm: &LayoutView,
+) -> anyhow::Result<Vec<Problem>> {
+    let mut out = Vec::new();
+    for rec in lm.specs.values() {
+        let spec_file = |signed: bool| {
+            rec.objects.iter().map(|&i| view.key(i)).find(|k| {
+                matches!(v2::classify(k), Some(v2::Object::SpecFile { signed: s, .. }) if s == signed)
+            })
+        };
+        let (Some(sig), Some(plain)) = (spec_file(true), spec_file(false)) else {
+            continue;
+        };
+        let [sig_doc, plain_doc] = [sig, plain].map(|k| async move {
+            let bytes = store
+                .get(k)
+                .await
+                .with_context(|| format!("reading {}", store.location(k)))?
+                .bytes;
+            // As JSON: the same document written twice may differ in line ends.
+            let body = clearsign::strip(&bytes).unwrap_or_default();
+            Ok::<_, anyhow::Error>(serde_json::from_slice::<serde_json::Value>(&body).ok())
+        });
+        let (signed, unsigned) = (sig_doc.await?, plain_doc.await?);
+        if signed.is_none() || signed != unsigned {
+            out.push(Problem {
+                layout: lm.layout.to_string(),
+                key: plain.to_string(),
+                problem: format!("differs from the signed text of {sig} (which Spack reads)"),
+            });
         }
     }
     Ok(out)
 }
 
 /// Read what the checksums cover: v3 blobs (their key is their sha256), v2 tarballs (against the
-/// spec file's `binary_cache_checksum`).
+/// `binary_cache_checksum` of the spec document Spack reads, [`tarball_sha256`]).
 async fn deep_problems(
     store: &Store,
     view: &CacheView,
     lm: &LayoutView,
+    keys: Option<&TrustedKeys>,
     printer: &Printer,
 ) -> anyhow::Result<Vec<Problem>> {
     let layout = lm.layout.to_string();
@@ -194,27 +258,17 @@ async fn deep_problems(
             checks.dedup();
         }
         Layout::V2 => {
-            for rec in lm.specs.values() {
-                let find = |kind: fn(&v2::Object) -> bool| {
-                    rec.objects
-                        .iter()
-                        .copied()
-                        .find(|&i| v2::classify(view.key(i)).is_some_and(|o| kind(&o)))
-                };
-                let (Some(spec), Some(tarball)) = (
-                    find(|o| matches!(o, v2::Object::SpecFile { .. })),
-                    find(|o| matches!(o, v2::Object::Tarball { .. })),
-                ) else {
+            for hash in lm.specs.keys() {
+                let tarball = lm.specs[hash].objects.iter().copied().find(|&i| {
+                    matches!(v2::classify(view.key(i)), Some(v2::Object::Tarball { .. }))
+                });
+                // The document Spack reads (`.sig` first), not merely the first spec file.
+                let (Some(spec), Some(tarball)) =
+                    (signatures::spec_document(view, lm, hash), tarball)
+                else {
                     continue;
                 };
-                let spec = view.key(spec);
-                let bytes = store
-                    .get(spec)
-                    .await
-                    .with_context(|| format!("reading {}", store.location(spec)))?
-                    .bytes;
-                let sum = SpecFile::parse(&store.location(spec), &bytes)?.tarball_sha256;
-                checks.push((tarball, sum));
+                checks.push((tarball, tarball_sha256(store, spec, keys).await?));
             }
         }
     }
@@ -261,7 +315,7 @@ pub async fn run(
 ) -> anyhow::Result<u8> {
     let loaded = LoadedCache::load_shown(store, Reads::All, printer).await?;
     let view = &loaded.view;
-    let mut found = problems(store, view, deep, printer).await?;
+    let mut found = problems(store, view, deep, keys, printer).await?;
     found.sort_by(|a, b| (&a.layout, &a.key).cmp(&(&b.layout, &b.key)));
     let signed = match keys {
         Some(keys) => Some(signatures::check(store, view, keys, printer).await?),

@@ -320,3 +320,116 @@ async fn caches_signed_by_real_spack_verify_and_stay_installable_after_reindex_a
             .unwrap_or_else(|e| panic!("{version}, after clean: {e}"));
     }
 }
+
+#[test]
+fn deep_trust_checks_tarballs_against_the_signed_checksum_not_an_unsigned_copy() {
+    use sha2::Digest;
+    let m = mirror("signed");
+    let v2_pub = fixtures().join(format!(
+        "spack/v2_layout/signed/build_cache/_pgp/{V2_KEY}.pub"
+    ));
+    let v3_pub = m
+        .path()
+        .join("blobs/sha256/3a/3a12130b61d83c0441cdf9e7ef085dea4d60d39f735a9968e14439f2252a2d1c");
+    // The attack: another tarball, and an unsigned `.spec.json` (sorted before the `.sig`)
+    // giving its checksum.
+    let spec = "build_cache/test-debian6-core2-gcc-10.2.1-libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spec.json";
+    let tarball = "build_cache/test-debian6-core2/gcc-10.2.1/libelf-0.8.13/test-debian6-core2-gcc-10.2.1-libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spack";
+    let evil = b"not the tarball that was signed".to_vec();
+    std::fs::write(m.path().join(tarball), &evil).unwrap();
+    let signed = std::fs::read(m.path().join(format!("{spec}.sig"))).unwrap();
+    let body = String::from_utf8(clearsign::strip(&signed).unwrap().into_owned()).unwrap();
+    let good = "48c8aa769a62535f9d9f613722e3d3f5a48b91fde3c99a644b22f277a4502d75";
+    assert!(body.contains(good));
+    let forged = body.replace(good, &hex::encode(sha2::Sha256::digest(&evil)));
+    std::fs::write(m.path().join(spec), forged).unwrap();
+
+    let root = m.path().display().to_string();
+    let (v2, v3) = (v2_pub.display().to_string(), v3_pub.display().to_string());
+    let out = spackitor(&[
+        "verify", "--output", "json", "--deep", "--cache", &root, "--trust", &v2, &v3,
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let problem = |key: &str| {
+        report["problems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["key"] == key)
+            .unwrap_or_else(|| panic!("{key} in {report:#}"))["problem"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(
+        problem(tarball).contains(&format!("expected {good}")),
+        "{report:#}"
+    );
+    assert!(
+        problem(spec).contains("differs from the signed text"),
+        "{report:#}"
+    );
+    let sigs = report["signatures"].as_array().unwrap();
+    assert_eq!(of(sigs, &format!("{spec}.sig"))["verdict"], "trusted");
+
+    // Without --trust, --deep also reads the `.sig`, as Spack does.
+    let out = spackitor(&["verify", "--output", "json", "--deep", "--cache", &root]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains(&format!("expected {good}")), "{text}");
+}
+
+/// The fixture mirror with one v2 spec re-signed by `key` of `keyring`; the re-signed key.
+fn resigned(keyring: &Keyring, key: &Key) -> (tempfile::TempDir, String) {
+    let m = mirror("signed");
+    let spec = "build_cache/test-debian6-core2-gcc-10.2.1-libelf-0.8.13-rqh2vuf6fqwkmipzgi2wjx352mq7y7ez.spec.json.sig";
+    let body = clearsign::strip(&std::fs::read(m.path().join(spec)).unwrap())
+        .unwrap()
+        .into_owned();
+    std::fs::write(m.path().join(spec), keyring.clearsign(key, &body)).unwrap();
+    (m, spec.to_string())
+}
+
+#[test]
+#[ignore = "NOT RUN: needs gpg (./scripts/test.sh installs it)"]
+fn a_key_certified_by_others_is_trusted_and_a_revoked_one_is_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let keyring = Keyring::new();
+    let (alice, bob) = (
+        keyring.create("alice", dir.path()),
+        keyring.create("bob", dir.path()),
+    );
+    // `gpg --export` of a key others certified carries their certifications.
+    keyring.certify(&bob, &alice);
+    let (m, spec) = resigned(&keyring, &alice);
+    let v2_pub = fixtures().join(format!(
+        "spack/v2_layout/signed/build_cache/_pgp/{V2_KEY}.pub"
+    ));
+    let v3_pub = m
+        .path()
+        .join("blobs/sha256/3a/3a12130b61d83c0441cdf9e7ef085dea4d60d39f735a9968e14439f2252a2d1c");
+    let out = verify(m.path(), &[&alice.public, &v2_pub, &v3_pub]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let sigs = signatures(&out);
+    assert_eq!(of(&sigs, &spec)["fingerprint"], alice.fingerprint.as_str());
+
+    // Revoked (GnuPG's own revocation certificate imported): its signatures no longer count,
+    // and the report names it.
+    keyring.revoke(&alice);
+    let out = verify(m.path(), &[&alice.public, &v2_pub, &v3_pub]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let sigs = signatures(&out);
+    let s = of(&sigs, &spec);
+    assert_eq!(s["verdict"], "revoked", "{s:#}");
+    assert_eq!(s["fingerprint"], alice.fingerprint.as_str(), "{s:#}");
+    let root = m.path().display().to_string();
+    let keys = [&alice.public, &v2_pub, &v3_pub].map(|k| k.display().to_string());
+    let mut args = vec!["verify", "--cache", &root, "--trust"];
+    args.extend(keys.iter().map(String::as_str));
+    let text = String::from_utf8_lossy(&spackitor(&args).stdout).into_owned();
+    assert!(
+        text.contains(&format!("signed by revoked key {}", alice.fingerprint)),
+        "{text}"
+    );
+}

@@ -109,6 +109,45 @@ impl Keyring {
         }
     }
 
+    /// Write `key`'s public key file again, as it is now in this keyring (with the
+    /// certifications and revocations added since).
+    pub fn export(&self, key: &Key) {
+        let public = self.gpg(&["--armor", "--export", &key.fingerprint]);
+        std::fs::write(&key.public, public).unwrap();
+    }
+
+    /// `signer` certifies `signee`'s user ID (`gpg --quick-sign-key`), a third-party
+    /// certification that `gpg --export` carries with `signee`; its public key file is
+    /// written again.
+    pub fn certify(&self, signer: &Key, signee: &Key) {
+        self.gpg(&[
+            "--yes",
+            "--default-key",
+            &signer.fingerprint,
+            "--quick-sign-key",
+            &signee.fingerprint,
+        ]);
+        self.export(signee);
+    }
+
+    /// Revoke `key` with the revocation certificate GnuPG wrote when creating it
+    /// (`openpgp-revocs.d/<FPR>.rev`, its armor line escaped with a `:` against accidental
+    /// import); its public key file is written again.
+    pub fn revoke(&self, key: &Key) {
+        let rev = self
+            .home
+            .path()
+            .join(format!("openpgp-revocs.d/{}.rev", key.fingerprint));
+        let cert = std::fs::read_to_string(rev)
+            .unwrap()
+            .replace(":-----BEGIN", "-----BEGIN");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("rev.asc");
+        std::fs::write(&file, cert).unwrap();
+        self.gpg(&["--import", file.to_str().unwrap()]);
+        self.export(key);
+    }
+
     /// `text` clear-signed by `key` of this keyring, as Spack signs (`gpg --clearsign`).
     pub fn clearsign(&self, key: &Key, text: &[u8]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();

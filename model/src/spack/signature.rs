@@ -40,6 +40,10 @@ struct TrustedKey {
     key: SignedPublicKey,
     /// The primary key's fingerprint, upper-case hex as Spack names keys (`_pgp/<FPR>.pub`).
     fingerprint: String,
+    /// A valid revocation of the primary key: none of its signatures counts.
+    revoked: bool,
+    /// What the bindings say of each of `key.public_subkeys`, in order.
+    subkeys: Vec<binding::Subkey>,
 }
 
 /// The public keys whose signatures count.
@@ -59,6 +63,11 @@ pub enum Verdict {
     /// A trusted key (`fingerprint`) made a signature, but it does not verify: the text was
     /// changed after signing.
     BadSignature { fingerprint: String },
+    /// Made by a trusted key (`fingerprint`: the primary key or subkey) that was revoked.
+    Revoked { fingerprint: String },
+    /// Made by a subkey of a trusted key (`fingerprint`) that is not bound for signing
+    /// (GnuPG refuses it: "wrong key usage").
+    WrongKeyUsage { fingerprint: String },
     /// Signed only by keys that are not trusted; `signers` are the issuers the signatures
     /// name (fingerprints, or 16-digit key ids of older signatures).
     UnknownSigner { signers: Vec<String> },
@@ -82,6 +91,13 @@ impl fmt::Display for Verdict {
                 f,
                 "bad signature: the signature of trusted key {fingerprint} does not match the \
                  text (changed after signing)"
+            ),
+            Verdict::Revoked { fingerprint } => {
+                write!(f, "signed by revoked key {fingerprint}")
+            }
+            Verdict::WrongKeyUsage { fingerprint } => write!(
+                f,
+                "signed by subkey {fingerprint}, which is not bound for signing (wrong key usage)"
             ),
             Verdict::UnknownSigner { signers } if signers.is_empty() => {
                 f.write_str("signed by an unknown key (the signature names none)")
@@ -114,14 +130,22 @@ impl TrustedKeys {
                 }
             };
             let fingerprint = hex::encode_upper(key.primary_key.fingerprint().as_bytes());
-            key.verify_bindings()
-                .map_err(|e| KeyError::BadSelfSignature {
+            // Not `verify_bindings`: it fails on third-party certifications and on any subkey
+            // with a bad binding, which GnuPG ignores.
+            if let Some(user) = binding::unbound_user(&key) {
+                return Err(KeyError::BadSelfSignature {
                     what: what.to_string(),
-                    fingerprint: fingerprint.clone(),
-                    reason: e.to_string(),
-                })?;
+                    fingerprint,
+                    reason: format!("user ID {user:?} has no valid self-signature"),
+                });
+            }
             added.push(fingerprint.clone());
-            self.keys.push(TrustedKey { key, fingerprint });
+            self.keys.push(TrustedKey {
+                revoked: binding::primary_revoked(&key),
+                subkeys: binding::subkeys(&key),
+                key,
+                fingerprint,
+            });
         }
         if added.is_empty() {
             return Err(KeyError::Empty {
@@ -138,68 +162,110 @@ impl TrustedKeys {
 
     /// Check a spec file or spec manifest as stored (clear-signed or not).
     pub fn check(&self, document: &[u8]) -> Verdict {
+        self.check_text(document).0
+    }
+
+    /// [`Self::check`], with the text the trusted signature covers when it is trusted: what a
+    /// reader must use, since anything outside the signed text is the attacker's to choose.
+    pub fn check_text(&self, document: &[u8]) -> (Verdict, Option<String>) {
         if !clearsign::is_clearsigned(document) {
-            return Verdict::Unsigned;
+            return (Verdict::Unsigned, None);
         }
         let Ok(text) = std::str::from_utf8(document) else {
-            return Verdict::Malformed {
-                reason: "not UTF-8 text".into(),
-            };
+            let reason = "not UTF-8 text".into();
+            return (Verdict::Malformed { reason }, None);
         };
         let msg = match CleartextSignedMessage::from_string(text.trim_start()) {
             Ok((msg, _)) => msg,
             Err(e) => {
-                return Verdict::Malformed {
-                    reason: e.to_string(),
-                };
+                let reason = e.to_string();
+                return (Verdict::Malformed { reason }, None);
             }
         };
         let signed = msg.signed_text();
-        let mut bad = None;
+        let mut refused = None;
         let mut signers = Vec::new();
         for sig in msg.signatures() {
             match self.check_one(sig, signed.as_bytes()) {
-                Signer::Trusted(fingerprint) => return Verdict::Trusted { fingerprint },
-                Signer::Bad(fingerprint) => bad = bad.or(Some(fingerprint)),
+                Signer::Trusted(fingerprint) => {
+                    return (Verdict::Trusted { fingerprint }, Some(signed));
+                }
+                Signer::Refused(verdict) => refused = refused.or(Some(verdict)),
                 Signer::Unknown(named) => signers.extend(named),
             }
         }
-        match bad {
-            Some(fingerprint) => Verdict::BadSignature { fingerprint },
-            None => Verdict::UnknownSigner { signers },
-        }
+        (refused.unwrap_or(Verdict::UnknownSigner { signers }), None)
     }
 
-    /// One signature: the trusted key it names (primary or subkey), whether it verifies.
+    /// One signature: the trusted key it names (primary or bound subkey), whether it verifies
+    /// and whether that key may sign.
     fn check_one(&self, sig: &Signature, signed: &[u8]) -> Signer {
         let named = issuers(sig);
-        let mut bad = None;
+        let mut refused = None;
         for trusted in &self.keys {
-            let k = &trusted.key;
-            let verified = if names(&named, &k.primary_key) {
-                Some(sig.verify(&k.primary_key, signed).is_ok())
-            } else {
-                k.public_subkeys
-                    .iter()
-                    .find(|s| names(&named, &s.key))
-                    .map(|s| sig.verify(&s.key, signed).is_ok())
+            let Some(verdict) = trusted.check(&named, sig, signed) else {
+                continue;
             };
-            match verified {
-                Some(true) => return Signer::Trusted(trusted.fingerprint.clone()),
-                Some(false) => bad = bad.or(Some(trusted.fingerprint.clone())),
-                None => {}
+            match verdict {
+                Verdict::Trusted { fingerprint } => return Signer::Trusted(fingerprint),
+                v => refused = refused.or(Some(v)),
             }
         }
-        match bad {
-            Some(fingerprint) => Signer::Bad(fingerprint),
+        match refused {
+            Some(v) => Signer::Refused(v),
             None => Signer::Unknown(named.into_iter().map(|i| i.shown).collect()),
         }
     }
 }
 
+impl TrustedKey {
+    /// The verdict on `sig` when it names this key's primary key or one of its bound subkeys.
+    fn check(&self, named: &[Issuer], sig: &Signature, signed: &[u8]) -> Option<Verdict> {
+        let k = &self.key;
+        let fpr = |f: pgp::types::Fingerprint| hex::encode_upper(f.as_bytes());
+        let (verified, key_fpr, sign, revoked) = if names(named, &k.primary_key) {
+            let ok = sig.verify(&k.primary_key, signed).is_ok();
+            (ok, self.fingerprint.clone(), true, false)
+        } else {
+            let (sub, state) = k
+                .public_subkeys
+                .iter()
+                .zip(&self.subkeys)
+                .find(|(s, b)| **b != binding::Subkey::Unbound && names(named, &s.key))?;
+            let binding::Subkey::Bound { sign, revoked } = *state else {
+                return None;
+            };
+            let ok = sig.verify(&sub.key, signed).is_ok();
+            (ok, fpr(sub.key.fingerprint()), sign, revoked)
+        };
+        Some(if !verified {
+            Verdict::BadSignature {
+                fingerprint: self.fingerprint.clone(),
+            }
+        } else if self.revoked {
+            Verdict::Revoked {
+                fingerprint: self.fingerprint.clone(),
+            }
+        } else if revoked {
+            Verdict::Revoked {
+                fingerprint: key_fpr,
+            }
+        } else if !sign {
+            Verdict::WrongKeyUsage {
+                fingerprint: key_fpr,
+            }
+        } else {
+            Verdict::Trusted {
+                fingerprint: self.fingerprint.clone(),
+            }
+        })
+    }
+}
+
 enum Signer {
     Trusted(String),
-    Bad(String),
+    /// A trusted key's signature that does not count: bad, revoked key, wrong usage.
+    Refused(Verdict),
     Unknown(Vec<String>),
 }
 
@@ -244,5 +310,6 @@ fn names(named: &[Issuer], key: &impl VerifyingKey) -> bool {
         .any(|i| i.bytes == fingerprint.as_bytes() || i.bytes == id.as_ref())
 }
 
+mod binding;
 #[cfg(test)]
 mod tests;

@@ -114,3 +114,75 @@ fn a_file_that_is_no_public_key_is_an_error_naming_it() {
     }
     assert!(t.fingerprints().is_empty());
 }
+
+/// A key made by pgp: an Ed25519 primary key that certifies and signs, and an Ed25519 subkey
+/// bound for authentication only (as ssh subkeys are).
+fn generated(uid: &str) -> pgp::composed::SignedSecretKey {
+    use pgp::composed::{EncryptionCaps, KeyType, SecretKeyParamsBuilder, SubkeyParamsBuilder};
+    let auth = SubkeyParamsBuilder::default()
+        .key_type(KeyType::Ed25519Legacy)
+        .can_sign(false)
+        .can_encrypt(EncryptionCaps::None)
+        .can_authenticate(true)
+        .build()
+        .unwrap();
+    SecretKeyParamsBuilder::default()
+        .key_type(KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(true)
+        .can_encrypt(EncryptionCaps::None)
+        .primary_user_id(uid.into())
+        .subkeys(vec![auth])
+        .build()
+        .unwrap()
+        .generate(rand::thread_rng())
+        .unwrap()
+}
+
+fn public_file(key: &SignedPublicKey) -> Vec<u8> {
+    key.to_armored_bytes(None.into()).unwrap()
+}
+
+fn clearsigned(text: &str, key: &impl pgp::types::SigningKey) -> Vec<u8> {
+    let pw = pgp::types::Password::empty();
+    CleartextSignedMessage::sign(rand::thread_rng(), text, key, &pw)
+        .unwrap()
+        .to_armored_bytes(None.into())
+        .unwrap()
+}
+
+#[test]
+fn a_subkey_not_bound_for_signing_or_not_bound_at_all_does_not_make_a_trusted_signature() {
+    let secret = generated("a <a@example.invalid>");
+    let other = generated("b <b@example.invalid>");
+    let mut public = SignedPublicKey::from(secret.clone());
+    // A subkey with another key's binding: to be ignored, not to reject the key file.
+    public
+        .public_subkeys
+        .push(SignedPublicKey::from(other.clone()).public_subkeys[0].clone());
+    let mut keys = TrustedKeys::default();
+    keys.add("a.asc", &public_file(&public)).unwrap();
+    let primary = hex::encode_upper(secret.primary_key.fingerprint().as_bytes());
+    let text = "{\"spec\": 1}\n";
+
+    assert_eq!(
+        keys.check(&clearsigned(text, &secret.primary_key)),
+        Verdict::Trusted {
+            fingerprint: primary
+        }
+    );
+    let auth = &secret.secret_subkeys[0].key;
+    assert_eq!(
+        keys.check(&clearsigned(text, auth)),
+        Verdict::WrongKeyUsage {
+            fingerprint: hex::encode_upper(auth.fingerprint().as_bytes())
+        }
+    );
+    let foreign = &other.secret_subkeys[0].key;
+    assert_eq!(
+        keys.check(&clearsigned(text, foreign)),
+        Verdict::UnknownSigner {
+            signers: vec![hex::encode_upper(foreign.fingerprint().as_bytes())]
+        }
+    );
+}
