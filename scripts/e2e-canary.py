@@ -104,7 +104,7 @@ class Search:
         if stream.seekable():
             archive = zipfile.ZipFile(stream)
         else:
-            data = stream.read(ZIP_IN_MEMORY + 1)
+            data = peek(stream, ZIP_IN_MEMORY + 1)
             if len(data) > ZIP_IN_MEMORY:
                 raise OSError("a zip archive over 1 GiB inside another archive")
             archive = zipfile.ZipFile(io.BytesIO(data))

@@ -472,18 +472,19 @@ spack_refused() { # tarball|spec LOG
     local bad='gpg: BAD signature|Failed to verify'
     if [ "$1" = tarball ]; then
         # The signature held; Spack's error line names the package: 0.23.1 "==> Error: sha256
-        # checksum failed for …-greetlib-1.0-….spack" (spack/error.py NoChecksumException),
-        # 1.0.2 (which drops a blob failing its checksum and finds no binary, installer.py)
-        # "Failed to install greetlib due to …" or "greetlib-1.0-…: …".
+        # checksum failed for …-greetlib-1.0-….spack" (spack/error.py NoChecksumException);
+        # 1.0.2 logs a blob failing its checksum only with --debug (binary_distribution.py
+        # download_tarball), then finds no binary: "==> Error: Failed to install greetlib due to
+        # InstallError: No binary found when cache-only was specified" (installer.py).
         ! grep -qE "$bad" "$2" || return 1
-        grep -m1 -E 'Error: .*(checksum failed for [^ ]*greetlib|Failed to install greetlib|greetlib-[^ ]*: )' "$2"
+        grep -m1 -E 'Error: (.*checksum failed for [^ ]*greetlib|Failed to install greetlib )' "$2"
     elif [ "$LAYOUT" = v2 ]; then
         # 0.23.1: "==> Warning: Failed to verify: file://…/build_cache/…-greetlib-…spec.json.sig"
         # (binary_distribution.py download_tarball).
         grep -m1 -E 'Failed to verify: [^ ]*greetlib[^ ]*\.spec\.json\.sig' "$2"
     else
-        # 1.0.2: gpg's own "BAD signature" on the manifest (url_buildcache.py try_verify), then
-        # the failure naming greetlib.
+        # 1.0.2: gpg's own "gpg: BAD signature from …" on the manifest (url_buildcache.py
+        # try_verify), then "==> Error: Failed to install greetlib due to InstallError: …".
         awk '/gpg: BAD signature/ && !bad { bad = $0; next }
              bad && /Error: .*greetlib/ { print bad; print; found = 1; exit }
              END { exit !found }' "$2"
