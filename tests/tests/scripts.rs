@@ -2,7 +2,8 @@
 //! command's closing line counts each test once and fails a run where a test did not run; a work
 //! folder made for a run (the end-to-end run's) goes when the run succeeds; a server whose port
 //! another process took before the server could bind it is started on another port; the
-//! end-to-end run's search for its signing key finds it inside a compressed tar inside a tar.
+//! end-to-end run's search for its signing key finds it inside a compressed tar or a zip inside a
+//! tar.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -446,7 +447,8 @@ fn tar_in_tar(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
 
 #[test]
 #[ignore = "NOT RUN: needs the test virtualenv (./scripts/test.sh)"]
-fn the_canary_search_finds_a_key_inside_a_compressed_tar_inside_a_tar_and_nothing_elsewhere() {
+fn the_canary_search_finds_a_key_inside_a_compressed_tar_or_a_zip_inside_a_tar_and_nothing_elsewhere()
+ {
     let dir = tempfile::tempdir().unwrap();
     let armored = "lQOYBGdKx3sBCADK2q3mSecretArmoredLineOfTheCanaryKey0123456789abc";
     let binary = [0x9d_u8, 0x00, 0xff, 0x13, 0x37, 0x42, 0x00, 0x01];
@@ -466,6 +468,17 @@ fn the_canary_search_finds_a_key_inside_a_compressed_tar_inside_a_tar_and_nothin
     let mut with_bytes = vec![0_u8; 4096];
     with_bytes.extend_from_slice(&binary);
     let bytes = tar_in_tar(&leaks, "bytes", &with_bytes);
+    // A wheel in an image's layer: a zip inside a tar.
+    std::fs::write(leaks.join("key.txt"), armored).unwrap();
+    let status = Command::new(test_python())
+        .args(["-m", "zipfile", "-c", "wheel.whl", "key.txt"])
+        .current_dir(&leaks)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tar(&leaks, &["-cf", "layer.tar", "wheel.whl"]);
+    std::fs::remove_file(leaks.join("key.txt")).unwrap();
+    std::fs::remove_file(leaks.join("wheel.whl")).unwrap();
     // The same layout, and the canaries' halves: nothing to find.
     let mut halves = armored.as_bytes()[..20].to_vec();
     halves.extend_from_slice(&binary[..4]);
@@ -493,7 +506,9 @@ fn the_canary_search_finds_a_key_inside_a_compressed_tar_inside_a_tar_and_nothin
         );
         assert!(stdout.contains(&hit), "no {hit} in:\n{stdout}\n{stderr}");
     }
-    assert_eq!(stdout.lines().count(), 2, "{stdout}");
+    let hit = format!("{}!wheel.whl!key.txt:", leaks.join("layer.tar").display());
+    assert!(stdout.contains(&hit), "no {hit} in:\n{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
     let (status, stdout, stderr) = search(&clean);
     assert_eq!(status, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
