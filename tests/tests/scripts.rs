@@ -468,8 +468,17 @@ fn the_canary_search_finds_a_key_inside_a_compressed_tar_or_a_zip_inside_a_tar_a
     let mut with_bytes = vec![0_u8; 4096];
     with_bytes.extend_from_slice(&binary);
     let bytes = tar_in_tar(&leaks, "bytes", &with_bytes);
-    // A wheel in an image's layer: a zip inside a tar.
-    std::fs::write(leaks.join("key.txt"), armored).unwrap();
+    // A wheel in an image's layer: a zip inside a tar, larger than a tar block.
+    std::fs::write(
+        leaks.join("key.txt"),
+        format!(
+            "{}{armored}",
+            (0..2048_u64)
+                .map(|i| format!("{:x} ", i.wrapping_mul(2_654_435_761) % 65_521))
+                .collect::<String>()
+        ),
+    )
+    .unwrap();
     let status = Command::new(test_python())
         .args(["-m", "zipfile", "-c", "wheel.whl", "key.txt"])
         .current_dir(&leaks)
