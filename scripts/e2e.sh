@@ -139,9 +139,14 @@ keys_gpg verify --import "$PUBLIC_KEYS/deployment.pub"
 gpgconf --homedir "$KEYS/gnupg" --kill gpg-agent
 base64 -w0 "$KEYS/secret.asc" >"$KEYS/secret.b64"
 # What would betray the key: a line of its secret part (the armored data's lines 9 to 16 encode
-# the secret numbers, after the public ones the public key shares), and a stretch of the base64
-# the variable holds.
+# the secret numbers, after the public ones the public key shares), a stretch of the base64
+# the variable holds, and bytes of the secret key material itself, binary (as a secret key
+# import or export holds them) and as hex text.
 { sed -n '14p;16p' "$KEYS/secret.asc"; cut -c1201-1264 "$KEYS/secret.b64"; } >"$KEYS/canary"
+keys_gpg gnupg --export-secret-keys >"$KEYS/secret.gpg"
+keys_gpg gnupg --export >"$KEYS/public.gpg"
+"$VENV/bin/python" "$ROOT/scripts/e2e-canary.py" secret-slice "$KEYS/secret.gpg" "$KEYS/public.gpg" \
+    >>"$KEYS/canary"
 printf '%s\n' "protected SPACK_SIGNING_KEY=$(cat "$KEYS/secret.b64")" \
     "SPACK_DEPLOYMENT_KEY_PUBLIC=$PUBLIC_KEYS/deployment.pub" >>"$VARIABLES"
 
@@ -460,6 +465,31 @@ spack_install_from_cache
 ENVS=$(find "$WORK/runs/1" -path '*/envs/amd64/greeter/spack.lock' -printf '%h\n' | head -n1)
 [ -n "$ENVS" ] || fail "no prepared greeter environment with its lockfile under $WORK/runs/1"
 ENVS=$(dirname "$(dirname "$ENVS")")
+# The lines of a failed build's log (LOG) where Spack refuses greetlib's tampered tarball or
+# spec, printed; status 1 when there are none. A log merely naming greetlib is not enough:
+# Spack says "Installing greetlib" before it checks anything.
+spack_refused() { # tarball|spec LOG
+    local bad='gpg: BAD signature|Failed to verify'
+    if [ "$1" = tarball ]; then
+        # The signature held; Spack's error line names the package: 0.23.1 "==> Error: sha256
+        # checksum failed for …-greetlib-1.0-….spack" (spack/error.py NoChecksumException);
+        # 1.0.2 logs a blob failing its checksum only with --debug (binary_distribution.py
+        # download_tarball), then finds no binary: "==> Error: Failed to install greetlib due to
+        # InstallError: No binary found when cache-only was specified" (installer.py).
+        ! grep -qE "$bad" "$2" || return 1
+        grep -m1 -E 'Error: (.*checksum failed for [^ ]*greetlib|Failed to install greetlib )' "$2"
+    elif [ "$LAYOUT" = v2 ]; then
+        # 0.23.1: "==> Warning: Failed to verify: file://…/build_cache/…-greetlib-…spec.json.sig"
+        # (binary_distribution.py download_tarball).
+        grep -m1 -E 'Failed to verify: [^ ]*greetlib[^ ]*\.spec\.json\.sig' "$2"
+    else
+        # 1.0.2: gpg's own "gpg: BAD signature from …" on the manifest (url_buildcache.py
+        # try_verify), then "==> Error: Failed to install greetlib due to InstallError: …".
+        awk '/gpg: BAD signature/ && !bad { bad = $0; next }
+             bad && /Error: .*greetlib/ { print bad; print; found = 1; exit }
+             END { exit !found }' "$2"
+    fi
+}
 tampered_build() { # tarball|spec
     local t=$WORK/tampered-$1 changed start
     rm -rf "$t"
@@ -484,8 +514,9 @@ PY
         --arch amd64) >"$t/build.log" 2>&1; then
         fail "the greeter was built from a cache with a tampered $1 ($changed)"
     fi
-    grep -q "greetlib" "$t/build.log" ||
-        fail "the build from a tampered $1 failed without naming greetlib: $(tail -n 40 "$t/build.log")"
+    local refused
+    refused=$(spack_refused "$1" "$t/build.log") ||
+        fail "the build from a tampered $1 failed, but not with Spack refusing greetlib's $1: $(tail -n 40 "$t/build.log")"
     # The janitor's check names it too, before any build would.
     if "$TOOLS/spackitor" verify --cache "$t/cache" --trust "$PUBLIC_KEYS/deployment.pub" --deep \
         >"$t/verify.log" 2>&1; then
@@ -493,7 +524,7 @@ PY
     fi
     grep -q "greetlib" "$t/verify.log" ||
         fail "spackitor verify did not name greetlib in a cache with a tampered $1: $(tail -n 20 "$t/verify.log")"
-    figure "tampered $1 of greetlib: the container build failed in $(($(date +%s) - start)) s, naming it: $(grep -m1 -E "checksum failed|Failed to verify|Failed to install" "$t/build.log" | cut -c1-200)"
+    figure "tampered $1 of greetlib: the container build failed in $(($(date +%s) - start)) s, naming it: $(printf '%s' "$refused" | tr '\n' ' ' | cut -c1-300)"
     rm -rf "$t/cache"
 }
 tampered_build tarball
@@ -555,19 +586,40 @@ jq -e '[.jobs[] | select(.name == "clean branch build cache amd64") | .success] 
     fail "the manual pipeline of the branch did not clean its own cache"
 git -C "$DEFS" checkout -q main
 
-# --- 9. The canary key is nowhere: job logs, artifacts and generated YAML (the runs), every
-# image the run made (its layers, configuration and history), the SIFs and their root.
-canary_in() { grep -rlaF -f "$KEYS/canary" "$@" 2>/dev/null || true; }
-hits=$(canary_in "$WORK/runs" "$SIFS_SHARED" "$WORK/sif-root" "$WORK"/pipeline-*.json)
-[ "$STORAGE" = file ] && hits+=$(canary_in "$WORK/sifs" "$WORK/build-cache" "$WORK/build-cache-branches")
-[ -z "$hits" ] || fail "the signing key is in: $hits"
+# --- 9. The canary key is nowhere: job logs, artifacts and generated YAML (the runs), the
+# documents, the build caches, the SIFs and their root, every image the run made (`docker save`:
+# its layers, configuration and history). Searched through archives and compressed data (the
+# caches' tarballs, the layers; scripts/e2e-canary.py), and no layer holds a GnuPG home's
+# secret keys (`private-keys-v1.d`), whatever they are.
+canary_search() { # [--private-keys] PATH...
+    local log=$WORK/canary-search.log flags=()
+    if [ "$1" = --private-keys ]; then flags=("$1"); shift; fi
+    "$VENV/bin/python" "$ROOT/scripts/e2e-canary.py" "${flags[@]}" "$KEYS/canary" "$@" >"$log" 2>&1 ||
+        fail "the signing key is in (or these could not be searched through): $(head -n 20 "$log")"
+    rm -f "$log"
+}
+canary_search "$WORK/runs" "$WORK"/pipeline-*.json "$WORK/documents"
+if [ "$STORAGE" = s3 ]; then
+    for bucket in e2e-cache e2e-cache-branches e2e-sifs; do
+        rm -rf "$WORK/buckets/$bucket"
+        s3 download "$bucket" "$WORK/buckets/$bucket"
+    done
+    canary_search "$WORK/buckets/e2e-cache" "$WORK/buckets/e2e-cache-branches"
+    SIF_STORES=("$WORK/buckets/e2e-sifs")
+else
+    canary_search "$WORK/build-cache" "$WORK/build-cache-branches"
+    SIF_STORES=("$WORK/sifs")
+fi
+canary_search --private-keys "$SIFS_SHARED" "$WORK/sif-root" "${SIF_STORES[@]}"
+rm -rf "$WORK/buckets"
 mapfile -t made < <(docker images --format '{{.Repository}}:{{.Tag}}' | grep -F "$REGISTRY/$NS/" | grep -v ':<none>$')
 [ "${#made[@]}" -ge 4 ] || fail "the run made only these images: ${made[*]}"
-for image in "${made[@]}"; do
-    n=$(docker save "$image" | tar -xO | grep -caF -f "$KEYS/canary" || true)
-    [ "${n:-0}" -eq 0 ] || fail "the signing key is in the image $image"
-done
-figure "canary key: in no job log, artifact, generated file, SIF or any of ${#made[@]} images"
+SAVED=$WORK/images.tar
+docker save -o "$SAVED" "${made[@]}"
+saved_bytes=$(stat -c %s "$SAVED")
+canary_search --private-keys "$SAVED"
+rm -f "$SAVED"
+figure "canary key: in no job log, artifact, generated file, build cache, SIF or any of ${#made[@]} images ($saved_bytes bytes saved), searched through their archives; no GnuPG secret keyring in any layer"
 
 figure "whole run (Spack $SPACK_VERSION, $STORAGE): $(($(date +%s) - STARTED)) s"
 log "e2e passed; figures in $FIGURES"

@@ -1,7 +1,9 @@
 //! The shell scripts of `scripts/` and `.ci/`: shellcheck finds nothing in them; the test
 //! command's closing line counts each test once and fails a run where a test did not run; a work
 //! folder made for a run (the end-to-end run's) goes when the run succeeds; a server whose port
-//! another process took before the server could bind it is started on another port.
+//! another process took before the server could bind it is started on another port; the
+//! end-to-end run's search for its signing key finds it inside a compressed tar or a zip inside a
+//! tar.
 
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
@@ -410,4 +412,113 @@ fn a_server_that_never_gets_its_port_fails_with_its_log() {
     assert!(stderr.contains("http did not start"), "{stderr}");
     // Python's own words from the last try's log.
     assert!(stderr.contains("Address already in use"), "{stderr}");
+}
+
+/// The test virtualenv's Python, which the end-to-end run runs its helper scripts with.
+fn test_python() -> PathBuf {
+    PathBuf::from(std::env::var("SPACKTAINERIZAH_TEST_PYTHON").expect(
+        "NOT RUN: SPACKTAINERIZAH_TEST_PYTHON is not set: ./scripts/test.sh makes the test \
+         virtualenv",
+    ))
+}
+
+/// `tar ARGS` in `dir`.
+fn tar(dir: &Path, args: &[&str]) {
+    let status = Command::new("tar")
+        .args(args)
+        .current_dir(dir)
+        .status()
+        .unwrap();
+    assert!(status.success(), "tar {args:?} failed");
+}
+
+/// A tar holding a `.tar.gz` (as a v2 `.spack` tarball does) whose file is `content`.
+fn tar_in_tar(dir: &Path, name: &str, content: &[u8]) -> PathBuf {
+    let inner = dir.join(name);
+    std::fs::create_dir_all(inner.join("prefix/.spack")).unwrap();
+    std::fs::write(inner.join("prefix/.spack/spack-build-env.txt"), content).unwrap();
+    tar(&inner, &["-czf", "inner.tar.gz", "prefix"]);
+    tar(&inner, &["-cf", "../outer.tar", "inner.tar.gz"]);
+    let outer = dir.join(format!("{name}.tar"));
+    std::fs::rename(dir.join("outer.tar"), &outer).unwrap();
+    std::fs::remove_dir_all(&inner).unwrap();
+    outer
+}
+
+#[test]
+#[ignore = "NOT RUN: needs the test virtualenv (./scripts/test.sh)"]
+fn the_canary_search_finds_a_key_inside_a_compressed_tar_or_a_zip_inside_a_tar_and_nothing_elsewhere()
+ {
+    let dir = tempfile::tempdir().unwrap();
+    let armored = "lQOYBGdKx3sBCADK2q3mSecretArmoredLineOfTheCanaryKey0123456789abc";
+    let binary = [0x9d_u8, 0x00, 0xff, 0x13, 0x37, 0x42, 0x00, 0x01];
+    let canaries = dir.path().join("canaries");
+    std::fs::write(
+        &canaries,
+        format!("{armored}\nhex:{}\n", hex::encode(binary)),
+    )
+    .unwrap();
+    let leaks = dir.path().join("leaks");
+    let clean = dir.path().join("clean");
+    std::fs::create_dir_all(&leaks).unwrap();
+    std::fs::create_dir_all(&clean).unwrap();
+    let mut with_text = b"SPACK_SIGNING_KEY=".to_vec();
+    with_text.extend_from_slice(armored.as_bytes());
+    let text = tar_in_tar(&leaks, "text", &with_text);
+    let mut with_bytes = vec![0_u8; 4096];
+    with_bytes.extend_from_slice(&binary);
+    let bytes = tar_in_tar(&leaks, "bytes", &with_bytes);
+    // A wheel in an image's layer: a zip inside a tar, larger than a tar block.
+    std::fs::write(
+        leaks.join("key.txt"),
+        format!(
+            "{}{armored}",
+            (0..2048_u64)
+                .map(|i| format!("{:x} ", i.wrapping_mul(2_654_435_761) % 65_521))
+                .collect::<String>()
+        ),
+    )
+    .unwrap();
+    let status = Command::new(test_python())
+        .args(["-m", "zipfile", "-c", "wheel.whl", "key.txt"])
+        .current_dir(&leaks)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    tar(&leaks, &["-cf", "layer.tar", "wheel.whl"]);
+    std::fs::remove_file(leaks.join("key.txt")).unwrap();
+    std::fs::remove_file(leaks.join("wheel.whl")).unwrap();
+    // The same layout, and the canaries' halves: nothing to find.
+    let mut halves = armored.as_bytes()[..20].to_vec();
+    halves.extend_from_slice(&binary[..4]);
+    tar_in_tar(&clean, "halves", &halves);
+
+    let search = |path: &Path| {
+        let out = Command::new(test_python())
+            .arg(repo_root().join("scripts/e2e-canary.py"))
+            .arg(&canaries)
+            .arg(path)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8(out.stdout).unwrap(),
+            String::from_utf8(out.stderr).unwrap(),
+        )
+    };
+    let (status, stdout, stderr) = search(&leaks);
+    assert_eq!(status, Some(1), "{stdout}\n{stderr}");
+    for outer in [&text, &bytes] {
+        let hit = format!(
+            "{}!inner.tar.gz!prefix/.spack/spack-build-env.txt:",
+            outer.display()
+        );
+        assert!(stdout.contains(&hit), "no {hit} in:\n{stdout}\n{stderr}");
+    }
+    let hit = format!("{}!wheel.whl!key.txt:", leaks.join("layer.tar").display());
+    assert!(stdout.contains(&hit), "no {hit} in:\n{stdout}\n{stderr}");
+    assert_eq!(stdout.lines().count(), 3, "{stdout}");
+    let (status, stdout, stderr) = search(&clean);
+    assert_eq!(status, Some(0), "{stdout}\n{stderr}");
+    assert!(stdout.is_empty(), "{stdout}");
 }
