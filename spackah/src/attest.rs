@@ -135,10 +135,22 @@ async fn gather(opts: &AttestOptions, registries: &Clients) -> anyhow::Result<Ga
     let runtime = base(registries, cfg, &runtime_ref, &opts.arch).await?;
     let os = os_packages(&runtime).await?;
     // The image's own database too: what its epilogue installed is in it, not the runtime's.
+    // Only the layers the image adds to the runtime's are read (the runtime's database is read
+    // already, and the image's software layers are most of its size); none holding a database
+    // means the runtime's is the image's.
+    let runtime_layers: Vec<&str> = runtime
+        .resolved
+        .layers
+        .iter()
+        .map(|l| l.digest.as_str())
+        .collect();
+    let mut own = built.clone();
+    own.layers
+        .retain(|l| !runtime_layers.contains(&l.digest.as_str()));
     let image = Base {
         image: planned.image.clone(),
         client,
-        resolved: built,
+        resolved: own,
     };
     let added: Vec<OsPackage> = os_packages(&image)
         .await?
@@ -146,7 +158,6 @@ async fn gather(opts: &AttestOptions, registries: &Clients) -> anyhow::Result<Ga
         .into_iter()
         .filter(|p| !os.packages.contains(p))
         .collect();
-    let built = image.resolved;
     let build_cache = cfg
         .arch(&opts.arch)
         .with_context(|| format!("architecture `{}` is not in the configuration", opts.arch))?
