@@ -24,15 +24,7 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let image = format!("{}:img", d.join("oci").display());
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(d.join("oci")));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    let bundle = d.join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
+    let (image, bundle) = empty_bundle(d);
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(rootfs.join("opt/bin")).unwrap();
     std::fs::create_dir_all(rootfs.join("data")).unwrap();
@@ -145,6 +137,20 @@ fn a_layered_image_becomes_a_sif_with_the_same_root_filesystem() {
     );
 }
 
+/// A new, empty OCI image `<d>/oci:img` (umoci) unpacked into the bundle `<d>/bundle`.
+fn empty_bundle(d: &Path) -> (String, std::path::PathBuf) {
+    let image = format!("{}:img", d.join("oci").display());
+    run(Command::new("umoci")
+        .args(["init", "--layout"])
+        .arg(d.join("oci")));
+    run(Command::new("umoci").args(["new", "--image", &image]));
+    let bundle = d.join("bundle");
+    run(Command::new("umoci")
+        .args(["unpack", "--image", &image])
+        .arg(&bundle));
+    (image, bundle)
+}
+
 /// The static busybox Debian's `busybox-static` installs.
 fn busybox() -> &'static Path {
     ["/bin/busybox", "/usr/bin/busybox"]
@@ -187,15 +193,7 @@ fn the_documents_attached_to_the_image_go_into_the_sif() {
     use oci::registry::RegistryClient;
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let image = format!("{}:img", d.join("oci").display());
-    run(Command::new("umoci")
-        .args(["init", "--layout"])
-        .arg(d.join("oci")));
-    run(Command::new("umoci").args(["new", "--image", &image]));
-    let bundle = d.join("bundle");
-    run(Command::new("umoci")
-        .args(["unpack", "--image", &image])
-        .arg(&bundle));
+    let (image, bundle) = empty_bundle(d);
     let rootfs = bundle.join("rootfs");
     std::fs::create_dir_all(rootfs.join("bin")).unwrap();
     std::fs::copy(busybox(), rootfs.join("bin/busybox")).unwrap();
