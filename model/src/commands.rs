@@ -260,7 +260,7 @@ impl CacherPrepare {
     }
 }
 
-/// `spack-cacher generate --envs DIR --arch ARCH --pipelines DIR`.
+/// `spack-cacher generate --envs DIR --arch ARCH --pipelines DIR --branch "$CI_COMMIT_REF_SLUG"`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CacherGenerate {
     pub envs: String,
@@ -274,6 +274,7 @@ impl CacherGenerate {
             .opt("--envs", Arg::word(&self.envs))
             .opt("--arch", Arg::word(&self.arch))
             .opt("--pipelines", Arg::word(&self.pipelines))
+            .opt("--branch", Arg::var(crate::env_names::CI_COMMIT_REF_SLUG))
     }
 }
 

@@ -64,9 +64,18 @@ pub enum CliCommand {
         /// The `spack` executable (found on PATH when not given).
         #[arg(long, env = env_names::SPACK)]
         spack: Option<PathBuf>,
-        /// Environments processed at once.
-        #[arg(long, default_value_t = 4)]
-        jobs: usize,
+        /// Environments processed at once (default: the CPUs this job may use).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// The branch slug (`CI_COMMIT_REF_SLUG`) whose recorded concretizations are reused:
+        /// an environment whose inputs are those recorded with its keep list takes the
+        /// recorded `spack.lock`, and needs no Spack when its specs are all in the cache.
+        /// Without it every environment is concretized.
+        #[arg(long)]
+        branch: Option<String>,
+        /// The configuration file (where the keep lists are).
+        #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
+        config: PathBuf,
     },
     /// Record each concretized `spack.lock` of an architecture in the build cache the branch
     /// fills (`_spacktainerizah/keep/<branch>/<arch>/<container>/spack.lock`): the keep lists
@@ -167,13 +176,22 @@ impl Cli {
                 pipelines,
                 spack,
                 jobs,
-            } => Command::Generate(GenerateOptions {
-                envs,
-                arch,
-                spack,
-                jobs,
-                output: pipelines,
-            }),
+                branch,
+                config,
+            } => Command::Generate {
+                options: GenerateOptions {
+                    envs,
+                    arch,
+                    spack,
+                    jobs: jobs.unwrap_or_else(|| {
+                        std::thread::available_parallelism().map_or(1, |n| n.get())
+                    }),
+                    output: pipelines,
+                    reuse: None,
+                },
+                config,
+                branch,
+            },
             CliCommand::Record {
                 config,
                 envs,

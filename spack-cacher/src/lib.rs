@@ -43,7 +43,12 @@ pub enum Command {
         /// `CI_PROJECT_DIR`, the checkout the jobs share.
         project_dir: Option<PathBuf>,
     },
-    Generate(generate::GenerateOptions),
+    Generate {
+        /// Without reuse: [`run`] adds it when `branch` is given.
+        options: generate::GenerateOptions,
+        config: PathBuf,
+        branch: Option<String>,
+    },
     Record {
         config: PathBuf,
         envs: PathBuf,
@@ -113,8 +118,18 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                 prepared.iter().map(|p| p.path.display().to_string()),
             )?;
         }
-        Command::Generate(opts) => {
-            let written = generate::run(&opts, printer)?;
+        Command::Generate {
+            mut options,
+            config,
+            branch,
+        } => {
+            if let Some(branch) = branch {
+                options.reuse = Some(Box::new(generate::Reuse {
+                    config: Config::read(&config)?,
+                    branch,
+                }));
+            }
+            let written = generate::run(&options, printer)?;
             list(printer, written.iter().map(|p| p.display().to_string()))?;
         }
         Command::Record {

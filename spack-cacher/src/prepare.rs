@@ -1,15 +1,19 @@
 //! `spack-cacher prepare`: for every architecture and container definition, the Spack
 //! environment that will be built — the repository's template merged with the definition, the
 //! architecture's base requirement, the upload mirror and the CI section — in
-//! `<output>/<arch>/<container>/spack.yaml`.
+//! `<output>/<arch>/<container>/spack.yaml`, with what its concretization depends on beside it
+//! (`inputs.json`) when the builder is pinned by digest.
 
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
+use model::checksum::{TreeHash, files, relative_name, sha256_hex};
 use model::config::{ArchConfig, Config, SigningConfig};
 use model::definitions::{self, Kind};
 use model::env_names;
 use model::spack::environment::Environment;
+use model::spack::inputs::{self, Inputs};
 use model::yaml::{Mapping, Value};
 
 /// The mirror name current Spack requires for `spack ci` uploads.
@@ -46,6 +50,7 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
     let template = Environment::read(&template_path)?;
     let defs = definitions::discover(&opts.repo)?;
     let on_default = opts.branch == opts.config.default_branch;
+    let mut repo_sums = RepoSums::default();
     let mut out = Vec::new();
     for arch in &defs.architectures {
         let Some(ac) = opts.config.arch(arch) else {
@@ -65,7 +70,7 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
                 )
             })?;
             env.substitute_base_arch(&ac.base_requirement);
-            anchor_repos(&mut env, &opts.repo, opts.project_dir.as_deref())
+            let repos = anchor_repos(&mut env, &opts.repo, opts.project_dir.as_deref())
                 .with_context(|| format!("the package repositories of {}", def.path.display()))?;
             let signed = opts.config.signs(on_default);
             add_mirror(&mut env, ac, on_default, signed);
@@ -78,8 +83,29 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
             let dir = opts.output.join(arch).join(&def.name);
             std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
             let path = dir.join("spack.yaml");
-            std::fs::write(&path, env.to_yaml())
-                .with_context(|| format!("writing {}", path.display()))?;
+            let yaml = env.to_yaml();
+            std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
+            // Only a builder pinned by digest says which Spack concretizes: a tag may move.
+            let inputs_path = dir.join(inputs::FILE);
+            if let Some(pinned) = opts
+                .builder_image
+                .as_ref()
+                .filter(|b| b.contains("@sha256:"))
+            {
+                let inputs = Inputs {
+                    spack_yaml: sha256_hex(yaml.as_bytes()),
+                    builder: pinned.clone(),
+                    repositories: repo_sums.of(&repos)?,
+                    variables: inputs::variables_checksum(
+                        ac.variables.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+                    ),
+                };
+                std::fs::write(&inputs_path, inputs.to_json())
+                    .with_context(|| format!("writing {}", inputs_path.display()))?;
+            } else if inputs_path.exists() {
+                std::fs::remove_file(&inputs_path)
+                    .with_context(|| format!("removing {}", inputs_path.display()))?;
+            }
             out.push(Prepared {
                 arch: arch.clone(),
                 container: def.name.clone(),
@@ -90,20 +116,54 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
     Ok(out)
 }
 
+/// The checksums of the project's package repositories, each computed once for all the
+/// environments that read it.
+#[derive(Default)]
+struct RepoSums(HashMap<PathBuf, String>);
+
+impl RepoSums {
+    /// Each repository (as written, where it is) by the checksum of its files.
+    fn of(&mut self, repos: &[(String, PathBuf)]) -> anyhow::Result<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        for (written, dir) in repos {
+            if !self.0.contains_key(dir) {
+                let mut h = TreeHash::new();
+                for f in files(dir).with_context(|| format!("reading {}", dir.display()))? {
+                    h.file(&relative_name(&f, dir), &f)
+                        .with_context(|| format!("reading {}", f.display()))?;
+                }
+                self.0.insert(dir.clone(), h.finish());
+            }
+            out.insert(written.clone(), self.0[dir].clone());
+        }
+        Ok(out)
+    }
+}
+
 /// Relative package repositories (`spack: repos:`, a list or Spack 1.x's name → path mapping)
 /// are relative to the repository root; the environment lives elsewhere, so each becomes
 /// `$CI_PROJECT_DIR/…` in CI, an absolute path otherwise. Paths with variables or absolute
-/// ones are left as written.
+/// ones are left as written. Returns the project's repositories: as written, and where they are.
 fn anchor_repos(
     env: &mut Environment,
     repo: &Path,
     project_dir: Option<&Path>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let Some(repos) = env.spack_mut().get_mut(s("repos")) else {
-        return Ok(());
+        return Ok(Vec::new());
     };
+    let local = std::cell::RefCell::new(Vec::new());
     let anchor = |path: &str| -> anyhow::Result<String> {
-        if path.starts_with('$') || path.starts_with('~') || Path::new(path).is_absolute() {
+        if path.starts_with('$') || path.starts_with('~') {
+            return Ok(path.to_string());
+        }
+        if Path::new(path).is_absolute() {
+            // An absolute path outside the builder's own trees is a folder the job has.
+            if Path::new(path).is_dir() {
+                local
+                    .borrow_mut()
+                    .push((path.to_string(), PathBuf::from(path)));
+            }
             return Ok(path.to_string());
         }
         let full = repo.join(path);
@@ -113,16 +173,16 @@ fn anchor_repos(
                 full.display()
             )
         })?;
-        if let Some(project) = project_dir.and_then(|p| p.canonicalize().ok())
-            && let Ok(inside) = full.strip_prefix(&project)
-        {
-            return Ok(format!(
+        let written = match project_dir.and_then(|p| p.canonicalize().ok()) {
+            Some(project) if full.starts_with(&project) => format!(
                 "${}/{}",
                 env_names::CI_PROJECT_DIR,
-                inside.display()
-            ));
-        }
-        Ok(full.display().to_string())
+                full.strip_prefix(&project).unwrap_or(&full).display()
+            ),
+            _ => full.display().to_string(),
+        };
+        local.borrow_mut().push((written.clone(), full));
+        Ok(written)
     };
     let rewrite = |v: &mut Value| -> anyhow::Result<()> {
         if let Some(path) = v.as_str() {
@@ -131,10 +191,11 @@ fn anchor_repos(
         Ok(())
     };
     match repos {
-        Value::Sequence(items) => items.iter_mut().try_for_each(rewrite),
-        Value::Mapping(m) => m.values_mut().try_for_each(rewrite),
+        Value::Sequence(items) => items.iter_mut().try_for_each(rewrite)?,
+        Value::Mapping(m) => m.values_mut().try_for_each(rewrite)?,
         _ => bail!("`spack: repos:` is neither a list nor a mapping"),
     }
+    Ok(local.into_inner())
 }
 
 fn s(v: &str) -> Value {

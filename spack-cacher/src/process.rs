@@ -13,7 +13,7 @@ use model::config::JobSettings;
 /// Jobs Spack adds that are not package builds; they run once, after every build stage.
 const SERVICE_JOBS: &[&str] = &["rebuild-index", "wait-for-build-jobs"];
 /// The job Spack writes when nothing needs building.
-const NOOP_JOB: &str = "no-specs-to-rebuild";
+pub const NOOP_JOB: &str = "no-specs-to-rebuild";
 /// The last child pipeline: index update and the jobs it waits on.
 pub const SERVICE_PIPELINE: &str = "rebuild-index";
 

@@ -1,13 +1,15 @@
 //! `spack-cacher record`: put each prepared environment's concretized `spack.lock` of one
 //! architecture into the build cache the branch fills, as the keep lists the janitor protects
-//! (`stores::keep_lists`). Run with the upload, before any build job: a janitor running while
-//! the pipeline builds already keeps what it will need.
+//! (`stores::keep_lists`), each with the inputs it was concretized from, which the next pipeline
+//! reuses it by. Run with the upload, before any build job: a janitor running while the pipeline
+//! builds already keeps what it will need.
 
 use std::path::PathBuf;
 
 use anyhow::{Context, bail};
 use model::config::Config;
-use stores::keep_lists;
+use model::spack::inputs::{self, Inputs};
+use stores::keep_lists::{self, KeepList};
 use stores::{S3Options, Store, StoreUrl};
 
 #[derive(Debug, Clone)]
@@ -52,7 +54,7 @@ pub async fn run(store: &Store, opts: &RecordOptions) -> anyhow::Result<Recorded
     let locks = lockfiles(opts)?;
     let written = locks
         .iter()
-        .map(|(name, _)| store.location(&keep_lists::key(&opts.branch, &opts.arch, name)))
+        .map(|l| store.location(&keep_lists::key(&opts.branch, &opts.arch, &l.container)))
         .collect();
     let removed = keep_lists::record_arch(store, &opts.branch, &opts.arch, locks)
         .await
@@ -69,9 +71,9 @@ pub async fn run(store: &Store, opts: &RecordOptions) -> anyhow::Result<Recorded
     })
 }
 
-/// Every concretized lockfile of the architecture, by container, each checked: all are read
-/// before the first is written.
-fn lockfiles(opts: &RecordOptions) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
+/// Every concretized lockfile of the architecture, by container, each checked, with the record
+/// of its inputs when `prepare` wrote them: all are read before the first is written.
+fn lockfiles(opts: &RecordOptions) -> anyhow::Result<Vec<KeepList>> {
     let mut locks = Vec::new();
     for env in crate::prepare::environments(&opts.envs, &opts.arch)? {
         let path = env.join("spack.lock");
@@ -82,7 +84,21 @@ fn lockfiles(opts: &RecordOptions) -> anyhow::Result<Vec<(String, Vec<u8>)>> {
         let bytes =
             std::fs::read(&path).with_context(|| format!("{}: not concretized", path.display()))?;
         model::spack::lockfile::Lockfile::parse(&path.display().to_string(), &bytes)?;
-        locks.push((name, bytes));
+        let inputs_path = env.join(inputs::FILE);
+        let inputs = match std::fs::read(&inputs_path) {
+            Ok(text) => Some(
+                Inputs::parse(&inputs_path.display().to_string(), &text)?
+                    .record(&bytes)
+                    .to_json(),
+            ),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e).with_context(|| format!("reading {}", inputs_path.display())),
+        };
+        locks.push(KeepList {
+            container: name,
+            lockfile: bytes,
+            inputs,
+        });
     }
     if locks.is_empty() {
         bail!(

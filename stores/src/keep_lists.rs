@@ -1,7 +1,9 @@
 //! Keep lists recorded in a build cache: each container's concretized `spack.lock`, per branch,
 //! architecture and container, under `_spacktainerizah/keep/` beside Spack's own objects
 //! (Spack ignores it). Stage 2 writes them as it fills the cache; the janitor keeps every spec
-//! they name, for every branch that still exists, whichever pipeline runs it.
+//! they name, for every branch that still exists, whichever pipeline runs it. Beside each, the
+//! inputs its concretization came from (`model::spack::inputs`), so the next pipeline reuses it
+//! when they have not changed.
 
 use std::collections::HashSet;
 
@@ -15,6 +17,58 @@ pub const PREFIX: &str = "_spacktainerizah/keep";
 /// The key of a record under [`PREFIX`]'s store: `<branch>/<arch>/<container>/spack.lock`.
 pub fn key(branch: &str, arch: &str, container: &str) -> String {
     format!("{branch}/{arch}/{container}/spack.lock")
+}
+
+/// The key of the inputs recorded with a keep list: `<branch>/<arch>/<container>/inputs.json`.
+pub fn inputs_key(branch: &str, arch: &str, container: &str) -> String {
+    format!("{branch}/{arch}/{container}/{}", model::spack::inputs::FILE)
+}
+
+/// A keep list to record: a container's lockfile and, when its concretization's inputs are
+/// known, their record (`model::spack::inputs::Recorded`).
+#[derive(Debug, Clone)]
+pub struct KeepList {
+    pub container: String,
+    pub lockfile: Vec<u8>,
+    pub inputs: Option<Vec<u8>>,
+}
+
+impl From<(String, Vec<u8>)> for KeepList {
+    fn from((container, lockfile): (String, Vec<u8>)) -> KeepList {
+        KeepList {
+            container,
+            lockfile,
+            inputs: None,
+        }
+    }
+}
+
+/// What was recorded for a container: its inputs' record (when there is one) and lockfile.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub inputs: Option<Vec<u8>>,
+    pub lockfile: Vec<u8>,
+}
+
+/// The keep list recorded for `container` of `arch` on `branch`, with its inputs; `None`
+/// when nothing was recorded.
+pub async fn recorded(
+    store: &Store,
+    branch: &str,
+    arch: &str,
+    container: &str,
+) -> Result<Option<Recorded>, StoreError> {
+    let lockfile = match store.get(&key(branch, arch, container)).await {
+        Ok(o) => o.bytes,
+        Err(e) if e.is_not_found() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let inputs = match store.get(&inputs_key(branch, arch, container)).await {
+        Ok(o) => Some(o.bytes),
+        Err(e) if e.is_not_found() => None,
+        Err(e) => return Err(e),
+    };
+    Ok(Some(Recorded { inputs, lockfile }))
 }
 
 /// One recorded keep list: where it is, and the branch it was recorded for (`None` for a
@@ -67,25 +121,43 @@ pub async fn record(
         .map(|_| ())
 }
 
-/// Record the keep lists of every container of `arch` built on `branch` (name, lockfile bytes),
-/// then remove the lists of that branch and architecture whose container is not among them: a
-/// container taken out of the definitions stops protecting its specs. Returns the keys removed.
+/// Record the keep lists of every container of `arch` built on `branch` (with their inputs
+/// when known), then remove the lists of that branch and architecture whose container is not
+/// among them: a container taken out of the definitions stops protecting its specs. Returns
+/// the keys removed.
 pub async fn record_arch(
     store: &Store,
     branch: &str,
     arch: &str,
-    lists: Vec<(String, Vec<u8>)>,
+    lists: impl IntoIterator<Item = impl Into<KeepList>>,
 ) -> Result<Vec<String>, StoreError> {
     let mut current = HashSet::new();
-    for (container, lockfile) in lists {
-        current.insert(key(branch, arch, &container));
-        record(store, branch, arch, &container, lockfile).await?;
+    for list in lists {
+        let list: KeepList = list.into();
+        let inputs = inputs_key(branch, arch, &list.container);
+        // The lockfile first, its inputs after: the inputs record names the lockfile's sha256,
+        // so a reader in between sees a record that does not match and concretizes again.
+        record(store, branch, arch, &list.container, list.lockfile).await?;
+        match list.inputs {
+            Some(bytes) => {
+                store
+                    .put(&inputs, bytes, &Default::default(), &Condition::None)
+                    .await?;
+            }
+            None => {
+                store.delete_all(vec![inputs]).await?;
+            }
+        }
+        current.insert(list.container);
     }
     // Written first, pruned after: a janitor reading in between keeps too much, never too little.
     let retired: Vec<String> = store
         .list(&format!("{branch}/{arch}/"))
         .try_filter_map(|o| {
-            let retired = Record::from_key(&o.key).is_some() && !current.contains(&o.key);
+            let parts: Vec<&str> = o.key.split('/').collect();
+            let ours = parts.len() == 4
+                && (Record::from_key(&o.key).is_some() || parts[3] == model::spack::inputs::FILE);
+            let retired = ours && !current.contains(parts[2]);
             async move { Ok(retired.then_some(o.key)) }
         })
         .try_collect()

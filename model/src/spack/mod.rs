@@ -5,6 +5,7 @@ pub mod buildcache;
 pub mod clearsign;
 pub mod environment;
 pub mod graph;
+pub mod inputs;
 pub mod lockfile;
 pub mod signature;
 pub mod spec;
