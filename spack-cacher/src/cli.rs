@@ -49,8 +49,11 @@ pub enum CliCommand {
         #[arg(long, value_name = "DIR", env = env_names::CI_PROJECT_DIR)]
         project_dir: Option<PathBuf>,
     },
-    /// Run `spack concretize -f` and `spack ci generate` on every prepared environment of an
-    /// architecture, several at once; each environment's log is kept in `generate.log`.
+    /// Write the pipelines that fill an architecture's build cache: `spack concretize -f` and
+    /// `spack ci generate` on each prepared environment, several at once, each with its log in
+    /// `generate.log`; with `--branch`, an environment whose inputs are those recorded with its
+    /// keep list reuses the recorded `spack.lock`, and needs no Spack when all its specs are in
+    /// the cache.
     Generate {
         /// Where `prepare` wrote the environments.
         #[arg(long)]
