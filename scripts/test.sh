@@ -40,15 +40,22 @@ cargo test "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log" || status=$?
 e2e_logs=()
 if [ -n "$E2E" ] && [ "$status" = 0 ]; then
     # The whole chain, as GitLab would run it: both Spack versions (build-cache layouts v2 and
-    # v3), S3 and folders.
+    # v3), S3 and folders. Side by side: each has its own registry namespace, servers, ports
+    # and work folder, and much of a run is waiting on containers and servers, which the other
+    # run fills.
+    pids=()
     for args in "--spack 0.23.1 --s3" "--spack 1.0.2"; do
         log "end-to-end run: $args"
         name=e2e-${args//[ .-]/}
         read -ra options <<<"$args"
-        "$ROOT/scripts/e2e.sh" "${options[@]}" --work "$RUN_DIR/$name" >"$RUN_DIR/$name.log" 2>&1 || status=1
-        grep -E '^(==>|E2E|NOT RUN|ci-runner: FAIL|pipeline|  |image|build cache|SIF|whole|no-op|signed|tampered|greeter SBOM|canary|signing)' \
-            "$RUN_DIR/$name.log" >&2 || true
+        "$ROOT/scripts/e2e.sh" "${options[@]}" --work "$RUN_DIR/$name" >"$RUN_DIR/$name.log" 2>&1 &
+        pids+=($!)
         e2e_logs+=("$RUN_DIR/$name.log")
+    done
+    for i in "${!pids[@]}"; do
+        wait "${pids[$i]}" || status=1
+        grep -E '^(==>|E2E|NOT RUN|ci-runner: FAIL|pipeline|  |image|build cache|SIF|whole|no-op|signed|tampered|greeter SBOM|canary|signing|reused)' \
+            "${e2e_logs[$i]}" >&2 || true
     done
 fi
 # One closing line for the whole run (cargo prints one per test binary); it fails the run when
