@@ -129,11 +129,13 @@ import hashlib, json, os, random, re, sys
 fixtures, repo, vary, archs = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
 B32 = "abcdefghijklmnopqrstuvwxyz234567"
 # Where the fixtures were made (amd64, the example configuration), and what differs on each
-# architecture: the target Spack chose, the runner tag and the upload mirror.
+# architecture: the targets (Spack chose the machine's for packages; externals keep the
+# requirement's), the runner tag and the upload mirror.
 FROM_ARCH = "amd64"
 PER_ARCH = {
     "amd64": [],
-    "arm64": [("x86_64_v4", "armv8.4a"), ("s3://spack-build-cache", "s3://spack-cache-arm64")],
+    "arm64": [("x86_64_v4", "armv8.4a"), ("x86_64_v3", "aarch64"),  # packages, externals
+              ("s3://spack-build-cache", "s3://spack-cache-arm64")],
 }
 TAG = re.compile(r"^(\s*- )kubernetes$", re.M)
 TAGS = {"amd64": "kubernetes", "arm64": "aws_graviton"}
