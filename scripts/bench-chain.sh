@@ -192,13 +192,83 @@ for arch in archs:
 PY
 }
 
-# A push that changes nothing: every environment as the last pipeline concretized it.
-# TODO(#25, reuse of earlier concretizations): once `spack-cacher generate` skips Spack for
-# unchanged environments, run it here (with a `spack` that fails if called) over the outputs
-# `replicate_spack_output` left, measure it, then `process` and the container plan again, and
-# report their files under a "no-op push" heading.
+# The pipeline before recorded every environment as it concretized it (`record`: the lockfile
+# and its inputs) and filled the caches (an index listing every spec of those lockfiles).
+record_first_push() {
+    local arch
+    for arch in "${ARCHS[@]}"; do
+        measure "record $arch ($DEFS lockfiles)" "$BIN/spack-cacher" record --envs envs --arch "$arch" \
+            --branch "$BRANCH"
+    done
+    python3 - "$REPO" "$WORK/buckets" <<'PY'
+import json, os, sys
+repo, buckets = sys.argv[1], sys.argv[2]
+caches = {"amd64": "spack-build-cache", "arm64": "spack-cache-arm64"}
+for arch, cache in caches.items():
+    installs = {}
+    envs = os.path.join(repo, "envs", arch)
+    for name in os.listdir(envs):
+        for h, spec in json.load(open(os.path.join(envs, name, "spack.lock")))["concrete_specs"].items():
+            spec = dict(spec, hash=h)
+            installs[h] = {"spec": spec, "ref_count": 0, "in_buildcache": "external" not in spec}
+    path = os.path.join(buckets, cache, "build_cache", "index.json")
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    json.dump({"database": {"version": "7", "installs": installs}}, open(path, "w"))
+PY
+}
+
+# A `spack` standing in for the real one where the benchmark must see what would be run: it
+# records each call, and `ci generate` writes Spack's no-op pipeline.
+make_spack_stand_in() {
+    cat >"$WORK/spack" <<SH
+#!/bin/sh
+echo "\$*" >>"$WORK/spack-calls.log"
+out=
+while [ \$# -gt 0 ]; do
+    [ "\$1" = --output-file ] && out=\$2
+    shift
+done
+if [ -n "\$out" ]; then
+    printf 'no-specs-to-rebuild:\n  script: [echo nothing]\n' >"\$out"
+fi
+SH
+    chmod +x "$WORK/spack"
+}
+
+# The `generate build cache ARCH` job of a pipeline: prepare (from scratch), generate reusing
+# what was recorded, record, process; each measured under LABEL.
+generate_job() { # LABEL
+    local arch
+    rm -rf "$REPO/envs" "$REPO"/jobs_scratch_dir.*
+    : >"$WORK/spack-calls.log"
+    measure "prepare ($1)" "$BIN/spack-cacher" prepare --out envs --branch "$BRANCH" \
+        --base-tag "$BASE_TAG" --project-dir "$REPO" --builder-image "$BUILDER"
+    for arch in "${ARCHS[@]}"; do
+        measure "generate $arch ($1)" "$BIN/spack-cacher" generate --envs envs --arch "$arch" \
+            --pipelines "jobs_scratch_dir.$arch" --branch "$BRANCH" --spack "$WORK/spack"
+        measure "record $arch ($1)" "$BIN/spack-cacher" record --envs envs --arch "$arch" \
+            --branch "$BRANCH"
+        measure "process $arch ($1)" "$BIN/spack-cacher" process --arch "$arch" \
+            --out "jobs_scratch_dir.$arch/pipelines" --artifacts-job "generate build cache $arch" \
+            "jobs_scratch_dir.$arch"
+    done
+}
+
+# A push that changes nothing: every environment reused, no Spack run, the no-op child
+# pipelines; then a push that changes one definition: only its environment is concretized.
 scenario_noop_push() {
-    :
+    make_spack_stand_in
+    record_first_push
+    generate_job "no-op push"
+    local calls
+    calls=$(wc -l <"$WORK/spack-calls.log")
+    NOOP_SUMMARY="no-op push: spack called $calls times; child pipelines: $(grep -l nothing-to-do "$REPO"/jobs_scratch_dir.*/pipelines/*.yml | wc -l) no-op of ${#ARCHS[@]}"
+    # One definition changes (a setting that changes its spack.yaml).
+    local changed
+    changed=$(find "$REPO/container_definitions/amd64" -maxdepth 1 -name '*.yaml' | sort | head -n 1)
+    printf '  config:\n    build_jobs: 2\n' >>"$changed"
+    generate_job "one definition changed"
+    CHANGED_SUMMARY="one definition changed ($(basename "$changed" .yaml)): spack concretized $(grep -c 'concretize -f' "$WORK/spack-calls.log") environment(s): $(grep 'concretize -f' "$WORK/spack-calls.log" | sed 's#.*envs/##; s# concretize.*##' | tr '\n' ' ')"
 }
 
 report() {
@@ -234,8 +304,10 @@ report() {
 start_registry
 make_repo
 measure "chain" "$BIN/spack-cacher" chain --out .gitlab-ci.yml
+# Pinned by digest, as in CI: each environment's concretization inputs are written beside it.
+BUILDER=$REGISTRY/hpc/spacktainers/builder@sha256:$(printf bench | sha256sum | cut -c1-64)
 measure "prepare ($((DEFS * ${#ARCHS[@]})) envs)" "$BIN/spack-cacher" prepare --out envs \
-    --branch "$BRANCH" --base-tag "$BASE_TAG" --project-dir "$REPO"
+    --branch "$BRANCH" --base-tag "$BASE_TAG" --project-dir "$REPO" --builder-image "$BUILDER"
 replicate_spack_output
 for arch in "${ARCHS[@]}"; do
     measure "process $arch ($DEFS pipelines)" "$BIN/spack-cacher" process --arch "$arch" \
@@ -244,5 +316,19 @@ for arch in "${ARCHS[@]}"; do
 done
 measure "containers ($((DEFS * ${#ARCHS[@]})) plans)" "$BIN/spackah" pipeline --environments envs \
     --out containers.yml --branch "$BRANCH" --base-tag "$BASE_TAG"
-scenario_noop_push
 report
+# The pushes after it, measured apart.
+: >"$RESULTS"
+NOOP_SUMMARY='' CHANGED_SUMMARY=''
+scenario_noop_push
+echo
+printf '%-44s %8s %8s\n' command "wall s" "peak MB"
+while IFS=$'\t' read -r label wall mb; do
+    printf '%-44s %8s %8s\n' "$label" "$wall" "$mb"
+done <"$RESULTS"
+for label in "no-op push" "one definition changed"; do
+    printf '%s: the generate jobs took %s s in all\n' "$label" \
+        "$(awk -F'\t' -v l="($label)" 'index($1, l) { s += $2 } END { print s }' "$RESULTS")"
+done
+echo "$NOOP_SUMMARY"
+echo "$CHANGED_SUMMARY"
