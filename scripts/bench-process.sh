@@ -39,6 +39,6 @@ PY
 
 cd "$WORK"
 /usr/bin/time -f '%e %M' -o time.txt "$CARGO_TARGET_DIR/release/spack-cacher" process --arch amd64 \
-    --config "$ROOT/spacktainerizah.yaml" --output out --artifacts-job generate in >/dev/null
+    --config "$ROOT/examples/spacktainerizah.yaml" --out out --artifacts-job generate in >/dev/null
 read -r wall rss <time.txt
 echo "process: $ENVS environments x $JOBS jobs -> $(find out -name '*.yml' | wc -l) pipelines; wall ${wall} s, peak RSS $((rss / 1024)) MiB"

@@ -153,6 +153,21 @@ pub fn merge(pipelines: Vec<(PathBuf, Pipeline)>) -> anyhow::Result<Merged> {
 /// The child pipelines (file name, pipeline), in run order, and the trigger pipeline that runs
 /// them.
 pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>, Pipeline) {
+    let (children, trigger) = split_rendered(merged, opts);
+    (
+        children.into_iter().map(|c| (c.file, c.pipeline)).collect(),
+        trigger,
+    )
+}
+
+/// A child pipeline with its text: its jobs were serialized once, to size and to write it.
+struct Child {
+    file: String,
+    pipeline: Pipeline,
+    text: String,
+}
+
+fn split_rendered(merged: Merged, opts: &ProcessOptions) -> (Vec<Child>, Pipeline) {
     if merged.jobs.is_empty() {
         let noop = Pipeline::noop(
             "All specs already up to date, nothing to rebuild.",
@@ -185,27 +200,39 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
     for (stage, jobs) in by_stage {
         let stage_name = stage.name();
         trigger.stages.push(stage_name.clone());
-        let jobs: Vec<(String, Job)> = jobs
-            .into_iter()
-            .map(|(name, job)| (name, adapt(job, &stage_name, stage, opts)))
-            .collect();
-        let parts = parts(&jobs, opts);
+        let jobs: Vec<(String, Job, String)> = render(
+            jobs.into_iter()
+                .map(|(name, job)| (name, adapt(job, &stage_name, stage, opts)))
+                .collect(),
+        );
+        // Every child of the stage has the same keys of its own.
+        let header = Pipeline {
+            stages: vec![stage_name.clone()],
+            variables: opts.variables.clone(),
+            ..Pipeline::default()
+        }
+        .into_child();
+        let parts = parts(jobs, header.to_yaml().len(), opts);
+        let count = parts.len();
         let mut this_stage = Vec::new();
-        for (i, part) in parts.iter().enumerate() {
-            let suffix = if parts.len() > 1 {
+        for (i, part) in parts.into_iter().enumerate() {
+            let suffix = if count > 1 {
                 format!("-part-{}", i + 1)
             } else {
                 String::new()
             };
             let file = format!("{}/{stage_name}{suffix}.yml", opts.arch);
-            let mut child = Pipeline {
-                stages: vec![stage_name.clone()],
-                variables: opts.variables.clone(),
-                ..Pipeline::default()
-            };
-            child.jobs.extend(part.iter().cloned());
+            let text = header.to_yaml_with(part.iter().map(|(_, _, entry)| entry.as_str()));
+            let mut pipeline = header.clone();
+            pipeline
+                .jobs
+                .extend(part.into_iter().map(|(name, job, _)| (name, job)));
             let include = format!("{}/{file}", opts.artifacts_path.trim_end_matches('/'));
-            children.push((file, child.into_child()));
+            children.push(Child {
+                file,
+                pipeline,
+                text,
+            });
             let trigger_name = format!("build {} {stage_name}{suffix}", opts.arch);
             trigger.jobs.insert(
                 trigger_name.clone(),
@@ -216,6 +243,41 @@ pub fn split(merged: Merged, opts: &ProcessOptions) -> (Vec<(String, Pipeline)>,
         previous = this_stage;
     }
     (children, trigger.into_child())
+}
+
+/// Each job with its entry in a pipeline file ([`model::ci::job_entry`]), serialized on every
+/// core: serializing is most of the time `process` spends after reading.
+fn render(jobs: Vec<(String, Job)>) -> Vec<(String, Job, String)> {
+    let threads = workers(jobs.len());
+    let chunk = jobs.len().div_ceil(threads).max(1);
+    let entries: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = jobs
+            .chunks(chunk)
+            .map(|c| {
+                s.spawn(move || {
+                    c.iter()
+                        .map(|(n, j)| model::ci::job_entry(n, j))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().expect("a serializing thread panicked"))
+            .collect()
+    });
+    jobs.into_iter()
+        .zip(entries)
+        .map(|((n, j), e)| (n, j, e))
+        .collect()
+}
+
+/// Threads for `items` pieces of work: one per core, never more than the work.
+fn workers(items: usize) -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(items)
+        .max(1)
 }
 
 /// The job of the trigger pipeline that runs the child pipeline `include` of `stage`, after
@@ -244,25 +306,28 @@ fn trigger_job(stage: Stage, include: String, fetch: &str, previous: &[String]) 
 }
 
 /// The stage's jobs cut into child pipelines of at most `max_jobs_per_pipeline` jobs and
-/// `max_file_bytes` bytes each (a job's size as written: the output has no YAML anchors).
-fn parts<'a>(jobs: &'a [(String, Job)], opts: &ProcessOptions) -> Vec<&'a [(String, Job)]> {
-    // Room for the pipeline's own keys (stages, variables, workflow).
-    let budget = opts
-        .max_file_bytes
-        .saturating_sub(model::yaml::to_string(&opts.variables).len() + 1024);
+/// `max_file_bytes` bytes each: a file is its own keys (`header` bytes) and its jobs' entries.
+fn parts(
+    jobs: Vec<(String, Job, String)>,
+    header: usize,
+    opts: &ProcessOptions,
+) -> Vec<Vec<(String, Job, String)>> {
+    let budget = opts.max_file_bytes.saturating_sub(header);
     let mut out = Vec::new();
-    let (mut start, mut bytes) = (0, 0);
-    for (i, (name, job)) in jobs.iter().enumerate() {
-        let size = model::ci::job_size(name, job);
-        let full = i - start >= opts.max_jobs_per_pipeline.max(1) || bytes + size > budget;
-        if full && i > start {
-            out.push(&jobs[start..i]);
-            (start, bytes) = (i, 0);
+    let mut part: Vec<(String, Job, String)> = Vec::new();
+    let mut bytes = 0;
+    for job in jobs {
+        let size = job.2.len();
+        let full = part.len() >= opts.max_jobs_per_pipeline.max(1) || bytes + size > budget;
+        if full && !part.is_empty() {
+            out.push(std::mem::take(&mut part));
+            bytes = 0;
         }
         bytes += size;
+        part.push(job);
     }
-    if start < jobs.len() {
-        out.push(&jobs[start..]);
+    if !part.is_empty() {
+        out.push(part);
     }
     out
 }
@@ -301,30 +366,61 @@ fn adapt(mut job: Job, stage_name: &str, stage: Stage, opts: &ProcessOptions) ->
     } else {
         job
     };
-    job.with_pull_policy(opts.pull_policy.as_deref())
+    // What `into_child` would add once the file is assembled counts in its size.
+    let mut job = job.with_pull_policy(opts.pull_policy.as_deref());
+    job.make_child();
+    job
 }
 
 /// Read, merge, split and write. Returns the files written (children, then the trigger).
 pub fn run(opts: &ProcessOptions) -> anyhow::Result<Vec<PathBuf>> {
     let files = input_files(&opts.inputs)?;
-    let pipelines = files
-        .iter()
-        .map(|f| Ok((f.clone(), Pipeline::read(f)?)))
-        .collect::<anyhow::Result<Vec<_>>>()?;
-    let (children, trigger) = split(merge(pipelines)?, opts);
+    let (children, trigger) = split_rendered(merge(read_all(&files)?)?, opts);
+    let trigger_text = trigger.to_yaml();
+    let trigger_file = format!("{}.yml", opts.arch);
     let mut written = Vec::new();
-    for (file, p) in children
+    for (file, p, text) in children
         .iter()
-        .chain(std::iter::once(&(format!("{}.yml", opts.arch), trigger)))
+        .map(|c| (&c.file, &c.pipeline, &c.text))
+        .chain(std::iter::once((&trigger_file, &trigger, &trigger_text)))
     {
         p.check()
             .with_context(|| format!("generated pipeline {file}"))?;
         let path = opts.output_dir.join(file);
         std::fs::create_dir_all(path.parent().unwrap_or(&opts.output_dir))
             .with_context(|| format!("creating {}", opts.output_dir.display()))?;
-        std::fs::write(&path, p.to_yaml())
-            .with_context(|| format!("writing {}", path.display()))?;
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         written.push(path);
     }
     Ok(written)
+}
+
+/// Parse the generated pipelines on every core (parsing Spack's YAML is most of the work), in
+/// the order given; the first file that fails is the error.
+fn read_all(files: &[PathBuf]) -> anyhow::Result<Vec<(PathBuf, Pipeline)>> {
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let mut results: Vec<(usize, Result<Pipeline, model::yaml::YamlError>)> =
+        std::thread::scope(|s| {
+            let handles: Vec<_> = (0..workers(files.len()))
+                .map(|_| {
+                    s.spawn(|| {
+                        let mut done = Vec::new();
+                        loop {
+                            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(f) = files.get(i) else { break done };
+                            done.push((i, Pipeline::read(f)));
+                        }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().expect("a reading thread panicked"))
+                .collect()
+        });
+    results.sort_by_key(|(i, _)| *i);
+    results
+        .into_iter()
+        .map(|(i, p)| Ok((files[i].clone(), p?)))
+        .collect()
 }

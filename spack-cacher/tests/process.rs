@@ -323,3 +323,39 @@ fn a_stage_too_large_for_one_file_is_split_by_size_and_spack_jobs_get_the_config
         }
     }
 }
+
+#[test]
+fn every_child_pipeline_stays_within_the_size_limit_with_the_keys_added_for_a_child() {
+    // Many small jobs per file: what a child pipeline adds to each job (its `rules:`) must
+    // count, or a full file goes over the limit by that much per job.
+    let dir = tempfile::tempdir().unwrap();
+    let mut input = String::from("stages: [stage-0]\n");
+    for n in 0..600 {
+        input.push_str(&format!(
+            "pkg{n}@1.0 /{n:07x}:\n  stage: stage-0\n  image: builder\n  tags: [kubernetes]\n  script: [spack ci rebuild]\n"
+        ));
+    }
+    let file = dir.path().join("many.yml");
+    std::fs::write(&file, input).unwrap();
+    for limit in [30_000, 100_000] {
+        let out = tempfile::tempdir().unwrap();
+        let mut opts = options(out.path(), &[], 10_000);
+        opts.inputs = vec![file.clone()];
+        opts.max_file_bytes = limit;
+        let written = process::run(&opts).unwrap();
+        let children: Vec<_> = written
+            .iter()
+            .filter(|p| !p.ends_with("amd64.yml"))
+            .collect();
+        assert!(children.len() > 1, "limit {limit}: not split");
+        for child in children {
+            let text = std::fs::read_to_string(child).unwrap();
+            assert!(
+                text.len() <= limit,
+                "{}: {} bytes over {limit}",
+                child.display(),
+                text.len()
+            );
+        }
+    }
+}

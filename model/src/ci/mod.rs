@@ -34,17 +34,36 @@ pub const CHILD_SOURCE: &str = "$CI_PIPELINE_SOURCE == \"parent_pipeline\"";
 /// hours, and the janitor's keep lists live in the cache, not here.
 pub const ARTIFACTS_EXPIRE_IN: &str = "1 week";
 
-/// The largest pipeline file the generators write: well under GitLab's smallest configured
-/// limit (`max_yaml_size_bytes`, 1 MB on older instances, 2 MB now:
-/// https://docs.gitlab.com/administration/instance_limits/#maximum-size-and-depth-of-cicd-configuration-yaml-files);
-/// what would be larger is split.
+/// The largest pipeline file the generators write; what would be larger is split. GitLab
+/// refuses a configuration file past the instance's `max_yaml_size_bytes`: 1 MB by default
+/// until GitLab 17.x, 2 MB since
+/// (https://docs.gitlab.com/administration/instance_limits/#maximum-size-and-depth-of-cicd-configuration-yaml-files,
+/// now https://docs.gitlab.com/administration/cicd/limits/). The limit is measured on the
+/// parsed configuration, not the file's bytes, hence the margin under the older 1 MB. The
+/// total over all includes (`ci_max_total_yaml_size_bytes`, `max_yaml_size_bytes` times
+/// `ci_max_includes` = 150 by default) is not reached: each child pipeline is one file.
 pub const MAX_FILE_BYTES: usize = 900_000;
 
-/// The bytes the job `name` takes in a pipeline file: its YAML, indented one level under its
-/// name. What splitting a pipeline by size adds up.
+/// The bytes the job `name` takes in a pipeline file. What splitting a pipeline by size adds
+/// up; exact, as [`job_entry`] is the job's text in the file.
 pub fn job_size(name: &str, job: &Job) -> usize {
-    let text = yaml::to_string(job);
-    name.len() + 2 + text.len() + 2 * text.lines().count()
+    job_entry(name, job).len()
+}
+
+/// The job `name` as it is written among a pipeline's top-level keys: a pipeline file is its
+/// own keys' YAML followed by its jobs' entries (see [`Pipeline::to_yaml_with`]), so a job
+/// serialized once serves both to size a file and to write it.
+pub fn job_entry(name: &str, job: &Job) -> String {
+    struct Entry<'a>(&'a str, &'a Job);
+    impl Serialize for Entry<'_> {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(1))?;
+            map.serialize_entry(self.0, self.1)?;
+            map.end()
+        }
+    }
+    yaml::to_string(&Entry(name, job))
 }
 
 /// The first job of a pipeline that triggers child pipelines written by `parent_job` of its
@@ -154,15 +173,22 @@ impl Pipeline {
             rules: vec![Rule::when_if(CHILD_SOURCE, "always")],
         });
         for (name, job) in self.jobs.iter_mut() {
-            if name.starts_with('.') || !job.rules.is_empty() {
-                continue;
+            if !name.starts_with('.') {
+                job.make_child();
             }
-            job.rules = vec![Rule {
-                when: Some(job.when.take().unwrap_or_else(|| "on_success".into())),
-                ..Rule::default()
-            }];
         }
         self
+    }
+
+    /// The YAML of this pipeline with `entries` (from [`job_entry`]) as its jobs, after the
+    /// jobs it holds: the same text as [`Pipeline::to_yaml`] of the pipeline with those jobs
+    /// added, without serializing them again.
+    pub fn to_yaml_with<'a>(&self, entries: impl IntoIterator<Item = &'a str>) -> String {
+        let mut text = self.to_yaml();
+        for e in entries {
+            text.push_str(e);
+        }
+        text
     }
 
     /// Check what GitLab would reject beyond the schema: a job in an undeclared stage, a
@@ -516,6 +542,17 @@ fn script<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<String>, D::Error> {
 }
 
 impl Job {
+    /// The job's part of [`Pipeline::into_child`]: `rules:` it did not have, taking over its
+    /// job-level `when:`.
+    pub fn make_child(&mut self) {
+        if self.rules.is_empty() {
+            self.rules = vec![Rule {
+                when: Some(self.when.take().unwrap_or_else(|| "on_success".into())),
+                ..Rule::default()
+            }];
+        }
+    }
+
     /// The job with `settings` applied: its timeout, retry policy (replacing any other, such
     /// as Spack's own) and interruptibility; its variables and runner tags added (the job's
     /// own variables win).
@@ -710,6 +747,45 @@ mod tests {
         assert!(job.extra.contains_key("coverage"));
         let again = Pipeline::parse(Path::new("p.yml"), &p.to_yaml()).unwrap();
         assert_eq!(again, p);
+    }
+
+    #[test]
+    fn a_pipeline_is_its_own_keys_then_its_job_entries() {
+        let long = format!(
+            "py-numpy@2.1.0 /{} %gcc@13.2.0 arch=linux-x86_64_v3",
+            "a".repeat(120)
+        );
+        let mut full = Pipeline {
+            stages: vec!["stage-0".into()],
+            variables: [("A".to_string(), "1".to_string())].into(),
+            ..Pipeline::default()
+        }
+        .into_child();
+        let header = full.clone();
+        for (name, script) in [
+            ("plain", vec!["echo hi".to_string()]),
+            (
+                long.as_str(),
+                vec!["a\n\nb\n  c".to_string(), "'q': x".into()],
+            ),
+            ("- odd: name", vec![String::new()]),
+        ] {
+            let mut job = Job {
+                stage: Some("stage-0".into()),
+                script,
+                when: Some("always".into()),
+                ..Job::default()
+            };
+            job.make_child();
+            full.jobs.insert(name.to_string(), job);
+        }
+        let entries: Vec<String> = full.jobs.iter().map(|(n, j)| job_entry(n, j)).collect();
+        let text = header.to_yaml_with(entries.iter().map(String::as_str));
+        assert_eq!(text, full.to_yaml());
+        assert_eq!(
+            text.len(),
+            header.to_yaml().len() + full.jobs.iter().map(|(n, j)| job_size(n, j)).sum::<usize>()
+        );
     }
 
     #[test]
