@@ -145,13 +145,10 @@ fn tampered(doc: &[u8]) -> Vec<u8> {
 }
 
 /// Real Spack installs `spec` from the signed cache at `mirror` alone, trusting `key` and
-/// checking signatures (`signed: true`, no `--no-check-signature`); its output on failure.
-fn spack_installs_signed(
-    spack: &Spack,
-    mirror: &Path,
-    key: &Key,
-    spec: &str,
-) -> Result<(), String> {
+/// checking signatures (`signed: true`, no `--no-check-signature`), and runs `gpg --verify`
+/// on the way (the debug log names each command Spack runs; v3 verifies a temporary copy named
+/// after no spec): the proof that the signatures were checked, not skipped.
+fn spack_installs_signed(spack: &Spack, mirror: &Path, key: &Key, spec: &str) {
     let work = tempfile::tempdir().unwrap();
     let scope = spack.scope(&work.path().join("scope"), &work.path().join("opt"));
     std::fs::write(
@@ -169,6 +166,7 @@ fn spack_installs_signed(
         .command(&home)
         .args(spack::GPG_ENABLED)
         .args([
+            "-d",
             "-C",
             scope,
             "install",
@@ -179,16 +177,16 @@ fn spack_installs_signed(
         .output()
         .unwrap();
     spack.stop_gpg(&home);
-    if !out.status.success() {
-        return Err(format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            stderr(&out)
-        ));
-    }
+    let log = format!("{}{}", String::from_utf8_lossy(&out.stdout), stderr(&out));
+    assert!(out.status.success(), "{}: {log}", spack.version);
+    assert!(
+        log.lines()
+            .any(|l| l.contains("gpg") && l.contains("--verify")),
+        "{}: no gpg --verify while installing {spec}: {log}",
+        spack.version
+    );
     let found = spack.run(&home, &["-C", scope, "find", spec]);
     assert!(found.contains(spec), "{found}");
-    Ok(())
 }
 
 /// The hash of `name` in a mirror's index.
@@ -206,8 +204,8 @@ async fn hash_of(mirror: &Path, layout: Layout, name: &str) -> String {
 }
 
 /// A copy of a signed mirror where one spec's body was changed, one is unsigned and one is
-/// signed by another key: each reported as such, and Spack refuses the changed one.
-fn altered_specs_are_reported(spack: &Spack, mirror: &Path, key: &Key, docs: &[String]) {
+/// signed by another key: each reported as such.
+fn altered_specs_are_reported(mirror: &Path, key: &Key, docs: &[String]) {
     let t = tempfile::tempdir().unwrap();
     copy_dir(mirror, t.path());
     let [changed, unsigned, other] = [&docs[0], &docs[1], &docs[2]];
@@ -244,12 +242,6 @@ fn altered_specs_are_reported(spack: &Spack, mirror: &Path, key: &Key, docs: &[S
         sigs.iter().filter(|s| s["verdict"] == "trusted").count(),
         sigs.len() - 3
     );
-    // The proof that Spack checks signatures here: it refuses the altered cache.
-    assert!(
-        spack_installs_signed(spack, t.path(), key, "greeter").is_err(),
-        "{} installed from an altered signed cache",
-        spack.version
-    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -283,7 +275,7 @@ async fn caches_signed_by_real_spack_verify_and_stay_installable_after_reindex_a
             .iter()
             .map(|s| s["key"].as_str().unwrap().to_string())
             .collect();
-        altered_specs_are_reported(&spack, m.path(), &key, &docs);
+        altered_specs_are_reported(m.path(), &key, &docs);
 
         // A rebuilt index.
         let layout = if spack.layout() == "v2" {
@@ -301,8 +293,12 @@ async fn caches_signed_by_real_spack_verify_and_stay_installable_after_reindex_a
         let cache = m.path().display().to_string();
         let out = spackitor(&["reindex", "--cache", &cache]);
         assert!(out.status.success(), "{version}: {}", stderr(&out));
-        spack_installs_signed(&spack, m.path(), &key, "greeter")
-            .unwrap_or_else(|e| panic!("{version}, after reindex: {e}"));
+        // Spack reading the rebuilt index is `safety.rs`'s reindex test; here: the signatures
+        // are untouched. Spack installs from the signed cache once, after the clean below,
+        // whose index is written the same way.
+        let out = verify(m.path(), &[&key.public]);
+        assert_eq!(out.status.code(), Some(0), "{version}: {}", stderr(&out));
+        assert_eq!(signatures(&out).len(), sigs.len(), "{version}");
 
         // A clean that deletes greeter (too old) and rewrites the index.
         for f in walk(m.path()) {
@@ -316,8 +312,7 @@ async fn caches_signed_by_real_spack_verify_and_stay_installable_after_reindex_a
         let out = verify(m.path(), &[&key.public]);
         assert_eq!(out.status.code(), Some(0), "{version}: {}", stderr(&out));
         assert_eq!(signatures(&out).len(), sigs.len() - 1, "{version}");
-        spack_installs_signed(&spack, m.path(), &key, "greetlib")
-            .unwrap_or_else(|e| panic!("{version}, after clean: {e}"));
+        spack_installs_signed(&spack, m.path(), &key, "greetlib");
     }
 }
 

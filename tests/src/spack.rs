@@ -206,6 +206,13 @@ impl Spack {
     /// `buildcache push --unsigned --update-index`): built once per machine and example
     /// repository, then only copied. Returns the read-only original; copy it before changing.
     pub fn examples_mirror(&self) -> PathBuf {
+        self.examples_build().join("mirror")
+    }
+
+    /// The folder of [`Spack::examples_mirror`]: `mirror`, and `opt`, the install tree it was
+    /// pushed from, kept so that [`Spack::signed_examples_mirror`] pushes the same installs
+    /// again instead of installing them once more.
+    fn examples_build(&self) -> PathBuf {
         let dir = cache_dir().join("mirrors").join(format!(
             "{}-{}",
             self.version,
@@ -215,10 +222,14 @@ impl Spack {
         let lock = std::fs::File::create(dir.join(".lock")).unwrap();
         lock.lock().unwrap();
         let mirror = dir.join("mirror");
-        if !dir.join(".ready").exists() {
+        let opt = dir.join("opt");
+        // A folder made before the install tree was kept has no `opt`: made again.
+        if !dir.join(".ready").exists() || !opt.is_dir() {
+            let _ = std::fs::remove_file(dir.join(".ready"));
             let _ = std::fs::remove_dir_all(&mirror);
+            let _ = std::fs::remove_dir_all(&opt);
             let work = tempfile::tempdir().unwrap();
-            let scope = self.scope(&work.path().join("scope"), &work.path().join("opt"));
+            let scope = self.scope(&work.path().join("scope"), &opt);
             let scope = scope.to_str().unwrap();
             let home = work.path().join("home");
             self.run(
@@ -241,7 +252,7 @@ impl Spack {
             );
             std::fs::write(dir.join(".ready"), "").unwrap();
         }
-        mirror
+        dir
     }
 }
 
@@ -299,12 +310,13 @@ impl Spack {
     }
 
     /// The example mirror of [`Spack::examples_mirror`], pushed again signed with
-    /// [`signing_key`] (installed from the unsigned one, then `buildcache push --key`; without
-    /// the build-only dependencies, which a binary install leaves out): built
-    /// once per machine, example repository and key. Returns the read-only original and the key.
+    /// [`signing_key`] (`buildcache push --key` from the install tree the unsigned one was
+    /// pushed from; without the build-only dependencies, as a cache made from binary installs
+    /// has them not): built once per machine, example repository and key. Returns the read-only
+    /// original and the key.
     pub fn signed_examples_mirror(&self) -> (PathBuf, crate::gpg::Key) {
         let key = signing_key();
-        let unsigned = self.examples_mirror();
+        let build = self.examples_build();
         let dir = cache_dir().join("mirrors").join(format!(
             "{}-{}-signed-{}",
             self.version,
@@ -318,30 +330,13 @@ impl Spack {
         if !dir.join(".ready").exists() {
             let _ = std::fs::remove_dir_all(&mirror);
             let work = tempfile::tempdir().unwrap();
-            let scope = self.scope(&work.path().join("scope"), &work.path().join("opt"));
-            let from = format!("file://{}", unsigned.display());
-            std::fs::write(
-                scope.join("mirrors.yaml"),
-                format!("mirrors:\n  unsigned:\n    url: {from}\n    signed: false\n"),
-            )
-            .unwrap();
+            // Only read: the unsigned mirror's lock is not held, and nothing else writes there.
+            let scope = self.scope(&work.path().join("scope"), &build.join("opt"));
             let scope = scope.to_str().unwrap();
             let home = work.path().join("home");
             self.trust(&home, &key.secret);
             let to = format!("file://{}", mirror.display());
             let pushed = std::panic::catch_unwind(|| {
-                self.run(
-                    &home,
-                    &[
-                        "-C",
-                        scope,
-                        "install",
-                        "--cache-only",
-                        "--no-check-signature",
-                        "greeter",
-                        "target=x86_64",
-                    ],
-                );
                 self.run(
                     &home,
                     &[
@@ -353,8 +348,8 @@ impl Spack {
                         "push",
                         "--key",
                         &key.fingerprint,
-                        // Installed from binaries, build-only dependencies (1.x:
-                        // compiler-wrapper) are not installed, so cannot be pushed.
+                        // What a cache made from binary installs holds: those leave out
+                        // the build-only dependencies (1.x: compiler-wrapper).
                         "--without-build-dependencies",
                         "--update-index",
                         &to,
