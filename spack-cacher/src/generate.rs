@@ -203,17 +203,18 @@ async fn plan(
     let records = Store::open(&records_url, &s3)
         .await
         .with_context(|| format!("opening the keep lists {records_url}"))?;
-    let mut plans = Vec::new();
-    let mut reused = Vec::new();
+    // First what was recorded for each environment (a lockfile to reuse, or why not), then,
+    // only when something is reused, the cache's index: which of its specs are built.
+    let mut found: Vec<Result<(Vec<u8>, Lockfile), String>> = Vec::new();
     for env in envs {
         let name = container(env);
         let path = env.join(inputs::FILE);
         let now = match std::fs::read(&path) {
             Ok(bytes) => Inputs::parse(&path.display().to_string(), &bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                plans.push(Plan::Concretize {
-                    reason: "the builder is not pinned by digest, so its Spack is not known".into(),
-                });
+                found.push(Err(
+                    "the builder is not pinned by digest, so its Spack is not known".into(),
+                ));
                 continue;
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -221,57 +222,53 @@ async fn plan(
         let recorded = keep_lists::recorded(&records, &reuse.branch, &opts.arch, &name)
             .await
             .with_context(|| format!("reading the keep list of {name} in {records_url}"))?;
-        let stale = match &recorded {
-            None => Err(Stale::NotRecorded),
-            Some(r) => now.reusable(r.inputs.as_deref(), &r.lockfile),
+        let Some(recorded) = recorded else {
+            found.push(Err(Stale::NotRecorded.to_string()));
+            continue;
         };
-        let checked = stale.map_err(|s| s.to_string()).and_then(|()| {
-            let bytes = recorded.map(|r| r.lockfile).unwrap_or_default();
-            let what = records.location(&keep_lists::key(&reuse.branch, &opts.arch, &name));
-            Lockfile::parse(&what, &bytes)
-                .map(|lock| (bytes, lock))
-                .map_err(|e| format!("the recorded lockfile is unreadable: {e}"))
-        });
-        match checked {
-            Ok(found) => {
-                reused.push((plans.len(), found));
-                plans.push(Plan::Concretize {
-                    reason: String::new(),
-                });
-            }
-            Err(reason) => plans.push(Plan::Concretize { reason }),
+        if let Err(stale) = now.reusable(recorded.inputs.as_deref(), &recorded.lockfile) {
+            found.push(Err(stale.to_string()));
+            continue;
         }
+        let what = records.location(&keep_lists::key(&reuse.branch, &opts.arch, &name));
+        found.push(
+            Lockfile::parse(&what, &recorded.lockfile)
+                .map(|lock| (recorded.lockfile, lock))
+                .map_err(|e| format!("the recorded lockfile is unreadable: {e}")),
+        );
     }
-    if reused.is_empty() {
-        return Ok(plans);
-    }
-    let cache = Store::open(&cache_url.parse()?, &s3)
-        .await
-        .with_context(|| format!("opening the build cache {cache_url}"))?;
-    let cached = cached_hashes(&cache).await?;
-    for (i, (lockfile, lock)) in reused {
-        // Externals are never built: Spack's pipelines leave them out.
-        let built: Vec<&str> = lock
-            .specs
-            .iter()
-            .filter(|(_, n)| !n.external)
-            .map(|(h, _)| &**h)
-            .collect();
-        let missing = built.iter().filter(|h| !cached.contains(**h)).count();
-        plans[i] = if missing == 0 {
-            Plan::Reused {
-                lockfile,
-                specs: built.len(),
+    let cached = if found.iter().any(Result::is_ok) {
+        let cache = Store::open(&cache_url.parse()?, &s3)
+            .await
+            .with_context(|| format!("opening the build cache {cache_url}"))?;
+        cached_hashes(&cache).await?
+    } else {
+        HashSet::new()
+    };
+    Ok(found
+        .into_iter()
+        .map(|f| match f {
+            Err(reason) => Plan::Concretize { reason },
+            Ok((lockfile, lock)) => {
+                // Externals are never built: Spack's pipelines leave them out.
+                let built: Vec<&str> = lock
+                    .specs
+                    .iter()
+                    .filter(|(_, n)| !n.external)
+                    .map(|(h, _)| &**h)
+                    .collect();
+                let specs = built.len();
+                match built.iter().filter(|h| !cached.contains(**h)).count() {
+                    0 => Plan::Reused { lockfile, specs },
+                    missing => Plan::ReusedIncomplete {
+                        lockfile,
+                        specs,
+                        missing,
+                    },
+                }
             }
-        } else {
-            Plan::ReusedIncomplete {
-                lockfile,
-                specs: built.len(),
-                missing,
-            }
-        };
-    }
-    Ok(plans)
+        })
+        .collect())
 }
 
 /// The DAG hashes the cache's indexes list as in it (both layouts); none for a cache that does
@@ -342,6 +339,7 @@ fn one(
 /// The pipeline Spack writes when nothing is to be rebuilt: its no-op job alone, which
 /// `process` counts as such.
 fn noop_pipeline(message: &str) -> String {
+    // Only its job's name matters: `process` writes the no-op child pipeline itself.
     let mut p = model::ci::Pipeline::noop(message, Vec::new());
     if let Some(job) = p.jobs.shift_remove("nothing-to-do") {
         p.jobs.insert(NOOP_JOB.to_string(), job);
