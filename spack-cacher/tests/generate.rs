@@ -90,6 +90,18 @@ impl Project {
         prepare::environments(&self.envs, "amd64").unwrap()
     }
 
+    /// As a first pipeline leaves it: every environment concretized (the greeter's lockfile)
+    /// and recorded with its inputs.
+    fn concretized_and_recorded(&self) {
+        self.prepare();
+        for e in self.environments() {
+            std::fs::copy(greeter_lock(), e.join("spack.lock")).unwrap();
+        }
+        spacktainerizah_tests::succeeded(
+            &self.cacher(&["record", "--arch", "amd64", "--branch", BRANCH]),
+        );
+    }
+
     /// The branch cache with a v2 index listing every spec of `lock` but `except`.
     fn cache_with(&self, lock: &Path, except: Option<&str>) {
         let lock: serde_json::Value =
@@ -224,11 +236,7 @@ fn unchanged_environments_reuse_their_lockfile_and_a_changed_one_is_concretized_
 #[test]
 fn a_spec_missing_from_the_cache_makes_spack_write_its_jobs_without_concretizing() {
     let p = Project::new();
-    p.prepare();
-    for e in p.environments() {
-        std::fs::copy(greeter_lock(), e.join("spack.lock")).unwrap();
-    }
-    spacktainerizah_tests::succeeded(&p.cacher(&["record", "--arch", "amd64", "--branch", BRANCH]));
+    p.concretized_and_recorded();
     // greetlib was never pushed (its build failed, say).
     p.cache_with(&greeter_lock(), Some("2yojqqvtf4yzbylp7kolb37t2unx5mp7"));
     let out = p.generate(&["--spack", "/bin/false"]);
@@ -248,11 +256,7 @@ fn a_spec_missing_from_the_cache_makes_spack_write_its_jobs_without_concretizing
 #[test]
 fn a_changed_package_repository_or_builder_concretizes_again() {
     let p = Project::new();
-    p.prepare();
-    for e in p.environments() {
-        std::fs::copy(greeter_lock(), e.join("spack.lock")).unwrap();
-    }
-    spacktainerizah_tests::succeeded(&p.cacher(&["record", "--arch", "amd64", "--branch", BRANCH]));
+    p.concretized_and_recorded();
     p.cache_with(&greeter_lock(), None);
     // A package of the example repository changes.
     let package = spacktainerizah_tests::walk(&p.repo.join("packages"))
