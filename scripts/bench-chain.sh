@@ -218,12 +218,16 @@ PY
 }
 
 # A `spack` standing in for the real one where the benchmark must see what would be run: it
-# records each call, and `ci generate` writes Spack's no-op pipeline.
+# records each call; `concretize` gives the environment its first lockfile again (kept in
+# LOCKS), `ci generate` writes Spack's no-op pipeline.
 make_spack_stand_in() {
+    mkdir -p "$WORK/locks"
+    (cd "$REPO/envs" && find . -name spack.lock -exec cp --parents {} "$WORK/locks" \;)
     cat >"$WORK/spack" <<SH
 #!/bin/sh
 echo "\$*" >>"$WORK/spack-calls.log"
-out=
+env=\$2 out=
+case "\$3" in concretize) cp "$WORK/locks/\$(basename "\$(dirname "\$env")")/\$(basename "\$env")/spack.lock" "\$env/" ;; esac
 while [ \$# -gt 0 ]; do
     [ "\$1" = --output-file ] && out=\$2
     shift
