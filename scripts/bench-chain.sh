@@ -266,13 +266,13 @@ scenario_noop_push() {
     generate_job "no-op push"
     local calls
     calls=$(wc -l <"$WORK/spack-calls.log")
-    NOOP_SUMMARY="no-op push: spack called $calls times; child pipelines: $(grep -l nothing-to-do "$REPO"/jobs_scratch_dir.*/pipelines/*.yml | wc -l) no-op of ${#ARCHS[@]}"
+    NOOP_SUMMARY="no-op push: spack called $calls times; child pipelines: $(grep -l nothing-to-do "$REPO"/jobs_scratch_dir.*/pipelines/*.yml | wc -l || true) no-op of ${#ARCHS[@]}"
     # One definition changes (an environment variable set in its spack.yaml).
     local changed
     changed=$(find "$REPO/container_definitions/amd64" -maxdepth 1 -name '*.yaml' | sort | head -n 1)
     printf '  env_vars:\n    set:\n      BENCH_CHANGED: "1"\n' >>"$changed"
     generate_job "one definition changed"
-    CHANGED_SUMMARY="one definition changed ($(basename "$changed" .yaml)): spack concretized $(grep -c 'concretize -f' "$WORK/spack-calls.log") environment(s): $(grep 'concretize -f' "$WORK/spack-calls.log" | sed 's#.*envs/##; s# concretize.*##' | tr '\n' ' ')"
+    CHANGED_SUMMARY="one definition changed ($(basename "$changed" .yaml)): spack concretized $(grep -c 'concretize -f' "$WORK/spack-calls.log" || true) environment(s): $(grep 'concretize -f' "$WORK/spack-calls.log" | sed 's#.*envs/##; s# concretize.*##' | tr '\n' ' ' || true)"
 }
 
 report() {

@@ -44,6 +44,9 @@ if [ -n "$E2E" ] && [ "$status" = 0 ]; then
     # and work folder, and much of a run is waiting on containers and servers, which the other
     # run fills.
     pids=()
+    # Interrupted, the runs go too, before the services they use.
+    trap 'kill "${pids[@]}" 2>/dev/null; cleanup 130' INT
+    trap 'kill "${pids[@]}" 2>/dev/null; cleanup 143' TERM
     for args in "--spack 0.23.1 --s3" "--spack 1.0.2"; do
         log "end-to-end run: $args"
         name=e2e-${args//[ .-]/}

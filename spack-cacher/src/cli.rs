@@ -67,14 +67,16 @@ pub enum CliCommand {
         /// The `spack` executable (found on PATH when not given).
         #[arg(long, env = env_names::SPACK)]
         spack: Option<PathBuf>,
-        /// Environments processed at once (default: the CPUs this job may use).
+        /// Environments processed at once (default: the CPUs this job may use, at most 4: each
+        /// concretizer takes 1–2 GB, and a Kubernetes pod without a CPU limit sees the whole
+        /// node's CPUs).
         #[arg(long)]
         jobs: Option<usize>,
         /// The branch slug (`CI_COMMIT_REF_SLUG`) whose recorded concretizations are reused:
         /// an environment whose inputs are those recorded with its keep list takes the
         /// recorded `spack.lock`, and needs no Spack when its specs are all in the cache.
         /// Without it every environment is concretized.
-        #[arg(long)]
+        #[arg(long, env = env_names::CI_COMMIT_REF_SLUG)]
         branch: Option<String>,
         /// The configuration file (where the keep lists are).
         #[arg(long, env = env_names::CONFIG, default_value = "spacktainerizah.yaml")]
@@ -187,7 +189,7 @@ impl Cli {
                     arch,
                     spack,
                     jobs: jobs.unwrap_or_else(|| {
-                        std::thread::available_parallelism().map_or(1, |n| n.get())
+                        std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
                     }),
                     output: pipelines,
                     reuse: None,

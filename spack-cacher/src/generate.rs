@@ -99,7 +99,7 @@ pub fn run(opts: &GenerateOptions, printer: &Printer) -> anyhow::Result<Vec<Path
     let plans = match &opts.reuse {
         Some(reuse) => {
             let rt = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            rt.block_on(plan(opts, reuse, &envs))?
+            rt.block_on(plan(opts, reuse, &envs, printer))?
         }
         None => envs
             .iter()
@@ -192,6 +192,7 @@ async fn plan(
     opts: &GenerateOptions,
     reuse: &Reuse,
     envs: &[PathBuf],
+    printer: &Printer,
 ) -> anyhow::Result<Vec<Plan>> {
     let cfg = &reuse.config;
     let ac = cfg
@@ -212,9 +213,12 @@ async fn plan(
         let now = match std::fs::read(&path) {
             Ok(bytes) => Inputs::parse(&path.display().to_string(), &bytes)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                found.push(Err(
-                    "the builder is not pinned by digest, so its Spack is not known".into(),
-                ));
+                // `prepare` says why there are no inputs.
+                let why = std::fs::read_to_string(env.join(inputs::NOT_REUSABLE_FILE))
+                    .unwrap_or_else(|_| {
+                        format!("no {} (run `spack-cacher prepare`)", inputs::FILE)
+                    });
+                found.push(Err(format!("not reusable: {}", why.trim())));
                 continue;
             }
             Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
@@ -241,7 +245,7 @@ async fn plan(
         let cache = Store::open(&cache_url.parse()?, &s3)
             .await
             .with_context(|| format!("opening the build cache {cache_url}"))?;
-        cached_hashes(&cache).await?
+        cached_hashes(&cache, printer).await
     } else {
         HashSet::new()
     };
@@ -271,25 +275,41 @@ async fn plan(
         .collect())
 }
 
-/// The DAG hashes the cache's indexes list as in it (both layouts); none for a cache that does
-/// not exist yet or has no index: every spec then counts as missing, and Spack decides.
-async fn cached_hashes(cache: &Store) -> anyhow::Result<HashSet<String>> {
+/// The DAG hashes the cache's indexes list as in it. With both layouts present a spec counts
+/// only when each has it: the builder's Spack reads its own version's layout, which is not
+/// known here. None for a cache that does not exist yet, or whose index cannot be read (said
+/// as a warning): every spec then counts as missing, and `spack ci generate` decides, as it
+/// would have without reuse.
+async fn cached_hashes(cache: &Store, printer: &Printer) -> HashSet<String> {
     let layouts = match detect_layouts(cache).await {
         Ok(l) => l,
-        Err(CacheError::NoCache { .. }) => return Ok(HashSet::new()),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", cache.url())),
-    };
-    let mut hashes = HashSet::new();
-    for layout in layouts {
-        match load_index(cache, layout).await {
-            Ok(index) => hashes.extend(index.db.cached().map(|e| e.node.hash.to_string())),
-            Err(CacheError::MissingIndex { .. }) => {}
-            Err(e) => {
-                return Err(e).with_context(|| format!("reading the index of {}", cache.url()));
-            }
+        Err(CacheError::NoCache { .. }) => return HashSet::new(),
+        Err(e) => {
+            printer.warn(format!(
+                "warning: cannot read {} ({e}): Spack checks every reused environment's specs",
+                cache.url()
+            ));
+            return HashSet::new();
         }
+    };
+    let mut found: Option<HashSet<String>> = None;
+    for layout in layouts {
+        let hashes: HashSet<String> = match load_index(cache, layout).await {
+            Ok(index) => index.db.cached().map(|e| e.node.hash.to_string()).collect(),
+            Err(CacheError::MissingIndex { .. }) => HashSet::new(),
+            Err(e) => {
+                printer.warn(format!(
+                    "warning: {e}: Spack checks every reused environment's specs"
+                ));
+                HashSet::new()
+            }
+        };
+        found = Some(match found {
+            None => hashes,
+            Some(earlier) => earlier.intersection(&hashes).cloned().collect(),
+        });
     }
-    Ok(hashes)
+    found.unwrap_or_default()
 }
 
 /// Do what `plan` says for `env`; the Spack log, or what was done instead.

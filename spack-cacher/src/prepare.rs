@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use model::checksum::{TreeHash, files, relative_name, sha256_hex};
+use model::checksum::{TreeHash, relative_name, sha256_hex};
 use model::config::{ArchConfig, Config, SigningConfig};
 use model::definitions::{self, Kind};
 use model::env_names;
@@ -50,7 +50,7 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
     let template = Environment::read(&template_path)?;
     let defs = definitions::discover(&opts.repo)?;
     let on_default = opts.branch == opts.config.default_branch;
-    let mut repo_sums = RepoSums::default();
+    let mut sums = Checksums::default();
     let mut out = Vec::new();
     for arch in &defs.architectures {
         let Some(ac) = opts.config.arch(arch) else {
@@ -70,7 +70,7 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
                 )
             })?;
             env.substitute_base_arch(&ac.base_requirement);
-            let repos = anchor_repos(&mut env, &opts.repo, opts.project_dir.as_deref())
+            anchor_repos(&mut env, &opts.repo, opts.project_dir.as_deref())
                 .with_context(|| format!("the package repositories of {}", def.path.display()))?;
             let signed = opts.config.signs(on_default);
             add_mirror(&mut env, ac, on_default, signed);
@@ -85,27 +85,7 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
             let path = dir.join("spack.yaml");
             let yaml = env.to_yaml();
             std::fs::write(&path, &yaml).with_context(|| format!("writing {}", path.display()))?;
-            // Only a builder pinned by digest says which Spack concretizes: a tag may move.
-            let inputs_path = dir.join(inputs::FILE);
-            if let Some(pinned) = opts
-                .builder_image
-                .as_ref()
-                .filter(|b| b.contains("@sha256:"))
-            {
-                let inputs = Inputs {
-                    spack_yaml: sha256_hex(yaml.as_bytes()),
-                    builder: pinned.clone(),
-                    repositories: repo_sums.of(&repos)?,
-                    variables: inputs::variables_checksum(
-                        ac.variables.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-                    ),
-                };
-                std::fs::write(&inputs_path, inputs.to_json())
-                    .with_context(|| format!("writing {}", inputs_path.display()))?;
-            } else if inputs_path.exists() {
-                std::fs::remove_file(&inputs_path)
-                    .with_context(|| format!("removing {}", inputs_path.display()))?;
-            }
+            write_inputs(&dir, &yaml, &env, ac, opts, &mut sums)?;
             out.push(Prepared {
                 arch: arch.clone(),
                 container: def.name.clone(),
@@ -116,25 +96,82 @@ pub fn run(opts: &PrepareOptions) -> anyhow::Result<Vec<Prepared>> {
     Ok(out)
 }
 
-/// The checksums of the project's package repositories, each computed once for all the
-/// environments that read it.
-#[derive(Default)]
-struct RepoSums(HashMap<PathBuf, String>);
+/// What an environment's concretization depends on, in `<dir>/inputs.json`; when that cannot
+/// be known, why, in `<dir>/not-reusable.txt` (the environment is then concretized every time).
+fn write_inputs(
+    dir: &Path,
+    yaml: &str,
+    env: &Environment,
+    ac: &ArchConfig,
+    opts: &PrepareOptions,
+    sums: &mut Checksums,
+) -> anyhow::Result<()> {
+    let inputs_path = dir.join(inputs::FILE);
+    let reason_path = dir.join(inputs::NOT_REUSABLE_FILE);
+    for p in [&inputs_path, &reason_path] {
+        if p.exists() {
+            std::fs::remove_file(p).with_context(|| format!("removing {}", p.display()))?;
+        }
+    }
+    // Only a builder pinned by digest says which Spack concretizes: a tag may move.
+    let Some(pinned) = opts
+        .builder_image
+        .as_ref()
+        .filter(|b| b.contains("@sha256:"))
+    else {
+        let why = "the builder is not pinned by digest, so its Spack is not known";
+        return std::fs::write(&reason_path, why)
+            .with_context(|| format!("writing {}", reason_path.display()));
+    };
+    let sources = match sources(env, opts.project_dir.as_deref()) {
+        Ok(s) => s,
+        Err(why) => {
+            return std::fs::write(&reason_path, why)
+                .with_context(|| format!("writing {}", reason_path.display()));
+        }
+    };
+    // The job's own variables and the architecture's: the environment Spack runs in.
+    let mut variables = ac.job_variables();
+    variables.extend(opts.config.jobs.generate.variables.clone());
+    let inputs = Inputs {
+        spack_yaml: sha256_hex(yaml.as_bytes()),
+        builder: pinned.clone(),
+        sources: sums.of(&sources)?,
+        variables: inputs::variables_checksum(
+            variables.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ),
+    };
+    std::fs::write(&inputs_path, inputs.to_json())
+        .with_context(|| format!("writing {}", inputs_path.display()))
+}
 
-impl RepoSums {
-    /// Each repository (as written, where it is) by the checksum of its files.
-    fn of(&mut self, repos: &[(String, PathBuf)]) -> anyhow::Result<BTreeMap<String, String>> {
+/// Checksums of files and folders, each computed once for all the environments that read it.
+/// Links are followed: a package linked into a repository is part of it.
+#[derive(Default)]
+struct Checksums(HashMap<PathBuf, String>);
+
+impl Checksums {
+    /// Each source (as written, where it is) by the checksum of its files.
+    fn of(&mut self, sources: &[(String, PathBuf)]) -> anyhow::Result<BTreeMap<String, String>> {
         let mut out = BTreeMap::new();
-        for (written, dir) in repos {
-            if !self.0.contains_key(dir) {
+        for (written, path) in sources {
+            if !self.0.contains_key(path) {
+                let mut files = Vec::new();
+                for entry in walkdir::WalkDir::new(path).follow_links(true) {
+                    let entry = entry.with_context(|| format!("reading {}", path.display()))?;
+                    if entry.file_type().is_file() {
+                        files.push(entry.into_path());
+                    }
+                }
+                files.sort();
                 let mut h = TreeHash::new();
-                for f in files(dir).with_context(|| format!("reading {}", dir.display()))? {
-                    h.file(&relative_name(&f, dir), &f)
+                for f in files {
+                    h.file(&relative_name(&f, path), &f)
                         .with_context(|| format!("reading {}", f.display()))?;
                 }
-                self.0.insert(dir.clone(), h.finish());
+                self.0.insert(path.clone(), h.finish());
             }
-            out.insert(written.clone(), self.0[dir].clone());
+            out.insert(written.clone(), self.0[path].clone());
         }
         Ok(out)
     }
@@ -143,27 +180,17 @@ impl RepoSums {
 /// Relative package repositories (`spack: repos:`, a list or Spack 1.x's name → path mapping)
 /// are relative to the repository root; the environment lives elsewhere, so each becomes
 /// `$CI_PROJECT_DIR/…` in CI, an absolute path otherwise. Paths with variables or absolute
-/// ones are left as written. Returns the project's repositories: as written, and where they are.
+/// ones are left as written.
 fn anchor_repos(
     env: &mut Environment,
     repo: &Path,
     project_dir: Option<&Path>,
-) -> anyhow::Result<Vec<(String, PathBuf)>> {
+) -> anyhow::Result<()> {
     let Some(repos) = env.spack_mut().get_mut(s("repos")) else {
-        return Ok(Vec::new());
+        return Ok(());
     };
-    let local = std::cell::RefCell::new(Vec::new());
     let anchor = |path: &str| -> anyhow::Result<String> {
-        if path.starts_with('$') || path.starts_with('~') {
-            return Ok(path.to_string());
-        }
-        if Path::new(path).is_absolute() {
-            // An absolute path outside the builder's own trees is a folder the job has.
-            if Path::new(path).is_dir() {
-                local
-                    .borrow_mut()
-                    .push((path.to_string(), PathBuf::from(path)));
-            }
+        if path.starts_with('$') || path.starts_with('~') || Path::new(path).is_absolute() {
             return Ok(path.to_string());
         }
         let full = repo.join(path);
@@ -173,16 +200,16 @@ fn anchor_repos(
                 full.display()
             )
         })?;
-        let written = match project_dir.and_then(|p| p.canonicalize().ok()) {
-            Some(project) if full.starts_with(&project) => format!(
+        if let Some(project) = project_dir.and_then(|p| p.canonicalize().ok())
+            && let Ok(inside) = full.strip_prefix(&project)
+        {
+            return Ok(format!(
                 "${}/{}",
                 env_names::CI_PROJECT_DIR,
-                full.strip_prefix(&project).unwrap_or(&full).display()
-            ),
-            _ => full.display().to_string(),
-        };
-        local.borrow_mut().push((written.clone(), full));
-        Ok(written)
+                inside.display()
+            ));
+        }
+        Ok(full.display().to_string())
     };
     let rewrite = |v: &mut Value| -> anyhow::Result<()> {
         if let Some(path) = v.as_str() {
@@ -191,11 +218,65 @@ fn anchor_repos(
         Ok(())
     };
     match repos {
-        Value::Sequence(items) => items.iter_mut().try_for_each(rewrite)?,
-        Value::Mapping(m) => m.values_mut().try_for_each(rewrite)?,
+        Value::Sequence(items) => items.iter_mut().try_for_each(rewrite),
+        Value::Mapping(m) => m.values_mut().try_for_each(rewrite),
         _ => bail!("`spack: repos:` is neither a list nor a mapping"),
     }
-    Ok(local.into_inner())
+}
+
+/// The files besides `spack.yaml` that shape the environment's concretization: its package
+/// repositories and included configuration, as written and where they are on this machine.
+/// `Err` says which one cannot be checksummed here (a git repository Spack clones, a path
+/// behind another variable): such an environment is concretized every time. Paths under
+/// `$spack` are the builder's own, which its digest stands for.
+fn sources(
+    env: &Environment,
+    project_dir: Option<&Path>,
+) -> Result<Vec<(String, PathBuf)>, String> {
+    let mut entries: Vec<(&str, &Value)> = Vec::new();
+    for (what, key) in [("package repository", "repos"), ("include", "include")] {
+        match env.section(key) {
+            None => {}
+            Some(Value::Sequence(items)) => entries.extend(items.iter().map(|v| (what, v))),
+            Some(Value::Mapping(m)) => entries.extend(m.values().map(|v| (what, v))),
+            Some(_) => return Err(format!("`spack: {key}:` is neither a list nor a mapping")),
+        }
+    }
+    let mut out = Vec::new();
+    for (what, value) in entries {
+        // Spack 1.x also writes `{path: …}` (and `{git: …}`, which is cloned at concretization).
+        let written = match value {
+            Value::String(p) => p.as_str(),
+            Value::Mapping(m) => match m.get(s("path")).and_then(Value::as_str) {
+                Some(p) => p,
+                None => return Err(format!("a {what} that is not a path ({})", short(value))),
+            },
+            other => return Err(format!("a {what} that is not a path ({})", short(other))),
+        };
+        if written == "$spack" || written.starts_with("$spack/") {
+            continue;
+        }
+        let project = format!("${}/", env_names::CI_PROJECT_DIR);
+        let local = match (written.strip_prefix(&project), project_dir) {
+            (Some(rest), Some(dir)) => dir.join(rest),
+            _ if Path::new(written).is_absolute() => PathBuf::from(written),
+            _ => {
+                return Err(format!(
+                    "{what} `{written}` is not a path prepare can checksum"
+                ));
+            }
+        };
+        if !local.exists() {
+            return Err(format!("{what} `{written}` is not on this machine"));
+        }
+        out.push((written.to_string(), local));
+    }
+    Ok(out)
+}
+
+/// A YAML value on one line, for a message.
+fn short(v: &Value) -> String {
+    model::yaml::to_string(v).trim().replace('\n', " ")
 }
 
 fn s(v: &str) -> Value {

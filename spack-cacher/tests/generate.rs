@@ -271,10 +271,7 @@ fn a_changed_package_repository_or_builder_concretizes_again() {
     let out = p.generate(&["--spack", "/bin/false"]);
     assert_eq!(out.status.code(), Some(2));
     let log = stderr(&out);
-    assert!(
-        log.contains("changed: package repository $CI_PROJECT_DIR/packages"),
-        "{log}"
-    );
+    assert!(log.contains("changed: $CI_PROJECT_DIR/packages"), "{log}");
 
     // A builder that is not pinned by digest says nothing certain about Spack.
     std::fs::remove_dir_all(&p.envs).unwrap();
@@ -291,6 +288,94 @@ fn a_changed_package_repository_or_builder_concretizes_again() {
     let out = p.generate(&["--spack", "/bin/false"]);
     assert!(
         stderr(&out).contains("the builder is not pinned by digest"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn an_unreadable_index_or_a_second_layout_without_the_spec_leaves_the_check_to_spack() {
+    let p = Project::new();
+    p.concretized_and_recorded();
+    p.cache_with(&greeter_lock(), None);
+    // The v3 layout too, without the specs: the builder's Spack may read that one.
+    let v3 = p.work.path().join("dev/v3/layout.json");
+    std::fs::create_dir_all(v3.parent().unwrap()).unwrap();
+    std::fs::write(&v3, r#"{"version": 3}"#).unwrap();
+    let out = p.generate(&["--spack", "/bin/false"]);
+    let log = stderr(&out);
+    assert!(
+        log.contains("5 of 5 specs are not in the cache: spack ci generate"),
+        "{log}"
+    );
+    std::fs::remove_file(&v3).unwrap();
+    // A damaged index: said, and Spack decides; never an error that stops the others.
+    std::fs::write(
+        p.work.path().join("dev/build_cache/index.json"),
+        "{not json",
+    )
+    .unwrap();
+    let out = p.generate(&["--spack", "/bin/false"]);
+    let log = stderr(&out);
+    assert!(
+        log.contains("warning:") && log.contains("build_cache/index.json"),
+        "{log}"
+    );
+    assert!(
+        log.contains("5 of 5 specs are not in the cache: spack ci generate")
+            && !log.contains("concretize -f"),
+        "{log}"
+    );
+}
+
+#[test]
+fn an_include_or_repository_prepare_cannot_checksum_is_concretized_every_time() {
+    let p = Project::new();
+    let template = p.repo.join("spack.yaml");
+    let text = std::fs::read_to_string(&template).unwrap();
+    std::fs::write(
+        &template,
+        text.replace(
+            "  repos:\n  - packages\n",
+            "  repos:\n  - packages\n  - $SITE_REPOS/extra\n",
+        ),
+    )
+    .unwrap();
+    p.prepare();
+    for e in p.environments() {
+        assert!(!e.join("inputs.json").exists(), "{}", e.display());
+    }
+    let out = p.generate(&["--spack", "/bin/false"]);
+    assert!(
+        stderr(&out).contains(
+            "not reusable: package repository `$SITE_REPOS/extra` is not a path prepare can checksum"
+        ),
+        "{}",
+        stderr(&out)
+    );
+
+    // An included file of the project is part of the inputs: changing it concretizes again.
+    std::fs::write(
+        &template,
+        text.replace(
+            "  view: false\n",
+            "  view: false\n  include:\n  - $CI_PROJECT_DIR/site.yaml\n",
+        ),
+    )
+    .unwrap();
+    std::fs::write(p.repo.join("site.yaml"), "config:\n  build_jobs: 2\n").unwrap();
+    std::fs::remove_dir_all(&p.envs).unwrap();
+    p.concretized_and_recorded();
+    p.cache_with(&greeter_lock(), None);
+    std::fs::remove_dir_all(&p.envs).unwrap();
+    p.prepare();
+    spacktainerizah_tests::succeeded(&p.generate(&[]));
+    std::fs::write(p.repo.join("site.yaml"), "config:\n  build_jobs: 3\n").unwrap();
+    std::fs::remove_dir_all(&p.envs).unwrap();
+    p.prepare();
+    let out = p.generate(&["--spack", "/bin/false"]);
+    assert!(
+        stderr(&out).contains("changed: $CI_PROJECT_DIR/site.yaml"),
         "{}",
         stderr(&out)
     );

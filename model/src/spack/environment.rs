@@ -70,6 +70,11 @@ impl Environment {
             .unwrap_or_default()
     }
 
+    /// The section `key` of the `spack:` mapping, when there is one.
+    pub fn section(&self, key: &str) -> Option<&Value> {
+        self.doc.get("spack").and_then(|s| s.get(key))
+    }
+
     /// The `spack:` mapping, created when absent or null.
     pub fn spack_mut(&mut self) -> &mut Mapping {
         if !self.doc.is_mapping() {

@@ -1,7 +1,9 @@
 //! What an environment's concretization depends on, and whether an earlier one can be reused.
 //!
-//! Spack's concretizer is deterministic for given inputs: the environment (`spack.yaml`), Spack
-//! itself and the package repositories it reads, and the environment of the job that runs it.
+//! Spack's concretizer gives the same result for the same inputs: the environment (`spack.yaml`
+//! and what it includes), Spack itself and the package repositories it reads, and the
+//! environment of the job that runs it (with `concretizer: reuse`, also what the caches hold:
+//! a reused lockfile's specs are checked against the cache, and missing ones are built).
 //! `prepare` writes these inputs beside each environment (`inputs.json`); `record` keeps them
 //! beside the concretized `spack.lock`; the next pipeline reuses that lockfile when its own
 //! inputs are the same, and concretizes again only the environments whose inputs changed.
@@ -15,6 +17,8 @@ use crate::checksum::sha256_hex;
 /// The file name of the inputs, beside an environment's `spack.yaml` and beside its recorded
 /// `spack.lock`.
 pub const FILE: &str = "inputs.json";
+/// Beside an environment whose inputs cannot all be known: why (it is concretized every time).
+pub const NOT_REUSABLE_FILE: &str = "not-reusable.txt";
 
 /// The inputs of one environment's concretization.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,9 +31,9 @@ pub struct Inputs {
     /// builder's labels, so part of its configuration and of its digest; so are the compilers
     /// Spack finds and the site configuration (mirrors, package repository).
     pub builder: String,
-    /// Each package repository of the project the environment reads (as written in
-    /// `spack.yaml`), by the checksum of its files.
-    pub repositories: BTreeMap<String, String>,
+    /// Each package repository and included configuration the environment reads (as written
+    /// in `spack.yaml`), by the checksum of its files.
+    pub sources: BTreeMap<String, String>,
     /// sha256 of the architecture's CI variables: the environment `spack concretize` runs in.
     pub variables: String,
 }
@@ -73,7 +77,7 @@ pub struct Recorded {
 impl Inputs {
     /// The key the inputs are known by: sha256 of their canonical JSON.
     pub fn key(&self) -> String {
-        // Field order is fixed by the struct and the repositories are sorted: the same inputs
+        // Field order is fixed by the struct and the sources are sorted: the same inputs
         // give the same bytes on every machine.
         sha256_hex(&serde_json::to_vec(self).expect("plain strings serialize"))
     }
@@ -109,14 +113,11 @@ impl Inputs {
         if self.builder != earlier.builder {
             changed.push("the builder image (Spack, its packages or compilers)".to_string());
         }
-        let names: std::collections::BTreeSet<&String> = self
-            .repositories
-            .keys()
-            .chain(earlier.repositories.keys())
-            .collect();
+        let names: std::collections::BTreeSet<&String> =
+            self.sources.keys().chain(earlier.sources.keys()).collect();
         for name in names {
-            if self.repositories.get(name) != earlier.repositories.get(name) {
-                changed.push(format!("package repository {name}"));
+            if self.sources.get(name) != earlier.sources.get(name) {
+                changed.push(name.clone());
             }
         }
         if self.variables != earlier.variables {
@@ -169,7 +170,7 @@ mod tests {
         Inputs {
             spack_yaml: sha256_hex(b"spack: {specs: [zlib]}"),
             builder: "registry/builder@sha256:aa".into(),
-            repositories: BTreeMap::from([("$CI_PROJECT_DIR/repo".into(), "11".into())]),
+            sources: BTreeMap::from([("$CI_PROJECT_DIR/repo".into(), "11".into())]),
             variables: variables_checksum([("A", "1")]),
         }
     }
@@ -193,9 +194,9 @@ mod tests {
         let record = inputs().record(lock).to_json();
         let mut now = inputs();
         now.builder = "registry/builder@sha256:bb".into();
-        now.repositories
+        now.sources
             .insert("$CI_PROJECT_DIR/repo".into(), "22".into());
-        now.repositories.insert("/other".into(), "33".into());
+        now.sources.insert("/other".into(), "33".into());
         let Err(Stale::Changed(changed)) = now.reusable(Some(&record), lock) else {
             panic!("changed inputs reused");
         };
@@ -203,8 +204,8 @@ mod tests {
             changed,
             [
                 "the builder image (Spack, its packages or compilers)",
-                "package repository $CI_PROJECT_DIR/repo",
-                "package repository /other",
+                "$CI_PROJECT_DIR/repo",
+                "/other",
             ]
         );
         let mut yaml = inputs();
