@@ -44,8 +44,18 @@ pub fn sha256_hex(bytes: &[u8]) -> String {
 
 /// Every file under `dir` (or `dir` itself when it is a file), in sorted order.
 pub fn files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    walk(dir, false)
+}
+
+/// Every file under `dir`, links followed (a linked file counts as the file it links to), in
+/// sorted order.
+pub fn files_through_links(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    walk(dir, true)
+}
+
+fn walk(dir: &Path, follow_links: bool) -> std::io::Result<Vec<PathBuf>> {
     let mut files = Vec::new();
-    for entry in walkdir::WalkDir::new(dir) {
+    for entry in walkdir::WalkDir::new(dir).follow_links(follow_links) {
         let entry = entry.map_err(std::io::Error::other)?;
         if entry.file_type().is_file() {
             files.push(entry.into_path());

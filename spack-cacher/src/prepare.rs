@@ -8,7 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
-use model::checksum::{TreeHash, relative_name, sha256_hex};
+use model::checksum::{TreeHash, files_through_links, relative_name, sha256_hex};
 use model::config::{ArchConfig, Config, SigningConfig};
 use model::definitions::{self, Kind};
 use model::env_names;
@@ -156,14 +156,8 @@ impl Checksums {
         let mut out = BTreeMap::new();
         for (written, path) in sources {
             if !self.0.contains_key(path) {
-                let mut files = Vec::new();
-                for entry in walkdir::WalkDir::new(path).follow_links(true) {
-                    let entry = entry.with_context(|| format!("reading {}", path.display()))?;
-                    if entry.file_type().is_file() {
-                        files.push(entry.into_path());
-                    }
-                }
-                files.sort();
+                let files = files_through_links(path)
+                    .with_context(|| format!("reading {}", path.display()))?;
                 let mut h = TreeHash::new();
                 for f in files {
                     h.file(&relative_name(&f, path), &f)

@@ -46,13 +46,18 @@ impl Project {
     }
 
     fn prepare(&self) {
+        self.prepare_with(Some(BUILDER));
+    }
+
+    /// `prepare` as CI runs it, with the builder it is given (by digest, or `None`).
+    fn prepare_with(&self, builder_image: Option<&str>) {
         prepare::run(&PrepareOptions {
             repo: self.repo.clone(),
             config: Config::read(&self.config).unwrap(),
             output: self.envs.clone(),
             branch: BRANCH.into(),
             base_tag: "2026.12.06-my-feature".into(),
-            builder_image: Some(BUILDER.into()),
+            builder_image: builder_image.map(str::to_string),
             project_dir: Some(self.repo.clone()),
         })
         .unwrap();
@@ -275,16 +280,7 @@ fn a_changed_package_repository_or_builder_concretizes_again() {
 
     // A builder that is not pinned by digest says nothing certain about Spack.
     std::fs::remove_dir_all(&p.envs).unwrap();
-    prepare::run(&PrepareOptions {
-        repo: p.repo.clone(),
-        config: Config::read(&p.config).unwrap(),
-        output: p.envs.clone(),
-        branch: BRANCH.into(),
-        base_tag: "latest".into(),
-        builder_image: None,
-        project_dir: Some(p.repo.clone()),
-    })
-    .unwrap();
+    p.prepare_with(None);
     let out = p.generate(&["--spack", "/bin/false"]);
     assert!(
         stderr(&out).contains("the builder is not pinned by digest"),
