@@ -2,8 +2,9 @@
 # Sourced by the test command and the end-to-end run: installs what is missing (Debian
 # packages, a moto S3 server and clingo in a virtualenv, gitlab-ci-local) and starts on
 # 127.0.0.1 an S3 server, OCI registries and a Docker daemon on a private socket (and on TCP
-# with TLS), stopped again when the sourcing script exits. Defines install_packages,
-# start_services and work_folder; exports the SPACKTAINERIZAH_TEST_* variables the tests read.
+# with TLS), stopped again when the sourcing script exits; makes arm64 code run here (qemu-user
+# through binfmt_misc). Defines install_packages, start_services, make_os_image and work_folder;
+# exports the SPACKTAINERIZAH_TEST_* variables the tests read.
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE_DIR=${XDG_CACHE_HOME:-$HOME/.cache}/spacktainerizah
@@ -75,6 +76,8 @@ install_packages() {
     [ -d /usr/share/gocode/src/github.com/sylabs/sif ] || missing+=(golang-github-sylabs-sif-dev)
     command -v shellcheck >/dev/null || missing+=(shellcheck)
     command -v ss >/dev/null || missing+=(iproute2)
+    # arm64 images are built and run here under emulation (enable_arm64_emulation).
+    [ "$(uname -m)" = aarch64 ] || [ -f "$QEMU_AARCH64_BINFMT" ] || missing+=(qemu-user-static)
     # Signing keys and signatures in the tests and the end-to-end run (Spack signs with gpg too).
     { command -v gpg && command -v gpg-agent; } >/dev/null || missing+=(gnupg)
     if [ ${#missing[@]} -gt 0 ]; then
@@ -83,6 +86,7 @@ install_packages() {
         apt-get update -qq
         apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
     fi
+    enable_arm64_emulation
     if [ ! -x "$SIFTOOL" ] || [ "$ROOT/scripts/siftool/main.go" -nt "$SIFTOOL" ]; then
         log "building the reference siftool"
         mkdir -p "$(dirname "$SIFTOOL")"
@@ -131,6 +135,70 @@ install_packages() {
         "$VENV/bin/pip" install -q 'spdx-tools==0.8.5' 'jsonschema==4.26.0' \
             'in-toto-attestation==0.9.3'
     fi
+}
+
+# Debian's registration of qemu-aarch64 for binfmt_misc, as systemd-binfmt would write it.
+QEMU_AARCH64_BINFMT=/usr/lib/binfmt.d/qemu-aarch64.conf
+
+# A static aarch64 program that exits with 42: registration alone does not prove the kernel runs
+# aarch64 code (a sandbox may accept the entry and still refuse to execute through it).
+AARCH64_EXIT_42='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00\x01\x00\x00\x00\x78\x00\x40\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x40\x00\x38\x00\x01\x00\x00\x00\x00\x00\x00\x00\x01\x00\x00\x00\x05\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x00\x00\x00\x40\x00\x00\x00\x00\x00\x84\x00\x00\x00\x00\x00\x00\x00\x84\x00\x00\x00\x00\x00\x00\x00\x00\x10\x00\x00\x00\x00\x00\x00\x40\x05\x80\xd2\xa8\x0b\x80\xd2\x01\x00\x00\xd4'
+
+arm64_not_run() { # reason
+    export SPACKTAINERIZAH_TEST_ARM64_NOT_RUN="$*"
+    log "arm64 tests will not run: $*"
+}
+
+# arm64 code runs on this machine, natively or through qemu-user registered with binfmt_misc,
+# so that arm64 images are built (RUN steps, debootstrap's second stage) and run here. No
+# systemd runs here to apply Debian's binfmt.d entry, so it is written to the kernel directly,
+# with the F flag kept: the kernel then opens the interpreter once, at registration, and
+# containers, which do not have the host's qemu in their root, can still use it. When this is
+# impossible (no permission, a kernel without binfmt_misc) the run goes on without arm64:
+# SPACKTAINERIZAH_TEST_ARM64_NOT_RUN says why, and the arm64 tests print it as NOT RUN.
+# Otherwise SPACKTAINERIZAH_TEST_ARM64 says how arm64 code runs (native, qemu).
+enable_arm64_emulation() {
+    local dir=/proc/sys/fs/binfmt_misc entry=/proc/sys/fs/binfmt_misc/qemu-aarch64 probe status error
+    unset SPACKTAINERIZAH_TEST_ARM64 SPACKTAINERIZAH_TEST_ARM64_NOT_RUN
+    if [ "$(uname -m)" = aarch64 ]; then
+        export SPACKTAINERIZAH_TEST_ARM64=native
+        return 0
+    fi
+    if [ ! -f "$QEMU_AARCH64_BINFMT" ]; then
+        arm64_not_run "$QEMU_AARCH64_BINFMT is missing (Debian's qemu-user-static)"
+        return 0
+    fi
+    if [ ! -e "$dir/register" ] && ! mount -t binfmt_misc binfmt_misc "$dir" 2>/dev/null; then
+        arm64_not_run "binfmt_misc cannot be mounted at $dir"
+        return 0
+    fi
+    # An entry without F (registered by hand, or from an older package) makes the kernel look
+    # for the interpreter inside each container's root, where there is none.
+    if [ -e "$entry" ] && ! { grep -qx enabled "$entry" && grep -q '^flags:.*F' "$entry"; }; then
+        log "replacing the binfmt_misc entry qemu-aarch64 (disabled or without the F flag)"
+        error=$({ echo -1 >"$entry"; } 2>&1) || {
+            arm64_not_run "the stale binfmt_misc entry $entry cannot be removed: ${error##*: }"
+            return 0
+        }
+    fi
+    if [ ! -e "$entry" ]; then
+        error=$({ grep -v '^#' "$QEMU_AARCH64_BINFMT" >"$dir/register"; } 2>&1) || {
+            arm64_not_run "the kernel refused to register qemu-aarch64 with binfmt_misc: ${error##*: }"
+            return 0
+        }
+    fi
+    probe=$(mktemp "$RUN_DIR/aarch64-probe.XXXXXX")
+    printf '%b' "$AARCH64_EXIT_42" >"$probe"
+    chmod +x "$probe"
+    status=0
+    "$probe" 2>/dev/null || status=$?
+    rm -f "$probe"
+    if [ "$status" != 42 ]; then
+        arm64_not_run "qemu-aarch64 is registered but an aarch64 program does not run (exit $status)"
+        return 0
+    fi
+    export SPACKTAINERIZAH_TEST_ARM64=qemu
+    log "arm64 code runs here through $(sed -n 's/^interpreter //p' "$entry") (binfmt_misc, flags: $(sed -n 's/^flags: //p' "$entry"))"
 }
 
 # A CA, a server certificate for 127.0.0.1 and a client certificate, laid out as Docker's
@@ -265,7 +333,57 @@ start_services() {
 
 # A real Debian base (debootstrap once per machine, imported, pushed to the local registry): the
 # os_image the real builder, runtime and tools images are built from.
+# With arm64 code emulated here, the same for arm64 (SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64) and an
+# index of both (SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH): the configuration has one os_image
+# for every architecture, which must therefore be an index.
 make_os_image() {
     SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")
     export SPACKTAINERIZAH_TEST_OS_IMAGE
+    if [ "${SPACKTAINERIZAH_TEST_ARM64:-}" = native ]; then
+        export SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64=$SPACKTAINERIZAH_TEST_OS_IMAGE
+    elif [ -n "${SPACKTAINERIZAH_TEST_ARM64:-}" ]; then
+        SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64=$("$ROOT/scripts/os-image.sh" --arch arm64 \
+            "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm-arm64")
+        SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH=$(push_image_index \
+            "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm-multiarch" \
+            "$SPACKTAINERIZAH_TEST_OS_IMAGE" "$SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64")
+        export SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64 SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH
+    fi
+}
+
+# An image index (a Docker manifest list) at INDEX over IMAGES, each of one platform, all in
+# INDEX's repository of a registry the test command started (plain HTTP, no login). Built by
+# hand: BuildKit resolves FROM for the target's platform, and takes a single-platform image as
+# it is, so an arm64 build from an amd64 image makes an image labelled arm64 that runs x86_64
+# programs; Docker 20.10 has no way of its own to write an index (`docker manifest` is
+# experimental there). Prints INDEX.
+push_image_index() { # REGISTRY/NAME:TAG IMAGE...
+    local index=$1 registry repo image manifests=() body headers config platform
+    shift
+    registry=${index%%/*}
+    repo=${index#*/}
+    repo=${repo%:*}
+    body=$(mktemp "$RUN_DIR/manifest.XXXXXX")
+    headers=$(mktemp "$RUN_DIR/headers.XXXXXX")
+    for image in "$@"; do
+        [ "${image%:*}" = "$registry/$repo" ] || { log "$image is not in $registry/$repo"; return 1; }
+        curl -fsS -D "$headers" -o "$body" \
+            -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
+            -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
+            "http://$registry/v2/$repo/manifests/${image##*:}"
+        config=$(jq -r .config.digest "$body")
+        platform=$(curl -fsS "http://$registry/v2/$repo/blobs/$config" | jq -c '{architecture, os}')
+        manifests+=("$(jq -n --arg type "$(sed -n 's/^content-type: *//Ip' "$headers" | tr -d '\r')" \
+            --arg digest "sha256:$(sha256sum "$body" | cut -d' ' -f1)" --argjson size "$(stat -c %s "$body")" \
+            --argjson platform "$platform" \
+            '{mediaType: $type, digest: $digest, size: $size, platform: $platform}')")
+    done
+    printf '%s\n' "${manifests[@]}" \
+        | jq -s '{schemaVersion: 2,
+                  mediaType: "application/vnd.docker.distribution.manifest.list.v2+json",
+                  manifests: .}' \
+        | curl -fsS -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.list.v2+json' \
+            --data-binary @- "http://$registry/v2/$repo/manifests/${index##*:}" >/dev/null
+    rm -f "$body" "$headers"
+    echo "$index"
 }

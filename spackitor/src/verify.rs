@@ -7,7 +7,7 @@
 use anyhow::Context;
 use futures::{StreamExt, TryStreamExt};
 use model::cleanup::{BlobRef, CacheView, LayoutView};
-use model::spack::buildcache::index::hash_file_matches;
+use model::spack::buildcache::index::hash_file_names;
 use model::spack::buildcache::{Layout, SpecFile, v2};
 use model::spack::clearsign;
 use model::spack::signature::TrustedKeys;
@@ -84,7 +84,7 @@ async fn sha256_of(
 /// `None` when there is no hash file.
 async fn v2_hash_file_matches(store: &Store, lm: &LayoutView) -> anyhow::Result<Option<bool>> {
     match store.get(v2::INDEX_HASH_KEY).await {
-        Ok(h) => Ok(Some(hash_file_matches(&h.bytes, &lm.db.bytes()))),
+        Ok(h) => Ok(Some(hash_file_names(&h.bytes, &lm.db.sha256))),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e).with_context(|| format!("reading {}", store.location(v2::INDEX_HASH_KEY))),
     }

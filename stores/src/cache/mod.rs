@@ -67,7 +67,7 @@ pub async fn hash_file_matches(
     index: &LoadedIndex,
 ) -> Result<Option<bool>, CacheError> {
     match store.get(v2::INDEX_HASH_KEY).await {
-        Ok(h) => Ok(Some(index::hash_file_matches(&h.bytes, &index.db.bytes()))),
+        Ok(h) => Ok(Some(index::hash_file_names(&h.bytes, &index.db.sha256))),
         Err(e) if e.is_not_found() => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -84,17 +84,18 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
     };
     match layout {
         Layout::V2 => {
-            let obj = store
-                .get(v2::INDEX_KEY)
+            let (info, db) = fetch_index(store, v2::INDEX_KEY)
                 .await
-                .map_err(|e| missing(e, v2::INDEX_KEY))?;
-            let db = Database::parse(&store.location(v2::INDEX_KEY), obj.bytes)?;
+                .map_err(|e| match e {
+                    CacheError::Store(e) => missing(e, v2::INDEX_KEY),
+                    other => other,
+                })?;
             Ok(LoadedIndex {
                 layout,
                 db,
                 guard_key: v2::INDEX_KEY.to_string(),
-                guard_time: obj.info.last_modified,
-                guard_etag: obj.info.etag,
+                guard_time: info.last_modified,
+                guard_etag: info.etag,
                 manifest: None,
             })
         }
@@ -109,17 +110,18 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
                 )
             })?;
             let blob_key = record.key();
-            let blob = store.get(&blob_key).await.map_err(|e| match e {
-                StoreError::NotFound { location } => CacheError::Format(FormatError::invalid(
-                    location,
-                    format!(
-                        "index blob referenced by {} is missing",
-                        store.location(key)
-                    ),
-                )),
-                other => CacheError::Store(other),
+            let (_, db) = fetch_index(store, &blob_key).await.map_err(|e| match e {
+                CacheError::Store(StoreError::NotFound { location }) => {
+                    CacheError::Format(FormatError::invalid(
+                        location,
+                        format!(
+                            "index blob referenced by {} is missing",
+                            store.location(key)
+                        ),
+                    ))
+                }
+                other => other,
             })?;
-            let db = Database::parse(&store.location(&blob_key), blob.bytes)?;
             Ok(LoadedIndex {
                 layout,
                 db,
@@ -130,6 +132,33 @@ pub async fn load_index(store: &Store, layout: Layout) -> Result<LoadedIndex, Ca
             })
         }
     }
+}
+
+/// Fetch the index at `key` into an unnamed temporary file and parse it from there: an index of a
+/// million specs is most of a gigabyte of JSON, which memory never holds whole.
+async fn fetch_index(
+    store: &Store,
+    key: &str,
+) -> Result<(crate::ObjectInfo, Database), CacheError> {
+    let what = store.location(key);
+    let io = |e: std::io::Error| {
+        CacheError::Store(StoreError::Io {
+            location: what.clone(),
+            source: e,
+        })
+    };
+    let temp = tempfile::NamedTempFile::new().map_err(io)?;
+    let (info, _) = store.get_to_file(key, temp.path(), &|_| {}).await?;
+    // Reopened before the name goes: the copy lives as long as the index that reads it.
+    let file = temp.reopen().map_err(io)?;
+    drop(temp);
+    let db = tokio::task::spawn_blocking({
+        let what = what.clone();
+        move || Database::read_file(&what, file)
+    })
+    .await
+    .expect("parsing the index does not panic")?;
+    Ok((info, db))
 }
 
 /// Write `bytes` (a database) as the index of `layout`, the index object guarded by `guard`.
