@@ -77,6 +77,15 @@ pub fn os_image() -> String {
     service_env("SPACKTAINERIZAH_TEST_OS_IMAGE")
 }
 
+/// The Debian base as an index of its amd64 and arm64 images, when arm64 code runs here; else
+/// why not (the test command could not register the emulator).
+pub fn multiarch_os_image() -> Result<String, String> {
+    if let Ok(why) = std::env::var("SPACKTAINERIZAH_TEST_ARM64_NOT_RUN") {
+        return Err(why);
+    }
+    Ok(service_env("SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH"))
+}
+
 /// This machine's extra CA certificates (a TLS-inspecting proxy in front of PyPI, say), which
 /// images built here must trust as the site's `ca_certificates`.
 pub fn host_ca_certificates() -> Vec<PathBuf> {
@@ -94,17 +103,27 @@ pub fn host_ca_certificates() -> Vec<PathBuf> {
 /// `docker run --rm IMAGE sh -c SCRIPT` on the test daemon; returns the output, panicking with
 /// it when the script fails.
 pub fn docker_run(image: &str, script: &str) -> String {
+    docker_run_on(None, image, script)
+}
+
+/// [`docker_run`] for `platform` (`linux/arm64`): the daemon pulls that platform's image of an
+/// index and runs it, under emulation when it is not this machine's.
+pub fn docker_run_on(platform: Option<&str>, image: &str, script: &str) -> String {
+    let platform: Vec<String> = platform
+        .map(|p| {
+            vec![
+                "--pull".into(),
+                "always".into(),
+                "--platform".into(),
+                p.into(),
+            ]
+        })
+        .unwrap_or_default();
     let out = std::process::Command::new("docker")
         .env("DOCKER_HOST", docker_host())
-        .args([
-            "run",
-            "--rm",
-            "--entrypoint",
-            "/bin/sh",
-            image,
-            "-c",
-            script,
-        ])
+        .args(["run", "--rm"])
+        .args(&platform)
+        .args(["--entrypoint", "/bin/sh", image, "-c", script])
         .output()
         .expect("the docker client is installed by the test command");
     let text = format!(

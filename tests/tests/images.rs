@@ -11,12 +11,39 @@ use std::process::Output;
 use model::ci::Image;
 use spacktainerizah_tests::spack::{V0_23, not_run, shared_tools};
 use spacktainerizah_tests::{
-    docker_run, host_ca_certificates, os_image, registry, succeeded, tools_dir, unique_name,
+    docker_run, docker_run_on, host_ca_certificates, multiarch_os_image, os_image, registry,
+    succeeded, tools_dir, unique_name,
 };
 
 mod support;
 
+const AMD64: &str = "  amd64:
+    runner_tag: local
+    base_requirement: \"%gcc@12 target=x86_64\"
+    build_cache:
+      url: file:///var/cache/spack-build-cache
+";
+
+const ARM64: &str = "  arm64:
+    runner_tag: local-arm64
+    base_requirement: \"%gcc@12 target=aarch64\"
+    build_cache:
+      url: file:///var/cache/spack-build-cache-arm64
+";
+
 fn write_config(dir: &Path, namespace: &str, spack_archive: &Path) -> std::path::PathBuf {
+    write_config_for(dir, namespace, spack_archive, &os_image(), &[AMD64])
+}
+
+/// A configuration whose `os_image` is `os` and whose architectures are `architectures` (their
+/// YAML entries).
+fn write_config_for(
+    dir: &Path,
+    namespace: &str,
+    spack_archive: &Path,
+    os: &str,
+    architectures: &[&str],
+) -> std::path::PathBuf {
     let certificates: Vec<String> = host_ca_certificates()
         .iter()
         .map(|p| format!("\"{}\"", p.display()))
@@ -38,14 +65,9 @@ base_images:
     archive: {archive}
   ca_certificates: [{certificates}]
 architectures:
-  amd64:
-    runner_tag: local
-    base_requirement: \"%gcc@12 target=x86_64\"
-    build_cache:
-      url: file:///var/cache/spack-build-cache
-",
+{architectures}",
         registry = registry(),
-        os = os_image(),
+        architectures = architectures.concat(),
         archive = spack_archive.display(),
         certificates = certificates.join(", "),
     );
@@ -65,6 +87,74 @@ fn spacktainerizer(dir: &Path, config: &Path, args: &[&str]) -> Output {
         .arg(tools_dir())
         .output()
         .unwrap()
+}
+
+#[test]
+#[ignore = "NOT RUN: needs the Docker daemon, arm64 emulation and the test OS images in the OCI registry (./scripts/test.sh sets them up)"]
+fn the_runtime_image_is_built_for_arm64_and_served_with_amd64_by_one_index() {
+    let os = multiarch_os_image().unwrap_or_else(|why| {
+        not_run(
+            "the_runtime_image_is_built_for_arm64_and_served_with_amd64_by_one_index",
+            &why,
+        )
+    });
+    let Some(tools) = shared_tools() else {
+        not_run(
+            "the_runtime_image_is_built_for_arm64_and_served_with_amd64_by_one_index",
+            "no ../shared/tools with Spack",
+        );
+    };
+    let archive = tools.join(format!("spack/spack-{V0_23}.tar.xz"));
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = unique_name("arm");
+    let config = write_config_for(dir.path(), &namespace, &archive, &os, &[AMD64, ARM64]);
+
+    for arch in ["amd64", "arm64"] {
+        let out = spacktainerizer(
+            dir.path(),
+            &config,
+            &["build", "--image", "runtime", "--arch", arch, "--push"],
+        );
+        let target = succeeded(&out).trim().to_string();
+        assert_eq!(
+            target,
+            format!("{}/{namespace}/runtime:latest-{arch}", registry())
+        );
+    }
+    succeeded(&spacktainerizer(
+        dir.path(),
+        &config,
+        &["index", "--image", "runtime"],
+    ));
+
+    // One reference, each platform its own image: the arm64 one runs aarch64 code (emulated)
+    // and has the arm64 runtime libraries Spack-built software links against.
+    let index = format!("{}/{namespace}/runtime:latest", registry());
+    let check = "uname -m; for l in libstdc++.so.6 libgomp.so.1 libgfortran.so.5; do \
+                 ls /usr/lib/$(uname -m)-linux-gnu/$l || exit 1; done";
+    let arm = docker_run_on(Some("linux/arm64"), &index, check);
+    assert!(arm.starts_with("aarch64\n"), "{arm}");
+    assert!(
+        arm.contains("/usr/lib/aarch64-linux-gnu/libgfortran.so.5"),
+        "{arm}"
+    );
+    let amd = docker_run_on(Some("linux/amd64"), &index, check);
+    assert!(amd.starts_with("x86_64\n"), "{amd}");
+
+    // Both architectures indexed: nothing left to build for the runtime.
+    let out = spacktainerizer(dir.path(), &config, &["plan", "--output", "json"]);
+    let decisions: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let runtime: Vec<_> = decisions
+        .iter()
+        .filter(|d| d["image"] == "runtime")
+        .map(|d| (d["arch"].as_str().unwrap(), d["build"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(
+        runtime,
+        [("amd64", false), ("arm64", false)],
+        "{decisions:?}"
+    );
 }
 
 /// The commands a script line runs: the first word of each `;`, `&&`, `||` or `then` part,
