@@ -12,7 +12,7 @@ host_arch=$(dpkg --print-architecture 2>/dev/null || echo amd64)
 arch=$host_arch
 while [ $# -gt 0 ]; do
     case $1 in
-        --arch) arch=$2; shift 2 ;;
+        --arch) arch=${2:?--arch needs amd64 or arm64}; shift 2 ;;
         *) break ;;
     esac
 done

@@ -182,12 +182,15 @@ enable_arm64_emulation() {
         }
     fi
     if [ ! -e "$entry" ]; then
-        error=$({ grep -v '^#' "$QEMU_AARCH64_BINFMT" >"$dir/register"; } 2>&1) || {
+        # One registration line: a blank line or comment written to `register` is refused.
+        error=$({ grep -vE '^(#|$)' "$QEMU_AARCH64_BINFMT" >"$dir/register"; } 2>&1) || {
             arm64_not_run "the kernel refused to register qemu-aarch64 with binfmt_misc: ${error##*: }"
             return 0
         }
     fi
-    probe=$(mktemp "$RUN_DIR/aarch64-probe.XXXXXX")
+    # Not under /tmp, which may be mounted noexec.
+    mkdir -p "$CACHE_DIR"
+    probe=$(mktemp "$CACHE_DIR/aarch64-probe.XXXXXX")
     printf '%b' "$AARCH64_EXIT_42" >"$probe"
     chmod +x "$probe"
     status=0
@@ -342,11 +345,19 @@ make_os_image() {
     if [ "${SPACKTAINERIZAH_TEST_ARM64:-}" = native ]; then
         export SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64=$SPACKTAINERIZAH_TEST_OS_IMAGE
     elif [ -n "${SPACKTAINERIZAH_TEST_ARM64:-}" ]; then
-        SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64=$("$ROOT/scripts/os-image.sh" --arch arm64 \
-            "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm-arm64")
-        SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH=$(push_image_index \
+        # Without the arm64 base (its packages not on this machine's mirror, say) only the
+        # arm64 tests cannot run: they say so.
+        if ! SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64=$("$ROOT/scripts/os-image.sh" --arch arm64 \
+            "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm-arm64"); then
+            arm64_not_run "the arm64 Debian base could not be made (scripts/os-image.sh --arch arm64)"
+            return 0
+        fi
+        if ! SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH=$(push_image_index \
             "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm-multiarch" \
-            "$SPACKTAINERIZAH_TEST_OS_IMAGE" "$SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64")
+            "$SPACKTAINERIZAH_TEST_OS_IMAGE" "$SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64"); then
+            arm64_not_run "the index of the amd64 and arm64 Debian bases could not be pushed"
+            return 0
+        fi
         export SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64 SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH
     fi
 }
@@ -370,20 +381,23 @@ push_image_index() { # REGISTRY/NAME:TAG IMAGE...
         curl -fsS -D "$headers" -o "$body" \
             -H 'Accept: application/vnd.docker.distribution.manifest.v2+json' \
             -H 'Accept: application/vnd.oci.image.manifest.v1+json' \
-            "http://$registry/v2/$repo/manifests/${image##*:}"
-        config=$(jq -r .config.digest "$body")
-        platform=$(curl -fsS "http://$registry/v2/$repo/blobs/$config" | jq -c '{architecture, os}')
+            "http://$registry/v2/$repo/manifests/${image##*:}" || return 1
+        config=$(jq -r .config.digest "$body") || return 1
+        platform=$(set -o pipefail
+            curl -fsS "http://$registry/v2/$repo/blobs/$config" | jq -c '{architecture, os}') || return 1
         manifests+=("$(jq -n --arg type "$(sed -n 's/^content-type: *//Ip' "$headers" | tr -d '\r')" \
             --arg digest "sha256:$(sha256sum "$body" | cut -d' ' -f1)" --argjson size "$(stat -c %s "$body")" \
             --argjson platform "$platform" \
-            '{mediaType: $type, digest: $digest, size: $size, platform: $platform}')")
+            '{mediaType: $type, digest: $digest, size: $size, platform: $platform}')") || return 1
     done
+    # Called as $(...), where errexit does not hold: every step's failure is returned.
+    set -o pipefail
     printf '%s\n' "${manifests[@]}" \
         | jq -s '{schemaVersion: 2,
                   mediaType: "application/vnd.docker.distribution.manifest.list.v2+json",
                   manifests: .}' \
         | curl -fsS -X PUT -H 'Content-Type: application/vnd.docker.distribution.manifest.list.v2+json' \
-            --data-binary @- "http://$registry/v2/$repo/manifests/${index##*:}" >/dev/null
+            --data-binary @- "http://$registry/v2/$repo/manifests/${index##*:}" >/dev/null || return 1
     rm -f "$body" "$headers"
     echo "$index"
 }

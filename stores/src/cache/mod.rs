@@ -148,7 +148,19 @@ async fn fetch_index(
         })
     };
     let temp = tempfile::NamedTempFile::new().map_err(io)?;
-    let (info, _) = store.get_to_file(key, temp.path(), &|_| {}).await?;
+    let local = temp.path().display().to_string();
+    let (info, _) = store
+        .get_to_file(key, temp.path(), &|_| {})
+        .await
+        .map_err(|e| match e {
+            // Only the index itself missing is a missing index: the temporary file gone (a
+            // cleaned /tmp) is an I/O error, never "no index".
+            StoreError::NotFound { location } if location == local => StoreError::Io {
+                location,
+                source: std::io::ErrorKind::NotFound.into(),
+            },
+            other => other,
+        })?;
     // Reopened before the name goes: the copy lives as long as the index that reads it.
     let file = temp.reopen().map_err(io)?;
     drop(temp);

@@ -110,19 +110,28 @@ struct Outline {
     version: Option<serde_json::Value>,
 }
 
-/// One pass over an index's JSON, streamed: `on_record` gets each install record (its key and
-/// raw JSON) in file order, duplicates included (a map would silently keep one of two records of
-/// the same hash, and the rewrite would then copy the wrong one). Only one record is in memory
-/// at a time. An error of `on_record` stops the pass and is returned as it is.
-fn each_record<R, F>(reader: R, mut on_record: F) -> Result<Outline, RecordsError>
+/// One pass over an index's JSON, streamed: `on_version` gets `database.version` when it is
+/// read (before the records, where Spack writes it, so an unsupported one stops the pass before
+/// any record is parsed), `on_record` each install record (its key and raw JSON) in file order,
+/// duplicates included (a map would silently keep one of two records of the same hash, and the
+/// rewrite would then copy the wrong one). Only one record is in memory at a time. An error of
+/// either stops the pass and is returned as it is. A repeated `database`, `version` or
+/// `installs` is refused: Python's reader (Spack's) keeps the last, serde the first.
+fn each_record<R, V, F>(
+    reader: R,
+    mut on_version: V,
+    mut on_record: F,
+) -> Result<Outline, RecordsError>
 where
     R: Read,
+    V: FnMut(&serde_json::Value) -> Result<(), FormatError>,
     F: FnMut(&str, &RawValue) -> Result<(), FormatError>,
 {
     let mut failed = None;
     let mut de = serde_json::Deserializer::from_reader(reader);
     let outline = serde::de::DeserializeSeed::deserialize(
         Top {
+            on_version: &mut on_version,
             on_record: &mut on_record,
             failed: &mut failed,
         },
@@ -142,9 +151,11 @@ enum RecordsError {
 }
 
 type OnRecord<'f> = &'f mut dyn FnMut(&str, &RawValue) -> Result<(), FormatError>;
+type OnVersion<'f> = &'f mut dyn FnMut(&serde_json::Value) -> Result<(), FormatError>;
 
 /// `{"database": {...}}`, other keys ignored.
 struct Top<'f> {
+    on_version: OnVersion<'f>,
     on_record: OnRecord<'f>,
     failed: &'f mut Option<FormatError>,
 }
@@ -164,8 +175,12 @@ impl<'de> serde::de::Visitor<'de> for Top<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
         let mut outline = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if key == "database" && outline.is_none() {
+            if key == "database" {
+                if outline.is_some() {
+                    return Err(serde::de::Error::duplicate_field("database"));
+                }
                 outline = Some(map.next_value_seed(Db {
+                    on_version: &mut *self.on_version,
                     on_record: &mut *self.on_record,
                     failed: &mut *self.failed,
                 })?);
@@ -179,6 +194,7 @@ impl<'de> serde::de::Visitor<'de> for Top<'_> {
 
 /// `{"version": …, "installs": {…}}`, other keys ignored, in either order.
 struct Db<'f> {
+    on_version: OnVersion<'f>,
     on_record: OnRecord<'f>,
     failed: &'f mut Option<FormatError>,
 }
@@ -197,13 +213,32 @@ impl<'de> serde::de::Visitor<'de> for Db<'_> {
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
         let mut version = None;
+        let mut installs = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             match &*key {
-                "version" => version = Some(map.next_value()?),
-                "installs" => map.next_value_seed(Installs {
-                    on_record: &mut *self.on_record,
-                    failed: &mut *self.failed,
-                })?,
+                "version" if version.is_some() => {
+                    return Err(serde::de::Error::duplicate_field("version"));
+                }
+                "version" => {
+                    let value = map.next_value()?;
+                    if let Err(e) = (self.on_version)(&value) {
+                        *self.failed = Some(e);
+                        return Err(serde::de::Error::custom(
+                            "stopped at an unsupported version",
+                        ));
+                    }
+                    version = Some(value);
+                }
+                "installs" if installs => {
+                    return Err(serde::de::Error::duplicate_field("installs"));
+                }
+                "installs" => {
+                    installs = true;
+                    map.next_value_seed(Installs {
+                        on_record: &mut *self.on_record,
+                        failed: &mut *self.failed,
+                    })?
+                }
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
@@ -240,6 +275,31 @@ impl<'de> serde::de::Visitor<'de> for Installs<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// `database.version` as text, when this code reads that version.
+fn version_of(what: &str, value: &serde_json::Value) -> Result<String, FormatError> {
+    let version = match value {
+        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::Number(n) => n.to_string(),
+        other => {
+            return Err(FormatError::invalid(
+                what,
+                format!("database.version is {other}, expected a number"),
+            ));
+        }
+    };
+    match version.parse::<u32>() {
+        Ok(v) if SUPPORTED_VERSIONS.contains(&v) => Ok(version),
+        _ => Err(FormatError::invalid(
+            what,
+            format!(
+                "database version {version} is not supported (expected {} to {})",
+                SUPPORTED_VERSIONS.start(),
+                SUPPORTED_VERSIONS.end()
+            ),
+        )),
     }
 }
 
@@ -294,7 +354,7 @@ impl Database {
     ) -> Result<(String, IndexMap<Shared, IndexEntry>), FormatError> {
         let mut entries = IndexMap::new();
         let mut strings = Interner::default();
-        let outline = each_record(reader, |hash, record| {
+        let outline = each_record(reader, |v| version_of(what, v).map(drop), |hash, record| {
             if !is_dag_hash(hash) {
                 return Err(FormatError::invalid(
                     what,
@@ -330,34 +390,14 @@ impl Database {
             ),
         })?;
         let version = match outline.version {
-            Some(serde_json::Value::String(s)) => s,
-            Some(serde_json::Value::Number(n)) => n.to_string(),
+            Some(v) => version_of(what, &v)?,
             None => {
                 return Err(FormatError::invalid(
                     what,
                     "not a Spack database index: database.version is missing",
                 ));
             }
-            Some(other) => {
-                return Err(FormatError::invalid(
-                    what,
-                    format!("database.version is {other}, expected a number"),
-                ));
-            }
         };
-        match version.parse::<u32>() {
-            Ok(v) if SUPPORTED_VERSIONS.contains(&v) => {}
-            _ => {
-                return Err(FormatError::invalid(
-                    what,
-                    format!(
-                        "database version {version} is not supported (expected {} to {})",
-                        SUPPORTED_VERSIONS.start(),
-                        SUPPORTED_VERSIONS.end()
-                    ),
-                ));
-            }
-        }
         entries.shrink_to_fit();
         Ok((version, entries))
     }
@@ -424,19 +464,23 @@ impl Database {
         out.extend_from_slice(b",\"installs\":{");
         // Records are in file order: one pass over the original copies the kept ones.
         let mut first = true;
-        let pass = each_record(self.original.reader(), |hash, record| {
-            if !removed.contains(hash) {
-                if !first {
-                    out.push(b',');
+        let pass = each_record(
+            self.original.reader(),
+            |_| Ok(()),
+            |hash, record| {
+                if !removed.contains(hash) {
+                    if !first {
+                        out.push(b',');
+                    }
+                    first = false;
+                    out.push(b'"');
+                    out.extend_from_slice(hash.as_bytes());
+                    out.extend_from_slice(b"\":");
+                    out.extend_from_slice(record.get().as_bytes());
                 }
-                first = false;
-                out.push(b'"');
-                out.extend_from_slice(hash.as_bytes());
-                out.extend_from_slice(b"\":");
-                out.extend_from_slice(record.get().as_bytes());
-            }
-            Ok(())
-        });
+                Ok(())
+            },
+        );
         // The original was read once already, as it is still.
         assert!(pass.is_ok(), "reading back the index this run read");
         out.extend_from_slice(b"}}}");
@@ -561,6 +605,34 @@ mod tests {
             err.to_string().contains("database.version is missing"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn an_unsupported_version_stops_before_the_records_and_repeated_keys_are_refused() {
+        // A record this code could not read: the version, read first, is what is reported.
+        let future = DB
+            .replace("\"version\":\"8\"", "\"version\":\"99\"")
+            .replace("\"name\":\"libelf\"", "\"name\":17");
+        let err = Database::parse("idx", future.into_bytes())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("database version 99 is not supported"),
+            "{err}"
+        );
+        for repeated in [
+            DB.replace("{\"database\":{", "{\"database\":{},\"database\":{"),
+            DB.replace("\"version\":\"8\",", "\"version\":\"8\",\"version\":\"8\","),
+            DB.replace("}}}}", "}},\"installs\":{}}}"),
+        ] {
+            let err = Database::parse("idx", repeated.clone().into_bytes())
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("idx") && err.contains("duplicate field"),
+                "{repeated}: {err}"
+            );
+        }
     }
 
     #[test]
