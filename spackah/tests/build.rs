@@ -47,8 +47,10 @@ async fn base_image_with_login(
 ) {
     let ctx = tempfile::tempdir().unwrap();
     std::fs::copy("/bin/busybox", ctx.path().join("busybox")).unwrap();
-    let mut dockerfile = String::from(
-        "FROM scratch\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nRUN /bin/busybox --install -s /bin\nENV SPACK_ROOT=/opt/spack PATH=/usr/bin:/bin\n",
+    // Its own first step: no build cache shared with another test's image, whose removal
+    // (which prunes its untagged parents) would pull a layer from under this build.
+    let mut dockerfile = format!(
+        "FROM scratch\nLABEL org.example.test.image=\"{image}\"\nCOPY busybox /bin/busybox\nCOPY busybox /bin/sh\nRUN /bin/busybox --install -s /bin\nENV SPACK_ROOT=/opt/spack PATH=/usr/bin:/bin\n",
     );
     // The Spack commit stage 1 records on a builder, which the image's provenance names.
     dockerfile.push_str(&format!(
