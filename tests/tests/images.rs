@@ -76,6 +76,15 @@ architectures:
     path
 }
 
+/// The Spack 0.23 release archive of the shared tools the base images are built with; without
+/// them `test` does not run.
+fn spack_archive(test: &str) -> std::path::PathBuf {
+    let Some(tools) = shared_tools() else {
+        not_run(test, "no ../shared/tools with Spack");
+    };
+    tools.join(format!("spack/spack-{V0_23}.tar.xz"))
+}
+
 fn spacktainerizer(dir: &Path, config: &Path, args: &[&str]) -> Output {
     spacktainerizah_tests::tool(tools_dir().join("spacktainerizer").to_str().unwrap())
         .args(args)
@@ -98,13 +107,8 @@ fn the_runtime_image_is_built_for_arm64_and_served_with_amd64_by_one_index() {
             &why,
         )
     });
-    let Some(tools) = shared_tools() else {
-        not_run(
-            "the_runtime_image_is_built_for_arm64_and_served_with_amd64_by_one_index",
-            "no ../shared/tools with Spack",
-        );
-    };
-    let archive = tools.join(format!("spack/spack-{V0_23}.tar.xz"));
+    let archive =
+        spack_archive("the_runtime_image_is_built_for_arm64_and_served_with_amd64_by_one_index");
     let dir = tempfile::tempdir().unwrap();
     let namespace = unique_name("arm");
     let config = write_config_for(dir.path(), &namespace, &archive, &os, &[AMD64, ARM64]);
@@ -275,13 +279,7 @@ fn commands_by_image() -> BTreeMap<&'static str, BTreeSet<String>> {
 #[test]
 #[ignore = "NOT RUN: needs the shared Spack tools, the Docker daemon and the test OS image in the OCI registry (./scripts/test.sh sets them up)"]
 fn the_real_base_images_do_their_jobs() {
-    let Some(tools) = shared_tools() else {
-        not_run(
-            "the_real_base_images_do_their_jobs",
-            "no ../shared/tools with Spack",
-        );
-    };
-    let archive = tools.join(format!("spack/spack-{V0_23}.tar.xz"));
+    let archive = spack_archive("the_real_base_images_do_their_jobs");
     let dir = tempfile::tempdir().unwrap();
     let namespace = unique_name("base");
     let config = write_config(dir.path(), &namespace, &archive);

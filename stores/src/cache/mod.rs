@@ -141,9 +141,13 @@ async fn fetch_index(
     key: &str,
 ) -> Result<(crate::ObjectInfo, Database), CacheError> {
     let what = store.location(key);
+    // The temporary copy's own failures name where it is, not the object.
     let io = |e: std::io::Error| {
         CacheError::Store(StoreError::Io {
-            location: what.clone(),
+            location: format!(
+                "a temporary copy of {what} in {}",
+                std::env::temp_dir().display()
+            ),
             source: e,
         })
     };

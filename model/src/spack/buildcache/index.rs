@@ -105,42 +105,35 @@ struct RawRecord<'a> {
     in_buildcache: Option<bool>,
 }
 
-/// What one pass over an index's JSON found besides its records.
-struct Outline {
-    version: Option<serde_json::Value>,
-}
-
 /// One pass over an index's JSON, streamed: `on_version` gets `database.version` when it is
 /// read (before the records, where Spack writes it, so an unsupported one stops the pass before
 /// any record is parsed), `on_record` each install record (its key and raw JSON) in file order,
 /// duplicates included (a map would silently keep one of two records of the same hash, and the
 /// rewrite would then copy the wrong one). Only one record is in memory at a time. An error of
 /// either stops the pass and is returned as it is. A repeated `database`, `version` or
-/// `installs` is refused: Python's reader (Spack's) keeps the last, serde the first.
+/// `installs` is refused: Python's reader (Spack's) keeps the last, serde the first. Returns
+/// `database.version` as read.
 fn each_record<R, V, F>(
     reader: R,
     mut on_version: V,
     mut on_record: F,
-) -> Result<Outline, RecordsError>
+) -> Result<Option<serde_json::Value>, RecordsError>
 where
     R: Read,
     V: FnMut(&serde_json::Value) -> Result<(), FormatError>,
     F: FnMut(&str, &RawValue) -> Result<(), FormatError>,
 {
-    let mut failed = None;
+    let mut pass = Pass {
+        on_version: &mut on_version,
+        on_record: &mut on_record,
+        failed: None,
+    };
     let mut de = serde_json::Deserializer::from_reader(reader);
-    let outline = serde::de::DeserializeSeed::deserialize(
-        Top {
-            on_version: &mut on_version,
-            on_record: &mut on_record,
-            failed: &mut failed,
-        },
-        &mut de,
-    )
-    .and_then(|outline| de.end().map(|()| outline));
-    match (outline, failed) {
+    let version = serde::de::DeserializeSeed::deserialize(Top(&mut pass), &mut de)
+        .and_then(|version| de.end().map(|()| version));
+    match (version, pass.failed) {
         (_, Some(e)) => Err(RecordsError::Record(e)),
-        (Ok(outline), None) => Ok(outline),
+        (Ok(version), None) => Ok(version),
         (Err(e), None) => Err(RecordsError::Json(e)),
     }
 }
@@ -150,68 +143,76 @@ enum RecordsError {
     Record(FormatError),
 }
 
-type OnRecord<'f> = &'f mut dyn FnMut(&str, &RawValue) -> Result<(), FormatError>;
-type OnVersion<'f> = &'f mut dyn FnMut(&serde_json::Value) -> Result<(), FormatError>;
-
-/// `{"database": {...}}`, other keys ignored.
-struct Top<'f> {
-    on_version: OnVersion<'f>,
-    on_record: OnRecord<'f>,
-    failed: &'f mut Option<FormatError>,
+/// What the visitors of one pass share: the callbacks, and the error that stopped them (serde's
+/// own errors carry only text).
+struct Pass<'f> {
+    on_version: &'f mut dyn FnMut(&serde_json::Value) -> Result<(), FormatError>,
+    on_record: &'f mut dyn FnMut(&str, &RawValue) -> Result<(), FormatError>,
+    failed: Option<FormatError>,
 }
 
-impl<'de> serde::de::DeserializeSeed<'de> for Top<'_> {
-    type Value = Outline;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Outline, D::Error> {
+impl Pass<'_> {
+    /// Keep `result`'s error for the caller and stop the parser with `why`.
+    fn check<E: serde::de::Error>(
+        &mut self,
+        result: Result<(), FormatError>,
+        why: &str,
+    ) -> Result<(), E> {
+        result.map_err(|e| {
+            self.failed = Some(e);
+            E::custom(why)
+        })
+    }
+}
+
+/// `{"database": {...}}`, other keys ignored.
+struct Top<'p, 'f>(&'p mut Pass<'f>);
+
+impl<'de> serde::de::DeserializeSeed<'de> for Top<'_, '_> {
+    type Value = Option<serde_json::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Top<'_> {
-    type Value = Outline;
+impl<'de> serde::de::Visitor<'de> for Top<'_, '_> {
+    type Value = Option<serde_json::Value>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an object with a `database`")
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
-        let mut outline = None;
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut version = None;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             if key == "database" {
-                if outline.is_some() {
+                if version.is_some() {
                     return Err(serde::de::Error::duplicate_field("database"));
                 }
-                outline = Some(map.next_value_seed(Db {
-                    on_version: &mut *self.on_version,
-                    on_record: &mut *self.on_record,
-                    failed: &mut *self.failed,
-                })?);
+                version = Some(map.next_value_seed(Db(&mut *self.0))?);
             } else {
                 map.next_value::<serde::de::IgnoredAny>()?;
             }
         }
-        outline.ok_or_else(|| serde::de::Error::missing_field("database"))
+        version.ok_or_else(|| serde::de::Error::missing_field("database"))
     }
 }
 
 /// `{"version": …, "installs": {…}}`, other keys ignored, in either order.
-struct Db<'f> {
-    on_version: OnVersion<'f>,
-    on_record: OnRecord<'f>,
-    failed: &'f mut Option<FormatError>,
-}
+struct Db<'p, 'f>(&'p mut Pass<'f>);
 
-impl<'de> serde::de::DeserializeSeed<'de> for Db<'_> {
-    type Value = Outline;
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Outline, D::Error> {
+impl<'de> serde::de::DeserializeSeed<'de> for Db<'_, '_> {
+    type Value = Option<serde_json::Value>;
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Db<'_> {
-    type Value = Outline;
+impl<'de> serde::de::Visitor<'de> for Db<'_, '_> {
+    type Value = Option<serde_json::Value>;
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("a database with `version` and `installs`")
     }
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Outline, A::Error> {
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let pass = self.0;
         let mut version = None;
         let mut installs = false;
         while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
@@ -221,12 +222,8 @@ impl<'de> serde::de::Visitor<'de> for Db<'_> {
                 }
                 "version" => {
                     let value = map.next_value()?;
-                    if let Err(e) = (self.on_version)(&value) {
-                        *self.failed = Some(e);
-                        return Err(serde::de::Error::custom(
-                            "stopped at an unsupported version",
-                        ));
-                    }
+                    let checked = (pass.on_version)(&value);
+                    pass.check(checked, "stopped at an unsupported version")?;
                     version = Some(value);
                 }
                 "installs" if installs => {
@@ -234,34 +231,28 @@ impl<'de> serde::de::Visitor<'de> for Db<'_> {
                 }
                 "installs" => {
                     installs = true;
-                    map.next_value_seed(Installs {
-                        on_record: &mut *self.on_record,
-                        failed: &mut *self.failed,
-                    })?
+                    map.next_value_seed(Installs(&mut *pass))?
                 }
                 _ => {
                     map.next_value::<serde::de::IgnoredAny>()?;
                 }
             }
         }
-        Ok(Outline { version })
+        Ok(version)
     }
 }
 
 /// The install records, handed one at a time to `on_record`.
-struct Installs<'f> {
-    on_record: OnRecord<'f>,
-    failed: &'f mut Option<FormatError>,
-}
+struct Installs<'p, 'f>(&'p mut Pass<'f>);
 
-impl<'de> serde::de::DeserializeSeed<'de> for Installs<'_> {
+impl<'de> serde::de::DeserializeSeed<'de> for Installs<'_, '_> {
     type Value = ();
     fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
         d.deserialize_map(self)
     }
 }
 
-impl<'de> serde::de::Visitor<'de> for Installs<'_> {
+impl<'de> serde::de::Visitor<'de> for Installs<'_, '_> {
     type Value = ();
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an object of install records")
@@ -269,10 +260,8 @@ impl<'de> serde::de::Visitor<'de> for Installs<'_> {
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
         while let Some(hash) = map.next_key::<std::borrow::Cow<'de, str>>()? {
             let record: Box<RawValue> = map.next_value()?;
-            if let Err(e) = (self.on_record)(&hash, &record) {
-                *self.failed = Some(e);
-                return Err(serde::de::Error::custom("stopped at an invalid record"));
-            }
+            let checked = (self.0.on_record)(&hash, &record);
+            self.0.check(checked, "stopped at an invalid record")?;
         }
         Ok(())
     }
@@ -354,7 +343,7 @@ impl Database {
     ) -> Result<(String, IndexMap<Shared, IndexEntry>), FormatError> {
         let mut entries = IndexMap::new();
         let mut strings = Interner::default();
-        let outline = each_record(reader, |v| version_of(what, v).map(drop), |hash, record| {
+        let version = each_record(reader, |v| version_of(what, v).map(drop), |hash, record| {
             if !is_dag_hash(hash) {
                 return Err(FormatError::invalid(
                     what,
@@ -389,7 +378,7 @@ impl Database {
                 format!("not a Spack database index (expected {{\"database\": {{\"version\", \"installs\"}}}}): {e}"),
             ),
         })?;
-        let version = match outline.version {
+        let version = match version {
             Some(v) => version_of(what, &v)?,
             None => {
                 return Err(FormatError::invalid(
