@@ -570,9 +570,9 @@ async fn remember_manifests(
         let deleted: HashSet<&str> = plan
             .specs
             .iter()
-            .flat_map(|s| s.objects.iter().map(String::as_str))
-            .chain(plan.orphans.iter().map(|o| o.key.as_str()))
-            .chain(plan.leftovers.iter().map(|o| o.key.as_str()))
+            .flat_map(|s| s.objects.iter().map(|k| &**k))
+            .chain(plan.orphans.iter().map(|o| &*o.key))
+            .chain(plan.leftovers.iter().map(|o| &*o.key))
             .collect();
         let gone: HashSet<u32> = lm
             .manifests

@@ -169,7 +169,7 @@ pub async fn show(
 
 fn object_row(o: &Object) -> ObjectRow {
     ObjectRow {
-        key: o.key.clone(),
+        key: o.key.to_string(),
         size: o.size,
         last_modified: rfc3339(o.last_modified),
     }
@@ -190,7 +190,7 @@ async fn shown_spec(
         .iter()
         .map(|&i| object_row(view.listing.object(i)))
         .collect();
-    let mut missing = rec.missing.clone();
+    let mut missing = rec.missing.to_vec();
     if !rec.blobs_known {
         // `show` reads what it displays: the spec's own manifest.
         let key = &objects[0].key;
@@ -346,7 +346,7 @@ pub fn orphan_rows(view: &CacheView, now: SystemTime) -> Vec<OrphanRow> {
         for (_, o, kind) in lm.unowned(&view.listing) {
             rows.push(OrphanRow {
                 layout: lm.layout.to_string(),
-                key: o.key.clone(),
+                key: o.key.to_string(),
                 kind,
                 size: o.size,
                 last_modified: rfc3339(o.last_modified),

@@ -37,7 +37,7 @@ pub struct LayoutRecord {
 /// The recorded plan of the cache `listing` lists, if it shows one. A plan that cannot be
 /// parsed is an error: skipping it would leave its objects for a month.
 pub async fn read(store: &Store, listing: &Listing) -> anyhow::Result<Option<Recorded>> {
-    if !listing.objects.iter().any(|o| o.key == KEY) {
+    if !listing.objects.iter().any(|o| &*o.key == KEY) {
         return Ok(None);
     }
     let location = store.location(KEY);
@@ -118,7 +118,7 @@ pub fn hashes_of(plans: &[LayoutPlan]) -> BTreeMap<String, LayoutRecord> {
                         .map(|o| &o.key),
                 )
                 .filter(|k| p.layout == Layout::V3 && k.starts_with(v3::BLOBS_PREFIX))
-                .cloned()
+                .map(|k| k.to_string())
                 .collect();
             blobs.sort();
             blobs.dedup();

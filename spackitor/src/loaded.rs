@@ -4,7 +4,9 @@
 //! of each new or changed manifest.
 
 use anyhow::Context;
-use model::cleanup::{CacheView, LayoutView, Listing, Manifests, Object};
+use std::collections::HashMap;
+
+use model::cleanup::{CacheView, LayoutView, Listing, Manifests, V2Objects};
 use model::spack::buildcache::Layout;
 use stores::Store;
 use stores::cache::LoadedIndex;
@@ -29,7 +31,7 @@ pub struct LoadedCache {
     pub url: String,
     pub view: CacheView,
     /// By listing position: the object's version tag, where the listing gives one.
-    pub etags: Vec<Option<String>>,
+    pub etags: Vec<Option<Box<str>>>,
     /// One per layout of `view`, in the same order.
     pub write_backs: Vec<WriteBack>,
 }
@@ -60,8 +62,19 @@ impl LoadedCache {
             .with_context(|| format!("reading build cache {}", store.url()))?;
         // The indexes move into the views: an index can be as large as the rest together.
         let indexes = std::mem::take(&mut catalog.indexes);
-        let (url, listing, etags) = split(catalog);
-        let positions = listing.positions();
+        let Catalog {
+            url,
+            listing,
+            v2_objects,
+            etags,
+            ..
+        } = catalog;
+        // Only v3 manifests name objects by key.
+        let positions = if indexes.iter().any(|i| i.layout == Layout::V3) {
+            listing.positions()
+        } else {
+            HashMap::new()
+        };
         let listed = Tagged {
             listing: &listing,
             etags: &etags,
@@ -76,11 +89,12 @@ impl LoadedCache {
                 }
                 _ => (Manifests::default(), MemoUse::default()),
             };
-            let (view, back) = layout_of(index, &listing, refs, memo);
+            let (view, back) = layout_of(index, (&listing, &v2_objects), refs, memo);
             layouts.push(view);
             write_backs.push(back);
         }
-        drop(positions);
+        // The views hold their own objects' positions now.
+        drop((positions, v2_objects));
         Ok(LoadedCache {
             url,
             view: CacheView { listing, layouts },
@@ -103,32 +117,10 @@ impl LoadedCache {
     }
 }
 
-/// The catalog's URL, its listing as the planner takes it, and the objects' version tags apart.
-fn split(catalog: Catalog) -> (String, Listing, Vec<Option<String>>) {
-    let (objects, etags) = catalog
-        .objects
-        .into_iter()
-        .map(|o| {
-            let object = Object {
-                key: o.key,
-                size: o.size,
-                last_modified: o.last_modified,
-            };
-            (object, o.etag)
-        })
-        .unzip();
-    let listing = Listing {
-        objects,
-        v2_objects: catalog.v2_objects,
-        v3_manifests: catalog.v3_manifests,
-    };
-    (catalog.url, listing, etags)
-}
-
 /// One index read, as the planner's view of its layout and what writing it back needs.
 fn layout_of(
     index: LoadedIndex,
-    listing: &Listing,
+    listed: (&Listing, &V2Objects),
     refs: Manifests,
     memo: MemoUse,
 ) -> (LayoutView, WriteBack) {
@@ -144,5 +136,5 @@ fn layout_of(
         index_etag: guard_etag,
         memo,
     };
-    (LayoutView::new(layout, db, guard_time, listing, refs), back)
+    (LayoutView::new(layout, db, guard_time, listed, refs), back)
 }

@@ -88,7 +88,7 @@ fn is_manifest(key: &str) -> bool {
 pub struct Tagged<'a> {
     pub listing: &'a Listing,
     /// By position: the object's ETag, where the listing gives one.
-    pub etags: &'a [Option<String>],
+    pub etags: &'a [Option<Box<str>>],
 }
 
 impl Tagged<'_> {
@@ -117,7 +117,7 @@ pub async fn read(
             continue;
         }
         let i = i as u32;
-        if o.key == index_manifest.0 {
+        if &*o.key == index_manifest.0 {
             out.by_manifest
                 .insert(i, refs_of(index_manifest.1, positions));
             continue;
@@ -125,7 +125,7 @@ pub async fn read(
         listed_count += 1;
         match memo
             .manifests
-            .get(&o.key)
+            .get(&*o.key)
             .filter(|e| e.tag == listed.tag(i))
         {
             Some(e) => {
@@ -187,7 +187,7 @@ async fn read_manifests(
 }
 
 async fn read_memo(store: &Store, listing: &Listing) -> Memo {
-    if !listing.objects.iter().any(|o| o.key == MEMO_KEY) {
+    if !listing.objects.iter().any(|o| &*o.key == MEMO_KEY) {
         return Memo::default();
     }
     // A memo that cannot be read is only a lost optimisation: read the manifests instead.

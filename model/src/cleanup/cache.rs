@@ -3,6 +3,7 @@
 //! references. Built from what was read; reads nothing itself.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use indexmap::IndexMap;
@@ -13,36 +14,42 @@ use crate::spack::buildcache::{Layout, SpecObjects, v2, v3};
 use crate::spack::graph::SpecGraph;
 use crate::spack::spec::{Interner, Shared, SpecNode};
 
+/// An object's key relative to the cache's root, shared by the listing and every plan that
+/// names the object: a cache of 1,000,000 specs lists 2,000,000 keys of ~120 bytes, so a plan
+/// holds handles to them, not copies.
+pub type Key = Arc<str>;
+
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Object {
-    /// The key relative to the cache's root.
-    pub key: String,
+    pub key: Key,
     pub size: u64,
     pub last_modified: SystemTime,
 }
 
-/// Every object of the cache, and where each spec's own objects sit among them. Objects are
-/// named by their position in `objects`.
+/// Every object of the cache, and where the v3 spec manifests sit among them. Objects are named
+/// by their position in `objects`.
 #[derive(Debug, Clone, Default)]
 pub struct Listing {
     pub objects: Vec<Object>,
-    /// v2: hash → positions of its spec file(s) and tarball.
-    pub v2_objects: HashMap<Shared, Vec<u32>>,
     /// v3: hash → position of its spec manifest.
     pub v3_manifests: HashMap<Shared, u32>,
 }
 
+/// v2: hash → positions of its spec file(s) and tarball. Only the views are built from it (each
+/// record then holds its own positions), so it is not kept beside them: ~100 bytes a spec.
+pub type V2Objects = HashMap<Shared, Vec<u32>>;
+
 impl Listing {
-    /// The listing of `objects`, classified by key; hashes from `strings` (the index's).
-    pub fn new(objects: Vec<Object>, strings: &mut Interner) -> Listing {
-        let found =
-            SpecObjects::classify(objects.iter().map(|o| o.key.as_str()), |h| strings.get(h));
-        Listing {
+    /// The listing of `objects` and where the v2 spec objects sit, classified by key; hashes
+    /// from `strings` (the index's).
+    pub fn new(objects: Vec<Object>, strings: &mut Interner) -> (Listing, V2Objects) {
+        let found = SpecObjects::classify(objects.iter().map(|o| &*o.key), |h| strings.get(h));
+        let listing = Listing {
             objects,
-            v2_objects: found.v2,
             v3_manifests: found.v3,
-        }
+        };
+        (listing, found.v2)
     }
 
     pub fn object(&self, position: u32) -> &Object {
@@ -58,7 +65,7 @@ impl Listing {
         self.objects
             .iter()
             .enumerate()
-            .map(|(i, o)| (o.key.as_str(), i as u32))
+            .map(|(i, o)| (&*o.key, i as u32))
             .collect()
     }
 }
@@ -104,10 +111,10 @@ pub struct Manifests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecRecord {
     /// Positions of its objects that exist (v2: spec file(s) and tarball; v3: manifest and
-    /// blobs).
-    pub objects: Vec<u32>,
+    /// blobs). Boxed slices, not vectors: one record per cached spec, no spare room.
+    pub objects: Box<[u32]>,
     /// Objects it should have and that are not in the listing.
-    pub missing: Vec<String>,
+    pub missing: Box<[String]>,
     pub bytes: u64,
     /// Newest last-modified of its objects; `None` when none is listed.
     pub newest: Option<SystemTime>,
@@ -131,34 +138,33 @@ pub struct LayoutView {
 }
 
 impl LayoutView {
-    /// The view of the index `db` of `layout` over `listing`, with what the v3 `manifests`
-    /// reference.
+    /// The view of the index `db` of `layout` over `listing` (where its v2 spec objects are
+    /// `v2`), with what the v3 `manifests` reference.
     pub fn new(
         layout: Layout,
         db: Database,
         index_time: SystemTime,
-        listing: &Listing,
+        (listing, v2): (&Listing, &V2Objects),
         manifests: Manifests,
     ) -> LayoutView {
         let graph = SpecGraph::new(db.entries.values().map(|e| &e.node));
-        let specs = db
-            .cached()
-            .map(|entry| {
-                let (objects, missing, blobs_known) = match layout {
-                    Layout::V2 => v2_objects(&db, entry, listing),
-                    Layout::V3 => v3_objects(entry, listing, &manifests),
-                };
-                let listed = objects.iter().map(|&i| listing.object(i));
-                let record = SpecRecord {
-                    bytes: listed.clone().map(|o| o.size).sum(),
-                    newest: listed.map(|o| o.last_modified).max(),
-                    objects,
-                    missing,
-                    blobs_known,
-                };
-                (entry.node.hash.clone(), record)
-            })
-            .collect();
+        // Sized once: grown by doubling, the map would hold up to twice the room it needs.
+        let mut specs = IndexMap::with_capacity(db.cached().count());
+        specs.extend(db.cached().map(|entry| {
+            let (objects, missing, blobs_known) = match layout {
+                Layout::V2 => v2_objects(&db, entry, listing, v2),
+                Layout::V3 => v3_objects(entry, listing, &manifests),
+            };
+            let listed = objects.iter().map(|&i| listing.object(i));
+            let record = SpecRecord {
+                bytes: listed.clone().map(|o| o.size).sum(),
+                newest: listed.map(|o| o.last_modified).max(),
+                objects: objects.into(),
+                missing: missing.into(),
+                blobs_known,
+            };
+            (entry.node.hash.clone(), record)
+        }));
         LayoutView {
             layout,
             db,
@@ -223,13 +229,10 @@ fn v2_objects(
     db: &Database,
     entry: &IndexEntry,
     listing: &Listing,
+    v2: &V2Objects,
 ) -> (Vec<u32>, Vec<String>, bool) {
     let node = &entry.node;
-    let listed = listing
-        .v2_objects
-        .get(&*node.hash)
-        .map(Vec::as_slice)
-        .unwrap_or_default();
+    let listed = v2.get(&*node.hash).map(Vec::as_slice).unwrap_or_default();
     let has = |want: fn(&v2::Object) -> bool| {
         listed
             .iter()

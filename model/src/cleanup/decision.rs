@@ -6,7 +6,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
-use super::cache::{LayoutView, Unowned};
+use super::cache::{Key, LayoutView, Unowned};
 use super::packages::Packages;
 use crate::spack::buildcache::Layout;
 use crate::spack::spec::Shared;
@@ -55,14 +55,14 @@ impl Reason {
 /// A spec that goes, with the objects that go with it.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedSpec {
-    pub layout: String,
+    pub layout: Layout,
     pub hash: Shared,
     pub name: Shared,
     pub version: Shared,
     #[serde(flatten)]
     pub reason: Reason,
     /// Objects deleted with it (v3 blobs another manifest still uses are not among them).
-    pub objects: Vec<String>,
+    pub objects: Vec<Key>,
     pub bytes: u64,
     /// 0 for specs no deleted spec depends on; deleted in increasing order.
     #[serde(skip)]
@@ -72,8 +72,8 @@ pub struct PlannedSpec {
 /// An object no index entry owns that goes.
 #[derive(Debug, Clone, Serialize)]
 pub struct PlannedOrphan {
-    pub layout: String,
-    pub key: String,
+    pub layout: Layout,
+    pub key: Key,
     pub bytes: u64,
     #[serde(flatten)]
     pub kind: Unowned,

@@ -128,7 +128,7 @@ fn record(def: &CacheDef, i: usize, s: &SpecDef) -> serde_json::Value {
 fn object(key: String, age_days: f64) -> Object {
     Object {
         size: 100 + key.len() as u64,
-        key,
+        key: key.into(),
         last_modified: days_ago(age_days),
     }
 }
@@ -198,7 +198,7 @@ pub fn build(def: &CacheDef) -> CacheView {
                     .filter(|(a, _)| hash(*a) == h)
                     .map(|(_, b)| blob(&hash(*b), "tarball")),
             );
-            manifests.push((own[0].key.clone(), blobs));
+            manifests.push((own[0].key.to_string(), blobs));
         }
         objects.extend(own);
     };
@@ -223,7 +223,7 @@ pub fn build(def: &CacheDef) -> CacheView {
     }
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     objects.dedup_by(|a, b| a.key == b.key);
-    let listing = Listing::new(objects, &mut Interner::default());
+    let (listing, v2) = Listing::new(objects, &mut Interner::default());
     let positions = listing.positions();
     let by_manifest = manifests
         .iter()
@@ -241,7 +241,7 @@ pub fn build(def: &CacheDef) -> CacheView {
         unread: Default::default(),
     };
     let index_time = days_ago(def.index_age_days);
-    let lm = LayoutView::new(def.layout, db, index_time, &listing, manifests);
+    let lm = LayoutView::new(def.layout, db, index_time, (&listing, &v2), manifests);
     CacheView {
         listing,
         layouts: vec![lm],

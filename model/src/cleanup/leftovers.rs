@@ -40,7 +40,7 @@ pub fn leftovers(
     }
     let planned: HashSet<&str> = planned_keys(plan);
     let (mut out, left_manifests) = left_of_hashes(view, lm, hashes, recorded.time);
-    out.retain(|o| !planned.contains(o.key.as_str()));
+    out.retain(|o| !planned.contains(&*o.key));
     let mut gone = gone_manifests(view, plan);
     gone.extend(&left_manifests);
     // The blobs of manifests still there, and those recorded (their manifest may be gone).
@@ -108,8 +108,8 @@ fn left_of_hashes(
 fn planned_keys(plan: &LayoutPlan) -> HashSet<&str> {
     plan.specs
         .iter()
-        .flat_map(|s| s.objects.iter().map(String::as_str))
-        .chain(plan.orphans.iter().map(|o| o.key.as_str()))
+        .flat_map(|s| s.objects.iter().map(|k| &**k))
+        .chain(plan.orphans.iter().map(|o| &*o.key))
         .collect()
 }
 
@@ -148,7 +148,7 @@ fn unreferenced_blobs(
         .iter()
         .filter(|i| !still_referenced.contains(i))
         .map(|&i| view.listing.object(i))
-        .filter(|o| o.last_modified < time && !planned.contains(o.key.as_str()))
+        .filter(|o| o.last_modified < time && !planned.contains(&*o.key))
         .map(|o| orphan(lm, o, Unowned::Blob))
         .collect()
 }

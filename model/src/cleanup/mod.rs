@@ -17,7 +17,9 @@ mod fixture;
 #[cfg(test)]
 mod tests;
 
-pub use cache::{BlobRef, CacheView, LayoutView, Listing, Manifests, Object, SpecRecord, Unowned};
+pub use cache::{
+    BlobRef, CacheView, Key, LayoutView, Listing, Manifests, Object, SpecRecord, Unowned, V2Objects,
+};
 pub use decision::{LayoutPlan, PlannedOrphan, PlannedSpec, Reason, Rules};
 pub use leftovers::{Recorded, leftovers};
 pub use order::deletion_waves;

@@ -81,7 +81,7 @@ pub fn materialize(
 /// A planned orphan of `lm`'s layout.
 pub fn orphan(lm: &LayoutView, o: &Object, kind: Unowned) -> PlannedOrphan {
     PlannedOrphan {
-        layout: lm.layout.to_string(),
+        layout: lm.layout,
         key: o.key.clone(),
         bytes: o.size,
         kind,
@@ -151,7 +151,7 @@ fn planned_specs(
                 .map(|&i| view.listing.object(i))
                 .collect();
             Some(PlannedSpec {
-                layout: lm.layout.to_string(),
+                layout: lm.layout,
                 bytes: objects.iter().map(|o| o.size).sum(),
                 objects: objects.iter().map(|o| o.key.clone()).collect(),
                 layer: layers.get(&hash).copied().unwrap_or(0),

@@ -71,7 +71,7 @@ pub fn deletion_waves(plans: &[LayoutPlan], batch: usize) -> Vec<Vec<&str>> {
                 } else {
                     s.layer
                 };
-                keyed.push((phase, k));
+                keyed.push((phase, &**k));
             }
         }
         for o in plan.orphans.iter().chain(&plan.leftovers) {
@@ -80,7 +80,7 @@ pub fn deletion_waves(plans: &[LayoutPlan], batch: usize) -> Vec<Vec<&str>> {
             } else {
                 blobs_phase
             };
-            keyed.push((phase, &o.key));
+            keyed.push((phase, &*o.key));
         }
     }
     // A key is deleted once, even when two rules name it.

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 
-use super::cache::{CacheView, Unowned};
+use super::cache::{CacheView, Key, Unowned};
 use super::decision::{LayoutPlan, Reason, Rules};
 use super::fixture::{CacheDef, OrphanDef, SpecDef, build, days_ago, hash, now, package};
 use super::leftovers::{Recorded, leftovers};
@@ -151,7 +151,7 @@ fn a_blob_a_staying_manifest_references_stays() {
         .collect();
     assert_eq!(spec.objects.len(), 2, "manifest and spec blob: {spec:?}");
     assert!(spec.objects[0].starts_with("v3/manifests/spec/"));
-    assert!(shared.contains(spec.objects[1].as_str()));
+    assert!(shared.contains(&*spec.objects[1]));
     // The tarball blob libpkg1's manifest names is not among them.
     assert!(spec.objects.iter().all(|k| !k.ends_with("tarball")));
 }
@@ -505,11 +505,11 @@ proptest! {
         let lm = &view.layouts[0];
         let plans = plan(&view, &rules);
         let planned_keys: Vec<&str> = plans[0].specs.iter().flat_map(|s| &s.objects)
-            .chain(plans[0].orphans.iter().map(|o| &o.key)).map(String::as_str).collect();
+            .chain(plans[0].orphans.iter().map(|o| &o.key)).map(|k| &**k).collect();
         let gone: HashSet<&str> = plans[0].specs.iter().map(|s| &*s.hash).collect();
         for s in &plans[0].specs {
             let own: HashSet<&str> = lm.specs[&s.hash].objects.iter().map(|&i| view.key(i)).collect();
-            prop_assert!(s.objects.iter().all(|k| own.contains(k.as_str())));
+            prop_assert!(s.objects.iter().all(|k| own.contains(&**k)));
         }
         // Blobs referenced by manifests that stay.
         let gone_manifests: HashSet<&str> = planned_keys.iter().copied().filter(|k| k.starts_with("v3/")).collect();
@@ -535,7 +535,7 @@ proptest! {
                 let d = plans[0].specs.iter().find(|d| &*d.hash == dep).unwrap();
                 prop_assert!(s.layer < d.layer);
                 // Blobs are not what makes a spec installable: they all go last.
-                let positions = |objects: &[String]| -> Vec<usize> {
+                let positions = |objects: &[Key]| -> Vec<usize> {
                     objects.iter().filter(|k| !k.starts_with(v3::BLOBS_PREFIX)).map(|k| at(k)).collect()
                 };
                 let (mine, theirs) = (positions(&s.objects), positions(&d.objects));
@@ -567,7 +567,7 @@ proptest! {
         }
         let positions = view.listing.positions();
         for o in &plans[0].orphans {
-            let listed = view.listing.object(positions[o.key.as_str()]);
+            let listed = view.listing.object(positions[&*o.key]);
             prop_assert!(o.kind != Unowned::Stray);
             prop_assert!(listed.last_modified < lm.index_time);
             prop_assert!(super::decision::age(now(), Some(listed.last_modified)) > rules.max_age);

@@ -423,7 +423,15 @@ fn variants(
         })
         .collect();
     words.sort();
-    words.into_iter().map(|(_, w)| strings.get(&w)).collect()
+    exact(words.into_iter().map(|(_, w)| strings.get(&w)).collect())
+}
+
+/// `v` without spare capacity. Collecting reuses the source's buffer (larger items, so room
+/// for more) and pushing grows by doubling: an index of 1,000,000 nodes would hold ~100 MB of
+/// slack in its edge and variant lists.
+fn exact<T>(mut v: Vec<T>) -> Vec<T> {
+    v.shrink_to_fit();
+    v
 }
 
 fn parse_edges(
@@ -474,7 +482,8 @@ fn parse_edges(
                 virtuals: virtuals.iter().map(|v| strings.get(v)).collect(),
             })
         })
-        .collect()
+        .collect::<Result<_, _>>()
+        .map(exact)
 }
 
 #[cfg(test)]

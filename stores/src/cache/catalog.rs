@@ -1,13 +1,11 @@
 //! A whole build cache at a glance: one listing of the store and one read of each index,
 //! joined so every index entry knows its objects and every object its owner (or none).
 
-use std::collections::HashMap;
-use std::time::SystemTime;
-
 use futures::StreamExt;
 
 use super::{CacheError, LoadedIndex, load_index};
 use crate::{ObjectInfo, Store};
+use model::cleanup::{Key, Listing, Object, V2Objects};
 use model::spack::buildcache::{Layout, SpecObjects, v2, v3};
 use model::spack::spec::Shared;
 
@@ -15,14 +13,14 @@ use model::spack::spec::Shared;
 #[derive(Debug, Clone)]
 pub struct Catalog {
     pub url: String,
-    /// Every object of the store, as listed.
-    pub objects: Vec<ObjectInfo>,
+    /// Every object of the store, as listed, and where the v3 spec manifests sit among them.
+    pub listing: Listing,
+    /// Where the v2 spec objects sit in the listing.
+    pub v2_objects: V2Objects,
+    /// By listing position: the object's version tag, where the listing gives one.
+    pub etags: Vec<Option<Box<str>>>,
     /// One loaded index per layout present, v2 first.
     pub indexes: Vec<LoadedIndex>,
-    /// v2: hash → positions in `objects` of its spec file(s) and tarball.
-    pub v2_objects: HashMap<Shared, Vec<u32>>,
-    /// v3: hash → position in `objects` of its spec manifest.
-    pub v3_manifests: HashMap<Shared, u32>,
 }
 
 impl Catalog {
@@ -43,10 +41,24 @@ impl Catalog {
                 Err(e) => return Err(e),
             }
         }
-        let mut objects = Vec::new();
+        // Each object is taken apart as it arrives, its key moved into the shared form the
+        // planner keeps: converting a whole listing afterwards would hold it twice, and the
+        // freed keys (a cache of 1,000,000 specs lists 2,000,000) would stay behind as holes.
+        let (mut objects, mut etags) = (Vec::new(), Vec::new());
         let mut listing = store.list("");
         while let Some(item) = listing.next().await {
-            objects.push(item?);
+            let ObjectInfo {
+                key,
+                size,
+                last_modified,
+                etag,
+            } = item?;
+            objects.push(Object {
+                key: Key::from(key),
+                size,
+                last_modified,
+            });
+            etags.push(etag.map(String::into_boxed_str));
             if objects.len().is_multiple_of(1000) {
                 on_listed(objects.len() as u64);
             }
@@ -76,36 +88,35 @@ impl Catalog {
                 .find_map(|i| i.db.entries.get_key_value(hash).map(|(k, _)| k.clone()))
                 .unwrap_or_else(|| Shared::from(hash))
         };
-        let found = SpecObjects::classify(objects.iter().map(|o| o.key.as_str()), shared);
+        let found = SpecObjects::classify(objects.iter().map(|o| &*o.key), shared);
         Ok(Catalog {
             url: store.url(),
-            objects,
-            indexes,
+            listing: Listing {
+                objects,
+                v3_manifests: found.v3,
+            },
             v2_objects: found.v2,
-            v3_manifests: found.v3,
+            etags,
+            indexes,
         })
     }
 
     /// The listed objects of the spec `hash` in `layout` (v3: its manifest only; the blobs are
     /// known from the manifest's content).
-    pub fn objects_of(&self, layout: Layout, hash: &str) -> Vec<&ObjectInfo> {
+    pub fn objects_of(&self, layout: Layout, hash: &str) -> Vec<&Object> {
+        let listing = &self.listing;
         match layout {
             Layout::V2 => self
                 .v2_objects
                 .get(hash)
-                .map(|v| v.iter().map(|&i| &self.objects[i as usize]).collect())
+                .map(|v| v.iter().map(|&i| listing.object(i)).collect())
                 .unwrap_or_default(),
-            Layout::V3 => self
+            Layout::V3 => listing
                 .v3_manifests
                 .get(hash)
-                .map(|&i| vec![&self.objects[i as usize]])
+                .map(|&i| vec![listing.object(i)])
                 .unwrap_or_default(),
         }
-    }
-
-    /// The newest last-modified time among `objects`.
-    pub fn newest(objects: &[&ObjectInfo]) -> Option<SystemTime> {
-        objects.iter().map(|o| o.last_modified).max()
     }
 
     pub fn layouts(&self) -> Vec<Layout> {

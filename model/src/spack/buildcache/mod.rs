@@ -15,7 +15,8 @@ use crate::spack::spec::{Interner, Shared, SpecNode};
 use crate::spack::{FormatError, clearsign};
 
 /// A build-cache layout. A mirror can hold both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Layout {
     V2,
     V3,
