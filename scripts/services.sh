@@ -78,6 +78,8 @@ install_packages() {
     command -v ss >/dev/null || missing+=(iproute2)
     # arm64 images are built and run here under emulation (enable_arm64_emulation).
     [ "$(uname -m)" = aarch64 ] || [ -f "$QEMU_AARCH64_BINFMT" ] || missing+=(qemu-user-static)
+    # The arm64 images' tools are cross-compiled (the linker, and the C of ring and aws-lc-sys).
+    command -v aarch64-linux-gnu-gcc >/dev/null || missing+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
     # Signing keys and signatures in the tests and the end-to-end run (Spack signs with gpg too).
     { command -v gpg && command -v gpg-agent; } >/dev/null || missing+=(gnupg)
     if [ ${#missing[@]} -gt 0 ]; then

@@ -26,6 +26,19 @@ if [ -z "${SPACKTAINERIZAH_SKIP_LINT:-}" ]; then
     log "cargo clippy"
     cargo clippy --workspace --all-targets --quiet -- -D warnings
 fi
+# The arm64 tools images carry the tools built for arm64: cross-compiled here (rustup's target,
+# Debian's cross gcc), for the test that builds them (tests/tests/images.rs).
+if [ -n "${SPACKTAINERIZAH_TEST_ARM64:-}" ]; then
+    target=aarch64-unknown-linux-gnu
+    # rust-toolchain.toml lists the target; an older rustup adds it only to a new toolchain.
+    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$target"; then
+        rustup target add "$target"
+    fi
+    log "cargo build --target $target (the arm64 images' tools)"
+    cargo build --quiet --target "$target" --bins -p spacktainerizer -p spack-cacher -p spackah \
+        -p singularitah -p spackitor
+    export SPACKTAINERIZAH_TEST_TOOLS_ARM64=$CARGO_TARGET_DIR/$target/debug
+fi
 # Arguments select tests (`-p spackitor --test clean`) and skip the end-to-end run.
 E2E=yes
 [ $# -gt 0 ] && E2E=

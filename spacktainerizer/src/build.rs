@@ -20,7 +20,8 @@ use crate::images::{self, ImageSpec, SpackTree};
 use crate::tags;
 
 /// Build `spec` for `arch` under its per-architecture tag; returns that tag. `inputs` are what
-/// the plan resolved (Spack trees, tools), the tools are copied from `ctx.tools_dir`.
+/// the plan resolved (Spack trees, tools), the tools are copied from `arch`'s tools folder
+/// (`ctx.tools`).
 /// `logins` are the configuration's registry logins (`host[:port]` → login): the base
 /// images are pulled with them, or with the ones `docker login` saved.
 pub async fn build(
@@ -36,11 +37,19 @@ pub async fn build(
     if cfg.arch(arch).is_none() {
         bail!("architecture `{arch}` is not in the configuration")
     }
+    // The tools' checksum recorded is that of the executables copied: the architecture's own.
+    let (image_inputs, tools) = match &spec.tools {
+        None => (spec.inputs.clone(), None),
+        Some(_) => match (spec.inputs_for(arch), ctx.tools.dir_for(arch)?) {
+            (Some(inputs), Some(dir)) => (inputs, Some(dir)),
+            _ => bail!("{}: {}", spec.name, ctx.tools.missing(arch)),
+        },
+    };
     let tag = ctx.tag();
     let target = tags::arch_tag(cfg, spec.name, &tag, arch);
     let context = tempfile::tempdir().context("a folder for the build context")?;
     let dir = context.path();
-    let args = write_context(ctx, spec, inputs, dir)?;
+    let args = write_context(ctx, spec, inputs, tools.as_deref(), dir)?;
     let dockerfile = spec.files.get("Dockerfile").map(Vec::as_slice);
     let registries = base_registries(&String::from_utf8_lossy(dockerfile.unwrap_or(&[])), &args);
     let registry_logins = pull_logins(&registries, logins)?;
@@ -51,7 +60,7 @@ pub async fn build(
                 context: dir.to_path_buf(),
                 build_args: args,
                 registry_logins,
-                labels: labels(ctx, spec, &tag),
+                labels: labels(ctx, spec.name, &image_inputs, &tag),
                 // No secret goes into a base image, and every input that decides a rebuild
                 // changes a build file, argument or copied file: the daemon's layer cache is
                 // safe, and spares the compilers' installation when only the tools changed.
@@ -65,10 +74,16 @@ pub async fn build(
     Ok(target)
 }
 
-/// The labels of the image tagged `tag`: those the plan compares, and the standard OCI ones.
-fn labels(ctx: &Context, spec: &ImageSpec, tag: &str) -> BTreeMap<String, String> {
-    let mut labels = crate::plan::labels(&ctx.config.labels.namespace, spec);
-    labels.insert("org.opencontainers.image.title".into(), spec.name.into());
+/// The labels of the image `name` tagged `tag`: those the plan compares (its `inputs` for the
+/// architecture built), and the standard OCI ones.
+fn labels(
+    ctx: &Context,
+    name: &str,
+    inputs: &BTreeMap<&'static str, String>,
+    tag: &str,
+) -> BTreeMap<String, String> {
+    let mut labels = crate::plan::labels(&ctx.config.labels.namespace, inputs);
+    labels.insert("org.opencontainers.image.title".into(), name.into());
     labels.insert("org.opencontainers.image.version".into(), tag.to_string());
     labels.insert(
         "org.opencontainers.image.created".into(),
@@ -85,12 +100,13 @@ fn labels(ctx: &Context, spec: &ImageSpec, tag: &str) -> BTreeMap<String, String
 }
 
 /// Write the build context of `spec` into `dir`: its build files, the site's CA certificates,
-/// what the builder alone gets, and the tools (but in the runtime); returns the build
-/// arguments.
+/// what the builder alone gets, and the tools from `tools` (but in the runtime); returns the
+/// build arguments.
 fn write_context(
     ctx: &Context,
     spec: &ImageSpec,
     inputs: &images::Inputs,
+    tools: Option<&Path>,
     dir: &Path,
 ) -> anyhow::Result<BTreeMap<String, String>> {
     for (rel, content) in &spec.files {
@@ -111,10 +127,10 @@ fn write_context(
     if spec.name == "builder" {
         builder_context(ctx, inputs, dir, &mut args)?;
     }
-    if spec.name != "runtime" {
+    if let Some(tools) = tools {
         std::fs::create_dir_all(dir.join("bin"))?;
         for tool in images::TOOLS {
-            let from = ctx.tools_dir.join(tool);
+            let from = tools.join(tool);
             std::fs::copy(&from, dir.join("bin").join(tool))
                 .with_context(|| format!("copying {}", from.display()))?;
         }

@@ -97,10 +97,13 @@ pub struct ProjectArgs {
     /// Date of branch tags, `YYYY.MM.DD` (today when not given).
     #[arg(long)]
     date: Option<String>,
-    /// The folder with the tools the tools image and the builder get (this program's own
-    /// folder when not given).
-    #[arg(long, value_name = "DIR", env = env_names::TOOLS_DIR)]
-    tools_dir: Option<PathBuf>,
+    /// The tools the tools image and the builder get: `ARCH=DIR` for an architecture's tools
+    /// (`arm64=target/aarch64-unknown-linux-gnu/release`; repeatable), a plain `DIR` for the
+    /// architecture its executables are built for (read from them). Not given: this program's
+    /// own folder, for its own architecture. For an architecture without tools, `plan` says
+    /// its builder and tools images need building (and why), and `build` refuses to make them.
+    #[arg(long = "tools-dir", value_name = "[ARCH=]DIR", env = env_names::TOOLS_DIR)]
+    tools_dirs: Vec<String>,
 }
 
 impl From<ProjectArgs> for ProjectOptions {
@@ -110,7 +113,7 @@ impl From<ProjectArgs> for ProjectOptions {
             repo: a.repo,
             branch: a.branch,
             date: a.date,
-            tools_dir: a.tools_dir,
+            tools_dirs: a.tools_dirs,
         }
     }
 }

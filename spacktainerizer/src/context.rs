@@ -1,6 +1,6 @@
 //! What every `spacktainerizer` command works from: the configuration read, the repository
 //! with the image folders, the branch and date that make the base images' tag, and the folder
-//! of the tools the images get.
+//! of each architecture's tools the images get.
 
 use std::path::PathBuf;
 
@@ -19,8 +19,8 @@ pub struct Context {
     pub branch: String,
     /// `YYYY.MM.DD` of branch tags.
     pub date: String,
-    /// The folder the tools images and builders get their tools from.
-    pub tools_dir: PathBuf,
+    /// Where the tools images and builders of each architecture get their tools from.
+    pub tools: images::ToolsDirs,
 }
 
 impl Context {
@@ -42,7 +42,7 @@ impl Context {
                 (Some(p), true) => Some(tree(p, "base_images.spack_packages")?),
                 _ => None,
             },
-            tools: images::tools_checksum(&self.tools_dir)?,
+            tools: self.tools.checksums(self.config.architectures.keys())?,
             // Only the builder trusts it, and a signed cache's builder needs it.
             deployment_key: if spack {
                 crate::build::deployment_key(&self.config, |v| std::env::var_os(v))?

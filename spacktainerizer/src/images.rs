@@ -41,8 +41,24 @@ pub struct ImageSpec {
     pub name: &'static str,
     /// Its build files: relative path → content.
     pub files: BTreeMap<String, Vec<u8>>,
-    /// Label suffix → value; any difference from the registry's labels means a rebuild.
+    /// Label suffix → value, the same for every architecture; any difference from the
+    /// registry's labels means a rebuild.
     pub inputs: BTreeMap<&'static str, String>,
+    /// For an image holding the tools (builder, tools): the checksum of each architecture's
+    /// tools (architecture → sha256), those architectures only that have tools.
+    pub tools: Option<BTreeMap<String, String>>,
+}
+
+impl ImageSpec {
+    /// Its inputs for `arch`: the common ones, and the checksum of that architecture's tools
+    /// when it holds them; `None` when it holds tools and there are none for `arch`.
+    pub fn inputs_for(&self, arch: &str) -> Option<BTreeMap<&'static str, String>> {
+        let mut inputs = self.inputs.clone();
+        if let Some(tools) = &self.tools {
+            inputs.insert(LABEL_TOOL_VERSIONS, tools.get(arch)?.clone());
+        }
+        Some(inputs)
+    }
 }
 
 /// Where the Spack of the builder comes from, resolved.
@@ -125,8 +141,10 @@ pub const DEPLOYMENT_KEY: &str = "deployment_key.pub";
 pub struct Inputs {
     pub spack: Option<SpackTree>,
     pub spack_packages: Option<SpackTree>,
-    /// sha256 over the tools' executables.
-    pub tools: String,
+    /// sha256 over each architecture's tools (architecture → checksum), for the
+    /// architectures that have tools: an arm64 image carries other executables than an amd64
+    /// one, and each is rebuilt when its own change.
+    pub tools: BTreeMap<String, String>,
     /// The public key(s) the builder trusts (empty: none). A build file of the builder, so a
     /// rotated key rebuilds it: a builder trusting the old key could install nothing signed
     /// with the new one, and would go on trusting a revoked one.
@@ -191,13 +209,11 @@ pub fn images(
             }
             labels.insert(LABEL_COMPILERS, cfg.compiler_packages().join(" "));
         }
-        if name != "runtime" {
-            labels.insert(LABEL_TOOL_VERSIONS, inputs.tools.clone());
-        }
         out.push(ImageSpec {
             name,
             files,
             inputs: labels,
+            tools: (name != "runtime").then(|| inputs.tools.clone()),
         });
     }
     Ok(out)
@@ -267,6 +283,125 @@ pub fn tools_dir() -> anyhow::Result<PathBuf> {
     Ok(exe.parent().map(Path::to_path_buf).unwrap_or_default())
 }
 
+/// Where the tools of each architecture are, as `--tools-dir [ARCH=]DIR` gives them.
+#[derive(Debug, Clone, Default)]
+pub struct ToolsDirs {
+    /// `ARCH=DIR`: the tools for ARCH.
+    pub per_arch: BTreeMap<String, PathBuf>,
+    /// A plain `DIR` (this program's folder when nothing is given): the tools for the
+    /// architecture they are built for, read from their executables.
+    pub native: Option<PathBuf>,
+}
+
+impl ToolsDirs {
+    /// Read `--tools-dir` values: `ARCH=DIR` when the text before the first `=` is an
+    /// architecture name (lowercase letters, digits, `_`), else a plain `DIR`, of which there is
+    /// at most one.
+    pub fn parse(values: &[String]) -> anyhow::Result<ToolsDirs> {
+        let mut dirs = ToolsDirs::default();
+        for v in values {
+            match v.split_once('=') {
+                Some((arch, dir))
+                    if !arch.is_empty()
+                        && arch
+                            .chars()
+                            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_') =>
+                {
+                    if dirs.per_arch.insert(arch.into(), dir.into()).is_some() {
+                        bail!("--tools-dir: {arch} is given twice");
+                    }
+                }
+                _ => {
+                    if dirs.native.replace(v.into()).is_some() {
+                        bail!(
+                            "--tools-dir: give one plain DIR at most (the tools for the \
+                             architecture they are built for), the others as ARCH=DIR"
+                        );
+                    }
+                }
+            }
+        }
+        Ok(dirs)
+    }
+
+    /// The folder of `arch`'s tools: the one given for it, else the plain one when its tools
+    /// are built for `arch`; `None` when there is none.
+    pub fn dir_for(&self, arch: &str) -> anyhow::Result<Option<PathBuf>> {
+        if let Some(d) = self.per_arch.get(arch) {
+            return Ok(Some(d.clone()));
+        }
+        let native = match &self.native {
+            Some(d) => d.clone(),
+            None => tools_dir()?,
+        };
+        let built_for = executable_arch(&native.join(TOOLS[0]))?;
+        Ok((built_for == arch).then_some(native))
+    }
+
+    /// The checksum of the tools of each of `archs` that has tools; an `ARCH=DIR` naming no
+    /// architecture of `archs` is an error (a typo would otherwise go unnoticed).
+    pub fn checksums<'a>(
+        &self,
+        archs: impl IntoIterator<Item = &'a String>,
+    ) -> anyhow::Result<BTreeMap<String, String>> {
+        let archs: Vec<&String> = archs.into_iter().collect();
+        if let Some(unknown) = self.per_arch.keys().find(|a| !archs.contains(a)) {
+            bail!("--tools-dir {unknown}=…: architecture `{unknown}` is not in the configuration");
+        }
+        let mut out = BTreeMap::new();
+        for arch in archs {
+            if let Some(dir) = self.dir_for(arch)? {
+                out.insert(arch.clone(), tools_checksum(&dir)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Why `arch` has no tools, for an error or a plan's reason.
+    pub fn missing(&self, arch: &str) -> String {
+        let native = match &self.native {
+            Some(d) => format!("the tools in {}", d.display()),
+            None => "this program and its sibling tools".into(),
+        };
+        let built_for = self
+            .native
+            .clone()
+            .or_else(|| tools_dir().ok())
+            .and_then(|d| executable_arch(&d.join(TOOLS[0])).ok())
+            .unwrap_or_else(|| "another architecture".into());
+        format!("no {arch} tools: {native} are built for {built_for} (give --tools-dir {arch}=DIR)")
+    }
+}
+
+/// The architecture (Docker's name) an ELF executable is built for, read from its header.
+pub fn executable_arch(path: &Path) -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut header = [0u8; 20];
+    std::fs::File::open(path)
+        .and_then(|mut f| f.read_exact(&mut header))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if header[..4] != *b"\x7fELF" {
+        bail!(
+            "{} is not an ELF executable: cannot tell which architecture it is for (give \
+             --tools-dir ARCH=DIR)",
+            path.display()
+        );
+    }
+    // e_machine, in the file's byte order (EI_DATA: 1 little-endian, 2 big-endian).
+    let machine = match header[5] {
+        2 => u16::from_be_bytes([header[18], header[19]]),
+        _ => u16::from_le_bytes([header[18], header[19]]),
+    };
+    Ok(match machine {
+        0x3e => "amd64".into(),
+        0xb7 => "arm64".into(),
+        0x15 => "ppc64le".into(),
+        0x16 => "s390x".into(),
+        0xf3 => "riscv64".into(),
+        other => format!("ELF machine {other:#x}"),
+    })
+}
+
 /// sha256 over the five tools in `dir`: what a tools image and a builder hold.
 pub fn tools_checksum(dir: &Path) -> anyhow::Result<String> {
     let mut h = TreeHash::new();
@@ -286,6 +421,55 @@ pub fn tools_checksum(dir: &Path) -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tools_dirs_are_given_per_architecture_or_read_from_the_executables() {
+        let dirs = ToolsDirs::parse(&[
+            "arm64=/opt/arm".into(),
+            "./dist=x".into(),
+            "amd64=/opt/amd".into(),
+        ])
+        .unwrap();
+        assert_eq!(dirs.per_arch["arm64"], Path::new("/opt/arm"));
+        assert_eq!(dirs.per_arch["amd64"], Path::new("/opt/amd"));
+        // A path with `=` in it is a plain DIR.
+        assert_eq!(dirs.native.as_deref(), Some(Path::new("./dist=x")));
+        let err = ToolsDirs::parse(&["a".into(), "b".into()]).unwrap_err();
+        assert!(format!("{err}").contains("one plain DIR at most"), "{err}");
+        let err = ToolsDirs::parse(&["arm64=a".into(), "arm64=b".into()]).unwrap_err();
+        assert!(format!("{err}").contains("arm64 is given twice"), "{err}");
+
+        // A plain DIR serves the architecture its executables are built for, and no other.
+        let tmp = tempfile::tempdir().unwrap();
+        let mut header = *b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\xb7\0";
+        for tool in TOOLS {
+            std::fs::write(tmp.path().join(tool), header).unwrap();
+        }
+        let plain = ToolsDirs {
+            native: Some(tmp.path().to_path_buf()),
+            ..ToolsDirs::default()
+        };
+        assert_eq!(plain.dir_for("arm64").unwrap().as_deref(), Some(tmp.path()));
+        assert_eq!(plain.dir_for("amd64").unwrap(), None);
+        let why = plain.missing("amd64");
+        assert!(
+            why.contains("are built for arm64 (give --tools-dir amd64=DIR)"),
+            "{why}"
+        );
+        let archs = ["amd64".to_string(), "arm64".to_string()];
+        let sums = plain.checksums(&archs).unwrap();
+        assert_eq!(sums.keys().collect::<Vec<_>>(), ["arm64"]);
+        header[18] = 0x3e;
+        std::fs::write(tmp.path().join(TOOLS[0]), header).unwrap();
+        assert_eq!(plain.dir_for("amd64").unwrap().as_deref(), Some(tmp.path()));
+        // An architecture the configuration does not have is a typo.
+        let typo = ToolsDirs::parse(&["arm46=/opt/arm".into()]).unwrap();
+        let err = typo.checksums(&archs).unwrap_err();
+        assert!(
+            format!("{err}").contains("`arm46` is not in the configuration"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn the_builder_verifies_the_default_branch_cache_when_it_is_signed() {

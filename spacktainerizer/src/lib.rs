@@ -27,7 +27,7 @@ pub use crate::context::Context;
 
 /// The project every command works on, as the command line names it: the configuration file
 /// (read by [`run`]), the repository with the image folders, the branch, the date of its tag
-/// and the tools folder.
+/// and the tools folders.
 #[derive(Debug, Clone)]
 pub struct ProjectOptions {
     pub config: PathBuf,
@@ -35,8 +35,9 @@ pub struct ProjectOptions {
     pub branch: String,
     /// Today when not given.
     pub date: Option<String>,
-    /// The folder of the tools to put in the images: this program's own when not given.
-    pub tools_dir: Option<PathBuf>,
+    /// Where the tools to put in the images are (`--tools-dir [ARCH=]DIR` values): this
+    /// program's own folder, for its own architecture, when none is given.
+    pub tools_dirs: Vec<String>,
 }
 
 impl ProjectOptions {
@@ -47,10 +48,7 @@ impl ProjectOptions {
             repo: self.repo,
             branch: self.branch,
             date: self.date.unwrap_or_else(model::config::tag_date_today),
-            tools_dir: match self.tools_dir {
-                Some(d) => d,
-                None => images::tools_dir()?,
-            },
+            tools: images::ToolsDirs::parse(&self.tools_dirs)?,
         })
     }
 }

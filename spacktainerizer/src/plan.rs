@@ -38,10 +38,24 @@ pub async fn plan(
     let mut out = Vec::new();
     for spec in specs {
         let image: ImageRef = format!("{}/{}:{tag}", cfg.registry.url, spec.name).parse()?;
-        let wanted = labels(&cfg.labels.namespace, spec);
         for arch in cfg.architectures.keys() {
+            let Some(inputs) = spec.inputs_for(arch) else {
+                // Nothing to compare the image's tools with, and nothing to build it from
+                // here: the build job (on that architecture's runner, in its tools image) has
+                // them.
+                out.push(Decision {
+                    image: spec.name.into(),
+                    arch: arch.clone(),
+                    reference: image.to_string(),
+                    build: true,
+                    reason: ctx.tools.missing(arch),
+                    labels: labels(&cfg.labels.namespace, &spec.inputs),
+                });
+                continue;
+            };
+            let wanted = labels(&cfg.labels.namespace, &inputs);
             let (build, reason) = match client.resolve(&image, arch).await {
-                Ok(found) => compare(&cfg.labels.namespace, spec, &found.labels),
+                Ok(found) => compare(&cfg.labels.namespace, &inputs, &found.labels),
                 Err(e @ RegistryError::NotFound { .. }) => (true, format!("image missing ({e})")),
                 Err(RegistryError::ArchitectureMissing { .. }) => {
                     (true, format!("architecture {arch} missing from {image}"))
@@ -55,23 +69,30 @@ pub async fn plan(
                 reference: image.to_string(),
                 build,
                 reason,
-                labels: wanted.clone(),
+                labels: wanted,
             });
         }
     }
     Ok(out)
 }
 
-/// The namespaced labels recording `spec`'s inputs.
-pub fn labels(namespace: &str, spec: &ImageSpec) -> BTreeMap<String, String> {
-    spec.inputs
+/// The namespaced labels recording an image's `inputs` (for one architecture).
+pub fn labels(
+    namespace: &str,
+    inputs: &BTreeMap<&'static str, String>,
+) -> BTreeMap<String, String> {
+    inputs
         .iter()
         .map(|(k, v)| (model::labels::namespaced(namespace, k), v.clone()))
         .collect()
 }
 
 /// Build or skip from the registry's labels, naming the first input that changed.
-fn compare(namespace: &str, spec: &ImageSpec, found: &BTreeMap<String, String>) -> (bool, String) {
+fn compare(
+    namespace: &str,
+    inputs: &BTreeMap<&'static str, String>,
+    found: &BTreeMap<String, String>,
+) -> (bool, String) {
     let describe = |k: &str| match k {
         LABEL_CHECKSUM => "build files changed",
         LABEL_SPACK_COMMIT => "Spack commit changed",
@@ -80,7 +101,7 @@ fn compare(namespace: &str, spec: &ImageSpec, found: &BTreeMap<String, String>) 
         LABEL_COMPILERS => "compilers changed",
         _ => "base OS image changed",
     };
-    for (k, want) in &spec.inputs {
+    for (k, want) in inputs {
         let have = found.get(&model::labels::namespaced(namespace, k));
         if have != Some(want) {
             let was = have.map(String::as_str).unwrap_or("none");

@@ -34,6 +34,12 @@ fn setup(registry_url: &str) -> Setup {
     std::fs::create_dir_all(&packages).unwrap();
     git(&packages, &["init", "-q", "-b", "releases/v2025.07"]);
     git(&packages, &["commit", "-q", "--allow-empty", "-m", "one"]);
+    // Stand-ins for the arm64 tools (the amd64 ones are this build's own).
+    let arm64_tools = dir.path().join("tools-arm64");
+    std::fs::create_dir_all(&arm64_tools).unwrap();
+    for tool in model::commands::TOOLS {
+        std::fs::write(arm64_tools.join(tool), format!("{tool} for arm64")).unwrap();
+    }
     let namespace = unique_name("ns");
     let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
         .unwrap()
@@ -57,12 +63,21 @@ fn setup(registry_url: &str) -> Setup {
     Setup { dir, namespace }
 }
 
+/// `--tools-dir arm64=…`: the setup's stand-in arm64 tools.
+fn arm64_tools(s: &Setup) -> String {
+    format!(
+        "--tools-dir=arm64={}",
+        s.dir.path().join("tools-arm64").display()
+    )
+}
+
 fn plan(s: &Setup) -> (Option<i32>, Vec<Value>, String) {
     let out: Output = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spacktainerizer"))
         .args(["plan", "--output", "json", "--branch", "main", "--repo"])
         .arg(s.dir.path())
         .arg("--config")
         .arg(s.dir.path().join("spacktainerizah.yaml"))
+        .arg(arm64_tools(s))
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
@@ -230,6 +245,7 @@ fn tool(s: &Setup, args: &[&str]) -> Output {
         .arg(s.dir.path())
         .arg("--config")
         .arg(s.dir.path().join("spacktainerizah.yaml"))
+        .arg(arm64_tools(s))
         .output()
         .unwrap()
 }

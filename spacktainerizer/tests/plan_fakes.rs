@@ -14,7 +14,7 @@ use model::config::Config;
 use oci::engine::{Engine, MemoryEngine};
 use oci::registry::{ImageRef, MemoryRegistry, RegistryClient};
 use spacktainerizah_tests::{copy_dir, repo_root};
-use spacktainerizer::images::{self, ImageSpec, Inputs, SpackTree};
+use spacktainerizer::images::{self, ImageSpec, Inputs, SpackTree, ToolsDirs};
 use spacktainerizer::plan::{self, Decision};
 use spacktainerizer::{Context, build, index, pipeline, tags};
 use terminal::cli::OutputOptions;
@@ -44,9 +44,12 @@ fn setup() -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     copy_dir(&repo_root().join("spacktainerizer/images"), &d.join(IMAGES));
-    std::fs::create_dir_all(d.join("tools")).unwrap();
-    for tool in images::TOOLS {
-        std::fs::write(d.join("tools").join(tool), format!("{tool} 1.0\n")).unwrap();
+    // Each architecture's own tools.
+    for (folder, arch) in [("tools", "amd64"), ("tools-arm64", "arm64")] {
+        std::fs::create_dir_all(d.join(folder)).unwrap();
+        for tool in images::TOOLS {
+            std::fs::write(d.join(folder).join(tool), format!("{tool} 1.0 {arch}\n")).unwrap();
+        }
     }
     let config = std::fs::read_to_string(repo_root().join("examples/spacktainerizah.yaml"))
         .unwrap()
@@ -75,7 +78,13 @@ impl Setup {
             repo: self.dir.path().to_path_buf(),
             branch: "main".into(),
             date: "2026.11.29".into(),
-            tools_dir: self.path("tools"),
+            tools: ToolsDirs {
+                per_arch: BTreeMap::from([
+                    ("amd64".into(), self.path("tools")),
+                    ("arm64".into(), self.path("tools-arm64")),
+                ]),
+                native: None,
+            },
         }
     }
 
@@ -95,7 +104,16 @@ impl Setup {
                 "https://github.com/spack/spack-packages.git",
                 &self.packages_commit,
             )),
-            tools: images::tools_checksum(&self.path("tools")).unwrap(),
+            tools: BTreeMap::from([
+                (
+                    "amd64".into(),
+                    images::tools_checksum(&self.path("tools")).unwrap(),
+                ),
+                (
+                    "arm64".into(),
+                    images::tools_checksum(&self.path("tools-arm64")).unwrap(),
+                ),
+            ]),
             deployment_key: self.deployment_key.clone(),
         }
     }
@@ -204,16 +222,21 @@ async fn nothing_in_the_registry_builds_every_image_and_architecture() {
             format!("image missing ({} does not exist)", d.reference)
         );
     }
-    // What the next plan compares: the builder records its Spack commit and tools.
+    // What the next plan compares: the builder records its Spack commit and the tools of its
+    // own architecture.
     let builder = &d[0].labels;
     assert_eq!(
         builder["org.example.spacktainerizah.spack-commit"],
         SPACK_COMMIT
     );
-    assert_eq!(
-        builder["org.example.spacktainerizah.tool-versions"],
-        s.inputs().tools
-    );
+    for (d, arch) in [(&d[0], "amd64"), (&d[1], "arm64"), (&d[5], "arm64")] {
+        assert_eq!(d.arch, arch);
+        assert_eq!(
+            d.labels["org.example.spacktainerizah.tool-versions"],
+            s.inputs().tools[arch]
+        );
+    }
+    assert_ne!(s.inputs().tools["amd64"], s.inputs().tools["arm64"]);
 }
 
 #[tokio::test]
@@ -303,14 +326,15 @@ const CHANGES: &[Change] = &[
         reason: "compilers changed",
     },
     Change {
-        what: "a tool",
+        what: "an amd64 tool",
         change: |s| s.write("tools/spackah", "spackah 1.1\n"),
-        rebuilds: &[
-            "builder/amd64",
-            "builder/arm64",
-            "tools/amd64",
-            "tools/arm64",
-        ],
+        rebuilds: &["builder/amd64", "tools/amd64"],
+        reason: "tools changed",
+    },
+    Change {
+        what: "an arm64 tool",
+        change: |s| s.write("tools-arm64/spackah", "spackah 1.1\n"),
+        rebuilds: &["builder/arm64", "tools/arm64"],
         reason: "tools changed",
     },
 ];
@@ -553,4 +577,65 @@ async fn a_failed_build_names_the_image_and_pushes_nothing() {
         format!("building {tag} failed: E: Unable to locate package gcc-12")
     );
     assert!(engine.pushed().is_empty() && s.registry.written().is_empty());
+}
+
+#[tokio::test]
+async fn an_architecture_without_tools_builds_its_tools_images_elsewhere_and_never_with_others_tools()
+ {
+    let s = setup();
+    s.publish(&s.plan().await, &["amd64", "arm64"]).await;
+    let mut ctx = s.ctx();
+    ctx.tools.per_arch.remove("arm64");
+    ctx.tools.native = Some(s.path("tools"));
+    // Without arm64 tools here, the images holding them cannot be compared: built, saying why
+    // (their build job, on an arm64 runner, has its own tools).
+    std::fs::write(
+        s.path("tools/spacktainerizer"),
+        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0",
+    )
+    .unwrap();
+    let inputs = Inputs {
+        tools: ctx
+            .tools
+            .checksums(ctx.config.architectures.keys())
+            .unwrap(),
+        ..s.inputs()
+    };
+    assert_eq!(inputs.tools.keys().collect::<Vec<_>>(), ["amd64"]);
+    let specs = images::images(&ctx.repo, &ctx.config, &[], true, |_| Ok(inputs.clone())).unwrap();
+    let d = plan::plan(&ctx, &specs, &RegistryClient::memory(&s.registry))
+        .await
+        .unwrap();
+    let why = format!(
+        "no arm64 tools: the tools in {} are built for amd64 (give --tools-dir arm64=DIR)",
+        s.path("tools").display()
+    );
+    // (amd64: its stand-in tool was just replaced by an amd64 executable's header.)
+    let built = builds(&d);
+    assert_eq!(built.len(), 4, "{built:#?}");
+    assert!(
+        built[0].starts_with("builder/amd64: tools changed"),
+        "{built:#?}"
+    );
+    assert_eq!(built[1], format!("builder/arm64: {why}"));
+    assert!(
+        built[2].starts_with("tools/amd64: tools changed"),
+        "{built:#?}"
+    );
+    assert_eq!(built[3], format!("tools/arm64: {why}"));
+    // And no arm64 image is ever built with the amd64 tools.
+    let engine = MemoryEngine::new(&s.registry);
+    let err = build::build(
+        &ctx,
+        &specs[2],
+        "arm64",
+        &inputs,
+        &[],
+        &Engine::memory(&engine),
+        &quiet(),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(format!("{err:#}"), format!("tools: {why}"));
+    assert!(engine.builds().is_empty());
 }

@@ -94,8 +94,10 @@ fn build(repo: &Path, docker_config: &Path, named: bool, push: bool) -> Output {
         .arg(repo)
         .arg("--config")
         .arg(repo.join("spacktainerizah.yaml"))
-        .arg("--tools-dir")
-        .arg(repo.join("tools"))
+        .arg(format!(
+            "--tools-dir=amd64={}",
+            repo.join("tools").display()
+        ))
         .env("DOCKER_CONFIG", docker_config)
         .env("HOME", docker_config)
         .env_remove("REGISTRY_AUTH_FILE")

@@ -86,6 +86,26 @@ pub fn multiarch_os_image() -> Result<String, String> {
     Ok(service_env("SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH"))
 }
 
+/// The five tools cross-compiled for arm64 (`aarch64-unknown-linux-gnu`), which the test command
+/// builds when arm64 code runs here; else why there are none.
+pub fn arm64_tools_dir() -> Result<PathBuf, String> {
+    multiarch_os_image()?;
+    let dir = PathBuf::from(
+        std::env::var("SPACKTAINERIZAH_TEST_TOOLS_ARM64").map_err(|_| {
+            "SPACKTAINERIZAH_TEST_TOOLS_ARM64 is not set: ./scripts/test.sh cross-compiles the \
+         arm64 tools"
+                .to_string()
+        })?,
+    );
+    match model::commands::TOOLS
+        .iter()
+        .find(|t| !dir.join(t).is_file())
+    {
+        Some(t) => Err(format!("{} is missing", dir.join(t).display())),
+        None => Ok(dir),
+    }
+}
+
 /// This machine's extra CA certificates (a TLS-inspecting proxy in front of PyPI, say), which
 /// images built here must trust as the site's `ca_certificates`.
 pub fn host_ca_certificates() -> Vec<PathBuf> {

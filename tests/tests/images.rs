@@ -11,8 +11,8 @@ use std::process::Output;
 use model::ci::Image;
 use spacktainerizah_tests::spack::{V0_23, not_run, shared_tools};
 use spacktainerizah_tests::{
-    docker_run, docker_run_on, host_ca_certificates, multiarch_os_image, os_image, registry,
-    succeeded, tools_dir, unique_name,
+    arm64_tools_dir, docker_host, docker_run, docker_run_on, host_ca_certificates,
+    multiarch_os_image, os_image, registry, succeeded, tools_dir, unique_name,
 };
 
 mod support;
@@ -159,6 +159,127 @@ fn the_runtime_image_is_built_for_arm64_and_served_with_amd64_by_one_index() {
         [("amd64", false), ("arm64", false)],
         "{decisions:?}"
     );
+}
+
+/// Whether the arm64 builder is built too (`SPACKTAINERIZAH_TEST_ARM64_BUILDER=1`): its compilers
+/// and clingo installed under emulation take longer than the test command can afford.
+fn arm64_builder_wanted() -> bool {
+    std::env::var("SPACKTAINERIZAH_TEST_ARM64_BUILDER").is_ok_and(|v| v == "1")
+}
+
+#[test]
+#[ignore = "NOT RUN: needs the Docker daemon, arm64 emulation, the arm64 tools and the test OS images in the OCI registry (./scripts/test.sh sets them up)"]
+fn the_tools_images_are_built_for_arm64_with_arm64_tools_and_pulled_through_one_index() {
+    const TEST: &str =
+        "the_tools_images_are_built_for_arm64_with_arm64_tools_and_pulled_through_one_index";
+    let os = multiarch_os_image().unwrap_or_else(|why| not_run(TEST, &why));
+    let arm64_tools = arm64_tools_dir().unwrap_or_else(|why| not_run(TEST, &why));
+    let archive = spack_archive(TEST);
+    let dir = tempfile::tempdir().unwrap();
+    let namespace = unique_name("arm-tools");
+    let config = write_config_for(dir.path(), &namespace, &archive, &os, &[AMD64, ARM64]);
+    // This build's tools for amd64 (read from their executables), the cross-compiled ones for
+    // arm64.
+    let run = |args: &[&str]| {
+        spacktainerizah_tests::tool(tools_dir().join("spacktainerizer").to_str().unwrap())
+            .args(args)
+            .args(["--branch", "main", "--repo"])
+            .arg(dir.path())
+            .arg("--config")
+            .arg(&config)
+            .arg("--tools-dir")
+            .arg(tools_dir())
+            .arg(format!("--tools-dir=arm64={}", arm64_tools.display()))
+            .output()
+            .unwrap()
+    };
+    let mut images = vec!["tools"];
+    if arm64_builder_wanted() {
+        images.push("builder");
+    } else {
+        eprintln!(
+            "{TEST}: the arm64 builder is not built (SPACKTAINERIZAH_TEST_ARM64_BUILDER=1 builds it)"
+        );
+    }
+    for image in &images {
+        for arch in ["amd64", "arm64"] {
+            let started = std::time::Instant::now();
+            let out = run(&["build", "--image", image, "--arch", arch, "--push"]);
+            let target = succeeded(&out).trim().to_string();
+            assert_eq!(
+                target,
+                format!("{}/{namespace}/{image}:latest-{arch}", registry())
+            );
+            eprintln!("{TEST}: {image} {arch} built in {:?}", started.elapsed());
+        }
+        succeeded(&run(&["index", "--image", image]));
+    }
+
+    // Pulled through the index as an arm64 machine pulls it: the arm64 image, whose own
+    // commands run (emulated) as aarch64 programs.
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("docker")
+            .env("DOCKER_HOST", docker_host())
+            .args(args)
+            .output()
+            .expect("the docker client is installed by the test command");
+        succeeded(&out).trim().to_string()
+    };
+    let versions = "uname -m; for t in spacktainerizer spack-cacher spackah singularitah \
+                    spackitor; do $t --version || exit 1; done";
+    for image in &images {
+        let index = format!("{}/{namespace}/{image}:latest", registry());
+        docker(&["pull", "--platform", "linux/arm64", &index]);
+        let pulled = docker(&[
+            "image",
+            "inspect",
+            "--format",
+            "{{.Os}}/{{.Architecture}}",
+            &index,
+        ]);
+        assert_eq!(pulled, "linux/arm64", "{index}");
+        let script = if *image == "builder" {
+            format!("{versions}; spack --version; $SPACK_PYTHON -c 'import clingo'")
+        } else {
+            versions.to_string()
+        };
+        let arm = docker_run_on(Some("linux/arm64"), &index, &script);
+        assert!(arm.starts_with("aarch64\n"), "{arm}");
+        for tool in model::commands::TOOLS {
+            assert!(arm.contains(&format!("{tool} ")), "{tool}: {arm}");
+        }
+        if *image == "builder" {
+            assert!(arm.contains(V0_23), "{arm}");
+        }
+        let amd = docker_run_on(Some("linux/amd64"), &index, versions);
+        assert!(amd.starts_with("x86_64\n"), "{amd}");
+    }
+
+    // Each architecture records its own tools, and both are up to date.
+    let out = run(&["plan", "--output", "json"]);
+    let decisions: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    let tools: BTreeMap<&str, (&str, bool)> = decisions
+        .iter()
+        .filter(|d| d["image"] == "tools")
+        .map(|d| {
+            (
+                d["arch"].as_str().unwrap(),
+                (
+                    d["labels"][&model::labels::namespaced(
+                        "org.example.test",
+                        model::labels::TOOL_VERSIONS,
+                    )]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{d}")),
+                    d["build"].as_bool().unwrap(),
+                ),
+            )
+        })
+        .collect();
+    assert_eq!(tools.len(), 2, "{decisions:?}");
+    assert!(tools.values().all(|(_, build)| !build), "{decisions:?}");
+    assert_ne!(tools["amd64"].0, tools["arm64"].0);
 }
 
 /// The commands a script line runs: the first word of each `;`, `&&`, `||` or `then` part,

@@ -28,7 +28,10 @@ pub fn generated() -> Vec<(String, Pipeline)> {
         repo: ".".into(),
         branch: "my-branch".into(),
         date: "2026.11.30".into(),
-        tools_dir: "target/tools".into(),
+        tools: spacktainerizer::images::ToolsDirs {
+            native: Some("target/tools".into()),
+            ..Default::default()
+        },
     };
     let stage1: Vec<spacktainerizer::plan::Decision> = ["builder", "runtime"]
         .iter()
