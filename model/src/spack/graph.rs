@@ -190,7 +190,7 @@ mod tests {
             platform_os: "debian12".into(),
             target: "x86_64".into(),
             own_compiler: None,
-            variants: Vec::new(),
+            variants: Box::default(),
             external: false,
             dependencies: deps
                 .iter()
@@ -198,7 +198,7 @@ mod tests {
                     name: format!("p{j}").into(),
                     hash: h(j).into(),
                     types: t,
-                    virtuals: vec![],
+                    virtuals: Box::default(),
                 })
                 .collect(),
         }

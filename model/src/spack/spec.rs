@@ -102,7 +102,7 @@ pub struct Edge {
     pub hash: Shared,
     pub types: DepTypes,
     /// Virtual packages this edge provides (`c`, `cxx`, `mpi`, …); empty in older formats.
-    pub virtuals: Vec<Shared>,
+    pub virtuals: Box<[Shared]>,
 }
 
 /// Compiler name and version as used in v2 build-cache key names.
@@ -146,8 +146,10 @@ pub struct SpecNode {
     /// Variants, compiler flags and patches as a spec string writes them (`+shared`,
     /// `build_system=cmake`, `languages:=c,c++`, `cflags="-O2"`), sorted by name; flags that
     /// are empty are left out.
-    pub variants: Vec<Shared>,
-    pub dependencies: Vec<Edge>,
+    pub variants: Box<[Shared]>,
+    /// Boxed slices, not vectors, here and in [`Edge`]: an index holds a node per spec, and a
+    /// list grown while parsing keeps spare room (~100 MB over 1,000,000 nodes).
+    pub dependencies: Box<[Edge]>,
 }
 
 impl SpecNode {
@@ -396,9 +398,9 @@ const FLAGS: [&str; 6] = [
 fn variants(
     parameters: Option<&serde_json::Map<String, serde_json::Value>>,
     strings: &mut Interner,
-) -> Vec<Shared> {
+) -> Box<[Shared]> {
     let Some(parameters) = parameters else {
-        return Vec::new();
+        return Box::default();
     };
     let mut words: Vec<(&String, String)> = parameters
         .iter()
@@ -423,15 +425,7 @@ fn variants(
         })
         .collect();
     words.sort();
-    exact(words.into_iter().map(|(_, w)| strings.get(&w)).collect())
-}
-
-/// `v` without spare capacity. Collecting reuses the source's buffer (larger items, so room
-/// for more) and pushing grows by doubling: an index of 1,000,000 nodes would hold ~100 MB of
-/// slack in its edge and variant lists.
-fn exact<T>(mut v: Vec<T>) -> Vec<T> {
-    v.shrink_to_fit();
-    v
+    words.into_iter().map(|(_, w)| strings.get(&w)).collect()
 }
 
 fn parse_edges(
@@ -439,9 +433,9 @@ fn parse_edges(
     node: &str,
     what: &str,
     strings: &mut Interner,
-) -> Result<Vec<Edge>, FormatError> {
+) -> Result<Box<[Edge]>, FormatError> {
     let Some(deps) = deps else {
-        return Ok(Vec::new());
+        return Ok(Box::default());
     };
     let raw: Vec<RawEdge> = serde_json::from_value(deps).map_err(|e| {
         FormatError::invalid(
@@ -482,8 +476,7 @@ fn parse_edges(
                 virtuals: virtuals.iter().map(|v| strings.get(v)).collect(),
             })
         })
-        .collect::<Result<_, _>>()
-        .map(exact)
+        .collect()
 }
 
 #[cfg(test)]
