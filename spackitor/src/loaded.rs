@@ -3,9 +3,9 @@
 //! manifests were known). Read with one listing, one read of each index and, for v3, one read
 //! of each new or changed manifest.
 
-use anyhow::Context;
 use std::collections::HashMap;
 
+use anyhow::Context;
 use model::cleanup::{CacheView, LayoutView, Listing, Manifests, V2Objects};
 use model::spack::buildcache::Layout;
 use stores::Store;

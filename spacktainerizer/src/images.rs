@@ -328,6 +328,20 @@ impl ToolsDirs {
     /// are built for `arch`; `None` when there is none.
     pub fn dir_for(&self, arch: &str) -> anyhow::Result<Option<PathBuf>> {
         if let Some(d) = self.per_arch.get(arch) {
+            // Never another architecture's executables in an image (stand-ins that are no
+            // executables at all, as in tests, are taken as they are).
+            for tool in TOOLS {
+                let path = d.join(tool);
+                if let Ok(Some(built_for)) = elf_arch(&path)
+                    && built_for != arch
+                {
+                    bail!(
+                        "--tools-dir {arch}={}: {} is built for {built_for}, not {arch}",
+                        d.display(),
+                        path.display()
+                    );
+                }
+            }
             return Ok(Some(d.clone()));
         }
         let native = match &self.native {
@@ -335,6 +349,18 @@ impl ToolsDirs {
             None => tools_dir()?,
         };
         let built_for = executable_arch(&native.join(TOOLS[0]))?;
+        for tool in &TOOLS[1..] {
+            let path = native.join(tool);
+            let other = executable_arch(&path)?;
+            if other != built_for {
+                bail!(
+                    "{} is built for {other}, but {} for {built_for}: the tools of one folder \
+                     are of one architecture (give each its own --tools-dir ARCH=DIR)",
+                    path.display(),
+                    native.join(TOOLS[0]).display()
+                );
+            }
+        }
         Ok((built_for == arch).then_some(native))
     }
 
@@ -375,31 +401,50 @@ impl ToolsDirs {
 
 /// The architecture (Docker's name) an ELF executable is built for, read from its header.
 pub fn executable_arch(path: &Path) -> anyhow::Result<String> {
-    use std::io::Read as _;
-    let mut header = [0u8; 20];
-    std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut header))
-        .with_context(|| format!("reading {}", path.display()))?;
-    if header[..4] != *b"\x7fELF" {
-        bail!(
+    elf_arch(path)?.ok_or_else(|| {
+        anyhow::anyhow!(
             "{} is not an ELF executable: cannot tell which architecture it is for (give \
              --tools-dir ARCH=DIR)",
             path.display()
+        )
+    })
+}
+
+/// [`executable_arch`], `None` for a file that is no ELF file at all.
+fn elf_arch(path: &Path) -> anyhow::Result<Option<String>> {
+    use std::io::Read as _;
+    let mut header = Vec::with_capacity(20);
+    std::fs::File::open(path)
+        .and_then(|f| f.take(20).read_to_end(&mut header))
+        .with_context(|| format!("reading {}", path.display()))?;
+    if !header.starts_with(b"\x7fELF") {
+        return Ok(None);
+    }
+    if header.len() < 20 {
+        bail!(
+            "{} is too short ({} bytes) to be an ELF executable",
+            path.display(),
+            header.len()
         );
     }
-    // e_machine, in the file's byte order (EI_DATA: 1 little-endian, 2 big-endian).
+    // e_machine, in the file's byte order (EI_DATA: 1 little-endian, 2 big-endian); the
+    // names are those of 64-bit Linux (EI_CLASS 2), the only ones images are built for.
     let machine = match header[5] {
+        1 => u16::from_le_bytes([header[18], header[19]]),
         2 => u16::from_be_bytes([header[18], header[19]]),
-        _ => u16::from_le_bytes([header[18], header[19]]),
+        other => bail!(
+            "{} has an invalid ELF byte order ({other}: neither 1 nor 2)",
+            path.display()
+        ),
     };
-    Ok(match machine {
-        0x3e => "amd64".into(),
-        0xb7 => "arm64".into(),
-        0x15 => "ppc64le".into(),
-        0x16 => "s390x".into(),
-        0xf3 => "riscv64".into(),
-        other => format!("ELF machine {other:#x}"),
-    })
+    Ok(Some(match (header[4], machine) {
+        (2, 0x3e) => "amd64".into(),
+        (2, 0xb7) => "arm64".into(),
+        (2, 0x15) if header[5] == 1 => "ppc64le".into(),
+        (2, 0x16) => "s390x".into(),
+        (2, 0xf3) => "riscv64".into(),
+        (class, other) => format!("ELF machine {other:#x} (class {class})"),
+    }))
 }
 
 /// sha256 over the five tools in `dir`: what a tools image and a builder hold.
@@ -459,9 +504,28 @@ mod tests {
         let archs = ["amd64".to_string(), "arm64".to_string()];
         let sums = plain.checksums(&archs).unwrap();
         assert_eq!(sums.keys().collect::<Vec<_>>(), ["arm64"]);
+        // One tool of another architecture: the folder is refused, naming it.
         header[18] = 0x3e;
-        std::fs::write(tmp.path().join(TOOLS[0]), header).unwrap();
+        std::fs::write(tmp.path().join(TOOLS[1]), header).unwrap();
+        let err = plain.dir_for("arm64").unwrap_err();
+        assert!(
+            format!("{err}").contains(&format!("{} is built for amd64", TOOLS[1])),
+            "{err}"
+        );
+        for tool in TOOLS {
+            std::fs::write(tmp.path().join(tool), header).unwrap();
+        }
         assert_eq!(plain.dir_for("amd64").unwrap().as_deref(), Some(tmp.path()));
+        // ARCH=DIR with another architecture's executables is refused too.
+        let wrong = ToolsDirs::parse(&[format!("arm64={}", tmp.path().display())]).unwrap();
+        let err = wrong.dir_for("arm64").unwrap_err();
+        assert!(
+            format!("{err}").contains("is built for amd64, not arm64"),
+            "{err}"
+        );
+        std::fs::write(tmp.path().join(TOOLS[0]), &header[..12]).unwrap();
+        let err = plain.dir_for("amd64").unwrap_err();
+        assert!(format!("{err}").contains("too short (12 bytes)"), "{err}");
         // An architecture the configuration does not have is a typo.
         let typo = ToolsDirs::parse(&["arm46=/opt/arm".into()]).unwrap();
         let err = typo.checksums(&archs).unwrap_err();

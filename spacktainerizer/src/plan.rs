@@ -39,19 +39,27 @@ pub async fn plan(
     for spec in specs {
         let image: ImageRef = format!("{}/{}:{tag}", cfg.registry.url, spec.name).parse()?;
         for arch in cfg.architectures.keys() {
-            let Some(inputs) = spec.inputs_for(arch) else {
-                // Nothing to compare the image's tools with, and nothing to build it from
-                // here: the build job (on that architecture's runner, in its tools image) has
-                // them.
-                out.push(Decision {
-                    image: spec.name.into(),
-                    arch: arch.clone(),
-                    reference: image.to_string(),
-                    build: true,
-                    reason: ctx.tools.missing(arch),
-                    labels: labels(&cfg.labels.namespace, &spec.inputs),
-                });
-                continue;
+            let inputs = match spec.inputs_for(arch) {
+                Some(inputs) => Ok(inputs),
+                None => released_tools(ctx, client, arch).await?.map(|checksum| {
+                    let mut inputs = spec.inputs.clone();
+                    inputs.insert(LABEL_TOOL_VERSIONS, checksum);
+                    inputs
+                }),
+            };
+            let inputs = match inputs {
+                Ok(inputs) => inputs,
+                Err(why) => {
+                    out.push(Decision {
+                        image: spec.name.into(),
+                        arch: arch.clone(),
+                        reference: image.to_string(),
+                        build: true,
+                        reason: format!("{}; {why}", ctx.tools.missing(arch)),
+                        labels: labels(&cfg.labels.namespace, &spec.inputs),
+                    });
+                    continue;
+                }
             };
             let wanted = labels(&cfg.labels.namespace, &inputs);
             let (build, reason) = match client.resolve(&image, arch).await {
@@ -74,6 +82,40 @@ pub async fn plan(
         }
     }
     Ok(out)
+}
+
+/// The checksum of the tools `arch`'s build job will put in an image, for an architecture whose
+/// tools are not here (the planning job holds its own runner's): that job runs in the released
+/// tools image on `arch`'s runner, and that image's `arch` variant records its tools' checksum.
+/// Compared with it, an image is rebuilt when the released tools change, not on every pipeline
+/// (a rebuild gets a new digest, and the builder's digest is an input of every concretization).
+/// `Ok(Err(why))` when the release does not say; an unreachable registry is an error.
+async fn released_tools(
+    ctx: &Context,
+    client: &RegistryClient,
+    arch: &str,
+) -> anyhow::Result<Result<String, String>> {
+    let cfg = &ctx.config;
+    let reference = cfg.release_tools_image();
+    let release: ImageRef = reference.parse()?;
+    let project: ImageRef = format!("{}/x:latest", cfg.registry.url).parse()?;
+    if release.registry != project.registry {
+        return Ok(Err(format!(
+            "the released tools image {reference} is not in the project registry, so its \
+             {arch} tools cannot be compared"
+        )));
+    }
+    let found = match client.resolve(&release, arch).await {
+        Ok(found) => found,
+        Err(e @ (RegistryError::NotFound { .. } | RegistryError::ArchitectureMissing { .. })) => {
+            return Ok(Err(format!("no {arch} tools released ({e})")));
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {reference}"))),
+    };
+    let label = model::labels::namespaced(&cfg.labels.namespace, LABEL_TOOL_VERSIONS);
+    Ok(found.labels.get(&label).cloned().ok_or_else(|| {
+        format!("the released tools image {reference} has no {label} label for {arch}")
+    }))
 }
 
 /// The namespaced labels recording an image's `inputs` (for one architecture).

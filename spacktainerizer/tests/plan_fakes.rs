@@ -583,17 +583,20 @@ async fn a_failed_build_names_the_image_and_pushes_nothing() {
 async fn an_architecture_without_tools_builds_its_tools_images_elsewhere_and_never_with_others_tools()
  {
     let s = setup();
-    s.publish(&s.plan().await, &["amd64", "arm64"]).await;
+    let published = s.plan().await;
+    s.publish(&published, &["amd64", "arm64"]).await;
     let mut ctx = s.ctx();
     ctx.tools.per_arch.remove("arm64");
     ctx.tools.native = Some(s.path("tools"));
-    // Without arm64 tools here, the images holding them cannot be compared: built, saying why
-    // (their build job, on an arm64 runner, has its own tools).
-    std::fs::write(
-        s.path("tools/spacktainerizer"),
-        b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0",
-    )
-    .unwrap();
+    // Without arm64 tools here, and no arm64 tools released, the images holding them cannot be
+    // compared: built, saying why (their build job, on an arm64 runner, has its own tools).
+    for tool in model::commands::TOOLS {
+        std::fs::write(
+            s.path("tools").join(tool),
+            b"\x7fELF\x02\x01\x01\0\0\0\0\0\0\0\0\0\x02\0\x3e\0",
+        )
+        .unwrap();
+    }
     let inputs = Inputs {
         tools: ctx
             .tools
@@ -617,12 +620,19 @@ async fn an_architecture_without_tools_builds_its_tools_images_elsewhere_and_nev
         built[0].starts_with("builder/amd64: tools changed"),
         "{built:#?}"
     );
-    assert_eq!(built[1], format!("builder/arm64: {why}"));
+    let unreleased = format!("{why}; no arm64 tools released (");
+    assert!(
+        built[1].starts_with(&format!("builder/arm64: {unreleased}")),
+        "{built:#?}"
+    );
     assert!(
         built[2].starts_with("tools/amd64: tools changed"),
         "{built:#?}"
     );
-    assert_eq!(built[3], format!("tools/arm64: {why}"));
+    assert!(
+        built[3].starts_with(&format!("tools/arm64: {unreleased}")),
+        "{built:#?}"
+    );
     // And no arm64 image is ever built with the amd64 tools.
     let engine = MemoryEngine::new(&s.registry);
     let err = build::build(
@@ -638,4 +648,40 @@ async fn an_architecture_without_tools_builds_its_tools_images_elsewhere_and_nev
     .unwrap_err();
     assert_eq!(format!("{err:#}"), format!("tools: {why}"));
     assert!(engine.builds().is_empty());
+
+    // With the arm64 tools released (the image arm64 jobs run in, labelled with its tools'
+    // checksum), the arm64 images are compared with those: up to date, not rebuilt on every
+    // pipeline (a rebuild's new digest would change every environment's concretization inputs).
+    let arm_tools = published
+        .iter()
+        .find(|d| d.image == "tools" && d.arch == "arm64")
+        .unwrap();
+    s.registry.put_image(
+        &image(&ctx.config.release_tools_image()),
+        "arm64",
+        &arm_tools.labels,
+    );
+    let d = plan::plan(&ctx, &specs, &RegistryClient::memory(&s.registry))
+        .await
+        .unwrap();
+    let arm: Vec<_> = d.iter().filter(|d| d.arch == "arm64").collect();
+    assert!(arm.iter().all(|d| !d.build), "{arm:#?}");
+    // A new arm64 release of the tools rebuilds them.
+    let mut newer = arm_tools.labels.clone();
+    let label =
+        model::labels::namespaced(&ctx.config.labels.namespace, model::labels::TOOL_VERSIONS);
+    newer.insert(label.clone(), "sha256:newer".into());
+    s.registry
+        .put_image(&image(&ctx.config.release_tools_image()), "arm64", &newer);
+    let d = plan::plan(&ctx, &specs, &RegistryClient::memory(&s.registry))
+        .await
+        .unwrap();
+    let built = builds(&d);
+    assert!(
+        built.iter().any(
+            |b| b.starts_with("tools/arm64: tools changed (") && b.ends_with("→ sha256:newer)")
+        ),
+        "{built:#?}"
+    );
+    assert!(arm_tools.labels.contains_key(&label));
 }

@@ -1,7 +1,8 @@
-//! `spacktainerizer plan|build|index --image tools` against the real registry and daemon: built
-//! for both architectures, up to date after, rebuilt on the architecture whose tools change. The build files are
-//! a stand-in (`tests/tests/images.rs` builds the real ones); the tools are stand-in files whose
-//! checksum is what the plan compares.
+//! `spacktainerizer plan|build|index --image tools` against the real registry and daemon.
+//!
+//! Built for both architectures, up to date after, rebuilt on the architecture whose tools
+//! change. The build files are a stand-in (`tests/tests/images.rs` builds the real ones); the
+//! tools are stand-in files whose checksum is what the plan compares.
 
 use std::path::Path;
 use std::process::Output;

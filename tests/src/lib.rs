@@ -90,6 +90,9 @@ pub fn multiarch_os_image() -> Result<String, String> {
 /// builds when arm64 code runs here; else why there are none.
 pub fn arm64_tools_dir() -> Result<PathBuf, String> {
     multiarch_os_image()?;
+    if let Ok(why) = std::env::var("SPACKTAINERIZAH_TEST_TOOLS_ARM64_NOT_RUN") {
+        return Err(why);
+    }
     let dir = PathBuf::from(
         std::env::var("SPACKTAINERIZAH_TEST_TOOLS_ARM64").map_err(|_| {
             "SPACKTAINERIZAH_TEST_TOOLS_ARM64 is not set: ./scripts/test.sh cross-compiles the \

@@ -64,6 +64,9 @@ impl Catalog {
             }
         }
         on_listed(objects.len() as u64);
+        // Grown by doubling: up to half of each would be spare room, for the whole run.
+        objects.shrink_to_fit();
+        etags.shrink_to_fit();
         let has = |l: Layout| indexes.iter().any(|i| i.layout == l);
         if !has(Layout::V2) && objects.iter().any(|o| o.key.starts_with(v2::PREFIX)) {
             return Err(CacheError::MissingIndex {
