@@ -57,17 +57,16 @@ impl LoadedCache {
         reads: Reads,
         on_listed: impl FnMut(u64),
     ) -> anyhow::Result<LoadedCache> {
-        let mut catalog = Catalog::load(store, on_listed)
+        let catalog = Catalog::load(store, on_listed)
             .await
             .with_context(|| format!("reading build cache {}", store.url()))?;
         // The indexes move into the views: an index can be as large as the rest together.
-        let indexes = std::mem::take(&mut catalog.indexes);
         let Catalog {
             url,
             listing,
             v2_objects,
             etags,
-            ..
+            indexes,
         } = catalog;
         // Only v3 manifests name objects by key.
         let positions = if indexes.iter().any(|i| i.layout == Layout::V3) {

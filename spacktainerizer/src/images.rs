@@ -53,11 +53,17 @@ impl ImageSpec {
     /// Its inputs for `arch`: the common ones, and the checksum of that architecture's tools
     /// when it holds them; `None` when it holds tools and there are none for `arch`.
     pub fn inputs_for(&self, arch: &str) -> Option<BTreeMap<&'static str, String>> {
-        let mut inputs = self.inputs.clone();
-        if let Some(tools) = &self.tools {
-            inputs.insert(LABEL_TOOL_VERSIONS, tools.get(arch)?.clone());
+        match &self.tools {
+            Some(tools) => Some(self.inputs_with_tools(tools.get(arch)?)),
+            None => Some(self.inputs.clone()),
         }
-        Some(inputs)
+    }
+
+    /// Its inputs with `checksum` as its tools' (an architecture whose tools are elsewhere).
+    pub fn inputs_with_tools(&self, checksum: &str) -> BTreeMap<&'static str, String> {
+        let mut inputs = self.inputs.clone();
+        inputs.insert(LABEL_TOOL_VERSIONS, checksum.to_string());
+        inputs
     }
 }
 
@@ -344,10 +350,7 @@ impl ToolsDirs {
             }
             return Ok(Some(d.clone()));
         }
-        let native = match &self.native {
-            Some(d) => d.clone(),
-            None => tools_dir()?,
-        };
+        let native = self.native_dir()?;
         let built_for = executable_arch(&native.join(TOOLS[0]))?;
         for tool in &TOOLS[1..] {
             let path = native.join(tool);
@@ -383,6 +386,14 @@ impl ToolsDirs {
         Ok(out)
     }
 
+    /// The plain folder: the one given, else this program's own.
+    fn native_dir(&self) -> anyhow::Result<PathBuf> {
+        match &self.native {
+            Some(d) => Ok(d.clone()),
+            None => tools_dir(),
+        }
+    }
+
     /// Why `arch` has no tools, for an error or a plan's reason.
     pub fn missing(&self, arch: &str) -> String {
         let native = match &self.native {
@@ -390,11 +401,9 @@ impl ToolsDirs {
             None => "this program and its sibling tools".into(),
         };
         let built_for = self
-            .native
-            .clone()
-            .or_else(|| tools_dir().ok())
-            .and_then(|d| executable_arch(&d.join(TOOLS[0])).ok())
-            .unwrap_or_else(|| "another architecture".into());
+            .native_dir()
+            .and_then(|d| executable_arch(&d.join(TOOLS[0])))
+            .unwrap_or_else(|_| "another architecture".into());
         format!("no {arch} tools: {native} are built for {built_for} (give --tools-dir {arch}=DIR)")
     }
 }

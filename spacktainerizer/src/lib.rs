@@ -90,7 +90,7 @@ pub fn main(output: &OutputOptions, command: Command) -> ExitCode {
 }
 
 /// `host[:port]` of the project registry, as image references name it.
-fn registry_host(ctx: &Context) -> anyhow::Result<String> {
+pub(crate) fn registry_host(ctx: &Context) -> anyhow::Result<String> {
     let image: oci::registry::ImageRef = format!("{}/x:latest", ctx.config.registry.url).parse()?;
     Ok(image.registry)
 }

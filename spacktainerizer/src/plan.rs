@@ -36,16 +36,23 @@ pub async fn plan(
     let cfg = &ctx.config;
     let tag = ctx.tag();
     let mut out = Vec::new();
+    // Per architecture without tools here, what the release says: looked up once, for the
+    // builder and the tools image alike.
+    let mut released: BTreeMap<&str, Result<String, String>> = BTreeMap::new();
     for spec in specs {
         let image: ImageRef = format!("{}/{}:{tag}", cfg.registry.url, spec.name).parse()?;
         for arch in cfg.architectures.keys() {
             let inputs = match spec.inputs_for(arch) {
                 Some(inputs) => Ok(inputs),
-                None => released_tools(ctx, client, arch).await?.map(|checksum| {
-                    let mut inputs = spec.inputs.clone();
-                    inputs.insert(LABEL_TOOL_VERSIONS, checksum);
-                    inputs
-                }),
+                None => {
+                    if !released.contains_key(arch.as_str()) {
+                        released.insert(arch, released_tools(ctx, client, arch).await?);
+                    }
+                    released[arch.as_str()]
+                        .as_deref()
+                        .map(|checksum| spec.inputs_with_tools(checksum))
+                        .map_err(Clone::clone)
+                }
             };
             let inputs = match inputs {
                 Ok(inputs) => inputs,
@@ -98,8 +105,7 @@ async fn released_tools(
     let cfg = &ctx.config;
     let reference = cfg.release_tools_image();
     let release: ImageRef = reference.parse()?;
-    let project: ImageRef = format!("{}/x:latest", cfg.registry.url).parse()?;
-    if release.registry != project.registry {
+    if release.registry != crate::registry_host(ctx)? {
         return Ok(Err(format!(
             "the released tools image {reference} is not in the project registry, so its \
              {arch} tools cannot be compared"

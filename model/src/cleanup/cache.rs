@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::spack::buildcache::index::{Database, IndexEntry};
 use crate::spack::buildcache::{Layout, SpecObjects, v2, v3};
 use crate::spack::graph::SpecGraph;
-use crate::spack::spec::{Interner, Shared, SpecNode};
+use crate::spack::spec::{Shared, SpecNode};
 
 /// An object's key relative to the cache's root, shared by the listing and every plan that
 /// names the object: a cache of 1,000,000 specs lists 2,000,000 keys of ~120 bytes, so a plan
@@ -41,10 +41,10 @@ pub struct Listing {
 pub type V2Objects = HashMap<Shared, Vec<u32>>;
 
 impl Listing {
-    /// The listing of `objects` and where the v2 spec objects sit, classified by key; hashes
-    /// from `strings` (the index's).
-    pub fn new(objects: Vec<Object>, strings: &mut Interner) -> (Listing, V2Objects) {
-        let found = SpecObjects::classify(objects.iter().map(|o| &*o.key), |h| strings.get(h));
+    /// The listing of `objects` and where the v2 spec objects sit, classified by key; `shared`
+    /// gives each hash's string (the index's own, so that the listing does not copy it).
+    pub fn new(objects: Vec<Object>, shared: impl FnMut(&str) -> Shared) -> (Listing, V2Objects) {
+        let found = SpecObjects::classify(objects.iter().map(|o| &*o.key), shared);
         let listing = Listing {
             objects,
             v3_manifests: found.v3,

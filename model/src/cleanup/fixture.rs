@@ -223,7 +223,8 @@ pub fn build(def: &CacheDef) -> CacheView {
     }
     objects.sort_by(|a, b| a.key.cmp(&b.key));
     objects.dedup_by(|a, b| a.key == b.key);
-    let (listing, v2) = Listing::new(objects, &mut Interner::default());
+    let mut strings = Interner::default();
+    let (listing, v2) = Listing::new(objects, |h| strings.get(h));
     let positions = listing.positions();
     let by_manifest = manifests
         .iter()

@@ -6,7 +6,7 @@ use futures::StreamExt;
 use super::{CacheError, LoadedIndex, load_index};
 use crate::{ObjectInfo, Store};
 use model::cleanup::{Key, Listing, Object, V2Objects};
-use model::spack::buildcache::{Layout, SpecObjects, v2, v3};
+use model::spack::buildcache::{Layout, v2, v3};
 use model::spack::spec::Shared;
 
 /// The listing and indexes of one cache.
@@ -91,14 +91,11 @@ impl Catalog {
                 .find_map(|i| i.db.entries.get_key_value(hash).map(|(k, _)| k.clone()))
                 .unwrap_or_else(|| Shared::from(hash))
         };
-        let found = SpecObjects::classify(objects.iter().map(|o| &*o.key), shared);
+        let (listing, v2_objects) = Listing::new(objects, shared);
         Ok(Catalog {
             url: store.url(),
-            listing: Listing {
-                objects,
-                v3_manifests: found.v3,
-            },
-            v2_objects: found.v2,
+            listing,
+            v2_objects,
             etags,
             indexes,
         })
