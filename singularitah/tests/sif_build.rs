@@ -1,8 +1,11 @@
 //! `singularitah sif build` on a two-layer image (made locally with umoci, pushed to the real
 //! registry): the SIF is read back by the reference siftool and its squashfs extracted equals
 //! the image's root filesystem — deletions, hard links, symlinks, modes and ownership; the
-//! documents attached to the image come along as SIF data objects, and Apptainer still runs it.
+//! documents attached to the image come along as SIF data objects, and Apptainer still runs it;
+//! from an index of amd64 and arm64 images, `--arch arm64` makes an arm64 SIF that runs here
+//! under emulation.
 
+use std::collections::BTreeMap;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::Command;
@@ -295,4 +298,205 @@ fn apptainer_runs(sif: &Path) {
         .arg(&copy)
         .args(["/bin/sh", "-c", "echo runs"]));
     assert_eq!(String::from_utf8_lossy(&out), "runs\n");
+}
+
+/// A small image of the base's own programs: a shell, `uname` and their libraries, and a program
+/// saying which machine runs it and which machine ran the build's `RUN`.
+const HELLO_DOCKERFILE: &str = r#"ARG BASE
+FROM $BASE AS build
+RUN printf '#!/bin/sh\necho "hello from $(uname -m), built on %s"\n' "$(uname -m)" \
+      > /usr/local/bin/hello \
+ && chmod 755 /usr/local/bin/hello \
+ && mkdir /out \
+ && cp -L --parents /bin/sh /usr/bin/uname /usr/local/bin/hello \
+      $({ ldd /bin/sh; ldd /usr/bin/uname; } | grep -o '/[^ ]*' | sort -u) /out
+FROM scratch
+COPY --from=build /out /
+CMD ["hello"]
+"#;
+
+/// `uname -m` of each architecture, as the program prints it.
+fn machine(arch: &str) -> &'static str {
+    match arch {
+        "arm64" => "aarch64",
+        _ => "x86_64",
+    }
+}
+
+/// The ELF machine of an executable: 0xB7 aarch64, 0x3E x86-64.
+fn elf_machine(path: &Path) -> u16 {
+    let bytes = std::fs::read(path).unwrap();
+    assert_eq!(&bytes[..4], b"\x7fELF", "{}", path.display());
+    u16::from_le_bytes([bytes[18], bytes[19]])
+}
+
+/// An image for amd64 and one for arm64 (its `RUN` under emulation), served by one index as
+/// the base images are: `sif build --arch arm64` of that index makes a SIF whose header and
+/// partition say arm64, made of the arm64 image (its digest recorded), whose program runs
+/// under emulation from the root filesystem that comes back and in Apptainer; `--arch amd64`
+/// of the same reference makes the amd64 one.
+#[test]
+#[ignore = "NOT RUN: needs the OCI registry, the Docker daemon, arm64 emulation, the test OS images, siftool, squashfs-tools and Apptainer (./scripts/test.sh sets them up)"]
+fn an_index_becomes_an_arm64_sif_whose_program_runs_under_emulation() {
+    const TEST: &str = "an_index_becomes_an_arm64_sif_whose_program_runs_under_emulation";
+    use oci::registry::RegistryClient;
+    use spacktainerizah_tests::spack::not_run;
+    use spacktainerizah_tests::{docker_host, os_image_for};
+    let started = std::time::Instant::now();
+    let arches = ["amd64", "arm64"];
+    let bases: Vec<String> = arches
+        .iter()
+        .map(|a| os_image_for(a).unwrap_or_else(|why| not_run(TEST, &why)))
+        .collect();
+    let dir = tempfile::Builder::new()
+        .prefix("stz-sif-arm64-")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let d = dir.path();
+    // Apptainer runs as an unprivileged user, who reads the SIFs here.
+    std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o755)).unwrap();
+    std::fs::write(d.join("Dockerfile"), HELLO_DOCKERFILE).unwrap();
+    let repo = format!("{}/{}", registry(), unique_name("sif-arm64"));
+    let docker = |args: &[&str]| {
+        run(Command::new("docker")
+            .env("DOCKER_HOST", docker_host())
+            .args(args))
+    };
+    // Each from its own architecture's base: the daemon's builder resolves an index's FROM
+    // for this machine only.
+    for (arch, base) in arches.iter().zip(&bases) {
+        let tag = format!("{repo}:{arch}");
+        docker(&[
+            "build",
+            "-q",
+            "--no-cache",
+            "--platform",
+            &format!("linux/{arch}"),
+            "--build-arg",
+            &format!("BASE={base}"),
+            "-t",
+            &tag,
+            d.to_str().unwrap(),
+        ]);
+        docker(&["push", "-q", &tag]);
+    }
+    let index = format!("{repo}:latest");
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let digests: BTreeMap<&str, String> = rt.block_on(async {
+        let client = RegistryClient::new(&registry(), None).unwrap();
+        let mut entries = Vec::new();
+        for arch in arches {
+            let image = format!("{repo}:{arch}").parse().unwrap();
+            entries.push(client.manifest(&image).await.unwrap().index_entry(arch));
+        }
+        client
+            .push_index(&index.parse().unwrap(), &entries)
+            .await
+            .unwrap();
+        arches
+            .into_iter()
+            .zip(entries.into_iter().map(|e| e.digest))
+            .collect()
+    });
+    eprintln!("{TEST}: images and index in {:?}", started.elapsed());
+
+    let mut sifs = Vec::new();
+    for arch in arches {
+        let sif = d.join(format!("hello-{arch}.sif"));
+        run(
+            spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_singularitah"))
+                .args(["sif", "build", &index, "--arch", arch, "-o"])
+                .arg(&sif),
+        );
+        eprintln!("{TEST}: {arch} SIF built at {:?}", started.elapsed());
+
+        // What Apptainer reads to tell the SIF's architecture: the header and the partition.
+        let header =
+            String::from_utf8(run(Command::new(siftool()).arg("header").arg(&sif))).unwrap();
+        assert!(
+            header.contains(&format!("Primary Architecture: {arch}\n")),
+            "{header}"
+        );
+        let list = String::from_utf8(run(Command::new(siftool()).arg("list").arg(&sif))).unwrap();
+        assert!(
+            list.contains(&format!("FS (Squashfs/*System/{arch})")),
+            "{list}"
+        );
+        // Made of that architecture's image of the index, not of this machine's.
+        let labels = model::sif::format::read_labels(&sif).unwrap();
+        assert_eq!(labels["org.spacktainerizah.source-digest"], digests[arch]);
+        assert_eq!(labels["org.label-schema.build-arch"], arch);
+
+        // The root filesystem that comes back holds that architecture's programs, and the
+        // image's program runs from it (arm64 through the emulator), as `singularity run` does.
+        let part = d.join(format!("{arch}.squashfs"));
+        std::fs::write(
+            &part,
+            run(Command::new(siftool()).args(["dump", "4"]).arg(&sif)),
+        )
+        .unwrap();
+        let back = d.join(format!("back-{arch}"));
+        run(Command::new("unsquashfs")
+            .args(["-no-progress", "-quiet", "-d"])
+            .arg(&back)
+            .arg(&part));
+        std::fs::remove_file(&part).unwrap();
+        let shell = std::fs::canonicalize(back.join("bin/sh")).unwrap();
+        let expected = if arch == "arm64" { 0xB7 } else { 0x3E };
+        assert_eq!(elf_machine(&shell), expected, "{}", shell.display());
+        let out = run(Command::new("chroot")
+            .arg(&back)
+            .arg("/.singularity.d/actions/run"));
+        let m = machine(arch);
+        assert_eq!(
+            String::from_utf8_lossy(&out),
+            format!("hello from {m}, built on {m}\n")
+        );
+        std::fs::remove_dir_all(&back).unwrap();
+        eprintln!("{TEST}: {arch} SIF checked at {:?}", started.elapsed());
+        sifs.push((arch, sif));
+    }
+
+    // Apptainer runs both; the arm64 one through the emulator the kernel hands it (binfmt_misc
+    // flag F: opened once, so it works inside the container's own root too).
+    let (Some(bin), Ok(user)) = (
+        std::env::var_os("SPACKTAINERIZAH_TEST_APPTAINER"),
+        std::env::var("SPACKTAINERIZAH_TEST_APPTAINER_USER"),
+    ) else {
+        not_run(
+            TEST,
+            "the SIFs and their programs checked, but no Apptainer to run them in (the test command installs it)",
+        );
+    };
+    let home = d.join("home");
+    std::fs::create_dir(&home).unwrap();
+    std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+    for (arch, sif) in &sifs {
+        let out = Command::new("runuser")
+            .args(["-u", &user, "--", "env"])
+            .arg(format!("HOME={}", home.display()))
+            .arg(&bin)
+            .arg("run")
+            .arg(sif)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && *arch == "arm64" && stderr.contains("exec format error") {
+            not_run(
+                TEST,
+                &format!(
+                    "Apptainer cannot run arm64 programs here (the emulator is not registered with flag F?): {}",
+                    stderr.trim()
+                ),
+            );
+        }
+        assert!(out.status.success(), "apptainer run {arch}: {stderr}");
+        let m = machine(arch);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("hello from {m}, built on {m}\n"),
+            "apptainer run {arch}"
+        );
+    }
+    eprintln!("{TEST}: done in {:?}", started.elapsed());
 }

@@ -86,6 +86,19 @@ pub fn multiarch_os_image() -> Result<String, String> {
     Ok(service_env("SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH"))
 }
 
+/// The Debian base of one architecture (`amd64`, `arm64`), a single-platform image; for arm64
+/// only when arm64 code runs here, else why not.
+pub fn os_image_for(arch: &str) -> Result<String, String> {
+    match arch {
+        "amd64" => Ok(os_image()),
+        "arm64" => {
+            multiarch_os_image()?;
+            Ok(service_env("SPACKTAINERIZAH_TEST_OS_IMAGE_ARM64"))
+        }
+        _ => Err(format!("no Debian base for {arch}")),
+    }
+}
+
 /// The five tools cross-compiled for arm64 (`aarch64-unknown-linux-gnu`), which the test command
 /// builds when arm64 code runs here; else why there are none.
 pub fn arm64_tools_dir() -> Result<PathBuf, String> {
