@@ -334,7 +334,8 @@ fn elf_machine(path: &Path) -> u16 {
 /// the base images are: `sif build --arch arm64` of that index makes a SIF whose header and
 /// partition say arm64, made of the arm64 image (its digest recorded), whose program runs
 /// under emulation from the root filesystem that comes back and in Apptainer; `--arch amd64`
-/// of the same reference makes the amd64 one.
+/// of the same reference makes the amd64 one, and `--with-singularity` of a `.def` naming the
+/// index's tag an arm64 one too.
 #[test]
 #[ignore = "NOT RUN: needs the OCI registry, the Docker daemon, arm64 emulation, the test OS images, siftool, squashfs-tools and Apptainer (./scripts/test.sh sets them up)"]
 fn an_index_becomes_an_arm64_sif_whose_program_runs_under_emulation() {
@@ -471,6 +472,54 @@ fn an_index_becomes_an_arm64_sif_whose_program_runs_under_emulation() {
     let home = d.join("home");
     std::fs::create_dir(&home).unwrap();
     std::fs::set_permissions(&home, std::fs::Permissions::from_mode(0o777)).unwrap();
+
+    // Built by Apptainer from a `.def` naming the index's tag: still the arm64 image.
+    let def = d.join("hello.def");
+    std::fs::write(
+        &def,
+        format!("Bootstrap: docker\nFrom: {index}\n\n%runscript\n    echo \"def: $(hello)\"\n"),
+    )
+    .unwrap();
+    let by_apptainer = d.join("def-arm64.sif");
+    let path = std::env::join_paths(
+        std::iter::once(Path::new(&bin).parent().unwrap().to_path_buf()).chain(
+            std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
+        ),
+    )
+    .unwrap();
+    run(
+        spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_singularitah"))
+            .args([
+                "sif",
+                "build",
+                "--with-singularity",
+                "--arch",
+                "arm64",
+                "--def",
+            ])
+            .arg(&def)
+            .arg("-o")
+            .arg(&by_apptainer)
+            .env("PATH", path)
+            // The test registry answers plain HTTP.
+            .env("APPTAINER_NOHTTPS", "1")
+            .env("APPTAINER_CACHEDIR", d.join("cache"))
+            .env("APPTAINER_TMPDIR", d),
+    );
+    let list =
+        String::from_utf8(run(Command::new(siftool()).arg("list").arg(&by_apptainer))).unwrap();
+    assert!(list.contains("FS (Squashfs/*System/arm64)"), "{list}");
+    let labels = model::sif::format::read_labels(&by_apptainer).unwrap();
+    assert_eq!(
+        labels["org.spacktainerizah.source-digest"],
+        digests["arm64"]
+    );
+    eprintln!(
+        "{TEST}: the .def built by Apptainer at {:?}",
+        started.elapsed()
+    );
+    sifs.push(("arm64", by_apptainer));
+
     for (arch, sif) in &sifs {
         let out = Command::new("runuser")
             .args(["-u", &user, "--", "env"])
@@ -492,10 +541,16 @@ fn an_index_becomes_an_arm64_sif_whose_program_runs_under_emulation() {
         }
         assert!(out.status.success(), "apptainer run {arch}: {stderr}");
         let m = machine(arch);
+        let prefix = if sif.ends_with("def-arm64.sif") {
+            "def: "
+        } else {
+            ""
+        };
         assert_eq!(
             String::from_utf8_lossy(&out.stdout),
-            format!("hello from {m}, built on {m}\n"),
-            "apptainer run {arch}"
+            format!("{prefix}hello from {m}, built on {m}\n"),
+            "apptainer run {}",
+            sif.display()
         );
     }
     eprintln!("{TEST}: done in {:?}", started.elapsed());
