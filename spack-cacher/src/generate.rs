@@ -258,7 +258,7 @@ async fn plan(
                 let built: Vec<&str> = lock
                     .specs
                     .iter()
-                    .filter(|(_, n)| !n.external)
+                    .filter(|(_, n)| !n.traits.external)
                     .map(|(h, _)| &**h)
                     .collect();
                 let specs = built.len();

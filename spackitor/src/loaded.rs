@@ -10,7 +10,7 @@ use model::cleanup::{CacheView, LayoutView, Listing, Manifests, V2Objects};
 use model::spack::buildcache::Layout;
 use stores::Store;
 use stores::cache::LoadedIndex;
-use stores::cache::catalog::Catalog;
+use stores::cache::catalog::{Catalog, Etags};
 use terminal::printer::Printer;
 
 use crate::manifests::{self, MemoUse, Reads, Tagged};
@@ -31,7 +31,7 @@ pub struct LoadedCache {
     pub url: String,
     pub view: CacheView,
     /// By listing position: the object's version tag, where the listing gives one.
-    pub etags: Vec<Option<Box<str>>>,
+    pub etags: Etags,
     /// One per layout of `view`, in the same order.
     pub write_backs: Vec<WriteBack>,
 }

@@ -70,7 +70,7 @@ pub fn rows(view: &CacheView, opts: &LsOptions, now: SystemTime) -> anyhow::Resu
                 || opts
                     .arch
                     .as_ref()
-                    .is_some_and(|a| *a != node.architecture() && **a != *node.target)
+                    .is_some_and(|a| *a != node.architecture() && **a != *node.traits.target)
             {
                 continue;
             }

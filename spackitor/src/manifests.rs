@@ -11,6 +11,7 @@ use futures::{StreamExt, TryStreamExt};
 use model::cleanup::{BlobRef, Listing, Manifests, Object};
 use model::spack::buildcache::v3::{self, Manifest};
 use serde::{Deserialize, Serialize};
+use stores::cache::catalog::Etags;
 use stores::{Condition, Store};
 
 /// A manifest the listing showed was gone when read: someone (another janitor) deleted it
@@ -88,12 +89,12 @@ fn is_manifest(key: &str) -> bool {
 pub struct Tagged<'a> {
     pub listing: &'a Listing,
     /// By position: the object's ETag, where the listing gives one.
-    pub etags: &'a [Option<Box<str>>],
+    pub etags: &'a Etags,
 }
 
 impl Tagged<'_> {
     fn tag(&self, i: u32) -> String {
-        tag(self.listing.object(i), self.etags[i as usize].as_deref())
+        tag(self.listing.object(i), self.etags.get(i))
     }
 }
 

@@ -202,7 +202,7 @@ fn database(specs: &[(SpecFile, bool)], version: &str) -> Vec<u8> {
     let mut refs: HashMap<String, i64> = HashMap::new();
     for (spec, complete) in specs {
         for (i, (node, raw)) in spec.nodes.iter().zip(&spec.raw_nodes).enumerate() {
-            let cached = i == 0 && *complete && !node.external;
+            let cached = i == 0 && *complete && !node.traits.external;
             let e = records
                 .entry(node.hash.to_string())
                 .or_insert_with(|| (raw.clone(), false));

@@ -22,6 +22,7 @@ use crate::object_store::{
     Condition, DeleteFailure, DeleteReport, Metadata, Object, ObjectInfo, ObjectReader,
     ObjectStore, StoreError, check_key, forward_to_inherent,
 };
+use crate::sorted_walk::{WalkError, sorted_files, vanished};
 use crate::stats::{Request, RequestCounts, RequestStats};
 use model::progress::Progress;
 
@@ -378,17 +379,6 @@ fn etag_of_reader(mut r: impl std::io::Read) -> std::io::Result<String> {
     Ok(hex::encode(hasher.finalize()))
 }
 
-/// Whether an error of the listing means the file or folder at `path` was deleted since its
-/// folder was read: gone from the listing, as from an S3 listing. A symlink whose target is
-/// missing is still there, and stays an error.
-fn gone(e: &std::io::Error, path: Option<&Path>) -> bool {
-    e.kind() == std::io::ErrorKind::NotFound
-        && path.is_some_and(|p| {
-            p.symlink_metadata()
-                .is_err_and(|m| m.kind() == std::io::ErrorKind::NotFound)
-        })
-}
-
 /// List the files below `root` whose keys start with `prefix` into `tx`, in key order, until
 /// the receiver goes away. A page is counted per 1000 entries, as S3 pages.
 fn walk(
@@ -407,8 +397,8 @@ fn walk(
         }
     };
     let mut listed = 0u64;
-    for entry in sorted_walk(root, &start) {
-        let item = match listed_entry(root, prefix, entry) {
+    for file in sorted_files(&start, &root.join(RESERVED_DIR)) {
+        let item = match listed_file(root, prefix, file) {
             Listed::Skip => continue,
             Listed::Error(e) => Err(e),
             Listed::Object(item) => {
@@ -448,30 +438,7 @@ fn listing_start(root: &Path, prefix: &str) -> Result<Option<PathBuf>, StoreErro
     }
 }
 
-/// Every entry below `start` but the store's own folder, each folder sorted as if its name
-/// ended in `/`, so files come out in the byte order of their keys, as S3 lists them.
-fn sorted_walk(
-    root: &Path,
-    start: &Path,
-) -> impl Iterator<Item = walkdir::Result<walkdir::DirEntry>> {
-    let reserved = root.join(RESERVED_DIR);
-    let sort_key = |e: &walkdir::DirEntry| {
-        let mut k = e.file_name().as_encoded_bytes().to_vec();
-        if e.file_type().is_dir() {
-            k.push(b'/');
-        }
-        k
-    };
-    // Symlinked folders are followed: skipping them would make their objects look missing,
-    // and a janitor deletes what looks incomplete. A loop is an error.
-    walkdir::WalkDir::new(start)
-        .follow_links(true)
-        .sort_by(move |a, b| sort_key(a).cmp(&sort_key(b)))
-        .into_iter()
-        .filter_entry(move |e| e.path() != reserved)
-}
-
-/// What one entry of the walk gives the listing.
+/// What one file of the walk gives the listing.
 enum Listed {
     /// An object's file: its description, or why its `stat` failed.
     Object(Result<ObjectInfo, StoreError>),
@@ -481,28 +448,17 @@ enum Listed {
     Skip,
 }
 
-fn listed_entry(root: &Path, prefix: &str, entry: walkdir::Result<walkdir::DirEntry>) -> Listed {
-    let entry = match entry {
-        Ok(e) => e,
-        // Below the folder listed: the folder itself vanishing is no empty listing.
-        Err(e) if e.depth() > 0 && e.io_error().is_some_and(|io| gone(io, e.path())) => {
-            return Listed::Skip;
-        }
-        Err(e) => {
-            let location = e
-                .path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default();
-            let source = e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("file system loop"));
-            return Listed::Error(StoreError::Io { location, source });
+fn listed_file(root: &Path, prefix: &str, file: Result<PathBuf, WalkError>) -> Listed {
+    let path = match file {
+        Ok(path) => path,
+        Err((path, source)) => {
+            return Listed::Error(StoreError::Io {
+                location: path.display().to_string(),
+                source,
+            });
         }
     };
-    if !entry.file_type().is_file() {
-        return Listed::Skip;
-    }
-    let Ok(rel) = entry.path().strip_prefix(root) else {
+    let Ok(rel) = path.strip_prefix(root) else {
         return Listed::Skip;
     };
     let Some(key) = rel
@@ -511,33 +467,29 @@ fn listed_entry(root: &Path, prefix: &str, entry: walkdir::Result<walkdir::DirEn
     else {
         // A name that is no key would otherwise vanish from the listing unnoticed.
         return Listed::Error(StoreError::InvalidKey {
-            key: entry.path().display().to_string(),
+            key: path.display().to_string(),
             reason: "the file name is not UTF-8, so it cannot be an object key".into(),
         });
     };
     if !key.starts_with(prefix) || key.starts_with(&format!("{RESERVED_DIR}/")) {
         return Listed::Skip;
     }
-    file_info(&entry, key)
+    file_info(&path, key)
 }
 
 /// The object a listed file is; skipped when it was deleted since its folder was read.
-fn file_info(entry: &walkdir::DirEntry, key: String) -> Listed {
+fn file_info(path: &Path, key: String) -> Listed {
     let io = |source| StoreError::Io {
-        location: entry.path().display().to_string(),
+        location: path.display().to_string(),
         source,
     };
-    let md = match entry.metadata() {
-        Ok(md) => md,
-        Err(e) if e.io_error().is_some_and(|io| gone(io, Some(entry.path()))) => {
-            return Listed::Skip;
-        }
-        Err(e) => {
-            let source = e
-                .into_io_error()
-                .unwrap_or_else(|| std::io::Error::other("metadata"));
-            return Listed::Object(Err(io(source)));
-        }
+    // Followed, as the walk follows symlinks: the object is what the link points to.
+    let md = match std::fs::metadata(path) {
+        Ok(md) if md.is_file() => md,
+        // Replaced by a folder since its parent was read: not an object.
+        Ok(_) => return Listed::Skip,
+        Err(e) if vanished(&e, path) => return Listed::Skip,
+        Err(e) => return Listed::Object(Err(io(e))),
     };
     Listed::Object(md.modified().map_err(io).map(|last_modified| ObjectInfo {
         key,
@@ -686,25 +638,5 @@ fn prune_empty_parents(path: &Path, stop: &Path) {
             break;
         }
         dir = d.parent();
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_what_was_deleted_drops_out_of_a_listing() {
-        let dir = tempfile::tempdir().unwrap();
-        let not_found = || std::io::Error::from(std::io::ErrorKind::NotFound);
-        // Deleted by another writer since its folder was read: gone, as from S3.
-        assert!(gone(&not_found(), Some(&dir.path().join("deleted"))));
-        // A symlink to nothing is still there: an error, never a missing object.
-        let link = dir.path().join("dangling");
-        std::os::unix::fs::symlink(dir.path().join("nowhere"), &link).unwrap();
-        assert!(!gone(&not_found(), Some(&link)));
-        let denied = std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        assert!(!gone(&denied, Some(&dir.path().join("deleted"))));
-        assert!(!gone(&not_found(), None));
     }
 }

@@ -6,6 +6,7 @@ mod file;
 mod memory;
 mod object_store;
 mod s3;
+mod sorted_walk;
 mod stats;
 
 use std::collections::BTreeMap;

@@ -51,7 +51,7 @@ mod lockfiles {
         let gcc_edges = main
             .dependencies
             .iter()
-            .filter(|e| e.virtuals.iter().any(|v| &**v == "c"))
+            .filter(|e| e.params.virtuals.iter().any(|v| &**v == "c"))
             .count();
         assert_eq!(gcc_edges, 1);
     }

@@ -172,7 +172,7 @@ fn spack_package(n: &SpecNode, lock: &Lockfile, build_cache: &str) -> Value {
             .map(|d| (d.name.clone(), d.version.clone()))
     };
     let mut spec = format!("{}@{}", n.name, n.version);
-    for v in &n.variants {
+    for v in &n.traits.variants {
         spec.push(' ');
         spec.push_str(v);
     }
@@ -190,7 +190,7 @@ fn spack_package(n: &SpecNode, lock: &Lockfile, build_cache: &str) -> Value {
         "referenceType": "spack-dag-hash",
         "referenceLocator": &*n.hash,
     })];
-    let source = if n.external {
+    let source = if n.traits.external {
         "a Spack external: found on the system, not built by Spack".to_string()
     } else {
         refs.push(json!({
@@ -307,15 +307,18 @@ fn relationships(lock: &Lockfile, specs: &[&SpecNode], os: &OsPackages) -> Vec<V
 /// else `BUILD_DEPENDENCY_OF` or `TEST_DEPENDENCY_OF` from the dependency; the comment keeps
 /// Spack's dependency types and the virtuals the edge provides.
 fn edge_relationship(from: &SpecNode, to: &SpecNode, e: &Edge) -> Value {
-    let mut comment = format!("Spack dependency types: {}", e.types.names().join(", "));
-    if !e.virtuals.is_empty() {
-        let virtuals: Vec<&str> = e.virtuals.iter().map(|v| &**v).collect();
+    let mut comment = format!(
+        "Spack dependency types: {}",
+        e.params.types.names().join(", ")
+    );
+    if !e.params.virtuals.is_empty() {
+        let virtuals: Vec<&str> = e.params.virtuals.iter().map(|v| &**v).collect();
         comment.push_str(&format!("; provides {}", virtuals.join(", ")));
     }
     let (a, b) = (spack_id(from), spack_id(to));
-    if e.types.intersects(DepTypes::LINK_RUN) {
+    if e.params.types.intersects(DepTypes::LINK_RUN) {
         relationship(&a, "DEPENDS_ON", &b, Some(comment))
-    } else if e.types.intersects(DepTypes::BUILD) {
+    } else if e.params.types.intersects(DepTypes::BUILD) {
         relationship(&b, "BUILD_DEPENDENCY_OF", &a, Some(comment))
     } else {
         relationship(&b, "TEST_DEPENDENCY_OF", &a, Some(comment))

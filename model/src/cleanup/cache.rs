@@ -8,6 +8,7 @@ use std::time::SystemTime;
 
 use indexmap::IndexMap;
 use serde::Serialize;
+use smallvec::SmallVec;
 
 use crate::spack::buildcache::index::{Database, IndexEntry};
 use crate::spack::buildcache::{Layout, SpecObjects, v2, v3};
@@ -111,8 +112,9 @@ pub struct Manifests {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SpecRecord {
     /// Positions of its objects that exist (v2: spec file(s) and tarball; v3: manifest and
-    /// blobs). Boxed slices, not vectors: one record per cached spec, no spare room.
-    pub objects: Box<[u32]>,
+    /// blobs). Up to three held in place: one record per cached spec, and a list of its own
+    /// took 24 bytes more each.
+    pub objects: SmallVec<[u32; 3]>,
     /// Objects it should have and that are not in the listing.
     pub missing: Box<[String]>,
     pub bytes: u64,
@@ -159,7 +161,7 @@ impl LayoutView {
             let record = SpecRecord {
                 bytes: listed.clone().map(|o| o.size).sum(),
                 newest: listed.map(|o| o.last_modified).max(),
-                objects: objects.into(),
+                objects: SmallVec::from_vec(objects),
                 missing: missing.into(),
                 blobs_known,
             };

@@ -1,7 +1,9 @@
 //! A dependency graph over concrete specs, answering dependency and dependent closures for
 //! chosen edge types.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use indexmap::IndexSet;
 
 use super::spec::{DepTypes, Shared, SpecNode};
 
@@ -9,8 +11,9 @@ use super::spec::{DepTypes, Shared, SpecNode};
 /// graph (externals not in an index, for example) are kept aside in `missing`.
 #[derive(Debug, Default)]
 pub struct SpecGraph {
-    hashes: Vec<Shared>,
-    index: HashMap<Shared, u32>,
+    /// Node `i`'s hash is the `i`th: one table, not a list of hashes and a map back to them
+    /// (~25 bytes a spec more).
+    nodes: IndexSet<Shared>,
     deps: Adjacency,
     rdeps: Adjacency,
     /// (from hash, to hash) of edges whose target is not in the graph.
@@ -57,16 +60,13 @@ impl Adjacency {
 
 impl SpecGraph {
     pub fn new<'a>(nodes: impl IntoIterator<Item = &'a SpecNode>) -> SpecGraph {
-        let nodes: Vec<&SpecNode> = nodes.into_iter().collect();
+        let mut nodes: Vec<&SpecNode> = nodes.into_iter().collect();
         let mut g = SpecGraph {
-            hashes: Vec::with_capacity(nodes.len()),
-            index: HashMap::with_capacity(nodes.len()),
+            nodes: IndexSet::with_capacity(nodes.len()),
             ..SpecGraph::default()
         };
-        for n in &nodes {
-            g.index.insert(n.hash.clone(), g.hashes.len() as u32);
-            g.hashes.push(n.hash.clone());
-        }
+        // A hash is one node: a repeated one (the same spec twice) adds nothing.
+        nodes.retain(|n| g.nodes.insert(n.hash.clone()));
         let mut deps = Adjacency {
             starts: Vec::with_capacity(nodes.len() + 1),
             edges: Vec::new(),
@@ -74,8 +74,8 @@ impl SpecGraph {
         deps.starts.push(0);
         for n in &nodes {
             for e in &n.dependencies {
-                match g.index.get(&*e.hash) {
-                    Some(&j) => deps.edges.push((j, e.types)),
+                match g.nodes.get_index_of(&*e.hash) {
+                    Some(j) => deps.edges.push((j as u32, e.params.types)),
                     None => g.missing.push((n.hash.clone(), e.hash.clone())),
                 }
             }
@@ -88,15 +88,15 @@ impl SpecGraph {
     }
 
     pub fn len(&self) -> usize {
-        self.hashes.len()
+        self.nodes.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.hashes.is_empty()
+        self.nodes.is_empty()
     }
 
     pub fn contains(&self, hash: &str) -> bool {
-        self.index.contains_key(hash)
+        self.nodes.contains(hash)
     }
 
     /// The roots and every spec they reach through edges of `types`.
@@ -120,14 +120,14 @@ impl SpecGraph {
     /// Direct neighbours of `hash` through edges of `types` (dependencies, or dependents when
     /// `reverse`), with the edge's types.
     pub fn neighbours(&self, hash: &str, types: DepTypes, reverse: bool) -> Vec<(&str, DepTypes)> {
-        let Some(&i) = self.index.get(hash) else {
+        let Some(i) = self.nodes.get_index_of(hash) else {
             return Vec::new();
         };
         let adj = if reverse { &self.rdeps } else { &self.deps };
-        adj.of(i)
+        adj.of(i as u32)
             .iter()
             .filter(|(_, t)| t.intersects(types))
-            .map(|&(j, t)| (&*self.hashes[j as usize], t))
+            .map(|&(j, t)| (&*self.nodes[j as usize], t))
             .collect()
     }
 
@@ -137,19 +137,19 @@ impl SpecGraph {
         types: DepTypes,
         adj: &Adjacency,
     ) -> Vec<Shared> {
-        let mut seen = vec![false; self.hashes.len()];
+        let mut seen = vec![false; self.nodes.len()];
         let mut queue: VecDeque<u32> = VecDeque::new();
         let mut out = Vec::new();
         for r in roots {
-            if let Some(&i) = self.index.get(r)
-                && !seen[i as usize]
+            if let Some(i) = self.nodes.get_index_of(r)
+                && !seen[i]
             {
-                seen[i as usize] = true;
-                queue.push_back(i);
+                seen[i] = true;
+                queue.push_back(i as u32);
             }
         }
         while let Some(i) = queue.pop_front() {
-            out.push(self.hashes[i as usize].clone());
+            out.push(self.nodes[i as usize].clone());
             for &(j, t) in adj.of(i) {
                 if t.intersects(types) && !seen[j as usize] {
                     seen[j as usize] = true;
@@ -164,7 +164,7 @@ impl SpecGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::spack::spec::Edge;
+    use crate::spack::spec::{Edge, EdgeParams, NodeTraits};
     use proptest::prelude::*;
     use std::collections::BTreeSet;
 
@@ -186,19 +186,23 @@ mod tests {
             name: format!("p{i}").into(),
             version: "1".into(),
             hash: h(i).into(),
-            platform: "linux".into(),
-            platform_os: "debian12".into(),
-            target: "x86_64".into(),
-            own_compiler: None,
-            variants: Box::default(),
-            external: false,
+            traits: std::sync::Arc::new(NodeTraits {
+                platform: "linux".into(),
+                platform_os: "debian12".into(),
+                target: "x86_64".into(),
+                own_compiler: None,
+                variants: Box::default(),
+                external: false,
+            }),
             dependencies: deps
                 .iter()
                 .map(|&(j, t)| Edge {
                     name: format!("p{j}").into(),
                     hash: h(j).into(),
-                    types: t,
-                    virtuals: Box::default(),
+                    params: std::sync::Arc::new(EdgeParams {
+                        types: t,
+                        virtuals: Box::default(),
+                    }),
                 })
                 .collect(),
         }

@@ -18,9 +18,29 @@ pub struct Catalog {
     /// Where the v2 spec objects sit in the listing.
     pub v2_objects: V2Objects,
     /// By listing position: the object's version tag, where the listing gives one.
-    pub etags: Vec<Option<Box<str>>>,
+    pub etags: Etags,
     /// One loaded index per layout present, v2 first.
     pub indexes: Vec<LoadedIndex>,
+}
+
+/// By listing position: each object's version tag, where the listing gives one. Nothing is
+/// held past the last object that has one: a directory store gives none, and 2,000,000 empty
+/// entries took 32 MB.
+#[derive(Debug, Clone, Default)]
+pub struct Etags(Vec<Option<Box<str>>>);
+
+impl Etags {
+    /// The tag of the object at `position`, listed after every object before it.
+    fn set(&mut self, position: usize, etag: Option<String>) {
+        if let Some(etag) = etag {
+            self.0.resize(position, None);
+            self.0.push(Some(etag.into_boxed_str()));
+        }
+    }
+
+    pub fn get(&self, position: u32) -> Option<&str> {
+        self.0.get(position as usize).and_then(|e| e.as_deref())
+    }
 }
 
 impl Catalog {
@@ -44,7 +64,7 @@ impl Catalog {
         // Each object is taken apart as it arrives, its key moved into the shared form the
         // planner keeps: converting a whole listing afterwards would hold it twice, and the
         // freed keys (a cache of 1,000,000 specs lists 2,000,000) would stay behind as holes.
-        let (mut objects, mut etags) = (Vec::new(), Vec::new());
+        let (mut objects, mut etags) = (Vec::new(), Etags::default());
         let mut listing = store.list("");
         while let Some(item) = listing.next().await {
             let ObjectInfo {
@@ -53,12 +73,12 @@ impl Catalog {
                 last_modified,
                 etag,
             } = item?;
+            etags.set(objects.len(), etag);
             objects.push(Object {
                 key: Key::from(key),
                 size,
                 last_modified,
             });
-            etags.push(etag.map(String::into_boxed_str));
             if objects.len().is_multiple_of(1000) {
                 on_listed(objects.len() as u64);
             }
@@ -66,7 +86,7 @@ impl Catalog {
         on_listed(objects.len() as u64);
         // Grown by doubling: up to half of each would be spare room, for the whole run.
         objects.shrink_to_fit();
-        etags.shrink_to_fit();
+        etags.0.shrink_to_fit();
         let has = |l: Layout| indexes.iter().any(|i| i.layout == l);
         if !has(Layout::V2) && objects.iter().any(|o| o.key.starts_with(v2::PREFIX)) {
             return Err(CacheError::MissingIndex {

@@ -514,7 +514,12 @@ mod tests {
             DB.as_bytes()
         );
         assert!(!db.entries["vd7v4ssgnoqdplgxyig3orum67n4vmhq"].in_buildcache);
-        assert!(db.entries["vd7v4ssgnoqdplgxyig3orum67n4vmhq"].node.external);
+        assert!(
+            db.entries["vd7v4ssgnoqdplgxyig3orum67n4vmhq"]
+                .node
+                .traits
+                .external
+        );
     }
 
     #[test]
