@@ -103,7 +103,13 @@ impl SortedFiles {
             let dir = match entry.file_type() {
                 Ok(t) if t.is_symlink() => entry.path().is_dir(),
                 Ok(t) => t.is_dir(),
-                Err(e) => return Err((entry.path(), e)),
+                // Where the folder's listing gives no type, it is asked of the entry, which
+                // may have been deleted since: gone, as from S3, and its folder still listed.
+                Err(e) if vanished(&e, &entry.path()) => continue,
+                Err(e) => {
+                    let at = entry.path();
+                    return Err((at, e));
+                }
             };
             let len = u32::try_from(name.len()).map_err(|_| {
                 (
@@ -150,9 +156,11 @@ impl Iterator for SortedFiles {
                 continue;
             }
             match std::fs::metadata(&path) {
-                Ok(md) => match self.enter(path, &md) {
+                Ok(md) => match self.enter(path.clone(), &md) {
                     Ok(()) => {}
-                    Err((path, e)) if vanished(&e, &path) => {}
+                    // Only the folder itself gone skips it: an error of one of its entries
+                    // never hides the others.
+                    Err((at, e)) if at == path && vanished(&e, &at) => {}
                     Err(e) => return Some(Err(e)),
                 },
                 Err(e) if vanished(&e, &path) => {}

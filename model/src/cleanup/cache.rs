@@ -161,7 +161,9 @@ impl LayoutView {
             let record = SpecRecord {
                 bytes: listed.clone().map(|o| o.size).sum(),
                 newest: listed.map(|o| o.last_modified).max(),
-                objects: SmallVec::from_vec(objects),
+                // By length, not by the list's spare room (`from_vec` keeps a list of 3
+                // grown to room for 4 on the heap).
+                objects: SmallVec::from_slice(&objects),
                 missing: missing.into(),
                 blobs_known,
             };

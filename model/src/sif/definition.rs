@@ -40,6 +40,17 @@ impl SingularityDef {
                 continue;
             }
             if let Some((_, body)) = sections.last_mut() {
+                // Apptainer starts a stage at every `Bootstrap:`; only the first one's image
+                // would be resolved (for `--arch`) and its digest recorded.
+                if line
+                    .split_once(':')
+                    .is_some_and(|(k, _)| k.trim().eq_ignore_ascii_case("bootstrap"))
+                {
+                    return Err(err(format!(
+                        "line {}: a second `Bootstrap:` starts another stage; multi-stage definitions are not supported",
+                        i + 1
+                    )));
+                }
                 body.push_str(raw);
                 body.push('\n');
                 continue;
@@ -56,6 +67,15 @@ impl SingularityDef {
             match key.trim().to_ascii_lowercase().as_str() {
                 "bootstrap" => bootstrap = Some(value.trim().to_string()),
                 "from" => from = Some(value.trim().to_string()),
+                // Apptainer puts these in front of `From:`; resolved without them, the image
+                // would be another one than the one built.
+                "registry" | "namespace" => {
+                    return Err(err(format!(
+                        "line {}: `{}:` is not supported: name the whole image in `From:` (registry/namespace/name:tag)",
+                        i + 1,
+                        key.trim()
+                    )));
+                }
                 _ => {}
             }
         }
@@ -150,5 +170,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn what_would_build_another_image_than_the_one_resolved_is_refused() {
+        let parse = |text: &str| {
+            SingularityDef::parse(Path::new("s.def"), text)
+                .unwrap_err()
+                .to_string()
+        };
+        // A second stage's image would be taken for this machine, not the build's `--arch`.
+        let e = parse(
+            "Bootstrap: docker\nFrom: r/x:1\nStage: build\n%post\n  make\n\nbootstrap : docker\nFrom: r/y:1\nStage: final\n%files from build\n  /a /a\n",
+        );
+        assert!(e.contains("line 7") && e.contains("multi-stage"), "{e}");
+        // Apptainer prefixes these to `From:`; the image resolved would be another one.
+        let e = parse("Bootstrap: docker\nRegistry: r.example.org\nFrom: x:1\n");
+        assert!(e.contains("line 2") && e.contains("`Registry:`"), "{e}");
+        let e = parse("Bootstrap: docker\nnamespace: team\nFrom: x:1\n");
+        assert!(e.contains("`namespace:`"), "{e}");
     }
 }
