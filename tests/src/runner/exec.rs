@@ -20,6 +20,8 @@ pub struct Container<'a> {
     pub image: &'a str,
     /// `--pull` of `docker run`: `always`, `missing` or `never`.
     pub pull: &'a str,
+    /// `--platform` of `docker run`: the runner's machine's, when it is not the daemon's.
+    pub platform: Option<&'a str>,
     pub volumes: &'a [(PathBuf, PathBuf)],
     pub timeout: Duration,
 }
@@ -89,8 +91,11 @@ pub fn docker_run(
     let mut cmd = Command::new("docker");
     cmd.env("DOCKER_HOST", c.docker_host)
         .args(["run", "--rm", "--name", &container, "--network", "host"])
-        .args(["--pull", c.pull])
-        .arg("--env-file")
+        .args(["--pull", c.pull]);
+    if let Some(p) = c.platform {
+        cmd.args(["--platform", p]);
+    }
+    cmd.arg("--env-file")
         .arg(&env_file)
         .arg("-v")
         .arg(format!("{}:/builds/project", c.dir.display()))
