@@ -132,6 +132,9 @@ impl DockerEngine {
             .as_deref()
             .is_none_or(|a| a == host_architecture());
         if req.secrets.is_empty() && native && !req.buildkit {
+            if let Some(arch) = &req.architecture {
+                self.pull_bases(req, arch, on_log).await;
+            }
             return self.build_streamed(tag, req, context, on_log).await;
         }
         on_log(&format!(
@@ -177,6 +180,29 @@ impl DockerEngine {
                 tag: tag.to_string(),
                 message: e.to_string(),
             })
+    }
+
+    /// The `FROM` images of a classic build pulled for `arch` when the daemon has them for
+    /// another one: the classic builder (Docker 20.10) takes a local image by its name whatever
+    /// the build's platform, and fails later on the mismatch. One that cannot be pulled (only
+    /// local) is left to the daemon.
+    async fn pull_bases(&self, req: &BuildRequest, arch: &str, on_log: &mut dyn FnMut(&str)) {
+        let dockerfile = match req.extra_files.get("Dockerfile") {
+            Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            None => std::fs::read_to_string(req.context.join("Dockerfile")).unwrap_or_default(),
+        };
+        for (image, reference) in super::base_images(&dockerfile, &req.build_args) {
+            let login = req
+                .registry_logins
+                .iter()
+                .find(|(registry, _)| *registry == reference.registry)
+                .map(|(_, login)| login);
+            if let Err(e) = self.pull(&image, arch, login).await {
+                on_log(&format!(
+                    "{image} not pulled for linux/{arch} ({e}): the daemon's own is used"
+                ));
+            }
+        }
     }
 
     /// The daemon's builder, whose progress comes as a stream of log lines.
