@@ -188,7 +188,9 @@ keys_gpg gnupg --quick-gen-key "Spacktainerizah e2e canary <e2e-canary@example.o
 keys_gpg gnupg --armor --export-secret-keys >"$KEYS/secret.asc"
 keys_gpg gnupg --armor --export >"$PUBLIC_KEYS/deployment.pub"
 keys_gpg verify --import "$PUBLIC_KEYS/deployment.pub"
+# No agent outlives this part: a run that fails before the checks would leave them running.
 gpgconf --homedir "$KEYS/gnupg" --kill gpg-agent
+gpgconf --homedir "$KEYS/verify" --kill gpg-agent
 base64 -w0 "$KEYS/secret.asc" >"$KEYS/secret.b64"
 # What would betray the key: a line of its secret part (the armored data's lines 9 to 16 encode
 # the secret numbers, after the public ones the public key shares), a stretch of the base64
