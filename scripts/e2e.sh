@@ -188,9 +188,6 @@ keys_gpg gnupg --quick-gen-key "Spacktainerizah e2e canary <e2e-canary@example.o
 keys_gpg gnupg --armor --export-secret-keys >"$KEYS/secret.asc"
 keys_gpg gnupg --armor --export >"$PUBLIC_KEYS/deployment.pub"
 keys_gpg verify --import "$PUBLIC_KEYS/deployment.pub"
-# No agent outlives this part: a run that fails before the checks would leave them running.
-gpgconf --homedir "$KEYS/gnupg" --kill gpg-agent
-gpgconf --homedir "$KEYS/verify" --kill gpg-agent
 base64 -w0 "$KEYS/secret.asc" >"$KEYS/secret.b64"
 # What would betray the key: a line of its secret part (the armored data's lines 9 to 16 encode
 # the secret numbers, after the public ones the public key shares), a stretch of the base64
@@ -201,6 +198,10 @@ keys_gpg gnupg --export-secret-keys >"$KEYS/secret.gpg"
 keys_gpg gnupg --export >"$KEYS/public.gpg"
 "$VENV/bin/python" "$ROOT/scripts/e2e-canary.py" secret-slice "$KEYS/secret.gpg" "$KEYS/public.gpg" \
     >>"$KEYS/canary"
+# No agent outlives this part (the exports above start one again): one left running would
+# outlive a failed run, and answer the next run's gpg in the same folder from a removed home.
+gpgconf --homedir "$KEYS/gnupg" --kill gpg-agent
+gpgconf --homedir "$KEYS/verify" --kill gpg-agent
 printf '%s\n' "protected SPACK_SIGNING_KEY=$(cat "$KEYS/secret.b64")" \
     "SPACK_DEPLOYMENT_KEY_PUBLIC=$PUBLIC_KEYS/deployment.pub" >>"$VARIABLES"
 
