@@ -33,8 +33,6 @@ fn docker_credentials(login: &Login) -> DockerCredentials {
     }
 }
 
-/// The key the classic builder looks a registry's login up by: Docker Hub's is its historical
-/// index URL, every other registry's its `host[:port]`.
 /// The `platform` of a classic (streamed) build: the request's architecture, when it names
 /// one. Without it the daemon takes a `FROM` image it has under that name whatever its
 /// platform: on a daemon that has a multi-platform tag's arm64 image (another job pulled it),
@@ -53,6 +51,8 @@ fn local_image_serves(local: Option<&str>, wanted: &str) -> bool {
     local.is_none_or(|a| a == wanted)
 }
 
+/// The key the classic builder looks a registry's login up by: Docker Hub's is its historical
+/// index URL, every other registry's its `host[:port]`.
 fn classic_auth_key(registry: &str) -> String {
     if registry == DOCKER_HUB {
         "https://index.docker.io/v1/".into()
