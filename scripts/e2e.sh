@@ -215,7 +215,8 @@ cp "$ROOT/examples/container_definitions/amd64/greeter.yaml" "$DEFS/container_de
 ARM64_ARCHITECTURE=
 if [ "$ARCH" = arm64 ]; then
     mkdir -p "$DEFS/container_definitions/arm64"
-    cp "$ROOT/examples/container_definitions/arm64/greeter.yaml" "$DEFS/container_definitions/arm64/"
+    # The same definition: a definition names packages, not an architecture.
+    cp "$ROOT/examples/container_definitions/amd64/greeter.yaml" "$DEFS/container_definitions/arm64/"
     ARM64_ARCHITECTURE="  arm64:
     runner_tag: local-arm64
     base_requirement: \"%gcc@12 target=aarch64\"
