@@ -577,7 +577,6 @@ impl Runner {
             dir,
             image: &image,
             pull: &pull,
-            platform: runner.platform.as_deref(),
             volumes: &self.opts.volumes,
             timeout,
         };
