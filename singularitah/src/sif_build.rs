@@ -113,8 +113,13 @@ pub async fn build(
     let pinned = image.with_reference(&resolved.manifest.digest);
     let deffile = source.deffile(&pinned);
     if opts.with_singularity {
-        let text = with_labels(&pinned_from(&deffile, &pinned.to_string()), &labels);
-        with_singularity(opts, &text, login)?;
+        // From an index's tag Singularity would take this machine's image, and the labels
+        // record the build architecture's digest: it is handed that image by digest.
+        let text = match &source.def {
+            Some(def) => def.with_from(&deffile, &pinned.to_string()),
+            None => deffile.clone(),
+        };
+        with_singularity(opts, &with_labels(&text, &labels), login)?;
     } else {
         native(opts, source, client, &resolved, labels, deffile, printer).await?;
     }
@@ -418,29 +423,6 @@ fn with_labels(text: &str, labels: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// `text` (a definition) bootstrapped from `pinned`, the image resolved for the build's
-/// architecture: from an index's tag Singularity takes this machine's image, and records the
-/// other architecture's digest as the source.
-fn pinned_from(text: &str, pinned: &str) -> String {
-    let mut out = String::with_capacity(text.len() + pinned.len());
-    let mut header = true;
-    for line in text.lines() {
-        header &= !line.trim_start().starts_with('%');
-        let is_from = header
-            && line
-                .split_once(':')
-                .is_some_and(|(key, _)| key.trim().eq_ignore_ascii_case("from"));
-        if is_from {
-            out.push_str("From: ");
-            out.push_str(pinned);
-        } else {
-            out.push_str(line);
-        }
-        out.push('\n');
-    }
-    out
-}
-
 /// `singularity build` (or `apptainer build`) of the definition `text`; the registry login
 /// goes through the environment, never the arguments.
 fn with_singularity(
@@ -515,24 +497,6 @@ mod tests {
             "r/x:1"
         );
         assert!(!labels.contains_key("org.label-schema.usage.singularity.deffile.a"));
-    }
-
-    #[test]
-    fn singularity_builds_from_the_image_resolved_for_the_architecture() {
-        let pinned = "r.example.org/x@sha256:abc";
-        let t = pinned_from(
-            "Bootstrap: docker\n  from : r.example.org/x:1\n# From: a comment\n%labels\n    From: me\n",
-            pinned,
-        );
-        assert_eq!(
-            t,
-            "Bootstrap: docker\nFrom: r.example.org/x@sha256:abc\n# From: a comment\n%labels\n    From: me\n"
-        );
-        let def = SingularityDef::parse(Path::new("x.def"), &t).unwrap();
-        assert_eq!(def.from, pinned);
-        // An image's own definition already names it by digest: unchanged.
-        let own = format!("Bootstrap: docker\nFrom: {pinned}\n");
-        assert_eq!(pinned_from(&own, pinned), own);
     }
 
     #[test]

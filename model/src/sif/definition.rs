@@ -7,6 +7,8 @@ use std::path::{Path, PathBuf};
 pub struct SingularityDef {
     /// The image bootstrapped from (`From:`); only `Bootstrap: docker` is supported.
     pub from: String,
+    /// Which line of the text (from 0) holds `From:`.
+    pub from_line: usize,
     /// Sections in file order, by lowercase name without `%`, with their body text.
     pub sections: Vec<(String, String)>,
 }
@@ -66,7 +68,7 @@ impl SingularityDef {
             };
             match key.trim().to_ascii_lowercase().as_str() {
                 "bootstrap" => bootstrap = Some(value.trim().to_string()),
-                "from" => from = Some(value.trim().to_string()),
+                "from" => from = Some((i, value.trim().to_string())),
                 // Apptainer puts these in front of `From:`; resolved without them, the image
                 // would be another one than the one built.
                 "registry" | "namespace" => {
@@ -88,10 +90,29 @@ impl SingularityDef {
             }
             None => return Err(err("missing `Bootstrap: docker`".into())),
         }
-        let from = from
-            .filter(|f| !f.is_empty())
+        let (from_line, from) = from
+            .filter(|(_, f)| !f.is_empty())
             .ok_or_else(|| err("missing `From: image:tag`".into()))?;
-        Ok(SingularityDef { from, sections })
+        Ok(SingularityDef {
+            from,
+            from_line,
+            sections,
+        })
+    }
+
+    /// `text`, the definition this was parsed from, bootstrapping `image` instead.
+    pub fn with_from(&self, text: &str, image: &str) -> String {
+        let mut out = String::with_capacity(text.len() + image.len());
+        for (i, line) in text.lines().enumerate() {
+            if i == self.from_line {
+                out.push_str("From: ");
+                out.push_str(image);
+            } else {
+                out.push_str(line);
+            }
+            out.push('\n');
+        }
+        out
     }
 
     /// Read and parse the file at `path`.
@@ -170,6 +191,22 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 1"), "{e}");
+    }
+
+    #[test]
+    fn another_image_goes_on_the_from_line_and_nowhere_else() {
+        let text = "Bootstrap: docker\n  from : r.example.org/x:1\n# From: a comment\n%labels\n    From: me\n";
+        let def = SingularityDef::parse(Path::new("x.def"), text).unwrap();
+        let pinned = "r.example.org/x@sha256:abc";
+        let t = def.with_from(text, pinned);
+        assert_eq!(
+            t,
+            "Bootstrap: docker\nFrom: r.example.org/x@sha256:abc\n# From: a comment\n%labels\n    From: me\n"
+        );
+        assert_eq!(
+            SingularityDef::parse(Path::new("x.def"), &t).unwrap().from,
+            pinned
+        );
     }
 
     #[test]
