@@ -12,9 +12,22 @@
 # request fills its unsigned branch cache, and the canary key is nowhere: not in job logs,
 # artifacts, generated YAML, images or SIFs.
 #
-# Usage: scripts/e2e.sh [--spack VERSION] [--s3] [--work DIR]
+# Usage: scripts/e2e.sh [--spack VERSION] [--s3] [--arch amd64|arm64] [--work DIR]
 #   --spack   0.23.1 (build-cache layout v2, the default) or 1.0.2 (v3)
 #   --s3      the build cache and SIFs in S3 (a moto server); default: folders under --work
+#   --arch    arm64: the configuration gets an arm64 architecture beside amd64 (its own runner
+#             tag, base requirement and build caches), the definitions the greeter for both,
+#             the release tools image both architectures' tools (the arm64 ones cross-compiled),
+#             and the pipeline a second runner, on an "arm64 machine": its jobs' containers run
+#             as linux/arm64, emulated (qemu-user-static through binfmt_misc). Checked: the
+#             greeter's arm64 image and its arm64 SIF print the program's output (the image
+#             with `docker run --platform linux/arm64`, the SIF from its root and in
+#             Apptainer), the multi-architecture indexes of the base images and of the greeter
+#             serve both, both caches are signed; the figures give each stage's time. Spack is
+#             slow under emulation, so the arm64 run is lean: the first pipeline and those
+#             checks only (no tampering, second push, schedule, merge request or canary
+#             search: they are not about the architecture, and the amd64 run does them);
+#             folders only (no --s3).
 #   --work    where everything goes, kept (default: a new folder under /tmp, removed when the
 #             run succeeds and kept, its path printed, when it fails)
 # Alone it installs and starts what it needs (registry, Docker daemon); the test command runs
@@ -24,15 +37,19 @@ set -euo pipefail
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 SPACK_VERSION=0.23.1
 STORAGE='file'
+ARCH=amd64
 WORK=
+usage() { echo "usage: $0 [--spack 0.23.1|1.0.2] [--s3] [--arch amd64|arm64] [--work DIR]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
     case $1 in
         --spack) SPACK_VERSION=$2; shift 2 ;;
         --s3) STORAGE=s3; shift ;;
+        --arch) ARCH=$2; shift 2 ;;
         --work) WORK=$2; shift 2 ;;
-        *) echo "usage: $0 [--spack 0.23.1|1.0.2] [--s3] [--work DIR]" >&2; exit 2 ;;
+        *) usage ;;
     esac
 done
+case $ARCH in amd64) ;; arm64) [ "$STORAGE" = file ] || usage ;; *) usage ;; esac
 
 # shellcheck source=scripts/services.sh
 . "$ROOT/scripts/services.sh"
@@ -43,6 +60,15 @@ fi
 [ -n "${SPACKTAINERIZAH_TEST_OS_IMAGE:-}" ] ||
     SPACKTAINERIZAH_TEST_OS_IMAGE=$("$ROOT/scripts/os-image.sh" "$SPACKTAINERIZAH_TEST_REGISTRY/debian:bookworm")
 OS_IMAGE=$SPACKTAINERIZAH_TEST_OS_IMAGE
+if [ "$ARCH" = arm64 ]; then
+    # Both architectures' base images come from one os_image: an index of Debian for amd64
+    # and arm64 (scripts/os-image.sh makes it offline).
+    if [ -z "${SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH:-}" ]; then
+        echo "NOT RUN: e2e --arch arm64: no multi-architecture OS image (SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH; arm64 emulation missing?)" >&2
+        exit 0
+    fi
+    OS_IMAGE=$SPACKTAINERIZAH_TEST_OS_IMAGE_MULTIARCH
+fi
 REGISTRY=$SPACKTAINERIZAH_TEST_REGISTRY
 SHARED=${SPACKTAINERIZAH_SHARED_TOOLS:-$ROOT/../shared/tools}
 SPACK_ARCHIVE=$SHARED/spack/spack-$SPACK_VERSION.tar.xz
@@ -54,19 +80,40 @@ SPACK_ARCHIVE=$(cd "$(dirname "$SPACK_ARCHIVE")" && pwd)/$(basename "$SPACK_ARCH
 case $SPACK_VERSION in 0.*) LAYOUT=v2 ;; *) LAYOUT=v3 ;; esac
 work_folder e2e "$WORK"
 # A namespace of its own: a registry that holds an earlier run's images would make this one a no-op.
-NS=e2e-${SPACK_VERSION//./-}-$(date +%s)
+NS=e2e-${SPACK_VERSION//./-}-$ARCH-$(date +%s)
 STARTED=$(date +%s)
 FIGURES=$WORK/figures.txt
 : >"$FIGURES"
 figure() { printf '%s\n' "$*" | tee -a "$FIGURES" >&2; }
 fail() { echo "E2E FAILED: $*" >&2; exit 1; }
 
-log "e2e: Spack $SPACK_VERSION (cache layout $LAYOUT), storage $STORAGE, in $WORK"
+log "e2e: Spack $SPACK_VERSION (cache layout $LAYOUT), storage $STORAGE, architecture $ARCH, in $WORK"
+# The time of a stage of this script, in the figures.
+stage_start() { STAGE_STARTED=$(date +%s); }
+stage_done() { figure "$1: $(($(date +%s) - STAGE_STARTED)) s"; }
 
 # The tools, as the images get them.
 cargo build --quiet --workspace --bins
 TOOLS=$CARGO_TARGET_DIR/debug
 RUNNER=$TOOLS/ci-runner
+TOOLS_DIRS=(--tools-dir "amd64=$TOOLS")
+RUNNERS=(--runner local:docker:run-untagged)
+if [ "$ARCH" = arm64 ]; then
+    # The arm64 images' tools, cross-compiled (rustup's target, Debian's cross gcc: the
+    # linker .cargo/config.toml names), as scripts/test.sh builds them.
+    target=aarch64-unknown-linux-gnu
+    if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx "$target"; then
+        rustup target add "$target"
+    fi
+    stage_start
+    cargo build --quiet --target "$target" --bins -p spacktainerizer -p spack-cacher -p spackah \
+        -p singularitah -p spackitor
+    stage_done "arm64 tools cross-compiled"
+    TOOLS_DIRS+=(--tools-dir "arm64=$CARGO_TARGET_DIR/$target/debug")
+    # The runner on an arm64 machine (an AWS Graviton): its Docker daemon pulls and runs the
+    # arm64 variant of every image, as this one does with --platform (tests/src/runner/runners.rs).
+    RUNNERS+=(--runner local-arm64:docker:platform=linux/arm64)
+fi
 
 # Storage: folders, or buckets on an S3 server the containers reach (the Docker bridge's
 # gateway address: build steps run on the bridge network, jobs on the host's).
@@ -120,6 +167,11 @@ else
     CREDENTIALS=
     SIF_CREDENTIALS=
     STORAGE_VOLUMES=(--volume "$WORK/build-cache" --volume "$WORK/build-cache-branches" --volume "$WORK/sifs")
+    if [ "$ARCH" = arm64 ]; then
+        # The arm64 packages' caches of their own (and their own keep lists).
+        mkdir -p "$WORK/build-cache-arm64" "$WORK/build-cache-arm64-branches"
+        STORAGE_VOLUMES+=(--volume "$WORK/build-cache-arm64" --volume "$WORK/build-cache-arm64-branches")
+    fi
 fi
 
 # The canary signing key, made here: the protected project variable (base64 of the armored
@@ -136,7 +188,6 @@ keys_gpg gnupg --quick-gen-key "Spacktainerizah e2e canary <e2e-canary@example.o
 keys_gpg gnupg --armor --export-secret-keys >"$KEYS/secret.asc"
 keys_gpg gnupg --armor --export >"$PUBLIC_KEYS/deployment.pub"
 keys_gpg verify --import "$PUBLIC_KEYS/deployment.pub"
-gpgconf --homedir "$KEYS/gnupg" --kill gpg-agent
 base64 -w0 "$KEYS/secret.asc" >"$KEYS/secret.b64"
 # What would betray the key: a line of its secret part (the armored data's lines 9 to 16 encode
 # the secret numbers, after the public ones the public key shares), a stretch of the base64
@@ -147,6 +198,10 @@ keys_gpg gnupg --export-secret-keys >"$KEYS/secret.gpg"
 keys_gpg gnupg --export >"$KEYS/public.gpg"
 "$VENV/bin/python" "$ROOT/scripts/e2e-canary.py" secret-slice "$KEYS/secret.gpg" "$KEYS/public.gpg" \
     >>"$KEYS/canary"
+# No agent outlives this part (the exports above start one again): one left running would
+# outlive a failed run, and answer the next run's gpg in the same folder from a removed home.
+gpgconf --homedir "$KEYS/gnupg" --kill gpg-agent
+gpgconf --homedir "$KEYS/verify" --kill gpg-agent
 printf '%s\n' "protected SPACK_SIGNING_KEY=$(cat "$KEYS/secret.b64")" \
     "SPACK_DEPLOYMENT_KEY_PUBLIC=$PUBLIC_KEYS/deployment.pub" >>"$VARIABLES"
 
@@ -157,6 +212,23 @@ rm -rf "$DEFS"
 mkdir -p "$DEFS/container_definitions/amd64"
 cp -r "$ROOT/examples/spack.yaml" "$ROOT/examples/packages" "$DEFS/"
 cp "$ROOT/examples/container_definitions/amd64/greeter.yaml" "$DEFS/container_definitions/amd64/"
+ARM64_ARCHITECTURE=
+if [ "$ARCH" = arm64 ]; then
+    mkdir -p "$DEFS/container_definitions/arm64"
+    # The same definition: a definition names packages, not an architecture.
+    cp "$ROOT/examples/container_definitions/amd64/greeter.yaml" "$DEFS/container_definitions/arm64/"
+    ARM64_ARCHITECTURE="  arm64:
+    runner_tag: local-arm64
+    base_requirement: \"%gcc@12 target=aarch64\"
+    build_cache:
+      url: file://$WORK/build-cache-arm64
+      branch_url: file://$WORK/build-cache-arm64-branches
+      max_age_days: {default_branch: 90, other_branches: 30}
+    containers_bucket:
+      url: $SIF_URL
+    engine:
+      host: unix:///var/run/docker.sock"
+fi
 SPACK_PACKAGES=
 if [ "$LAYOUT" = v3 ]; then
     SPACK_PACKAGES="  spack_packages:
@@ -202,6 +274,7 @@ $CREDENTIALS
 $SIF_CREDENTIALS
     engine:
       host: unix:///var/run/docker.sock
+$ARM64_ARCHITECTURE
 signing: {}
 YAML
 (cd "$DEFS" && "$TOOLS/spack-cacher" chain)
@@ -212,10 +285,29 @@ rm -rf "$WORK/remote.git"
 git clone -q --bare "$DEFS" "$WORK/remote.git"
 
 # The released tools image every chain starts from, published as the project's own CI does.
+# With arm64, for both architectures, each with its own tools, under one index.
 "$ROOT/.ci/tools-image-config.sh" "$REGISTRY/$NS/spacktainerizah" release "$OS_IMAGE" >"$WORK/release.yaml"
-log "publishing the release tools image"
-"$TOOLS/spacktainerizer" build --config "$WORK/release.yaml" --image tools --arch amd64 \
-    --branch release --tools-dir "$TOOLS" --push >/dev/null
+RELEASE_ARCHS=(amd64)
+if [ "$ARCH" = arm64 ]; then
+    # Each architecture's image under its own tag (release-amd64, release-arm64), both under
+    # the index's (release): one tag for both would leave it to the last one built.
+    sed -i 's/^  arch_suffix: false$/  arch_suffix: true/' "$WORK/release.yaml"
+    grep -qx '  arch_suffix: true' "$WORK/release.yaml" || fail "no arch_suffix in $WORK/release.yaml"
+    RELEASE_ARCHS+=(arm64)
+    printf '%s\n' "  arm64:" "    runner_tag: docker-arm64" '    base_requirement: "%gcc@12"' \
+        "    build_cache:" "      url: file:///unused" >>"$WORK/release.yaml"
+fi
+for arch in "${RELEASE_ARCHS[@]}"; do
+    log "publishing the release tools image ($arch)"
+    stage_start
+    "$TOOLS/spacktainerizer" build --config "$WORK/release.yaml" --image tools --arch "$arch" \
+        --branch release "${TOOLS_DIRS[@]}" --push >/dev/null
+    stage_done "release tools image $arch built and pushed"
+done
+if [ "$ARCH" = arm64 ]; then
+    "$TOOLS/spacktainerizer" index --config "$WORK/release.yaml" --image tools --branch release \
+        "${TOOLS_DIRS[@]}" >/dev/null
+fi
 
 DOCKER_SOCKET=${DOCKER_HOST#unix://}
 RUN_COUNT=0
@@ -230,7 +322,7 @@ run_pipeline() {
     log "pipeline $RUN_COUNT: $1 on $branch"
     "$RUNNER" .gitlab-ci.yml --project "$DEFS" --work "$WORK/runs/$RUN_COUNT" --source "$1" \
         --branch "$branch" --default-branch main --project-url "$WORK/remote.git" \
-        --runner local:docker:run-untagged \
+        "${RUNNERS[@]}" \
         --variables-file "$VARIABLES" --default-image "$OS_IMAGE" --report "$report" \
         --volume "$DOCKER_SOCKET:/var/run/docker.sock" --volume "$SHARED/spack" \
         --volume /usr/local/share/ca-certificates --volume "$WORK/remote.git" \
@@ -261,6 +353,13 @@ janitor_said() { # run-number pattern
 # --- 1. A default-branch push: the whole chain.
 run_pipeline push
 stage_times "$LAST_REPORT"
+if [ "$ARCH" = arm64 ]; then
+    # Every arm64 job, the child pipelines' (Spack's own builds) among them, by its stage.
+    figure "arm64 jobs of pipeline 1 (wall time, emulated):"
+    jq -r '.jobs[] | select((.name + " " + .file) | test("arm64|aarch64"))
+        | "  \(.file | split("/") | last): \(.name): \(.seconds | floor) s"' "$LAST_REPORT" |
+        tee -a "$FIGURES" >&2
+fi
 for c in "spacktainerizer build" "spack ci" "spackah build" "singularitah sif" "spackitor clean"; do
     jq -e --arg c "$c" '[.jobs[] | .commands[] | select(startswith($c))] | length > 0' "$LAST_REPORT" >/dev/null ||
         fail "the first pipeline ran no \`$c\`"
@@ -270,24 +369,50 @@ figure "build cache after the first pipeline (cleaned by its janitor): $size byt
 # A first deployment: the branch cache has no keep list yet, which is no reason to stop.
 jq -e '[.jobs[] | select(.name == "clean build cache amd64") | .success] == [true]' "$LAST_REPORT" >/dev/null ||
     fail "the first deployment's janitor did not pass"
-for image in builder runtime tools greeter; do
-    ref=$REGISTRY/$NS/$image:latest
-    [ "$image" = greeter ] && ref=$REGISTRY/$NS/greeter:1.0
-    figure "image $image: $(docker image inspect -f '{{.Size}}' "$ref") bytes"
-done
+MANIFEST_TYPES='application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.v2+json,application/vnd.oci.image.index.v1+json,application/vnd.docker.distribution.manifest.list.v2+json'
+# registry_manifest REPOSITORY REFERENCE: what the registry serves for it.
+registry_manifest() {
+    curl -fsS -H "Accept: $MANIFEST_TYPES" "http://$REGISTRY/v2/$NS/$1/manifests/$2"
+}
+if [ "$ARCH" = amd64 ]; then
+    for image in builder runtime tools greeter; do
+        ref=$REGISTRY/$NS/$image:latest
+        [ "$image" = greeter ] && ref=$REGISTRY/$NS/greeter:1.0
+        figure "image $image: $(docker image inspect -f '{{.Size}}' "$ref") bytes"
+    done
+else
+    jq -e '[.jobs[] | select(.name == "clean build cache arm64") | .success] == [true]' "$LAST_REPORT" >/dev/null ||
+        fail "the first deployment's arm64 janitor did not pass"
+    read -r size count < <(cache_size arm64)
+    figure "arm64 build cache after the first pipeline (cleaned by its janitor): $size bytes in $count objects"
+    # One tag, both architectures: each image's index serves amd64 and arm64, and each
+    # platform's manifest (compressed layers, as pulled) is measured.
+    for image in builder runtime tools greeter; do
+        tag=latest
+        [ "$image" = greeter ] && tag=1.0
+        index=$(registry_manifest "$image" "$tag") || fail "the registry serves no $NS/$image:$tag"
+        for arch in amd64 arm64; do
+            digest=$(jq -r --arg a "$arch" '[.manifests[]? | select(.platform.architecture == $a) | .digest][0] // empty' <<<"$index")
+            [ -n "$digest" ] || fail "$NS/$image:$tag serves no $arch image: $(jq -c '[.manifests[]?.platform]' <<<"$index")"
+            bytes=$(registry_manifest "$image" "$digest" | jq '[.config.size, .layers[].size] | add')
+            figure "image $image $arch: $bytes bytes compressed (one index serves amd64 and arm64)"
+        done
+    done
+fi
 
-# A local copy of the default branch's cache (the folder itself, or the bucket downloaded).
-cache_copy() { # DIR
+# A local copy of the default branch's cache (the folder itself, or the bucket downloaded);
+# with arm64, the arm64 one's (a folder).
+cache_copy() { # DIR [arm64]
     rm -rf "$1"
-    if [ "$STORAGE" = s3 ]; then s3 download e2e-cache "$1"; else cp -a "$WORK/build-cache" "$1"; fi
+    if [ "$STORAGE" = s3 ]; then s3 download e2e-cache "$1"; else cp -a "$WORK/build-cache${2:+-$2}" "$1"; fi
 }
 
 # Every package the default branch pushed is signed by the canary key: each spec file (v2
 # `.spec.json.sig`, no unsigned `.spec.json`) or spec manifest (v3) verified by gpg with the
 # public key alone.
-check_signed() {
+check_signed() { # [arm64]
     local cache=$WORK/signed-check files unsigned
-    cache_copy "$cache"
+    cache_copy "$cache" "${1:-}"
     if [ "$LAYOUT" = v2 ]; then
         unsigned=$(find "$cache/build_cache" -name '*.spec.json' | wc -l)
         [ "$unsigned" -eq 0 ] || fail "$unsigned unsigned spec files in the signed cache"
@@ -303,49 +428,106 @@ check_signed() {
     # And the janitor's own check, which reads the signatures with the pgp crate, not gpg.
     "$TOOLS/spackitor" verify --cache "$cache" --trust "$PUBLIC_KEYS/deployment.pub" >"$WORK/verify.log" 2>&1 ||
         fail "spackitor verify --trust on the signed cache: $(tail -n 20 "$WORK/verify.log")"
-    figure "signed cache: ${#files[@]} spec files, each verified with the deployment key (gpg and spackitor verify --trust)"
+    figure "signed ${1:-amd64} cache: ${#files[@]} spec files, each verified with the deployment key (gpg and spackitor verify --trust)"
     rm -rf "$cache"
 }
 check_signed
+[ "$ARCH" = amd64 ] || check_signed arm64
 
-# --- 2. The container runs the program by name.
-out=$(docker run --rm "$REGISTRY/$NS/greeter:1.0" greeter)
-echo "$out" | grep -q "Hello from libgreet" || fail "greeter in the image printed: $out"
-echo "$out" | grep -q "greeter-banner" || fail "greeter did not run greeter-banner by name: $out"
-log "docker run greeter: ok"
+# --- 2. The container runs the program by name (with arm64, each platform's image of the one
+# tag, the arm64 one emulated, and it is aarch64 code).
+if [ "$ARCH" = amd64 ]; then
+    out=$(docker run --rm "$REGISTRY/$NS/greeter:1.0" greeter)
+    echo "$out" | grep -q "Hello from libgreet" || fail "greeter in the image printed: $out"
+    echo "$out" | grep -q "greeter-banner" || fail "greeter did not run greeter-banner by name: $out"
+    log "docker run greeter: ok"
+else
+    for arch in amd64 arm64; do
+        stage_start
+        out=$(docker run --rm --pull always --platform "linux/$arch" "$REGISTRY/$NS/greeter:1.0" greeter 2>&1) ||
+            fail "docker run --platform linux/$arch greeter: $out"
+        echo "$out" | grep -q "Hello from libgreet" || fail "greeter in the $arch image printed: $out"
+        echo "$out" | grep -q "greeter-banner" || fail "greeter ($arch) did not run greeter-banner by name: $out"
+        stage_done "docker run --platform linux/$arch greeter (pull included)"
+        machine=$(docker run --rm --platform "linux/$arch" "$REGISTRY/$NS/greeter:1.0" uname -m 2>&1)
+        expected=x86_64
+        [ "$arch" = arm64 ] && expected=aarch64
+        [ "$machine" = "$expected" ] || fail "the $arch greeter image runs on $machine, not $expected"
+        log "docker run --platform linux/$arch greeter ($machine): ok"
+    done
+    printf '%s\n' "$out" | sed 's/^/  arm64 greeter: /' >&2
+fi
 
 # --- 3. The SIF: synced to the shared folder; the program runs from its extracted root, and in
-# Apptainer when one is installed.
-SIF=$(find "$SIFS_SHARED" -name 'greeter__1.0*.sif' | head -n1)
-[ -n "$SIF" ] || fail "no greeter SIF in $SIFS_SHARED: $(ls -la "$SIFS_SHARED")"
-figure "SIF: $(stat -c %s "$SIF") bytes"
-rm -rf "$WORK/sif-root" "$WORK/sif.squashfs"
-# The squashfs partition, read with the reference siftool (Apptainer's own SIF library).
-PART=$("$SPACKTAINERIZAH_TEST_SIFTOOL" list "$SIF" | awk '/Squashfs/ { print $1; exit }')
-[ -n "$PART" ] || fail "no squashfs partition in $SIF"
-"$SPACKTAINERIZAH_TEST_SIFTOOL" dump "$PART" "$SIF" >"$WORK/sif.squashfs"
-unsquashfs -q -no-xattrs -d "$WORK/sif-root" "$WORK/sif.squashfs" >/dev/null
-out=$(chroot "$WORK/sif-root" /opt/spacktainerizah/entrypoint.sh greeter)
-echo "$out" | grep -q "Hello from libgreet" || fail "greeter from the SIF's root printed: $out"
-log "greeter from the SIF's root: ok"
-if [ -n "${SPACKTAINERIZAH_TEST_APPTAINER:-}" ]; then
-    # As a cluster runs it: an unprivileged user, a world-readable SIF.
-    APPTAINER_DIR=$(mktemp -d /tmp/stz-apptainer.XXXXXX)
-    chmod 0755 "$APPTAINER_DIR"
-    cp "$SIF" "$APPTAINER_DIR/greeter.sif"
-    chmod 0644 "$APPTAINER_DIR/greeter.sif"
-    as_user() {
-        runuser -u "$SPACKTAINERIZAH_TEST_APPTAINER_USER" -- env HOME="$APPTAINER_DIR" \
-            APPTAINER_TMPDIR="$APPTAINER_DIR" "$SPACKTAINERIZAH_TEST_APPTAINER" "$@" 2>&1
-    }
-    for how in exec run; do
-        out=$(as_user "$how" "$APPTAINER_DIR/greeter.sif" greeter)
-        echo "$out" | grep -q "greeter-banner" || fail "apptainer $how greeter printed: $out"
-    done
-    rm -rf "$APPTAINER_DIR"
-    log "apptainer exec and run greeter: ok"
-else
-    echo "NOT RUN: e2e: the SIF in Apptainer (none installed)" >&2
+# Apptainer when one is installed. With arm64, the arm64 SIF too, its root's programs emulated
+# (binfmt_misc's F flag: the interpreter works inside a chroot).
+check_sif() { # amd64|arm64
+    local arch=$1 pattern='greeter__1.0*.sif' expected=x86_64 root=$WORK/sif-root
+    [ "$ARCH" = amd64 ] || pattern="greeter__1.0*-$arch.sif"
+    [ "$arch" = amd64 ] || { expected=aarch64; root=$WORK/sif-root-$arch; }
+    SIF=$(find "$SIFS_SHARED" -name "$pattern" | head -n1)
+    [ -n "$SIF" ] || fail "no $arch greeter SIF in $SIFS_SHARED: $(ls -la "$SIFS_SHARED")"
+    figure "SIF $arch: $(stat -c %s "$SIF") bytes"
+    rm -rf "$root" "$WORK/sif.squashfs"
+    # The squashfs partition, read with the reference siftool (Apptainer's own SIF library),
+    # which also says the SIF's architecture.
+    "$SPACKTAINERIZAH_TEST_SIFTOOL" list "$SIF" >"$WORK/sif-$arch.list"
+    PART=$(awk '/Squashfs/ { print $1; exit }' "$WORK/sif-$arch.list")
+    [ -n "$PART" ] || fail "no squashfs partition in $SIF"
+    if [ "$ARCH" = arm64 ]; then
+        grep -q "Squashfs.*$arch" "$WORK/sif-$arch.list" ||
+            fail "the squashfs partition of $SIF is not for $arch: $(cat "$WORK/sif-$arch.list")"
+    fi
+    "$SPACKTAINERIZAH_TEST_SIFTOOL" dump "$PART" "$SIF" >"$WORK/sif.squashfs"
+    unsquashfs -q -no-xattrs -d "$root" "$WORK/sif.squashfs" >/dev/null
+    local start
+    start=$(date +%s)
+    out=$(chroot "$root" /opt/spacktainerizah/entrypoint.sh greeter)
+    echo "$out" | grep -q "Hello from libgreet" || fail "greeter from the $arch SIF's root printed: $out"
+    [ "$ARCH" = amd64 ] || figure "greeter from the $arch SIF's root: $(($(date +%s) - start)) s"
+    machine=$(chroot "$root" uname -m)
+    [ "$machine" = "$expected" ] || fail "the $arch SIF's root runs on $machine, not $expected"
+    log "greeter from the $arch SIF's root ($machine): ok"
+    if [ -n "${SPACKTAINERIZAH_TEST_APPTAINER:-}" ]; then
+        # As a cluster runs it: an unprivileged user, a world-readable SIF.
+        APPTAINER_DIR=$(mktemp -d /tmp/stz-apptainer.XXXXXX)
+        chmod 0755 "$APPTAINER_DIR"
+        cp "$SIF" "$APPTAINER_DIR/greeter.sif"
+        chmod 0644 "$APPTAINER_DIR/greeter.sif"
+        as_user() {
+            runuser -u "$SPACKTAINERIZAH_TEST_APPTAINER_USER" -- env HOME="$APPTAINER_DIR" \
+                APPTAINER_TMPDIR="$APPTAINER_DIR" "$SPACKTAINERIZAH_TEST_APPTAINER" "$@" 2>&1
+        }
+        local how refused=
+        for how in exec run; do
+            start=$(date +%s)
+            if ! out=$(as_user "$how" "$APPTAINER_DIR/greeter.sif" greeter) && [ "$arch" != amd64 ]; then
+                # Apptainer may refuse a SIF of another architecture than the host's.
+                refused=$(printf '%s' "$out" | tail -n 3 | tr '\n' ' ')
+                break
+            fi
+            echo "$out" | grep -q "greeter-banner" || fail "apptainer $how greeter ($arch) printed: $out"
+            [ "$arch" = amd64 ] || figure "apptainer $how greeter ($arch, emulated): $(($(date +%s) - start)) s"
+        done
+        rm -rf "$APPTAINER_DIR"
+        if [ -n "$refused" ]; then
+            echo "NOT RUN: e2e: the $arch SIF in Apptainer on this $(uname -m) machine: apptainer refused it: $refused" >&2
+            figure "apptainer with the $arch SIF: NOT RUN: $refused"
+        else
+            log "apptainer exec and run greeter ($arch): ok"
+        fi
+    else
+        echo "NOT RUN: e2e: the SIF in Apptainer (none installed)" >&2
+    fi
+}
+check_sif amd64
+if [ "$ARCH" = arm64 ]; then
+    check_sif arm64
+    # The rest is not about the architecture: the amd64 run does it.
+    figure "whole run (Spack $SPACK_VERSION, $STORAGE, arm64): $(($(date +%s) - STARTED)) s"
+    log "e2e --arch arm64 passed; figures in $FIGURES"
+    cat "$FIGURES"
+    exit 0
 fi
 
 # --- 3b. What the image and its SIF say about themselves: the SBOM and provenance attached to

@@ -10,10 +10,23 @@ use crate::registry::ImageRef;
 /// put in; `scratch`, earlier stages and references that are still not plain names (an
 /// argument without a value) are left out. Sorted, each once.
 pub fn base_registries(dockerfile: &str, build_args: &BTreeMap<String, String>) -> Vec<String> {
+    let registries: std::collections::BTreeSet<String> = base_images(dockerfile, build_args)
+        .into_iter()
+        .map(|(_, r)| r.registry)
+        .collect();
+    registries.into_iter().collect()
+}
+
+/// The images the `FROM` lines of `dockerfile` pull (as written, arguments put in, and parsed),
+/// with the same rules as [`base_registries`]; sorted, each once.
+pub fn base_images(
+    dockerfile: &str,
+    build_args: &BTreeMap<String, String>,
+) -> Vec<(String, ImageRef)> {
     let mut args: BTreeMap<String, String> = BTreeMap::new();
     let mut in_stage = false;
     let mut stages: Vec<String> = Vec::new();
-    let mut registries = std::collections::BTreeSet::new();
+    let mut images: BTreeMap<String, ImageRef> = BTreeMap::new();
     for line in instructions(dockerfile) {
         let mut words = line.split_whitespace();
         let Some(keyword) = words.next() else {
@@ -40,7 +53,7 @@ pub fn base_registries(dockerfile: &str, build_args: &BTreeMap<String, String>) 
                 && !image.contains('$')
                 && let Ok(r) = image.parse::<ImageRef>()
             {
-                registries.insert(r.registry);
+                images.insert(image, r);
             }
             if let (Some(kw), Some(name)) = (rest.next(), rest.next())
                 && kw.eq_ignore_ascii_case("AS")
@@ -50,7 +63,7 @@ pub fn base_registries(dockerfile: &str, build_args: &BTreeMap<String, String>) 
             in_stage = true;
         }
     }
-    registries.into_iter().collect()
+    images.into_iter().collect()
 }
 
 /// The instructions of a Dockerfile: comments dropped, continued lines joined.
@@ -133,6 +146,18 @@ FROM ${UNSET}/x:1
         assert_eq!(
             base_registries(dockerfile, &args),
             ["127.0.0.1:5001", DOCKER_HUB, "registry.example.org"]
+        );
+        let images: Vec<String> = base_images(dockerfile, &args)
+            .into_iter()
+            .map(|(i, _)| i)
+            .collect();
+        assert_eq!(
+            images,
+            [
+                "127.0.0.1:5001/private/runtime:v1",
+                "registry.example.org/hpc/builder:latest",
+                "ubuntu:22.04"
+            ]
         );
         // A build argument overrides the default.
         let args = BTreeMap::from([("OS_IMAGE".to_string(), "quay.io/os:1".to_string())]);

@@ -33,6 +33,24 @@ fn docker_credentials(login: &Login) -> DockerCredentials {
     }
 }
 
+/// The `platform` of a classic (streamed) build: the request's architecture, when it names
+/// one. Without it the daemon takes a `FROM` image it has under that name whatever its
+/// platform: on a daemon that has a multi-platform tag's arm64 image (another job pulled it),
+/// an amd64 build would start from arm64 and fail on its first amd64 executable. And whether a
+/// build is "native" is judged from this program's own architecture, which under emulation
+/// (arm64 tools on an amd64 daemon) is not the daemon's: the platform is said either way.
+fn build_platform(architecture: Option<&str>) -> String {
+    architecture
+        .map(|a| format!("linux/{a}"))
+        .unwrap_or_default()
+}
+
+/// Whether a local image whose architecture is `local` (none known: an old daemon) serves a
+/// job for `wanted`: a multi-platform tag the daemon pulled for another architecture does not.
+fn local_image_serves(local: Option<&str>, wanted: &str) -> bool {
+    local.is_none_or(|a| a == wanted)
+}
+
 /// The key the classic builder looks a registry's login up by: Docker Hub's is its historical
 /// index URL, every other registry's its `host[:port]`.
 fn classic_auth_key(registry: &str) -> String {
@@ -114,6 +132,9 @@ impl DockerEngine {
             .as_deref()
             .is_none_or(|a| a == host_architecture());
         if req.secrets.is_empty() && native && !req.buildkit {
+            if let Some(arch) = &req.architecture {
+                self.pull_bases(req, arch, on_log).await;
+            }
             return self.build_streamed(tag, req, context, on_log).await;
         }
         on_log(&format!(
@@ -161,6 +182,29 @@ impl DockerEngine {
             })
     }
 
+    /// The `FROM` images of a classic build pulled for `arch` when the daemon has them for
+    /// another one: the classic builder (Docker 20.10) takes a local image by its name whatever
+    /// the build's platform, and fails later on the mismatch. One that cannot be pulled (only
+    /// local) is left to the daemon.
+    async fn pull_bases(&self, req: &BuildRequest, arch: &str, on_log: &mut dyn FnMut(&str)) {
+        let dockerfile = match req.extra_files.get("Dockerfile") {
+            Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
+            None => std::fs::read_to_string(req.context.join("Dockerfile")).unwrap_or_default(),
+        };
+        for (image, reference) in super::base_images(&dockerfile, &req.build_args) {
+            let login = req
+                .registry_logins
+                .iter()
+                .find(|(registry, _)| *registry == reference.registry)
+                .map(|(_, login)| login);
+            if let Err(e) = self.pull(&image, arch, login).await {
+                on_log(&format!(
+                    "{image} not pulled for linux/{arch} ({e}): the daemon's own is used"
+                ));
+            }
+        }
+    }
+
     /// The daemon's builder, whose progress comes as a stream of log lines.
     async fn build_streamed(
         &self,
@@ -178,6 +222,7 @@ impl DockerEngine {
             buildargs: Some(req.build_args.clone().into_iter().collect()),
             target: req.target.clone().unwrap_or_default(),
             labels: Some(req.labels.clone().into_iter().collect()),
+            platform: build_platform(req.architecture.as_deref()),
             ..Default::default()
         };
         // Sent in the `X-Registry-Config` header: the daemon pulls the `FROM` images with them.
@@ -348,7 +393,9 @@ impl DockerEngine {
         arch: &str,
         login: Option<&Login>,
     ) -> Result<(), EngineError> {
-        if self.docker.inspect_image(image).await.is_ok() {
+        if let Ok(local) = self.docker.inspect_image(image).await
+            && local_image_serves(local.architecture.as_deref(), arch)
+        {
             return Ok(());
         }
         let credentials = login.map(docker_credentials);
@@ -496,4 +543,24 @@ pub fn context_tarball(
             .map_err(io)?;
     }
     tar.into_inner().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_build_for_an_architecture_names_its_platform() {
+        assert_eq!(build_platform(Some("amd64")), "linux/amd64");
+        assert_eq!(build_platform(Some("arm64")), "linux/arm64");
+        assert_eq!(build_platform(None), "", "the daemon's own");
+    }
+
+    #[test]
+    fn a_local_image_of_another_architecture_is_pulled_again() {
+        assert!(local_image_serves(Some("arm64"), "arm64"));
+        assert!(!local_image_serves(Some("arm64"), "amd64"));
+        assert!(!local_image_serves(Some("amd64"), "arm64"));
+        assert!(local_image_serves(None, "amd64"));
+    }
 }

@@ -15,7 +15,7 @@ use bollard::Docker;
 
 use crate::registry::Login;
 pub use address::EngineAddress;
-pub use base_images::base_registries;
+pub use base_images::{base_images, base_registries};
 pub use container_engine::{BuildRequest, ContainerEngine, EngineError, host_architecture};
 pub use docker::{DockerEngine, context_tarball};
 pub use memory::MemoryEngine;

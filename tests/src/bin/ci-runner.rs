@@ -58,8 +58,10 @@ struct Cli {
     /// EXECUTOR: `docker` (default) or `shell` (ignores the job's `image:`: runs in
     /// HOST_IMAGE, default --default-image). OPTIONS, comma-separated: `run-untagged` (the
     /// default only for a runner without tags), `pull=always|if-not-present|never`
-    /// (repeatable: the allowed pull policies, default `always`). Examples:
-    /// `local:docker:run-untagged`, `bb5_map:shell`. Default: one Docker runner without tags.
+    /// (repeatable: the allowed pull policies, default `always`), `platform=OS/ARCH` (the
+    /// runner's machine, when it is not this one: its containers run as that platform).
+    /// Examples: `local:docker:run-untagged`, `bb5_map:shell`,
+    /// `local-arm64:docker:platform=linux/arm64`. Default: one Docker runner without tags.
     #[arg(long = "runner", verbatim_doc_comment)]
     runners: Vec<String>,
     /// The most jobs one job may `needs:` (GitLab's `ci_needs_size_limit`).

@@ -20,6 +20,8 @@ pub struct Container<'a> {
     pub image: &'a str,
     /// `--pull` of `docker run`: `always`, `missing` or `never`.
     pub pull: &'a str,
+    /// `--platform` of `docker run`: the runner's machine's, when it is not the daemon's.
+    pub platform: Option<&'a str>,
     pub volumes: &'a [(PathBuf, PathBuf)],
     pub timeout: Duration,
 }
@@ -72,6 +74,57 @@ fn container_name(work: &Path) -> String {
     format!("ci-runner-{job}-{:016x}", h.finish())
 }
 
+/// This runner stands for several machines on one daemon: a multi-platform image pinned by
+/// its index digest (`repo@sha256:…`) that a job of another platform pulled is held under that
+/// digest for the other platform, and Docker 20.10 refuses to pull it for this one ("Cannot
+/// overwrite digest"). A machine of this platform would never have had it: the reference is
+/// dropped (the image stays for the containers running it) so that the pull takes this
+/// platform's image.
+fn make_way_for_platform(c: &Container) {
+    if !c.image.contains("@sha256:") || c.pull == "never" {
+        return;
+    }
+    let wanted = c
+        .platform
+        .map(str::to_string)
+        .unwrap_or_else(|| format!("linux/{}", host_arch()));
+    let Ok(out) = Command::new("docker")
+        .env("DOCKER_HOST", c.docker_host)
+        .args([
+            "image",
+            "inspect",
+            "-f",
+            "{{.Os}}/{{.Architecture}}",
+            c.image,
+        ])
+        .output()
+    else {
+        return;
+    };
+    let local = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    if out.status.success() && !same_platform(&local, &wanted) {
+        let _ = Command::new("docker")
+            .env("DOCKER_HOST", c.docker_host)
+            .args(["image", "rm", "--force", c.image])
+            .output();
+    }
+}
+
+/// This machine's architecture as Docker names it.
+fn host_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// Whether an image of `local` (`os/arch`) serves `wanted` (`os/arch[/variant]`).
+fn same_platform(local: &str, wanted: &str) -> bool {
+    let os_arch = |p: &str| p.split('/').take(2).collect::<Vec<_>>().join("/");
+    os_arch(local) == os_arch(wanted)
+}
+
 /// Run `script` (before_script and script lines) in `c`.
 pub fn docker_run(
     c: &Container,
@@ -86,11 +139,15 @@ pub fn docker_run(
     }
     std::fs::write(c.work.join("job.sh"), script).map_err(|e| io("job script", e))?;
     let container = container_name(c.work);
+    make_way_for_platform(c);
     let mut cmd = Command::new("docker");
     cmd.env("DOCKER_HOST", c.docker_host)
         .args(["run", "--rm", "--name", &container, "--network", "host"])
-        .args(["--pull", c.pull])
-        .arg("--env-file")
+        .args(["--pull", c.pull]);
+    if let Some(p) = c.platform {
+        cmd.args(["--platform", p]);
+    }
+    cmd.arg("--env-file")
         .arg(&env_file)
         .arg("-v")
         .arg(format!("{}:/builds/project", c.dir.display()))
@@ -230,4 +287,17 @@ pub fn collect(
         store,
         dotenv: Ok(dotenv),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn platforms_compare_by_os_and_architecture() {
+        assert!(same_platform("linux/arm64", "linux/arm64"));
+        assert!(same_platform("linux/arm64", "linux/arm64/v8"));
+        assert!(!same_platform("linux/amd64", "linux/arm64"));
+        assert!(!same_platform("linux/arm64", "linux/amd64"));
+    }
 }

@@ -577,6 +577,7 @@ impl Runner {
             dir,
             image: &image,
             pull: &pull,
+            platform: runner.platform.as_deref(),
             volumes: &self.opts.volumes,
             timeout,
         };

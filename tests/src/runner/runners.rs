@@ -27,6 +27,14 @@ pub struct RunnerSpec {
     /// values specified in the `pull_policy`" of the runner, `always` by default
     /// (https://docs.gitlab.com/runner/executors/docker/#allow-docker-pull-policies).
     pub allowed_pull_policies: Vec<String>,
+    /// The platform of the runner's machine (`linux/arm64`), when it is not this one's: its
+    /// Docker daemon pulls and runs a multi-platform image's variant for its own platform, so
+    /// a runner on an arm64 host (an AWS Graviton) runs arm64 containers without any
+    /// `image:docker:platform` in the job (that keyword, https://docs.gitlab.com/ci/yaml/#imagedocker,
+    /// is for running another platform than the host's; GitLab Runner's own configuration
+    /// has no platform setting: https://gitlab.com/gitlab-org/gitlab-runner/-/issues/28653).
+    /// Modelled here on one daemon with `docker run --platform`, emulated.
+    pub platform: Option<String>,
 }
 
 pub const PULL_POLICIES: &[&str] = &["always", "if-not-present", "never"];
@@ -40,13 +48,15 @@ impl RunnerSpec {
             run_untagged: true,
             executor: Executor::Docker,
             allowed_pull_policies: vec!["always".into()],
+            platform: None,
         }
     }
 
     /// `TAGS[:EXECUTOR[:OPTIONS[:HOST_IMAGE]]]`: comma-separated tags (`-` or empty for
-    /// none); `docker` (default) or `shell`; comma-separated options `run-untagged` and
-    /// `pull=POLICY` (repeatable: the allowed pull policies); for a shell runner, the image
-    /// standing for its machine (the rest of the text, colons included).
+    /// none); `docker` (default) or `shell`; comma-separated options `run-untagged`,
+    /// `pull=POLICY` (repeatable: the allowed pull policies) and `platform=OS/ARCH` (the
+    /// machine's platform, `linux/arm64`); for a shell runner, the image standing for its
+    /// machine (the rest of the text, colons included).
     ///
     /// "Run untagged jobs" defaults to false for a runner registered with tags and true for
     /// one without (`gitlab-runner register --run-untagged`,
@@ -84,6 +94,7 @@ impl RunnerSpec {
             tags,
             executor,
             allowed_pull_policies: Vec::new(),
+            platform: None,
         };
         for option in options.split(',').filter(|o| !o.is_empty()) {
             match option.split_once('=') {
@@ -91,9 +102,12 @@ impl RunnerSpec {
                 Some(("pull", p)) if PULL_POLICIES.contains(&p) => {
                     spec.allowed_pull_policies.push(p.to_string())
                 }
+                Some(("platform", p)) if valid_platform(p) && spec.platform.is_none() => {
+                    spec.platform = Some(p.to_string())
+                }
                 _ => {
                     return Err(format!(
-                        "runner `{text}`: no option `{option}` (run-untagged, pull=always|if-not-present|never)"
+                        "runner `{text}`: no option `{option}` (run-untagged, pull=always|if-not-present|never, platform=OS/ARCH once)"
                     ));
                 }
             }
@@ -138,11 +152,27 @@ impl fmt::Display for RunnerSpec {
                 tags.join(",")
             }
         )?;
+        let mut options = Vec::new();
         if self.run_untagged && !self.tags.is_empty() {
-            write!(f, ":run-untagged")?;
+            options.push("run-untagged".to_string());
+        }
+        if let Some(p) = &self.platform {
+            options.push(format!("platform={p}"));
+        }
+        if !options.is_empty() {
+            write!(f, ":{}", options.join(","))?;
         }
         Ok(())
     }
+}
+
+/// `OS/ARCH[/VARIANT]`, as `docker run --platform` takes it: `linux/arm64`, `linux/arm/v7`.
+fn valid_platform(p: &str) -> bool {
+    let parts: Vec<&str> = p.split('/').collect();
+    (2..=3).contains(&parts.len())
+        && parts
+            .iter()
+            .all(|s| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
 }
 
 /// The first runner that takes a job with `tags`, or the error GitLab leaves unsaid: such a
@@ -229,6 +259,30 @@ mod tests {
         assert!(RunnerSpec::parse("x:docker:fast").is_err());
         assert!(RunnerSpec::parse("x:docker::img").is_err());
         assert_eq!(local.to_string(), "local:docker:run-untagged");
+        assert_eq!(local.platform, None);
+    }
+
+    /// A runner on an arm64 machine: its jobs' containers are arm64 ones.
+    #[test]
+    fn a_runner_names_its_machine_platform() {
+        let arm = RunnerSpec::parse("local-arm64:docker:platform=linux/arm64").unwrap();
+        assert_eq!(arm.platform.as_deref(), Some("linux/arm64"));
+        assert!(!arm.run_untagged);
+        assert_eq!(arm.to_string(), "local-arm64:docker:platform=linux/arm64");
+        let both = RunnerSpec::parse("a:docker:run-untagged,platform=linux/arm/v7").unwrap();
+        assert_eq!(
+            both.to_string(),
+            "a:docker:run-untagged,platform=linux/arm/v7"
+        );
+        for bad in [
+            "a:docker:platform=arm64",
+            "a:docker:platform=linux/",
+            "a:docker:platform=linux/arm64/v8/x",
+            "a:docker:platform=linux/arm64,platform=linux/amd64",
+        ] {
+            let err = RunnerSpec::parse(bad).unwrap_err();
+            assert!(err.contains("platform=OS/ARCH"), "{bad}: {err}");
+        }
     }
 
     /// https://docs.gitlab.com/ci/yaml/#tags: a runner "must be assigned every tag listed in
