@@ -33,18 +33,6 @@ fn docker_credentials(login: &Login) -> DockerCredentials {
     }
 }
 
-/// The `platform` of a classic (streamed) build: the request's architecture, when it names
-/// one. Without it the daemon takes a `FROM` image it has under that name whatever its
-/// platform: on a daemon that has a multi-platform tag's arm64 image (another job pulled it),
-/// an amd64 build would start from arm64 and fail on its first amd64 executable. And whether a
-/// build is "native" is judged from this program's own architecture, which under emulation
-/// (arm64 tools on an amd64 daemon) is not the daemon's: the platform is said either way.
-fn build_platform(architecture: Option<&str>) -> String {
-    architecture
-        .map(|a| format!("linux/{a}"))
-        .unwrap_or_default()
-}
-
 /// Whether a local image whose architecture is `local` (none known: an old daemon) serves a
 /// job for `wanted`: a multi-platform tag the daemon pulled for another architecture does not.
 fn local_image_serves(local: Option<&str>, wanted: &str) -> bool {
@@ -185,7 +173,9 @@ impl DockerEngine {
     /// The `FROM` images of a classic build pulled for `arch` when the daemon has them for
     /// another one: the classic builder (Docker 20.10) takes a local image by its name whatever
     /// the build's platform, and fails later on the mismatch. One that cannot be pulled (only
-    /// local) is left to the daemon.
+    /// local) is left to the daemon. The build itself is given no `platform`: Docker 20.10's
+    /// classic builder then fails `FROM scratch` ("unknown parent image ID"), and without it an
+    /// image takes its architecture from its base, which this pull makes the right one.
     async fn pull_bases(&self, req: &BuildRequest, arch: &str, on_log: &mut dyn FnMut(&str)) {
         let dockerfile = match req.extra_files.get("Dockerfile") {
             Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
@@ -222,7 +212,6 @@ impl DockerEngine {
             buildargs: Some(req.build_args.clone().into_iter().collect()),
             target: req.target.clone().unwrap_or_default(),
             labels: Some(req.labels.clone().into_iter().collect()),
-            platform: build_platform(req.architecture.as_deref()),
             ..Default::default()
         };
         // Sent in the `X-Registry-Config` header: the daemon pulls the `FROM` images with them.
@@ -548,13 +537,6 @@ pub fn context_tarball(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_build_for_an_architecture_names_its_platform() {
-        assert_eq!(build_platform(Some("amd64")), "linux/amd64");
-        assert_eq!(build_platform(Some("arm64")), "linux/arm64");
-        assert_eq!(build_platform(None), "", "the daemon's own");
-    }
 
     #[test]
     fn a_local_image_of_another_architecture_is_pulled_again() {
