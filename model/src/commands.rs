@@ -359,6 +359,15 @@ impl SpackahContainer {
         self.which(line)
     }
 
+    /// `spackah index --lockfiles L --branch B --container C`: every architecture's image of
+    /// the container under its multi-arch tag.
+    pub fn index(&self) -> Line {
+        Line::new("spackah", &["index"])
+            .opt("--lockfiles", Arg::quoted(&self.lockfiles))
+            .opt("--branch", Arg::quoted(&self.branch))
+            .opt("--container", Arg::quoted(&self.container))
+    }
+
     fn which(&self, line: Line) -> Line {
         line.opt("--container", Arg::quoted(&self.container))
             .opt("--arch", Arg::quoted(&self.arch))

@@ -8,7 +8,8 @@ use terminal::cli::{EXIT_CODES_HELP, OutputArgs, OutputOptions};
 
 use crate::provenance::{ProvenanceOptions, Target};
 use crate::{
-    BuildCommand, Command, Pinned, PipelineCommand, PlanCommand, ProjectOptions, PublishCommand,
+    BuildCommand, Command, IndexCommand, Pinned, PipelineCommand, PlanCommand, ProjectOptions,
+    PublishCommand,
 };
 
 #[derive(Debug, Parser)]
@@ -112,6 +113,16 @@ pub enum CliCommand {
         push: bool,
         #[command(flatten)]
         pinned: PinnedArgs,
+    },
+    /// Join a Spack container's per-architecture images (`<tag>-<arch>`, each already in the
+    /// project registry) under their multi-arch tag (`<tag>`), one per version the lockfiles
+    /// name; prints each tag written.
+    Index {
+        #[command(flatten)]
+        project: ProjectArgs,
+        /// The container, as its definitions name it.
+        #[arg(long)]
+        container: String,
     },
     /// List the SBOM and provenance of an image (the OCI referrers attached to its manifest, or
     /// to each manifest of a multi-arch index) or of a SIF (its data objects): kind, artifact
@@ -226,6 +237,10 @@ impl Cli {
                 project: project.into(),
                 container,
                 arch,
+            }),
+            CliCommand::Index { project, container } => Command::Index(IndexCommand {
+                project: project.into(),
+                container,
             }),
             CliCommand::Build {
                 project,

@@ -38,7 +38,33 @@ impl Project {
 
 /// A tag from a version: characters a tag cannot hold become `_`; off the default branch the
 /// branch slug follows (`1.2.3__my-branch`); `-<arch>` when several architectures are built.
+/// The suffix survives the 128-character limit: cut off, two architectures would share a tag.
 pub fn tag(cfg: &Config, version: &str, branch: &str, arch: &str) -> String {
+    let suffix = if cfg.tags.arch_suffix && cfg.architectures.len() > 1 {
+        format!("-{arch}")
+    } else {
+        String::new()
+    };
+    let mut t = version_tag(version, branch, cfg);
+    t.truncate(MAX_TAG - suffix.len());
+    t.push_str(&suffix);
+    t
+}
+
+/// The multi-architecture tag joining the per-architecture tags of [`tag`]: `tag` without
+/// its `-<arch>`; none when tags carry no architecture.
+pub fn multi_arch_tag(cfg: &Config, tag: &str, arch: &str) -> Option<String> {
+    (cfg.tags.arch_suffix && cfg.architectures.len() > 1)
+        .then(|| tag.strip_suffix(&format!("-{arch}")))
+        .flatten()
+        .map(String::from)
+}
+
+/// The longest tag a registry takes (the distribution spec's tag pattern).
+const MAX_TAG: usize = 128;
+
+/// `version` as a tag, with the branch slug off the default branch.
+fn version_tag(version: &str, branch: &str, cfg: &Config) -> String {
     let mut t: String = version
         .chars()
         .map(|c| {
@@ -55,10 +81,6 @@ pub fn tag(cfg: &Config, version: &str, branch: &str, arch: &str) -> String {
     if branch != cfg.default_branch {
         t.push_str(&format!("__{branch}"));
     }
-    if cfg.tags.arch_suffix && cfg.architectures.len() > 1 {
-        t.push_str(&format!("-{arch}"));
-    }
-    t.truncate(128);
     t
 }
 
@@ -99,6 +121,9 @@ pub fn definition_checksum(repo: &Path, def: &ContainerDefinition) -> anyhow::Re
 pub struct SpackImage {
     pub image: ImageRef,
     pub tag: String,
+    /// The multi-architecture image listing this one (`spackah index` writes it); none when
+    /// tags carry no architecture.
+    pub multi_arch: Option<ImageRef>,
     /// Labels a build records: lockfile sha256 and definition checksum, namespaced.
     pub record: BTreeMap<String, String>,
 }
@@ -135,6 +160,7 @@ pub fn spack_image(
     })?;
     let tag = tag(cfg, &main.version, branch, &def.arch);
     let image: ImageRef = format!("{}/{}:{tag}", cfg.registry.url, def.name).parse()?;
+    let multi_arch = multi_arch_tag(cfg, &tag, &def.arch).map(|t| image.with_reference(&t));
     let ns = &cfg.labels.namespace;
     let record = BTreeMap::from([
         (
@@ -146,7 +172,12 @@ pub fn spack_image(
             definition_checksum(repo, def)?,
         ),
     ]);
-    Ok(SpackImage { image, tag, record })
+    Ok(SpackImage {
+        image,
+        tag,
+        multi_arch,
+        record,
+    })
 }
 
 /// A definition's architecture must be one the configuration knows.

@@ -12,6 +12,7 @@ pub mod context;
 pub mod dockerfile;
 pub mod hub;
 pub mod image;
+pub mod index;
 pub mod pipeline;
 pub mod plan;
 pub mod provenance;
@@ -66,6 +67,7 @@ pub enum Command {
     Plan(PlanCommand),
     Build(BuildCommand),
     Publish(PublishCommand),
+    Index(IndexCommand),
     Pipeline(PipelineCommand),
     Provenance(ProvenanceOptions),
 }
@@ -151,6 +153,13 @@ impl PublishCommand {
     }
 }
 
+/// `spackah index`.
+#[derive(Debug, Clone)]
+pub struct IndexCommand {
+    pub project: ProjectOptions,
+    pub container: String,
+}
+
 /// `spackah pipeline`.
 #[derive(Debug, Clone)]
 pub struct PipelineCommand {
@@ -209,6 +218,14 @@ pub fn run(printer: &Printer, command: Command) -> anyhow::Result<u8> {
                     }
                 };
                 printer.data(&format!("{done}\n"))?;
+                Ok(exit::SUCCESS)
+            }
+            Command::Index(c) => {
+                let project = c.project.read()?;
+                let services = Services::new(&project.config);
+                for tag in index::index(&project, &c.container, &services.registries).await? {
+                    printer.data(&format!("{tag}\n"))?;
+                }
                 Ok(exit::SUCCESS)
             }
             Command::Pipeline(c) => {
@@ -333,6 +350,12 @@ fn plan_row(d: &plan::Decision) -> Vec<String> {
             actions.push("hub");
         }
         why.push(h.reason.clone());
+    }
+    if let Some(i) = &d.index {
+        if i.write {
+            actions.push("index");
+        }
+        why.push(i.reason.clone());
     }
     vec![
         d.container.clone(),

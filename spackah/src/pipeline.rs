@@ -88,13 +88,16 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
         p.jobs.insert(name, job);
         synced.insert(sif.store.clone(), bucket);
     }
+    for (name, job) in jobs.index_jobs(decisions, &p) {
+        p.jobs.insert(name, job);
+    }
     if let Some(sync) = cfg.sif_sync.as_ref().filter(|_| !synced.is_empty()) {
         p.jobs.insert(
             "sync sifs".into(),
             sync_job(cfg, sync, jobs.image.clone(), &synced),
         );
     }
-    p.stages = ["build", "sif", "sync"]
+    p.stages = ["build", "index", "sif", "sync"]
         .into_iter()
         .filter(|s| p.jobs.values().any(|j| j.stage.as_deref() == Some(s)))
         .map(String::from)
@@ -153,6 +156,7 @@ impl<'a> Jobs<'a> {
             ("build", Some(ac)) => job
                 .with_engine(&ac.engine, &cfg.registry)
                 .with_settings(&cfg.jobs.containers),
+            ("index", _) => job.with_settings(&cfg.jobs.containers),
             _ => job.with_settings(&cfg.jobs.sifs),
         };
         job.with_pull_policy(cfg.pull_policy.as_deref())
@@ -190,6 +194,47 @@ impl<'a> Jobs<'a> {
         } else {
             None
         }
+    }
+
+    /// For each container whose multi-arch tag needs writing, one job writing it after the
+    /// image builds of `p` it lists (on the runner of its first architecture: it only talks to
+    /// the registry). It reads every architecture's lockfile, which names the tags.
+    fn index_jobs(&self, decisions: &[Decision], p: &Pipeline) -> Vec<(String, Job)> {
+        let mut by_container: BTreeMap<&str, Vec<&Decision>> = BTreeMap::new();
+        for d in decisions.iter().filter(|d| d.index.is_some()) {
+            by_container.entry(&d.container).or_default().push(d);
+        }
+        let project = &self.opts.plan.project;
+        by_container
+            .into_iter()
+            .filter(|(_, ds)| ds.iter().any(|d| d.index.as_ref().is_some_and(|i| i.write)))
+            .map(|(container, ds)| {
+                let mut needs: Vec<Need> = ds
+                    .iter()
+                    .map(|d| {
+                        Need::other_pipeline(
+                            "$PARENT_PIPELINE_ID",
+                            build_cache_generate_job(&d.arch),
+                        )
+                    })
+                    .collect();
+                needs.extend(
+                    ds.iter()
+                        .map(|d| build_job_name(d))
+                        .filter(|b| p.jobs.contains_key(b))
+                        .map(|b| Need::with_artifacts(b, false)),
+                );
+                let line = SpackahContainer {
+                    lockfiles: project.lockfiles.display().to_string(),
+                    branch: project.branch.clone(),
+                    container: container.to_string(),
+                    arch: ds[0].arch.clone(),
+                }
+                .index();
+                let job = self.job(&ds[0].arch, "index", needs, vec![line.render()]);
+                (format!("index {container}"), job)
+            })
+            .collect()
     }
 
     /// The SIF of `d`, built (after the image's build job `after`, when there is one),
@@ -301,7 +346,7 @@ mod tests {
     use model::config::Config;
 
     use super::*;
-    use crate::plan::{HubPlan, SifPlan};
+    use crate::plan::{HubPlan, IndexPlan, SifPlan};
 
     fn options(branch: &str) -> PipelineOptions {
         let config = Config::read(
@@ -364,7 +409,74 @@ mod tests {
                 push,
                 reason: String::new(),
             }),
+            index: None,
         }
+    }
+
+    /// `d` listed in its multi-arch tag, which needs writing when `write`.
+    fn indexed(mut d: Decision, write: bool) -> Decision {
+        d.index = Some(IndexPlan {
+            target: format!("registry.example.org/hpc/spacktainers/{}:1.0", d.container),
+            write,
+            reason: String::new(),
+        });
+        d
+    }
+
+    #[test]
+    fn a_multi_arch_tag_is_written_after_the_image_builds_it_lists() {
+        let decisions = [
+            indexed(
+                decision("pythons", "amd64", ContainerKind::Spack, false, false, None),
+                true,
+            ),
+            indexed(
+                decision("pythons", "arm64", ContainerKind::Spack, true, false, None),
+                true,
+            ),
+            indexed(
+                decision("neuron", "amd64", ContainerKind::Spack, false, false, None),
+                false,
+            ),
+            indexed(
+                decision("neuron", "arm64", ContainerKind::Spack, false, true, None),
+                false,
+            ),
+        ];
+        let opts = options("my-branch");
+        let p = pipeline(&opts, &decisions);
+        assert!(
+            !p.jobs.contains_key("index neuron"),
+            "its tag lists both images as they are"
+        );
+        let index = &p.jobs["index pythons"];
+        assert_eq!(index.stage.as_deref(), Some("index"));
+        assert_eq!(p.stages, ["build", "index", "sif", "sync"]);
+        let amd = opts.plan.project.config.arch("amd64").unwrap();
+        assert_eq!(
+            index.tags,
+            [amd.runner_tag.as_str()],
+            "its first architecture's"
+        );
+        assert_eq!(
+            index.needs,
+            Some(vec![
+                Need::other_pipeline("$PARENT_PIPELINE_ID", build_cache_generate_job("amd64")),
+                Need::other_pipeline("$PARENT_PIPELINE_ID", build_cache_generate_job("arm64")),
+                Need::with_artifacts("build pythons arm64", false),
+            ]),
+            "every architecture's lockfile, after the build"
+        );
+        assert_eq!(
+            index.script,
+            ["spackah index --lockfiles 'envs' --branch 'my-branch' --container 'pythons'"]
+        );
+        assert!(
+            index.services.is_empty(),
+            "no engine: it only talks to the registry"
+        );
+        p.check().unwrap();
+        spacktainerizah_tests::validate_gitlab_ci(&p.to_yaml()).unwrap();
     }
 
     #[test]

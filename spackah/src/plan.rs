@@ -120,6 +120,10 @@ pub struct Decision {
     pub sif: Option<SifPlan>,
     /// The public hub, on the default branch when one is configured (Spack containers).
     pub hub: Option<HubPlan>,
+    /// The multi-arch tag listing the image, when tags carry the architecture (Spack
+    /// containers).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub index: Option<IndexPlan>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -141,12 +145,21 @@ pub struct HubPlan {
     pub reason: String,
 }
 
+/// Whether the multi-arch tag lists this architecture's image as it is now.
+#[derive(Debug, Clone, Serialize)]
+pub struct IndexPlan {
+    pub target: String,
+    pub write: bool,
+    pub reason: String,
+}
+
 impl Decision {
-    /// True when any of image, SIF or hub needs work.
+    /// True when any of image, SIF, hub or multi-arch tag needs work.
     pub fn needs_work(&self) -> bool {
         self.build
             || self.sif.as_ref().is_some_and(|s| s.build)
             || self.hub.as_ref().is_some_and(|h| h.push)
+            || self.index.as_ref().is_some_and(|i| i.write)
     }
 
     /// The tag of a Spack container's image.
@@ -187,21 +200,30 @@ async fn spack_decision(
     if opts.concretize {
         crate::concretize::concretize(&opts.project.lockfiles, opts.spack.as_deref(), def)?;
     }
-    let SpackImage { image, tag, record } = opts.project.image(def)?;
+    let SpackImage {
+        image,
+        tag,
+        multi_arch,
+        record,
+    } = opts.project.image(def)?;
     let client = services.project_registry(cfg, &image)?;
-    let (build, reason) = match client.resolve(&image, &def.arch).await {
+    let (build, reason, digest) = match client.resolve(&image, &def.arch).await {
         Ok(found) => match record
             .iter()
             .find(|(k, v)| found.labels.get(*k) != Some(*v))
         {
             Some((k, _)) if k.ends_with(labels::LOCKFILE_SHA256) => {
-                (true, "lockfile changed".to_string())
+                (true, "lockfile changed".to_string(), None)
             }
-            Some(_) => (true, "definition changed".to_string()),
-            None => (false, "up to date".to_string()),
+            Some(_) => (true, "definition changed".to_string(), None),
+            None => (false, "up to date".to_string(), Some(found.manifest.digest)),
         },
-        Err(e) if e.means_build() => (true, e.to_string()),
+        Err(e) if e.means_build() => (true, e.to_string(), None),
         Err(e) => return Err(anyhow::Error::new(e).context(format!("looking up {image}"))),
+    };
+    let index = match multi_arch {
+        Some(target) => Some(index_plan(&client, target, &def.arch, digest.as_deref()).await?),
+        None => None,
     };
     let sif = match cfg
         .arch(&def.arch)
@@ -222,6 +244,36 @@ async fn spack_decision(
         record,
         sif,
         hub,
+        index,
+    })
+}
+
+/// Whether the multi-arch tag `target` lists the image of `arch` whose manifest is `current`
+/// (none: the image is to be built, so the tag is to be written again after it).
+async fn index_plan(
+    client: &RegistryClient,
+    target: ImageRef,
+    arch: &str,
+    current: Option<&str>,
+) -> anyhow::Result<IndexPlan> {
+    let (write, reason) = match (current, client.resolve(&target, arch).await) {
+        (None, _) => (true, "image to be built".to_string()),
+        (Some(_), Ok(listed)) if listed.index_digest.is_none() => {
+            (true, "multi-arch tag is a single image".to_string())
+        }
+        (Some(current), Ok(listed)) if listed.manifest.digest == current => {
+            (false, "multi-arch tag up to date".to_string())
+        }
+        (Some(_), Ok(_)) => (true, "multi-arch tag lists another image".to_string()),
+        (Some(_), Err(e)) if e.means_build() => (true, format!("multi-arch tag: {e}")),
+        (Some(_), Err(e)) => {
+            return Err(anyhow::Error::new(e).context(format!("looking up {target}")));
+        }
+    };
+    Ok(IndexPlan {
+        target: target.to_string(),
+        write,
+        reason,
     })
 }
 
@@ -372,6 +424,7 @@ async fn def_decision(
         record,
         sif: Some(sif),
         hub: None,
+        index: None,
     })
 }
 

@@ -81,12 +81,13 @@ pub fn split(
     files
 }
 
-/// The jobs cut into parts of whole containers (`build C A`, `publish C A`, `sif C A` share
-/// `C A`), each part within `max_bytes` with room for its own keys.
+/// The jobs cut into parts of whole containers (`build C A`, `publish C A`, `sif C A` and
+/// `index C` share `C`: the index needs the builds of every architecture), each part within
+/// `max_bytes` with room for its own keys.
 fn parts(p: &Pipeline, max_bytes: usize) -> Vec<Vec<(String, Job)>> {
     let mut units: BTreeMap<&str, Vec<(&String, &Job)>> = BTreeMap::new();
     for (name, job) in &p.jobs {
-        let unit = name.split_once(' ').map_or(name.as_str(), |(_, rest)| rest);
+        let unit = name.split(' ').nth(1).unwrap_or(name);
         units.entry(unit).or_default().push((name, job));
     }
     let budget = max_bytes.saturating_sub(model::yaml::to_string(&p.variables).len() + 1024);
@@ -119,24 +120,40 @@ mod tests {
         .unwrap()
     }
 
-    /// A stage-3 pipeline of `n` containers, each a build and a SIF job, and the sync.
+    /// A stage-3 pipeline of `n` containers, each an amd64 build and SIF job, an arm64 build,
+    /// the index of both builds, and the sync.
     fn containers(n: usize) -> Pipeline {
         let mut p = Pipeline {
-            stages: vec!["build".into(), "sif".into(), "sync".into()],
+            stages: vec!["build".into(), "index".into(), "sif".into(), "sync".into()],
             ..Pipeline::default()
         };
         p.variables
             .insert("BUILDER_IMAGE".into(), "reg/builder@sha256:b".into());
         for i in 0..n {
             let build = format!("build c{i} amd64");
+            for arch in ["amd64", "arm64"] {
+                p.jobs.insert(
+                    format!("build c{i} {arch}"),
+                    Job {
+                        stage: Some("build".into()),
+                        tags: vec![format!("runner-{arch}")],
+                        script: vec![format!(
+                            "spackah build --container c{i} --arch {arch} --push"
+                        )],
+                        ..Job::default()
+                    },
+                );
+            }
             p.jobs.insert(
-                build.clone(),
+                format!("index c{i}"),
                 Job {
-                    stage: Some("build".into()),
-                    tags: vec!["kubernetes".into()],
-                    script: vec![format!(
-                        "spackah build --container c{i} --arch amd64 --push"
-                    )],
+                    stage: Some("index".into()),
+                    tags: vec!["runner-amd64".into()],
+                    needs: Some(vec![
+                        Need::job(&build),
+                        Need::job(format!("build c{i} arm64")),
+                    ]),
+                    script: vec![format!("spackah index --container c{i}")],
                     ..Job::default()
                 },
             );

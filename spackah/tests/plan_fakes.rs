@@ -156,7 +156,8 @@ impl Setup {
     }
 
     /// Publish what `decisions` ask for as the jobs would: each image with the labels its
-    /// build records, each SIF with the checksums of those labels.
+    /// build records, each SIF with the checksums of those labels, then the multi-arch tags
+    /// (`spackah index`) of the containers whose tag needs writing.
     async fn publish(&self, decisions: &[Decision]) {
         for d in decisions {
             if d.kind == ContainerKind::Spack && d.build {
@@ -165,6 +166,28 @@ impl Setup {
             }
             self.put_sif(d, &d.record).await;
         }
+        self.write_indexes(decisions).await;
+    }
+
+    /// `spackah index` of each container whose multi-arch tag `decisions` say needs writing,
+    /// as its job does after the builds; the tags written.
+    async fn write_indexes(&self, decisions: &[Decision]) -> Vec<String> {
+        let indexed: std::collections::BTreeSet<&str> = decisions
+            .iter()
+            .filter(|d| d.index.as_ref().is_some_and(|i| i.write))
+            .map(|d| d.container.as_str())
+            .collect();
+        let mut written = Vec::new();
+        for container in indexed {
+            let registries = Clients::memory(&self.registry);
+            let project = self.project("main");
+            written.extend(
+                spackah::index::index(&project, container, &registries)
+                    .await
+                    .unwrap(),
+            );
+        }
+        written
     }
 
     /// The SIF of `d`, recording `labels`.
@@ -681,6 +704,7 @@ async fn run_jobs(s: &Setup, engine: &MemoryEngine, decisions: &[Decision]) -> V
         };
         s.put_sif(d, &labels).await;
     }
+    s.write_indexes(decisions).await;
     built
 }
 
@@ -730,6 +754,23 @@ async fn plan_build_push_then_plan_again_has_nothing_to_do() {
         assert!(request.extra_files.contains_key("spack.lock"));
     }
     assert_eq!(engine.pushed(), built);
+    // One tag for both architectures, listing the images just built.
+    let multi = image(&format!("{PROJECT}/pythons:3.13.5"));
+    let registry = RegistryClient::memory(&s.registry);
+    for arch in ["amd64", "arm64"] {
+        let per_arch = image(&format!("{PROJECT}/pythons:3.13.5-{arch}"));
+        let listed = registry.resolve(&multi, arch).await.unwrap();
+        assert!(listed.index_digest.is_some(), "a multi-arch index");
+        assert_eq!(
+            listed.manifest.digest,
+            registry
+                .resolve(&per_arch, arch)
+                .await
+                .unwrap()
+                .manifest
+                .digest
+        );
+    }
 
     let again = s.plan().await;
     assert!(work(&again).is_empty(), "{again:#?}");
@@ -739,7 +780,26 @@ async fn plan_build_push_then_plan_again_has_nothing_to_do() {
     s.append("locks/arm64/pythons/spack.lock", "\n");
     let d = s.plan().await;
     assert_eq!(work(&d), ["pythons arm64"]);
+    let index = |arch| find(&d, "pythons", arch).index.clone().unwrap();
+    assert_eq!(
+        (index("amd64").write, index("arm64").write),
+        (false, true),
+        "the tag is written again after the arm64 build"
+    );
+    let before = registry
+        .resolve(&multi, "arm64")
+        .await
+        .unwrap()
+        .manifest
+        .digest;
     let built = run_jobs(&s, &engine, &d).await;
+    let after = registry
+        .resolve(&multi, "arm64")
+        .await
+        .unwrap()
+        .manifest
+        .digest;
+    assert_ne!(before, after, "the tag lists the new arm64 image");
     assert_eq!(built, [format!("{PROJECT}/pythons:3.13.5-arm64")]);
     assert_eq!(engine.builds().len(), 3);
     assert!(work(&s.plan().await).is_empty());
@@ -767,4 +827,37 @@ async fn a_failed_build_pushes_nothing_and_the_next_plan_builds_it_again() {
     assert!(s.registry.written().is_empty());
     let d = s.try_plan("main", &["pythons"]).await.unwrap();
     assert!(find(&d, "pythons", "amd64").build);
+}
+
+#[tokio::test]
+async fn a_multi_arch_tag_is_not_written_while_an_architecture_lacks_its_image() {
+    let s = setup();
+    let d = s.plan().await;
+    let amd = find(&d, "pythons", "amd64");
+    s.registry
+        .put_image(&image(&amd.target), "amd64", &amd.record);
+    let registries = Clients::memory(&s.registry);
+    let e = spackah::index::index(&s.project("main"), "pythons", &registries)
+        .await
+        .unwrap_err();
+    let message = format!("{e:#}");
+    assert!(
+        message.contains(&format!("{PROJECT}/pythons:3.13.5-arm64")),
+        "{message}"
+    );
+    let multi = image(&format!("{PROJECT}/pythons:3.13.5"));
+    assert!(
+        RegistryClient::memory(&s.registry)
+            .manifest(&multi)
+            .await
+            .is_err(),
+        "no tag listing one architecture of two"
+    );
+    let e = spackah::index::index(&s.project("main"), "nexus-storage", &registries)
+        .await
+        .unwrap_err();
+    assert!(
+        format!("{e:#}").contains("no Spack container `nexus-storage`"),
+        "{e:#}"
+    );
 }

@@ -92,6 +92,11 @@ pub fn generated() -> Vec<(String, Pipeline)> {
             push: true,
             reason: String::new(),
         }),
+        index: (kind == spackah::plan::ContainerKind::Spack).then(|| spackah::plan::IndexPlan {
+            target: format!("registry.example.org/hpc/spacktainers/{container}:1.0"),
+            write: true,
+            reason: String::new(),
+        }),
     };
     let containers = spackah::pipeline::pipeline(
         &opts,
