@@ -235,7 +235,12 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     let job_names: Vec<&String> = p.jobs.keys().collect();
     assert_eq!(
         job_names,
-        ["build pythons amd64", "sif pythons amd64", "sync sifs"]
+        [
+            "build pythons amd64",
+            "sif pythons amd64",
+            "index pythons",
+            "sync sifs"
+        ]
     );
     let job = &p.jobs["build pythons amd64"];
     assert_eq!(
@@ -247,6 +252,22 @@ async fn plan_build_push_up_to_date_then_a_new_lockfile() {
     // On the default branch the job also tried the hub, whose repository does not exist yet.
     assert!(stdout.contains("does not exist"), "{stdout}");
     assert!(image.ends_with("/pythons:3.13.5-amd64"), "{image}");
+    // The index job (after the builds) writes the tag without the architecture, an index
+    // listing the image just pushed.
+    let multi = run_job(d, &p.jobs["index pythons"], &canary);
+    assert_eq!(multi.trim(), image.trim_end_matches("-amd64"));
+    let registries = oci::registry::Clients::new(Default::default());
+    let client = registries.get("test", &reg, &None).unwrap();
+    let listed = client
+        .resolve(&multi.trim().parse().unwrap(), "amd64")
+        .await
+        .unwrap();
+    assert!(listed.index_digest.is_some(), "a multi-arch index");
+    let built = client
+        .resolve(&image.parse().unwrap(), "amd64")
+        .await
+        .unwrap();
+    assert_eq!(listed.manifest.digest, built.manifest.digest);
     // The SIF job makes the SIF from the pushed image and uploads it with its checksums; the
     // sync job brings the shared directory up to date.
     run_job(d, &p.jobs["sif pythons amd64"], &canary);

@@ -134,6 +134,24 @@ async fn publish(s: &Setup, decisions: &[Value]) {
         &pairs,
         None,
     );
+    // Its multi-arch tag, as the index job writes it after the builds.
+    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
+        .args([
+            "index",
+            "--container",
+            "pythons",
+            "--branch",
+            "main",
+            "--repo",
+        ])
+        .arg(s.dir.path())
+        .arg("--lockfiles")
+        .arg(s.dir.path().join("locks"))
+        .arg("--config")
+        .arg(s.dir.path().join("spacktainerizah.yaml"))
+        .output()
+        .unwrap();
+    spacktainerizah_tests::succeeded(&out);
     // The SIFs, with the checksums of what their builds record as object metadata.
     let store =
         spacktainerizah_tests::open_store(&format!("file://{}/sifs", s.dir.path().display())).await;
@@ -173,9 +191,21 @@ async fn tags_from_the_lockfile_and_rebuilds_on_change() {
     assert_eq!(py["hub"]["reason"], "hub repository does not exist");
     assert_eq!(find(&d, "storage")["reason"], "SIF missing");
 
+    assert_eq!(py["index"]["write"], true, "{py}");
+    assert!(
+        py["index"]["target"]
+            .as_str()
+            .unwrap()
+            .ends_with("/pythons:3.13.5")
+    );
+
     publish(&s, &d).await;
     let (code, d, err) = plan(s.dir.path());
     assert_eq!(code, Some(0), "{err} {d:?}");
+    assert_eq!(
+        find(&d, "pythons")["index"]["reason"],
+        "multi-arch tag up to date"
+    );
 
     // The image is there but its SIF records another lockfile: only the SIF is remade.
     let store =
