@@ -4,7 +4,7 @@
 //! definitions and lockfiles named.
 
 use std::path::Path;
-use std::process::Output;
+use std::process::{Command, Output};
 
 use std::collections::BTreeMap;
 
@@ -78,23 +78,28 @@ fn plan(dir: &Path) -> (Option<i32>, Vec<Value>, String) {
     plan_with(dir, &[], None)
 }
 
-/// `spackah plan` with `extra` arguments, and `path` as PATH when given.
-fn plan_with(dir: &Path, extra: &[&str], path: Option<&str>) -> (Option<i32>, Vec<Value>, String) {
+/// `spackah ARGS` on the repository `dir`: its definitions, lockfiles and configuration.
+fn spackah(dir: &Path, args: &[&str]) -> Command {
     let mut cmd = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"));
-    if let Some(p) = path {
-        cmd.env("PATH", p);
-    }
-    let out: Output = cmd
-        .args(["plan", "--output", "json", "--branch", "main"])
-        .args(extra)
+    cmd.args(args)
         .arg("--repo")
         .arg(dir)
         .arg("--lockfiles")
         .arg(dir.join("locks"))
         .arg("--config")
-        .arg(dir.join("spacktainerizah.yaml"))
-        .output()
-        .unwrap();
+        .arg(dir.join("spacktainerizah.yaml"));
+    cmd
+}
+
+/// `spackah plan` with `extra` arguments, and `path` as PATH when given.
+fn plan_with(dir: &Path, extra: &[&str], path: Option<&str>) -> (Option<i32>, Vec<Value>, String) {
+    let mut args = vec!["plan", "--output", "json", "--branch", "main"];
+    args.extend(extra);
+    let mut cmd = spackah(dir, &args);
+    if let Some(p) = path {
+        cmd.env("PATH", p);
+    }
+    let out: Output = cmd.output().unwrap();
     (
         out.status.code(),
         serde_json::from_slice(&out.stdout).unwrap_or_default(),
@@ -135,22 +140,12 @@ async fn publish(s: &Setup, decisions: &[Value]) {
         None,
     );
     // Its multi-arch tag, as the index job writes it after the builds.
-    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
-        .args([
-            "index",
-            "--container",
-            "pythons",
-            "--branch",
-            "main",
-            "--repo",
-        ])
-        .arg(s.dir.path())
-        .arg("--lockfiles")
-        .arg(s.dir.path().join("locks"))
-        .arg("--config")
-        .arg(s.dir.path().join("spacktainerizah.yaml"))
-        .output()
-        .unwrap();
+    let out = spackah(
+        s.dir.path(),
+        &["index", "--container", "pythons", "--branch", "main"],
+    )
+    .output()
+    .unwrap();
     spacktainerizah_tests::succeeded(&out);
     // The SIFs, with the checksums of what their builds record as object metadata.
     let store =
@@ -344,8 +339,10 @@ fn bad_lockfiles_and_definitions_are_named() {
     );
 
     // A build of a bad definition stops before anything reaches the registry.
-    let out = spacktainerizah_tests::tool(env!("CARGO_BIN_EXE_spackah"))
-        .args([
+    let environments = s.dir.path().join("locks").display().to_string();
+    let out = spackah(
+        s.dir.path(),
+        &[
             "build",
             "--branch",
             "main",
@@ -353,17 +350,15 @@ fn bad_lockfiles_and_definitions_are_named() {
             "x",
             "--container",
             "pythons",
-        ])
-        .args(["--arch", "amd64", "--push", "--environments"])
-        .arg(s.dir.path().join("locks"))
-        .arg("--repo")
-        .arg(s.dir.path())
-        .arg("--lockfiles")
-        .arg(s.dir.path().join("locks"))
-        .arg("--config")
-        .arg(s.dir.path().join("spacktainerizah.yaml"))
-        .output()
-        .unwrap();
+            "--arch",
+            "amd64",
+            "--push",
+            "--environments",
+            &environments,
+        ],
+    )
+    .output()
+    .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("filez"));
     let image: oci::registry::ImageRef = format!("{}/{}/pythons:x", registry(), s.namespace)
