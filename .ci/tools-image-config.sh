@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Writes the configuration `spacktainerizer build --image tools` publishes the released tools
 # image with: REGISTRY/tools:VERSION, on Debian, the project registry's login by variable name.
-# Usage: .ci/tools-image-config.sh REGISTRY VERSION [OS_IMAGE] > release.yaml
+# With several architectures (the default: amd64 and arm64), each one's image is tagged
+# VERSION-ARCH and `spacktainerizer index` joins them under VERSION.
+# Usage: .ci/tools-image-config.sh REGISTRY VERSION [OS_IMAGE [ARCH...]] > release.yaml
 set -euo pipefail
 registry=$1
 version=$2
 os_image=${3:-debian:bookworm}
+shift $(($# < 3 ? $# : 3))
+archs=("$@")
+[ ${#archs[@]} -gt 0 ] || archs=(amd64 arm64)
+arch_suffix=false
+[ ${#archs[@]} -eq 1 ] || arch_suffix=true
 cat <<YAML
 # The tools image of release $version (written by .ci/tools-image-config.sh).
 default_branch: release
@@ -18,13 +25,22 @@ labels:
   namespace: org.spacktainerizah
 tags:
   default_branch: "$version"
-  arch_suffix: false
+  arch_suffix: $arch_suffix
 base_images:
   os_image: $os_image
 architectures:
-  amd64:
-    runner_tag: docker
+YAML
+for arch in "${archs[@]}"; do
+    case $arch in
+        amd64) runner=docker ;;
+        arm64) runner=arm64 ;;
+        *) echo "tools-image-config.sh: unknown architecture $arch (amd64, arm64)" >&2; exit 2 ;;
+    esac
+    cat <<YAML
+  $arch:
+    runner_tag: $runner
     base_requirement: "%gcc@12"
     build_cache:
       url: file:///unused
 YAML
+done

@@ -286,17 +286,12 @@ git clone -q --bare "$DEFS" "$WORK/remote.git"
 
 # The released tools image every chain starts from, published as the project's own CI does.
 # With arm64, for both architectures, each with its own tools, under one index.
-"$ROOT/.ci/tools-image-config.sh" "$REGISTRY/$NS/spacktainerizah" release "$OS_IMAGE" >"$WORK/release.yaml"
+# Each architecture's image under its own tag (release-amd64, release-arm64), both under the
+# index's (release): one tag for both would leave it to the last one built.
 RELEASE_ARCHS=(amd64)
-if [ "$ARCH" = arm64 ]; then
-    # Each architecture's image under its own tag (release-amd64, release-arm64), both under
-    # the index's (release): one tag for both would leave it to the last one built.
-    sed -i 's/^  arch_suffix: false$/  arch_suffix: true/' "$WORK/release.yaml"
-    grep -qx '  arch_suffix: true' "$WORK/release.yaml" || fail "no arch_suffix in $WORK/release.yaml"
-    RELEASE_ARCHS+=(arm64)
-    printf '%s\n' "  arm64:" "    runner_tag: docker-arm64" '    base_requirement: "%gcc@12"' \
-        "    build_cache:" "      url: file:///unused" >>"$WORK/release.yaml"
-fi
+[ "$ARCH" = amd64 ] || RELEASE_ARCHS+=(arm64)
+"$ROOT/.ci/tools-image-config.sh" "$REGISTRY/$NS/spacktainerizah" release "$OS_IMAGE" \
+    "${RELEASE_ARCHS[@]}" >"$WORK/release.yaml"
 for arch in "${RELEASE_ARCHS[@]}"; do
     log "publishing the release tools image ($arch)"
     stage_start

@@ -98,11 +98,12 @@ pub struct ProjectArgs {
     #[arg(long)]
     date: Option<String>,
     /// The tools the tools image and the builder get: `ARCH=DIR` for an architecture's tools
-    /// (`arm64=target/aarch64-unknown-linux-gnu/release`; repeatable), a plain `DIR` for the
+    /// (`arm64=target/aarch64-unknown-linux-gnu/release`; repeatable, or separated by commas as
+    /// the variable holds several), a plain `DIR` for the
     /// architecture its executables are built for (read from them). Not given: this program's
     /// own folder, for its own architecture. For an architecture without tools, `plan` says
     /// its builder and tools images need building (and why), and `build` refuses to make them.
-    #[arg(long = "tools-dir", value_name = "[ARCH=]DIR", env = env_names::TOOLS_DIR)]
+    #[arg(long = "tools-dir", value_name = "[ARCH=]DIR", env = env_names::TOOLS_DIR, value_delimiter = ',')]
     tools_dirs: Vec<String>,
 }
 
@@ -163,5 +164,34 @@ impl Cli {
             },
         };
         (self.output.options(), command)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::{Cli, CliCommand};
+
+    #[test]
+    fn tools_dirs_come_repeated_or_separated_by_commas() {
+        let cli = Cli::try_parse_from([
+            "spacktainerizer",
+            "plan",
+            "--branch",
+            "main",
+            "--tools-dir",
+            "amd64=dist/amd64,arm64=dist/arm64",
+            "--tools-dir",
+            "dist/other",
+        ])
+        .unwrap();
+        let CliCommand::Plan { project, .. } = cli.command else {
+            panic!("not plan");
+        };
+        assert_eq!(
+            project.tools_dirs,
+            ["amd64=dist/amd64", "arm64=dist/arm64", "dist/other"]
+        );
     }
 }

@@ -522,3 +522,65 @@ fn the_canary_search_finds_a_key_inside_a_compressed_tar_or_a_zip_inside_a_tar_a
     assert_eq!(status, Some(0), "{stdout}\n{stderr}");
     assert!(stdout.is_empty(), "{stdout}");
 }
+
+/// The release configuration `.ci/tools-image-config.sh` writes for `arguments`, read as the
+/// tools read it.
+fn release_config(arguments: &[&str]) -> model::config::Config {
+    let out = Command::new("bash")
+        .arg(repo_root().join(".ci/tools-image-config.sh"))
+        .args(["registry.example.org/spacktainerizah", "1.2.3"])
+        .args(arguments)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("release.yaml");
+    std::fs::write(&path, &out.stdout).unwrap();
+    model::config::Config::read(&path).unwrap()
+}
+
+#[test]
+fn the_release_tools_image_is_for_both_architectures_each_under_its_own_tag() {
+    let both = release_config(&[]);
+    let archs: Vec<&str> = both.architectures.keys().map(String::as_str).collect();
+    assert_eq!(archs, ["amd64", "arm64"]);
+    assert!(both.tags.arch_suffix, "one tag for both would keep the last one built");
+    assert_eq!(both.default_branch, "release");
+
+    let one = release_config(&["debian:bookworm", "amd64"]);
+    assert_eq!(one.architectures.keys().collect::<Vec<_>>(), ["amd64"]);
+    assert!(!one.tags.arch_suffix);
+
+    let out = Command::new("bash")
+        .arg(repo_root().join(".ci/tools-image-config.sh"))
+        .args(["registry.example.org/x", "1.2.3", "debian:bookworm", "riscv64"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown architecture riscv64"));
+}
+
+#[test]
+fn the_projects_own_ci_publishes_both_architectures_under_one_index() {
+    let text = std::fs::read_to_string(repo_root().join(".gitlab-ci.yml")).unwrap();
+    spacktainerizah_tests::validate_gitlab_ci(&text).unwrap();
+    let ci: serde_norway::Value = serde_norway::from_str(&text).unwrap();
+    let needs = |job: &str| -> Vec<String> {
+        ci[job]["needs"]
+            .as_sequence()
+            .unwrap_or_else(|| panic!("{job} has no needs"))
+            .iter()
+            .map(|n| n.as_str().unwrap().to_string())
+            .collect()
+    };
+    for arch in ["amd64", "arm64"] {
+        let job = format!("publish tools image {arch}");
+        assert_eq!(ci[job.as_str()]["variables"]["ARCH"].as_str(), Some(arch));
+        assert!(needs("publish tools index").contains(&job), "the index after {job}");
+    }
+    assert_eq!(
+        ci["publish tools image arm64"]["tags"][0].as_str(),
+        Some("arm64"),
+        "on an arm64 runner: the image's RUN steps run there"
+    );
+}
