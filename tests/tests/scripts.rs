@@ -532,7 +532,11 @@ fn release_config(arguments: &[&str]) -> model::config::Config {
         .args(arguments)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("release.yaml");
     std::fs::write(&path, &out.stdout).unwrap();
@@ -544,7 +548,10 @@ fn the_release_tools_image_is_for_both_architectures_each_under_its_own_tag() {
     let both = release_config(&[]);
     let archs: Vec<&str> = both.architectures.keys().map(String::as_str).collect();
     assert_eq!(archs, ["amd64", "arm64"]);
-    assert!(both.tags.arch_suffix, "one tag for both would keep the last one built");
+    assert!(
+        both.tags.arch_suffix,
+        "one tag for both would keep the last one built"
+    );
     assert_eq!(both.default_branch, "release");
 
     let one = release_config(&["debian:bookworm", "amd64"]);
@@ -553,7 +560,12 @@ fn the_release_tools_image_is_for_both_architectures_each_under_its_own_tag() {
 
     let out = Command::new("bash")
         .arg(repo_root().join(".ci/tools-image-config.sh"))
-        .args(["registry.example.org/x", "1.2.3", "debian:bookworm", "riscv64"])
+        .args([
+            "registry.example.org/x",
+            "1.2.3",
+            "debian:bookworm",
+            "riscv64",
+        ])
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
@@ -576,7 +588,10 @@ fn the_projects_own_ci_publishes_both_architectures_under_one_index() {
     for arch in ["amd64", "arm64"] {
         let job = format!("publish tools image {arch}");
         assert_eq!(ci[job.as_str()]["variables"]["ARCH"].as_str(), Some(arch));
-        assert!(needs("publish tools index").contains(&job), "the index after {job}");
+        assert!(
+            needs("publish tools index").contains(&job),
+            "the index after {job}"
+        );
     }
     assert_eq!(
         ci["publish tools image arm64"]["tags"][0].as_str(),
