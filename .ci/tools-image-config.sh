@@ -11,6 +11,16 @@ os_image=${3:-debian:bookworm}
 shift $(($# < 3 ? $# : 3))
 archs=("$@")
 [ ${#archs[@]} -gt 0 ] || archs=(amd64 arm64)
+# Checked before anything is written: the runner of each is tagged with its name.
+seen=' '
+for arch in "${archs[@]}"; do
+    case $arch in
+        amd64 | arm64) ;;
+        *) echo "tools-image-config.sh: unknown architecture $arch (amd64, arm64)" >&2; exit 2 ;;
+    esac
+    case $seen in *" $arch "*) echo "tools-image-config.sh: $arch given twice" >&2; exit 2 ;; esac
+    seen="$seen$arch "
+done
 arch_suffix=false
 [ ${#archs[@]} -eq 1 ] || arch_suffix=true
 cat <<YAML
@@ -31,14 +41,9 @@ base_images:
 architectures:
 YAML
 for arch in "${archs[@]}"; do
-    case $arch in
-        amd64) runner=docker ;;
-        arm64) runner=arm64 ;;
-        *) echo "tools-image-config.sh: unknown architecture $arch (amd64, arm64)" >&2; exit 2 ;;
-    esac
     cat <<YAML
   $arch:
-    runner_tag: $runner
+    runner_tag: $arch
     base_requirement: "%gcc@12"
     build_cache:
       url: file:///unused

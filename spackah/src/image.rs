@@ -39,15 +39,17 @@ impl Project {
 /// A tag from a version: characters a tag cannot hold become `_`; off the default branch the
 /// branch slug follows (`1.2.3__my-branch`); `-<arch>` when several architectures are built.
 /// The suffix survives the 128-character limit: cut off, two architectures would share a tag.
+/// Every architecture's version part is cut at the same length, that of the longest suffix, so
+/// that they all share one multi-arch tag.
 pub fn tag(cfg: &Config, version: &str, branch: &str, arch: &str) -> String {
-    let suffix = if cfg.tags.arch_suffix && cfg.architectures.len() > 1 {
-        format!("-{arch}")
-    } else {
-        String::new()
-    };
     let mut t = version_tag(version, branch, cfg);
-    t.truncate(MAX_TAG - suffix.len());
-    t.push_str(&suffix);
+    if cfg.tags.arch_suffix && cfg.architectures.len() > 1 {
+        let longest = cfg.architectures.keys().map(String::len).max().unwrap_or(0);
+        t.truncate(MAX_TAG - 1 - longest);
+        t.push_str(&format!("-{arch}"));
+    } else {
+        t.truncate(MAX_TAG);
+    }
     t
 }
 
@@ -212,4 +214,38 @@ pub fn spack_definition(
         );
     }
     Ok(def)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    #[test]
+    fn a_long_tag_keeps_its_architecture_and_one_multi_arch_tag_for_all() {
+        let mut cfg = Config::read(
+            &Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/spacktainerizah.yaml"),
+        )
+        .unwrap();
+        let amd = cfg.architectures["amd64"].clone();
+        cfg.architectures.insert("ppc64le".into(), amd);
+        let branch = "b".repeat(63);
+        let version = "1.".repeat(40);
+        let tags: Vec<String> = ["amd64", "ppc64le"]
+            .iter()
+            .map(|arch| tag(&cfg, &version, &branch, arch))
+            .collect();
+        for (t, arch) in tags.iter().zip(["amd64", "ppc64le"]) {
+            assert!(t.len() <= MAX_TAG, "{t}");
+            assert!(t.ends_with(&format!("-{arch}")), "{t}");
+        }
+        let multi: Vec<Option<String>> = tags
+            .iter()
+            .zip(["amd64", "ppc64le"])
+            .map(|(t, arch)| multi_arch_tag(&cfg, t, arch))
+            .collect();
+        assert!(multi[0].is_some());
+        assert_eq!(multi[0], multi[1], "one tag joins both");
+    }
 }

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use anyhow::Context;
 use model::definitions::{self, Kind};
-use oci::registry::{Clients, ImageRef, Platform};
+use oci::registry::{Clients, Descriptor, ImageRef, Platform};
 
 use crate::image::{Project, check_arch};
 
@@ -51,7 +51,10 @@ pub fn multi_arch(project: &Project, container: &str) -> anyhow::Result<Vec<Mult
 }
 
 /// Write each multi-arch tag of `container` from its per-architecture images in the project
-/// registry, each of which must be there (built for its architecture); the tags written.
+/// registry, each of which must be there (built for its architecture); the tags written. The
+/// tag also keeps listing another architecture's image of that version (`<tag>-<arch>`) that is
+/// still there: when one architecture moves to a new version, a pull of the old version on the
+/// other keeps working.
 pub async fn index(
     project: &Project,
     container: &str,
@@ -68,13 +71,23 @@ pub async fn index(
                 .resolve(image, arch)
                 .await
                 .with_context(|| format!("reading {image} for {}", multi.target))?;
-            let mut entry = found.manifest;
-            entry.platform = Some(Platform {
-                architecture: arch.clone(),
-                os: "linux".into(),
-                variant: None,
-            });
-            entries.push(entry);
+            entries.push(listed(found.manifest, arch));
+        }
+        for arch in cfg.architectures.keys() {
+            if multi.images.contains_key(arch) {
+                continue;
+            }
+            let image = multi
+                .target
+                .with_reference(&format!("{}-{arch}", multi.target.reference));
+            match client.resolve(&image, arch).await {
+                Ok(found) => entries.push(listed(found.manifest, arch)),
+                Err(e) if e.means_build() => {}
+                Err(e) => {
+                    return Err(anyhow::Error::new(e)
+                        .context(format!("reading {image} for {}", multi.target)));
+                }
+            }
         }
         client
             .push_index(&multi.target, &entries)
@@ -83,4 +96,14 @@ pub async fn index(
         written.push(multi.target.to_string());
     }
     Ok(written)
+}
+
+/// `manifest` as the index's entry for linux/`arch`.
+fn listed(mut manifest: Descriptor, arch: &str) -> Descriptor {
+    manifest.platform = Some(Platform {
+        architecture: arch.to_string(),
+        os: "linux".into(),
+        variant: None,
+    });
+    manifest
 }

@@ -97,7 +97,9 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
             sync_job(cfg, sync, jobs.image.clone(), &synced),
         );
     }
-    p.stages = ["build", "index", "sif", "sync"]
+    // The index after the sync by stage (it runs after the builds by its `needs:`): the sync
+    // waits for every earlier stage, and a tag to write is no reason to hold SIFs back.
+    p.stages = ["build", "sif", "sync", "index"]
         .into_iter()
         .filter(|s| p.jobs.values().any(|j| j.stage.as_deref() == Some(s)))
         .map(String::from)
@@ -156,7 +158,8 @@ impl<'a> Jobs<'a> {
             ("build", Some(ac)) => job
                 .with_engine(&ac.engine, &cfg.registry)
                 .with_settings(&cfg.jobs.containers),
-            ("index", _) => job.with_settings(&cfg.jobs.containers),
+            // It only talks to the registry: a tools job, not an image build.
+            ("index", _) => job.with_settings(&cfg.jobs.tools),
             _ => job.with_settings(&cfg.jobs.sifs),
         };
         job.with_pull_policy(cfg.pull_policy.as_deref())
@@ -451,7 +454,7 @@ mod tests {
         );
         let index = &p.jobs["index pythons"];
         assert_eq!(index.stage.as_deref(), Some("index"));
-        assert_eq!(p.stages, ["build", "index", "sif", "sync"]);
+        assert_eq!(p.stages, ["build", "sif", "sync", "index"]);
         let amd = opts.plan.project.config.arch("amd64").unwrap();
         assert_eq!(
             index.tags,

@@ -861,3 +861,46 @@ async fn a_multi_arch_tag_is_not_written_while_an_architecture_lacks_its_image()
         "{e:#}"
     );
 }
+
+#[tokio::test]
+async fn a_multi_arch_tag_keeps_listing_an_architecture_that_moved_to_another_version() {
+    let s = setup();
+    s.publish(&s.plan().await).await;
+    let registry = RegistryClient::memory(&s.registry);
+    let old = image(&format!("{PROJECT}/pythons:3.13.5"));
+    let before = registry
+        .resolve(&old, "arm64")
+        .await
+        .unwrap()
+        .manifest
+        .digest;
+    // arm64 now concretizes another version of the main package.
+    let lock = s.path("locks/arm64/pythons/spack.lock");
+    let text = std::fs::read_to_string(&lock).unwrap();
+    let moved = text.replace(
+        r#""name":"python","version":"3.13.5""#,
+        r#""name":"python","version":"3.13.6""#,
+    );
+    assert_ne!(moved, text);
+    std::fs::write(&lock, moved).unwrap();
+    let d = s.plan().await;
+    assert_eq!(
+        find(&d, "pythons", "arm64").target,
+        format!("{PROJECT}/pythons:3.13.6-arm64")
+    );
+    s.publish(&d).await;
+    // The old version's tag still serves arm64 (its image is still there), the new one arm64
+    // only.
+    let after = registry
+        .resolve(&old, "arm64")
+        .await
+        .unwrap()
+        .manifest
+        .digest;
+    assert_eq!(before, after);
+    assert!(registry.resolve(&old, "amd64").await.is_ok());
+    let new = image(&format!("{PROJECT}/pythons:3.13.6"));
+    assert!(registry.resolve(&new, "arm64").await.is_ok());
+    assert!(registry.resolve(&new, "amd64").await.is_err());
+    assert!(work(&s.plan().await).is_empty());
+}

@@ -16,8 +16,18 @@ use spacktainerizah_tests::{
 
 /// A context with a static busybox as `/bin/sh`, so `RUN` works without pulling anything (the
 /// engine in memory runs nothing: it needs no busybox).
+///
+/// The tests run at once on one daemon and remove what they built. The classic builder gives
+/// steps of the same content the same images (its cache, or the same ID made twice), so a
+/// removal would delete another test's parent from under its build ("unknown parent image
+/// ID"): a `FROM scratch` gets a label of its own before its first step.
 fn context(dockerfile: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
+    let own = format!(
+        "FROM scratch\nLABEL test.context={}",
+        unique_name("context")
+    );
+    let dockerfile = dockerfile.replacen("FROM scratch", &own, 1);
     if std::fs::copy("/bin/busybox", dir.path().join("busybox")).is_err() {
         std::fs::write(
             dir.path().join("busybox"),

@@ -164,7 +164,7 @@ fn the_projects_own_ci_tests_builds_and_publishes_the_tools_image() {
     commit_all(dir.path(), "spacktainerizah");
     assert_eq!(
         jobs(dir.path(), ".gitlab-ci.yml", "push"),
-        set(&["test", "build tools"])
+        set(&["test", "build tools", "build tools arm64"])
     );
     let out = Command::new(gitlab_ci_local())
         .args(["--list-csv", "--variable", "CI_COMMIT_TAG=v0.1.0"])
@@ -172,7 +172,13 @@ fn the_projects_own_ci_tests_builds_and_publishes_the_tools_image() {
         .output()
         .unwrap();
     let listed = String::from_utf8_lossy(&out.stdout);
-    assert!(listed.contains("publish tools image;"), "{listed}");
+    for job in [
+        "publish tools image amd64;",
+        "publish tools image arm64;",
+        "publish tools index;",
+    ] {
+        assert!(listed.contains(job), "{job} {listed}");
+    }
 
     // The release configuration names the image the example chain starts from.
     let out = Command::new(repo_root().join(".ci/tools-image-config.sh"))
@@ -187,8 +193,15 @@ fn the_projects_own_ci_tests_builds_and_publishes_the_tools_image() {
     std::fs::write(&path, &out.stdout).unwrap();
     let release = model::config::Config::read(&path).unwrap();
     let tag = spacktainerizer::tags::tag(&release, "release", "2026.11.30");
+    // The index joining both architectures' images (`<tag>-<arch>`).
     assert_eq!(
-        spacktainerizer::tags::arch_tag(&release, "tools", &tag, "amd64"),
+        format!("{}/tools:{tag}", release.registry.url),
         support::config().release_tools_image()
     );
+    for arch in ["amd64", "arm64"] {
+        assert_eq!(
+            spacktainerizer::tags::arch_tag(&release, "tools", &tag, arch),
+            format!("{}-{arch}", support::config().release_tools_image())
+        );
+    }
 }

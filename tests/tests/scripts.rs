@@ -570,6 +570,15 @@ fn the_release_tools_image_is_for_both_architectures_each_under_its_own_tag() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown architecture riscv64"));
+    assert!(out.stdout.is_empty(), "nothing written");
+    let out = Command::new("bash")
+        .arg(repo_root().join(".ci/tools-image-config.sh"))
+        .args(["r/x", "1.2.3", "debian:bookworm", "amd64", "amd64"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("amd64 given twice"));
+    assert!(out.stdout.is_empty(), "nothing written");
 }
 
 #[test]

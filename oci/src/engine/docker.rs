@@ -121,7 +121,7 @@ impl DockerEngine {
             .is_none_or(|a| a == host_architecture());
         if req.secrets.is_empty() && native && !req.buildkit {
             if let Some(arch) = &req.architecture {
-                self.pull_bases(req, arch, on_log).await;
+                self.pull_bases(req, arch, on_log).await?;
             }
             return self.build_streamed(tag, req, context, on_log).await;
         }
@@ -173,10 +173,16 @@ impl DockerEngine {
     /// The `FROM` images of a classic build pulled for `arch` when the daemon has them for
     /// another one: the classic builder (Docker 20.10) takes a local image by its name whatever
     /// the build's platform, and fails later on the mismatch. One that cannot be pulled (only
-    /// local) is left to the daemon. The build itself is given no `platform`: Docker 20.10's
-    /// classic builder then fails `FROM scratch` ("unknown parent image ID"), and without it an
-    /// image takes its architecture from its base, which this pull makes the right one.
-    async fn pull_bases(&self, req: &BuildRequest, arch: &str, on_log: &mut dyn FnMut(&str)) {
+    /// local) is left to the daemon, unless the daemon's is for another architecture. The build
+    /// itself is given no `platform`: Docker 20.10's classic builder then fails `FROM scratch`
+    /// ("unknown parent image ID"), and without it an image takes its architecture from its
+    /// base, which this pull makes the right one.
+    async fn pull_bases(
+        &self,
+        req: &BuildRequest,
+        arch: &str,
+        on_log: &mut dyn FnMut(&str),
+    ) -> Result<(), EngineError> {
         let dockerfile = match req.extra_files.get("Dockerfile") {
             Some(bytes) => String::from_utf8_lossy(bytes).into_owned(),
             None => std::fs::read_to_string(req.context.join("Dockerfile")).unwrap_or_default(),
@@ -187,12 +193,28 @@ impl DockerEngine {
                 .iter()
                 .find(|(registry, _)| *registry == reference.registry)
                 .map(|(_, login)| login);
-            if let Err(e) = self.pull(&image, arch, login).await {
-                on_log(&format!(
-                    "{image} not pulled for linux/{arch} ({e}): the daemon's own is used"
-                ));
+            let Err(e) = self.pull(&image, arch, login).await else {
+                continue;
+            };
+            // A base the daemon has for another architecture would give this one's tag another
+            // architecture's programs: stop here rather than push that.
+            let local = self.docker.inspect_image(&image).await.ok();
+            if let Some(other) = local
+                .and_then(|l| l.architecture)
+                .filter(|a| !local_image_serves(Some(a), arch))
+            {
+                return Err(EngineError::Pull {
+                    image,
+                    message: format!(
+                        "the daemon has it for {other} only and it could not be pulled for {arch}: {e}"
+                    ),
+                });
             }
+            on_log(&format!(
+                "{image} not pulled for linux/{arch} ({e}): the daemon's own is used"
+            ));
         }
+        Ok(())
     }
 
     /// The daemon's builder, whose progress comes as a stream of log lines.
