@@ -3,7 +3,6 @@
 //! references. Built from what was read; reads nothing itself.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::SystemTime;
 
 use indexmap::IndexMap;
@@ -15,10 +14,7 @@ use crate::spack::buildcache::{Layout, SpecObjects, v2, v3};
 use crate::spack::graph::SpecGraph;
 use crate::spack::spec::{Shared, SpecNode};
 
-/// An object's key relative to the cache's root, shared by the listing and every plan that
-/// names the object: a cache of 1,000,000 specs lists 2,000,000 keys of ~120 bytes, so a plan
-/// holds handles to them, not copies.
-pub type Key = Arc<str>;
+pub use super::keys::Key;
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
