@@ -63,7 +63,7 @@ pub fn rows(view: &CacheView, opts: &LsOptions, now: SystemTime) -> anyhow::Resu
     let days = terminal::cli::days;
     let mut out = Vec::new();
     for lm in &view.layouts {
-        for (hash, rec) in &lm.specs {
+        for (hash, rec) in lm.specs() {
             let node = lm.node(hash);
             if glob.as_ref().is_some_and(|g| !g.is_match(&*node.name))
                 || opts.version.as_ref().is_some_and(|v| **v != *node.version)

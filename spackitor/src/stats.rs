@@ -66,7 +66,7 @@ pub fn compute(url: &str, view: &CacheView, top: usize, now: SystemTime) -> Stat
     let mut complete = true;
     for lm in &view.layouts {
         complete &= lm.manifests.unread.is_empty();
-        for (hash, rec) in &lm.specs {
+        for (hash, rec) in lm.specs() {
             let name = &*lm.node(hash).name;
             let g = packages.entry(name).or_insert_with(|| Group {
                 label: name.to_string(),
@@ -113,7 +113,7 @@ pub fn compute(url: &str, view: &CacheView, top: usize, now: SystemTime) -> Stat
             .iter()
             .map(|l| LayoutStats {
                 layout: l.layout.to_string(),
-                specs: l.specs.len(),
+                specs: l.cached(),
             })
             .collect(),
         packages,

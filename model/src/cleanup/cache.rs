@@ -5,7 +5,6 @@
 use std::collections::{HashMap, HashSet};
 use std::time::SystemTime;
 
-use indexmap::IndexMap;
 use serde::Serialize;
 use smallvec::SmallVec;
 
@@ -128,8 +127,10 @@ pub struct LayoutView {
     /// Last-modified of the index object as read before the listing: anything newer may belong
     /// to an upload still running.
     pub index_time: SystemTime,
-    /// Cached entries by hash, in index order.
-    pub specs: IndexMap<Shared, SpecRecord>,
+    /// By the entry's position in `db`: the record of each cached entry. The index's own map
+    /// finds them by hash; a second map keyed by the same hashes cost ~36 bytes a spec.
+    records: Vec<Option<SpecRecord>>,
+    cached: usize,
     /// Over every index entry (externals included).
     pub graph: SpecGraph,
     pub manifests: Manifests,
@@ -146,9 +147,12 @@ impl LayoutView {
         manifests: Manifests,
     ) -> LayoutView {
         let graph = SpecGraph::new(db.entries.values().map(|e| &e.node));
-        // Sized once: grown by doubling, the map would hold up to twice the room it needs.
-        let mut specs = IndexMap::with_capacity(db.cached().count());
-        specs.extend(db.cached().map(|entry| {
+        // Sized once: grown by doubling, the list would hold up to twice the room it needs.
+        let mut records = Vec::with_capacity(db.entries.len());
+        records.extend(db.entries.values().map(|entry| {
+            if !entry.in_buildcache {
+                return None;
+            }
             let (objects, missing, blobs_known) = match layout {
                 Layout::V2 => v2_objects(&db, entry, listing, v2),
                 Layout::V3 => v3_objects(entry, listing, &manifests),
@@ -163,16 +167,44 @@ impl LayoutView {
                 missing: missing.into(),
                 blobs_known,
             };
-            (entry.node.hash.clone(), record)
+            Some(record)
         }));
         LayoutView {
             layout,
             db,
             index_time,
-            specs,
+            cached: records.iter().flatten().count(),
+            records,
             graph,
             manifests,
         }
+    }
+
+    /// The record of the cached spec `hash`; `None` when the index does not list it or it has
+    /// no objects in the cache.
+    pub fn spec(&self, hash: &str) -> Option<&SpecRecord> {
+        let i = self.db.entries.get_index_of(hash)?;
+        self.records[i].as_ref()
+    }
+
+    /// Whether `hash` is a cached spec of this layout.
+    pub fn is_cached(&self, hash: &str) -> bool {
+        self.spec(hash).is_some()
+    }
+
+    /// The cached specs with their records, in index order.
+    pub fn specs(&self) -> impl Iterator<Item = (&Shared, &SpecRecord)> {
+        let records = self.records.iter();
+        self.db
+            .entries
+            .keys()
+            .zip(records)
+            .filter_map(|(hash, r)| Some((hash, r.as_ref()?)))
+    }
+
+    /// How many specs are cached.
+    pub fn cached(&self) -> usize {
+        self.cached
     }
 
     /// The index node of a spec.
@@ -185,7 +217,7 @@ impl LayoutView {
     /// hash file, keys and `layout.json` belong to the cache and are never listed here.
     pub fn unowned<'a>(&self, listing: &'a Listing) -> Vec<(u32, &'a Object, Unowned)> {
         let mut owned = vec![false; listing.objects.len()];
-        for &i in self.specs.values().flat_map(|s| &s.objects) {
+        for &i in self.specs().flat_map(|(_, s)| &s.objects) {
             owned[i as usize] = true;
         }
         let mut referenced = vec![false; listing.objects.len()];

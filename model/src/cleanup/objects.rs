@@ -69,7 +69,7 @@ pub fn materialize(
     let specs = planned_specs(view, lm, reasons, &still_referenced);
     LayoutPlan {
         layout: lm.layout,
-        kept: lm.specs.len() - specs.len(),
+        kept: lm.cached() - specs.len(),
         kept_by_lockfile,
         kept_as_in_flight,
         specs,
@@ -110,7 +110,7 @@ fn deleted_manifests(
 ) -> HashSet<u32> {
     reasons
         .keys()
-        .filter_map(|h| lm.specs.get(h))
+        .filter_map(|h| lm.spec(h))
         .flat_map(|s| s.objects.iter().copied())
         .filter(|&i| view.key(i).starts_with("v3/"))
         .collect()
@@ -142,7 +142,7 @@ fn planned_specs(
     let mut specs: Vec<PlannedSpec> = reasons
         .into_iter()
         .filter_map(|(hash, reason)| {
-            let s = lm.specs.get(&hash)?;
+            let s = lm.spec(&hash)?;
             let node = lm.node(&hash);
             let objects: Vec<&Object> = s
                 .objects

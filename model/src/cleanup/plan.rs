@@ -34,8 +34,7 @@ fn decide(lm: &LayoutView, rules: &Rules) -> Decided {
     // Anything newer than the index may belong to a pipeline still uploading: keep it, and
     // everything it needs.
     let fresh: Vec<&str> = lm
-        .specs
-        .iter()
+        .specs()
         .filter(|(_, s)| s.newest.is_some_and(|t| t > lm.index_time))
         .map(|(h, _)| &**h)
         .collect();
@@ -51,7 +50,7 @@ fn decide(lm: &LayoutView, rules: &Rules) -> Decided {
 
     let mut reasons: HashMap<Shared, Reason> = HashMap::new();
     let mut queue: VecDeque<Shared> = VecDeque::new();
-    for (hash, s) in lm.specs.iter().filter(|(h, _)| !protected.contains(*h)) {
+    for (hash, s) in lm.specs().filter(|(h, _)| !protected.contains(*h)) {
         let reason = if !s.missing.is_empty() {
             Reason::Incomplete
         } else if rules
@@ -89,7 +88,7 @@ pub fn keep_closure(lm: &LayoutView, keep: &HashSet<String>) -> HashSet<Shared> 
     lm.graph
         .dependencies_closure(roots, DepTypes::LINK_RUN)
         .into_iter()
-        .filter(|h| lm.specs.contains_key(h))
+        .filter(|h| lm.is_cached(h))
         .collect()
 }
 
@@ -104,7 +103,7 @@ pub fn cascade(
     while let Some(h) = queue.pop_front() {
         let name = lm.node(&h).name.clone();
         for (dependent, _) in g.neighbours(&h, DepTypes::LINK_RUN, true) {
-            if reasons.contains_key(dependent) || !lm.specs.contains_key(dependent) {
+            if reasons.contains_key(dependent) || !lm.is_cached(dependent) {
                 continue;
             }
             let dependent = lm.node(dependent).hash.clone();

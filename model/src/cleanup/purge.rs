@@ -66,7 +66,7 @@ pub fn purge(
     for lm in &view.layouts {
         let mut reasons: HashMap<Shared, Reason> = chosen
             .iter()
-            .filter(|(l, h)| *l == lm.layout && lm.specs.contains_key(h))
+            .filter(|(l, h)| *l == lm.layout && lm.is_cached(h))
             .map(|(_, h)| (h.clone(), Reason::Purged))
             .collect();
         if with_dependents {
@@ -104,7 +104,7 @@ fn broken_dependents(lm: &LayoutView, going: &HashMap<Shared, Reason>) -> Vec<Sp
         .graph
         .dependents_closure(going.keys().map(|h| &**h), DepTypes::LINK_RUN)
         .into_iter()
-        .filter(|d| !going.contains_key(d) && lm.specs.contains_key(d))
+        .filter(|d| !going.contains_key(d) && lm.is_cached(d))
         .map(|d| SpecLabel::of(lm, &d))
         .collect();
     broken.sort_by(|a, b| (&a.name, &a.hash).cmp(&(&b.name, &b.hash)));
