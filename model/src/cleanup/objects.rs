@@ -154,7 +154,7 @@ fn planned_specs(
                 layout: lm.layout,
                 bytes: objects.iter().map(|o| o.size).sum(),
                 objects: objects.iter().map(|o| o.key.clone()).collect(),
-                layer: layers.get(&hash).copied().unwrap_or(0),
+                layer: lm.graph.position(&hash).map_or(0, |i| layers[i] as usize),
                 name: node.name.clone(),
                 version: node.version.clone(),
                 hash,

@@ -99,6 +99,26 @@ impl SpecGraph {
         self.nodes.contains(hash)
     }
 
+    /// The position of `hash` among the nodes, `0..len()`: what lists by node are indexed by.
+    pub fn position(&self, hash: &str) -> Option<usize> {
+        self.nodes.get_index_of(hash)
+    }
+
+    /// The positions of the direct neighbours of the node at `i` through edges of `types`
+    /// (dependencies, or dependents when `reverse`), one per edge.
+    pub fn neighbour_positions(
+        &self,
+        i: usize,
+        types: DepTypes,
+        reverse: bool,
+    ) -> impl Iterator<Item = usize> + '_ {
+        let adj = if reverse { &self.rdeps } else { &self.deps };
+        adj.of(i as u32)
+            .iter()
+            .filter(move |(_, t)| t.intersects(types))
+            .map(|&(j, _)| j as usize)
+    }
+
     /// The roots and every spec they reach through edges of `types`.
     pub fn dependencies_closure<'a>(
         &self,
