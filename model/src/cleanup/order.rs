@@ -1,33 +1,28 @@
 //! The order of the deletes: dependents before their dependencies, v3 manifests before their
 //! blobs, and the keys cut into batches run wave by wave.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use super::cache::{LayoutView, Unowned};
-use super::decision::{LayoutPlan, Reason};
+use super::decision::{Going, LayoutPlan};
 use crate::spack::buildcache::{Layout, v3};
-use crate::spack::spec::{DepTypes, Shared};
+use crate::spack::spec::DepTypes;
 
 /// Layer 0: deleted specs no other deleted spec depends on (through any edge); each dependency
 /// one layer after its deepest deleted dependent (Kahn's algorithm over the deleted part of the
-/// graph, so deep DAGs need no deep recursion). By graph position ([`SpecGraph::position`]):
-/// lists, not maps keyed by hash, ~40 bytes a deleted spec less while the plan is made. Specs
-/// that stay, and deleted ones outside the graph, are at layer 0.
-///
-/// [`SpecGraph::position`]: crate::spack::graph::SpecGraph::position
-pub fn layers(lm: &LayoutView, deleted: &HashMap<Shared, Reason>) -> Vec<u32> {
+/// graph, so deep DAGs need no deep recursion). By graph position, as `deleted`: lists, not maps
+/// keyed by hash, ~40 bytes a deleted spec less while the plan is made. Specs that stay are at
+/// layer 0.
+pub fn layers(lm: &LayoutView, deleted: &Going) -> Vec<u32> {
     let g = &lm.graph;
-    let mut is_deleted = vec![false; g.len()];
-    for i in deleted.keys().filter_map(|h| g.position(h)) {
-        is_deleted[i] = true;
-    }
+    let is_deleted = |i: usize| deleted.contains(i);
     // Per deleted spec: the edges from deleted dependents not yet layered.
     let mut pending = vec![0u32; g.len()];
     let mut queue = VecDeque::new();
-    for i in (0..g.len()).filter(|&i| is_deleted[i]) {
+    for (i, _) in deleted.iter() {
         pending[i] = g
             .neighbour_positions(i, DepTypes::ALL, true)
-            .filter(|&d| is_deleted[d])
+            .filter(|&d| is_deleted(d))
             .count() as u32;
         if pending[i] == 0 {
             queue.push_back(i);
@@ -37,7 +32,7 @@ pub fn layers(lm: &LayoutView, deleted: &HashMap<Shared, Reason>) -> Vec<u32> {
     while let Some(i) = queue.pop_front() {
         let next = layer[i] + 1;
         for dep in g.neighbour_positions(i, DepTypes::ALL, false) {
-            if is_deleted[dep] {
+            if is_deleted(dep) {
                 layer[dep] = layer[dep].max(next);
                 pending[dep] -= 1;
                 if pending[dep] == 0 {

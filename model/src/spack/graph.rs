@@ -104,6 +104,11 @@ impl SpecGraph {
         self.nodes.get_index_of(hash)
     }
 
+    /// The hash of the node at `position`.
+    pub fn hash(&self, position: usize) -> &Shared {
+        &self.nodes[position]
+    }
+
     /// The positions of the direct neighbours of the node at `i` through edges of `types`
     /// (dependencies, or dependents when `reverse`), one per edge.
     pub fn neighbour_positions(
