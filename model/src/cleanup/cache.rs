@@ -34,7 +34,7 @@ pub struct Listing {
 
 /// v2: hash → positions of its spec file(s) and tarball. Only the views are built from it (each
 /// record then holds its own positions), so it is not kept beside them: ~100 bytes a spec.
-pub type V2Objects = HashMap<Shared, Vec<u32>>;
+pub type V2Objects = HashMap<Shared, SmallVec<[u32; 3]>>;
 
 impl Listing {
     /// The listing of `objects` and where the v2 spec objects sit, classified by key; `shared`
@@ -264,7 +264,7 @@ fn v2_objects(
     v2: &V2Objects,
 ) -> (Vec<u32>, Vec<String>, bool) {
     let node = &entry.node;
-    let listed = v2.get(&*node.hash).map(Vec::as_slice).unwrap_or_default();
+    let listed = v2.get(&*node.hash).map(|v| v.as_slice()).unwrap_or_default();
     let has = |want: fn(&v2::Object) -> bool| {
         listed
             .iter()
