@@ -112,11 +112,24 @@ pub struct SpecRecord {
     pub objects: SmallVec<[u32; 3]>,
     /// Objects it should have and that are not in the listing.
     pub missing: Box<[String]>,
-    pub bytes: u64,
-    /// Newest last-modified of its objects; `None` when none is listed.
-    pub newest: Option<SystemTime>,
     /// False for a v3 spec whose manifest was not read: its blobs (and so its size) are unknown.
     pub blobs_known: bool,
+}
+
+/// Size and age are read from the listing, not held: 24 bytes a cached spec less.
+impl SpecRecord {
+    /// The total size of its listed objects.
+    pub fn bytes(&self, listing: &Listing) -> u64 {
+        self.objects.iter().map(|&i| listing.object(i).size).sum()
+    }
+
+    /// The newest last-modified of its listed objects; `None` when none is listed.
+    pub fn newest(&self, listing: &Listing) -> Option<SystemTime> {
+        self.objects
+            .iter()
+            .map(|&i| listing.object(i).last_modified)
+            .max()
+    }
 }
 
 /// One layout of the cache.
@@ -157,10 +170,7 @@ impl LayoutView {
                 Layout::V2 => v2_objects(&db, entry, listing, v2),
                 Layout::V3 => v3_objects(entry, listing, &manifests),
             };
-            let listed = objects.iter().map(|&i| listing.object(i));
             let record = SpecRecord {
-                bytes: listed.clone().map(|o| o.size).sum(),
-                newest: listed.map(|o| o.last_modified).max(),
                 // By length, not by the list's spare room (`from_vec` keeps a list of 3
                 // grown to room for 4 on the heap).
                 objects: SmallVec::from_slice(&objects),
@@ -264,7 +274,10 @@ fn v2_objects(
     v2: &V2Objects,
 ) -> (Vec<u32>, Vec<String>, bool) {
     let node = &entry.node;
-    let listed = v2.get(&*node.hash).map(|v| v.as_slice()).unwrap_or_default();
+    let listed = v2
+        .get(&*node.hash)
+        .map(|v| v.as_slice())
+        .unwrap_or_default();
     let has = |want: fn(&v2::Object) -> bool| {
         listed
             .iter()

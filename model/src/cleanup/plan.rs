@@ -23,19 +23,20 @@ pub fn plan(view: &CacheView, rules: &Rules) -> Vec<LayoutPlan> {
                 max_age: rules.max_age,
                 keep: &rules.keep,
             });
-            objects::materialize(view, lm, decide(lm, rules), orphans)
+            objects::materialize(view, lm, decide(view, lm, rules), orphans)
         })
         .collect()
 }
 
 /// The specs of `lm` that go under `rules`, and why.
-fn decide(lm: &LayoutView, rules: &Rules) -> Decided {
+fn decide(view: &CacheView, lm: &LayoutView, rules: &Rules) -> Decided {
+    let listing = &view.listing;
     let keep = keep_closure(lm, &rules.keep);
     // Anything newer than the index may belong to a pipeline still uploading: keep it, and
     // everything it needs.
     let fresh: Vec<&str> = lm
         .specs()
-        .filter(|(_, s)| s.newest.is_some_and(|t| t > lm.index_time))
+        .filter(|(_, s)| s.newest(listing).is_some_and(|t| t > lm.index_time))
         .map(|(h, _)| &**h)
         .collect();
     let kept_as_in_flight = fresh.iter().filter(|h| !keep.contains(**h)).count();
@@ -60,7 +61,7 @@ fn decide(lm: &LayoutView, rules: &Rules) -> Decided {
             .is_some_and(|p| !p.contains(&lm.node(hash).name))
         {
             Why::PackageRemoved
-        } else if age(rules.now, s.newest) > rules.max_age {
+        } else if age(rules.now, s.newest(listing)) > rules.max_age {
             Why::Expired
         } else {
             continue;

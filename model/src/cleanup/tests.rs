@@ -435,7 +435,7 @@ fn reach(
 fn in_flight(view: &CacheView) -> Vec<usize> {
     let lm = &view.layouts[0];
     lm.specs()
-        .filter(|(_, s)| s.newest.is_some_and(|t| t > lm.index_time))
+        .filter(|(_, s)| s.newest(&view.listing).is_some_and(|t| t > lm.index_time))
         .map(|(h, _)| number(h))
         .collect()
 }
@@ -468,7 +468,7 @@ proptest! {
             plans[0].specs.iter().map(|s| (number(&s.hash), &s.reason)).collect();
         let roots: Vec<usize> = rules.keep.iter().map(|h| number(h)).chain(in_flight(&view)).collect();
         let protected = reach(&def, roots, DepTypes::LINK_RUN);
-        let age = |i: usize| super::decision::age(now(), lm.spec(&hash(i)).unwrap().newest);
+        let age = |i: usize| super::decision::age(now(), lm.spec(&hash(i)).unwrap().newest(&view.listing));
         let removed = |i: usize| rules.packages.as_ref().is_some_and(|p| !p.contains(&package(def.specs[i].package)));
         let incomplete = |i: usize| !lm.spec(&hash(i)).unwrap().missing.is_empty();
         for (&i, reason) in &gone {
