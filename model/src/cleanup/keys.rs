@@ -120,9 +120,11 @@ pub struct Packer {
 }
 
 impl Packer {
-    /// Keys a block holds: large enough that a block's own cost (~100 bytes) is nothing per
-    /// key, small enough that offsets fit in `u32` and the buffers stay small.
-    pub const BLOCK: usize = 4096;
+    /// Keys a block holds: enough that a block's own cost (~100 bytes) is little per key, few
+    /// enough that a block (~36 KB of ~140-byte keys) stays below the size glibc maps on its
+    /// own (128 KiB at least): blocks then come from the heap and fill the holes the index
+    /// parse left there, whatever the threshold has grown to meanwhile.
+    pub const BLOCK: usize = 256;
 
     /// Add `key`; true when the block is full and should be taken.
     pub fn push(&mut self, key: &str) -> bool {
