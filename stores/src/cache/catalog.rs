@@ -91,7 +91,11 @@ impl Catalog {
         // planner keeps a block at a time: converting a whole listing afterwards would hold it
         // twice, and the freed keys (a cache of 1,000,000 specs lists 2,000,000) would stay
         // behind as holes.
-        let (mut objects, mut etags) = (Vec::new(), Etags::default());
+        // Room for 1,000,000 objects from the start: a block that large (40 MB) is mapped on
+        // its own, grows in place and costs only the pages written, where doubling up from
+        // nothing left each smaller copy behind as a hole in the heap (~20 MB at 2,000,000
+        // objects). `shrink_to_fit` below hands back what a smaller cache leaves unused.
+        let (mut objects, mut etags) = (Vec::with_capacity(1 << 20), Etags::default());
         let mut packing = Packing::default();
         let mut listing = store.list("");
         while let Some(item) = listing.next().await {
