@@ -70,7 +70,7 @@ pub struct PlannedSpec {
     pub bytes: u64,
     /// 0 for specs no deleted spec depends on; deleted in increasing order.
     #[serde(skip)]
-    pub layer: usize,
+    pub layer: u32,
 }
 
 fn keys<S: serde::Serializer>(keys: &SmallVec<[Key; 2]>, s: S) -> Result<S::Ok, S::Error> {
@@ -185,15 +185,41 @@ impl Why {
 /// [`SpecGraph::position`]: crate::spack::graph::SpecGraph::position
 #[derive(Debug, Clone, Default)]
 pub struct Going {
-    why: Vec<Option<Why>>,
+    /// [`Why::pack`]ed; 0 for a spec that stays.
+    why: Vec<u32>,
     len: usize,
+}
+
+impl Why {
+    /// In 4 bytes, never 0: the kind in the low 3 bits, the position depended on above them
+    /// (graphs hold fewer than 2^28 nodes).
+    fn pack(self) -> u32 {
+        match self {
+            Why::Expired => 1,
+            Why::PackageRemoved => 2,
+            Why::Incomplete => 3,
+            Why::Purged => 4,
+            Why::DependentOf(of) => 5 | of << 3,
+        }
+    }
+
+    fn unpack(packed: u32) -> Option<Why> {
+        Some(match packed & 7 {
+            1 => Why::Expired,
+            2 => Why::PackageRemoved,
+            3 => Why::Incomplete,
+            4 => Why::Purged,
+            5 => Why::DependentOf(packed >> 3),
+            _ => return None,
+        })
+    }
 }
 
 impl Going {
     /// Nothing going yet, in a graph of `nodes` nodes.
     pub fn new(nodes: usize) -> Going {
         Going {
-            why: vec![None; nodes],
+            why: vec![0; nodes],
             len: 0,
         }
     }
@@ -201,14 +227,14 @@ impl Going {
     /// Mark the spec at `position` as going for `why`, unless it already goes.
     pub fn insert(&mut self, position: usize, why: Why) {
         let slot = &mut self.why[position];
-        if slot.is_none() {
-            *slot = Some(why);
+        if *slot == 0 {
+            *slot = why.pack();
             self.len += 1;
         }
     }
 
     pub fn contains(&self, position: usize) -> bool {
-        self.why.get(position).is_some_and(Option::is_some)
+        self.why.get(position).is_some_and(|&w| w != 0)
     }
 
     pub fn len(&self) -> usize {
@@ -224,7 +250,7 @@ impl Going {
         self.why
             .iter()
             .enumerate()
-            .filter_map(|(i, w)| Some((i, (*w)?)))
+            .filter_map(|(i, &w)| Some((i, Why::unpack(w)?)))
     }
 }
 

@@ -149,7 +149,7 @@ fn planned_specs(
             layout: lm.layout,
             bytes: objects.iter().map(|o| o.size).sum(),
             objects: objects.iter().map(|o| o.key.clone()).collect(),
-            layer: layers[i] as usize,
+            layer: layers[i],
             name: node.name.clone(),
             version: node.version.clone(),
             hash,

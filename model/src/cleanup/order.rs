@@ -53,7 +53,7 @@ pub fn layers(lm: &LayoutView, deleted: &Going) -> Vec<u32> {
 pub fn deletion_waves(plans: &[LayoutPlan], batch: usize) -> Vec<Vec<&str>> {
     let max_layer = plans
         .iter()
-        .flat_map(|p| p.specs.iter().map(|s| s.layer))
+        .flat_map(|p| p.specs.iter().map(|s| s.layer as usize))
         .max()
         .unwrap_or(0);
     let blobs_phase = max_layer + 1;
@@ -64,7 +64,7 @@ pub fn deletion_waves(plans: &[LayoutPlan], batch: usize) -> Vec<Vec<&str>> {
                 let phase = if plan.layout == Layout::V3 && k.starts_with(v3::BLOBS_PREFIX) {
                     blobs_phase
                 } else {
-                    s.layer
+                    s.layer as usize
                 };
                 keyed.push((phase, &**k));
             }

@@ -235,7 +235,7 @@ fn dependents_are_deleted_before_their_dependencies_and_manifests_before_blobs()
                 .sum::<usize>()
         );
         // Batches of one phase share a wave: one per layer, and v3 blobs after them.
-        let layers: BTreeSet<usize> = plans[0].specs.iter().map(|s| s.layer).collect();
+        let layers: BTreeSet<u32> = plans[0].specs.iter().map(|s| s.layer).collect();
         let blobs = usize::from(layout == Layout::V3);
         assert_eq!(waves.len(), layers.len() + blobs, "{waves:?}");
         let first = |i: usize| keys.iter().position(|k| k.contains(&hash(i))).unwrap();
