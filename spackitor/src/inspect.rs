@@ -31,8 +31,8 @@ pub fn resolve<'m>(
             .layouts
             .iter()
             .flat_map(|lm| {
-                lm.specs
-                    .keys()
+                lm.specs()
+                    .map(|(h, _)| h)
                     .filter(|h| h.starts_with(t))
                     .map(move |h| (lm, h.clone()))
             })
@@ -65,8 +65,8 @@ pub fn resolve<'m>(
         .layouts
         .iter()
         .flat_map(|lm| {
-            lm.specs
-                .keys()
+            lm.specs()
+                .map(|(h, _)| h)
                 .filter(move |h| {
                     let n = lm.node(h);
                     *n.name == *name && version.is_none_or(|v| *n.version == *v)
@@ -183,7 +183,7 @@ async fn shown_spec(
     hash: &Shared,
     tree: bool,
 ) -> anyhow::Result<Shown> {
-    let rec = &lm.specs[hash];
+    let rec = lm.spec(hash).expect("a cached spec");
     let node = lm.node(hash);
     let mut objects: Vec<ObjectRow> = rec
         .objects
@@ -289,7 +289,7 @@ pub async fn dependents(
     let mut rows = Vec::new();
     for (lm, hash) in resolve(&loaded.view, target)? {
         for h in lm.graph.dependents_closure([&*hash], types) {
-            if h == hash || !lm.specs.contains_key(&h) {
+            if h == hash || !lm.is_cached(&h) {
                 continue;
             }
             let n = lm.node(&h);

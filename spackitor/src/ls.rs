@@ -63,7 +63,7 @@ pub fn rows(view: &CacheView, opts: &LsOptions, now: SystemTime) -> anyhow::Resu
     let days = terminal::cli::days;
     let mut out = Vec::new();
     for lm in &view.layouts {
-        for (hash, rec) in &lm.specs {
+        for (hash, rec) in lm.specs() {
             let node = lm.node(hash);
             if glob.as_ref().is_some_and(|g| !g.is_match(&*node.name))
                 || opts.version.as_ref().is_some_and(|v| **v != *node.version)
@@ -74,9 +74,8 @@ pub fn rows(view: &CacheView, opts: &LsOptions, now: SystemTime) -> anyhow::Resu
             {
                 continue;
             }
-            let age = rec
-                .newest
-                .map(|m| now.duration_since(m).unwrap_or_default());
+            let newest = rec.newest(&view.listing);
+            let age = newest.map(|m| now.duration_since(m).unwrap_or_default());
             if let Some(d) = opts.older_than_days
                 && age.is_none_or(|a| a <= days(d))
             {
@@ -94,15 +93,15 @@ pub fn rows(view: &CacheView, opts: &LsOptions, now: SystemTime) -> anyhow::Resu
                 arch: node.architecture(),
                 compiler: lm.db.compiler_shown(node),
                 layout: lm.layout.to_string(),
-                size: rec.blobs_known.then_some(rec.bytes),
-                last_modified: rec.newest.map(rfc3339),
+                size: rec.blobs_known.then(|| rec.bytes(&view.listing)),
+                last_modified: newest.map(rfc3339),
                 age_seconds: age.map(|a| a.as_secs()),
                 objects: rec
                     .objects
                     .iter()
                     .map(|&i| view.key(i).to_string())
                     .collect(),
-                modified: rec.newest,
+                modified: newest,
             });
         }
     }

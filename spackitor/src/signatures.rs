@@ -47,7 +47,12 @@ pub(crate) fn spec_document<'v>(
     lm: &LayoutView,
     hash: &str,
 ) -> Option<&'v str> {
-    let keys = lm.specs[hash].objects.iter().map(|&i| view.key(i));
+    let keys = lm
+        .spec(hash)
+        .expect("a cached spec")
+        .objects
+        .iter()
+        .map(|&i| view.key(i));
     match lm.layout {
         Layout::V2 => {
             let mut best = None;
@@ -75,7 +80,7 @@ pub async fn check(
 ) -> anyhow::Result<Vec<SpecSignature>> {
     let mut todo = Vec::new();
     for lm in &view.layouts {
-        for hash in lm.specs.keys() {
+        for (hash, _) in lm.specs() {
             let Some(key) = spec_document(view, lm, hash) else {
                 continue;
             };

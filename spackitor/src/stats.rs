@@ -66,7 +66,7 @@ pub fn compute(url: &str, view: &CacheView, top: usize, now: SystemTime) -> Stat
     let mut complete = true;
     for lm in &view.layouts {
         complete &= lm.manifests.unread.is_empty();
-        for (hash, rec) in &lm.specs {
+        for (hash, rec) in lm.specs() {
             let name = &*lm.node(hash).name;
             let g = packages.entry(name).or_insert_with(|| Group {
                 label: name.to_string(),
@@ -74,9 +74,9 @@ pub fn compute(url: &str, view: &CacheView, top: usize, now: SystemTime) -> Stat
                 bytes: 0,
             });
             g.specs += 1;
-            g.bytes += rec.bytes;
+            g.bytes += rec.bytes(&view.listing);
             let days = rec
-                .newest
+                .newest(&view.listing)
                 .map(|t| now.duration_since(t).unwrap_or_default())
                 .unwrap_or(Duration::MAX)
                 .as_secs()
@@ -86,7 +86,7 @@ pub fn compute(url: &str, view: &CacheView, top: usize, now: SystemTime) -> Stat
                 .position(|(_, limit)| days < *limit)
                 .unwrap_or(BANDS.len() - 1);
             bands[band].specs += 1;
-            bands[band].bytes += rec.bytes;
+            bands[band].bytes += rec.bytes(&view.listing);
         }
     }
     let mut packages: Vec<Group> = packages.into_values().collect();
@@ -113,7 +113,7 @@ pub fn compute(url: &str, view: &CacheView, top: usize, now: SystemTime) -> Stat
             .iter()
             .map(|l| LayoutStats {
                 layout: l.layout.to_string(),
-                specs: l.specs.len(),
+                specs: l.cached(),
             })
             .collect(),
         packages,

@@ -127,7 +127,7 @@ pub async fn problems(
                 ),
             }
         }
-        for (hash, rec) in &lm.specs {
+        for (hash, rec) in lm.specs() {
             let n = lm.node(hash);
             for key in &rec.missing {
                 problem(
@@ -200,7 +200,7 @@ async fn v2_unsigned_copies(
     lm: &LayoutView,
 ) -> anyhow::Result<Vec<Problem>> {
     let mut out = Vec::new();
-    for rec in lm.specs.values() {
+    for (_, rec) in lm.specs() {
         let spec_file = |signed: bool| {
             rec.objects.iter().map(|&i| view.key(i)).find(|k| {
                 matches!(v2::classify(k), Some(v2::Object::SpecFile { signed: s, .. }) if s == signed)
@@ -258,8 +258,8 @@ async fn deep_problems(
             checks.dedup();
         }
         Layout::V2 => {
-            for hash in lm.specs.keys() {
-                let tarball = lm.specs[hash].objects.iter().copied().find(|&i| {
+            for (hash, rec) in lm.specs() {
+                let tarball = rec.objects.iter().copied().find(|&i| {
                     matches!(v2::classify(view.key(i)), Some(v2::Object::Tarball { .. }))
                 });
                 // The document Spack reads (`.sig` first), not merely the first spec file.
@@ -348,7 +348,7 @@ fn print_problems(
     printer: &Printer,
 ) -> anyhow::Result<()> {
     if found.is_empty() {
-        let specs: usize = view.layouts.iter().map(|l| l.specs.len()).sum();
+        let specs: usize = view.layouts.iter().map(|l| l.cached()).sum();
         printer.data(&format!(
             "{}: consistent ({specs} specs checked{})\n",
             store.url(),

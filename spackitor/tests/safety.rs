@@ -315,7 +315,7 @@ async fn consistent(store: &Store) -> Result<(), String> {
             .await
             .map_err(|e| format!("{e:#}"))?;
     for lm in &loaded.view.layouts {
-        for (hash, rec) in &lm.specs {
+        for (hash, rec) in lm.specs() {
             if !rec.missing.is_empty() {
                 return Err(format!(
                     "{} index lists {hash} but {:?} are gone",

@@ -3,10 +3,8 @@
 //! references. Built from what was read; reads nothing itself.
 
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
 use std::time::SystemTime;
 
-use indexmap::IndexMap;
 use serde::Serialize;
 use smallvec::SmallVec;
 
@@ -15,10 +13,7 @@ use crate::spack::buildcache::{Layout, SpecObjects, v2, v3};
 use crate::spack::graph::SpecGraph;
 use crate::spack::spec::{Shared, SpecNode};
 
-/// An object's key relative to the cache's root, shared by the listing and every plan that
-/// names the object: a cache of 1,000,000 specs lists 2,000,000 keys of ~120 bytes, so a plan
-/// holds handles to them, not copies.
-pub type Key = Arc<str>;
+pub use super::keys::Key;
 
 /// One listed object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,7 +34,7 @@ pub struct Listing {
 
 /// v2: hash → positions of its spec file(s) and tarball. Only the views are built from it (each
 /// record then holds its own positions), so it is not kept beside them: ~100 bytes a spec.
-pub type V2Objects = HashMap<Shared, Vec<u32>>;
+pub type V2Objects = HashMap<Shared, SmallVec<[u32; 3]>>;
 
 impl Listing {
     /// The listing of `objects` and where the v2 spec objects sit, classified by key; `shared`
@@ -116,12 +111,59 @@ pub struct SpecRecord {
     /// took 24 bytes more each.
     pub objects: SmallVec<[u32; 3]>,
     /// Objects it should have and that are not in the listing.
-    pub missing: Box<[String]>,
-    pub bytes: u64,
-    /// Newest last-modified of its objects; `None` when none is listed.
-    pub newest: Option<SystemTime>,
+    pub missing: Missing,
     /// False for a v3 spec whose manifest was not read: its blobs (and so its size) are unknown.
     pub blobs_known: bool,
+}
+
+/// Size and age are read from the listing, not held: 24 bytes a cached spec less.
+impl SpecRecord {
+    /// The total size of its listed objects.
+    pub fn bytes(&self, listing: &Listing) -> u64 {
+        self.objects.iter().map(|&i| listing.object(i).size).sum()
+    }
+
+    /// The newest last-modified of its listed objects; `None` when none is listed.
+    pub fn newest(&self, listing: &Listing) -> Option<SystemTime> {
+        self.objects
+            .iter()
+            .map(|&i| listing.object(i).last_modified)
+            .max()
+    }
+}
+
+/// The keys of a spec's missing objects, behind one thin pointer: most specs miss nothing, and
+/// a boxed slice held 16 bytes a cached spec for it.
+#[derive(Clone, PartialEq, Eq, Default)]
+// The box is the point: a pointer to the list is 8 bytes, the list itself 24.
+#[allow(clippy::box_collection)]
+pub struct Missing(Option<Box<Vec<String>>>);
+
+impl From<Vec<String>> for Missing {
+    fn from(keys: Vec<String>) -> Missing {
+        Missing((!keys.is_empty()).then(|| Box::new(keys)))
+    }
+}
+
+impl std::ops::Deref for Missing {
+    type Target = [String];
+    fn deref(&self) -> &[String] {
+        self.0.as_deref().map_or(&[], Vec::as_slice)
+    }
+}
+
+impl<'a> IntoIterator for &'a Missing {
+    type Item = &'a String;
+    type IntoIter = std::slice::Iter<'a, String>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
+    }
+}
+
+impl std::fmt::Debug for Missing {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
 }
 
 /// One layout of the cache.
@@ -132,8 +174,10 @@ pub struct LayoutView {
     /// Last-modified of the index object as read before the listing: anything newer may belong
     /// to an upload still running.
     pub index_time: SystemTime,
-    /// Cached entries by hash, in index order.
-    pub specs: IndexMap<Shared, SpecRecord>,
+    /// By the entry's position in `db`: the record of each cached entry. The index's own map
+    /// finds them by hash; a second map keyed by the same hashes cost ~36 bytes a spec.
+    records: Vec<Option<SpecRecord>>,
+    cached: usize,
     /// Over every index entry (externals included).
     pub graph: SpecGraph,
     pub manifests: Manifests,
@@ -150,33 +194,61 @@ impl LayoutView {
         manifests: Manifests,
     ) -> LayoutView {
         let graph = SpecGraph::new(db.entries.values().map(|e| &e.node));
-        // Sized once: grown by doubling, the map would hold up to twice the room it needs.
-        let mut specs = IndexMap::with_capacity(db.cached().count());
-        specs.extend(db.cached().map(|entry| {
+        // Sized once: grown by doubling, the list would hold up to twice the room it needs.
+        let mut records = Vec::with_capacity(db.entries.len());
+        records.extend(db.entries.values().map(|entry| {
+            if !entry.in_buildcache {
+                return None;
+            }
             let (objects, missing, blobs_known) = match layout {
                 Layout::V2 => v2_objects(&db, entry, listing, v2),
                 Layout::V3 => v3_objects(entry, listing, &manifests),
             };
-            let listed = objects.iter().map(|&i| listing.object(i));
             let record = SpecRecord {
-                bytes: listed.clone().map(|o| o.size).sum(),
-                newest: listed.map(|o| o.last_modified).max(),
                 // By length, not by the list's spare room (`from_vec` keeps a list of 3
                 // grown to room for 4 on the heap).
                 objects: SmallVec::from_slice(&objects),
                 missing: missing.into(),
                 blobs_known,
             };
-            (entry.node.hash.clone(), record)
+            Some(record)
         }));
         LayoutView {
             layout,
             db,
             index_time,
-            specs,
+            cached: records.iter().flatten().count(),
+            records,
             graph,
             manifests,
         }
+    }
+
+    /// The record of the cached spec `hash`; `None` when the index does not list it or it has
+    /// no objects in the cache.
+    pub fn spec(&self, hash: &str) -> Option<&SpecRecord> {
+        let i = self.db.entries.get_index_of(hash)?;
+        self.records[i].as_ref()
+    }
+
+    /// Whether `hash` is a cached spec of this layout.
+    pub fn is_cached(&self, hash: &str) -> bool {
+        self.spec(hash).is_some()
+    }
+
+    /// The cached specs with their records, in index order.
+    pub fn specs(&self) -> impl Iterator<Item = (&Shared, &SpecRecord)> {
+        let records = self.records.iter();
+        self.db
+            .entries
+            .keys()
+            .zip(records)
+            .filter_map(|(hash, r)| Some((hash, r.as_ref()?)))
+    }
+
+    /// How many specs are cached.
+    pub fn cached(&self) -> usize {
+        self.cached
     }
 
     /// The index node of a spec.
@@ -189,7 +261,7 @@ impl LayoutView {
     /// hash file, keys and `layout.json` belong to the cache and are never listed here.
     pub fn unowned<'a>(&self, listing: &'a Listing) -> Vec<(u32, &'a Object, Unowned)> {
         let mut owned = vec![false; listing.objects.len()];
-        for &i in self.specs.values().flat_map(|s| &s.objects) {
+        for &i in self.specs().flat_map(|(_, s)| &s.objects) {
             owned[i as usize] = true;
         }
         let mut referenced = vec![false; listing.objects.len()];
@@ -236,7 +308,10 @@ fn v2_objects(
     v2: &V2Objects,
 ) -> (Vec<u32>, Vec<String>, bool) {
     let node = &entry.node;
-    let listed = v2.get(&*node.hash).map(Vec::as_slice).unwrap_or_default();
+    let listed = v2
+        .get(&*node.hash)
+        .map(|v| v.as_slice())
+        .unwrap_or_default();
     let has = |want: fn(&v2::Object) -> bool| {
         listed
             .iter()

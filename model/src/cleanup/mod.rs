@@ -5,6 +5,7 @@
 
 pub mod cache;
 pub mod decision;
+pub mod keys;
 pub mod leftovers;
 pub mod objects;
 pub mod order;

@@ -1,13 +1,12 @@
 //! From decided deletions to objects: each spec's own objects (a v3 blob another manifest that
 //! stays still references is not among them), the orphans that go, and the deletion layers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::time::{Duration, SystemTime};
 
 use super::cache::{BlobRef, CacheView, LayoutView, Object, Unowned};
-use super::decision::{Decided, LayoutPlan, PlannedOrphan, PlannedSpec, Reason, age};
+use super::decision::{Decided, Going, LayoutPlan, PlannedOrphan, PlannedSpec, age};
 use super::order;
-use crate::spack::spec::Shared;
 
 /// Which unowned objects go (`--orphans`): those older than the index and than `max_age` at
 /// `now`, but never the objects of a spec the keep lockfiles name (`keep`), listed in the index
@@ -35,7 +34,7 @@ pub fn materialize(
     orphans: Option<OrphanRule<'_>>,
 ) -> LayoutPlan {
     let Decided {
-        reasons,
+        going,
         kept_by_lockfile,
         kept_as_in_flight,
     } = decided;
@@ -45,7 +44,7 @@ pub fn materialize(
         .filter(|(_, o)| matches!(o.kind, Unowned::SpecManifest { .. }))
         .map(|(i, _)| *i)
         .collect();
-    let mut gone_manifests = deleted_manifests(view, lm, &reasons);
+    let mut gone_manifests = deleted_manifests(view, lm, &going);
     gone_manifests.extend(&orphan_manifests);
     let still_referenced = still_referenced(view, lm, &gone_manifests);
 
@@ -66,10 +65,10 @@ pub fn materialize(
         }
     }
     orphan_list.sort_by(|a, b| a.key.cmp(&b.key));
-    let specs = planned_specs(view, lm, reasons, &still_referenced);
+    let specs = planned_specs(view, lm, going, &still_referenced);
     LayoutPlan {
         layout: lm.layout,
-        kept: lm.specs.len() - specs.len(),
+        kept: lm.cached() - specs.len(),
         kept_by_lockfile,
         kept_as_in_flight,
         specs,
@@ -103,14 +102,10 @@ fn orphan_candidates(
 }
 
 /// The positions of the v3 spec manifests of the specs that go.
-fn deleted_manifests(
-    view: &CacheView,
-    lm: &LayoutView,
-    reasons: &HashMap<Shared, Reason>,
-) -> HashSet<u32> {
-    reasons
-        .keys()
-        .filter_map(|h| lm.specs.get(h))
+fn deleted_manifests(view: &CacheView, lm: &LayoutView, going: &Going) -> HashSet<u32> {
+    going
+        .iter()
+        .filter_map(|(i, _)| lm.spec(lm.graph.hash(i)))
         .flat_map(|s| s.objects.iter().copied())
         .filter(|&i| view.key(i).starts_with("v3/"))
         .collect()
@@ -135,33 +130,32 @@ fn still_referenced(view: &CacheView, lm: &LayoutView, gone: &HashSet<u32>) -> V
 fn planned_specs(
     view: &CacheView,
     lm: &LayoutView,
-    reasons: HashMap<Shared, Reason>,
+    going: Going,
     still_referenced: &[bool],
 ) -> Vec<PlannedSpec> {
-    let layers = order::layers(lm, &reasons);
-    let mut specs: Vec<PlannedSpec> = reasons
-        .into_iter()
-        .filter_map(|(hash, reason)| {
-            let s = lm.specs.get(&hash)?;
-            let node = lm.node(&hash);
-            let objects: Vec<&Object> = s
-                .objects
-                .iter()
-                .filter(|&&i| !still_referenced[i as usize])
-                .map(|&i| view.listing.object(i))
-                .collect();
-            Some(PlannedSpec {
-                layout: lm.layout,
-                bytes: objects.iter().map(|o| o.size).sum(),
-                objects: objects.iter().map(|o| o.key.clone()).collect(),
-                layer: layers.get(&hash).copied().unwrap_or(0),
-                name: node.name.clone(),
-                version: node.version.clone(),
-                hash,
-                reason,
-            })
+    let layers = order::layers(lm, &going);
+    let mut specs = Vec::with_capacity(going.len());
+    specs.extend(going.iter().filter_map(|(i, why)| {
+        let hash = lm.graph.hash(i).clone();
+        let s = lm.spec(&hash)?;
+        let node = lm.node(&hash);
+        let objects: Vec<&Object> = s
+            .objects
+            .iter()
+            .filter(|&&i| !still_referenced[i as usize])
+            .map(|&i| view.listing.object(i))
+            .collect();
+        Some(PlannedSpec {
+            layout: lm.layout,
+            bytes: objects.iter().map(|o| o.size).sum(),
+            objects: objects.iter().map(|o| o.key.clone()).collect(),
+            layer: layers[i],
+            name: node.name.clone(),
+            version: node.version.clone(),
+            hash,
+            reason: why.reason(lm),
         })
-        .collect();
+    }));
     // Unstable: hashes are unique, so the order is the same, and no buffer of half the specs.
     specs.sort_unstable_by(|a, b| (a.layer, &a.name, &a.hash).cmp(&(b.layer, &b.name, &b.hash)));
     specs

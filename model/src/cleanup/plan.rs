@@ -1,10 +1,10 @@
 //! Which specs go and why: the keep closure, the in-flight guard, the age, package and
 //! completeness rules, and the cascade to dependents.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 
 use super::cache::{CacheView, LayoutView};
-use super::decision::{Decided, LayoutPlan, Reason, Rules, age};
+use super::decision::{Decided, Going, LayoutPlan, Rules, Why, age};
 use super::objects::{self, OrphanRule};
 use crate::spack::spec::{DepTypes, Shared};
 
@@ -23,20 +23,20 @@ pub fn plan(view: &CacheView, rules: &Rules) -> Vec<LayoutPlan> {
                 max_age: rules.max_age,
                 keep: &rules.keep,
             });
-            objects::materialize(view, lm, decide(lm, rules), orphans)
+            objects::materialize(view, lm, decide(view, lm, rules), orphans)
         })
         .collect()
 }
 
 /// The specs of `lm` that go under `rules`, and why.
-fn decide(lm: &LayoutView, rules: &Rules) -> Decided {
+fn decide(view: &CacheView, lm: &LayoutView, rules: &Rules) -> Decided {
+    let listing = &view.listing;
     let keep = keep_closure(lm, &rules.keep);
     // Anything newer than the index may belong to a pipeline still uploading: keep it, and
     // everything it needs.
     let fresh: Vec<&str> = lm
-        .specs
-        .iter()
-        .filter(|(_, s)| s.newest.is_some_and(|t| t > lm.index_time))
+        .specs()
+        .filter(|(_, s)| s.newest(listing).is_some_and(|t| t > lm.index_time))
         .map(|(h, _)| &**h)
         .collect();
     let kept_as_in_flight = fresh.iter().filter(|h| !keep.contains(**h)).count();
@@ -49,31 +49,33 @@ fn decide(lm: &LayoutView, rules: &Rules) -> Decided {
         .into_iter()
         .collect();
 
-    let mut reasons: HashMap<Shared, Reason> = HashMap::new();
-    let mut queue: VecDeque<Shared> = VecDeque::new();
-    for (hash, s) in lm.specs.iter().filter(|(h, _)| !protected.contains(*h)) {
-        let reason = if !s.missing.is_empty() {
-            Reason::Incomplete
+    let g = &lm.graph;
+    let mut going = Going::new(g.len());
+    let mut queue = VecDeque::new();
+    for (hash, s) in lm.specs().filter(|(h, _)| !protected.contains(*h)) {
+        let why = if !s.missing.is_empty() {
+            Why::Incomplete
         } else if rules
             .packages
             .as_ref()
             .is_some_and(|p| !p.contains(&lm.node(hash).name))
         {
-            Reason::PackageRemoved
-        } else if age(rules.now, s.newest) > rules.max_age {
-            Reason::Expired
+            Why::PackageRemoved
+        } else if age(rules.now, s.newest(listing)) > rules.max_age {
+            Why::Expired
         } else {
             continue;
         };
-        reasons.insert(hash.clone(), reason);
-        queue.push_back(hash.clone());
+        let i = g.position(hash).expect("every index entry is in the graph");
+        going.insert(i, why);
+        queue.push_back(i);
     }
-    cascade(lm, &mut reasons, queue);
+    cascade(lm, &mut going, queue);
     // A dependent of a deleted spec cannot be protected: protection is closed under
     // dependencies.
-    debug_assert!(reasons.keys().all(|h| !protected.contains(h)));
+    debug_assert!(going.iter().all(|(i, _)| !protected.contains(g.hash(i))));
     Decided {
-        reasons,
+        going,
         kept_by_lockfile: keep.len(),
         kept_as_in_flight,
     }
@@ -89,32 +91,20 @@ pub fn keep_closure(lm: &LayoutView, keep: &HashSet<String>) -> HashSet<Shared> 
     lm.graph
         .dependencies_closure(roots, DepTypes::LINK_RUN)
         .into_iter()
-        .filter(|h| lm.specs.contains_key(h))
+        .filter(|h| lm.is_cached(h))
         .collect()
 }
 
-/// Add to `reasons` every cached dependent (through link and run edges: a package cannot be
-/// installed without them) of the specs in `queue`.
-pub fn cascade(
-    lm: &LayoutView,
-    reasons: &mut HashMap<Shared, Reason>,
-    mut queue: VecDeque<Shared>,
-) {
+/// Add to `going` every cached dependent (through link and run edges: a package cannot be
+/// installed without them) of the specs at the graph positions in `queue`.
+pub fn cascade(lm: &LayoutView, going: &mut Going, mut queue: VecDeque<usize>) {
     let g = &lm.graph;
-    while let Some(h) = queue.pop_front() {
-        let name = lm.node(&h).name.clone();
-        for (dependent, _) in g.neighbours(&h, DepTypes::LINK_RUN, true) {
-            if reasons.contains_key(dependent) || !lm.specs.contains_key(dependent) {
+    while let Some(i) = queue.pop_front() {
+        for dependent in g.neighbour_positions(i, DepTypes::LINK_RUN, true) {
+            if going.contains(dependent) || !lm.is_cached(g.hash(dependent)) {
                 continue;
             }
-            let dependent = lm.node(dependent).hash.clone();
-            reasons.insert(
-                dependent.clone(),
-                Reason::DependentOf {
-                    of_hash: h.clone(),
-                    of_name: name.clone(),
-                },
-            );
+            going.insert(dependent, Why::DependentOf(i as u32));
             queue.push_back(dependent);
         }
     }

@@ -1,11 +1,11 @@
 //! The plan of `purge`: chosen specs go (with their dependents when asked), or nothing goes —
 //! never a spec a keep lockfile needs, never one others still link to or run.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::fmt;
 
 use super::cache::{CacheView, LayoutView};
-use super::decision::{Decided, LayoutPlan, Reason};
+use super::decision::{Decided, Going, LayoutPlan, Why};
 use super::objects::materialize;
 use super::plan::{cascade, keep_closure};
 use crate::spack::buildcache::Layout;
@@ -64,23 +64,30 @@ pub fn purge(
 ) -> Result<Vec<LayoutPlan>, PurgeRefused> {
     let mut plans = Vec::new();
     for lm in &view.layouts {
-        let mut reasons: HashMap<Shared, Reason> = chosen
+        let g = &lm.graph;
+        let mut going = Going::new(g.len());
+        for (_, h) in chosen
             .iter()
-            .filter(|(l, h)| *l == lm.layout && lm.specs.contains_key(h))
-            .map(|(_, h)| (h.clone(), Reason::Purged))
-            .collect();
+            .filter(|(l, h)| *l == lm.layout && lm.is_cached(h))
+        {
+            going.insert(
+                g.position(h).expect("a cached spec is in the graph"),
+                Why::Purged,
+            );
+        }
         if with_dependents {
-            let queue: VecDeque<Shared> = reasons.keys().cloned().collect();
-            cascade(lm, &mut reasons, queue);
+            let queue: VecDeque<usize> = going.iter().map(|(i, _)| i).collect();
+            cascade(lm, &mut going, queue);
         } else {
-            let broken = broken_dependents(lm, &reasons);
+            let broken = broken_dependents(lm, &going);
             if !broken.is_empty() {
                 return Err(PurgeRefused::WouldBreak(broken));
             }
         }
         let kept = keep_closure(lm, keep);
-        let mut refused: Vec<SpecLabel> = reasons
-            .keys()
+        let mut refused: Vec<SpecLabel> = going
+            .iter()
+            .map(|(i, _)| g.hash(i))
             .filter(|h| kept.contains(*h))
             .map(|h| SpecLabel::of(lm, h))
             .collect();
@@ -89,7 +96,7 @@ pub fn purge(
             return Err(PurgeRefused::Kept(refused));
         }
         let decided = Decided {
-            reasons,
+            going,
             kept_by_lockfile: kept.len(),
             kept_as_in_flight: 0,
         };
@@ -99,12 +106,12 @@ pub fn purge(
 }
 
 /// The cached specs outside `going` that link to or run one in it.
-fn broken_dependents(lm: &LayoutView, going: &HashMap<Shared, Reason>) -> Vec<SpecLabel> {
-    let mut broken: Vec<SpecLabel> = lm
-        .graph
-        .dependents_closure(going.keys().map(|h| &**h), DepTypes::LINK_RUN)
+fn broken_dependents(lm: &LayoutView, going: &Going) -> Vec<SpecLabel> {
+    let g = &lm.graph;
+    let mut broken: Vec<SpecLabel> = g
+        .dependents_closure(going.iter().map(|(i, _)| &**g.hash(i)), DepTypes::LINK_RUN)
         .into_iter()
-        .filter(|d| !going.contains_key(d) && lm.specs.contains_key(d))
+        .filter(|d| !g.position(d).is_some_and(|i| going.contains(i)) && lm.is_cached(d))
         .map(|d| SpecLabel::of(lm, &d))
         .collect();
     broken.sort_by(|a, b| (&a.name, &a.hash).cmp(&(&b.name, &b.hash)));

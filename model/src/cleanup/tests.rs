@@ -235,7 +235,7 @@ fn dependents_are_deleted_before_their_dependencies_and_manifests_before_blobs()
                 .sum::<usize>()
         );
         // Batches of one phase share a wave: one per layer, and v3 blobs after them.
-        let layers: BTreeSet<usize> = plans[0].specs.iter().map(|s| s.layer).collect();
+        let layers: BTreeSet<u32> = plans[0].specs.iter().map(|s| s.layer).collect();
         let blobs = usize::from(layout == Layout::V3);
         assert_eq!(waves.len(), layers.len() + blobs, "{waves:?}");
         let first = |i: usize| keys.iter().position(|k| k.contains(&hash(i))).unwrap();
@@ -434,9 +434,8 @@ fn reach(
 /// Cached specs newer than the index.
 fn in_flight(view: &CacheView) -> Vec<usize> {
     let lm = &view.layouts[0];
-    lm.specs
-        .iter()
-        .filter(|(_, s)| s.newest.is_some_and(|t| t > lm.index_time))
+    lm.specs()
+        .filter(|(_, s)| s.newest(&view.listing).is_some_and(|t| t > lm.index_time))
         .map(|(h, _)| number(h))
         .collect()
 }
@@ -469,9 +468,9 @@ proptest! {
             plans[0].specs.iter().map(|s| (number(&s.hash), &s.reason)).collect();
         let roots: Vec<usize> = rules.keep.iter().map(|h| number(h)).chain(in_flight(&view)).collect();
         let protected = reach(&def, roots, DepTypes::LINK_RUN);
-        let age = |i: usize| super::decision::age(now(), lm.specs[&*hash(i)].newest);
+        let age = |i: usize| super::decision::age(now(), lm.spec(&hash(i)).unwrap().newest(&view.listing));
         let removed = |i: usize| rules.packages.as_ref().is_some_and(|p| !p.contains(&package(def.specs[i].package)));
-        let incomplete = |i: usize| !lm.specs[&*hash(i)].missing.is_empty();
+        let incomplete = |i: usize| !lm.spec(&hash(i)).unwrap().missing.is_empty();
         for (&i, reason) in &gone {
             prop_assert!(def.specs[i].cached);
             match reason {
@@ -493,7 +492,7 @@ proptest! {
                 prop_assert!(gone.contains_key(&i), "spec {i} stays");
             }
         }
-        prop_assert_eq!(plans[0].kept, lm.specs.len() - gone.len());
+        prop_assert_eq!(plans[0].kept, lm.cached() - gone.len());
     }
 
     /// Objects: a spec's own only, never a blob a staying manifest references, each once; and
@@ -508,7 +507,7 @@ proptest! {
             .chain(plans[0].orphans.iter().map(|o| &o.key)).map(|k| &**k).collect();
         let gone: HashSet<&str> = plans[0].specs.iter().map(|s| &*s.hash).collect();
         for s in &plans[0].specs {
-            let own: HashSet<&str> = lm.specs[&s.hash].objects.iter().map(|&i| view.key(i)).collect();
+            let own: HashSet<&str> = lm.spec(&s.hash).unwrap().objects.iter().map(|&i| view.key(i)).collect();
             prop_assert!(s.objects.iter().all(|k| own.contains(&**k)));
         }
         // Blobs referenced by manifests that stay.

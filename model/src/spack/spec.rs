@@ -80,6 +80,11 @@ impl DepTypes {
         DepTypes(bits & 15)
     }
 
+    /// The bit set build=1, link=2, run=4, test=8.
+    pub const fn bits(self) -> u8 {
+        self.0
+    }
+
     pub fn union(self, other: DepTypes) -> DepTypes {
         DepTypes(self.0 | other.0)
     }

@@ -168,12 +168,16 @@ async fn fetch_index(
     // Reopened before the name goes: the copy lives as long as the index that reads it.
     let file = temp.reopen().map_err(io)?;
     drop(temp);
-    let db = tokio::task::spawn_blocking({
-        let what = what.clone();
-        move || Database::read_file(&what, file)
-    })
-    .await
-    .expect("parsing the index does not panic")?;
+    // Parsed on this thread, not on the blocking pool: glibc gives each thread its own
+    // allocator arena, and what the parse frees (its string tables, the map's tables before it
+    // grew) stayed resident in the pool thread's arena for the rest of the run, never reused
+    // by the listing and the plan made on this thread. Where the runtime has other workers,
+    // they take over its other tasks meanwhile.
+    let parse = || Database::read_file(&what, file);
+    let db = match tokio::runtime::Handle::current().runtime_flavor() {
+        tokio::runtime::RuntimeFlavor::MultiThread => tokio::task::block_in_place(parse),
+        _ => parse(),
+    }?;
     Ok((info, db))
 }
 

@@ -18,13 +18,13 @@ use crate::spack::{FormatError, is_dag_hash};
 /// Database versions this code reads (`"7"` Spack 0.21–0.23, `"8"` 1.0–1.2, `"9"` 1.3).
 pub const SUPPORTED_VERSIONS: std::ops::RangeInclusive<u32> = 6..=9;
 
-/// One record of the index.
+/// One record of the index. Its `ref_count` is checked when read, not kept: nothing reads it (a
+/// rewrite copies the records as written), and it took 8 bytes an entry.
 #[derive(Debug, Clone)]
 pub struct IndexEntry {
     pub node: SpecNode,
     /// `false` for records (externals, for instance) that have no objects in the cache.
     pub in_buildcache: bool,
-    pub ref_count: i64,
 }
 
 /// A parsed index. Only what the tools use is held in memory; the original bytes stay where
@@ -99,8 +99,9 @@ impl<R: Read> Read for Hashing<R> {
 struct RawRecord<'a> {
     #[serde(borrow)]
     spec: &'a RawValue,
-    #[serde(default)]
-    ref_count: i64,
+    /// Only checked to be a number, as Spack writes it.
+    #[serde(default, rename = "ref_count")]
+    _ref_count: i64,
     #[serde(default)]
     in_buildcache: Option<bool>,
 }
@@ -366,7 +367,6 @@ impl Database {
                 IndexEntry {
                     node,
                     in_buildcache: rec.in_buildcache.unwrap_or(true),
-                    ref_count: rec.ref_count,
                 },
             );
             Ok(())
