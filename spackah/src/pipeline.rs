@@ -158,8 +158,6 @@ impl<'a> Jobs<'a> {
             ("build", Some(ac)) => job
                 .with_engine(&ac.engine, &cfg.registry)
                 .with_settings(&cfg.jobs.containers),
-            // It only talks to the registry: a tools job, not an image build.
-            ("index", _) => job.with_settings(&cfg.jobs.tools),
             _ => job.with_settings(&cfg.jobs.sifs),
         };
         job.with_pull_policy(cfg.pull_policy.as_deref())
@@ -200,8 +198,9 @@ impl<'a> Jobs<'a> {
     }
 
     /// For each container whose multi-arch tag needs writing, one job writing it after the
-    /// image builds of `p` it lists (on the runner of its first architecture: it only talks to
-    /// the registry). It reads every architecture's lockfile, which names the tags.
+    /// image builds of `p` it lists. It only talks to the registry: a job of no architecture,
+    /// on the tools' runners with their settings. It reads every architecture's lockfile, which
+    /// names the tags.
     fn index_jobs(&self, decisions: &[Decision], p: &Pipeline) -> Vec<(String, Job)> {
         let mut by_container: BTreeMap<&str, Vec<&Decision>> = BTreeMap::new();
         for d in decisions.iter().filter(|d| d.index.is_some()) {
@@ -234,7 +233,16 @@ impl<'a> Jobs<'a> {
                     arch: ds[0].arch.clone(),
                 }
                 .index();
-                let job = self.job(&ds[0].arch, "index", needs, vec![line.render()]);
+                let job = Job {
+                    stage: Some("index".into()),
+                    image: self.image.clone(),
+                    tags: self.cfg.tools_tags(),
+                    needs: Some(needs),
+                    script: vec![line.render()],
+                    ..Job::default()
+                }
+                .with_settings(&self.cfg.jobs.tools)
+                .with_pull_policy(self.cfg.pull_policy.as_deref());
                 (format!("index {container}"), job)
             })
             .collect()
@@ -455,12 +463,8 @@ mod tests {
         let index = &p.jobs["index pythons"];
         assert_eq!(index.stage.as_deref(), Some("index"));
         assert_eq!(p.stages, ["build", "sif", "sync", "index"]);
-        let amd = opts.plan.project.config.arch("amd64").unwrap();
-        assert_eq!(
-            index.tags,
-            [amd.runner_tag.as_str()],
-            "its first architecture's"
-        );
+        let cfg = &opts.plan.project.config;
+        assert_eq!(index.tags, cfg.tools_tags(), "a job of no architecture");
         assert_eq!(
             index.needs,
             Some(vec![
