@@ -116,6 +116,12 @@ pub fn pipeline(opts: &PipelineOptions, decisions: &[Decision]) -> Pipeline {
     p.into_child()
 }
 
+/// The lockfiles of `arch`: artifacts of the parent's parent's generate job, which stage 2's
+/// jobs concretized.
+fn lockfiles_of(arch: &str) -> Need {
+    Need::other_pipeline("$PARENT_PIPELINE_ID", build_cache_generate_job(arch))
+}
+
 fn build_job_name(d: &Decision) -> String {
     format!("build {} {}", d.container, d.arch)
 }
@@ -167,17 +173,8 @@ impl<'a> Jobs<'a> {
     /// an image built before; none when neither needs doing. Both read the lockfiles the
     /// parent's parent generated.
     fn image_job(&self, d: &Decision) -> Option<(String, Job)> {
-        let project = &self.opts.plan.project;
-        let container = SpackahContainer {
-            lockfiles: project.lockfiles.display().to_string(),
-            branch: project.branch.clone(),
-            container: d.container.clone(),
-            arch: d.arch.clone(),
-        };
-        let lockfile_artifacts = vec![Need::other_pipeline(
-            "$PARENT_PIPELINE_ID",
-            build_cache_generate_job(&d.arch),
-        )];
+        let container = self.spackah(&d.container, &d.arch);
+        let lockfile_artifacts = vec![lockfiles_of(&d.arch)];
         let publish = container.publish().render();
         if d.kind == ContainerKind::Spack && d.build {
             let envs = self.opts.environments.display().to_string();
@@ -197,6 +194,17 @@ impl<'a> Jobs<'a> {
         }
     }
 
+    /// The `spackah` commands of `container` for `arch`, on this pipeline's branch and lockfiles.
+    fn spackah(&self, container: &str, arch: &str) -> SpackahContainer {
+        let project = &self.opts.plan.project;
+        SpackahContainer {
+            lockfiles: project.lockfiles.display().to_string(),
+            branch: project.branch.clone(),
+            container: container.to_string(),
+            arch: arch.to_string(),
+        }
+    }
+
     /// For each container whose multi-arch tag needs writing, one job writing it after the
     /// image builds of `p` it lists. It only talks to the registry: a job of no architecture,
     /// on the tools' runners with their settings. It reads every architecture's lockfile, which
@@ -206,33 +214,18 @@ impl<'a> Jobs<'a> {
         for d in decisions.iter().filter(|d| d.index.is_some()) {
             by_container.entry(&d.container).or_default().push(d);
         }
-        let project = &self.opts.plan.project;
         by_container
             .into_iter()
             .filter(|(_, ds)| ds.iter().any(|d| d.index.as_ref().is_some_and(|i| i.write)))
             .map(|(container, ds)| {
-                let mut needs: Vec<Need> = ds
-                    .iter()
-                    .map(|d| {
-                        Need::other_pipeline(
-                            "$PARENT_PIPELINE_ID",
-                            build_cache_generate_job(&d.arch),
-                        )
-                    })
-                    .collect();
+                let mut needs: Vec<Need> = ds.iter().map(|d| lockfiles_of(&d.arch)).collect();
                 needs.extend(
                     ds.iter()
                         .map(|d| build_job_name(d))
                         .filter(|b| p.jobs.contains_key(b))
                         .map(|b| Need::with_artifacts(b, false)),
                 );
-                let line = SpackahContainer {
-                    lockfiles: project.lockfiles.display().to_string(),
-                    branch: project.branch.clone(),
-                    container: container.to_string(),
-                    arch: ds[0].arch.clone(),
-                }
-                .index();
+                let line = self.spackah(container, &ds[0].arch).index();
                 let job = Job {
                     stage: Some("index".into()),
                     image: self.image.clone(),

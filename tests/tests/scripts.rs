@@ -523,23 +523,24 @@ fn the_canary_search_finds_a_key_inside_a_compressed_tar_or_a_zip_inside_a_tar_a
     assert!(stdout.is_empty(), "{stdout}");
 }
 
-/// The release configuration `.ci/tools-image-config.sh` writes for `arguments`, read as the
-/// tools read it.
-fn release_config(arguments: &[&str]) -> model::config::Config {
-    let out = Command::new("bash")
+/// `.ci/tools-image-config.sh ARGUMENTS`.
+fn tools_image_config(arguments: &[&str]) -> std::process::Output {
+    Command::new("bash")
         .arg(repo_root().join(".ci/tools-image-config.sh"))
-        .args(["registry.example.org/spacktainerizah", "1.2.3"])
         .args(arguments)
         .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .unwrap()
+}
+
+/// The release configuration `.ci/tools-image-config.sh` writes for `arguments` (after the
+/// registry and version), read as the tools read it.
+fn release_config(arguments: &[&str]) -> model::config::Config {
+    let mut all = vec!["registry.example.org/spacktainerizah", "1.2.3"];
+    all.extend(arguments);
+    let text = spacktainerizah_tests::succeeded(&tools_image_config(&all));
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("release.yaml");
-    std::fs::write(&path, &out.stdout).unwrap();
+    std::fs::write(&path, text).unwrap();
     model::config::Config::read(&path).unwrap()
 }
 
@@ -558,24 +559,16 @@ fn the_release_tools_image_is_for_both_architectures_each_under_its_own_tag() {
     assert_eq!(one.architectures.keys().collect::<Vec<_>>(), ["amd64"]);
     assert!(!one.tags.arch_suffix);
 
-    let out = Command::new("bash")
-        .arg(repo_root().join(".ci/tools-image-config.sh"))
-        .args([
-            "registry.example.org/x",
-            "1.2.3",
-            "debian:bookworm",
-            "riscv64",
-        ])
-        .output()
-        .unwrap();
+    let out = tools_image_config(&[
+        "registry.example.org/x",
+        "1.2.3",
+        "debian:bookworm",
+        "riscv64",
+    ]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown architecture riscv64"));
     assert!(out.stdout.is_empty(), "nothing written");
-    let out = Command::new("bash")
-        .arg(repo_root().join(".ci/tools-image-config.sh"))
-        .args(["r/x", "1.2.3", "debian:bookworm", "amd64", "amd64"])
-        .output()
-        .unwrap();
+    let out = tools_image_config(&["r/x", "1.2.3", "debian:bookworm", "amd64", "amd64"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("amd64 given twice"));
     assert!(out.stdout.is_empty(), "nothing written");
