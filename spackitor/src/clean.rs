@@ -693,8 +693,8 @@ fn text(r: &Report, each_spec: bool) -> String {
         ));
         for s in p.specs.iter().filter(|_| each_spec) {
             let why = match &s.reason {
-                Reason::DependentOf { of_hash, of_name } => {
-                    format!("dependent of {of_name}/{}", &of_hash[..7])
+                Reason::DependentOf(d) => {
+                    format!("dependent of {}/{}", d.of_name, &d.of_hash[..7])
                 }
                 other => other.label().to_string(),
             };

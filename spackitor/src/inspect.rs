@@ -118,7 +118,7 @@ fn related(lm: &LayoutView, hash: &str, reverse: bool, tree: bool) -> Vec<Relate
     let mut seen = HashSet::new();
     // Depth-first, so a tree prints in order; a spec seen before is not expanded again.
     let mut stack: Vec<(Shared, DepTypes, usize)> = lm
-        .graph
+        .graph()
         .neighbours(hash, DepTypes::ALL, reverse)
         .into_iter()
         .rev()
@@ -135,7 +135,7 @@ fn related(lm: &LayoutView, hash: &str, reverse: bool, tree: bool) -> Vec<Relate
         });
         if tree && seen.insert(h.clone()) {
             for (c, t) in lm
-                .graph
+                .graph()
                 .neighbours(&h, DepTypes::ALL, reverse)
                 .into_iter()
                 .rev()
@@ -171,7 +171,7 @@ fn object_row(o: &Object) -> ObjectRow {
     ObjectRow {
         key: o.key.to_string(),
         size: o.size,
-        last_modified: rfc3339(o.last_modified),
+        last_modified: rfc3339(o.last_modified()),
     }
 }
 
@@ -288,7 +288,7 @@ pub async fn dependents(
     }
     let mut rows = Vec::new();
     for (lm, hash) in resolve(&loaded.view, target)? {
-        for h in lm.graph.dependents_closure([&*hash], types) {
+        for h in lm.graph().dependents_closure([&*hash], types) {
             if h == hash || !lm.is_cached(&h) {
                 continue;
             }
@@ -349,12 +349,12 @@ pub fn orphan_rows(view: &CacheView, now: SystemTime) -> Vec<OrphanRow> {
                 key: o.key.to_string(),
                 kind,
                 size: o.size,
-                last_modified: rfc3339(o.last_modified),
+                last_modified: rfc3339(o.last_modified()),
                 age_seconds: now
-                    .duration_since(o.last_modified)
+                    .duration_since(o.last_modified())
                     .unwrap_or_default()
                     .as_secs(),
-                in_flight: o.last_modified > lm.index_time,
+                in_flight: o.last_modified() > lm.index_time,
             });
         }
     }

@@ -71,7 +71,7 @@ fn tag(o: &Object, etag: Option<&str>) -> String {
         Some(e) => e.to_string(),
         None => {
             let mtime = o
-                .last_modified
+                .last_modified()
                 .duration_since(UNIX_EPOCH)
                 .map(|d| d.as_nanos())
                 .unwrap_or(0);

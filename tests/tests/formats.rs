@@ -8,7 +8,7 @@ use model::definitions::{self, Kind};
 use model::spack::buildcache::v3::{self, Manifest};
 use model::spack::buildcache::{Layout, SpecFile, index, v2};
 use model::spack::environment::Environment;
-use model::spack::graph::SpecGraph;
+use model::spack::graph::{Edges, SpecGraph};
 use model::spack::lockfile::Lockfile;
 use model::spack::spec::DepTypes;
 use sha2::{Digest, Sha256};
@@ -63,7 +63,8 @@ mod lockfiles {
                 .unwrap();
         assert_eq!(lock.version, 4);
         assert_eq!(lock.roots.len(), 2);
-        let graph = SpecGraph::new(lock.specs.values());
+        let edges = Edges::new(&lock.specs);
+        let graph = SpecGraph::new(&lock.specs, &edges);
         let root = &lock.roots[0].hash;
         let names: BTreeSet<String> = graph
             .dependencies_closure([root.as_str()], DepTypes::LINK_RUN)

@@ -126,11 +126,8 @@ fn record(def: &CacheDef, i: usize, s: &SpecDef) -> serde_json::Value {
 }
 
 fn object(key: String, age_days: f64) -> Object {
-    Object {
-        size: 100 + key.len() as u64,
-        key: key.into(),
-        last_modified: days_ago(age_days),
-    }
+    let size = 100 + key.len() as u64;
+    Object::new(key.into(), size, days_ago(age_days))
 }
 
 fn blob(hash: &str, what: &str) -> String {

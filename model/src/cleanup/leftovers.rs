@@ -85,7 +85,7 @@ fn left_of_hashes(
         if lm.db.entries.contains_key(h) {
             continue;
         }
-        if o.last_modified >= time {
+        if o.last_modified() >= time {
             fresh.insert(h);
         }
         by_hash
@@ -148,7 +148,7 @@ fn unreferenced_blobs(
         .iter()
         .filter(|i| !still_referenced.contains(i))
         .map(|&i| view.listing.object(i))
-        .filter(|o| o.last_modified < time && !planned.contains(&*o.key))
+        .filter(|o| o.last_modified() < time && !planned.contains(&*o.key))
         .map(|o| orphan(lm, o, Unowned::Blob))
         .collect()
 }

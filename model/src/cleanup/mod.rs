@@ -21,7 +21,7 @@ mod tests;
 pub use cache::{
     BlobRef, CacheView, Key, LayoutView, Listing, Manifests, Object, SpecRecord, Unowned, V2Objects,
 };
-pub use decision::{LayoutPlan, PlannedOrphan, PlannedSpec, Reason, Rules};
+pub use decision::{DependentOf, LayoutPlan, PlannedOrphan, PlannedSpec, Reason, Rules};
 pub use leftovers::{Recorded, leftovers};
 pub use order::deletion_waves;
 pub use packages::Packages;

@@ -20,7 +20,7 @@ pub struct OrphanRule<'a> {
 
 impl OrphanRule<'_> {
     fn old_enough(&self, lm: &LayoutView, o: &Object) -> bool {
-        o.last_modified < lm.index_time && age(self.now, Some(o.last_modified)) > self.max_age
+        o.last_modified() < lm.index_time && age(self.now, Some(o.last_modified())) > self.max_age
     }
 }
 
@@ -105,7 +105,7 @@ fn orphan_candidates(
 fn deleted_manifests(view: &CacheView, lm: &LayoutView, going: &Going) -> HashSet<u32> {
     going
         .iter()
-        .filter_map(|(i, _)| lm.spec(lm.graph.hash(i)))
+        .filter_map(|(i, _)| lm.spec(lm.graph().hash(i)))
         .flat_map(|s| s.objects.iter().copied())
         .filter(|&i| view.key(i).starts_with("v3/"))
         .collect()
@@ -136,7 +136,7 @@ fn planned_specs(
     let layers = order::layers(lm, &going);
     let mut specs = Vec::with_capacity(going.len());
     specs.extend(going.iter().filter_map(|(i, why)| {
-        let hash = lm.graph.hash(i).clone();
+        let hash = lm.graph().hash(i).clone();
         let s = lm.spec(&hash)?;
         let node = lm.node(&hash);
         let objects: Vec<&Object> = s

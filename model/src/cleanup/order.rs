@@ -14,7 +14,7 @@ use crate::spack::spec::DepTypes;
 /// keyed by hash, ~40 bytes a deleted spec less while the plan is made. Specs that stay are at
 /// layer 0.
 pub fn layers(lm: &LayoutView, deleted: &Going) -> Vec<u32> {
-    let g = &lm.graph;
+    let g = lm.graph();
     let is_deleted = |i: usize| deleted.contains(i);
     // Per deleted spec: the edges from deleted dependents not yet layered.
     let mut pending = vec![0u32; g.len()];

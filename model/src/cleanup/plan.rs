@@ -41,7 +41,7 @@ fn decide(view: &CacheView, lm: &LayoutView, rules: &Rules) -> Decided {
         .collect();
     let kept_as_in_flight = fresh.iter().filter(|h| !keep.contains(**h)).count();
     let protected: HashSet<Shared> = lm
-        .graph
+        .graph()
         .dependencies_closure(
             keep.iter().map(|h| &**h).chain(fresh.iter().copied()),
             DepTypes::LINK_RUN,
@@ -49,7 +49,7 @@ fn decide(view: &CacheView, lm: &LayoutView, rules: &Rules) -> Decided {
         .into_iter()
         .collect();
 
-    let g = &lm.graph;
+    let g = lm.graph();
     let mut going = Going::new(g.len());
     let mut queue = VecDeque::new();
     for (hash, s) in lm.specs().filter(|(h, _)| !protected.contains(*h)) {
@@ -86,9 +86,9 @@ fn decide(view: &CacheView, lm: &LayoutView, rules: &Rules) -> Decided {
 pub fn keep_closure(lm: &LayoutView, keep: &HashSet<String>) -> HashSet<Shared> {
     let roots = keep
         .iter()
-        .filter(|h| lm.graph.contains(h))
+        .filter(|h| lm.graph().contains(h))
         .map(String::as_str);
-    lm.graph
+    lm.graph()
         .dependencies_closure(roots, DepTypes::LINK_RUN)
         .into_iter()
         .filter(|h| lm.is_cached(h))
@@ -98,7 +98,7 @@ pub fn keep_closure(lm: &LayoutView, keep: &HashSet<String>) -> HashSet<Shared> 
 /// Add to `going` every cached dependent (through link and run edges: a package cannot be
 /// installed without them) of the specs at the graph positions in `queue`.
 pub fn cascade(lm: &LayoutView, going: &mut Going, mut queue: VecDeque<usize>) {
-    let g = &lm.graph;
+    let g = lm.graph();
     while let Some(i) = queue.pop_front() {
         for dependent in g.neighbour_positions(i, DepTypes::LINK_RUN, true) {
             if going.contains(dependent) || !lm.is_cached(g.hash(dependent)) {

@@ -64,7 +64,7 @@ pub fn purge(
 ) -> Result<Vec<LayoutPlan>, PurgeRefused> {
     let mut plans = Vec::new();
     for lm in &view.layouts {
-        let g = &lm.graph;
+        let g = lm.graph();
         let mut going = Going::new(g.len());
         for (_, h) in chosen
             .iter()
@@ -107,7 +107,7 @@ pub fn purge(
 
 /// The cached specs outside `going` that link to or run one in it.
 fn broken_dependents(lm: &LayoutView, going: &Going) -> Vec<SpecLabel> {
-    let g = &lm.graph;
+    let g = lm.graph();
     let mut broken: Vec<SpecLabel> = g
         .dependents_closure(going.iter().map(|(i, _)| &**g.hash(i)), DepTypes::LINK_RUN)
         .into_iter()

@@ -7,7 +7,7 @@ use std::time::Duration;
 use proptest::prelude::*;
 
 use super::cache::{CacheView, Key, Unowned};
-use super::decision::{LayoutPlan, Reason, Rules};
+use super::decision::{DependentOf, LayoutPlan, Reason, Rules};
 use super::fixture::{CacheDef, OrphanDef, SpecDef, build, days_ago, hash, now, package};
 use super::leftovers::{Recorded, leftovers};
 use super::order::deletion_waves;
@@ -83,10 +83,10 @@ fn expired_specs_take_their_link_and_run_dependents_but_not_their_build_dependen
         };
         assert_eq!(
             of(3).reason,
-            Reason::DependentOf {
+            Reason::DependentOf(Box::new(DependentOf {
                 of_hash: hash(1).into(),
                 of_name: package(1).into()
-            }
+            }))
         );
     }
 }
@@ -477,8 +477,8 @@ proptest! {
                 Reason::Expired => prop_assert!(age(i) > rules.max_age),
                 Reason::PackageRemoved => prop_assert!(removed(i)),
                 Reason::Incomplete => prop_assert!(incomplete(i)),
-                Reason::DependentOf { of_hash, .. } => {
-                    let of = number(of_hash);
+                Reason::DependentOf(d) => {
+                    let of = number(&d.of_hash);
                     prop_assert!(gone.contains_key(&of));
                     prop_assert!(def.specs[i].deps.iter().any(|(j, t)| *j == of && t.intersects(DepTypes::LINK_RUN)));
                 }
@@ -527,7 +527,7 @@ proptest! {
         prop_assert_eq!(order.iter().copied().collect::<HashSet<_>>(), unique);
         let at = |k: &str| order.iter().position(|o| *o == k).unwrap();
         for s in &plans[0].specs {
-            for (dep, _) in lm.graph.neighbours(&s.hash, DepTypes::ALL, false) {
+            for (dep, _) in lm.graph().neighbours(&s.hash, DepTypes::ALL, false) {
                 if !gone.contains(dep) {
                     continue;
                 }
@@ -568,8 +568,8 @@ proptest! {
         for o in &plans[0].orphans {
             let listed = view.listing.object(positions[&*o.key]);
             prop_assert!(o.kind != Unowned::Stray);
-            prop_assert!(listed.last_modified < lm.index_time);
-            prop_assert!(super::decision::age(now(), Some(listed.last_modified)) > rules.max_age);
+            prop_assert!(listed.last_modified() < lm.index_time);
+            prop_assert!(super::decision::age(now(), Some(listed.last_modified())) > rules.max_age);
             prop_assert!(o.kind.hash().is_none_or(|h| !rules.keep.contains(h)));
         }
     }
@@ -594,4 +594,23 @@ proptest! {
             prop_assert_eq!(e.in_buildcache, before.in_buildcache);
         }
     }
+}
+
+#[test]
+fn an_object_keeps_the_time_its_listing_gives_to_the_nanosecond() {
+    use super::cache::Object;
+    use std::time::{SystemTime, UNIX_EPOCH};
+    let at = |t: SystemTime| Object::new(Key::from("build_cache/x"), 1, t).last_modified();
+    // A file's mtime has nanoseconds: two writes a nanosecond apart stay ordered.
+    let now = SystemTime::now();
+    assert_eq!(at(now), now);
+    assert!(at(now + Duration::from_nanos(1)) > at(now));
+    let before_epoch = UNIX_EPOCH - Duration::new(86_400, 7);
+    assert_eq!(at(before_epoch), before_epoch);
+    // Past what 64 bits of nanoseconds hold, a time is held at the nearest end, still after
+    // (or before) every time a listing gives.
+    let far = UNIX_EPOCH + Duration::from_secs(400 * 365 * 86_400);
+    assert!(at(far) > now && at(far) < far);
+    let long_ago = UNIX_EPOCH - Duration::from_secs(400 * 365 * 86_400);
+    assert!(at(long_ago) < before_epoch && at(long_ago) > long_ago);
 }

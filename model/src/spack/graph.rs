@@ -3,21 +3,36 @@
 
 use std::collections::VecDeque;
 
-use indexmap::IndexSet;
+use indexmap::IndexMap;
 
 use super::spec::{DepTypes, Shared, SpecNode};
 
-/// Specs as dense indices with forward and reverse typed edges. Edges to hashes outside the
-/// graph (externals not in an index, for example) are kept aside in `missing`.
-#[derive(Debug, Default)]
-pub struct SpecGraph {
-    /// Node `i`'s hash is the `i`th: one table, not a list of hashes and a map back to them
-    /// (~25 bytes a spec more).
-    nodes: IndexSet<Shared>,
+/// The specs of a table by hash (an index's entries, a lockfile's specs) as a graph: node `i`
+/// is the table's `i`th entry, and the edges are held apart. The table is not copied: a second
+/// table of hashes beside an index's own cost ~40 bytes a spec.
+#[derive(Debug)]
+pub struct SpecGraph<'a, V> {
+    table: &'a IndexMap<Shared, V>,
+    edges: &'a Edges,
+}
+
+// Derived, both would ask `V: Clone`: only references are copied.
+impl<V> Clone for SpecGraph<'_, V> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<V> Copy for SpecGraph<'_, V> {}
+
+/// The forward and reverse typed edges between the specs of a table, by position. Edges to
+/// hashes outside the table (externals not in an index, for example) are kept aside.
+#[derive(Debug)]
+pub struct Edges {
     deps: Adjacency,
     rdeps: Adjacency,
-    /// (from hash, to hash) of edges whose target is not in the graph.
-    pub missing: Vec<(Shared, Shared)>,
+    /// (from hash, to hash) of edges whose target is not in the table.
+    missing: Vec<(Shared, Shared)>,
 }
 
 /// Every node's edges in one list, node by node (compressed sparse rows): a list per node would
@@ -84,57 +99,74 @@ impl Adjacency {
     }
 }
 
-impl SpecGraph {
-    pub fn new<'a>(nodes: impl IntoIterator<Item = &'a SpecNode>) -> SpecGraph {
-        let mut nodes: Vec<&SpecNode> = nodes.into_iter().collect();
-        let mut g = SpecGraph {
-            nodes: IndexSet::with_capacity(nodes.len()),
-            ..SpecGraph::default()
-        };
-        // A hash is one node: a repeated one (the same spec twice) adds nothing.
-        nodes.retain(|n| g.nodes.insert(n.hash.clone()));
+impl Edges {
+    /// The edges between the specs of `table`, each at its position there.
+    pub fn new<V: AsRef<SpecNode>>(table: &IndexMap<Shared, V>) -> Edges {
+        let mut missing = Vec::new();
         // Sized once: grown by doubling, the list left its smaller copies behind as holes.
-        let edges = nodes.iter().map(|n| n.dependencies.len()).sum();
+        let edges = table.values().map(|n| n.as_ref().dependencies.len()).sum();
         let mut deps = Adjacency {
-            starts: Vec::with_capacity(nodes.len() + 1),
+            starts: Vec::with_capacity(table.len() + 1),
             edges: Vec::with_capacity(edges),
         };
         deps.starts.push(0);
-        for n in &nodes {
+        for n in table.values().map(AsRef::as_ref) {
             for e in &n.dependencies {
-                match g.nodes.get_index_of(&*e.hash) {
+                match table.get_index_of(&*e.hash) {
                     Some(j) => deps.edges.push(Link::new(j, e.params.types)),
-                    None => g.missing.push((n.hash.clone(), e.hash.clone())),
+                    None => missing.push((n.hash.clone(), e.hash.clone())),
                 }
             }
             deps.starts.push(deps.edges.len() as u32);
         }
         deps.edges.shrink_to_fit();
-        g.rdeps = deps.reversed(nodes.len());
-        g.deps = deps;
-        g
+        Edges {
+            rdeps: deps.reversed(table.len()),
+            deps,
+            missing,
+        }
+    }
+
+    /// (from hash, to hash) of the edges whose target is not in the table.
+    pub fn missing(&self) -> &[(Shared, Shared)] {
+        &self.missing
+    }
+}
+
+impl<'a, V> SpecGraph<'a, V> {
+    /// The graph of `table`, whose `edges` are [`Edges::new`] of it.
+    pub fn new(table: &'a IndexMap<Shared, V>, edges: &'a Edges) -> SpecGraph<'a, V> {
+        assert_eq!(
+            edges.deps.starts.len(),
+            table.len() + 1,
+            "the edges of another table"
+        );
+        SpecGraph { table, edges }
     }
 
     pub fn len(&self) -> usize {
-        self.nodes.len()
+        self.table.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.nodes.is_empty()
+        self.table.is_empty()
     }
 
     pub fn contains(&self, hash: &str) -> bool {
-        self.nodes.contains(hash)
+        self.table.contains_key(hash)
     }
 
     /// The position of `hash` among the nodes, `0..len()`: what lists by node are indexed by.
     pub fn position(&self, hash: &str) -> Option<usize> {
-        self.nodes.get_index_of(hash)
+        self.table.get_index_of(hash)
     }
 
     /// The hash of the node at `position`.
-    pub fn hash(&self, position: usize) -> &Shared {
-        &self.nodes[position]
+    pub fn hash(&self, position: usize) -> &'a Shared {
+        self.table
+            .get_index(position)
+            .map(|(h, _)| h)
+            .expect("a position of the graph")
     }
 
     /// The positions of the direct neighbours of the node at `i` through edges of `types`
@@ -144,57 +176,70 @@ impl SpecGraph {
         i: usize,
         types: DepTypes,
         reverse: bool,
-    ) -> impl Iterator<Item = usize> + '_ {
-        let adj = if reverse { &self.rdeps } else { &self.deps };
-        adj.of(i as u32)
+    ) -> impl Iterator<Item = usize> + 'a {
+        self.adjacency(reverse)
+            .of(i as u32)
             .iter()
             .filter(move |l| l.types().intersects(types))
             .map(|l| l.node() as usize)
     }
 
     /// The roots and every spec they reach through edges of `types`.
-    pub fn dependencies_closure<'a>(
+    pub fn dependencies_closure<'r>(
         &self,
-        roots: impl IntoIterator<Item = &'a str>,
+        roots: impl IntoIterator<Item = &'r str>,
         types: DepTypes,
     ) -> Vec<Shared> {
-        self.closure(roots, types, &self.deps)
+        self.closure(roots, types, &self.edges.deps)
     }
 
     /// The roots and every spec that reaches them through edges of `types`.
-    pub fn dependents_closure<'a>(
+    pub fn dependents_closure<'r>(
         &self,
-        roots: impl IntoIterator<Item = &'a str>,
+        roots: impl IntoIterator<Item = &'r str>,
         types: DepTypes,
     ) -> Vec<Shared> {
-        self.closure(roots, types, &self.rdeps)
+        self.closure(roots, types, &self.edges.rdeps)
     }
 
     /// Direct neighbours of `hash` through edges of `types` (dependencies, or dependents when
     /// `reverse`), with the edge's types.
-    pub fn neighbours(&self, hash: &str, types: DepTypes, reverse: bool) -> Vec<(&str, DepTypes)> {
-        let Some(i) = self.nodes.get_index_of(hash) else {
+    pub fn neighbours(
+        &self,
+        hash: &str,
+        types: DepTypes,
+        reverse: bool,
+    ) -> Vec<(&'a str, DepTypes)> {
+        let Some(i) = self.position(hash) else {
             return Vec::new();
         };
-        let adj = if reverse { &self.rdeps } else { &self.deps };
-        adj.of(i as u32)
+        self.adjacency(reverse)
+            .of(i as u32)
             .iter()
             .filter(|l| l.types().intersects(types))
-            .map(|l| (&*self.nodes[l.node() as usize], l.types()))
+            .map(|l| (&**self.hash(l.node() as usize), l.types()))
             .collect()
     }
 
-    fn closure<'a>(
+    fn adjacency(&self, reverse: bool) -> &'a Adjacency {
+        if reverse {
+            &self.edges.rdeps
+        } else {
+            &self.edges.deps
+        }
+    }
+
+    fn closure<'r>(
         &self,
-        roots: impl IntoIterator<Item = &'a str>,
+        roots: impl IntoIterator<Item = &'r str>,
         types: DepTypes,
         adj: &Adjacency,
     ) -> Vec<Shared> {
-        let mut seen = vec![false; self.nodes.len()];
+        let mut seen = vec![false; self.len()];
         let mut queue: VecDeque<u32> = VecDeque::new();
         let mut out = Vec::new();
         for r in roots {
-            if let Some(i) = self.nodes.get_index_of(r)
+            if let Some(i) = self.position(r)
                 && !seen[i]
             {
                 seen[i] = true;
@@ -202,7 +247,7 @@ impl SpecGraph {
             }
         }
         while let Some(i) = queue.pop_front() {
-            out.push(self.nodes[i as usize].clone());
+            out.push(self.hash(i as usize).clone());
             for l in adj.of(i) {
                 let j = l.node();
                 if l.types().intersects(types) && !seen[j as usize] {
@@ -262,16 +307,21 @@ mod tests {
         }
     }
 
+    fn table(nodes: impl IntoIterator<Item = SpecNode>) -> IndexMap<Shared, SpecNode> {
+        nodes.into_iter().map(|n| (n.hash.clone(), n)).collect()
+    }
+
     #[test]
     fn build_edges_are_not_followed_for_link_run() {
         // 0 -link-> 1 -build-> 2 ; 0 -run-> 3
-        let nodes = [
+        let nodes = table([
             node(0, &[(1, DepTypes::LINK), (3, DepTypes::RUN)]),
             node(1, &[(2, DepTypes::BUILD)]),
             node(2, &[]),
             node(3, &[]),
-        ];
-        let g = SpecGraph::new(&nodes);
+        ]);
+        let edges = Edges::new(&nodes);
+        let g = SpecGraph::new(&nodes, &edges);
         let set: BTreeSet<String> = g
             .dependencies_closure([h(0).as_str()], DepTypes::LINK_RUN)
             .iter()
@@ -292,6 +342,26 @@ mod tests {
         assert_eq!(all, [h(0), h(1), h(2)].into_iter().collect());
     }
 
+    #[test]
+    fn edges_to_specs_outside_the_table_are_kept_aside() {
+        // 0 -link-> 1 -link-> 9, where 9 (an external no index lists) is not in the table.
+        let nodes = table([
+            node(0, &[(1, DepTypes::LINK)]),
+            node(1, &[(9, DepTypes::LINK)]),
+        ]);
+        let edges = Edges::new(&nodes);
+        assert_eq!(edges.missing(), [(h(1).into(), h(9).into())]);
+        let g = SpecGraph::new(&nodes, &edges);
+        assert_eq!(g.position(&h(1)), Some(1));
+        assert_eq!(&**g.hash(1), h(1));
+        let down = g.dependencies_closure([h(0).as_str()], DepTypes::ALL);
+        assert_eq!(down, [h(0).into(), h(1).into()]);
+        assert_eq!(
+            g.neighbours(&h(1), DepTypes::ALL, true),
+            [(&*h(0), DepTypes::LINK)]
+        );
+    }
+
     proptest! {
         // In any DAG, x is in dependents(y) exactly when y is in dependencies(x).
         #[test]
@@ -301,8 +371,9 @@ mod tests {
                 let (from, to) = (a.max(b), a.min(b));
                 if from != to { deps[from].push((to, DepTypes::from_bits(t & 7))); }
             }
-            let nodes: Vec<SpecNode> = (0..12).map(|i| node(i, &deps[i])).collect();
-            let g = SpecGraph::new(&nodes);
+            let nodes = table((0..12).map(|i| node(i, &deps[i])));
+            let edges = Edges::new(&nodes);
+            let g = SpecGraph::new(&nodes, &edges);
             for x in 0..12 {
                 let down: BTreeSet<String> = g.dependencies_closure([h(x).as_str()], DepTypes::LINK_RUN).iter().map(|s| s.to_string()).collect();
                 for y in 0..12 {

@@ -180,6 +180,14 @@ pub struct SpecNode {
     pub dependencies: Box<[Edge]>,
 }
 
+/// A node is its own: what [`SpecGraph`](super::graph::SpecGraph) tables hold, directly
+/// or inside an index entry.
+impl AsRef<SpecNode> for SpecNode {
+    fn as_ref(&self) -> &SpecNode {
+        self
+    }
+}
+
 /// What a node holds beside its name, version, hash and dependencies.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct NodeTraits {

@@ -60,11 +60,7 @@ impl Packing {
         let keys = self.keys.take();
         objects.extend(
             keys.zip(self.waiting.drain(..))
-                .map(|(key, (size, last_modified))| Object {
-                    key,
-                    size,
-                    last_modified,
-                }),
+                .map(|(key, (size, last_modified))| Object::new(key, size, last_modified)),
         );
     }
 }
@@ -91,7 +87,7 @@ impl Catalog {
         // planner keeps a block at a time: converting a whole listing afterwards would hold it
         // twice, and the freed keys (a cache of 1,000,000 specs lists 2,000,000) would stay
         // behind as holes.
-        // Room for 1,000,000 objects from the start: a block that large (40 MB) is mapped on
+        // Room for 1,000,000 objects from the start: a block that large (32 MB) is mapped on
         // its own, grows in place and costs only the pages written, where doubling up from
         // nothing left each smaller copy behind as a hole in the heap (~20 MB at 2,000,000
         // objects). `shrink_to_fit` below hands back what a smaller cache leaves unused.

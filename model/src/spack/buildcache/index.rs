@@ -42,6 +42,13 @@ pub struct Database {
     original: Original,
 }
 
+/// An entry's node: what the index's graph is made of.
+impl AsRef<SpecNode> for IndexEntry {
+    fn as_ref(&self) -> &SpecNode {
+        &self.node
+    }
+}
+
 /// Where the bytes an index was read from are kept.
 #[derive(Debug, Clone)]
 enum Original {
