@@ -38,7 +38,7 @@ pub struct Edges {
 /// Every node's edges in one list, node by node (compressed sparse rows): a list per node would
 /// cost a header and a mostly empty allocation each, ~100 bytes per spec of a 1,000,000-spec
 /// index.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Adjacency {
     /// Node `i`'s edges are `edges[starts[i]..starts[i + 1]]`.
     starts: Vec<u32>,
@@ -190,7 +190,7 @@ impl<'a, V> SpecGraph<'a, V> {
         roots: impl IntoIterator<Item = &'r str>,
         types: DepTypes,
     ) -> Vec<Shared> {
-        self.closure(roots, types, &self.edges.deps)
+        self.closure(roots, types, false)
     }
 
     /// The roots and every spec that reaches them through edges of `types`.
@@ -199,7 +199,7 @@ impl<'a, V> SpecGraph<'a, V> {
         roots: impl IntoIterator<Item = &'r str>,
         types: DepTypes,
     ) -> Vec<Shared> {
-        self.closure(roots, types, &self.edges.rdeps)
+        self.closure(roots, types, true)
     }
 
     /// Direct neighbours of `hash` through edges of `types` (dependencies, or dependents when
@@ -233,8 +233,9 @@ impl<'a, V> SpecGraph<'a, V> {
         &self,
         roots: impl IntoIterator<Item = &'r str>,
         types: DepTypes,
-        adj: &Adjacency,
+        reverse: bool,
     ) -> Vec<Shared> {
+        let adj = self.adjacency(reverse);
         let mut seen = vec![false; self.len()];
         let mut queue: VecDeque<u32> = VecDeque::new();
         let mut out = Vec::new();
