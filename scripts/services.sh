@@ -50,6 +50,24 @@ trap cleanup EXIT
 trap 'cleanup 130' INT
 trap 'cleanup 143' TERM
 
+# Stop before the first step when the disk cannot hold the run (GB, what a run from an empty
+# cache adds at its peak): a full disk fails a run late, in mksquashfs or dockerd, with errors
+# that name neither the disk nor the run. What the cache already holds counts as written.
+check_free_space() { # GB
+    local need=$1 dir=$CACHE_DIR held=0 free mount
+    [ -d "$dir" ] && held=$(du -s -BG "$dir" 2>/dev/null | awk '{print $1+0}')
+    need=$((need > held ? need - held : 0))
+    while [ ! -d "$dir" ]; do dir=$(dirname "$dir"); done
+    for dir in "$dir" /tmp; do
+        free=$(df -P -BG "$dir" | awk 'NR==2 {print $4+0}')
+        mount=$(df -P "$dir" | awk 'NR==2 {print $6}')
+        if [ "$free" -lt "$need" ]; then
+            log "only $free GB free on $mount ($dir): this run needs about $need GB more (the build in $CACHE_DIR, Docker's images and the end-to-end runs in /tmp); free some space first"
+            exit 1
+        fi
+    done
+}
+
 # The script's work folder, in WORK: DIR when given, left as it is; else a new folder under
 # /tmp, removed when the script succeeds and kept, its path printed, when it fails.
 work_folder() { # NAME [DIR]

@@ -16,15 +16,23 @@ set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/services.sh"
 
 cd "$ROOT"
+# Where the run's time goes: each phase's end, as time since the start.
+at() { log "$1 done at $((SECONDS / 60)) min $((SECONDS % 60)) s"; }
+# The whole run's peak, measured from an empty cache (see check_free_space); a selection of
+# tests needs far less.
+[ $# -gt 0 ] || check_free_space 30
 install_packages
+at "installing"
 start_services
 make_os_image
+at "starting the services"
 
 if [ -z "${SPACKTAINERIZAH_SKIP_LINT:-}" ]; then
     log "cargo fmt --check"
     cargo fmt --all -- --check
     log "cargo clippy"
     cargo clippy --workspace --all-targets --quiet -- -D warnings
+    at "fmt and clippy"
 fi
 # The arm64 tools images carry the tools built for arm64: cross-compiled here (rustup's target,
 # Debian's cross gcc), for the test that builds them (tests/tests/images.rs).
@@ -47,6 +55,7 @@ if [ -n "${SPACKTAINERIZAH_TEST_ARM64:-}" ]; then
     fi
     [ "${SPACKTAINERIZAH_TEST_ARM64_BUILDER:-}" = 1 ] ||
         log "the arm64 builder is not built (~16 min under emulation; SPACKTAINERIZAH_TEST_ARM64_BUILDER=1 builds and checks it)"
+    at "the arm64 build"
 fi
 # Arguments select tests (`-p spackitor --test clean`) and skip the end-to-end run.
 E2E=yes
@@ -59,6 +68,7 @@ set -- "$@" ${separator:+"$separator"} --include-ignored
 log "cargo test $*"
 status=0
 cargo test "$@" 2>&1 | tee "$RUN_DIR/cargo-test.log" || status=$?
+at "cargo test"
 e2e_logs=()
 if [ -n "$E2E" ] && [ "$status" = 0 ]; then
     # The whole chain, as GitLab would run it: both Spack versions (build-cache layouts v2 and
@@ -78,10 +88,13 @@ if [ -n "$E2E" ] && [ "$status" = 0 ]; then
         e2e_logs+=("$RUN_DIR/$name.log")
     done
     for i in "${!pids[@]}"; do
-        wait "${pids[$i]}" || status=1
+        if wait "${pids[$i]}"; then e2e_ok=yes; else e2e_ok=; status=1; fi
         grep -E '^(==>|E2E|NOT RUN|ci-runner: FAIL|pipeline|  |image|build cache|SIF|whole|no-op|signed|tampered|greeter SBOM|canary|signing|reused)' \
             "${e2e_logs[$i]}" >&2 || true
+        # What made a run fail (a job's log tail, a command's error) is in its last lines.
+        [ -n "$e2e_ok" ] || { log "the last lines of ${e2e_logs[$i]}:"; tail -n 30 "${e2e_logs[$i]}" >&2; }
     done
+    at "the end-to-end runs"
 fi
 # One closing line for the whole run (cargo prints one per test binary); it fails the run when
 # a test failed or did not run.

@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::Duration;
 
 use model::ci::Artifacts;
 
@@ -164,45 +165,57 @@ pub fn docker_run(
     let log = c.work.join("job.log");
     let out = std::fs::File::create(&log).map_err(|e| io("job log", e))?;
     let err = out.try_clone().map_err(|e| io("job log", e))?;
-    let mut child = cmd
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(out)
         .stderr(err)
         .spawn()
         .map_err(|e| io("docker", e))?;
-    let exit = wait(&mut child, c, &container);
+    let exit = wait(child, c, &container);
     // Like GitLab's runners, leave no variable (secrets among them) behind once the job ended.
     let _ = std::fs::remove_file(&env_file);
     exit
 }
 
 /// Wait for the job's `docker run`, killing its container after the job's timeout.
+///
+/// The wait blocks on the process itself (in a thread, so the timeout can still kill it)
+/// rather than polling it: a job's duration is then the job's own, not rounded up to the next
+/// poll. GitLab's Jobs API reports it as `finished_at - started_at` in fractional seconds
+/// (`duration`, https://docs.gitlab.com/ee/api/jobs.html).
 fn wait(
-    child: &mut std::process::Child,
+    mut child: std::process::Child,
     c: &Container,
     container: &str,
 ) -> Result<Exit, RunnerError> {
-    let started = Instant::now();
-    loop {
-        if let Some(status) = child.try_wait().map_err(|e| io("docker", e))? {
-            return Ok(Exit {
-                code: status.code(),
-                timed_out: None,
-            });
-        }
-        if started.elapsed() > c.timeout {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let waiter = std::thread::spawn(move || {
+        let status = child.wait();
+        let _ = tx.send(());
+        status
+    });
+    let timed_out = match rx.recv_timeout(c.timeout) {
+        Ok(()) | Err(RecvTimeoutError::Disconnected) => None,
+        Err(RecvTimeoutError::Timeout) => {
             let _ = Command::new("docker")
                 .env("DOCKER_HOST", c.docker_host)
                 .args(["kill", container])
                 .status();
-            let _ = child.wait();
-            return Ok(Exit {
-                code: None,
-                timed_out: Some(c.timeout),
-            });
+            Some(c.timeout)
         }
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    };
+    let status = waiter
+        .join()
+        .map_err(|_| io("docker", "the thread waiting for `docker run` panicked"))?
+        .map_err(|e| io("docker", e))?;
+    Ok(Exit {
+        code: if timed_out.is_some() {
+            None
+        } else {
+            status.code()
+        },
+        timed_out,
+    })
 }
 
 /// The last lines of a job's log, for error messages.
