@@ -18,27 +18,16 @@ impl TreeHash {
 
     /// Add the file at `path` under `name`, as [`TreeHash::bytes`] of its content would.
     ///
-    /// The file is streamed through a small buffer, not read whole: the tools hashed in every
+    /// The file is streamed through a buffer, not read whole: the tools hashed in every
     /// pipeline are hundreds of megabytes, and allocating them costs more than hashing them.
     pub fn file(&mut self, name: &str, path: &Path) -> std::io::Result<()> {
-        use std::io::Read as _;
-        let mut file = std::fs::File::open(path)?;
+        let file = std::fs::File::open(path)?;
         let len = file.metadata()?.len();
-        self.0.update(name.as_bytes());
-        self.0.update([0]);
-        self.0.update(len.to_le_bytes());
-        let mut buf = vec![0u8; 256 * 1024];
-        let mut read = 0u64;
-        loop {
-            let n = match file.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(e),
-            };
-            self.0.update(&buf[..n]);
-            read += n as u64;
-        }
+        self.header(name, len);
+        let read = std::io::copy(
+            &mut std::io::BufReader::with_capacity(256 * 1024, file),
+            &mut self.0,
+        )?;
         // The length went into the hash first: a file that changed while it was read would
         // give a checksum of no content at all.
         if read != len {
@@ -52,10 +41,15 @@ impl TreeHash {
 
     /// Add `content` under `name`, as a file of that content would be.
     pub fn bytes(&mut self, name: &str, content: &[u8]) {
+        self.header(name, content.len() as u64);
+        self.0.update(content);
+    }
+
+    /// What comes before a file's content: its name, a 0 byte, its length.
+    fn header(&mut self, name: &str, len: u64) {
         self.0.update(name.as_bytes());
         self.0.update([0]);
-        self.0.update((content.len() as u64).to_le_bytes());
-        self.0.update(content);
+        self.0.update(len.to_le_bytes());
     }
 
     /// The hex digest.
